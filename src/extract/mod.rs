@@ -1,0 +1,600 @@
+//! Unpacking kernel header packages (.deb, .rpm, tarballs) in-process, into a private root.
+//!
+//! Every format parser streams its entries into one [`Unpacker`], which asks
+//! [`safe_path::Guard`] about each entry and is the only code here that writes to disk. Sizes,
+//! entry counts and the compression ratio are bounded while streaming. A package that fails
+//! leaves nothing of itself behind. Nothing here runs an external tool.
+
+pub mod deb;
+pub mod rpm;
+pub mod safe_path;
+pub mod tarball;
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use safe_path::{Decision, Guard, Kind, Refusal};
+
+/// Which entries to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// Only what a probe build or `inspect` reads: `include/` directories, `.config`,
+    /// `.kernelvariables`, top-level `Makefile`s, and every link.
+    #[default]
+    ProbeBuild,
+    /// Everything (needed to run kbuild itself on the tree).
+    Everything,
+}
+
+impl Selection {
+    /// Whether an entry at `path` (normalized, root-relative) is wanted.
+    pub fn wants(self, path: &Path, kind: &Kind) -> bool {
+        if self == Selection::Everything || matches!(kind, Kind::Symlink(_) | Kind::Dir) {
+            return true;
+        }
+        let mut depth = 0;
+        for c in path.components() {
+            depth += 1;
+            if c.as_os_str() == "include" {
+                return true;
+            }
+        }
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some(".config" | ".kernelvariables") => true,
+            Some("Makefile") => depth <= 5,
+            _ => false,
+        }
+    }
+}
+
+/// Bounds on what one unpack may write.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_total_bytes: u64,
+    pub max_entries: u64,
+    /// Uncompressed bytes (read from the payload, written or not) per compressed byte.
+    pub max_ratio: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_total_bytes: 8 << 30,
+            max_entries: 2_000_000,
+            max_ratio: 200,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{package}: entry `{entry}` refused: {reason}")]
+    Refused {
+        package: String,
+        entry: String,
+        #[source]
+        reason: Refusal,
+    },
+    #[error("{package}: {what}")]
+    Malformed { package: String, what: String },
+    #[error("{package}: {what} exceeds the limit of {limit}")]
+    Limit {
+        package: String,
+        what: &'static str,
+        limit: u64,
+    },
+    #[error("{package}: cannot write `{entry}`")]
+    Write {
+        package: String,
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{package}: read failed (truncated or corrupt?)")]
+    Read {
+        package: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot open `{path}`")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{0}`: unknown package format (expected .deb, .rpm, .tar[.gz|.xz|.zst|.bz2], .tgz or a directory)")]
+    UnknownFormat(PathBuf),
+    #[error("root `{0}` must be a new or empty directory")]
+    RootNotEmpty(PathBuf),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Counts bytes read through it, shared with whoever holds a clone of the counter.
+pub struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Counting<R> {
+    pub fn new(inner: R) -> (Self, Arc<AtomicU64>) {
+        let count = Arc::new(AtomicU64::new(0));
+        (
+            Counting {
+                inner,
+                count: count.clone(),
+            },
+            count,
+        )
+    }
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A decompressor chosen by magic bytes, not by file name.
+pub fn decompress<'a, R: Read + 'a>(mut r: R, package: &str) -> Result<Box<dyn Read + 'a>> {
+    let mut magic = [0u8; 6];
+    let mut n = 0;
+    while n < magic.len() {
+        match r.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::Read {
+                    package: package.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+    let head = io::Cursor::new(magic[..n].to_vec());
+    let r = head.chain(r);
+    let m = &magic[..n];
+    Ok(if m.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(r))
+    } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(xz2::read::XzDecoder::new_multi_decoder(r))
+    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(r).map_err(|source| Error::Read {
+            package: package.to_owned(),
+            source,
+        })?)
+    } else if m.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(r))
+    } else {
+        Box::new(r)
+    })
+}
+
+/// Statistics of an unpack.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct Stats {
+    pub entries: u64,
+    pub written: u64,
+    pub bytes: u64,
+}
+
+/// Writes accepted entries of one or more packages under one root.
+pub struct Unpacker {
+    root: PathBuf,
+    selection: Selection,
+    limits: Limits,
+    guard: Guard,
+    stats: Stats,
+    /// Entries created by the package being unpacked, removed again if it fails.
+    created: Vec<PathBuf>,
+    /// Compressed bytes consumed by the current package, for the ratio bound.
+    compressed: Option<Arc<AtomicU64>>,
+    /// Uncompressed payload bytes of the current package.
+    payload: u64,
+    package: String,
+    buf: Vec<u8>,
+}
+
+impl Unpacker {
+    /// `root` must not exist yet, or be an empty directory.
+    pub fn new(root: &Path, selection: Selection, limits: Limits) -> Result<Self> {
+        match fs::read_dir(root) {
+            Ok(mut d) => {
+                if d.next().is_some() {
+                    return Err(Error::RootNotEmpty(root.to_owned()));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(root).map_err(|source| Error::Write {
+                    package: String::new(),
+                    entry: root.display().to_string(),
+                    source,
+                })?
+            }
+            Err(source) => {
+                return Err(Error::Open {
+                    path: root.to_owned(),
+                    source,
+                })
+            }
+        }
+        Ok(Unpacker {
+            root: root.to_owned(),
+            selection,
+            limits,
+            guard: Guard::new(),
+            stats: Stats::default(),
+            created: Vec::new(),
+            compressed: None,
+            payload: 0,
+            package: String::new(),
+            buf: vec![0; 256 * 1024],
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Unpacks one package file (format by content), or fails leaving nothing of it behind.
+    pub fn unpack_file(&mut self, path: &Path) -> Result<PackageInfo> {
+        let name = path.display().to_string();
+        let file = fs::File::open(path).map_err(|source| Error::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut r = io::BufReader::with_capacity(256 * 1024, file);
+        let format = sniff(&mut r, path)?;
+        self.unpack(&name, format, r)
+    }
+
+    /// Unpacks one package from a stream.
+    pub fn unpack(&mut self, name: &str, format: Format, r: impl Read) -> Result<PackageInfo> {
+        let (r, count) = Counting::new(r);
+        self.package = name.to_owned();
+        self.compressed = Some(count);
+        self.payload = 0;
+        self.created.clear();
+        let res = match format {
+            Format::Deb => deb::unpack(r, self),
+            Format::Rpm => rpm::unpack(r, self),
+            Format::Tar => tarball::unpack(r, self).map(|()| PackageInfo {
+                format,
+                ..Default::default()
+            }),
+        }
+        .and_then(|info| {
+            self.guard.recheck().map_err(|(link, reason)| Error::Refused {
+                package: name.to_owned(),
+                entry: link.display().to_string(),
+                reason,
+            })?;
+            Ok(info)
+        });
+        if res.is_err() {
+            self.rollback();
+        }
+        self.created.clear();
+        res
+    }
+
+    fn rollback(&mut self) {
+        for p in self.created.drain(..).rev() {
+            let full = self.root.join(&p);
+            match fs::symlink_metadata(&full) {
+                Ok(m) if m.is_dir() => {
+                    let _ = fs::remove_dir(&full);
+                }
+                Ok(_) => {
+                    let _ = fs::remove_file(&full);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    pub(crate) fn err_malformed(&self, what: impl Into<String>) -> Error {
+        Error::Malformed {
+            package: self.package.clone(),
+            what: what.into(),
+        }
+    }
+
+    pub(crate) fn err_read(&self, source: io::Error) -> Error {
+        // Limits found inside a decoder surface as io errors carrying ours.
+        Error::Read {
+            package: self.package.clone(),
+            source,
+        }
+    }
+
+    pub(crate) fn package(&self) -> &str {
+        &self.package
+    }
+
+    fn check_limits(&self) -> Result<()> {
+        let lim = |what, limit| Error::Limit {
+            package: self.package.clone(),
+            what,
+            limit,
+        };
+        if self.stats.entries > self.limits.max_entries {
+            return Err(lim("entry count", self.limits.max_entries));
+        }
+        if self.stats.bytes > self.limits.max_total_bytes {
+            return Err(lim("total size", self.limits.max_total_bytes));
+        }
+        if let Some(c) = &self.compressed {
+            // A little slack so tiny archives of empty files are not flagged.
+            let allowed = (c.load(Ordering::Relaxed) + (1 << 20)) * self.limits.max_ratio;
+            if self.payload > allowed {
+                return Err(lim("compression ratio", self.limits.max_ratio));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes one archive entry; `data` holds the file's `size` bytes (read or skipped here).
+    pub fn entry(&mut self, raw: &[u8], kind: Kind, mode: u32, data: &mut dyn Read) -> Result<()> {
+        self.stats.entries += 1;
+        let decision = self
+            .guard
+            .decide(raw, &kind, mode)
+            .map_err(|reason| Error::Refused {
+                package: self.package.clone(),
+                entry: String::from_utf8_lossy(raw).into_owned(),
+                reason,
+            })?;
+        let wanted = match &decision {
+            Decision::Skip => false,
+            Decision::Dir(_) => false, // directories are made on demand, below
+            Decision::File(p) | Decision::Hardlink(p, _) | Decision::Symlink(p, _) => {
+                self.selection.wants(p, &kind)
+            }
+        };
+        if !wanted {
+            return self.drain(data);
+        }
+        let (pkg, name) = (self.package.clone(), String::from_utf8_lossy(raw).into_owned());
+        let wr = move |source| Error::Write {
+            package: pkg.clone(),
+            entry: name.clone(),
+            source,
+        };
+        match decision {
+            Decision::File(p) => {
+                self.make_parents(&p).map_err(&wr)?;
+                let full = self.root.join(&p);
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .mode(0o644 | (mode & 0o111))
+                    .open(&full)
+                    .map_err(&wr)?;
+                self.created.push(p);
+                self.stats.written += 1;
+                loop {
+                    let n = match data.read(&mut self.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(self.err_read(e)),
+                    };
+                    self.payload += n as u64;
+                    self.stats.bytes += n as u64;
+                    self.check_limits()?;
+                    f.write_all(&self.buf[..n]).map_err(&wr)?;
+                }
+            }
+            Decision::Symlink(p, target) => {
+                self.make_parents(&p).map_err(&wr)?;
+                symlink(&target, self.root.join(&p)).map_err(&wr)?;
+                self.created.push(p);
+                self.stats.written += 1;
+                self.drain(data)?;
+            }
+            Decision::Hardlink(p, target) => {
+                self.make_parents(&p).map_err(&wr)?;
+                let src = self.root.join(&target);
+                // The target may have been left out by the selection: then there is nothing
+                // to link to, and this entry is left out too.
+                if src.exists() {
+                    fs::hard_link(&src, self.root.join(&p)).map_err(&wr)?;
+                    self.created.push(p);
+                    self.stats.written += 1;
+                }
+                self.drain(data)?;
+            }
+            Decision::Dir(_) | Decision::Skip => unreachable!(),
+        }
+        self.check_limits()
+    }
+
+    /// Hard link by a format that names the link's target only later (cpio): `path` gets the
+    /// contents of the already-written `target`.
+    pub(crate) fn link_existing(&mut self, path: &[u8], target: &[u8]) -> Result<()> {
+        self.entry(path, Kind::Hardlink(target.to_vec()), 0o644, &mut io::empty())
+    }
+
+    fn drain(&mut self, data: &mut dyn Read) -> Result<()> {
+        loop {
+            match data.read(&mut self.buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    self.payload += n as u64;
+                    self.check_limits()?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.err_read(e)),
+            }
+        }
+    }
+
+    /// Creates missing parent directories (never through a link: the guard refused those).
+    fn make_parents(&mut self, p: &Path) -> io::Result<()> {
+        let Some(parent) = p.parent() else {
+            return Ok(());
+        };
+        if parent.as_os_str().is_empty() || self.root.join(parent).is_dir() {
+            return Ok(());
+        }
+        let mut cur = PathBuf::new();
+        for c in parent.components() {
+            cur.push(c);
+            let full = self.root.join(&cur);
+            match fs::create_dir(&full) {
+                Ok(()) => {
+                    fs::set_permissions(&full, fs::Permissions::from_mode(0o755))?;
+                    self.created.push(cur.clone());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if !fs::symlink_metadata(&full)?.is_dir() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::AlreadyExists,
+                            format!("`{}` exists and is not a directory", cur.display()),
+                        ));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Container format of a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    #[default]
+    Deb,
+    Rpm,
+    Tar,
+}
+
+/// What a package's own metadata says about it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PackageInfo {
+    pub format: Format,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub release: Option<String>,
+    pub arch: Option<String>,
+    pub depends: Option<String>,
+    /// Number of files the package header lists (RPM).
+    pub files: Option<usize>,
+}
+
+/// Tells the format from the first bytes (tarballs may be compressed).
+pub fn sniff(r: &mut impl io::BufRead, path: &Path) -> Result<Format> {
+    let head = r.fill_buf().map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    if head.starts_with(b"!<arch>\n") {
+        Ok(Format::Deb)
+    } else if head.starts_with(&[0xed, 0xab, 0xee, 0xdb]) {
+        Ok(Format::Rpm)
+    } else if head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || head.starts_with(b"BZh")
+        || (head.len() >= 262 && &head[257..262] == b"ustar")
+    {
+        Ok(Format::Tar)
+    } else {
+        Err(Error::UnknownFormat(path.to_owned()))
+    }
+}
+
+/// Unpacks several packages into one new root. On failure the root is removed entirely.
+pub fn unpack_all(
+    packages: &[PathBuf],
+    root: &Path,
+    selection: Selection,
+    limits: Limits,
+) -> Result<(Vec<PackageInfo>, Stats)> {
+    let mut u = Unpacker::new(root, selection, limits)?;
+    let mut infos = Vec::new();
+    for p in packages {
+        match u.unpack_file(p) {
+            Ok(i) => infos.push(i),
+            Err(e) => {
+                let _ = fs::remove_dir_all(root);
+                return Err(e);
+            }
+        }
+    }
+    Ok((infos, u.stats()))
+}
+
+/// Header inputs made ready to read: packages unpacked into a private temporary root (removed
+/// on drop), or one directory used in place.
+pub struct Staged {
+    _tmp: Option<tempfile::TempDir>,
+    root: PathBuf,
+    pub packages: Vec<PackageInfo>,
+    pub stats: Stats,
+}
+
+impl Staged {
+    /// `scratch` is where the temporary root goes (default: `$TMPDIR`).
+    pub fn new(inputs: &[PathBuf], selection: Selection, scratch: Option<&Path>) -> Result<Staged> {
+        if let [dir] = inputs {
+            if dir.is_dir() {
+                return Ok(Staged {
+                    _tmp: None,
+                    root: dir.clone(),
+                    packages: Vec::new(),
+                    stats: Stats::default(),
+                });
+            }
+        }
+        if let Some(d) = inputs.iter().find(|p| p.is_dir()) {
+            return Err(Error::Malformed {
+                package: d.display().to_string(),
+                what: "a directory must be the only input (give packages, or one unpacked tree)"
+                    .into(),
+            });
+        }
+        let mut b = tempfile::Builder::new();
+        b.prefix("probeforge-");
+        let tmp = match scratch {
+            Some(s) => b.tempdir_in(s),
+            None => b.tempdir(),
+        }
+        .map_err(|source| Error::Write {
+            package: String::new(),
+            entry: scratch
+                .map(|s| s.display().to_string())
+                .unwrap_or_else(|| std::env::temp_dir().display().to_string()),
+            source,
+        })?;
+        let root = tmp.path().join("root");
+        let (packages, stats) = unpack_all(inputs, &root, selection, Limits::default())?;
+        Ok(Staged {
+            _tmp: Some(tmp),
+            root,
+            packages,
+            stats,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}

@@ -1,0 +1,626 @@
+//! A kernel, as its header tree describes it: where the srctree and objtree are, and what
+//! `uname -r`, `uname -v`, `uname -m` and `/etc/os-release` would say on it.
+//!
+//! Everything is read from files in an unpacked root; nothing runs. Paths found in the tree
+//! (an objtree `Makefile`'s absolute `include`) are resolved inside the root, never on the host.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no kernel header tree found under `{0}` (looked for include/generated/utsrelease.h)")]
+    NotFound(PathBuf),
+    #[error("ambiguous: {} kernels in `{root}`: {}; say which one with --kernel-release", .releases.len(), .releases.join(", "))]
+    Ambiguous { root: PathBuf, releases: Vec<String> },
+    #[error("kernel `{release}` not found in `{root}` (found: {})", .found.join(", "))]
+    NoSuchRelease {
+        root: PathBuf,
+        release: String,
+        found: Vec<String>,
+    },
+    #[error("objtree `{objtree}`: cannot find its srctree (no include/linux/kconfig.h beside it, and its Makefile names none)")]
+    NoSrctree { objtree: PathBuf },
+    #[error("`{path}`: {what}")]
+    Bad { path: PathBuf, what: String },
+    #[error("cannot read `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The architectures Falco ships probes for, and a few it knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+    S390x,
+    Ppc64le,
+    Riscv64,
+}
+
+impl Arch {
+    /// `uname -m`, and the directory name in Falco's download layout.
+    pub fn uname_m(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::S390x => "s390x",
+            Arch::Ppc64le => "ppc64le",
+            Arch::Riscv64 => "riscv64",
+        }
+    }
+    /// The kernel's `SRCARCH` (`arch/<dir>`).
+    pub fn kernel_dir(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86",
+            Arch::Aarch64 => "arm64",
+            Arch::S390x => "s390",
+            Arch::Ppc64le => "powerpc",
+            Arch::Riscv64 => "riscv",
+        }
+    }
+    /// Target triple for clang when building for this arch from another host.
+    pub fn triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu",
+            Arch::Aarch64 => "aarch64-linux-gnu",
+            Arch::S390x => "s390x-linux-gnu",
+            Arch::Ppc64le => "powerpc64le-linux-gnu",
+            Arch::Riscv64 => "riscv64-linux-gnu",
+        }
+    }
+    pub fn host() -> Option<Arch> {
+        Arch::parse(std::env::consts::ARCH)
+    }
+    /// Accepts `uname -m` names and the usual aliases (`amd64`, `arm64`).
+    pub fn parse(s: &str) -> Option<Arch> {
+        Some(match s {
+            "x86_64" | "amd64" | "x86" => Arch::X86_64,
+            "aarch64" | "arm64" => Arch::Aarch64,
+            "s390x" | "s390" => Arch::S390x,
+            "ppc64le" | "ppc64el" | "powerpc64le" => Arch::Ppc64le,
+            "riscv64" => Arch::Riscv64,
+            _ => return None,
+        })
+    }
+    /// Debian's architecture name.
+    pub fn debian(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Aarch64 => "arm64",
+            Arch::S390x => "s390x",
+            Arch::Ppc64le => "ppc64el",
+            Arch::Riscv64 => "riscv64",
+        }
+    }
+}
+
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.uname_m())
+    }
+}
+
+/// A kernel configuration: `CONFIG_FOO` -> value (`y`, `m`, a number, or a quoted string).
+#[derive(Debug, Clone, Default)]
+pub struct Config(BTreeMap<String, String>);
+
+impl Config {
+    /// Parses a `.config`.
+    pub fn parse_dotconfig(text: &str) -> Config {
+        let mut m = BTreeMap::new();
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                if k.starts_with("CONFIG_") {
+                    m.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+        Config(m)
+    }
+    /// Parses `include/generated/autoconf.h` (`CONFIG_X_MODULE 1` means `m`).
+    pub fn parse_autoconf(text: &str) -> Config {
+        let mut m = BTreeMap::new();
+        for line in text.lines() {
+            let mut it = line.splitn(3, char::is_whitespace);
+            if it.next() != Some("#define") {
+                continue;
+            }
+            let (Some(k), Some(v)) = (it.next(), it.next()) else {
+                continue;
+            };
+            if !k.starts_with("CONFIG_") {
+                continue;
+            }
+            if let Some(base) = k.strip_suffix("_MODULE") {
+                m.insert(base.to_owned(), "m".to_owned());
+            } else {
+                m.insert(k.to_owned(), if v == "1" { "y".into() } else { v.to_owned() });
+            }
+        }
+        Config(m)
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let key = if key.starts_with("CONFIG_") {
+            key.to_owned()
+        } else {
+            format!("CONFIG_{key}")
+        };
+        self.0.get(&key).map(String::as_str)
+    }
+    pub fn enabled(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("y" | "m"))
+    }
+    pub fn builtin(&self, key: &str) -> bool {
+        self.get(key) == Some("y")
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What `/etc/os-release` would say on this kernel's distro, where the tree tells.
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+pub struct OsRelease {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// A kernel header tree inside an unpacked root.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KernelTree {
+    /// The unpacked root every path here lies in.
+    pub root: PathBuf,
+    /// Where generated headers are (`include/generated`); kbuild's working directory.
+    pub objtree: PathBuf,
+    /// Where the kernel's own sources/headers are; equal to objtree for single trees.
+    pub srctree: PathBuf,
+    /// `uname -r`: `UTS_RELEASE`.
+    pub release: String,
+    /// `uname -v`, when the headers record it.
+    pub uname_v: Option<String>,
+    /// The number after `#` in `uname -v`.
+    pub kernel_version: Option<String>,
+    pub arch: Arch,
+    pub big_endian: bool,
+    /// (major, minor, patch) parsed from the release.
+    pub version: (u32, u32, u32),
+    pub os_release: Option<OsRelease>,
+    /// The compiler the kernel was built with (`LINUX_COMPILER`), when recorded.
+    pub compiler: Option<String>,
+    #[serde(skip)]
+    pub config: Config,
+}
+
+fn read(path: &Path) -> Result<String> {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// The string value of `#define NAME "value"` in a header.
+pub fn define_string(text: &str, name: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let rest = l.trim_start().strip_prefix("#define")?.trim_start();
+        let rest = rest.strip_prefix(name)?;
+        if !rest.starts_with(char::is_whitespace) {
+            return None;
+        }
+        let v = rest.trim();
+        Some(v.strip_prefix('"')?.strip_suffix('"')?.to_owned())
+    })
+}
+
+/// `6.1.0-50-amd64` -> (6, 1, 0).
+pub fn parse_version(release: &str) -> (u32, u32, u32) {
+    let mut nums = release
+        .split(|c: char| !c.is_ascii_digit())
+        .take(3)
+        .map(|s| s.parse().unwrap_or(0));
+    (
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+        nums.next().unwrap_or(0),
+    )
+}
+
+/// Objtrees under a root: directories holding `include/generated/utsrelease.h` (or the old
+/// `include/linux/utsrelease.h`), found without following links, at most 5 levels down.
+pub fn find_objtrees(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+        if dir.join("include/generated/utsrelease.h").is_file()
+            || dir.join("include/linux/utsrelease.h").is_file()
+        {
+            out.push(dir.to_owned());
+            return;
+        }
+        if depth == 0 {
+            return;
+        }
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        let mut subdirs: Vec<PathBuf> = rd
+            .flatten()
+            .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+            .map(|e| e.path())
+            .filter(|p| {
+                // Skip the big subtrees of a kernel tree itself.
+                !matches!(
+                    p.file_name().and_then(|n| n.to_str()),
+                    Some("include" | "arch" | "scripts" | "tools" | "Documentation" | "drivers")
+                )
+            })
+            .collect();
+        subdirs.sort();
+        for d in subdirs {
+            walk(&d, depth - 1, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, 5, &mut out);
+    out
+}
+
+/// Resolves an absolute path written inside the tree (e.g. a Makefile's `include`) to the
+/// same place inside the root.
+pub fn in_root(root: &Path, p: &str) -> PathBuf {
+    root.join(p.trim_start_matches('/'))
+}
+
+fn is_srctree(dir: &Path) -> bool {
+    dir.join("include/linux/kconfig.h").is_file()
+}
+
+/// Finds the srctree of an objtree: itself, the tree its Makefile includes (Debian, Ubuntu),
+/// or a sibling whose name is the objtree's without its flavour (`-common`, Ubuntu's base).
+fn find_srctree(root: &Path, objtree: &Path) -> Result<PathBuf> {
+    if is_srctree(objtree) {
+        return Ok(objtree.to_owned());
+    }
+    if let Ok(mk) = fs::read_to_string(objtree.join("Makefile")) {
+        for line in mk.lines() {
+            let line = line.trim();
+            let Some(rest) = line.strip_prefix("include ") else {
+                continue;
+            };
+            let p = rest.trim();
+            let p = if p.starts_with('/') {
+                in_root(root, p)
+            } else {
+                objtree.join(p)
+            };
+            if let Some(dir) = p.parent() {
+                if is_srctree(dir) {
+                    return Ok(dir.to_owned());
+                }
+            }
+        }
+    }
+    if let (Some(parent), Some(name)) = (
+        objtree.parent(),
+        objtree.file_name().and_then(|n| n.to_str()),
+    ) {
+        let mut candidates = Vec::new();
+        let mut base = name;
+        while let Some((head, _)) = base.rsplit_once('-') {
+            candidates.push(format!("{head}-common"));
+            candidates.push(head.to_owned());
+            base = head;
+        }
+        for c in candidates {
+            let d = parent.join(c);
+            if is_srctree(&d) {
+                return Ok(d);
+            }
+        }
+    }
+    Err(Error::NoSrctree {
+        objtree: objtree.to_owned(),
+    })
+}
+
+fn arch_from_config(cfg: &Config) -> Option<(Arch, bool)> {
+    let big = cfg.builtin("CPU_BIG_ENDIAN");
+    if cfg.builtin("X86_64") {
+        Some((Arch::X86_64, false))
+    } else if cfg.builtin("ARM64") {
+        Some((Arch::Aarch64, big))
+    } else if cfg.builtin("S390") {
+        Some((Arch::S390x, true))
+    } else if cfg.builtin("PPC64") {
+        Some((Arch::Ppc64le, !cfg.builtin("CPU_LITTLE_ENDIAN")))
+    } else if cfg.builtin("RISCV") && cfg.builtin("64BIT") {
+        Some((Arch::Riscv64, false))
+    } else {
+        None
+    }
+}
+
+/// Debian's kernel compilers by major version, to the Debian release that ships them.
+fn debian_release_for_gcc(compiler: &str) -> Option<&'static str> {
+    let major: u32 = compiler
+        .strip_prefix("gcc-")?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    Some(match major {
+        8 => "10",
+        10 => "11",
+        12 => "12",
+        14 => "13",
+        15 => "14",
+        _ => return None,
+    })
+}
+
+fn os_release(uname_v: Option<&str>, compiler: Option<&str>, release: &str) -> Option<OsRelease> {
+    let v = uname_v.unwrap_or("");
+    if v.contains("Debian") {
+        return Some(OsRelease {
+            id: "debian".into(),
+            version_id: compiler.and_then(debian_release_for_gcc).map(str::to_owned),
+        });
+    }
+    if v.contains("Ubuntu") {
+        return Some(OsRelease {
+            id: "ubuntu".into(),
+            version_id: None,
+        });
+    }
+    let id = if release.contains(".amzn2023") {
+        "amzn"
+    } else if release.contains(".amzn2") {
+        "amzn"
+    } else if release.contains(".el") {
+        "rhel"
+    } else if release.contains(".fc") {
+        "fedora"
+    } else {
+        return None;
+    };
+    Some(OsRelease {
+        id: id.into(),
+        version_id: if release.contains(".amzn2023") {
+            Some("2023".into())
+        } else if release.contains(".amzn2") {
+            Some("2".into())
+        } else {
+            None
+        },
+    })
+}
+
+impl KernelTree {
+    /// Reads the kernel whose objtree is `objtree` inside `root`.
+    pub fn open(root: &Path, objtree: &Path) -> Result<KernelTree> {
+        let srctree = find_srctree(root, objtree)?;
+        let gen = objtree.join("include/generated");
+        let uts = if gen.join("utsrelease.h").is_file() {
+            gen.join("utsrelease.h")
+        } else {
+            objtree.join("include/linux/utsrelease.h")
+        };
+        let release =
+            define_string(&read(&uts)?, "UTS_RELEASE").ok_or_else(|| Error::Bad {
+                path: uts.clone(),
+                what: "no UTS_RELEASE".into(),
+            })?;
+        let compile_h = fs::read_to_string(gen.join("compile.h")).unwrap_or_default();
+        let uname_v = fs::read_to_string(gen.join("utsversion.h"))
+            .ok()
+            .and_then(|t| define_string(&t, "UTS_VERSION"))
+            .or_else(|| define_string(&compile_h, "UTS_VERSION"));
+        let kernel_version = uname_v.as_deref().and_then(|v| {
+            let digits: String = v
+                .strip_prefix('#')?
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            (!digits.is_empty()).then_some(digits)
+        });
+        let compiler = define_string(&compile_h, "LINUX_COMPILER");
+        let config = if objtree.join(".config").is_file() {
+            Config::parse_dotconfig(&read(&objtree.join(".config"))?)
+        } else if gen.join("autoconf.h").is_file() {
+            Config::parse_autoconf(&read(&gen.join("autoconf.h"))?)
+        } else {
+            Config::default()
+        };
+        let (arch, big_endian) = arch_from_config(&config)
+            .or_else(|| {
+                Arch::parse(&define_string(&compile_h, "UTS_MACHINE")?).map(|a| (a, false))
+            })
+            .ok_or_else(|| Error::Bad {
+                path: objtree.to_owned(),
+                what: "cannot tell the architecture (no .config, autoconf.h or UTS_MACHINE)"
+                    .into(),
+            })?;
+        let os_release = os_release(uname_v.as_deref(), compiler.as_deref(), &release);
+        Ok(KernelTree {
+            root: root.to_owned(),
+            objtree: objtree.to_owned(),
+            srctree,
+            version: parse_version(&release),
+            release,
+            uname_v,
+            kernel_version,
+            arch,
+            big_endian,
+            os_release,
+            compiler,
+            config,
+        })
+    }
+
+    /// Every kernel under a root.
+    pub fn all(root: &Path) -> Result<Vec<KernelTree>> {
+        let mut out: Vec<KernelTree> = find_objtrees(root)
+            .iter()
+            .map(|o| KernelTree::open(root, o))
+            .collect::<Result<_>>()?;
+        out.sort_by(|a, b| a.release.cmp(&b.release));
+        Ok(out)
+    }
+
+    /// The one kernel under a root (or the one with `release`); never picks silently.
+    pub fn find(root: &Path, release: Option<&str>) -> Result<KernelTree> {
+        let all = KernelTree::all(root)?;
+        let releases: Vec<String> = all.iter().map(|k| k.release.clone()).collect();
+        if all.is_empty() {
+            return Err(Error::NotFound(root.to_owned()));
+        }
+        match release {
+            Some(r) => all
+                .into_iter()
+                .find(|k| k.release == r)
+                .ok_or_else(|| Error::NoSuchRelease {
+                    root: root.to_owned(),
+                    release: r.to_owned(),
+                    found: releases,
+                }),
+            None if all.len() == 1 => Ok(all.into_iter().next().unwrap()),
+            None => Err(Error::Ambiguous {
+                root: root.to_owned(),
+                releases,
+            }),
+        }
+    }
+
+    /// `uname -r` / `-v` / `-m` as a triple of strings.
+    pub fn uname_m(&self) -> &'static str {
+        self.arch.uname_m()
+    }
+
+    /// The kernel's top-level Makefile text (srctree), where present.
+    pub fn makefile(&self) -> String {
+        fs::read_to_string(self.srctree.join("Makefile")).unwrap_or_default()
+    }
+
+    /// Which Falco drivers can work on this kernel, and why not.
+    pub fn driver_support(&self) -> Vec<DriverSupport> {
+        let v = self.version;
+        let cfg = &self.config;
+        let have_cfg = !cfg.is_empty();
+        let mut out = Vec::new();
+        let need = |keys: &[&str]| -> Vec<String> {
+            if !have_cfg {
+                return Vec::new();
+            }
+            keys.iter()
+                .filter(|k| !cfg.builtin(k))
+                .map(|k| format!("CONFIG_{k} is not set"))
+                .collect()
+        };
+        // Kernel module.
+        let mut why = need(&["TRACEPOINTS", "MODULES"]);
+        if v < (3, 10, 0) {
+            why.push(format!("kernel {}.{} is older than 3.10", v.0, v.1));
+        }
+        out.push(DriverSupport::new("kmod", why));
+        // Legacy eBPF probe.
+        let min = match self.arch {
+            Arch::X86_64 => Some((4, 14, 0)),
+            Arch::Aarch64 => Some((4, 17, 0)),
+            Arch::Ppc64le => Some((5, 1, 0)),
+            Arch::S390x => Some((5, 5, 0)),
+            Arch::Riscv64 => None,
+        };
+        let mut why = need(&["BPF", "BPF_SYSCALL", "BPF_EVENTS", "TRACEPOINTS", "HAVE_EBPF_JIT"]);
+        match min {
+            Some(m) if v < m => why.push(format!(
+                "kernel {}.{} is older than {}.{}, the minimum on {}",
+                v.0, v.1, m.0, m.1, self.arch
+            )),
+            None => why.push(format!("no legacy eBPF probe for {}", self.arch)),
+            _ => {}
+        }
+        out.push(DriverSupport::new("ebpf", why));
+        // Modern (CO-RE) eBPF.
+        let mut why = need(&["BPF_SYSCALL", "DEBUG_INFO_BTF", "BPF_EVENTS"]);
+        if v < (5, 8, 0) {
+            why.push(format!(
+                "kernel {}.{} has no BPF ring buffer (needs 5.8)",
+                v.0, v.1
+            ));
+        }
+        out.push(DriverSupport::new("modern_ebpf", why));
+        out
+    }
+}
+
+/// Whether one Falco driver kind can run on a kernel.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DriverSupport {
+    pub driver: &'static str,
+    pub supported: bool,
+    pub reasons: Vec<String>,
+}
+
+impl DriverSupport {
+    fn new(driver: &'static str, reasons: Vec<String>) -> Self {
+        DriverSupport {
+            driver,
+            supported: reasons.is_empty(),
+            reasons,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defines_and_versions() {
+        let t = "#define UTS_RELEASE \"6.1.0-50-amd64\"\n#define UTS_RELEASE_X \"no\"\n";
+        assert_eq!(define_string(t, "UTS_RELEASE").unwrap(), "6.1.0-50-amd64");
+        assert_eq!(parse_version("6.1.0-50-amd64"), (6, 1, 0));
+        assert_eq!(parse_version("5.10.240-1.amzn2.x86_64"), (5, 10, 240));
+    }
+
+    #[test]
+    fn autoconf_and_dotconfig_agree() {
+        let a = Config::parse_autoconf(
+            "#define CONFIG_X86_64 1\n#define CONFIG_EXT4_FS_MODULE 1\n#define CONFIG_HZ 250\n",
+        );
+        let d = Config::parse_dotconfig("CONFIG_X86_64=y\nCONFIG_EXT4_FS=m\nCONFIG_HZ=250\n# CONFIG_X is not set\n");
+        for k in ["X86_64", "EXT4_FS", "HZ"] {
+            assert_eq!(a.get(k), d.get(k), "{k}");
+        }
+        assert!(a.enabled("EXT4_FS") && !a.builtin("EXT4_FS"));
+        assert_eq!(d.get("X"), None);
+    }
+
+    #[test]
+    fn os_release_from_uname_and_compiler() {
+        assert_eq!(
+            os_release(
+                Some("#1 SMP PREEMPT_DYNAMIC Debian 6.1.176-1 (2026-07-02)"),
+                Some("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"),
+                "6.1.0-50-amd64"
+            ),
+            Some(OsRelease {
+                id: "debian".into(),
+                version_id: Some("12".into())
+            })
+        );
+        assert_eq!(
+            os_release(None, None, "6.1.119-129.201.amzn2023.x86_64").unwrap().version_id,
+            Some("2023".into())
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! probeforge: build Falco's legacy eBPF probes for many Linux kernels, without Docker, make or
+//! root.
+//!
+//! The pipeline, one module per stage, data flowing one way:
+//! repo -> http (fetch) -> extract -> kernel -> (driver, toolchain) -> flags -> compile ->
+//! validate -> publish.
+
+pub mod extract;
+pub mod kernel;
+
+pub use kernel::{Arch, KernelTree};
