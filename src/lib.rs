@@ -9,3 +9,10 @@ pub mod extract;
 pub mod kernel;
 
 pub use kernel::{Arch, KernelTree};
+pub mod compile;
+pub mod driver;
+pub mod flags;
+pub mod patch;
+pub mod toolchain;
+pub mod validate;
+pub mod pipeline;

@@ -73,7 +73,7 @@ impl Default for Limits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{package}: entry `{entry}` refused: {reason}")]
+    #[error("{package}: entry `{entry}` refused")]
     Refused {
         package: String,
         entry: String,

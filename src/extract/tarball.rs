@@ -30,6 +30,9 @@ pub(super) fn unpack(r: impl Read, u: &mut Unpacker) -> Result<()> {
             tar::EntryType::Char => Kind::CharDevice,
             tar::EntryType::Block => Kind::BlockDevice,
             tar::EntryType::Fifo => Kind::Fifo,
+            // pax headers that the tar crate hands out as entries (git archives start with a
+            // global one carrying the commit): metadata, nothing to write.
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             // GNU/PAX metadata entries are consumed by the tar crate itself.
             _ => Kind::Other,
         };

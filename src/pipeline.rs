@@ -1,0 +1,277 @@
+//! One probe, end to end: stage headers -> kernel -> driver -> configure -> clang|llc ->
+//! validate -> write `falco_<target-id>_<release>_<version>.o`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::compile::{self, ConfigureResult, Timing};
+use crate::driver::{self, encode_semver};
+use crate::extract::{self, Selection};
+use crate::flags::{self, FlagSet};
+use crate::kernel::{self, Arch, KernelTree};
+use crate::patch::Catalog;
+use crate::toolchain::Toolchain;
+use crate::validate::{self, Expect, Report};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Extract(#[from] extract::Error),
+    #[error(transparent)]
+    Kernel(#[from] kernel::Error),
+    #[error(transparent)]
+    Driver(#[from] driver::Error),
+    #[error(transparent)]
+    Compile(#[from] compile::Error),
+    #[error("kernel `{release}`: the built probe is invalid")]
+    Invalid {
+        release: String,
+        #[source]
+        source: validate::Invalid,
+    },
+    #[error("kernel `{release}` is {found}, but {wanted} was asked for")]
+    ArchMismatch {
+        release: String,
+        found: Arch,
+        wanted: Arch,
+    },
+    #[error("kernel `{release}`: cannot tell the target id from the headers: pass --target-id (e.g. debian, ubuntu-generic, amazonlinux2)")]
+    NeedTargetId { release: String },
+    #[error("kernel `{release}`: {what}")]
+    Unsupported { release: String, what: String },
+    #[error("cannot write `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub headers: Vec<PathBuf>,
+    pub kernel_release: Option<String>,
+    pub driver_source: PathBuf,
+    pub driver_version: Option<String>,
+    pub target_id: Option<String>,
+    pub kernel_version: Option<String>,
+    pub arch: Option<Arch>,
+    pub out_dir: PathBuf,
+    /// Where temporary trees go (default `$TMPDIR`).
+    pub scratch: Option<PathBuf>,
+}
+
+/// Facts about the kernel a probe was built for.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KernelFacts {
+    pub release: String,
+    pub kernel_version: String,
+    pub uname_v: Option<String>,
+    pub arch: Arch,
+    pub target_id: String,
+}
+
+/// What a build produced and how.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Output {
+    pub path: PathBuf,
+    pub file_name: String,
+    pub sha256: String,
+    pub size: u64,
+    pub kernel: KernelFacts,
+    pub driver_version: String,
+    pub driver_layout: driver::Layout,
+    pub driver_source_sha256: String,
+    pub patches: Vec<String>,
+    pub configure: Vec<ConfigureResult>,
+    pub toolchain: String,
+    /// sha256 of the clang argument list, with machine-specific paths mapped.
+    pub flags_sha256: String,
+    pub clang_args: Vec<String>,
+    pub timing: Timings,
+    pub report: Report,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Timings {
+    pub unpack_s: f64,
+    pub configure: Timing,
+    pub probe: Timing,
+}
+
+/// Falco's target id for a kernel, where the headers tell.
+pub fn default_target_id(k: &KernelTree) -> Option<String> {
+    let os = k.os_release.as_ref()?;
+    Some(match (os.id.as_str(), os.version_id.as_deref()) {
+        ("debian", _) => "debian".into(),
+        ("ubuntu", _) => format!("ubuntu-{}", k.release.rsplit('-').next()?),
+        ("amzn", Some("2")) => "amazonlinux2".into(),
+        ("amzn", Some("2023")) => "amazonlinux2023".into(),
+        ("fedora", _) => "fedora".into(),
+        ("rhel", _) => "centos".into(),
+        _ => return None,
+    })
+}
+
+/// Falco's probe file name.
+pub fn probe_file_name(target_id: &str, release: &str, kernel_version: &str) -> String {
+    format!("falco_{target_id}_{release}_{kernel_version}.o")
+}
+
+/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".probeforge-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Builds one probe. Nothing is written to `out_dir` unless the probe validated.
+pub fn build(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Output, Error> {
+    let mut b = tempfile::Builder::new();
+    b.prefix("probeforge-build-");
+    let scratch_dir = req.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let tmp = b.tempdir_in(&scratch_dir).map_err(io(&scratch_dir))?;
+    let started = std::time::Instant::now();
+    let staged = extract::Staged::new(&req.headers, Selection::ProbeBuild, Some(tmp.path()))?;
+    let unpack_s = started.elapsed().as_secs_f64();
+    let k = KernelTree::find(staged.root(), req.kernel_release.as_deref())?;
+    if let Some(want) = req.arch {
+        if want != k.arch {
+            return Err(Error::ArchMismatch {
+                release: k.release.clone(),
+                found: k.arch,
+                wanted: want,
+            });
+        }
+    }
+    let ebpf = k.driver_support().into_iter().find(|d| d.driver == "ebpf");
+    if let Some(d) = ebpf.filter(|d| !d.supported) {
+        return Err(Error::Unsupported {
+            release: k.release.clone(),
+            what: format!("the legacy eBPF probe cannot run here: {}", d.reasons.join("; ")),
+        });
+    }
+    let target_id = req
+        .target_id
+        .clone()
+        .or_else(|| default_target_id(&k))
+        .ok_or_else(|| Error::NeedTargetId {
+            release: k.release.clone(),
+        })?;
+    let kernel_version = req
+        .kernel_version
+        .clone()
+        .or_else(|| k.kernel_version.clone())
+        .unwrap_or_else(|| "1".to_owned());
+
+    let source = driver::open(&req.driver_source, tmp.path())?;
+    let driver_source_sha256 =
+        driver::digest_input(&req.driver_source).map_err(io(&req.driver_source))?;
+    let work = tmp.path().join("driver");
+    let drv = source.prepare(&work, req.driver_version.as_deref(), k.version, patches)?;
+
+    let mut fl = FlagSet::new(&k, &tc.resource_include, Arch::host());
+    fl.prefix_maps.push((drv.tree.clone(), drv.mapped_tree.clone()));
+    fl.cos_73 = flags::needs_cos_73(
+        &fs::read_to_string(k.srctree.join("include/linux/sched.h")).unwrap_or_default(),
+    );
+    let (configure, cfg_time) = compile::configure(
+        tc,
+        &fl,
+        &k.objtree,
+        &drv.bpf_dir,
+        &drv.configure_modules,
+        tmp.path(),
+        &k.release,
+    )?;
+    fl.has = configure
+        .iter()
+        .filter(|c| c.passed && c.module != "0__SANITY")
+        .map(|c| c.module.clone())
+        .collect();
+    let obj = tmp.path().join("probe.o");
+    let args = fl.clang_args(&drv.bpf_dir.join("probe.c"), true);
+    let probe_time = compile::clang_llc(tc, &args, &k.objtree, &obj, &k.release)?;
+    let bytes = fs::read(&obj).map_err(io(&obj))?;
+    let report = validate::validate(
+        &bytes,
+        &Expect {
+            kernel_release: Some(k.release.clone()),
+            driver_version: Some(drv.version.clone()),
+            api_version: Some(encode_semver(drv.api_version)),
+            schema_version: Some(encode_semver(drv.schema_version)),
+            arch: Some(k.arch),
+        },
+    );
+    if !report.ok() {
+        return Err(Error::Invalid {
+            release: k.release.clone(),
+            source: validate::Invalid(report),
+        });
+    }
+    let file_name = probe_file_name(&target_id, &k.release, &kernel_version);
+    let path = req.out_dir.join(&file_name);
+    write_atomic(&path, &bytes).map_err(io(&path))?;
+    // The recorded flags say where things were, relative to what they stand for.
+    let root = k.root.display().to_string();
+    let drv_tree = drv.tree.display().to_string();
+    let clang_args: Vec<String> = args
+        .iter()
+        .map(|a| {
+            a.to_string_lossy()
+                .replace(&drv_tree, &drv.mapped_tree)
+                .replace(&root, "")
+        })
+        .collect();
+    Ok(Output {
+        path,
+        file_name,
+        sha256: sha256(&bytes),
+        size: bytes.len() as u64,
+        kernel: KernelFacts {
+            release: k.release.clone(),
+            kernel_version,
+            uname_v: k.uname_v.clone(),
+            arch: k.arch,
+            target_id,
+        },
+        driver_version: drv.version.clone(),
+        driver_layout: drv.layout,
+        driver_source_sha256,
+        patches: drv.patches.clone(),
+        configure,
+        toolchain: tc.identity(),
+        flags_sha256: sha256(clang_args.join("\0").as_bytes()),
+        clang_args,
+        timing: Timings {
+            unpack_s,
+            configure: cfg_time,
+            probe: probe_time,
+        },
+        report,
+    })
+}
