@@ -234,6 +234,103 @@ pub fn digest_input(p: &Path) -> std::io::Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// Where the sources of driver versions can be downloaded (`catalog/drivers.json`).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SourceCatalog {
+    /// Base of GitHub's archive URLs for falcosecurity/libs (tags and commits).
+    pub github_archive: String,
+    pub default_version: String,
+    pub known: Vec<KnownVersion>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct KnownVersion {
+    pub version: String,
+    pub sources: Vec<KnownSource>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct KnownSource {
+    /// A catalog mirror name, with `path` below it; or a full `url`.
+    pub mirror: Option<String>,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub sha256: String,
+}
+
+const EMBEDDED_SOURCES: &str = include_str!("../catalog/drivers.json");
+
+impl SourceCatalog {
+    pub fn embedded() -> SourceCatalog {
+        serde_json::from_str(EMBEDDED_SOURCES).expect("embedded driver catalog is valid")
+    }
+}
+
+/// `+` and other reserved characters escaped as in a URL path segment.
+pub fn escape_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Downloads the source of a driver version: GitHub's archive first (base configurable), then
+/// the known other locations of the same source, checked against their known digests.
+/// Returns the cached archive.
+pub fn fetch_source(
+    client: &crate::http::Client,
+    catalog: &SourceCatalog,
+    mirrors: &crate::repo::Mirrors,
+    repo_catalog: &crate::repo::Catalog,
+    version: &str,
+    github_base: Option<&str>,
+) -> Result<PathBuf> {
+    let base = github_base.unwrap_or(&catalog.github_archive).trim_end_matches('/');
+    let is_hash = version.len() == 40 && version.chars().all(|c| c.is_ascii_hexdigit());
+    let gh = if is_hash {
+        format!("{base}/{version}.tar.gz")
+    } else {
+        format!("{base}/refs/tags/{}.tar.gz", escape_segment(version))
+    };
+    let known = catalog.known.iter().find(|k| k.version == version);
+    let mut tried = Vec::new();
+    // A known digest pins the GitHub download too only where it is the same file; GitHub's
+    // archives are not byte-stable, so they are taken as they come and their digest recorded.
+    match client.fetch_unverified(&gh) {
+        Ok((p, _)) => return Ok(p),
+        Err(e) => tried.push(format!("{gh}: {e}")),
+    }
+    for s in known.map(|k| k.sources.as_slice()).unwrap_or_default() {
+        let url = match (&s.url, &s.mirror, &s.path) {
+            (Some(u), _, _) => u.clone(),
+            (None, Some(m), Some(p)) => match mirrors.resolve(repo_catalog, m) {
+                Ok(m) => format!("{m}/{p}"),
+                Err(e) => {
+                    tried.push(e.to_string());
+                    continue;
+                }
+            },
+            _ => continue,
+        };
+        match client.fetch_verified(&url, &s.sha256, None) {
+            Ok((p, _)) => return Ok(p),
+            Err(e) => tried.push(format!("{}: {e}", crate::http::redact(&url))),
+        }
+    }
+    Err(Error::Bad {
+        path: PathBuf::from(version),
+        what: format!(
+            "cannot download the driver source; tried:\n  {}",
+            tried.join("\n  ")
+        ),
+    })
+}
+
 /// Unpacks a driver tarball or package (or uses a directory) and finds the driver in it.
 /// `scratch` receives unpacked files.
 pub fn open(input: &Path, scratch: &Path) -> Result<DriverSource> {
@@ -244,7 +341,7 @@ pub fn open(input: &Path, scratch: &Path) -> Result<DriverSource> {
     extract::unpack_all(
         &[input.to_owned()],
         &root,
-        Selection::Everything,
+        Selection::Driver,
         extract::Limits::default(),
     )?;
     DriverSource::find(&root)

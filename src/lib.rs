@@ -16,3 +16,5 @@ pub mod patch;
 pub mod toolchain;
 pub mod validate;
 pub mod pipeline;
+pub mod http;
+pub mod repo;

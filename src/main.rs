@@ -22,8 +22,73 @@ struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    #[command(flatten)]
+    net: NetArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::Args)]
+struct NetArgs {
+    /// Download cache (default: $PROBEFORGE_CACHE, $XDG_CACHE_HOME/probeforge, ~/.cache/probeforge).
+    #[arg(long, global = true, env = "PROBEFORGE_CACHE")]
+    cache_dir: Option<PathBuf>,
+    /// Use only the cache; fail naming whatever is missing from it.
+    #[arg(long, global = true)]
+    offline: bool,
+    /// Use this mirror for a catalog mirror name, e.g. --mirror debian=http://host/debian
+    /// (also PROBEFORGE_MIRROR_DEBIAN=...). Wins over the host's APT sources and the catalog.
+    #[arg(long = "mirror", global = true, value_name = "NAME=URL", value_parser = parse_kv)]
+    mirrors: Vec<(String, String)>,
+    /// A catalog of targets and mirrors replacing the built-in one (same JSON format).
+    #[arg(long, global = true, env = "PROBEFORGE_CATALOG")]
+    catalog: Option<PathBuf>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not NAME=URL"))
+}
+
+/// What commands that reach repositories share.
+struct Net {
+    client: probeforge::http::Client,
+    catalog: Catalog_,
+    mirrors: probeforge::repo::Mirrors,
+}
+
+type Catalog_ = probeforge::repo::Catalog;
+
+impl NetArgs {
+    fn open(&self) -> Result<Net> {
+        let mut cfg = probeforge::http::Config::new(
+            self.cache_dir.clone().unwrap_or_else(probeforge::http::default_cache_dir),
+        );
+        cfg.offline = self.offline;
+        let catalog = match &self.catalog {
+            Some(p) => probeforge::repo::Catalog::parse(
+                &std::fs::read_to_string(p).with_context(|| format!("cannot read catalog `{}`", p.display()))?,
+            )
+            .map_err(|e| UsageError(format!("catalog `{}`: {e}", p.display())))?,
+            None => probeforge::repo::Catalog::embedded(),
+        };
+        Ok(Net {
+            client: probeforge::http::Client::new(cfg),
+            catalog,
+            mirrors: probeforge::repo::Mirrors::from_env_and_host(&self.mirrors),
+        })
+    }
+}
+
+impl Net {
+    fn lister(&self) -> probeforge::repo::Lister<'_> {
+        probeforge::repo::Lister {
+            client: &self.client,
+            catalog: &self.catalog,
+            mirrors: &self.mirrors,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -38,6 +103,43 @@ enum Command {
     Build(BuildArgs),
     /// Check a probe object: ELF shape, metadata, maps, programs, relocations.
     Validate(ValidateArgs),
+    /// List the kernels a target's repositories offer, with their exact header packages.
+    ///
+    /// Example: probeforge list-kernels debian-bookworm --arch x86_64
+    ListKernels(ListArgs),
+    /// Download and verify the header packages of one kernel.
+    ///
+    /// Example: probeforge fetch debian-bookworm latest -o headers/
+    Fetch(FetchArgs),
+}
+
+#[derive(clap::Args)]
+struct ListArgs {
+    /// Catalog targets (debian, debian-bookworm, ubuntu-jammy, ...).
+    targets: Vec<String>,
+    /// Only this architecture (x86_64, aarch64); default: both.
+    #[arg(long)]
+    arch: Option<String>,
+    /// Print the catalog's targets instead.
+    #[arg(long)]
+    targets_only: bool,
+    /// Print JSON records instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct FetchArgs {
+    target: String,
+    /// A kernel release (`uname -r`), or `latest`.
+    kernel: String,
+    #[arg(long, default_value = "x86_64")]
+    arch: String,
+    /// Copy the verified packages here (default: just report their cache paths).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -66,17 +168,28 @@ impl ToolchainArgs {
 #[derive(clap::Args)]
 struct BuildArgs {
     /// Kernel header packages (.deb, .rpm, tarballs), unpacked together, or one directory.
-    #[arg(long, required = true, num_args = 1..)]
+    #[arg(long, num_args = 1.., required_unless_present = "target", conflicts_with = "target")]
     headers: Vec<PathBuf>,
+    /// Fetch the headers from this catalog target's repositories instead (with --kernel).
+    #[arg(long)]
+    target: Option<String>,
+    /// With --target: the kernel release, or `latest`.
+    #[arg(long, default_value = "latest", requires = "target")]
+    kernel: String,
     /// Which kernel, when the headers hold several.
     #[arg(long)]
     kernel_release: Option<String>,
     /// The driver: a falcosecurity/libs tree or tarball, or a dkms tree or package.
+    /// Default: download the source of --driver-version.
     #[arg(long)]
-    driver_source: PathBuf,
-    /// The driver version (e.g. 8.0.0+driver); read from dkms sources when omitted.
+    driver_source: Option<PathBuf>,
+    /// The driver version (e.g. 8.0.0+driver); read from dkms sources when given one.
+    /// Without --driver-source, defaults to the catalog's default version (8.0.0+driver).
     #[arg(long)]
     driver_version: Option<String>,
+    /// Base URL of falcosecurity/libs archives (GitHub's by default).
+    #[arg(long, env = "PROBEFORGE_DRIVER_ARCHIVE")]
+    driver_archive: Option<String>,
     /// Falco's target id (debian, ubuntu-generic, amazonlinux2, ...); told from the headers
     /// when they say.
     #[arg(long)]
@@ -179,8 +292,10 @@ fn init_logging(verbose: u8, quiet: bool) {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect(a) => inspect(a),
-        Command::Build(a) => build(a),
+        Command::Build(a) => build(a, &cli.net),
         Command::Validate(a) => validate_cmd(a),
+        Command::ListKernels(a) => list_kernels(a, &cli.net),
+        Command::Fetch(a) => fetch(a, &cli.net),
     }
 }
 
@@ -237,20 +352,43 @@ fn parse_arch(s: &Option<String>) -> Result<Option<Arch>> {
         .transpose()
 }
 
-fn build(a: BuildArgs) -> Result<ExitCode> {
+fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
     let tc = a.toolchain.find().map_err(|e| UsageError(format!("{e:#}")))?;
+    let arch = parse_arch(&a.arch)?;
+    let need_net = a.target.is_some() || a.driver_source.is_none();
+    let net = if need_net { Some(net.open()?) } else { None };
+    let (headers, kernel_release, target_id, kernel_version) = match &a.target {
+        Some(t) => {
+            let net = net.as_ref().unwrap();
+            let k = net.lister().find(t, arch.unwrap_or(Arch::X86_64), &a.kernel)?;
+            eprintln!("kernel {} ({}) from {}: {} packages", k.release, k.arch, k.origin, k.packages.len());
+            let files = net.lister().fetch(&k)?;
+            (files, Some(k.release), a.target_id.clone().or(Some(k.target_id)), a.kernel_version.clone().or(Some(k.kernel_version)))
+        }
+        None => (a.headers.clone(), a.kernel_release.clone(), a.target_id.clone(), a.kernel_version.clone()),
+    };
+    let (driver_source, driver_version) = match &a.driver_source {
+        Some(p) => (p.clone(), a.driver_version.clone()),
+        None => {
+            let net = net.as_ref().unwrap();
+            let cat = probeforge::driver::SourceCatalog::embedded();
+            let v = a.driver_version.clone().unwrap_or_else(|| cat.default_version.clone());
+            let p = probeforge::driver::fetch_source(&net.client, &cat, &net.mirrors, &net.catalog, &v, a.driver_archive.as_deref())?;
+            (p, Some(v))
+        }
+    };
     let patches = match &a.patches {
         Some(d) => Catalog::from_dir(d).with_context(|| format!("patch directory `{}`", d.display()))?,
         None => Catalog::embedded(),
     };
     let req = pipeline::Request {
-        headers: a.headers,
-        kernel_release: a.kernel_release,
-        driver_source: a.driver_source,
-        driver_version: a.driver_version,
-        target_id: a.target_id,
-        kernel_version: a.kernel_version,
-        arch: parse_arch(&a.arch)?,
+        headers,
+        kernel_release,
+        driver_source,
+        driver_version,
+        target_id,
+        kernel_version,
+        arch,
         out_dir: a.output,
         scratch: a.scratch,
     };
@@ -300,4 +438,76 @@ fn validate_cmd(a: ValidateArgs) -> Result<ExitCode> {
         );
     }
     Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn arches(a: &Option<String>) -> Result<Vec<Arch>> {
+    Ok(match parse_arch(a)? {
+        Some(a) => vec![a],
+        None => vec![Arch::X86_64, Arch::Aarch64],
+    })
+}
+
+fn list_kernels(a: ListArgs, net: &NetArgs) -> Result<ExitCode> {
+    let net = net.open()?;
+    if a.targets_only || a.targets.is_empty() {
+        for t in &net.catalog.targets {
+            println!("{:<18} {:<4} {}", t.name, t.kind, t.suites.iter().map(|s| s.suite.as_str()).collect::<Vec<_>>().join(" "));
+        }
+        return Ok(if a.targets.is_empty() && !a.targets_only {
+            eprintln!("give one or more targets to list their kernels");
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+    let arches = arches(&a.arch)?;
+    let mut all = Vec::new();
+    let mut failed = false;
+    for t in &a.targets {
+        match net.lister().list(t, &arches) {
+            Ok(v) => all.extend(v),
+            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => return Err(UsageError(e.to_string()).into()),
+            Err(e) => {
+                eprintln!("error: {t}: {}", anyhow::Error::from(e).chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "));
+                failed = true;
+            }
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for k in &all {
+            let size: u64 = k.packages.iter().map(|p| p.size).sum();
+            println!("{:<16} {:<8} {:<32} #{:<4} {:<22} {} packages, {:.1} MiB", k.target, k.arch, k.release, k.kernel_version, k.origin, k.packages.len(), size as f64 / 1048576.0);
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
+    let net = net.open()?;
+    let arch = parse_arch(&Some(a.arch.clone()))?.unwrap_or(Arch::X86_64);
+    let k = net.lister().find(&a.target, arch, &a.kernel)?;
+    let files = net.lister().fetch(&k)?;
+    let mut out = Vec::new();
+    for (p, f) in k.packages.iter().zip(&files) {
+        let dest = match &a.output {
+            Some(dir) => {
+                let name = p.url.rsplit('/').next().unwrap_or(&p.name);
+                let d = dir.join(name);
+                let bytes = std::fs::read(f)?;
+                pipeline::write_atomic(&d, &bytes).with_context(|| format!("cannot write `{}`", d.display()))?;
+                d
+            }
+            None => f.clone(),
+        };
+        out.push(serde_json::json!({"name": p.name, "version": p.version, "sha256": p.sha256, "path": dest}));
+        if !a.json {
+            println!("{}  {}", p.sha256, dest.display());
+        }
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"kernel": k, "files": out}))?);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -29,6 +29,8 @@ pub enum Selection {
     ProbeBuild,
     /// Everything (needed to run kbuild itself on the tree).
     Everything,
+    /// A driver source archive: only its `driver/` tree (libs) or `usr/src/` (dkms).
+    Driver,
 }
 
 impl Selection {
@@ -36,6 +38,9 @@ impl Selection {
     pub fn wants(self, path: &Path, kind: &Kind) -> bool {
         if self == Selection::Everything || matches!(kind, Kind::Symlink(_) | Kind::Dir) {
             return true;
+        }
+        if self == Selection::Driver {
+            return path.starts_with("usr/src") || path.components().any(|c| c.as_os_str() == "driver");
         }
         let mut depth = 0;
         for c in path.components() {

@@ -1,0 +1,428 @@
+//! The one HTTP client: timeouts, retries with backoff for transient failures only,
+//! revalidation of metadata (`If-None-Match` / `If-Modified-Since`), a content-addressed package
+//! cache keyed by sha256, and `--offline`.
+//!
+//! Every file lands by temp file + fsync + rename, after its digest was checked while
+//! streaming: a partial or corrupt file is never served from the cache. Credentials in URLs
+//! never appear in a message.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("GET {url}: HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("GET {url}: {what}")]
+    Transport { url: String, what: String },
+    #[error("GET {url}: body truncated or unreadable after {got} bytes")]
+    Body {
+        url: String,
+        got: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{url}: sha256 is {found}, expected {expected} (corrupt or tampered download; nothing was cached)")]
+    Digest {
+        url: String,
+        expected: String,
+        found: String,
+    },
+    #[error("{url}: size is {found} bytes, expected {expected}")]
+    Size {
+        url: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("offline: `{url}` is not in the cache ({cache})")]
+    Offline { url: String, cache: PathBuf },
+    #[error("cache `{path}`")]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("GET {url}: larger than the limit of {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `http://user:secret@host/x` -> `http://***@host/x`.
+pub fn redact(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (auth_host, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+        if let Some((_, host)) = auth_host.rsplit_once('@') {
+            return format!("{scheme}://***@{host}/{path}");
+        }
+    }
+    url.to_owned()
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub cache_dir: PathBuf,
+    pub offline: bool,
+    pub connect_timeout: Duration,
+    /// Per read; a stalled server fails after this long without a byte.
+    pub read_timeout: Duration,
+    pub retries: u32,
+    pub backoff: Duration,
+    pub max_body: u64,
+}
+
+impl Config {
+    pub fn new(cache_dir: PathBuf) -> Config {
+        Config {
+            cache_dir,
+            offline: false,
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(60),
+            retries: 3,
+            backoff: Duration::from_millis(500),
+            max_body: 4 << 30,
+        }
+    }
+}
+
+/// The default cache: `$PROBEFORGE_CACHE`, `$XDG_CACHE_HOME/probeforge`, `~/.cache/probeforge`,
+/// else a directory under `$TMPDIR`.
+pub fn default_cache_dir() -> PathBuf {
+    let env = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("PROBEFORGE_CACHE")
+        .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("probeforge")))
+        .or_else(|| env("HOME").map(|p| p.join(".cache/probeforge")))
+        .unwrap_or_else(|| std::env::temp_dir().join("probeforge-cache"))
+}
+
+pub struct Client {
+    cfg: Config,
+    agent: ureq::Agent,
+}
+
+/// How a fetch went (for progress and benches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Network,
+    /// Revalidated with a 304.
+    NotModified,
+    Cache,
+}
+
+fn is_transient_status(s: u16) -> bool {
+    matches!(s, 408 | 425 | 429 | 500 | 502 | 503 | 504)
+}
+
+fn key(url: &str) -> String {
+    hex::encode(Sha256::digest(url.as_bytes()))
+}
+
+impl Client {
+    pub fn new(cfg: Config) -> Client {
+        // ureq reads http_proxy/https_proxy/ALL_PROXY/NO_PROXY with try_proxy_from_env.
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(cfg.connect_timeout)
+            .timeout_read(cfg.read_timeout)
+            .try_proxy_from_env(true)
+            .user_agent(concat!("probeforge/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Client { cfg, agent }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    fn cache_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+        move |source| Error::Cache {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// One GET with retries for transient failures; `headers` are sent as given.
+    fn get(&self, url: &str, headers: &[(&str, String)]) -> Result<ureq::Response> {
+        let mut attempt = 0;
+        loop {
+            let mut req = self.agent.get(url);
+            for (k, v) in headers {
+                req = req.set(k, v);
+            }
+            let err = match req.call() {
+                Ok(r) => return Ok(r),
+                Err(ureq::Error::Status(304, r)) => return Ok(r),
+                Err(ureq::Error::Status(s, _)) if !is_transient_status(s) => {
+                    return Err(Error::Status {
+                        url: redact(url),
+                        status: s,
+                    })
+                }
+                Err(ureq::Error::Status(s, _)) => Error::Status {
+                    url: redact(url),
+                    status: s,
+                },
+                Err(ureq::Error::Transport(t)) => {
+                    let what = t.to_string().replace(url, &redact(url));
+                    // A name that does not resolve or a bad URL will not get better.
+                    if matches!(
+                        t.kind(),
+                        ureq::ErrorKind::Dns | ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme
+                    ) {
+                        return Err(Error::Transport {
+                            url: redact(url),
+                            what,
+                        });
+                    }
+                    Error::Transport {
+                        url: redact(url),
+                        what,
+                    }
+                }
+            };
+            attempt += 1;
+            if attempt > self.cfg.retries {
+                return Err(err);
+            }
+            tracing::debug!("retrying after: {err}");
+            std::thread::sleep(self.cfg.backoff * 2u32.pow(attempt - 1));
+        }
+    }
+
+    /// Streams a body into a temp file in `dir`, hashing as it goes.
+    fn download_to_temp(
+        &self,
+        url: &str,
+        resp: ureq::Response,
+        dir: &Path,
+    ) -> Result<(tempfile::NamedTempFile, String, u64)> {
+        fs::create_dir_all(dir).map_err(Self::cache_err(dir))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".partial-")
+            .tempfile_in(dir)
+            .map_err(Self::cache_err(dir))?;
+        let mut r = resp.into_reader();
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut n: u64 = 0;
+        loop {
+            let k = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(Error::Body {
+                        url: redact(url),
+                        got: n,
+                        source,
+                    })
+                }
+            };
+            n += k as u64;
+            if n > self.cfg.max_body {
+                return Err(Error::TooLarge {
+                    url: redact(url),
+                    limit: self.cfg.max_body,
+                });
+            }
+            h.update(&buf[..k]);
+            tmp.write_all(&buf[..k]).map_err(Self::cache_err(dir))?;
+        }
+        tmp.as_file().sync_all().map_err(Self::cache_err(dir))?;
+        Ok((tmp, hex::encode(h.finalize()), n))
+    }
+
+    /// A package by digest: served from the cache if present (and re-verified), else
+    /// downloaded, verified and cached. Retries a download that arrives corrupt once more.
+    pub fn fetch_verified(
+        &self,
+        url: &str,
+        sha256: &str,
+        size: Option<u64>,
+    ) -> Result<(PathBuf, Source)> {
+        let dir = self.cfg.cache_dir.join("sha256").join(&sha256[..2.min(sha256.len())]);
+        let path = dir.join(sha256);
+        if path.is_file() {
+            // Cheap check on the hot path: the size; the digest was checked before rename.
+            let ok = size.is_none_or(|s| fs::metadata(&path).map(|m| m.len() == s).unwrap_or(false));
+            if ok {
+                return Ok((path, Source::Cache));
+            }
+            let _ = fs::remove_file(&path);
+        }
+        if self.cfg.offline {
+            return Err(Error::Offline {
+                url: redact(url),
+                cache: path,
+            });
+        }
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let resp = self.get(url, &[])?;
+            let res = self.download_to_temp(url, resp, &dir);
+            let (tmp, digest, n) = match res {
+                Ok(t) => t,
+                Err(e @ Error::Body { .. }) if tries < 2 => {
+                    tracing::warn!("{e}; retrying");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(s) = size.filter(|&s| s != n) {
+                if tries < 2 {
+                    continue;
+                }
+                return Err(Error::Size {
+                    url: redact(url),
+                    expected: s,
+                    found: n,
+                });
+            }
+            if !digest.eq_ignore_ascii_case(sha256) {
+                if tries < 2 {
+                    continue;
+                }
+                return Err(Error::Digest {
+                    url: redact(url),
+                    expected: sha256.to_owned(),
+                    found: digest,
+                });
+            }
+            tmp.persist(&path).map_err(|e| Error::Cache {
+                path: path.clone(),
+                source: e.error,
+            })?;
+            return Ok((path, Source::Network));
+        }
+    }
+
+    /// A file whose digest nobody published (a source archive): downloaded, then cached under
+    /// the digest it turned out to have, which is returned for provenance. Offline, a previous
+    /// download of the same URL is served.
+    pub fn fetch_unverified(&self, url: &str) -> Result<(PathBuf, String)> {
+        let index = self.cfg.cache_dir.join("by-url").join(key(url));
+        if let Ok(d) = fs::read_to_string(&index) {
+            let d = d.trim().to_owned();
+            let p = self.cfg.cache_dir.join("sha256").join(&d[..2.min(d.len())]).join(&d);
+            if p.is_file() {
+                return Ok((p, d));
+            }
+        }
+        if self.cfg.offline {
+            return Err(Error::Offline {
+                url: redact(url),
+                cache: index,
+            });
+        }
+        let resp = self.get(url, &[])?;
+        let staging = self.cfg.cache_dir.join("sha256");
+        let (tmp, digest, _) = self.download_to_temp(url, resp, &staging)?;
+        let dir = staging.join(&digest[..2]);
+        fs::create_dir_all(&dir).map_err(Self::cache_err(&dir))?;
+        let path = dir.join(&digest);
+        tmp.persist(&path).map_err(|e| Error::Cache {
+            path: path.clone(),
+            source: e.error,
+        })?;
+        if let Some(parent) = index.parent() {
+            fs::create_dir_all(parent).map_err(Self::cache_err(parent))?;
+        }
+        crate::pipeline::write_atomic(&index, digest.as_bytes()).map_err(Self::cache_err(&index))?;
+        Ok((path, digest))
+    }
+
+    /// Metadata (indexes, Release files): cached by URL and revalidated with the server's
+    /// ETag / Last-Modified. Offline, the cached copy is served as is.
+    pub fn fetch_metadata(&self, url: &str) -> Result<(Vec<u8>, Source)> {
+        let dir = self.cfg.cache_dir.join("meta");
+        let k = key(url);
+        let body = dir.join(&k);
+        let validators = dir.join(format!("{k}.validators"));
+        let cached = body.is_file();
+        if self.cfg.offline {
+            return if cached {
+                Ok((fs::read(&body).map_err(Self::cache_err(&body))?, Source::Cache))
+            } else {
+                Err(Error::Offline {
+                    url: redact(url),
+                    cache: body,
+                })
+            };
+        }
+        let mut headers = Vec::new();
+        if cached {
+            if let Ok(v) = fs::read_to_string(&validators) {
+                for line in v.lines() {
+                    if let Some(e) = line.strip_prefix("etag ") {
+                        headers.push(("If-None-Match", e.to_owned()));
+                    } else if let Some(m) = line.strip_prefix("last-modified ") {
+                        headers.push(("If-Modified-Since", m.to_owned()));
+                    }
+                }
+            }
+        }
+        let resp = self.get(url, &headers)?;
+        if resp.status() == 304 && cached {
+            return Ok((fs::read(&body).map_err(Self::cache_err(&body))?, Source::NotModified));
+        }
+        let etag = resp.header("ETag").map(str::to_owned);
+        let lm = resp.header("Last-Modified").map(str::to_owned);
+        let expected_len = resp.header("Content-Length").and_then(|l| l.parse::<u64>().ok());
+        let (tmp, _, n) = self.download_to_temp(url, resp, &dir)?;
+        if let Some(l) = expected_len.filter(|&l| l != n) {
+            return Err(Error::Size {
+                url: redact(url),
+                expected: l,
+                found: n,
+            });
+        }
+        let bytes = fs::read(tmp.path()).map_err(Self::cache_err(&dir))?;
+        tmp.persist(&body).map_err(|e| Error::Cache {
+            path: body.clone(),
+            source: e.error,
+        })?;
+        let mut v = String::new();
+        if let Some(e) = etag {
+            v.push_str(&format!("etag {e}\n"));
+        }
+        if let Some(m) = lm {
+            v.push_str(&format!("last-modified {m}\n"));
+        }
+        let _ = fs::write(&validators, v);
+        Ok((bytes, Source::Network))
+    }
+
+    /// Whether a URL exists (HEAD; 404 is `false`).
+    pub fn exists(&self, url: &str) -> Result<bool> {
+        match self.agent.head(url).call() {
+            Ok(_) => Ok(true),
+            Err(ureq::Error::Status(404 | 410, _)) => Ok(false),
+            Err(ureq::Error::Status(s, _)) => Err(Error::Status {
+                url: redact(url),
+                status: s,
+            }),
+            Err(ureq::Error::Transport(t)) => Err(Error::Transport {
+                url: redact(url),
+                what: t.to_string().replace(url, &redact(url)),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            super::redact("https://me:secret@example.org/a/b"),
+            "https://***@example.org/a/b"
+        );
+        assert_eq!(super::redact("http://example.org/x"), "http://example.org/x");
+    }
+}

@@ -1,0 +1,445 @@
+//! Distro repositories: which kernels a target offers, and the exact packages (URL, size,
+//! sha256) of each kernel's headers, read from the repository's own metadata over HTTP.
+//!
+//! The catalog of targets and mirrors is data (`catalog/targets.json`, embedded; a user's file
+//! replaces it). Mirrors resolve as: `--mirror NAME=URL` / `PROBEFORGE_MIRROR_<NAME>` first,
+//! then the host's APT sources (for Debian and Ubuntu), then the catalog's default.
+
+pub mod apt;
+pub mod sources;
+
+use std::collections::BTreeMap;
+
+use crate::http::{self, Client};
+use crate::kernel::Arch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unknown target `{0}` (see `probeforge list-kernels --targets`)")]
+    UnknownTarget(String),
+    #[error("catalog: {0}")]
+    Catalog(String),
+    #[error("no mirror named `{0}` in the catalog")]
+    NoMirror(String),
+    #[error("{what}")]
+    Fetch {
+        what: String,
+        #[source]
+        source: http::Error,
+    },
+    #[error("`{url}` does not match the digest its Release lists ({expected}); the mirror may be mid-sync")]
+    IndexDigest { url: String, expected: String },
+    #[error("`{url}`: {what}")]
+    Index { url: String, what: String },
+    #[error("target `{target}`: no kernel `{release}` for {arch} (newest: {newest})")]
+    NoSuchKernel {
+        target: String,
+        release: String,
+        arch: Arch,
+        newest: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct SuiteRef {
+    pub suite: String,
+    /// Overrides the target's mirror (Debian's security archive).
+    pub mirror: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Target {
+    pub name: String,
+    pub kind: String,
+    /// Falco's target id; Ubuntu's gets `-<flavour>` appended.
+    pub target_id: String,
+    pub mirror: String,
+    /// Mirror for aarch64 where it differs (Ubuntu's ports archive).
+    pub mirror_aarch64: Option<String>,
+    #[serde(default)]
+    pub suites: Vec<SuiteRef>,
+    #[serde(default)]
+    pub components: Vec<String>,
+    pub arches: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Catalog {
+    pub mirrors: BTreeMap<String, String>,
+    pub targets: Vec<Target>,
+}
+
+const EMBEDDED_CATALOG: &str = include_str!("../../catalog/targets.json");
+
+impl Catalog {
+    pub fn embedded() -> Catalog {
+        Catalog::parse(EMBEDDED_CATALOG).expect("embedded catalog is valid")
+    }
+    pub fn parse(text: &str) -> Result<Catalog> {
+        serde_json::from_str(text).map_err(|e| Error::Catalog(e.to_string()))
+    }
+    pub fn target(&self, name: &str) -> Result<&Target> {
+        self.targets
+            .iter()
+            .find(|t| t.name == name)
+            .ok_or_else(|| Error::UnknownTarget(name.to_owned()))
+    }
+}
+
+/// Mirror resolution: explicit overrides, then APT sources, then the catalog.
+#[derive(Debug, Clone, Default)]
+pub struct Mirrors {
+    pub overrides: BTreeMap<String, String>,
+    pub from_apt: BTreeMap<String, String>,
+}
+
+impl Mirrors {
+    /// Overrides from `PROBEFORGE_MIRROR_<NAME>` and the given `NAME=URL` pairs (which win),
+    /// and the host's APT sources.
+    pub fn from_env_and_host(flags: &[(String, String)]) -> Mirrors {
+        let mut overrides = BTreeMap::new();
+        for (k, v) in std::env::vars() {
+            if let Some(name) = k.strip_prefix("PROBEFORGE_MIRROR_") {
+                overrides.insert(name.to_ascii_lowercase().replace('_', "-"), v);
+            }
+        }
+        for (k, v) in flags {
+            overrides.insert(k.clone(), v.clone());
+        }
+        Mirrors {
+            overrides,
+            from_apt: sources::host_mirrors(),
+        }
+    }
+
+    pub fn resolve(&self, catalog: &Catalog, name: &str) -> Result<String> {
+        self.overrides
+            .get(name)
+            .or_else(|| self.from_apt.get(name))
+            .or_else(|| catalog.mirrors.get(name))
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .ok_or_else(|| Error::NoMirror(name.to_owned()))
+    }
+}
+
+/// One package of a kernel's header set.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PackageRef {
+    pub name: String,
+    pub version: String,
+    pub url: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A kernel a target offers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KernelRecord {
+    pub target: String,
+    pub target_id: String,
+    pub release: String,
+    /// The number after `#` in `uname -v`.
+    pub kernel_version: String,
+    pub arch: Arch,
+    /// The suite/repository it came from.
+    pub origin: String,
+    pub packages: Vec<PackageRef>,
+}
+
+/// Lists kernels of catalog targets.
+pub struct Lister<'a> {
+    pub client: &'a Client,
+    pub catalog: &'a Catalog,
+    pub mirrors: &'a Mirrors,
+}
+
+impl Lister<'_> {
+    fn fetch_meta(&self, url: &str) -> Result<Vec<u8>> {
+        self.client
+            .fetch_metadata(url)
+            .map(|(b, _)| b)
+            .map_err(|source| Error::Fetch {
+                what: format!("cannot fetch `{}`", http::redact(url)),
+                source,
+            })
+    }
+
+    /// Every kernel of a target for the given arches, sorted by (arch, release).
+    pub fn list(&self, target_name: &str, arches: &[Arch]) -> Result<Vec<KernelRecord>> {
+        let t = self.catalog.target(target_name)?;
+        match t.kind.as_str() {
+            "apt" => self.list_apt(t, arches),
+            other => Err(Error::Catalog(format!(
+                "target `{}` has kind `{other}`, which this build cannot list",
+                t.name
+            ))),
+        }
+    }
+
+    fn list_apt(&self, t: &Target, arches: &[Arch]) -> Result<Vec<KernelRecord>> {
+        let mut by_key: BTreeMap<(Arch, String), KernelRecord> = BTreeMap::new();
+        for &arch in arches {
+            if !t.arches.iter().any(|a| Arch::parse(a) == Some(arch)) {
+                continue;
+            }
+            // All suites of a target together: a flavour in -security may use -common from
+            // the same suite, kbuild from the release.
+            let mut all: Vec<(String, String, apt::Package)> = Vec::new();
+            for s in &t.suites {
+                let mname = s.mirror.clone().unwrap_or_else(|| {
+                    if arch == Arch::Aarch64 {
+                        t.mirror_aarch64.clone().unwrap_or_else(|| t.mirror.clone())
+                    } else {
+                        t.mirror.clone()
+                    }
+                });
+                let mirror = self.mirrors.resolve(self.catalog, &mname)?;
+                let base = format!("{mirror}/dists/{}", s.suite);
+                let release_url = format!("{base}/Release");
+                let rel = match self.fetch_meta(&release_url) {
+                    Ok(b) => apt::parse_release(&String::from_utf8_lossy(&b)),
+                    // A suite that does not exist (yet, or any more: backports of an old
+                    // release) is not an error; a mirror that does not answer is.
+                    Err(Error::Fetch {
+                        source: http::Error::Status { status: 404, .. },
+                        ..
+                    }) => {
+                        tracing::info!("{} has no suite {}", http::redact(&mirror), s.suite);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for comp in &t.components {
+                    for p in self.packages(&base, &rel, comp, arch.debian())? {
+                        all.push((mirror.clone(), s.suite.clone(), p));
+                    }
+                }
+            }
+            let pkgs: Vec<apt::Package> = all.iter().map(|(_, _, p)| p.clone()).collect();
+            for (mirror, suite, p) in &all {
+                if !apt::is_flavour_headers(p) || p.arch != arch.debian() {
+                    continue;
+                }
+                let set = match apt::closure(p, &pkgs) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("{}: {e}", t.name);
+                        continue;
+                    }
+                };
+                let release = p.name["linux-headers-".len()..].to_owned();
+                let (target_id, kernel_version) = if t.target_id == "ubuntu" {
+                    let flavour = release.rsplit('-').next().unwrap_or("generic");
+                    (
+                        format!("ubuntu-{flavour}"),
+                        apt::ubuntu_kernel_version(&p.version).unwrap_or_else(|| "1".into()),
+                    )
+                } else {
+                    (t.target_id.clone(), "1".to_owned())
+                };
+                let rec = KernelRecord {
+                    target: t.name.clone(),
+                    target_id,
+                    release: release.clone(),
+                    kernel_version,
+                    arch,
+                    origin: suite.clone(),
+                    packages: set
+                        .iter()
+                        .map(|q| PackageRef {
+                            name: q.name.clone(),
+                            version: q.version.clone(),
+                            // Every package comes from the mirror of the index that listed it.
+                            url: all
+                                .iter()
+                                .find(|(_, _, x)| x == *q)
+                                .map(|(m, _, x)| format!("{m}/{}", x.filename))
+                                .unwrap_or_else(|| format!("{mirror}/{}", q.filename)),
+                            size: q.size,
+                            sha256: q.sha256.clone(),
+                        })
+                        .collect(),
+                };
+                let key = (arch, release);
+                let newer = by_key.get(&key).is_none_or(|old| {
+                    apt::compare_versions(&p.version, &old.packages[0].version)
+                        == std::cmp::Ordering::Greater
+                });
+                if newer {
+                    by_key.insert(key, rec);
+                }
+            }
+        }
+        let mut v: Vec<KernelRecord> = by_key.into_values().collect();
+        v.sort_by(|a, b| {
+            (a.arch, &a.release)
+                .cmp(&(b.arch, &b.release))
+        });
+        Ok(v)
+    }
+
+    /// Any binary package by name from an APT target's suites (highest version), e.g. a
+    /// driver's dkms package or a kernel image.
+    pub fn find_package(&self, target: &str, arch: Arch, name: &str) -> Result<PackageRef> {
+        let t = self.catalog.target(target)?;
+        let mut best: Option<(String, apt::Package)> = None;
+        for s in &t.suites {
+            let mname = s.mirror.clone().unwrap_or_else(|| t.mirror.clone());
+            let mirror = self.mirrors.resolve(self.catalog, &mname)?;
+            let base = format!("{mirror}/dists/{}", s.suite);
+            let rel = match self.fetch_meta(&format!("{base}/Release")) {
+                Ok(b) => apt::parse_release(&String::from_utf8_lossy(&b)),
+                Err(Error::Fetch { source: http::Error::Status { status: 404, .. }, .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            for comp in &t.components {
+                for p in self.packages_where(&base, &rel, comp, arch.debian(), |n| n == name)? {
+                    let newer = best.as_ref().is_none_or(|(_, b)| {
+                        apt::compare_versions(&p.version, &b.version) == std::cmp::Ordering::Greater
+                    });
+                    if newer {
+                        best = Some((mirror.clone(), p));
+                    }
+                }
+            }
+        }
+        let (mirror, p) = best.ok_or_else(|| Error::NoSuchKernel {
+            target: target.to_owned(),
+            release: name.to_owned(),
+            arch,
+            newest: "none".into(),
+        })?;
+        Ok(PackageRef {
+            url: format!("{mirror}/{}", p.filename),
+            name: p.name,
+            version: p.version,
+            size: p.size,
+            sha256: p.sha256,
+        })
+    }
+
+    /// The kernel packages of one `Packages` index, verified against the `Release`.
+    fn packages(
+        &self,
+        base: &str,
+        rel: &apt::Release,
+        comp: &str,
+        debarch: &str,
+    ) -> Result<Vec<apt::Package>> {
+        self.packages_where(base, rel, comp, debarch, |n| {
+            n.starts_with("linux-headers-") || n.starts_with("linux-kbuild-")
+        })
+    }
+
+    fn packages_where(
+        &self,
+        base: &str,
+        rel: &apt::Release,
+        comp: &str,
+        debarch: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<apt::Package>> {
+        let mut last_err = None;
+        for ext in ["xz", "gz"] {
+            let path = format!("{comp}/binary-{debarch}/Packages.{ext}");
+            let Some(listed) = rel.sha256.get(&path) else {
+                continue;
+            };
+            // By hash where the archive offers it: content-addressed, immune to a mirror
+            // updating between our Release and Packages requests, and cached by digest.
+            let url = if rel.acquire_by_hash {
+                format!("{base}/{comp}/binary-{debarch}/by-hash/SHA256/{}", listed.sha256)
+            } else {
+                format!("{base}/{path}")
+            };
+            let file = match self.client.fetch_verified(&url, &listed.sha256, Some(listed.size)) {
+                Ok((f, _)) => f,
+                Err(http::Error::Digest { .. } | http::Error::Size { .. }) => {
+                    return Err(Error::IndexDigest {
+                        url: http::redact(&url),
+                        expected: listed.sha256.clone(),
+                    })
+                }
+                Err(e) => {
+                    last_err = Some(Error::Fetch {
+                        what: format!("cannot fetch `{}`", http::redact(&url)),
+                        source: e,
+                    });
+                    continue;
+                }
+            };
+            let f = std::fs::File::open(&file).map_err(|e| Error::Index {
+                url: url.clone(),
+                what: e.to_string(),
+            })?;
+            let mut text = String::new();
+            use std::io::Read;
+            crate::extract::decompress(std::io::BufReader::new(f), &url)
+                .map_err(|e| Error::Index {
+                    url: url.clone(),
+                    what: e.to_string(),
+                })?
+                .read_to_string(&mut text)
+                .map_err(|e| Error::Index {
+                    url: url.clone(),
+                    what: format!("cannot decompress: {e}"),
+                })?;
+            return Ok(apt::parse_packages(&text, keep));
+        }
+        match last_err {
+            Some(e) => Err(e),
+            // The Release lists no index for this component/arch: nothing to offer.
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// One kernel by release, or the newest (`latest`, by kernel version then release).
+    pub fn find(&self, target: &str, arch: Arch, release: &str) -> Result<KernelRecord> {
+        let all = self.list(target, &[arch])?;
+        let newest = newest(&all).map(|k| k.release.clone()).unwrap_or_else(|| "none".into());
+        let found = if release == "latest" {
+            newest_owned(all)
+        } else {
+            all.into_iter().find(|k| k.release == release)
+        };
+        found.ok_or_else(|| Error::NoSuchKernel {
+            target: target.to_owned(),
+            release: release.to_owned(),
+            arch,
+            newest,
+        })
+    }
+
+    /// Downloads and verifies a kernel's packages; returns their cached paths in set order.
+    pub fn fetch(&self, k: &KernelRecord) -> Result<Vec<std::path::PathBuf>> {
+        k.packages
+            .iter()
+            .map(|p| {
+                self.client
+                    .fetch_verified(&p.url, &p.sha256, Some(p.size))
+                    .map(|(path, _)| path)
+                    .map_err(|source| Error::Fetch {
+                        what: format!("kernel `{}`: package `{}`", k.release, p.name),
+                        source,
+                    })
+            })
+            .collect()
+    }
+}
+
+/// The newest kernel: highest package version; among flavours of it, the plainest (shortest
+/// release: `-amd64` before `-cloud-amd64` and `-rt-amd64`).
+fn newest(all: &[KernelRecord]) -> Option<&KernelRecord> {
+    all.iter().max_by(|a, b| {
+        apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
+            .then_with(|| b.release.len().cmp(&a.release.len()))
+            .then_with(|| b.release.cmp(&a.release))
+    })
+}
+
+fn newest_owned(all: Vec<KernelRecord>) -> Option<KernelRecord> {
+    let r = newest(&all)?.release.clone();
+    all.into_iter().find(|k| k.release == r)
+}
