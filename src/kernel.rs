@@ -370,9 +370,17 @@ fn debian_release_for_gcc(compiler: &str) -> Option<&'static str> {
 fn os_release(uname_v: Option<&str>, compiler: Option<&str>, release: &str) -> Option<OsRelease> {
     let v = uname_v.unwrap_or("");
     if v.contains("Debian") {
+        // Backports and security rebuilds say which release they are for (`+deb12`,
+        // `~deb12u1`, `0.deb11.52`); otherwise the compiler tells.
+        let marked = [v, release].iter().find_map(|s| {
+            let i = s.find("deb")?;
+            let digits: String = s[i + 3..].chars().take_while(char::is_ascii_digit).collect();
+            (!digits.is_empty()).then_some(digits)
+        });
         return Some(OsRelease {
             id: "debian".into(),
-            version_id: compiler.and_then(debian_release_for_gcc).map(str::to_owned),
+            version_id: marked
+                .or_else(|| compiler.and_then(debian_release_for_gcc).map(str::to_owned)),
         });
     }
     if v.contains("Ubuntu") {

@@ -24,6 +24,31 @@ pub fn parse_control(text: &str, info: &mut PackageInfo) {
     }
 }
 
+/// Reads only the `control` paragraph of a deb.
+pub fn peek_control(r: impl Read) -> Option<PackageInfo> {
+    let mut ar = ar::Archive::new(r);
+    while let Some(entry) = ar.next_entry() {
+        let mut entry = entry.ok()?;
+        let name = String::from_utf8_lossy(entry.header().identifier()).into_owned();
+        if name.starts_with("control.tar") {
+            let mut tar = tar::Archive::new(decompress(&mut entry, "").ok()?);
+            for e in tar.entries().ok()? {
+                let mut e = e.ok()?;
+                let p = e.path_bytes().into_owned();
+                if p == b"./control" || p == b"control" {
+                    let mut text = String::new();
+                    e.by_ref().take(1 << 20).read_to_string(&mut text).ok()?;
+                    let mut info = PackageInfo::default();
+                    parse_control(&text, &mut info);
+                    return Some(info);
+                }
+            }
+            return None;
+        }
+    }
+    None
+}
+
 pub(super) fn unpack(r: impl Read, u: &mut Unpacker) -> Result<PackageInfo> {
     let mut ar = ar::Archive::new(r);
     let mut info = PackageInfo {

@@ -34,19 +34,28 @@ pub enum Selection {
 }
 
 impl Selection {
-    /// Whether an entry at `path` (normalized, root-relative) is wanted.
-    pub fn wants(self, path: &Path, kind: &Kind) -> bool {
+    /// Whether an entry at `path` (normalized, root-relative) is wanted. `arch_dir` (the
+    /// kernel's `arch/<dir>`), when known, drops the other architectures' headers.
+    pub fn wants(self, path: &Path, kind: &Kind, arch_dir: Option<&str>) -> bool {
         if self == Selection::Everything || matches!(kind, Kind::Symlink(_) | Kind::Dir) {
             return true;
         }
         if self == Selection::Driver {
             return path.starts_with("usr/src") || path.components().any(|c| c.as_os_str() == "driver");
         }
-        let mut depth = 0;
-        for c in path.components() {
-            depth += 1;
-            if c.as_os_str() == "include" {
-                return true;
+        let comps: Vec<&std::ffi::OsStr> = path.components().map(|c| c.as_os_str()).collect();
+        let depth = comps.len();
+        for (i, c) in comps.iter().enumerate() {
+            if *c == "arch" {
+                if let (Some(want), Some(next)) = (arch_dir, comps.get(i + 1)) {
+                    if *next != want {
+                        return false;
+                    }
+                }
+            }
+            if *c == "include" {
+                // kbuild's per-option dependency stamps (thousands of empty files): unread.
+                return comps.get(i + 1).is_none_or(|n| *n != "config") || comps.len() <= i + 2;
             }
         }
         match path.file_name().and_then(|n| n.to_str()) {
@@ -206,6 +215,7 @@ pub struct Unpacker {
     payload: u64,
     package: String,
     buf: Vec<u8>,
+    arch_dir: Option<String>,
 }
 
 impl Unpacker {
@@ -242,11 +252,17 @@ impl Unpacker {
             payload: 0,
             package: String::new(),
             buf: vec![0; 256 * 1024],
+            arch_dir: None,
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Restricts a probe-build selection to one kernel architecture (`x86`, `arm64`, ...).
+    pub fn set_arch_dir(&mut self, dir: Option<&str>) {
+        self.arch_dir = dir.map(str::to_owned);
     }
 
     pub fn stats(&self) -> Stats {
@@ -366,7 +382,7 @@ impl Unpacker {
             Decision::Skip => false,
             Decision::Dir(_) => false, // directories are made on demand, below
             Decision::File(p) | Decision::Hardlink(p, _) | Decision::Symlink(p, _) => {
-                self.selection.wants(p, &kind)
+                self.selection.wants(p, &kind, self.arch_dir.as_deref())
             }
         };
         if !wanted {
@@ -526,6 +542,18 @@ pub fn sniff(r: &mut impl io::BufRead, path: &Path) -> Result<Format> {
     }
 }
 
+/// A package's own architecture (`amd64`, `x86_64`, `all`, ...) from its metadata, reading
+/// only the first few kilobytes; `None` for tarballs or unreadable files.
+pub fn peek_arch(path: &Path) -> Option<String> {
+    let f = fs::File::open(path).ok()?;
+    let mut r = io::BufReader::new(f);
+    match sniff(&mut r, path).ok()? {
+        Format::Deb => deb::peek_control(r).and_then(|i| i.arch),
+        Format::Rpm => rpm::peek_header(r).and_then(|i| i.arch),
+        Format::Tar => None,
+    }
+}
+
 /// Unpacks several packages into one new root. On failure the root is removed entirely.
 pub fn unpack_all(
     packages: &[PathBuf],
@@ -534,6 +562,14 @@ pub fn unpack_all(
     limits: Limits,
 ) -> Result<(Vec<PackageInfo>, Stats)> {
     let mut u = Unpacker::new(root, selection, limits)?;
+    if selection == Selection::ProbeBuild {
+        let dir = packages
+            .iter()
+            .filter_map(|p| peek_arch(p))
+            .find_map(|a| crate::kernel::Arch::parse(&a))
+            .map(|a| a.kernel_dir());
+        u.set_arch_dir(dir);
+    }
     let mut infos = Vec::new();
     for p in packages {
         match u.unpack_file(p) {

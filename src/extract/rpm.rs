@@ -89,6 +89,23 @@ impl Header {
     }
 }
 
+/// Reads only the lead and headers of an RPM.
+pub fn peek_header(mut r: impl Read) -> Option<PackageInfo> {
+    let mut lead = [0u8; LEAD_LEN];
+    r.read_exact(&mut lead).ok()?;
+    Header::read(&mut r, true).ok()?;
+    let h = Header::read(&mut r, false).ok()?;
+    Some(PackageInfo {
+        format: Format::Rpm,
+        name: h.string(TAG_NAME),
+        version: h.string(TAG_VERSION),
+        release: h.string(TAG_RELEASE),
+        arch: h.string(TAG_ARCH),
+        depends: None,
+        files: Some(h.strings(TAG_BASENAMES).len()),
+    })
+}
+
 pub(super) fn unpack(mut r: impl Read, u: &mut Unpacker) -> Result<PackageInfo> {
     let mut lead = [0u8; LEAD_LEN];
     r.read_exact(&mut lead).map_err(|e| u.err_read(e))?;

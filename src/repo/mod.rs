@@ -328,9 +328,34 @@ impl Lister<'_> {
         comp: &str,
         debarch: &str,
     ) -> Result<Vec<apt::Package>> {
-        self.packages_where(base, rel, comp, debarch, |n| {
+        // The parsed kernel packages of an index are cached by the index's digest: a warm
+        // listing then reads a few KB of JSON instead of decompressing 50 MB.
+        let listed = ["xz", "gz"]
+            .iter()
+            .find_map(|ext| rel.sha256.get(&format!("{comp}/binary-{debarch}/Packages.{ext}")));
+        let memo = listed.map(|l| {
+            self.client
+                .config()
+                .cache_dir
+                .join("parsed")
+                .join(format!("{}.kernel-packages.json", l.sha256))
+        });
+        if let Some(m) = &memo {
+            if let Ok(b) = std::fs::read(m) {
+                if let Ok(v) = serde_json::from_slice(&b) {
+                    return Ok(v);
+                }
+            }
+        }
+        let v = self.packages_where(base, rel, comp, debarch, |n| {
             n.starts_with("linux-headers-") || n.starts_with("linux-kbuild-")
-        })
+        })?;
+        if let Some(m) = memo {
+            if let Ok(json) = serde_json::to_vec(&v) {
+                let _ = crate::pipeline::write_atomic(&m, &json);
+            }
+        }
+        Ok(v)
     }
 
     fn packages_where(

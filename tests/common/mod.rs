@@ -1,0 +1,159 @@
+//! Shared test inputs: real Debian packages and real Falco sources, downloaded through
+//! probeforge's own repository client from the mirror in this machine's APT sources (or
+//! `PROBEFORGE_MIRROR_*`), cached under `target/test-cache`. An unreachable mirror fails the
+//! test: these tests never skip.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use probeforge::http::{Client, Config};
+use probeforge::kernel::Arch;
+use probeforge::repo::{Catalog, KernelRecord, Lister, Mirrors};
+
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-cache")
+}
+
+pub struct Net {
+    pub client: Client,
+    pub catalog: Catalog,
+    pub mirrors: Mirrors,
+}
+
+pub fn net() -> &'static Net {
+    static NET: OnceLock<Net> = OnceLock::new();
+    NET.get_or_init(|| {
+        let mirrors = Mirrors::from_env_and_host(&[]);
+        assert!(
+            mirrors.overrides.contains_key("debian") || mirrors.from_apt.contains_key("debian"),
+            "no Debian mirror: the tests need one in /etc/apt/sources.list* or PROBEFORGE_MIRROR_DEBIAN"
+        );
+        Net {
+            client: Client::new(Config::new(cache_dir())),
+            catalog: Catalog::embedded(),
+            mirrors,
+        }
+    })
+}
+
+pub fn lister() -> Lister<'static> {
+    let n = net();
+    Lister {
+        client: &n.client,
+        catalog: &n.catalog,
+        mirrors: &n.mirrors,
+    }
+}
+
+/// The newest plain-flavour kernel of a Debian release's own suite (not backports), e.g.
+/// ("bookworm", X86_64) -> 6.1.0-N-amd64.
+pub fn debian_kernel(suite: &str, arch: Arch) -> (KernelRecord, Vec<PathBuf>) {
+    // Each release's own kernel series (its -security also carries backported series).
+    let series = match suite {
+        "bullseye" => "5.10.",
+        "bookworm" => "6.1.",
+        "trixie" => "6.12.",
+        other => panic!("no kernel series known for {other}"),
+    };
+    let flavour = format!("-{}", arch.debian());
+    let all = lister()
+        .list(&format!("debian-{suite}"), &[arch])
+        .unwrap_or_else(|e| panic!("listing debian-{suite}: {e:#?}"));
+    let k = all
+        .into_iter()
+        .filter(|k| {
+            (k.origin == suite || k.origin == format!("{suite}-security"))
+                && k.release.starts_with(series)
+                && k.release.ends_with(&flavour)
+                && !k.release.contains("-cloud-")
+                && !k.release.contains("-rt-")
+        })
+        .max_by(|a, b| {
+            probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
+        })
+        .unwrap_or_else(|| panic!("no {flavour} kernel in debian-{suite}"));
+    let files = lister().fetch(&k).unwrap_or_else(|e| panic!("fetch {}: {e:#?}", k.release));
+    (k, files)
+}
+
+/// The newest 7.x kernel Debian ships (trixie-backports).
+pub fn debian_7x_kernel(arch: Arch) -> (KernelRecord, Vec<PathBuf>) {
+    let flavour = format!("-{}", arch.debian());
+    let k = lister()
+        .list("debian-trixie", &[arch])
+        .expect("listing debian-trixie")
+        .into_iter()
+        .filter(|k| k.release.starts_with("7.") && k.release.ends_with(&flavour) && !k.release.contains("-cloud-") && !k.release.contains("-rt-"))
+        .max_by(|a, b| probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version))
+        .expect("a 7.x kernel in trixie-backports");
+    let files = lister().fetch(&k).expect("fetch 7.x headers");
+    (k, files)
+}
+
+/// Header packages only (no linux-kbuild), as a probe build needs.
+pub fn header_files(k: &KernelRecord, files: &[PathBuf]) -> Vec<PathBuf> {
+    k.packages
+        .iter()
+        .zip(files)
+        .filter(|(p, _)| p.name.starts_with("linux-headers-"))
+        .map(|(_, f)| f.clone())
+        .collect()
+}
+
+/// A package by name from a Debian target.
+pub fn debian_package(target: &str, arch: Arch, name: &str) -> PathBuf {
+    let p = lister()
+        .find_package(target, arch, name)
+        .unwrap_or_else(|e| panic!("{name}: {e:#?}"));
+    net().client
+        .fetch_verified(&p.url, &p.sha256, Some(p.size))
+        .unwrap_or_else(|e| panic!("{name}: {e:#?}"))
+        .0
+}
+
+/// Debian's `falcosecurity-libs` 0.20.0 `.orig.tar.gz` (= 8.0.0+driver).
+pub fn libs_0_20_0() -> PathBuf {
+    let n = net();
+    let cat = probeforge::driver::SourceCatalog::embedded();
+    let known = cat.known.iter().find(|k| k.version == "8.0.0+driver").unwrap();
+    let s = &known.sources[0];
+    let mirror = n.mirrors.resolve(&n.catalog, s.mirror.as_deref().unwrap()).unwrap();
+    let url = format!("{mirror}/{}", s.path.as_deref().unwrap());
+    n.client.fetch_verified(&url, &s.sha256, None).expect("falcosecurity-libs source").0
+}
+
+/// Debian's `falcosecurity-scap-dkms` (bookworm): the 2022 driver, configured.
+pub fn scap_dkms() -> PathBuf {
+    debian_package("debian-bookworm", Arch::X86_64, "falcosecurity-scap-dkms")
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_probeforge"))
+}
+
+/// Runs the probeforge binary with the test cache; returns (status code, stdout, stderr).
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .env("PROBEFORGE_CACHE", cache_dir())
+        .output()
+        .expect("run probeforge");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+pub fn tmpdir() -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-tmp");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new().prefix("t-").tempdir_in(base).unwrap()
+}
