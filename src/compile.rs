@@ -76,14 +76,22 @@ fn shell_words(prog: &Path, args: &[OsString]) -> String {
         .join(" ")
 }
 
+/// The first error lines (warnings can bury them) and the last lines of stderr.
 fn tail(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(STDERR_TAIL)..]
+    let first = lines.len().saturating_sub(STDERR_TAIL);
+    let mut out: Vec<String> = lines[..first]
         .iter()
+        .filter(|l| l.contains("error:"))
+        .take(10)
         .map(|l| format!("    {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect();
+    if !out.is_empty() {
+        out.push("    ...".into());
+    }
+    out.extend(lines[first..].iter().map(|l| format!("    {l}")));
+    out.join("\n")
 }
 
 fn command(prog: &Path, cwd: &Path) -> Command {

@@ -46,7 +46,7 @@ impl FlagSet {
             has_compiler_version_h: k.srctree.join("include/linux/compiler-version.h").is_file(),
             has: Vec::new(),
             cos_73: false,
-            derived: derived_cflags(&k.makefile()),
+            derived: derived_cflags(&k.makefile(), &k.config),
             prefix_maps: vec![(k.root.clone(), String::new())],
         }
     }
@@ -126,18 +126,43 @@ impl FlagSet {
 }
 
 /// Flags a kernel's Makefile passes in `KBUILD_CFLAGS` (which the probe's own rule never sees)
-/// and that its headers need to parse at all. Derived from the Makefile text, not from a list
-/// of versions: 7.x kernels build with `-fms-extensions` (anonymous tagged structs in headers).
-pub fn derived_cflags(makefile: &str) -> Vec<String> {
+/// and that its headers cannot do without. Derived from the tree, not from a list of versions:
+/// kernels whose Makefile builds with `$(CONFIG_CC_MS_EXTENSIONS)` (7.x) have headers with
+/// anonymous tagged structs, so they get that flag and the dialect's clang warnings off, and,
+/// where the config traces functions with fentry, the `-DCC_USING_FENTRY` their
+/// `asm/ftrace.h` insists on. Older kernels get nothing: there the command stays kbuild's.
+pub fn derived_cflags(makefile: &str, config: &crate::kernel::Config) -> Vec<String> {
     let mut out = Vec::new();
-    let in_cflags = |flag: &str| {
-        makefile
-            .lines()
-            .any(|l| l.contains("KBUILD_CFLAGS") && l.contains(flag) && !l.trim_start().starts_with('#'))
-    };
-    if in_cflags("-fms-extensions") {
-        out.push("-fms-extensions".to_owned());
+    let live = |l: &&str| !l.trim_start().starts_with('#');
+    let ms = config
+        .get("CC_MS_EXTENSIONS")
+        .map(|v| v.trim_matches('"').to_owned())
+        .filter(|v| !v.is_empty());
+    let uses_ms = makefile.lines().filter(live).any(|l| l.contains("$(CONFIG_CC_MS_EXTENSIONS)"));
+    let literal_ms = makefile
+        .lines()
+        .filter(live)
+        .any(|l| l.contains("KBUILD_CFLAGS") && l.contains("-fms-extensions"));
+    match (uses_ms, ms) {
+        (true, Some(ms)) => out.extend(ms.split_whitespace().map(str::to_owned)),
+        _ if literal_ms => out.push("-fms-extensions".to_owned()),
+        _ => return out,
+    }
+    for l in makefile.lines().filter(live) {
+        if let Some(f) = l.trim().strip_prefix("CC_FLAGS_DIALECT += ") {
+            if f.starts_with("-Wno-") {
+                out.push(f.trim().to_owned());
+            }
+        }
+    }
+    if !out.iter().any(|f| f == "-Wno-microsoft-anon-tag") {
         out.push("-Wno-microsoft-anon-tag".to_owned());
+    }
+    if config.builtin("HAVE_FENTRY")
+        && config.builtin("FUNCTION_TRACER")
+        && makefile.contains("-DCC_USING_FENTRY")
+    {
+        out.push("-DCC_USING_FENTRY".to_owned());
     }
     out
 }
@@ -212,10 +237,18 @@ mod tests {
     fn cos_73_and_derived_flags() {
         assert!(needs_cos_73("struct task_struct {\n\tstruct audit_task_info\t*audit;\n"));
         assert!(!needs_cos_73("struct audit_context *audit_context;"));
-        assert_eq!(
-            derived_cflags("KBUILD_CFLAGS += -fms-extensions\n"),
-            vec!["-fms-extensions", "-Wno-microsoft-anon-tag"]
+        use crate::kernel::Config;
+        let cfg7 = Config::parse_dotconfig(
+            "CONFIG_CC_MS_EXTENSIONS=\"-fms-extensions\"\nCONFIG_HAVE_FENTRY=y\nCONFIG_FUNCTION_TRACER=y\n",
         );
-        assert!(derived_cflags("# KBUILD_CFLAGS += -fms-extensions\n").is_empty());
+        let mk7 = "CC_FLAGS_DIALECT := -std=gnu11\nCC_FLAGS_DIALECT += $(CONFIG_CC_MS_EXTENSIONS)\nCC_FLAGS_DIALECT += -Wno-gnu\nCC_FLAGS_DIALECT += -Wno-microsoft-anon-tag\n    CC_FLAGS_USING\t+= -DCC_USING_FENTRY\n";
+        assert_eq!(
+            derived_cflags(mk7, &cfg7),
+            vec!["-fms-extensions", "-Wno-gnu", "-Wno-microsoft-anon-tag", "-DCC_USING_FENTRY"]
+        );
+        // A 6.1 Makefile has CC_USING_FENTRY too, but no MS extensions: kbuild's command.
+        let cfg61 = Config::parse_dotconfig("CONFIG_HAVE_FENTRY=y\nCONFIG_FUNCTION_TRACER=y\n");
+        assert!(derived_cflags("    CC_FLAGS_USING\t+= -DCC_USING_FENTRY\n", &cfg61).is_empty());
+        assert!(derived_cflags("# KBUILD_CFLAGS += -fms-extensions\n", &cfg61).is_empty());
     }
 }

@@ -45,10 +45,16 @@ pub struct Catalog(pub Vec<Patch>);
 
 /// Patches that ship inside the binary (the repository's `driver-patches/`).
 const EMBEDDED_INDEX: &str = include_str!("../driver-patches/index.json");
-const EMBEDDED: &[(&str, &str)] = &[(
-    "kernfs-node-parent-rename.patch",
-    include_str!("../driver-patches/kernfs-node-parent-rename.patch"),
-)];
+const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "kernfs-node-parent-rename.patch",
+        include_str!("../driver-patches/kernfs-node-parent-rename.patch"),
+    ),
+    (
+        "rss-stat-array.patch",
+        include_str!("../driver-patches/rss-stat-array.patch"),
+    ),
+];
 
 fn semver3(s: &str) -> Option<(u64, u64, u64)> {
     // Leading digits of each part: "0.1.1dev+git2022..." -> (0, 1, 1). A bare commit hash
@@ -190,7 +196,16 @@ fn apply_hunks(path: &str, text: &str, hunks: &[Hunk]) -> Result<String, Error> 
     let mut shift: isize = 0;
     for (n, h) in hunks.iter().enumerate() {
         let want = (h.old_start as isize - 1 + shift).max(0) as usize;
-        let fits = |at: usize| at + h.old.len() <= lines.len() && lines[at..at + h.old.len()] == h.old[..];
+        // Lines compare with white space folded, as `patch -l` does: the same fix then applies
+        // to drivers formatted before and after libs adopted clang-format.
+        let fold = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let fits = |at: usize| {
+            at + h.old.len() <= lines.len()
+                && lines[at..at + h.old.len()]
+                    .iter()
+                    .zip(&h.old)
+                    .all(|(a, b)| fold(a) == fold(b))
+        };
         let at = (0..=lines.len())
             .flat_map(|d| [want.checked_add(d), want.checked_sub(d)])
             .flatten()
@@ -238,6 +253,14 @@ pub fn apply_to_tree(diff: &str, tree: &Path) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_context_hunks_ignore_white_space() {
+        let diff = "--- a/x.h\n+++ b/x.h\n@@ -3 +3 @@\n-\tkn = _READ(kn->parent);\n+\tkn = _READ(kn->__parent);\n";
+        let hunks = &parse(diff).unwrap()[0].hunks;
+        let out = apply_hunks("x.h", "a\nb\nc\n    kn  = _READ(kn->parent);\nd\n", hunks).unwrap();
+        assert_eq!(out, "a\nb\nc\n\tkn = _READ(kn->__parent);\nd\n");
+    }
 
     #[test]
     fn applies_moved_hunks_and_refuses_wrong_context() {
