@@ -119,3 +119,147 @@ fn dkms_2022_bullseye_amd64_same_as_kbuild() {
 fn dkms_2022_bookworm_amd64_same_as_kbuild() {
     same_as_kbuild("bookworm", Arch::X86_64, true);
 }
+#[test]
+fn dkms_2022_trixie_amd64_patched_same_as_kbuild() {
+    // 6.12 needs the rss_stat patch; kbuild gets the same patched tree.
+    same_as_kbuild("trixie", Arch::X86_64, true);
+}
+
+fn build_7x(arch: Arch, dkms: bool) {
+    let (k, files) = debian_7x_kernel(arch);
+    let headers = header_files(&k, &files);
+    let t = tmpdir();
+    let (driver, version) = if dkms { (scap_dkms(), None) } else { (libs_0_20_0(), Some("8.0.0+driver")) };
+    let v = native(&headers, &driver, version, t.path(), &[]);
+    assert_eq!(v["kernel"]["release"], k.release.as_str());
+    let patches: Vec<&str> = v["patches"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert!(patches.contains(&"kernfs-node-parent-rename.patch"), "{patches:?}");
+    let args: Vec<&str> = v["clang_args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(args.contains(&"-fms-extensions"), "flags derived from the 7.x tree: {args:?}");
+    // And it validates as a probe for that kernel, through the CLI too.
+    let probe = v["path"].as_str().unwrap();
+    let (code, out, err) = run(&["validate", probe, "--kernel-release", &k.release, "--arch", arch.uname_m()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn libs_0_20_0_builds_for_7x_amd64() {
+    build_7x(Arch::X86_64, false);
+}
+#[test]
+fn libs_0_20_0_builds_for_7x_arm64() {
+    build_7x(Arch::Aarch64, false);
+}
+#[test]
+fn dkms_2022_builds_for_7x_amd64_with_patches() {
+    build_7x(Arch::X86_64, true);
+}
+
+#[test]
+fn same_bytes_from_other_directories_and_times() {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let headers = header_files(&k, &files);
+    let driver = libs_0_20_0();
+    let (a, b) = (tmpdir(), tmpdir());
+    // Copy the inputs elsewhere too: where inputs live must not matter either.
+    let moved: Vec<PathBuf> = headers
+        .iter()
+        .map(|h| {
+            let d = b.path().join("in").join(h.file_name().unwrap());
+            fs::create_dir_all(d.parent().unwrap()).unwrap();
+            fs::copy(h, &d).unwrap();
+            d
+        })
+        .collect();
+    let scratch_b = b.path().join("deep/scratch/dir");
+    fs::create_dir_all(&scratch_b).unwrap();
+    let v1 = native(&headers, &driver, Some("8.0.0+driver"), &a.path().join("o"), &[]);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let v2 = native(&moved, &driver, Some("8.0.0+driver"), &b.path().join("o"), &["--scratch", scratch_b.to_str().unwrap()]);
+    assert_eq!(v1["sha256"], v2["sha256"]);
+    assert_eq!(v1["flags_sha256"], v2["flags_sha256"]);
+}
+
+#[test]
+fn validation_rejects_other_kernels_and_corruption() {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let t = tmpdir();
+    let v = native(&header_files(&k, &files), &libs_0_20_0(), Some("8.0.0+driver"), t.path(), &[]);
+    let probe = PathBuf::from(v["path"].as_str().unwrap());
+    let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--kernel-release", &k.release, "--driver-version", "8.0.0+driver", "--arch", "x86_64"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--kernel-release", "6.12.0-1-amd64"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL kernel-version"), "{out}");
+    let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--driver-version", "9.1.0+driver"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL probe-version"), "{out}");
+    let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--arch", "aarch64"]);
+    assert_eq!(code, 1, "{out}");
+    // Corruptions: wrong machine, truncated, not an ELF.
+    let bytes = fs::read(&probe).unwrap();
+    let mut m = bytes.clone();
+    m[18] = 62; // EM_X86_64
+    let bad = t.path().join("machine.o");
+    fs::write(&bad, &m).unwrap();
+    let (code, out, _) = run(&["validate", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.contains("FAIL elf-machine"), "{out}");
+    let cut = t.path().join("cut.o");
+    fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let (code, out, _) = run(&["validate", cut.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let junk = t.path().join("junk.o");
+    fs::write(&junk, b"not an object").unwrap();
+    let (code, out, _) = run(&["validate", junk.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("elf-header"), "{out}");
+}
+
+#[test]
+fn a_driver_without_the_legacy_probe_is_refused_with_the_reason() {
+    // The layout of 10.0.0+driver and later: driver/ without bpf/.
+    let t = tmpdir();
+    let src = t.path().join("src");
+    probeforge::extract::unpack_all(&[libs_0_20_0()], &src, probeforge::extract::Selection::Driver, Default::default()).unwrap();
+    let driver = fs::read_dir(&src).unwrap().flatten().next().unwrap().path().join("driver");
+    fs::remove_dir_all(driver.join("bpf")).unwrap();
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let h: Vec<String> = header_files(&k, &files).iter().map(|p| p.display().to_string()).collect();
+    let mut args = vec!["build", "--driver-source", src.to_str().unwrap(), "--driver-version", "10.0.0+driver", "-o", t.path().to_str().unwrap(), "--headers"];
+    args.extend(h.iter().map(String::as_str));
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 1);
+    assert!(err.contains("no legacy eBPF probe") && err.contains("9.1.0+driver"), "{err}");
+}
+
+#[test]
+fn a_driver_that_does_not_compile_names_kernel_command_and_error() {
+    let t = tmpdir();
+    let src = t.path().join("src");
+    probeforge::extract::unpack_all(&[libs_0_20_0()], &src, probeforge::extract::Selection::Driver, Default::default()).unwrap();
+    let probe_c = fs::read_dir(&src).unwrap().flatten().next().unwrap().path().join("driver/bpf/probe.c");
+    let text = fs::read_to_string(&probe_c).unwrap();
+    fs::write(&probe_c, format!("{text}\nint broken = undeclared_symbol_for_test;\n")).unwrap();
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let h: Vec<String> = header_files(&k, &files).iter().map(|p| p.display().to_string()).collect();
+    let out = t.path().join("out");
+    let mut args = vec!["build", "--driver-source", src.to_str().unwrap(), "--driver-version", "8.0.0+driver", "-o", out.to_str().unwrap(), "--headers"];
+    args.extend(h.iter().map(String::as_str));
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 1);
+    for needle in [format!("kernel `{}`", k.release).as_str(), "clang failed (exit status 1)", "command:", "-D__BPF_TRACING__", "undeclared_symbol_for_test"] {
+        assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
+    }
+    assert!(!out.exists() || fs::read_dir(&out).unwrap().next().is_none(), "nothing may be written");
+}
+
+#[test]
+fn a_mismatched_or_missing_toolchain_is_an_environment_error() {
+    let (code, _, err) = run(&["build", "--clang", "/nonexistent/clang", "--headers", "x.deb", "--driver-source", "y"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no clang found"), "{err}");
+    let (code, _, err) = run(&["build", "--require-llvm", "99", "--headers", "x.deb", "--driver-source", "y"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pinned to LLVM 99"), "{err}");
+}

@@ -160,58 +160,6 @@ fn several_kernels_in_one_root_are_ambiguous_until_chosen() {
     assert!(out.contains("aarch64"), "{out}");
 }
 
-/// A RHEL-style kernel-devel: one tree under /usr/src/kernels/R, built by rpmbuild from real
-/// Debian headers.
-fn build_kernel_devel_rpm(t: &Path) -> (PathBuf, String) {
-    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
-    let deb = t.join("deb");
-    dpkg_x(&header_files(&k, &files), &deb);
-    let tree = t.join("tree");
-    let common = fs::read_dir(deb.join("usr/src")).unwrap().flatten().map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-common")).unwrap();
-    let obj = deb.join("usr/src").join(format!("linux-headers-{}", k.release));
-    assert!(Command::new("cp").arg("-a").arg(&common).arg(&tree).status().unwrap().success());
-    for e in fs::read_dir(&obj).unwrap().flatten() {
-        let name = e.file_name();
-        if e.file_type().unwrap().is_symlink() || name == "Makefile" {
-            continue;
-        }
-        assert!(Command::new("cp").arg("-a").arg(e.path()).arg(&tree).status().unwrap().success());
-    }
-    let top = t.join("rpmbuild");
-    fs::create_dir_all(top.join("SPECS")).unwrap();
-    let spec = top.join("SPECS/kernel-devel.spec");
-    fs::write(&spec, format!(r#"
-Name: kernel-devel
-Version: 6.1.0
-Release: 1
-Summary: Debian headers repackaged as a RHEL-style kernel-devel (probeforge tests)
-License: GPL-2.0
-%global debug_package %{{nil}}
-%define __os_install_post %{{nil}}
-%define _build_id_links none
-%define _binary_payload w2.xzdio
-%description
-test package
-%install
-mkdir -p %{{buildroot}}/usr/src/kernels
-cp -a {tree} %{{buildroot}}/usr/src/kernels/{rel}
-ln -s ../../../usr/src/kernels/{rel} %{{buildroot}}/usr/src/kernels/{rel}/source-link
-%files
-/usr/src/kernels/{rel}
-"#, tree = tree.display(), rel = k.release)).unwrap();
-    let out = Command::new("rpmbuild")
-        .arg("-bb").arg(&spec)
-        .arg("--define").arg(format!("_topdir {}", top.display()))
-        .arg("--target").arg("x86_64")
-        .env("HOME", t)
-        .output().unwrap();
-    assert!(out.status.success(), "rpmbuild: {}", String::from_utf8_lossy(&out.stderr));
-    let rpm = walkdir::WalkDir::new(top.join("RPMS")).into_iter().flatten()
-        .find(|e| e.path().extension().is_some_and(|x| x == "rpm")).unwrap().path().to_owned();
-    (rpm, k.release)
-}
-
 #[test]
 fn rpm_reads_what_rpm2cpio_cpio_reads() {
     let t = tmpdir();
@@ -296,7 +244,7 @@ fn gz(b: &[u8]) -> Vec<u8> {
 }
 
 fn xz(b: &[u8]) -> Vec<u8> {
-    let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+    let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
     e.write_all(b).unwrap();
     e.finish().unwrap()
 }

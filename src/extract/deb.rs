@@ -25,7 +25,7 @@ pub fn parse_control(text: &str, info: &mut PackageInfo) {
 }
 
 /// Reads only the `control` paragraph of a deb.
-pub fn peek_control(r: impl Read) -> Option<PackageInfo> {
+pub fn peek_control(r: impl Read + Send) -> Option<PackageInfo> {
     let mut ar = ar::Archive::new(r);
     while let Some(entry) = ar.next_entry() {
         let mut entry = entry.ok()?;
@@ -49,7 +49,7 @@ pub fn peek_control(r: impl Read) -> Option<PackageInfo> {
     None
 }
 
-pub(super) fn unpack(r: impl Read, u: &mut Unpacker) -> Result<PackageInfo> {
+pub(super) fn unpack(r: impl Read + Send + 'static, u: &mut Unpacker) -> Result<PackageInfo> {
     let mut ar = ar::Archive::new(r);
     let mut info = PackageInfo {
         format: Format::Deb,
@@ -88,8 +88,11 @@ pub(super) fn unpack(r: impl Read, u: &mut Unpacker) -> Result<PackageInfo> {
                     "more than one data member (second: `{name}`)"
                 )));
             }
-            let pkg = u.package().to_owned();
-            tarball::unpack(decompress(&mut entry, &pkg)?, u)?;
+            // The compressed member is read whole (it is bounded by the package's size) so
+            // that its decoder can run on its own thread.
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).map_err(|e| u.err_read(e))?;
+            tarball::unpack(std::io::Cursor::new(data), u)?;
         }
     }
     if first {

@@ -156,8 +156,83 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+/// Decompresses on another thread, a few MiB ahead of the reader: decoding and writing files
+/// then overlap on two cores, as `dpkg-deb`'s decompressor process and tar do.
+pub struct ReadAhead {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+const READ_AHEAD_CHUNK: usize = 1 << 20;
+
+impl ReadAhead {
+    pub fn new(mut r: impl Read + Send + 'static) -> ReadAhead {
+        let (tx, rx) = std::sync::mpsc::sync_channel(8);
+        std::thread::spawn(move || loop {
+            let mut buf = vec![0u8; READ_AHEAD_CHUNK];
+            let mut n = 0;
+            // Fill whole chunks: fewer messages, and the consumer's reads stay large.
+            while n < buf.len() {
+                match r.read(&mut buf[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            buf.truncate(n);
+            let last = n == 0;
+            // A closed receiver means the unpack stopped (error or limit): stop decoding.
+            if tx.send(Ok(buf)).is_err() || last {
+                return;
+            }
+        });
+        ReadAhead {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(b)) => {
+                    if b.is_empty() {
+                        self.done = true;
+                    }
+                    self.cur = b;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "decoder thread ended"))
+                }
+            }
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// A decompressor chosen by magic bytes, not by file name.
-pub fn decompress<'a, R: Read + 'a>(mut r: R, package: &str) -> Result<Box<dyn Read + 'a>> {
+pub fn decompress<'a, R: Read + Send + 'a>(
+    mut r: R,
+    package: &str,
+) -> Result<Box<dyn Read + Send + 'a>> {
     let mut magic = [0u8; 6];
     let mut n = 0;
     while n < magic.len() {
@@ -179,7 +254,8 @@ pub fn decompress<'a, R: Read + 'a>(mut r: R, package: &str) -> Result<Box<dyn R
     Ok(if m.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(r))
     } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Box::new(xz2::read::XzDecoder::new_multi_decoder(r))
+        // Multithreaded where the stream has several blocks (Debian's data.tar.xz does).
+        Box::new(liblzma::read::XzDecoder::new_parallel(r))
     } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(zstd::stream::read::Decoder::new(r).map_err(|source| Error::Read {
             package: package.to_owned(),
@@ -282,7 +358,12 @@ impl Unpacker {
     }
 
     /// Unpacks one package from a stream.
-    pub fn unpack(&mut self, name: &str, format: Format, r: impl Read) -> Result<PackageInfo> {
+    pub fn unpack(
+        &mut self,
+        name: &str,
+        format: Format,
+        r: impl Read + Send + 'static,
+    ) -> Result<PackageInfo> {
         let (r, count) = Counting::new(r);
         self.package = name.to_owned();
         self.compressed = Some(count);

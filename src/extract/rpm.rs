@@ -106,7 +106,7 @@ pub fn peek_header(mut r: impl Read) -> Option<PackageInfo> {
     })
 }
 
-pub(super) fn unpack(mut r: impl Read, u: &mut Unpacker) -> Result<PackageInfo> {
+pub(super) fn unpack(mut r: impl Read + Send + 'static, u: &mut Unpacker) -> Result<PackageInfo> {
     let mut lead = [0u8; LEAD_LEN];
     r.read_exact(&mut lead).map_err(|e| u.err_read(e))?;
     if lead[..4] != [0xed, 0xab, 0xee, 0xdb] {
@@ -130,7 +130,7 @@ pub(super) fn unpack(mut r: impl Read, u: &mut Unpacker) -> Result<PackageInfo> 
         files: Some(h.strings(TAG_BASENAMES).len()),
     };
     let pkg = u.package().to_owned();
-    cpio(decompress(r, &pkg)?, u)?;
+    cpio(super::ReadAhead::new(decompress(r, &pkg)?), u)?;
     Ok(info)
 }
 

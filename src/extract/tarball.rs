@@ -6,9 +6,9 @@ use std::io::Read;
 use super::safe_path::Kind;
 use super::{decompress, Result, Unpacker};
 
-pub(super) fn unpack(r: impl Read, u: &mut Unpacker) -> Result<()> {
+pub(super) fn unpack(r: impl Read + Send + 'static, u: &mut Unpacker) -> Result<()> {
     let pkg = u.package().to_owned();
-    let mut tar = tar::Archive::new(decompress(r, &pkg)?);
+    let mut tar = tar::Archive::new(super::ReadAhead::new(decompress(r, &pkg)?));
     let entries = tar.entries().map_err(|e| u.err_read(e))?;
     for e in entries {
         let mut e = e.map_err(|e| u.err_read(e))?;

@@ -4,6 +4,7 @@
 //! test: these tests never skip.
 #![allow(dead_code)]
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -157,3 +158,58 @@ pub fn tmpdir() -> tempfile::TempDir {
     std::fs::create_dir_all(&base).unwrap();
     tempfile::Builder::new().prefix("t-").tempdir_in(base).unwrap()
 }
+
+/// A RHEL-style kernel-devel: one tree under /usr/src/kernels/R, built by rpmbuild from real
+/// Debian headers.
+pub fn build_kernel_devel_rpm(t: &Path) -> (PathBuf, String) {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let deb = t.join("deb");
+    for p in header_files(&k, &files) {
+        assert!(Command::new("dpkg-deb").arg("-x").arg(&p).arg(&deb).status().unwrap().success());
+    }
+    let tree = t.join("tree");
+    let common = fs::read_dir(deb.join("usr/src")).unwrap().flatten().map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-common")).unwrap();
+    let obj = deb.join("usr/src").join(format!("linux-headers-{}", k.release));
+    assert!(Command::new("cp").arg("-a").arg(&common).arg(&tree).status().unwrap().success());
+    for e in fs::read_dir(&obj).unwrap().flatten() {
+        let name = e.file_name();
+        if e.file_type().unwrap().is_symlink() || name == "Makefile" {
+            continue;
+        }
+        assert!(Command::new("cp").arg("-a").arg(e.path()).arg(&tree).status().unwrap().success());
+    }
+    let top = t.join("rpmbuild");
+    fs::create_dir_all(top.join("SPECS")).unwrap();
+    let spec = top.join("SPECS/kernel-devel.spec");
+    fs::write(&spec, format!(r#"
+Name: kernel-devel
+Version: 6.1.0
+Release: 1
+Summary: Debian headers repackaged as a RHEL-style kernel-devel (probeforge tests)
+License: GPL-2.0
+%global debug_package %{{nil}}
+%define __os_install_post %{{nil}}
+%define _build_id_links none
+%define _binary_payload w2.xzdio
+%description
+test package
+%install
+mkdir -p %{{buildroot}}/usr/src/kernels
+cp -a {tree} %{{buildroot}}/usr/src/kernels/{rel}
+ln -s ../../../usr/src/kernels/{rel} %{{buildroot}}/usr/src/kernels/{rel}/source-link
+%files
+/usr/src/kernels/{rel}
+"#, tree = tree.display(), rel = k.release)).unwrap();
+    let out = Command::new("rpmbuild")
+        .arg("-bb").arg(&spec)
+        .arg("--define").arg(format!("_topdir {}", top.display()))
+        .arg("--target").arg("x86_64")
+        .env("HOME", t)
+        .output().unwrap();
+    assert!(out.status.success(), "rpmbuild: {}", String::from_utf8_lossy(&out.stderr));
+    let rpm = walkdir::WalkDir::new(top.join("RPMS")).into_iter().flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "rpm")).unwrap().path().to_owned();
+    (rpm, k.release)
+}
+
