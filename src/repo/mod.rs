@@ -7,6 +7,7 @@
 
 pub mod apt;
 pub mod sources;
+pub mod yum;
 
 use std::collections::BTreeMap;
 
@@ -62,6 +63,10 @@ pub struct Target {
     pub suites: Vec<SuiteRef>,
     #[serde(default)]
     pub components: Vec<String>,
+    /// YUM: repository paths below the mirror (`{arch}` is replaced); a path ending in
+    /// `mirror.list` is resolved through that list (Amazon Linux).
+    #[serde(default)]
+    pub repos: Vec<String>,
     pub arches: Vec<String>,
 }
 
@@ -171,6 +176,7 @@ impl Lister<'_> {
         let t = self.catalog.target(target_name)?;
         match t.kind.as_str() {
             "apt" => self.list_apt(t, arches),
+            "yum" => self.list_yum(t, arches),
             other => Err(Error::Catalog(format!(
                 "target `{}` has kind `{other}`, which this build cannot list",
                 t.name
@@ -318,6 +324,139 @@ impl Lister<'_> {
             size: p.size,
             sha256: p.sha256,
         })
+    }
+
+    fn list_yum(&self, t: &Target, arches: &[Arch]) -> Result<Vec<KernelRecord>> {
+        let mirror = self.mirrors.resolve(self.catalog, &t.mirror)?;
+        let mut by_key: BTreeMap<(Arch, String), KernelRecord> = BTreeMap::new();
+        for &arch in arches {
+            if !t.arches.iter().any(|a| Arch::parse(a) == Some(arch)) {
+                continue;
+            }
+            for path in &t.repos {
+                let path = path.replace("{arch}", arch.uname_m());
+                let url = format!("{mirror}/{path}");
+                let gone = |e: &Error| {
+                    matches!(e, Error::Fetch { source: http::Error::Status { status: 404, .. }, .. })
+                };
+                let base = if path.ends_with("mirror.list") {
+                    let text = match self.fetch_meta(&url) {
+                        Ok(t) => t,
+                        // A repository this mirror does not carry (yet, or any more).
+                        Err(e) if gone(&e) => {
+                            tracing::info!("{} not found; skipped", http::redact(&url));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    yum::parse_mirror_list(&String::from_utf8_lossy(&text)).ok_or_else(|| {
+                        Error::Index {
+                            url: http::redact(&url),
+                            what: "empty mirror list".into(),
+                        }
+                    })?
+                } else {
+                    url.clone()
+                };
+                let rpms = match self.yum_kernels(&base) {
+                    Ok(r) => r,
+                    Err(e) if gone(&e) => {
+                        tracing::info!("{} has no repodata; skipped", http::redact(&base));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for rpm in rpms {
+                    if Arch::parse(&rpm.arch) != Some(arch) {
+                        continue;
+                    }
+                    let release = rpm.kernel_release();
+                    let rec = KernelRecord {
+                        target: t.name.clone(),
+                        target_id: t.target_id.clone(),
+                        release: release.clone(),
+                        kernel_version: "1".into(),
+                        arch,
+                        origin: path.trim_end_matches("/mirror.list").to_owned(),
+                        packages: vec![PackageRef {
+                            name: rpm.name.clone(),
+                            version: format!("{}-{}", rpm.version, rpm.release),
+                            url: format!("{base}/{}", rpm.href),
+                            size: rpm.size,
+                            sha256: rpm.checksum.clone(),
+                        }],
+                    };
+                    by_key.entry((arch, release)).or_insert(rec);
+                }
+            }
+        }
+        Ok(by_key.into_values().collect())
+    }
+
+    /// `kernel-devel` packages of one YUM repository (its base URL).
+    fn yum_kernels(&self, base: &str) -> Result<Vec<yum::Rpm>> {
+        let md_url = format!("{base}/repodata/repomd.xml");
+        let md = self.fetch_meta(&md_url)?;
+        let data = yum::parse_repomd(&md).map_err(|what| Error::Index {
+            url: http::redact(&md_url),
+            what,
+        })?;
+        let pick = data
+            .iter()
+            .find(|d| d.kind == "primary")
+            .or_else(|| data.iter().find(|d| d.kind == "primary_db"))
+            .ok_or_else(|| Error::Index {
+                url: http::redact(&md_url),
+                what: "no primary or primary_db metadata".into(),
+            })?;
+        if pick.checksum_type != "sha256" {
+            return Err(Error::Index {
+                url: http::redact(&md_url),
+                what: format!("{} is checksummed with {}, not sha256", pick.kind, pick.checksum_type),
+            });
+        }
+        let url = format!("{base}/{}", pick.href);
+        let file = match self.client.fetch_verified(&url, &pick.checksum, pick.size) {
+            Ok((f, _)) => f,
+            Err(http::Error::Digest { .. } | http::Error::Size { .. }) => {
+                return Err(Error::IndexDigest {
+                    url: http::redact(&url),
+                    expected: pick.checksum.clone(),
+                })
+            }
+            Err(source) => {
+                return Err(Error::Fetch {
+                    what: format!("cannot fetch `{}`", http::redact(&url)),
+                    source,
+                })
+            }
+        };
+        let idx_err = |what: String| Error::Index {
+            url: http::redact(&url),
+            what,
+        };
+        let f = std::fs::File::open(&file).map_err(|e| idx_err(e.to_string()))?;
+        let mut plain = Vec::new();
+        use std::io::Read;
+        crate::extract::decompress(std::io::BufReader::new(f), &url)
+            .map_err(|e| idx_err(e.to_string()))?
+            .read_to_end(&mut plain)
+            .map_err(|e| idx_err(format!("cannot decompress: {e}")))?;
+        let keep = |n: &str| n == "kernel-devel";
+        let rpms = if pick.kind == "primary" {
+            yum::parse_primary(&plain, keep)
+        } else {
+            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| idx_err(e.to_string()))?;
+            std::io::Write::write_all(&mut tmp, &plain).map_err(|e| idx_err(e.to_string()))?;
+            yum::parse_primary_sqlite(tmp.path(), keep)
+        }
+        .map_err(idx_err)?;
+        for r in &rpms {
+            if r.checksum_type != "sha256" {
+                return Err(idx_err(format!("`{}` is checksummed with {}, not sha256", r.href, r.checksum_type)));
+            }
+        }
+        Ok(rpms)
     }
 
     /// The kernel packages of one `Packages` index, verified against the `Release`.

@@ -4,6 +4,8 @@
 //! test: these tests never skip.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -162,6 +164,12 @@ pub fn tmpdir() -> tempfile::TempDir {
 /// A RHEL-style kernel-devel: one tree under /usr/src/kernels/R, built by rpmbuild from real
 /// Debian headers.
 pub fn build_kernel_devel_rpm(t: &Path) -> (PathBuf, String) {
+    build_kernel_devel_rpm_as(t, None)
+}
+
+/// Same, optionally renaming the kernel Amazon/RHEL-style: (version, release) makes
+/// `uname -r` `version-release.x86_64` and the package `kernel-devel-version-release`.
+pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (PathBuf, String) {
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     let deb = t.join("deb");
     for p in header_files(&k, &files) {
@@ -179,13 +187,22 @@ pub fn build_kernel_devel_rpm(t: &Path) -> (PathBuf, String) {
         }
         assert!(Command::new("cp").arg("-a").arg(e.path()).arg(&tree).status().unwrap().success());
     }
+    let (version, release, uts) = match rename {
+        Some((v, r)) => (v.to_owned(), r.to_owned(), format!("{v}-{r}.x86_64")),
+        None => ("6.1.0".to_owned(), "1".to_owned(), k.release.clone()),
+    };
+    if rename.is_some() {
+        let h = tree.join("include/generated/utsrelease.h");
+        fs::write(&h, format!("#define UTS_RELEASE \"{uts}\"\n")).unwrap();
+        let _ = fs::write(tree.join("include/config/kernel.release"), format!("{uts}\n"));
+    }
     let top = t.join("rpmbuild");
     fs::create_dir_all(top.join("SPECS")).unwrap();
     let spec = top.join("SPECS/kernel-devel.spec");
     fs::write(&spec, format!(r#"
 Name: kernel-devel
-Version: 6.1.0
-Release: 1
+Version: {version}
+Release: {release}
 Summary: Debian headers repackaged as a RHEL-style kernel-devel (probeforge tests)
 License: GPL-2.0
 %global debug_package %{{nil}}
@@ -200,7 +217,7 @@ cp -a {tree} %{{buildroot}}/usr/src/kernels/{rel}
 ln -s ../../../usr/src/kernels/{rel} %{{buildroot}}/usr/src/kernels/{rel}/source-link
 %files
 /usr/src/kernels/{rel}
-"#, tree = tree.display(), rel = k.release)).unwrap();
+"#, tree = tree.display(), rel = uts)).unwrap();
     let out = Command::new("rpmbuild")
         .arg("-bb").arg(&spec)
         .arg("--define").arg(format!("_topdir {}", top.display()))
@@ -210,6 +227,6 @@ ln -s ../../../usr/src/kernels/{rel} %{{buildroot}}/usr/src/kernels/{rel}/source
     assert!(out.status.success(), "rpmbuild: {}", String::from_utf8_lossy(&out.stderr));
     let rpm = walkdir::WalkDir::new(top.join("RPMS")).into_iter().flatten()
         .find(|e| e.path().extension().is_some_and(|x| x == "rpm")).unwrap().path().to_owned();
-    (rpm, k.release)
+    (rpm, uts)
 }
 

@@ -1,0 +1,255 @@
+//! YUM/DNF repositories: `repodata/repomd.xml` -> `primary.xml.gz` (or `primary.sqlite.*`) ->
+//! `kernel-devel` packages with their checksums. Amazon Linux's `mirror.list` indirection is
+//! resolved by the caller. Parsers take bytes.
+
+use quick_xml::events::Event;
+use quick_xml::Reader;
+
+/// One `<data>` entry of `repomd.xml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepomdData {
+    pub kind: String,
+    pub href: String,
+    pub checksum_type: String,
+    pub checksum: String,
+    pub size: Option<u64>,
+}
+
+fn local(name: &[u8]) -> &[u8] {
+    match name.iter().rposition(|&b| b == b':') {
+        Some(i) => &name[i + 1..],
+        None => name,
+    }
+}
+
+fn attr(e: &quick_xml::events::BytesStart, key: &[u8]) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| local(a.key.as_ref()) == key)
+        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+}
+
+/// Parses `repomd.xml`.
+pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdData>, String> {
+    let mut r = Reader::from_reader(xml);
+    let mut out = Vec::new();
+    let mut cur: Option<RepomdData> = None;
+    let mut field: Option<Vec<u8>> = None;
+    let mut buf = Vec::new();
+    loop {
+        match r.read_event_into(&mut buf).map_err(|e| e.to_string())? {
+            Event::Start(e) | Event::Empty(e) => {
+                let n = local(e.name().as_ref()).to_vec();
+                match n.as_slice() {
+                    b"data" => {
+                        cur = Some(RepomdData {
+                            kind: attr(&e, b"type").unwrap_or_default(),
+                            href: String::new(),
+                            checksum_type: String::new(),
+                            checksum: String::new(),
+                            size: None,
+                        })
+                    }
+                    b"location" => {
+                        if let Some(c) = cur.as_mut() {
+                            c.href = attr(&e, b"href").unwrap_or_default();
+                        }
+                    }
+                    b"checksum" => {
+                        if let Some(c) = cur.as_mut() {
+                            c.checksum_type = attr(&e, b"type").unwrap_or_default();
+                        }
+                        field = Some(n);
+                    }
+                    b"size" => field = Some(n),
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                if let (Some(f), Some(c)) = (&field, cur.as_mut()) {
+                    let v = t.unescape().map_err(|e| e.to_string())?.trim().to_owned();
+                    match f.as_slice() {
+                        b"checksum" => c.checksum = v,
+                        b"size" => c.size = v.parse().ok(),
+                        _ => {}
+                    }
+                }
+            }
+            Event::End(e) => {
+                field = None;
+                if local(e.name().as_ref()) == b"data" {
+                    if let Some(c) = cur.take() {
+                        out.push(c);
+                    }
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    if out.is_empty() {
+        return Err("no <data> entries".into());
+    }
+    Ok(out)
+}
+
+/// An RPM listed in `primary`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rpm {
+    pub name: String,
+    pub arch: String,
+    pub epoch: String,
+    pub version: String,
+    pub release: String,
+    pub checksum_type: String,
+    pub checksum: String,
+    pub href: String,
+    pub size: u64,
+}
+
+impl Rpm {
+    /// `uname -r` of a kernel package: `version-release.arch`.
+    pub fn kernel_release(&self) -> String {
+        format!("{}-{}.{}", self.version, self.release, self.arch)
+    }
+}
+
+/// Parses `primary.xml`, keeping packages whose name satisfies `keep`.
+pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>, String> {
+    let mut r = Reader::from_reader(xml);
+    let mut out = Vec::new();
+    let mut cur: Option<Rpm> = None;
+    let mut field: Option<Vec<u8>> = None;
+    let mut depth_in_format = false;
+    let mut buf = Vec::new();
+    loop {
+        let ev = r.read_event_into(&mut buf).map_err(|e| e.to_string())?;
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let n = local(e.name().as_ref()).to_vec();
+                match n.as_slice() {
+                    b"package" => cur = Some(Rpm::default()),
+                    b"format" => depth_in_format = true,
+                    b"version" if !depth_in_format => {
+                        if let Some(c) = cur.as_mut() {
+                            c.epoch = attr(e, b"epoch").unwrap_or_default();
+                            c.version = attr(e, b"ver").unwrap_or_default();
+                            c.release = attr(e, b"rel").unwrap_or_default();
+                        }
+                    }
+                    b"checksum" if !depth_in_format => {
+                        if let Some(c) = cur.as_mut() {
+                            c.checksum_type = attr(e, b"type").unwrap_or_default();
+                        }
+                        field = Some(n);
+                    }
+                    b"location" => {
+                        if let Some(c) = cur.as_mut() {
+                            c.href = attr(e, b"href").unwrap_or_default();
+                        }
+                    }
+                    b"size" if !depth_in_format => {
+                        if let Some(c) = cur.as_mut() {
+                            c.size = attr(e, b"package").and_then(|s| s.parse().ok()).unwrap_or(0);
+                        }
+                    }
+                    b"name" | b"arch" if !depth_in_format => field = Some(n),
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                if let (Some(f), Some(c)) = (&field, cur.as_mut()) {
+                    let v = t.unescape().map_err(|e| e.to_string())?.trim().to_owned();
+                    match f.as_slice() {
+                        b"name" => c.name = v,
+                        b"arch" => c.arch = v,
+                        b"checksum" => c.checksum = v,
+                        _ => {}
+                    }
+                }
+            }
+            Event::End(ref e) => {
+                field = None;
+                match local(e.name().as_ref()) {
+                    b"format" => depth_in_format = false,
+                    b"package" => {
+                        if let Some(c) = cur.take() {
+                            if keep(&c.name) {
+                                out.push(c);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+        buf.clear();
+    }
+    Ok(out)
+}
+
+/// Reads the `packages` table of a `primary.sqlite` database file.
+pub fn parse_primary_sqlite(db: &std::path::Path, keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>, String> {
+    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| e.to_string())?;
+    let mut st = conn
+        .prepare("SELECT name, arch, epoch, version, release, checksum_type, pkgId, location_href, size_package FROM packages")
+        .map_err(|e| e.to_string())?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(Rpm {
+                name: r.get(0)?,
+                arch: r.get(1)?,
+                epoch: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                version: r.get(3)?,
+                release: r.get(4)?,
+                checksum_type: r.get(5)?,
+                checksum: r.get(6)?,
+                href: r.get(7)?,
+                size: r.get::<_, i64>(8)? as u64,
+            })
+        })
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for r in rows {
+        let r = r.map_err(|e| e.to_string())?;
+        if keep(&r.name) {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// The first URL of an Amazon Linux `mirror.list`.
+pub fn parse_mirror_list(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repomd_and_primary() {
+        let md = br#"<?xml version="1.0"?><repomd xmlns="http://linux.duke.edu/metadata/repo"><data type="primary"><checksum type="sha256">abc</checksum><location href="repodata/abc-primary.xml.gz"/><size>10</size></data><data type="primary_db"><checksum type="sha256">def</checksum><location href="repodata/def-primary.sqlite.bz2"/></data></repomd>"#;
+        let d = parse_repomd(md).unwrap();
+        assert_eq!(d[0].kind, "primary");
+        assert_eq!(d[0].href, "repodata/abc-primary.xml.gz");
+        assert_eq!(d[0].checksum, "abc");
+        assert_eq!(d[0].size, Some(10));
+        assert_eq!(d[1].kind, "primary_db");
+        let p = br#"<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="2"><package type="rpm"><name>kernel-devel</name><arch>x86_64</arch><version epoch="0" ver="5.10.210" rel="201.852.amzn2"/><checksum type="sha256" pkgid="YES">ff00</checksum><location href="Packages/kernel-devel.rpm"/><size package="123" installed="1" archive="2"/><format><rpm:license>GPL</rpm:license><rpm:provides><rpm:entry name="kernel-devel" ver="9.9"/></rpm:provides></format></package><package type="rpm"><name>bash</name><arch>x86_64</arch><version epoch="0" ver="5" rel="1"/><checksum type="sha256">aa</checksum><location href="b.rpm"/><size package="1"/></package></metadata>"#;
+        let v = parse_primary(p, |n| n == "kernel-devel").unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].kernel_release(), "5.10.210-201.852.amzn2.x86_64");
+        assert_eq!(v[0].checksum, "ff00");
+        assert_eq!(v[0].size, 123);
+        assert_eq!(parse_mirror_list("# c\nhttp://h/2/core/2.0/x86_64/abc/\n").unwrap(), "http://h/2/core/2.0/x86_64/abc");
+    }
+}
