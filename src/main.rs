@@ -126,6 +126,9 @@ struct ListArgs {
     /// Print JSON records instead of text.
     #[arg(long)]
     json: bool,
+    /// Output format: text, json, or crawler (falcosecurity/kernel-crawler's list).
+    #[arg(long, value_parser = ["text", "json", "crawler"], default_value = "text")]
+    format: String,
 }
 
 #[derive(clap::Args)]
@@ -168,14 +171,17 @@ impl ToolchainArgs {
 #[derive(clap::Args)]
 struct BuildArgs {
     /// Kernel header packages (.deb, .rpm, tarballs), unpacked together, or one directory.
-    #[arg(long, num_args = 1.., required_unless_present = "target", conflicts_with = "target")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from"], conflicts_with = "target")]
     headers: Vec<PathBuf>,
     /// Fetch the headers from this catalog target's repositories instead (with --kernel).
     #[arg(long)]
     target: Option<String>,
-    /// With --target: the kernel release, or `latest`.
-    #[arg(long, default_value = "latest", requires = "target")]
+    /// With --target or --from: the kernel release, or `latest`.
+    #[arg(long, default_value = "latest")]
     kernel: String,
+    /// Take the kernel from a kernel-crawler JSON list (with --kernel).
+    #[arg(long, conflicts_with_all = ["target", "headers"])]
+    from: Option<PathBuf>,
     /// Which kernel, when the headers hold several.
     #[arg(long)]
     kernel_release: Option<String>,
@@ -355,17 +361,36 @@ fn parse_arch(s: &Option<String>) -> Result<Option<Arch>> {
 fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
     let tc = a.toolchain.find().map_err(|e| UsageError(format!("{e:#}")))?;
     let arch = parse_arch(&a.arch)?;
-    let need_net = a.target.is_some() || a.driver_source.is_none();
+    let need_net = a.target.is_some() || a.from.is_some() || a.driver_source.is_none();
     let net = if need_net { Some(net.open()?) } else { None };
-    let (headers, kernel_release, target_id, kernel_version) = match &a.target {
-        Some(t) => {
+    let from_file = match &a.from {
+        Some(f) => {
+            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read `{}`", f.display()))?;
+            let all = probeforge::repo::crawler::read(&text, arch.unwrap_or(Arch::X86_64))
+                .map_err(|e| UsageError(format!("`{}`: {e}", f.display())))?;
+            let k = if a.kernel == "latest" {
+                all.into_iter().max_by(|x, y| probeforge::repo::apt::compare_versions(&x.release, &y.release))
+            } else {
+                all.into_iter().find(|k| k.release == a.kernel)
+            };
+            Some(k.ok_or_else(|| UsageError(format!("`{}` lists no kernel `{}`", f.display(), a.kernel)))?)
+        }
+        None => None,
+    };
+    let (headers, kernel_release, target_id, kernel_version) = match (&a.target, from_file) {
+        (_, Some(k)) => {
+            let net = net.as_ref().unwrap();
+            let files = net.lister().fetch(&k)?;
+            (files, Some(k.release), a.target_id.clone().or(Some(k.target_id)), a.kernel_version.clone().or(Some(k.kernel_version)))
+        }
+        (Some(t), None) => {
             let net = net.as_ref().unwrap();
             let k = net.lister().find(t, arch.unwrap_or(Arch::X86_64), &a.kernel)?;
             eprintln!("kernel {} ({}) from {}: {} packages", k.release, k.arch, k.origin, k.packages.len());
             let files = net.lister().fetch(&k)?;
             (files, Some(k.release), a.target_id.clone().or(Some(k.target_id)), a.kernel_version.clone().or(Some(k.kernel_version)))
         }
-        None => (a.headers.clone(), a.kernel_release.clone(), a.target_id.clone(), a.kernel_version.clone()),
+        (None, None) => (a.headers.clone(), a.kernel_release.clone(), a.target_id.clone(), a.kernel_version.clone()),
     };
     let (driver_source, driver_version) = match &a.driver_source {
         Some(p) => (p.clone(), a.driver_version.clone()),
@@ -473,7 +498,9 @@ fn list_kernels(a: ListArgs, net: &NetArgs) -> Result<ExitCode> {
             }
         }
     }
-    if a.json {
+    if a.format == "crawler" {
+        println!("{}", serde_json::to_string_pretty(&probeforge::repo::crawler::write(&all))?);
+    } else if a.json || a.format == "json" {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         for k in &all {

@@ -230,3 +230,88 @@ fn a_dead_mirror_fails_the_command_with_its_address() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("offline") && err.contains("Release"), "{err}");
 }
+
+/// Ubuntu's split: `linux-headers-V` (srctree, Architecture: all) and
+/// `linux-headers-V-generic` (objtree) built with dpkg-deb from real Debian headers, indexed by
+/// dpkg-scanpackages and apt-ftparchive into Ubuntu's dists/ layout.
+#[test]
+fn ubuntu_layout_apt_repo_on_loopback() {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let t = tmpdir();
+    let x = t.path().join("x");
+    for f in header_files(&k, &files) {
+        assert!(Command::new("dpkg-deb").arg("-x").arg(&f).arg(&x).status().unwrap().success());
+    }
+    let (v, abi, upload) = ("5.15.0", "91", "101");
+    let base = format!("{v}-{abi}");
+    let rel = format!("{base}-generic");
+    let src = fs::read_dir(x.join("usr/src")).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with("-common")).unwrap();
+    let obj = x.join("usr/src").join(format!("linux-headers-{}", k.release));
+    let mk = |name: &str, arch: &str, deps: &str, fill: &dyn Fn(&Path)| -> std::path::PathBuf {
+        let d = t.path().join(name);
+        fs::create_dir_all(d.join("DEBIAN")).unwrap();
+        fill(&d);
+        fs::write(d.join("DEBIAN/control"), format!("Package: {name}\nVersion: {v}-{abi}.{upload}\nArchitecture: {arch}\nMaintainer: t <t@t>\n{deps}Description: test\n")).unwrap();
+        let out = t.path().join(format!("{name}.deb"));
+        let o = Command::new("dpkg-deb").args(["--root-owner-group", "-Zxz", "-b"]).arg(&d).arg(&out).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let common_deb = mk(&format!("linux-headers-{base}"), "all", "", &|d| {
+        let to = d.join(format!("usr/src/linux-headers-{base}"));
+        fs::create_dir_all(to.parent().unwrap()).unwrap();
+        assert!(Command::new("cp").arg("-a").arg(&src).arg(&to).status().unwrap().success());
+    });
+    let flavour_deb = mk(&format!("linux-headers-{rel}"), "amd64", &format!("Depends: linux-headers-{base}, libc6\n"), &|d| {
+        let to = d.join(format!("usr/src/linux-headers-{rel}"));
+        fs::create_dir_all(&to).unwrap();
+        for e in fs::read_dir(&obj).unwrap().flatten() {
+            if !e.file_type().unwrap().is_symlink() {
+                assert!(Command::new("cp").arg("-a").arg(e.path()).arg(&to).status().unwrap().success());
+            }
+        }
+        fs::write(to.join("Makefile"), format!("include /usr/src/linux-headers-{base}/Makefile\n")).unwrap();
+        fs::write(to.join("include/generated/utsrelease.h"), format!("#define UTS_RELEASE \"{rel}\"\n")).unwrap();
+    });
+    let root = t.path().join("srv/ubuntu");
+    let pool = root.join("pool/main/l/linux");
+    fs::create_dir_all(&pool).unwrap();
+    for d in [&common_deb, &flavour_deb] {
+        fs::copy(d, pool.join(d.file_name().unwrap())).unwrap();
+    }
+    let bin_dir = root.join("dists/jammy/main/binary-amd64");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let o = Command::new("dpkg-scanpackages").args(["--multiversion", "pool"]).current_dir(&root).output().unwrap();
+    assert!(o.status.success());
+    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    std::io::Write::write_all(&mut enc, &o.stdout).unwrap();
+    fs::write(bin_dir.join("Packages.xz"), enc.finish().unwrap()).unwrap();
+    let o = Command::new("apt-ftparchive").args(["-o", "APT::FTPArchive::Release::Codename=jammy", "release", "dists/jammy"]).current_dir(&root).output().unwrap();
+    assert!(o.status.success());
+    fs::write(root.join("dists/jammy/Release"), &o.stdout).unwrap();
+    let server = Server::start(t.path().join("srv"));
+
+    let url = format!("ubuntu={}/ubuntu", server.base);
+    let cache = t.path().join("cache");
+    let o = Command::new(bin())
+        .args(["--mirror", &url, "--cache-dir", cache.to_str().unwrap(), "list-kernels", "ubuntu-jammy", "--arch", "x86_64", "--format", "crawler"])
+        .output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let e = &v["Ubuntu"][0];
+    assert_eq!(e["kernelrelease"], rel.as_str());
+    assert_eq!(e["kernelversion"], upload);
+    assert_eq!(e["target"], "ubuntu-generic");
+    assert_eq!(e["headers"].as_array().unwrap().len(), 2);
+    // The crawler list feeds a build (digests unknown there: fetched and recorded).
+    let list = t.path().join("list.json");
+    fs::write(&list, &o.stdout).unwrap();
+    let out_dir = t.path().join("out");
+    let srcs = libs_0_20_0();
+    let o = Command::new(bin())
+        .args(["--cache-dir", cache.to_str().unwrap(), "build", "--from", list.to_str().unwrap(), "--kernel", &rel,
+            "--driver-source", srcs.to_str().unwrap(), "--driver-version", "8.0.0+driver", "-o", out_dir.to_str().unwrap()])
+        .output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out_dir.join(format!("falco_ubuntu-generic_{rel}_{upload}.o")).is_file());
+}
