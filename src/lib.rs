@@ -18,3 +18,5 @@ pub mod validate;
 pub mod pipeline;
 pub mod http;
 pub mod repo;
+pub mod publish;
+pub mod farm;

@@ -107,6 +107,17 @@ enum Command {
     ///
     /// Example: probeforge list-kernels debian-bookworm --arch x86_64
     ListKernels(ListArgs),
+    /// Build every kernel of the targets that the repository does not have yet, and publish.
+    ///
+    /// Lists (or reads --from) the kernels, drops those already published, downloads ahead
+    /// while compiling in parallel, validates, and publishes into
+    /// <repo>/<driver-version>/<arch>/falco_<target-id>_<release>_<version>.o with SHA256SUMS,
+    /// index.json and INDEX.md. One kernel's failure is reported and the rest go on (exit 1).
+    ///
+    /// Example: probeforge build-all debian-bookworm debian-trixie --repo probes/ --only '^6\.1\.'
+    BuildAll(BuildAllArgs),
+    /// Is a probe published? Exit 0 present, 1 absent, 2 error.
+    Exists(ExistsArgs),
     /// Download and verify the header packages of one kernel.
     ///
     /// Example: probeforge fetch debian-bookworm latest -o headers/
@@ -129,6 +140,61 @@ struct ListArgs {
     /// Output format: text, json, or crawler (falcosecurity/kernel-crawler's list).
     #[arg(long, value_parser = ["text", "json", "crawler"], default_value = "text")]
     format: String,
+}
+
+#[derive(clap::Args)]
+struct BuildAllArgs {
+    /// Catalog targets (debian-bookworm, amazonlinux2, ...); not needed with --from.
+    targets: Vec<String>,
+    /// Take the kernel list from a kernel-crawler JSON file instead of listing.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// The repository: a directory (published into), or an HTTP base URL (only looked up;
+    /// new probes then go to --output).
+    #[arg(long)]
+    repo: String,
+    /// Where new probes go when --repo is a URL.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Only kernel releases matching this regular expression.
+    #[arg(long)]
+    only: Option<String>,
+    /// Only this architecture (x86_64, aarch64); default: both.
+    #[arg(long)]
+    arch: Option<String>,
+    /// The driver version (default: the catalog's, 8.0.0+driver).
+    #[arg(long)]
+    driver_version: Option<String>,
+    /// The driver source (default: downloaded for --driver-version).
+    #[arg(long)]
+    driver_source: Option<PathBuf>,
+    /// Kernels compiled at once (default: the number of CPUs).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    /// Directory for temporary trees (default: $TMPDIR).
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    #[command(flatten)]
+    toolchain: ToolchainArgs,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct ExistsArgs {
+    #[arg(long)]
+    repo: String,
+    #[arg(long)]
+    driver_version: String,
+    #[arg(long)]
+    target_id: String,
+    #[arg(long)]
+    kernel_release: String,
+    #[arg(long)]
+    kernel_version: String,
+    #[arg(long, default_value = "x86_64")]
+    arch: String,
 }
 
 #[derive(clap::Args)]
@@ -302,6 +368,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(a) => validate_cmd(a),
         Command::ListKernels(a) => list_kernels(a, &cli.net),
         Command::Fetch(a) => fetch(a, &cli.net),
+        Command::BuildAll(a) => build_all(a, &cli.net),
+        Command::Exists(a) => exists(a, &cli.net),
     }
 }
 
@@ -416,6 +484,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
         arch,
         out_dir: a.output,
         scratch: a.scratch,
+        driver_digest: None,
     };
     let out = pipeline::build(&req, &tc, &patches)?;
     if a.json {
@@ -537,4 +606,157 @@ fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"kernel": k, "files": out}))?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Progress for a batch: bars on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl probeforge::farm::Reporter for Progress {
+    fn planned(&self, to_build: usize, skipped: usize) {
+        if let Some(b) = &self.bar {
+            b.set_length(to_build as u64);
+            b.println(format!("{to_build} kernels to build, {skipped} already published"));
+        } else if !self.quiet {
+            eprintln!("{to_build} kernels to build, {skipped} already published");
+        }
+    }
+    fn phase(&self, release: &str, phase: &str) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("{phase} {release}"));
+        }
+    }
+    fn finished(&self, r: &probeforge::farm::KernelResult) {
+        use probeforge::farm::Status;
+        if r.status == Status::Skipped {
+            return;
+        }
+        let line = match &r.error {
+            Some(e) => format!("FAILED  {} {}: {}", r.arch, r.release, e.lines().next().unwrap_or("")),
+            None => format!("{:<8}{} {} ({:.1}s)", format!("{:?}", r.status).to_lowercase(), r.arch, r.release, r.seconds),
+        };
+        match &self.bar {
+            Some(b) => {
+                b.println(line);
+                b.inc(1);
+            }
+            None if !self.quiet => eprintln!("{line}"),
+            None => {}
+        }
+    }
+}
+
+fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
+    use probeforge::farm::{Farm, Status};
+    use probeforge::publish::{LocalRepo, Repo};
+    use std::io::IsTerminal;
+    let tc = a.toolchain.find().map_err(|e| UsageError(format!("{e:#}")))?;
+    let net = net_args.open()?;
+    let repo = Repo::parse(&a.repo);
+    let publish_to = match (&repo, &a.output) {
+        (Repo::Local(l), None) => l.clone(),
+        (_, Some(o)) => LocalRepo::new(o),
+        (Repo::Http(_), None) => return Err(UsageError("--repo is a URL: say where new probes go with --output DIR".into()).into()),
+    };
+    let only = a.only.as_deref().map(regex::Regex::new).transpose().map_err(|e| UsageError(format!("--only: {e}")))?;
+    let arches = arches(&a.arch)?;
+    let mut kernels = Vec::new();
+    if let Some(f) = &a.from {
+        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read `{}`", f.display()))?;
+        kernels = probeforge::repo::crawler::read(&text, arches[0]).map_err(|e| UsageError(format!("`{}`: {e}", f.display())))?;
+        kernels.retain(|k| arches.contains(&k.arch));
+    } else if a.targets.is_empty() {
+        return Err(UsageError("give targets, or --from a kernel-crawler list".into()).into());
+    }
+    let mut list_failed = false;
+    for t in &a.targets {
+        match net.lister().list(t, &arches) {
+            Ok(v) => kernels.extend(v),
+            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => return Err(UsageError(e.to_string()).into()),
+            Err(e) => {
+                eprintln!("error: {t}: {:#}", anyhow::Error::from(e));
+                list_failed = true;
+            }
+        }
+    }
+    if let Some(re) = &only {
+        kernels.retain(|k| re.is_match(&k.release));
+    }
+    let cat = probeforge::driver::SourceCatalog::embedded();
+    let version = a.driver_version.clone().unwrap_or_else(|| cat.default_version.clone());
+    let source = match &a.driver_source {
+        Some(p) => p.clone(),
+        None => probeforge::driver::fetch_source(&net.client, &cat, &net.mirrors, &net.catalog, &version, None)?,
+    };
+    let scratch_base = a.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let batch = tempfile::Builder::new().prefix("probeforge-batch-").tempdir_in(&scratch_base)
+        .with_context(|| format!("cannot create a directory in `{}`", scratch_base.display()))?;
+    let (driver_dir, driver_digest) = probeforge::farm::prepare_driver_source(&source, batch.path())?;
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let lister = net.lister();
+    let patches = Catalog::embedded();
+    let farm = Farm {
+        lister: &lister,
+        repo: &repo,
+        publish_to: &publish_to,
+        driver_dir,
+        driver_version: version.clone(),
+        driver_digest,
+        toolchain: &tc,
+        patches: &patches,
+        jobs,
+        scratch: a.scratch.clone(),
+        cache_dir: net.client.config().cache_dir.clone(),
+    };
+    let tty = std::io::stderr().is_terminal() && !a.json;
+    let progress = Progress {
+        bar: tty.then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").unwrap().progress_chars("=> "));
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+            b
+        }),
+        quiet: a.json,
+    };
+    let started = std::time::Instant::now();
+    let results = farm.run(kernels, &progress);
+    if let Some(b) = &progress.bar {
+        b.finish_and_clear();
+    }
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let failed = count(Status::Failed);
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
+            "driver_version": version,
+            "repo": a.repo,
+            "seconds": started.elapsed().as_secs_f64(),
+            "built": count(Status::Built), "cached": count(Status::Cached), "unchanged": count(Status::Unchanged),
+            "skipped": count(Status::Skipped), "failed": failed,
+            "kernels": results,
+        }))?);
+    } else {
+        for r in results.iter().filter(|r| r.status == Status::Failed) {
+            eprintln!("\n--- {} {} failed:\n{}", r.arch, r.release, r.error.as_deref().unwrap_or(""));
+        }
+        println!(
+            "{} built, {} from cache, {} unchanged, {} already published, {} failed in {:.1}s -> {}",
+            count(Status::Built), count(Status::Cached), count(Status::Unchanged), count(Status::Skipped), failed,
+            started.elapsed().as_secs_f64(), publish_to.root.display()
+        );
+    }
+    Ok(if failed > 0 || list_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn exists(a: ExistsArgs, net_args: &NetArgs) -> Result<ExitCode> {
+    let arch = parse_arch(&Some(a.arch.clone()))?.unwrap_or(Arch::X86_64);
+    let repo = probeforge::publish::Repo::parse(&a.repo);
+    let net = net_args.open()?;
+    let file = pipeline::probe_file_name(&a.target_id, &a.kernel_release, &a.kernel_version);
+    match repo.exists(Some(&net.client), &a.driver_version, arch.uname_m(), &file) {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => Ok(ExitCode::from(1)),
+        Err(e) => Err(UsageError(format!("{:#}", anyhow::Error::from(e))).into()),
+    }
 }

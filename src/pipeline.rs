@@ -70,6 +70,8 @@ pub struct Request {
     pub out_dir: PathBuf,
     /// Where temporary trees go (default `$TMPDIR`).
     pub scratch: Option<PathBuf>,
+    /// The driver source's digest when already known (batches compute it once).
+    pub driver_digest: Option<String>,
 }
 
 /// Facts about the kernel a probe was built for.
@@ -93,6 +95,8 @@ pub struct Output {
     pub driver_version: String,
     pub driver_layout: driver::Layout,
     pub driver_source_sha256: String,
+    /// Header inputs: (file name, sha256).
+    pub inputs: Vec<(String, String)>,
     pub patches: Vec<String>,
     pub configure: Vec<ConfigureResult>,
     pub toolchain: String,
@@ -149,8 +153,19 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Builds one probe. Nothing is written to `out_dir` unless the probe validated.
+/// Builds one probe and writes it to `req.out_dir` (only once it validated).
 pub fn build(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Output, Error> {
+    let (out, bytes) = build_probe(req, tc, patches)?;
+    write_atomic(&out.path, &bytes).map_err(io(&out.path))?;
+    Ok(out)
+}
+
+/// Builds and validates one probe; returns it in memory (its `path` is where it would go).
+pub fn build_probe(
+    req: &Request,
+    tc: &Toolchain,
+    patches: &Catalog,
+) -> Result<(Output, Vec<u8>), Error> {
     let mut b = tempfile::Builder::new();
     b.prefix("probeforge-build-");
     let scratch_dir = req.scratch.clone().unwrap_or_else(std::env::temp_dir);
@@ -189,8 +204,18 @@ pub fn build(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Output,
         .unwrap_or_else(|| "1".to_owned());
 
     let source = driver::open(&req.driver_source, tmp.path())?;
-    let driver_source_sha256 =
-        driver::digest_input(&req.driver_source).map_err(io(&req.driver_source))?;
+    let driver_source_sha256 = match &req.driver_digest {
+        Some(d) => d.clone(),
+        None => driver::digest_input(&req.driver_source).map_err(io(&req.driver_source))?,
+    };
+    let inputs = req
+        .headers
+        .iter()
+        .map(|h| {
+            let name = h.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            driver::digest_input(h).map(|d| (name, d)).map_err(io(h))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let work = tmp.path().join("driver");
     let drv = source.prepare(&work, req.driver_version.as_deref(), k.version, patches)?;
 
@@ -235,7 +260,6 @@ pub fn build(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Output,
     }
     let file_name = probe_file_name(&target_id, &k.release, &kernel_version);
     let path = req.out_dir.join(&file_name);
-    write_atomic(&path, &bytes).map_err(io(&path))?;
     // The recorded flags say where things were, relative to what they stand for.
     let root = k.root.display().to_string();
     let drv_tree = drv.tree.display().to_string();
@@ -247,7 +271,7 @@ pub fn build(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Output,
                 .replace(&root, "")
         })
         .collect();
-    Ok(Output {
+    let out = Output {
         path,
         file_name,
         sha256: sha256(&bytes),
@@ -262,6 +286,7 @@ pub fn build(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Output,
         driver_version: drv.version.clone(),
         driver_layout: drv.layout,
         driver_source_sha256,
+        inputs,
         patches: drv.patches.clone(),
         configure,
         toolchain: tc.identity(),
@@ -273,5 +298,6 @@ pub fn build(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Output,
             probe: probe_time,
         },
         report,
-    })
+    };
+    Ok((out, bytes))
 }

@@ -1,0 +1,320 @@
+//! The nightly job: many kernels, every core busy with clang/llc while the next kernels
+//! download, a compile cache keyed by everything that determines the bytes, publication into
+//! the repository, and one kernel's failure never stopping the others.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::kernel::Arch;
+use crate::patch::Catalog;
+use crate::pipeline::{self, probe_file_name, write_atomic, Request};
+use crate::publish::{LocalRepo, ProbeMeta, Published, Repo};
+use crate::repo::{KernelRecord, Lister};
+use crate::toolchain::Toolchain;
+use crate::validate::{self, Expect};
+
+/// Progress of a batch; every method has a no-op default.
+pub trait Reporter: Sync {
+    fn planned(&self, _to_build: usize, _skipped: usize) {}
+    fn phase(&self, _release: &str, _phase: &str) {}
+    fn finished(&self, _result: &KernelResult) {}
+}
+
+pub struct NoReport;
+impl Reporter for NoReport {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Compiled now and published.
+    Built,
+    /// Taken from the compile cache and published.
+    Cached,
+    /// Built (or cached) with the same bytes as the probe already published.
+    Unchanged,
+    /// Already in the repository: not built.
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KernelResult {
+    pub target_id: String,
+    pub release: String,
+    pub arch: Arch,
+    pub file: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub seconds: f64,
+    /// CPU seconds of clang and llc for this kernel (0 when cached).
+    pub clang_llc_cpu: f64,
+}
+
+/// What the compile cache keeps beside a probe's bytes.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Cached {
+    inputs: Vec<(String, String)>,
+    driver_source_sha256: String,
+    patches: Vec<String>,
+    toolchain: String,
+    flags_sha256: String,
+}
+
+pub struct Farm<'a> {
+    pub lister: &'a Lister<'a>,
+    pub repo: &'a Repo,
+    /// Where new probes go: the repository itself when local.
+    pub publish_to: &'a LocalRepo,
+    /// The driver tree (already unpacked: see [`crate::driver::open`]).
+    pub driver_dir: PathBuf,
+    pub driver_version: String,
+    pub driver_digest: String,
+    pub toolchain: &'a Toolchain,
+    pub patches: &'a Catalog,
+    pub jobs: usize,
+    pub scratch: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
+}
+
+impl Farm<'_> {
+    /// The compile-cache key: header contents, driver source and version, patches, toolchain,
+    /// and this probeforge (which decides the flags).
+    fn cache_key(&self, header_digests: &[String]) -> String {
+        let mut h = Sha256::new();
+        h.update(concat!("probeforge-", env!("CARGO_PKG_VERSION"), "\0"));
+        let mut d = header_digests.to_vec();
+        d.sort();
+        for x in d {
+            h.update(x.as_bytes());
+            h.update([0]);
+        }
+        h.update(self.driver_digest.as_bytes());
+        h.update([0]);
+        h.update(self.driver_version.as_bytes());
+        h.update([0]);
+        for p in &self.patches.0 {
+            h.update(p.name.as_bytes());
+            h.update(p.diff.as_bytes());
+        }
+        h.update(self.toolchain.identity().as_bytes());
+        hex::encode(h.finalize())
+    }
+
+    /// Builds every kernel not yet in the repository. Results are sorted by (arch, release).
+    pub fn run(&self, kernels: Vec<KernelRecord>, rep: &dyn Reporter) -> Vec<KernelResult> {
+        let mut results = Vec::new();
+        let mut todo = Vec::new();
+        let client = Some(self.lister.client);
+        for k in kernels {
+            let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
+            match self.repo.exists(client, &self.driver_version, k.arch.uname_m(), &file) {
+                Ok(true) => results.push(KernelResult {
+                    target_id: k.target_id.clone(),
+                    release: k.release.clone(),
+                    arch: k.arch,
+                    file,
+                    status: Status::Skipped,
+                    sha256: None,
+                    error: None,
+                    seconds: 0.0,
+                    clang_llc_cpu: 0.0,
+                }),
+                Ok(false) => todo.push(k),
+                Err(e) => results.push(self.failed(&k, file, error_chain(&e), 0.0)),
+            }
+        }
+        rep.planned(todo.len(), results.len());
+        for r in &results {
+            rep.finished(r);
+        }
+        let built = Mutex::new(Vec::new());
+        // Downloads run ahead of the compilers by at most `jobs` kernels: bounded disk use.
+        let (tx, rx) = sync_channel::<(KernelRecord, Result<Vec<PathBuf>, String>, Instant)>(self.jobs);
+        let rx = Mutex::new(rx);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for k in todo {
+                    let start = Instant::now();
+                    rep.phase(&k.release, "download");
+                    let files = self.lister.fetch(&k).map_err(|e| error_chain(&e));
+                    if tx.send((k, files, start)).is_err() {
+                        return;
+                    }
+                }
+                drop(tx);
+            });
+            for _ in 0..self.jobs.max(1) {
+                s.spawn(|| loop {
+                    let next = rx.lock().unwrap().recv();
+                    let Ok((k, files, start)) = next else { return };
+                    let r = match files {
+                        Ok(f) => self.one(&k, &f, start, rep),
+                        Err(e) => {
+                            let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
+                            self.failed(&k, file, e, start.elapsed().as_secs_f64())
+                        }
+                    };
+                    rep.finished(&r);
+                    built.lock().unwrap().push(r);
+                });
+            }
+        });
+        results.extend(built.into_inner().unwrap());
+        if let Err(e) = self.publish_to.reindex() {
+            tracing::error!("reindex: {}", error_chain(&e));
+        }
+        results.sort_by(|a, b| (a.arch, &a.release, &a.target_id).cmp(&(b.arch, &b.release, &b.target_id)));
+        results
+    }
+
+    fn failed(&self, k: &KernelRecord, file: String, error: String, secs: f64) -> KernelResult {
+        KernelResult {
+            target_id: k.target_id.clone(),
+            release: k.release.clone(),
+            arch: k.arch,
+            file,
+            status: Status::Failed,
+            sha256: None,
+            error: Some(error),
+            seconds: secs,
+            clang_llc_cpu: 0.0,
+        }
+    }
+
+    fn one(&self, k: &KernelRecord, files: &[PathBuf], start: Instant, rep: &dyn Reporter) -> KernelResult {
+        let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
+        // Header packages only: kbuild's own package is not read by a probe build.
+        let headers: Vec<PathBuf> = k
+            .packages
+            .iter()
+            .zip(files)
+            .filter(|(p, _)| !p.name.starts_with("linux-kbuild-"))
+            .map(|(_, f)| f.clone())
+            .collect();
+        let digests: Vec<String> = match headers
+            .iter()
+            .map(|h| crate::driver::digest_input(h))
+            .collect::<Result<_, _>>()
+        {
+            Ok(d) => d,
+            Err(e) => return self.failed(k, file, e.to_string(), start.elapsed().as_secs_f64()),
+        };
+        let key = self.cache_key(&digests);
+        let cache_o = self.cache_dir.join("probes").join(format!("{key}.o"));
+        let cache_meta = self.cache_dir.join("probes").join(format!("{key}.json"));
+        let mut cpu = 0.0;
+        let cached = std::fs::read(&cache_o)
+            .ok()
+            .zip(std::fs::read(&cache_meta).ok().and_then(|m| serde_json::from_slice::<Cached>(&m).ok()));
+        let (bytes, meta, status) = match cached {
+            Some((bytes, c)) => (bytes, c, Status::Cached),
+            None => {
+                rep.phase(&k.release, "compile");
+                let req = Request {
+                    headers,
+                    kernel_release: Some(k.release.clone()),
+                    driver_source: self.driver_dir.clone(),
+                    driver_version: Some(self.driver_version.clone()),
+                    target_id: Some(k.target_id.clone()),
+                    kernel_version: Some(k.kernel_version.clone()),
+                    arch: Some(k.arch),
+                    out_dir: PathBuf::from("."),
+                    scratch: self.scratch.clone(),
+                    driver_digest: Some(self.driver_digest.clone()),
+                };
+                match pipeline::build_probe(&req, self.toolchain, self.patches) {
+                    Ok((out, bytes)) => {
+                        cpu = (out.timing.probe.clang_cpu + out.timing.probe.llc_cpu
+                            + out.timing.configure.clang_cpu
+                            + out.timing.configure.llc_cpu)
+                            .as_secs_f64();
+                        let c = Cached {
+                            inputs: out.inputs.clone(),
+                            driver_source_sha256: out.driver_source_sha256.clone(),
+                            patches: out.patches.clone(),
+                            toolchain: out.toolchain.clone(),
+                            flags_sha256: out.flags_sha256.clone(),
+                        };
+                        let _ = write_atomic(&cache_o, &bytes);
+                        let _ = write_atomic(&cache_meta, &serde_json::to_vec(&c).expect("serializable"));
+                        (bytes, c, Status::Built)
+                    }
+                    Err(e) => return self.failed(k, file, error_chain(&e), start.elapsed().as_secs_f64()),
+                }
+            }
+        };
+        // A cached probe is checked as a fresh one would be.
+        let report = validate::validate(
+            &bytes,
+            &Expect {
+                kernel_release: Some(k.release.clone()),
+                driver_version: Some(self.driver_version.clone()),
+                arch: Some(k.arch),
+                ..Default::default()
+            },
+        );
+        if !report.ok() {
+            let e = validate::Invalid(report);
+            return self.failed(k, file, e.to_string(), start.elapsed().as_secs_f64());
+        }
+        let sha = pipeline::sha256(&bytes);
+        let pm = ProbeMeta {
+            driver_version: self.driver_version.clone(),
+            arch: k.arch.uname_m().to_owned(),
+            target_id: k.target_id.clone(),
+            kernel_release: k.release.clone(),
+            kernel_version: k.kernel_version.clone(),
+            file: file.clone(),
+            size: bytes.len() as u64,
+            sha256: sha.clone(),
+            inputs: meta.inputs,
+            driver_source_sha256: meta.driver_source_sha256,
+            patches: meta.patches,
+            toolchain: meta.toolchain,
+            flags_sha256: meta.flags_sha256,
+            built_at: crate::publish::timestamp(),
+        };
+        rep.phase(&k.release, "publish");
+        match self.publish_to.publish(&pm, &bytes) {
+            Ok(p) => KernelResult {
+                target_id: k.target_id.clone(),
+                release: k.release.clone(),
+                arch: k.arch,
+                file,
+                status: if p == Published::Unchanged { Status::Unchanged } else { status },
+                sha256: Some(sha),
+                error: None,
+                seconds: start.elapsed().as_secs_f64(),
+                clang_llc_cpu: cpu,
+            },
+            Err(e) => self.failed(k, file, error_chain(&e), start.elapsed().as_secs_f64()),
+        }
+    }
+}
+
+/// Unpacks the driver source once for a whole batch; returns its directory and digest.
+pub fn prepare_driver_source(input: &Path, scratch: &Path) -> Result<(PathBuf, String), crate::driver::Error> {
+    let digest = crate::driver::digest_input(input).map_err(|source| crate::driver::Error::Io {
+        path: input.to_owned(),
+        source,
+    })?;
+    let src = crate::driver::open(input, scratch)?;
+    Ok((src.dir, digest))
+}

@@ -1,0 +1,335 @@
+//! The repository Falco's loaders download from:
+//! `<driver-version>/<x86_64|aarch64>/falco_<target-id>_<kernel-release>_<kernel-version>.o`,
+//! with a `SHA256SUMS` per directory, and `index.json` and `INDEX.md` at the top.
+//!
+//! Published probes are immutable: the same name with other bytes is a conflict, never a
+//! replacement. Every write is temp + rename; each probe's metadata lands (in
+//! `.probeforge/meta/`) before the probe, and the indexes are rebuilt from them last, so a run
+//! killed at any point leaves a consistent repository that the next run completes.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::write_atomic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("conflict: `{path}` is already published with sha256 {existing}; this build made {new} (published probes are never replaced)")]
+    Conflict {
+        path: PathBuf,
+        existing: String,
+        new: String,
+    },
+    #[error("repository `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HEAD {url}: {what}")]
+    Remote { url: String, what: String },
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Everything recorded about one published probe.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeMeta {
+    pub driver_version: String,
+    pub arch: String,
+    pub target_id: String,
+    pub kernel_release: String,
+    pub kernel_version: String,
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Header packages: (name, sha256).
+    pub inputs: Vec<(String, String)>,
+    pub driver_source_sha256: String,
+    pub patches: Vec<String>,
+    pub toolchain: String,
+    pub flags_sha256: String,
+    /// RFC 3339 UTC; `SOURCE_DATE_EPOCH` when set.
+    pub built_at: String,
+}
+
+/// Falco's loaders escape the driver version and the file name as URL path segments.
+pub fn url_path(driver_version: &str, arch: &str, file: &str) -> String {
+    format!(
+        "{}/{}/{}",
+        crate::driver::escape_segment(driver_version),
+        arch,
+        crate::driver::escape_segment(file)
+    )
+}
+
+/// Now (or `SOURCE_DATE_EPOCH`) as RFC 3339 UTC.
+pub fn timestamp() -> String {
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        });
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// What publishing one probe did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Published {
+    New,
+    /// Already there with the same bytes.
+    Unchanged,
+}
+
+/// A repository in a local directory (servable as-is by any static web server).
+#[derive(Debug, Clone)]
+pub struct LocalRepo {
+    pub root: PathBuf,
+}
+
+impl LocalRepo {
+    pub fn new(root: &Path) -> LocalRepo {
+        LocalRepo {
+            root: root.to_owned(),
+        }
+    }
+
+    pub fn probe_path(&self, driver_version: &str, arch: &str, file: &str) -> PathBuf {
+        self.root.join(driver_version).join(arch).join(file)
+    }
+
+    fn meta_path(&self, driver_version: &str, arch: &str, file: &str) -> PathBuf {
+        self.root
+            .join(".probeforge/meta")
+            .join(driver_version)
+            .join(arch)
+            .join(format!("{file}.json"))
+    }
+
+    pub fn exists(&self, driver_version: &str, arch: &str, file: &str) -> bool {
+        self.probe_path(driver_version, arch, file).is_file()
+    }
+
+    /// Publishes one probe; never replaces different bytes. Call [`LocalRepo::reindex`] after
+    /// a batch.
+    pub fn publish(&self, meta: &ProbeMeta, bytes: &[u8]) -> Result<Published> {
+        let path = self.probe_path(&meta.driver_version, &meta.arch, &meta.file);
+        if let Ok(existing) = fs::read(&path) {
+            let old = crate::pipeline::sha256(&existing);
+            if old == meta.sha256 {
+                // Its metadata may be missing after a killed run: restore it.
+                let mp = self.meta_path(&meta.driver_version, &meta.arch, &meta.file);
+                if !mp.is_file() {
+                    let json = serde_json::to_vec_pretty(meta).expect("serializable");
+                    write_atomic(&mp, &json).map_err(io(&mp))?;
+                }
+                return Ok(Published::Unchanged);
+            }
+            return Err(Error::Conflict {
+                path,
+                existing: old,
+                new: meta.sha256.clone(),
+            });
+        }
+        let mp = self.meta_path(&meta.driver_version, &meta.arch, &meta.file);
+        let json = serde_json::to_vec_pretty(meta).expect("serializable");
+        write_atomic(&mp, &json).map_err(io(&mp))?;
+        // No-replace: link the finished temp file into place; fails if someone got there first.
+        let dir = path.parent().expect("has a parent");
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".probeforge-")
+            .tempfile_in(dir)
+            .map_err(io(dir))?;
+        std::io::Write::write_all(&mut tmp, bytes).map_err(io(dir))?;
+        tmp.as_file().sync_all().map_err(io(dir))?;
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(io(dir))?;
+        match fs::hard_link(tmp.path(), &path) {
+            Ok(()) => Ok(Published::New),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let existing = fs::read(&path).map_err(io(&path))?;
+                let old = crate::pipeline::sha256(&existing);
+                if old == meta.sha256 {
+                    Ok(Published::Unchanged)
+                } else {
+                    Err(Error::Conflict {
+                        path,
+                        existing: old,
+                        new: meta.sha256.clone(),
+                    })
+                }
+            }
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Every published probe's metadata (probes without metadata are left out; metadata
+    /// without its probe, from a run killed in between, is ignored).
+    pub fn entries(&self) -> Result<Vec<ProbeMeta>> {
+        let base = self.root.join(".probeforge/meta");
+        let mut out = Vec::new();
+        if !base.is_dir() {
+            return Ok(out);
+        }
+        for dv in fs::read_dir(&base).map_err(io(&base))?.flatten() {
+            for arch in fs::read_dir(dv.path()).map_err(io(&dv.path()))?.flatten() {
+                for m in fs::read_dir(arch.path()).map_err(io(&arch.path()))?.flatten() {
+                    let p = m.path();
+                    if p.extension().is_none_or(|e| e != "json") {
+                        continue;
+                    }
+                    let Ok(meta) = serde_json::from_slice::<ProbeMeta>(&fs::read(&p).map_err(io(&p))?)
+                    else {
+                        continue;
+                    };
+                    if self.exists(&meta.driver_version, &meta.arch, &meta.file) {
+                        out.push(meta);
+                    }
+                }
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.driver_version, &a.arch, &a.file).cmp(&(&b.driver_version, &b.arch, &b.file))
+        });
+        Ok(out)
+    }
+
+    /// Rebuilds `SHA256SUMS` per directory, `index.json` and `INDEX.md` from the metadata.
+    pub fn reindex(&self) -> Result<usize> {
+        let entries = self.entries()?;
+        let mut dirs: BTreeMap<(String, String), Vec<&ProbeMeta>> = BTreeMap::new();
+        for e in &entries {
+            dirs.entry((e.driver_version.clone(), e.arch.clone()))
+                .or_default()
+                .push(e);
+        }
+        for ((dv, arch), list) in &dirs {
+            let mut sums = String::new();
+            for e in list {
+                sums.push_str(&format!("{}  {}\n", e.sha256, e.file));
+            }
+            let p = self.root.join(dv).join(arch).join("SHA256SUMS");
+            write_atomic(&p, sums.as_bytes()).map_err(io(&p))?;
+        }
+        let index = serde_json::json!({
+            "format": "probeforge-index-1",
+            "probes": entries.iter().map(|e| {
+                let mut v = serde_json::to_value(e).expect("serializable");
+                v["path"] = serde_json::Value::String(url_path(&e.driver_version, &e.arch, &e.file));
+                v
+            }).collect::<Vec<_>>(),
+        });
+        let p = self.root.join("index.json");
+        write_atomic(&p, &serde_json::to_vec_pretty(&index).expect("serializable"))
+            .map_err(io(&p))?;
+        let mut md = String::from("# Falco eBPF probes\n\nBuilt by probeforge. Download `<this URL>/<path>`; check it against `SHA256SUMS` in its directory.\n\n");
+        for ((dv, arch), list) in &dirs {
+            md.push_str(&format!("## {dv} / {arch} ({} probes)\n\n| target | kernel release | version | sha256 | size |\n|---|---|---|---|---|\n", list.len()));
+            for e in list {
+                md.push_str(&format!(
+                    "| {} | [{}]({}) | {} | `{}` | {} |\n",
+                    e.target_id,
+                    e.kernel_release,
+                    url_path(&e.driver_version, &e.arch, &e.file),
+                    e.kernel_version,
+                    &e.sha256[..16],
+                    e.size
+                ));
+            }
+            md.push('\n');
+        }
+        let p = self.root.join("INDEX.md");
+        write_atomic(&p, md.as_bytes()).map_err(io(&p))?;
+        Ok(entries.len())
+    }
+}
+
+/// Where probes are published, or at least looked up.
+#[derive(Debug, Clone)]
+pub enum Repo {
+    Local(LocalRepo),
+    /// A static HTTP base URL: existence by HEAD (publishing goes to a local directory).
+    Http(String),
+}
+
+impl Repo {
+    pub fn parse(s: &str) -> Repo {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            Repo::Http(s.trim_end_matches('/').to_owned())
+        } else {
+            Repo::Local(LocalRepo::new(Path::new(s)))
+        }
+    }
+
+    pub fn exists(
+        &self,
+        client: Option<&crate::http::Client>,
+        driver_version: &str,
+        arch: &str,
+        file: &str,
+    ) -> Result<bool> {
+        match self {
+            Repo::Local(l) => Ok(l.exists(driver_version, arch, file)),
+            Repo::Http(base) => {
+                let url = format!("{base}/{}", url_path(driver_version, arch, file));
+                let c = client.ok_or_else(|| Error::Remote {
+                    url: url.clone(),
+                    what: "no HTTP client".into(),
+                })?;
+                c.exists(&url).map_err(|e| Error::Remote {
+                    url: crate::http::redact(&url),
+                    what: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_escaping() {
+        std::env::set_var("SOURCE_DATE_EPOCH", "1700000000");
+        assert_eq!(timestamp(), "2023-11-14T22:13:20Z");
+        std::env::remove_var("SOURCE_DATE_EPOCH");
+        assert_eq!(
+            url_path("8.0.0+driver", "x86_64", "falco_debian_6.12.57+deb13-amd64_1.o"),
+            "8.0.0%2Bdriver/x86_64/falco_debian_6.12.57%2Bdeb13-amd64_1.o"
+        );
+    }
+}
