@@ -135,6 +135,12 @@ fn wait_cpu(child: &mut std::process::Child) -> std::io::Result<(ExitStatus, Dur
     Ok((ExitStatus::from_raw(status), cpu))
 }
 
+thread_local! {
+    /// CPU time of this thread's last clang|llc run, also when it failed (configure tests
+    /// fail by design; their cost still counts).
+    static LAST_FAILED_CPU: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
 /// Runs `clang <args> | llc -march=bpf -filetype=obj -o out` in `cwd` (the objtree).
 pub fn clang_llc(
     tc: &Toolchain,
@@ -185,6 +191,7 @@ pub fn clang_llc(
     let (llc_status, llc_cpu) = wait_cpu(&mut llc).map_err(spawn_err(&tc.llc))?;
     let (clang_status, clang_cpu) = wait_cpu(&mut clang).map_err(spawn_err(&tc.clang))?;
     let clang_err = reader.join().unwrap_or_default();
+    LAST_FAILED_CPU.with(|c| c.set(clang_cpu + llc_cpu));
     if !clang_status.success() {
         return Err(Error::Tool {
             kernel: kernel.to_owned(),
@@ -253,7 +260,10 @@ pub fn configure(
                         passed: false,
                         log: Some(e.to_string()),
                     },
-                    Timing::default(),
+                    Timing {
+                        clang_cpu: LAST_FAILED_CPU.with(|c| c.get()),
+                        ..Timing::default()
+                    },
                 ),
             }
         })

@@ -171,7 +171,8 @@ struct BuildAllArgs {
     /// Kernels compiled at once (default: the number of CPUs).
     #[arg(short, long)]
     jobs: Option<usize>,
-    /// Directory for temporary trees (default: $TMPDIR).
+    /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
+    /// else /tmp).
     #[arg(long)]
     scratch: Option<PathBuf>,
     #[command(flatten)]
@@ -275,7 +276,8 @@ struct BuildArgs {
     /// Output directory; receives only the probe.
     #[arg(short, long, default_value = ".")]
     output: PathBuf,
-    /// Directory for temporary trees (default: $TMPDIR).
+    /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
+    /// else /tmp).
     #[arg(long)]
     scratch: Option<PathBuf>,
     /// Use the patches in this directory (with its index.json) instead of the built-in ones.
@@ -690,7 +692,7 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         Some(p) => p.clone(),
         None => probeforge::driver::fetch_source(&net.client, &cat, &net.mirrors, &net.catalog, &version, None)?,
     };
-    let scratch_base = a.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch_base = a.scratch.clone().unwrap_or_else(pipeline::default_scratch);
     let batch = tempfile::Builder::new().prefix("probeforge-batch-").tempdir_in(&scratch_base)
         .with_context(|| format!("cannot create a directory in `{}`", scratch_base.display()))?;
     let (driver_dir, driver_digest) = probeforge::farm::prepare_driver_source(&source, batch.path())?;

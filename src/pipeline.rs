@@ -114,6 +114,28 @@ pub struct Timings {
     pub probe: Timing,
 }
 
+/// Where temporary trees go by default: `$TMPDIR` when set; else `/dev/shm` when it is a
+/// memory file system with room (unpacked trees are written and deleted by the thousand, and
+/// on a disk that costs more than the compile); else the system temp directory.
+pub fn default_scratch() -> PathBuf {
+    if let Some(t) = std::env::var_os("TMPDIR").filter(|t| !t.is_empty()) {
+        return PathBuf::from(t);
+    }
+    let shm = Path::new("/dev/shm");
+    if let Ok(c) = std::ffi::CString::new("/dev/shm") {
+        // SAFETY: statvfs writes only into the struct we pass.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 {
+            let free = st.f_bavail as u64 * st.f_frsize as u64;
+            let writable = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
+            if free >= 2 << 30 && writable {
+                return shm.to_owned();
+            }
+        }
+    }
+    std::env::temp_dir()
+}
+
 /// Falco's target id for a kernel, where the headers tell.
 pub fn default_target_id(k: &KernelTree) -> Option<String> {
     let os = k.os_release.as_ref()?;
@@ -168,7 +190,7 @@ pub fn build_probe(
 ) -> Result<(Output, Vec<u8>), Error> {
     let mut b = tempfile::Builder::new();
     b.prefix("probeforge-build-");
-    let scratch_dir = req.scratch.clone().unwrap_or_else(std::env::temp_dir);
+    let scratch_dir = req.scratch.clone().unwrap_or_else(default_scratch);
     let tmp = b.tempdir_in(&scratch_dir).map_err(io(&scratch_dir))?;
     let started = std::time::Instant::now();
     let staged = extract::Staged::new(&req.headers, Selection::ProbeBuild, Some(tmp.path()))?;
