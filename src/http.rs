@@ -398,6 +398,46 @@ impl Client {
         Ok((bytes, Source::Network))
     }
 
+    /// One API request (no retries beyond transport errors, no cache): method, URL, headers,
+    /// optional body. Returns the status and body for any HTTP status.
+    pub fn request(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+    ) -> Result<(u16, Vec<u8>)> {
+        let mut req = self.agent.request(method, url);
+        for (k, v) in headers {
+            req = req.set(k, v);
+        }
+        let resp = match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(ureq::Error::Transport(t)) => {
+                return Err(Error::Transport {
+                    url: redact(url),
+                    what: t.to_string().replace(url, &redact(url)),
+                })
+            }
+        };
+        let status = resp.status();
+        let mut out = Vec::new();
+        resp.into_reader()
+            .take(self.cfg.max_body)
+            .read_to_end(&mut out)
+            .map_err(|source| Error::Body {
+                url: redact(url),
+                got: out.len() as u64,
+                source,
+            })?;
+        Ok((status, out))
+    }
+
     /// Whether a URL exists (HEAD; 404 is `false`).
     pub fn exists(&self, url: &str) -> Result<bool> {
         match self.agent.head(url).call() {

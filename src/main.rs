@@ -661,6 +661,7 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         (Repo::Local(l), None) => l.clone(),
         (_, Some(o)) => LocalRepo::new(o),
         (Repo::Http(_), None) => return Err(UsageError("--repo is a URL: say where new probes go with --output DIR".into()).into()),
+        (Repo::Github(_), None) => return Err(UsageError("--repo is GitHub Releases: give a local staging directory with --output DIR".into()).into()),
     };
     let only = a.only.as_deref().map(regex::Regex::new).transpose().map_err(|e| UsageError(format!("--only: {e}")))?;
     let arches = arches(&a.arch)?;
@@ -723,9 +724,22 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         quiet: a.json,
     };
     let started = std::time::Instant::now();
-    let results = farm.run(kernels, &progress);
+    let mut results = farm.run(kernels, &progress);
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
+    }
+    // GitHub Releases: upload what this run built (and what was staged but not yet uploaded).
+    if let Repo::Github(g) = &repo {
+        for r in results.iter_mut().filter(|r| matches!(r.status, Status::Built | Status::Cached | Status::Unchanged)) {
+            let path = publish_to.probe_path(&version, r.arch.uname_m(), &r.file);
+            let up = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| g.upload(&net.client, &version, r.arch.uname_m(), &r.file, &b).map_err(|e| format!("{:#}", anyhow::Error::from(e))));
+            if let Err(e) = up {
+                r.status = Status::Failed;
+                r.error = Some(e);
+            }
+        }
     }
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let failed = count(Status::Failed);

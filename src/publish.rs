@@ -277,16 +277,169 @@ impl LocalRepo {
     }
 }
 
+/// GitHub Releases as a probe repository: one release per driver version (tag = the driver
+/// version), probes as assets named `<arch>_<file>` (asset names cannot hold a `/`). Uses the
+/// REST API with a token from `GITHUB_TOKEN`; the API base is configurable
+/// (`PROBEFORGE_GITHUB_API`, for GitHub Enterprise or a test server).
+#[derive(Debug, Clone)]
+pub struct GithubReleases {
+    pub api: String,
+    pub owner: String,
+    pub repo: String,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct GhAsset {
+    name: String,
+    #[serde(default)]
+    digest: Option<String>,
+    #[serde(default)]
+    browser_download_url: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct GhRelease {
+    #[serde(default)]
+    upload_url: String,
+    #[serde(default)]
+    assets: Vec<GhAsset>,
+}
+
+impl GithubReleases {
+    pub fn asset_name(arch: &str, file: &str) -> String {
+        format!("{arch}_{file}")
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut h = vec![
+            ("Accept", "application/vnd.github+json".to_owned()),
+            ("X-GitHub-Api-Version", "2022-11-28".to_owned()),
+        ];
+        if let Some(t) = &self.token {
+            h.push(("Authorization", format!("Bearer {t}")));
+        }
+        h
+    }
+
+    fn err(&self, url: &str, what: impl Into<String>) -> Error {
+        Error::Remote {
+            url: crate::http::redact(url),
+            what: what.into(),
+        }
+    }
+
+    /// The release of a driver version, if it exists.
+    fn release(&self, c: &crate::http::Client, tag: &str) -> Result<Option<GhRelease>> {
+        let url = format!(
+            "{}/repos/{}/{}/releases/tags/{}",
+            self.api,
+            self.owner,
+            self.repo,
+            crate::driver::escape_segment(tag)
+        );
+        let (status, body) = c
+            .request("GET", &url, &self.headers(), None)
+            .map_err(|e| self.err(&url, e.to_string()))?;
+        match status {
+            200 => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|e| self.err(&url, format!("bad JSON: {e}"))),
+            404 => Ok(None),
+            s => Err(self.err(&url, format!("HTTP {s}: {}", String::from_utf8_lossy(&body)))),
+        }
+    }
+
+    pub fn exists(&self, c: &crate::http::Client, driver_version: &str, arch: &str, file: &str) -> Result<bool> {
+        let name = Self::asset_name(arch, file);
+        Ok(self
+            .release(c, driver_version)?
+            .is_some_and(|r| r.assets.iter().any(|a| a.name == name)))
+    }
+
+    /// Uploads one probe; an asset of the same name must have the same bytes (never replaced).
+    pub fn upload(
+        &self,
+        c: &crate::http::Client,
+        driver_version: &str,
+        arch: &str,
+        file: &str,
+        bytes: &[u8],
+    ) -> Result<Published> {
+        let name = Self::asset_name(arch, file);
+        let sha = crate::pipeline::sha256(bytes);
+        let rel = match self.release(c, driver_version)? {
+            Some(r) => r,
+            None => {
+                let url = format!("{}/repos/{}/{}/releases", self.api, self.owner, self.repo);
+                let body = serde_json::json!({"tag_name": driver_version, "name": format!("Falco probes for driver {driver_version}")});
+                let (status, resp) = c
+                    .request("POST", &url, &self.headers(), Some(body.to_string().as_bytes()))
+                    .map_err(|e| self.err(&url, e.to_string()))?;
+                if status != 201 {
+                    return Err(self.err(&url, format!("creating the release: HTTP {status}: {}", String::from_utf8_lossy(&resp))));
+                }
+                serde_json::from_slice(&resp).map_err(|e| self.err(&url, format!("bad JSON: {e}")))?
+            }
+        };
+        if let Some(a) = rel.assets.iter().find(|a| a.name == name) {
+            let existing = match &a.digest {
+                Some(d) => d.trim_start_matches("sha256:").to_owned(),
+                None => {
+                    let (_, b) = c
+                        .request("GET", &a.browser_download_url, &[], None)
+                        .map_err(|e| self.err(&a.browser_download_url, e.to_string()))?;
+                    crate::pipeline::sha256(&b)
+                }
+            };
+            return if existing == sha {
+                Ok(Published::Unchanged)
+            } else {
+                Err(Error::Conflict {
+                    path: PathBuf::from(format!("{}/{}@{}:{}", self.owner, self.repo, driver_version, name)),
+                    existing,
+                    new: sha,
+                })
+            };
+        }
+        // upload_url is a URI template: `.../assets{?name,label}`.
+        let base = rel.upload_url.split('{').next().unwrap_or_default().to_owned();
+        let url = format!("{base}?name={}", crate::driver::escape_segment(&name));
+        let mut h = self.headers();
+        h.push(("Content-Type", "application/octet-stream".to_owned()));
+        let (status, resp) = c
+            .request("POST", &url, &h, Some(bytes))
+            .map_err(|e| self.err(&url, e.to_string()))?;
+        if status != 201 {
+            return Err(self.err(&url, format!("uploading: HTTP {status}: {}", String::from_utf8_lossy(&resp))));
+        }
+        Ok(Published::New)
+    }
+}
+
 /// Where probes are published, or at least looked up.
 #[derive(Debug, Clone)]
 pub enum Repo {
     Local(LocalRepo),
     /// A static HTTP base URL: existence by HEAD (publishing goes to a local directory).
     Http(String),
+    /// `github:OWNER/REPO`.
+    Github(GithubReleases),
 }
 
 impl Repo {
     pub fn parse(s: &str) -> Repo {
+        if let Some((owner, repo)) = s.strip_prefix("github:").and_then(|r| r.split_once('/')) {
+            return Repo::Github(GithubReleases {
+                api: std::env::var("PROBEFORGE_GITHUB_API")
+                    .unwrap_or_else(|_| "https://api.github.com".to_owned())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                owner: owner.to_owned(),
+                repo: repo.to_owned(),
+                token: std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()),
+            });
+        }
         if s.starts_with("http://") || s.starts_with("https://") {
             Repo::Http(s.trim_end_matches('/').to_owned())
         } else {
@@ -303,6 +456,13 @@ impl Repo {
     ) -> Result<bool> {
         match self {
             Repo::Local(l) => Ok(l.exists(driver_version, arch, file)),
+            Repo::Github(g) => {
+                let c = client.ok_or_else(|| Error::Remote {
+                    url: g.api.clone(),
+                    what: "no HTTP client".into(),
+                })?;
+                g.exists(c, driver_version, arch, file)
+            }
             Repo::Http(base) => {
                 let url = format!("{base}/{}", url_path(driver_version, arch, file));
                 let c = client.ok_or_else(|| Error::Remote {

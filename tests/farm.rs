@@ -149,3 +149,40 @@ fn exists_answers_for_a_directory_and_a_url() {
     let (code, _, _) = run(&["exists", "--repo", "http://127.0.0.1:1/x", "--driver-version", "v", "--target-id", "debian", "--kernel-release", "r", "--kernel-version", "1"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn github_releases_repository_over_its_rest_api() {
+    let gh = common::github::GitHub::start("falco", "probes", "s3cret");
+    let (k, _) = debian_kernel("bullseye", Arch::X86_64);
+    let only = format!("^{}$", regex::escape(&k.release));
+    let t = tmpdir();
+    let src = libs_0_20_0();
+    let run_it = |token: &str| {
+        Command::new(bin())
+            .args(["build-all", "debian-bullseye", "--arch", "x86_64", "--only", &only, "--repo", "github:falco/probes",
+                "--output", t.path().join("staging").to_str().unwrap(),
+                "--driver-source", src.to_str().unwrap(), "--driver-version", "8.0.0+driver", "--json"])
+            .env("PROBEFORGE_CACHE", cache_dir())
+            .env("PROBEFORGE_GITHUB_API", &gh.base)
+            .env("GITHUB_TOKEN", token)
+            .output().unwrap()
+    };
+    // A bad token: the upload fails, named, and the run says so.
+    let o = run_it("wrong");
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["kernels"][0]["error"].as_str().unwrap().contains("HTTP 401"), "{v}");
+    let o = run_it("s3cret");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    {
+        let s = gh.state.lock().unwrap();
+        let (_, assets) = &s.releases["8.0.0+driver"];
+        let name = format!("x86_64_falco_debian_{}_1.o", k.release);
+        let staged = t.path().join("staging/8.0.0+driver/x86_64").join(format!("falco_debian_{}_1.o", k.release));
+        assert_eq!(assets[&name], fs::read(staged).unwrap());
+    }
+    // Published there: the next run skips it.
+    let o = run_it("s3cret");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["skipped"], 1, "{v}");
+}

@@ -4,6 +4,7 @@
 //! test: these tests never skip.
 #![allow(dead_code)]
 
+pub mod github;
 pub mod server;
 
 use std::fs;
