@@ -94,8 +94,7 @@ fn tail(bytes: &[u8]) -> String {
     out.join("\n")
 }
 
-fn command(prog: &Path, cwd: &Path) -> Command {
-    let mut c = Command::new(prog);
+fn command(mut c: Command, cwd: &Path) -> Command {
     // A clean environment: nothing of the caller's (locale, CPATH, ...) may change the bytes.
     c.env_clear()
         .env("LC_ALL", "C")
@@ -158,7 +157,7 @@ pub fn clang_llc(
             source,
         }
     };
-    let mut clang = command(&tc.clang, cwd)
+    let mut clang = command(tc.clang_command(), cwd)
         .args(clang_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -166,7 +165,7 @@ pub fn clang_llc(
         .spawn()
         .map_err(spawn_err(&tc.clang))?;
     let llc_args = FlagSet::llc_args(out);
-    let llc = command(&tc.llc, cwd)
+    let llc = command(tc.llc_command(), cwd)
         .args(&llc_args)
         .stdin(clang.stdout.take().expect("piped"))
         .stdout(Stdio::null())

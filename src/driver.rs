@@ -352,6 +352,9 @@ fn copy_file(from: &Path, to: &Path) -> Result<()> {
         fs::create_dir_all(p).map_err(io(p))?;
     }
     fs::copy(from, to).map_err(io(from))?;
+    // Copies of a read-only source (a sandbox's inputs) must be writable: patches edit them.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(to, fs::Permissions::from_mode(0o644)).map_err(io(to))?;
     Ok(())
 }
 

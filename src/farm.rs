@@ -217,6 +217,14 @@ impl Farm<'_> {
             Err(e) => return self.failed(k, file, e.to_string(), start.elapsed().as_secs_f64()),
         };
         let key = self.cache_key(&digests);
+        // Recorded inputs name the packages, not the cache's file names.
+        let named_inputs: Vec<(String, String)> = k
+            .packages
+            .iter()
+            .filter(|p| !p.name.starts_with("linux-kbuild-"))
+            .map(|p| p.name.clone())
+            .zip(digests.iter().cloned())
+            .collect();
         let cache_o = self.cache_dir.join("probes").join(format!("{key}.o"));
         let cache_meta = self.cache_dir.join("probes").join(format!("{key}.json"));
         let mut cpu = 0.0;
@@ -236,7 +244,7 @@ impl Farm<'_> {
                     kernel_version: Some(k.kernel_version.clone()),
                     arch: Some(k.arch),
                     out_dir: PathBuf::from("."),
-                    scratch: self.scratch.clone(),
+                    scratch: Some(self.scratch.clone().unwrap_or_else(pipeline::default_scratch)),
                     driver_digest: Some(self.driver_digest.clone()),
                 };
                 match pipeline::build_probe(&req, self.toolchain, self.patches) {
@@ -284,7 +292,7 @@ impl Farm<'_> {
             file: file.clone(),
             size: bytes.len() as u64,
             sha256: sha.clone(),
-            inputs: meta.inputs,
+            inputs: named_inputs,
             driver_source_sha256: meta.driver_source_sha256,
             patches: meta.patches,
             toolchain: meta.toolchain,

@@ -118,6 +118,13 @@ enum Command {
     BuildAll(BuildAllArgs),
     /// Is a probe published? Exit 0 present, 1 absent, 2 error.
     Exists(ExistsArgs),
+    /// Pinned LLVM toolchains: list, show, fetch.
+    ///
+    /// A probe's bytes depend on the exact clang/llc build. A pinned toolchain is a set of
+    /// distro packages fixed by sha256, unpacked without root into the cache and run with its
+    /// own loader and libraries, so the same probe comes out on any x86_64 Linux.
+    #[command(subcommand)]
+    Toolchain(ToolchainCmd),
     /// Download and verify the header packages of one kernel.
     ///
     /// Example: probeforge fetch debian-bookworm latest -o headers/
@@ -182,6 +189,19 @@ struct BuildAllArgs {
     json: bool,
 }
 
+#[derive(Subcommand)]
+enum ToolchainCmd {
+    /// The pinned toolchains this probeforge knows.
+    List,
+    /// A toolchain's packages and digests, and whether it is in the cache.
+    Show { name: String },
+    /// Download, verify and unpack a pinned toolchain into the cache.
+    Fetch {
+        #[arg(default_value = "llvm-14-debian12")]
+        name: String,
+    },
+}
+
 #[derive(clap::Args)]
 struct ExistsArgs {
     #[arg(long)]
@@ -214,6 +234,11 @@ struct FetchArgs {
 
 #[derive(clap::Args)]
 struct ToolchainArgs {
+    /// The clang/llc to build with: `host` (default: found as below), the name of a pinned
+    /// toolchain (`probeforge toolchain list`; downloaded into the cache on first use and run
+    /// with its own loader and libraries), or the path of a toolchain manifest file.
+    #[arg(long, default_value = "host")]
+    toolchain: String,
     /// clang to use (default: $CLANG, then clang on PATH).
     #[arg(long, env = "CLANG")]
     clang: Option<PathBuf>,
@@ -225,9 +250,36 @@ struct ToolchainArgs {
     require_llvm: Option<String>,
 }
 
+fn manifest_for(name: &str) -> Result<probeforge::toolchain::Manifest> {
+    if let Some(m) = probeforge::toolchain::Manifest::named(name) {
+        return Ok(m);
+    }
+    let p = std::path::Path::new(name);
+    if p.is_file() {
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read `{name}`"))?;
+        return serde_json::from_str(&text).map_err(|e| UsageError(format!("toolchain manifest `{name}`: {e}")).into());
+    }
+    let names: Vec<String> = probeforge::toolchain::Manifest::embedded().into_iter().map(|m| m.name).collect();
+    Err(UsageError(format!("unknown toolchain `{name}` (pinned: {}; or `host`, or a manifest file)", names.join(", "))).into())
+}
+
 impl ToolchainArgs {
-    fn find(&self) -> Result<Toolchain> {
-        let tc = Toolchain::find(self.clang.as_deref(), self.llc.as_deref())?;
+    fn find(&self, net: &NetArgs) -> Result<Toolchain> {
+        let tc = if self.toolchain == "host" {
+            Toolchain::find(self.clang.as_deref(), self.llc.as_deref())?
+        } else {
+            if self.clang.is_some() || self.llc.is_some() {
+                return Err(UsageError(format!(
+                    "--toolchain {} pins clang and llc; it cannot be combined with --clang/--llc or CLANG/LLC",
+                    self.toolchain
+                )).into());
+            }
+            let m = manifest_for(&self.toolchain)?;
+            let n = net.open()?;
+            let mirror = n.mirrors.resolve(&n.catalog, &m.mirror)?;
+            let root = probeforge::toolchain::fetch(&m, &n.client, &mirror)?;
+            Toolchain::pinned(&m, &root)?
+        };
         if let Some(v) = &self.require_llvm {
             tc.require(v)?;
         }
@@ -283,6 +335,10 @@ struct BuildArgs {
     /// Use the patches in this directory (with its index.json) instead of the built-in ones.
     #[arg(long)]
     patches: Option<PathBuf>,
+    /// Write a provenance statement (inputs with digests, toolchain, flags, patches, output
+    /// digest) to this file.
+    #[arg(long)]
+    provenance: Option<PathBuf>,
     #[command(flatten)]
     toolchain: ToolchainArgs,
     /// Print a JSON report instead of text.
@@ -372,6 +428,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Fetch(a) => fetch(a, &cli.net),
         Command::BuildAll(a) => build_all(a, &cli.net),
         Command::Exists(a) => exists(a, &cli.net),
+        Command::Toolchain(c) => toolchain_cmd(c, &cli.net),
     }
 }
 
@@ -429,7 +486,7 @@ fn parse_arch(s: &Option<String>) -> Result<Option<Arch>> {
 }
 
 fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
-    let tc = a.toolchain.find().map_err(|e| UsageError(format!("{e:#}")))?;
+    let tc = a.toolchain.find(net).map_err(|e| UsageError(format!("{e:#}")))?;
     let arch = parse_arch(&a.arch)?;
     let need_net = a.target.is_some() || a.from.is_some() || a.driver_source.is_none();
     let net = if need_net { Some(net.open()?) } else { None };
@@ -489,6 +546,10 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
         driver_digest: None,
     };
     let out = pipeline::build(&req, &tc, &patches)?;
+    if let Some(p) = &a.provenance {
+        let v = pipeline::provenance(&out, &tc);
+        pipeline::write_atomic(p, &serde_json::to_vec_pretty(&v)?).with_context(|| format!("cannot write `{}`", p.display()))?;
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -654,7 +715,7 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     use probeforge::farm::{Farm, Status};
     use probeforge::publish::{LocalRepo, Repo};
     use std::io::IsTerminal;
-    let tc = a.toolchain.find().map_err(|e| UsageError(format!("{e:#}")))?;
+    let tc = a.toolchain.find(net_args).map_err(|e| UsageError(format!("{e:#}")))?;
     let net = net_args.open()?;
     let repo = Repo::parse(&a.repo);
     let publish_to = match (&repo, &a.output) {
@@ -775,4 +836,36 @@ fn exists(a: ExistsArgs, net_args: &NetArgs) -> Result<ExitCode> {
         Ok(false) => Ok(ExitCode::from(1)),
         Err(e) => Err(UsageError(format!("{:#}", anyhow::Error::from(e))).into()),
     }
+}
+
+fn toolchain_cmd(c: ToolchainCmd, net_args: &NetArgs) -> Result<ExitCode> {
+    use probeforge::toolchain::{self, Manifest};
+    let cache = net_args.cache_dir.clone().unwrap_or_else(probeforge::http::default_cache_dir);
+    match c {
+        ToolchainCmd::List => {
+            for m in Manifest::embedded() {
+                let there = toolchain::root_in_cache(&m, &cache).join(".complete").is_file();
+                println!("{:<20} LLVM {:<8} {:<7} {} packages{}", m.name, m.llvm_version, m.host_arch, m.packages.len(), if there { ", in cache" } else { "" });
+            }
+            println!("{:<20} whatever clang/llc the host has (default)", "host");
+        }
+        ToolchainCmd::Show { name } => {
+            let m = manifest_for(&name)?;
+            let root = toolchain::root_in_cache(&m, &cache);
+            println!("{} (LLVM {}, {}): {}", m.name, m.llvm_version, m.host_arch, m.note);
+            for p in &m.packages {
+                println!("  {:<24} {:<14} {}  {}", p.name, p.version, p.sha256, p.filename);
+            }
+            println!("cache: {}{}", root.display(), if root.join(".complete").is_file() { "" } else { " (not fetched)" });
+        }
+        ToolchainCmd::Fetch { name } => {
+            let m = manifest_for(&name)?;
+            let n = net_args.open()?;
+            let mirror = n.mirrors.resolve(&n.catalog, &m.mirror)?;
+            let root = toolchain::fetch(&m, &n.client, &mirror)?;
+            let tc = Toolchain::pinned(&m, &root)?;
+            println!("{}: {} / {} at {}", m.name, tc.clang_version, tc.llc_version, root.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -190,10 +190,15 @@ pub fn build_probe(
 ) -> Result<(Output, Vec<u8>), Error> {
     let mut b = tempfile::Builder::new();
     b.prefix("probeforge-build-");
-    let scratch_dir = req.scratch.clone().unwrap_or_else(default_scratch);
+    // A single build writes only under `$TMPDIR` (or --scratch) and its output directory, as
+    // sandboxes require; batches choose a faster default themselves.
+    let scratch_dir = req.scratch.clone().unwrap_or_else(std::env::temp_dir);
     let tmp = b.tempdir_in(&scratch_dir).map_err(io(&scratch_dir))?;
     let started = std::time::Instant::now();
-    let staged = extract::Staged::new(&req.headers, Selection::ProbeBuild, Some(tmp.path()))?;
+    // Input order must not matter: packages unpack (and are recorded) sorted by file name.
+    let mut headers = req.headers.clone();
+    headers.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
+    let staged = extract::Staged::new(&headers, Selection::ProbeBuild, Some(tmp.path()))?;
     let unpack_s = started.elapsed().as_secs_f64();
     let k = KernelTree::find(staged.root(), req.kernel_release.as_deref())?;
     if let Some(want) = req.arch {
@@ -230,8 +235,7 @@ pub fn build_probe(
         Some(d) => d.clone(),
         None => driver::digest_input(&req.driver_source).map_err(io(&req.driver_source))?,
     };
-    let inputs = req
-        .headers
+    let inputs = headers
         .iter()
         .map(|h| {
             let name = h.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -243,6 +247,10 @@ pub fn build_probe(
 
     let mut fl = FlagSet::new(&k, &tc.resource_include, Arch::host());
     fl.prefix_maps.push((drv.tree.clone(), drv.mapped_tree.clone()));
+    // A relocated (pinned) toolchain's own headers appear under their installed paths.
+    if let Some(r) = &tc.root {
+        fl.prefix_maps.push((r.clone(), String::new()));
+    }
     fl.cos_73 = flags::needs_cos_73(
         &fs::read_to_string(k.srctree.join("include/linux/sched.h")).unwrap_or_default(),
     );
@@ -285,12 +293,21 @@ pub fn build_probe(
     // The recorded flags say where things were, relative to what they stand for.
     let root = k.root.display().to_string();
     let drv_tree = drv.tree.display().to_string();
-    let clang_args: Vec<String> = args
+    let tc_root = tc.root.as_ref().map(|r| r.display().to_string());
+    let clang_args: Vec<String> = tc
+        .clang_prefix_args
         .iter()
+        .map(|a| a.into())
+        .chain(args.iter().cloned())
         .map(|a| {
-            a.to_string_lossy()
+            let a = a
+                .to_string_lossy()
                 .replace(&drv_tree, &drv.mapped_tree)
-                .replace(&root, "")
+                .replace(&root, "");
+            match &tc_root {
+                Some(r) => a.replace(r.as_str(), ""),
+                None => a,
+            }
         })
         .collect();
     let out = Output {
@@ -322,4 +339,37 @@ pub fn build_probe(
         report,
     };
     Ok((out, bytes))
+}
+
+/// A provenance statement (in-toto Statement v1 layout) for a build: what went in (by
+/// digest), with what, and what came out. Contains no paths or times of this machine, so the
+/// same build anywhere states the same; `built_at` only when `SOURCE_DATE_EPOCH` is set.
+pub fn provenance(out: &Output, tc: &Toolchain) -> serde_json::Value {
+    let mut materials: Vec<serde_json::Value> = out
+        .inputs
+        .iter()
+        .map(|(n, d)| serde_json::json!({"name": n, "digest": {"sha256": d}}))
+        .collect();
+    materials.push(serde_json::json!({"name": "driver-source", "digest": {"sha256": out.driver_source_sha256}}));
+    let mut predicate = serde_json::json!({
+        "builder": concat!("probeforge ", env!("CARGO_PKG_VERSION")),
+        "materials": materials,
+        "kernel": out.kernel,
+        "driver_version": out.driver_version,
+        "driver_layout": out.driver_layout,
+        "patches": out.patches,
+        "configure": out.configure.iter().map(|c| serde_json::json!({"module": c.module, "passed": c.passed})).collect::<Vec<_>>(),
+        "toolchain": {"clang": tc.clang_version, "llc": tc.llc_version, "pinned": tc.pinned},
+        "clang_args": out.clang_args,
+        "flags_sha256": out.flags_sha256,
+    });
+    if std::env::var_os("SOURCE_DATE_EPOCH").is_some() {
+        predicate["built_at"] = serde_json::Value::String(crate::publish::timestamp());
+    }
+    serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": out.file_name, "digest": {"sha256": out.sha256}}],
+        "predicateType": "https://github.com/falcosecurity/probeforge/provenance/v1",
+        "predicate": predicate,
+    })
 }

@@ -35,9 +35,24 @@ pub enum Error {
     },
 }
 
+/// How to start a pinned toolchain's binaries: through its own dynamic loader with its own
+/// libraries, never the host's.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Launcher {
+    pub loader: PathBuf,
+    pub library_path: String,
+}
+
 /// A clang/llc pair, as found and asked.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Toolchain {
+    /// Set for pinned toolchains: the unpacked root, and how to launch from it.
+    pub root: Option<PathBuf>,
+    pub launcher: Option<Launcher>,
+    /// Arguments clang needs before any other (`-resource-dir` for a relocated clang).
+    pub clang_prefix_args: Vec<String>,
+    /// The manifest name, for pinned toolchains.
+    pub pinned: Option<String>,
     pub clang: PathBuf,
     pub llc: PathBuf,
     /// First line of `clang --version`.
@@ -149,6 +164,10 @@ impl Toolchain {
         let resource_include =
             PathBuf::from(output(&clang, &["-print-file-name=include"])?.trim().to_owned());
         Ok(Toolchain {
+            root: None,
+            launcher: None,
+            clang_prefix_args: Vec::new(),
+            pinned: None,
             clang_version: clang_out.lines().next().unwrap_or("").trim().to_owned(),
             llc_version: llc_out
                 .lines()
@@ -185,6 +204,204 @@ impl Toolchain {
     /// A short identity for caches and provenance.
     pub fn identity(&self) -> String {
         format!("{} / {}", self.clang_version, self.llc_version)
+    }
+
+    fn command_for(&self, prog: &Path) -> Command {
+        match &self.launcher {
+            Some(l) => {
+                let mut c = Command::new(&l.loader);
+                c.arg("--library-path").arg(&l.library_path).arg(prog);
+                c
+            }
+            None => Command::new(prog),
+        }
+    }
+
+    /// A command running clang (through the pinned loader when there is one), with the
+    /// arguments every clang run needs first.
+    pub fn clang_command(&self) -> Command {
+        let mut c = self.command_for(&self.clang);
+        c.args(&self.clang_prefix_args);
+        c
+    }
+
+    pub fn llc_command(&self) -> Command {
+        self.command_for(&self.llc)
+    }
+
+    /// A pinned toolchain from an unpacked root, checked to be what its manifest says.
+    pub fn pinned(m: &Manifest, root: &Path) -> Result<Toolchain, Error> {
+        let lp: Vec<String> = m
+            .library_path
+            .iter()
+            .map(|p| root.join(p).display().to_string())
+            .collect();
+        let resource = root.join(&m.resource_dir);
+        let mut tc = Toolchain {
+            root: Some(root.to_owned()),
+            launcher: Some(Launcher {
+                loader: root.join(&m.loader),
+                library_path: lp.join(":"),
+            }),
+            clang_prefix_args: vec!["-resource-dir".into(), resource.display().to_string()],
+            pinned: Some(m.name.clone()),
+            clang: root.join(&m.clang),
+            llc: root.join(&m.llc),
+            clang_version: String::new(),
+            llc_version: String::new(),
+            version: m.llvm_version.clone(),
+            major: major(&m.llvm_version),
+            resource_include: resource.join("include"),
+        };
+        let run = |c: &mut Command, path: &Path| -> Result<String, Error> {
+            let out = c.arg("--version").env_clear().output().map_err(|source| Error::Run {
+                path: path.to_owned(),
+                source,
+            })?;
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let cv = run(&mut tc.clang_command(), &tc.clang)?;
+        let lv = run(&mut tc.llc_command(), &tc.llc)?;
+        let found = version_in(&cv, "clang version").unwrap_or_default();
+        if found != m.llvm_version || version_in(&lv, "LLVM version").as_deref() != Some(&m.llvm_version) {
+            return Err(Error::NotPinned {
+                path: tc.clang.clone(),
+                want: m.llvm_version.clone(),
+                found: format!("clang `{}`, llc `{}`", cv.lines().next().unwrap_or(""), lv.lines().find(|l| l.contains("LLVM version")).unwrap_or("").trim()),
+            });
+        }
+        tc.clang_version = cv.lines().next().unwrap_or("").trim().to_owned();
+        tc.llc_version = lv.lines().find(|l| l.contains("LLVM version")).unwrap_or("").trim().to_owned();
+        Ok(tc)
+    }
+}
+
+/// A pinned toolchain: the exact packages (by sha256) that make it, and where its pieces are.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct Manifest {
+    pub name: String,
+    pub llvm_version: String,
+    pub host_arch: String,
+    /// Catalog mirror the package files are below.
+    pub mirror: String,
+    pub note: String,
+    pub clang: String,
+    pub llc: String,
+    pub resource_dir: String,
+    pub loader: String,
+    pub library_path: Vec<String>,
+    pub packages: Vec<PinnedPackage>,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct PinnedPackage {
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+const EMBEDDED_MANIFESTS: &[&str] = &[include_str!("../toolchain/llvm-14-debian12.json")];
+
+impl Manifest {
+    pub fn embedded() -> Vec<Manifest> {
+        EMBEDDED_MANIFESTS
+            .iter()
+            .map(|t| serde_json::from_str(t).expect("embedded toolchain manifest is valid"))
+            .collect()
+    }
+
+    pub fn named(name: &str) -> Option<Manifest> {
+        Self::embedded().into_iter().find(|m| m.name == name)
+    }
+
+    /// A digest of the manifest: the unpacked root's identity in the cache.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for p in &self.packages {
+            h.update(p.sha256.as_bytes());
+        }
+        hex::encode(h.finalize())[..16].to_owned()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("toolchain `{name}`: package `{package}`")]
+    Download {
+        name: String,
+        package: String,
+        #[source]
+        source: crate::http::Error,
+    },
+    #[error("toolchain `{name}`: cannot unpack")]
+    Unpack {
+        name: String,
+        #[source]
+        source: crate::extract::Error,
+    },
+    #[error("toolchain `{name}`: `{path}`")]
+    Io {
+        name: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Where a manifest's toolchain is unpacked in the cache.
+pub fn root_in_cache(m: &Manifest, cache_dir: &Path) -> PathBuf {
+    cache_dir.join("toolchains").join(format!("{}-{}", m.name, m.digest()))
+}
+
+/// Downloads (through the package cache, verified) and unpacks a pinned toolchain without
+/// root; a no-op when it is already there. The root appears whole or not at all.
+pub fn fetch(
+    m: &Manifest,
+    client: &crate::http::Client,
+    mirror: &str,
+) -> Result<PathBuf, FetchError> {
+    let root = root_in_cache(m, &client.config().cache_dir);
+    if root.join(".complete").is_file() {
+        return Ok(root);
+    }
+    let mut files = Vec::new();
+    for p in &m.packages {
+        let url = format!("{}/{}", mirror.trim_end_matches('/'), p.filename);
+        let (f, _) = client
+            .fetch_verified(&url, &p.sha256, Some(p.size))
+            .map_err(|source| FetchError::Download {
+                name: m.name.clone(),
+                package: p.name.clone(),
+                source,
+            })?;
+        files.push(f);
+    }
+    let parent = root.parent().expect("has a parent");
+    let io = |path: &Path, source| FetchError::Io {
+        name: m.name.clone(),
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpacking-")
+        .tempdir_in(parent)
+        .map_err(|e| io(parent, e))?;
+    let staged = tmp.path().join("root");
+    crate::extract::unpack_all(&files, &staged, crate::extract::Selection::Everything, Default::default())
+        .map_err(|source| FetchError::Unpack {
+            name: m.name.clone(),
+            source,
+        })?;
+    std::fs::write(staged.join(".complete"), m.digest()).map_err(|e| io(&staged, e))?;
+    match std::fs::rename(&staged, &root) {
+        Ok(()) => Ok(root),
+        // Someone else finished first.
+        Err(_) if root.join(".complete").is_file() => Ok(root),
+        Err(e) => Err(io(&root, e)),
     }
 }
 
