@@ -315,3 +315,56 @@ fn ubuntu_layout_apt_repo_on_loopback() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out_dir.join(format!("falco_ubuntu-generic_{rel}_{upload}.o")).is_file());
 }
+
+/// COS from a recorded layout: the `cos-tools` bucket's XML listing, and one build's
+/// `kernel-headers.tgz` (real Debian headers as one tree, renamed COS-style), on loopback.
+#[test]
+fn cos_builds_from_a_recorded_bucket_layout() {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let t = tmpdir();
+    let x = t.path().join("x");
+    for f in header_files(&k, &files) {
+        assert!(Command::new("dpkg-deb").arg("-x").arg(&f).arg(&x).status().unwrap().success());
+    }
+    let rel = "6.1.85+";
+    let tree = t.path().join("h/usr/src").join(format!("linux-headers-{rel}"));
+    fs::create_dir_all(tree.parent().unwrap()).unwrap();
+    let common = fs::read_dir(x.join("usr/src")).unwrap().flatten().map(|e| e.path()).find(|p| p.to_string_lossy().ends_with("-common")).unwrap();
+    assert!(Command::new("cp").arg("-a").arg(&common).arg(&tree).status().unwrap().success());
+    let obj = x.join("usr/src").join(format!("linux-headers-{}", k.release));
+    for e in fs::read_dir(&obj).unwrap().flatten() {
+        if !e.file_type().unwrap().is_symlink() && e.file_name() != "Makefile" {
+            assert!(Command::new("cp").arg("-a").arg(e.path()).arg(&tree).status().unwrap().success());
+        }
+    }
+    fs::write(tree.join("include/generated/utsrelease.h"), format!("#define UTS_RELEASE \"{rel}\"\n")).unwrap();
+    fs::write(tree.join("include/generated/utsversion.h"), "#define UTS_VERSION \"#1 SMP PREEMPT_DYNAMIC Sat Apr 27 12:26:31 UTC 2024\"\n").unwrap();
+    let srv = t.path().join("srv/cos-tools");
+    fs::create_dir_all(srv.join("17800.147.54")).unwrap();
+    let o = Command::new("tar").arg("czf").arg(srv.join("17800.147.54/kernel-headers.tgz")).arg("-C").arg(t.path().join("h")).arg("usr").output().unwrap();
+    assert!(o.status.success());
+    // A build without headers, and a folder that is not a build: both passed over.
+    fs::create_dir_all(srv.join("16919.404.26")).unwrap();
+    fs::write(srv.join("index.xml"), r#"<?xml version='1.0' encoding='UTF-8'?><ListBucketResult xmlns="http://doc.s3.amazonaws.com/2006-03-01"><Name>cos-tools</Name><Prefix></Prefix><Marker></Marker><IsTruncated>false</IsTruncated><Delimiter>/</Delimiter><CommonPrefixes><Prefix>16919.404.26/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>17800.147.54/</Prefix></CommonPrefixes><CommonPrefixes><Prefix>scripts/</Prefix></CommonPrefixes></ListBucketResult>"#).unwrap();
+    let server = Server::start(t.path().join("srv"));
+    let url = format!("cos={}/cos-tools", server.base);
+    let cache = t.path().join("cache");
+    let o = Command::new(bin())
+        .args(["--mirror", &url, "--cache-dir", cache.to_str().unwrap(), "list-kernels", "cos", "--json"])
+        .output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["release"], rel);
+    assert_eq!(v[0]["origin"], "17800.147.54");
+    assert_eq!(v[0]["target_id"], "cos");
+    assert_eq!(v[0]["kernel_version"], "1");
+    let out_dir = t.path().join("out");
+    let src = libs_0_20_0();
+    let o = Command::new(bin())
+        .args(["--mirror", &url, "--cache-dir", cache.to_str().unwrap(), "build", "--target", "cos", "--kernel", rel,
+            "--driver-source", src.to_str().unwrap(), "--driver-version", "8.0.0+driver", "-o", out_dir.to_str().unwrap()])
+        .output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out_dir.join(format!("falco_cos_{rel}_1.o")).is_file());
+}

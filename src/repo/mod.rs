@@ -6,6 +6,7 @@
 //! then the host's APT sources (for Debian and Ubuntu), then the catalog's default.
 
 pub mod apt;
+pub mod cos;
 pub mod crawler;
 pub mod sources;
 pub mod yum;
@@ -178,6 +179,7 @@ impl Lister<'_> {
         match t.kind.as_str() {
             "apt" => self.list_apt(t, arches),
             "yum" => self.list_yum(t, arches),
+            "cos" => self.list_cos(t, arches),
             other => Err(Error::Catalog(format!(
                 "target `{}` has kind `{other}`, which this build cannot list",
                 t.name
@@ -392,6 +394,95 @@ impl Lister<'_> {
             }
         }
         Ok(by_key.into_values().collect())
+    }
+
+    /// COS: every build of the bucket (restricted to the target's `repos` prefixes, e.g.
+    /// milestones' build-number prefixes) that has `kernel-headers.tgz`.
+    fn list_cos(&self, t: &Target, arches: &[Arch]) -> Result<Vec<KernelRecord>> {
+        if !arches.contains(&Arch::X86_64) && !arches.contains(&Arch::Aarch64) {
+            return Ok(Vec::new());
+        }
+        let mirror = self.mirrors.resolve(self.catalog, &t.mirror)?;
+        let mut builds = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let url = match &marker {
+                Some(m) => format!("{mirror}/?delimiter=%2F&marker={}", crate::driver::escape_segment(m)),
+                None => format!("{mirror}/?delimiter=%2F"),
+            };
+            let xml = self.fetch_meta(&url)?;
+            let (mut p, next) = cos::parse_listing(&xml).map_err(|what| Error::Index {
+                url: http::redact(&url),
+                what,
+            })?;
+            builds.append(&mut p);
+            match next {
+                Some(n) if Some(&n) != marker.as_ref() => marker = Some(n),
+                _ => break,
+            }
+        }
+        let mut out = Vec::new();
+        for b in builds {
+            let build = b.trim_end_matches('/').to_owned();
+            // Build IDs are dotted numbers; the bucket also holds other folders.
+            if !build.chars().all(|c| c.is_ascii_digit() || c == '.') || !build.contains('.') {
+                continue;
+            }
+            if !t.repos.is_empty() && !t.repos.iter().any(|p| build.starts_with(p.as_str())) {
+                continue;
+            }
+            let url = format!("{mirror}/{build}/kernel-headers.tgz");
+            let (file, digest) = match self.client.fetch_unverified(&url) {
+                Ok(x) => x,
+                Err(http::Error::Status { status: 404, .. }) => continue,
+                Err(source) => {
+                    return Err(Error::Fetch {
+                        what: format!("COS build {build}: cannot fetch `{}`", http::redact(&url)),
+                        source,
+                    })
+                }
+            };
+            let memo = self.client.config().cache_dir.join("parsed").join(format!("{digest}.cos-facts.json"));
+            let facts: (String, Option<String>) = match std::fs::read(&memo).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+                Some(f) => f,
+                None => {
+                    let f = std::fs::File::open(&file).map_err(|e| Error::Index { url: url.clone(), what: e.to_string() })?;
+                    let facts = cos::headers_facts(std::io::BufReader::new(f))
+                        .map_err(|what| Error::Index { url: http::redact(&url), what })?;
+                    let _ = crate::pipeline::write_atomic(&memo, &serde_json::to_vec(&facts).expect("serializable"));
+                    facts
+                }
+            };
+            let (release, uname_v) = facts;
+            let arch = if release.contains("aarch64") || release.contains("arm64") { Arch::Aarch64 } else { Arch::X86_64 };
+            if !arches.contains(&arch) {
+                continue;
+            }
+            let kernel_version = uname_v
+                .as_deref()
+                .and_then(|v| v.strip_prefix('#'))
+                .map(|v| v.chars().take_while(char::is_ascii_digit).collect::<String>())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "1".into());
+            let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+            out.push(KernelRecord {
+                target: t.name.clone(),
+                target_id: t.target_id.clone(),
+                release,
+                kernel_version,
+                arch,
+                origin: build.clone(),
+                packages: vec![PackageRef {
+                    name: "kernel-headers.tgz".into(),
+                    version: build,
+                    url,
+                    size,
+                    sha256: digest,
+                }],
+            });
+        }
+        out.sort_by(|a, b| (a.arch, &a.release).cmp(&(b.arch, &b.release)));
+        Ok(out)
     }
 
     /// `kernel-devel` packages of one YUM repository (its base URL).

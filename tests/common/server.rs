@@ -150,7 +150,12 @@ fn handle(mut c: TcpStream, root: &std::path::Path, st: &Mutex<State>) -> std::i
         write!(c, "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
         return Ok(());
     }
-    let file = root.join(decoded.trim_start_matches('/'));
+    // A directory answers with its recorded listing (a bucket's XML listing, say).
+    let file = if decoded.ends_with('/') {
+        root.join(decoded.trim_start_matches('/')).join("index.xml")
+    } else {
+        root.join(decoded.trim_start_matches('/'))
+    };
     let Ok(mut body) = std::fs::read(&file) else {
         record(404);
         write!(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
