@@ -30,7 +30,13 @@ fn measure(f: impl FnOnce()) -> (Duration, Duration) {
 fn main() {
     let (k, files) = common::debian_kernel("bookworm", Arch::X86_64);
     let debs = common::header_files(&k, &files);
-    let kbuild_name = k.packages.iter().find(|p| p.name.starts_with("linux-kbuild-")).unwrap().name.clone();
+    let kbuild_name = k
+        .packages
+        .iter()
+        .find(|p| p.name.starts_with("linux-kbuild-"))
+        .unwrap()
+        .name
+        .clone();
     let kbuild_deb = common::debian_package("debian-bookworm", Arch::X86_64, &kbuild_name);
     let driver = common::libs_0_20_0();
     let t = common::tmpdir();
@@ -39,24 +45,58 @@ fn main() {
     // driver laid out as its CMake install does.
     let root = t.path().join("kroot");
     for d in debs.iter().chain([&kbuild_deb]) {
-        assert!(Command::new("dpkg-deb").arg("-x").arg(d).arg(&root).status().unwrap().success());
+        assert!(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(d)
+            .arg(&root)
+            .status()
+            .unwrap()
+            .success());
     }
-    let objtree = root.join("usr/src").join(format!("linux-headers-{}", k.release));
+    let objtree = root
+        .join("usr/src")
+        .join(format!("linux-headers-{}", k.release));
     let mk = objtree.join("Makefile");
     let text = fs::read_to_string(&mk).unwrap();
-    fs::write(&mk, text.replace("include /usr/src/", &format!("include {}/usr/src/", root.display()))).unwrap();
+    fs::write(
+        &mk,
+        text.replace(
+            "include /usr/src/",
+            &format!("include {}/usr/src/", root.display()),
+        ),
+    )
+    .unwrap();
     let source = probeforge::driver::open(&driver, &t.path().join("src")).unwrap();
-    let prepared = source.prepare(&t.path().join("drv"), Some("8.0.0+driver"), k_version(&k.release), &Catalog::embedded()).unwrap();
+    let prepared = source
+        .prepare(
+            &t.path().join("drv"),
+            Some("8.0.0+driver"),
+            k_version(&k.release),
+            &Catalog::embedded(),
+        )
+        .unwrap();
     let cfg = source.dir.join("bpf/configure");
     for m in &prepared.configure_modules {
         let d = prepared.bpf_dir.join("configure").join(m);
         fs::copy(cfg.join("Makefile"), d.join("Makefile")).unwrap();
         fs::copy(cfg.join("build.sh"), d.join("build.sh")).unwrap();
-        fs::write(d.join("Makefile.inc"), fs::read_to_string(cfg.join("Makefile.inc.in")).unwrap().replace("@CONFIGURE_MODULE@", m)).unwrap();
+        fs::write(
+            d.join("Makefile.inc"),
+            fs::read_to_string(cfg.join("Makefile.inc.in"))
+                .unwrap()
+                .replace("@CONFIGURE_MODULE@", m),
+        )
+        .unwrap();
     }
     let (kw, kc) = measure(|| {
-        let s = Command::new("make").arg("-C").arg(&objtree).arg(format!("M={}", prepared.bpf_dir.display()))
-            .stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().unwrap();
+        let s = Command::new("make")
+            .arg("-C")
+            .arg(&objtree)
+            .arg(format!("M={}", prepared.bpf_dir.display()))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
         assert!(s.success());
     });
 
@@ -64,18 +104,41 @@ fn main() {
     let out = t.path().join("out");
     let mut report = serde_json::Value::Null;
     let (nw, nc) = measure(|| {
-        let mut args: Vec<String> = vec!["build".into(), "--json".into(), "-o".into(), out.display().to_string(), "--driver-source".into(), driver.display().to_string(), "--driver-version".into(), "8.0.0+driver".into(), "--headers".into()];
+        let mut args: Vec<String> = vec![
+            "build".into(),
+            "--json".into(),
+            "-o".into(),
+            out.display().to_string(),
+            "--driver-source".into(),
+            driver.display().to_string(),
+            "--driver-version".into(),
+            "8.0.0+driver".into(),
+            "--headers".into(),
+        ];
         args.extend(debs.iter().map(|p: &PathBuf| p.display().to_string()));
         let o = Command::new(common::bin()).args(&args).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         report = serde_json::from_slice(&o.stdout).unwrap();
     });
-    let secs = |v: &serde_json::Value| v["secs"].as_f64().unwrap() + v["nanos"].as_f64().unwrap() / 1e9;
+    let secs =
+        |v: &serde_json::Value| v["secs"].as_f64().unwrap() + v["nanos"].as_f64().unwrap() / 1e9;
     let tm = &report["timing"];
     println!("one probe: libs 0.20.0 (8.0.0+driver) on {}", k.release);
-    println!("  kbuild  wall {:>6.2} s  cpu {:>6.2} s", kw.as_secs_f64(), kc.as_secs_f64());
-    println!("  native  wall {:>6.2} s  cpu {:>6.2} s   (includes unpacking the .debs)", nw.as_secs_f64(), nc.as_secs_f64());
-    println!("  ratio native/kbuild: wall {:.2}  cpu {:.2}", nw.as_secs_f64() / kw.as_secs_f64(), nc.as_secs_f64() / kc.as_secs_f64());
+    println!(
+        "  kbuild  wall {:>6.2} s  cpu {:>6.2} s",
+        kw.as_secs_f64(),
+        kc.as_secs_f64()
+    );
+    println!(
+        "  native  wall {:>6.2} s  cpu {:>6.2} s   (includes unpacking the .debs)",
+        nw.as_secs_f64(),
+        nc.as_secs_f64()
+    );
+    println!(
+        "  ratio native/kbuild: wall {:.2}  cpu {:.2}",
+        nw.as_secs_f64() / kw.as_secs_f64(),
+        nc.as_secs_f64() / kc.as_secs_f64()
+    );
     println!(
         "  native breakdown: unpack {:.2} s wall; configure clang {:.2} + llc {:.2} s cpu ({} tests, in parallel); probe clang {:.2} + llc {:.2} s cpu",
         tm["unpack_s"].as_f64().unwrap(),
@@ -85,8 +148,16 @@ fn main() {
         secs(&tm["probe"]["clang_cpu"]),
         secs(&tm["probe"]["llc_cpu"]),
     );
-    let same = common::sha256_file(&prepared.bpf_dir.join("probe.o")) == report["sha256"].as_str().unwrap();
-    println!("  (kbuild's probe here has unmapped debug paths; byte identity is the tests' job: {})", if same { "identical anyway" } else { "differs only by paths" });
+    let same = common::sha256_file(&prepared.bpf_dir.join("probe.o"))
+        == report["sha256"].as_str().unwrap();
+    println!(
+        "  (kbuild's probe here has unmapped debug paths; byte identity is the tests' job: {})",
+        if same {
+            "identical anyway"
+        } else {
+            "differs only by paths"
+        }
+    );
 }
 
 fn k_version(release: &str) -> (u32, u32, u32) {

@@ -15,7 +15,11 @@ fn main() {
     let n = common::net();
     let t = common::tmpdir();
     let client = Client::new(Config::new(t.path().join("cache")));
-    let l = Lister { client: &client, catalog: &n.catalog, mirrors: &n.mirrors };
+    let l = Lister {
+        client: &client,
+        catalog: &n.catalog,
+        mirrors: &n.mirrors,
+    };
     let targets = ["debian-bullseye", "debian-bookworm", "debian-trixie"];
     let run = || {
         let start = Instant::now();
@@ -30,5 +34,9 @@ fn main() {
     assert_eq!(n1, n2);
     println!("list {} suites x 2 arches: {n1} kernels", targets.len());
     println!("  cold {:>7.3} s", cold.as_secs_f64());
-    println!("  warm {:>7.3} s   ratio warm/cold {:.3}  (goal: warm < 1 s)", warm.as_secs_f64(), warm.as_secs_f64() / cold.as_secs_f64());
+    println!(
+        "  warm {:>7.3} s   ratio warm/cold {:.3}  (goal: warm < 1 s)",
+        warm.as_secs_f64(),
+        warm.as_secs_f64() / cold.as_secs_f64()
+    );
 }

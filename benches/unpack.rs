@@ -47,16 +47,37 @@ fn main() {
     let debs = common::header_files(&k, &files);
     let mut dpkg = |root: &Path| {
         for d in &debs {
-            assert!(Command::new("dpkg-deb").arg("-x").arg(d).arg(root).status().unwrap().success());
+            assert!(Command::new("dpkg-deb")
+                .arg("-x")
+                .arg(d)
+                .arg(root)
+                .status()
+                .unwrap()
+                .success());
         }
     };
-    let (mut a, mut b) = (ours(&debs, Selection::ProbeBuild), ours(&debs, Selection::Everything));
+    let (mut a, mut b) = (
+        ours(&debs, Selection::ProbeBuild),
+        ours(&debs, Selection::Everything),
+    );
     let r = race(runs, &mut [&mut dpkg, &mut a, &mut b]);
     let (dpkg, sel, all) = (r[0], r[1], r[2]);
-    println!("unpack Debian header set {} ({} packages)", k.release, debs.len());
+    println!(
+        "unpack Debian header set {} ({} packages)",
+        k.release,
+        debs.len()
+    );
     println!("  dpkg-deb -x             {:>8.3} s", dpkg.as_secs_f64());
-    println!("  probeforge (probe set)  {:>8.3} s   ratio {:.2}", sel.as_secs_f64(), sel.as_secs_f64() / dpkg.as_secs_f64());
-    println!("  probeforge (everything) {:>8.3} s   ratio {:.2}", all.as_secs_f64(), all.as_secs_f64() / dpkg.as_secs_f64());
+    println!(
+        "  probeforge (probe set)  {:>8.3} s   ratio {:.2}",
+        sel.as_secs_f64(),
+        sel.as_secs_f64() / dpkg.as_secs_f64()
+    );
+    println!(
+        "  probeforge (everything) {:>8.3} s   ratio {:.2}",
+        all.as_secs_f64(),
+        all.as_secs_f64() / dpkg.as_secs_f64()
+    );
 
     let t = common::tmpdir();
     let (rpm, _) = common::build_kernel_devel_rpm(t.path());
@@ -71,11 +92,25 @@ fn main() {
         assert!(s.success());
     };
     let one = [rpm.clone()];
-    let (mut a, mut b) = (ours(&one, Selection::ProbeBuild), ours(&one, Selection::Everything));
+    let (mut a, mut b) = (
+        ours(&one, Selection::ProbeBuild),
+        ours(&one, Selection::Everything),
+    );
     let r = race(runs, &mut [&mut cpio, &mut a, &mut b]);
     let (cpio, rsel, rall) = (r[0], r[1], r[2]);
-    println!("unpack kernel-devel RPM (xz payload, {} bytes)", std::fs::metadata(&rpm).unwrap().len());
+    println!(
+        "unpack kernel-devel RPM (xz payload, {} bytes)",
+        std::fs::metadata(&rpm).unwrap().len()
+    );
     println!("  rpm2cpio | cpio -idm    {:>8.3} s", cpio.as_secs_f64());
-    println!("  probeforge (probe set)  {:>8.3} s   ratio {:.2}", rsel.as_secs_f64(), rsel.as_secs_f64() / cpio.as_secs_f64());
-    println!("  probeforge (everything) {:>8.3} s   ratio {:.2}", rall.as_secs_f64(), rall.as_secs_f64() / cpio.as_secs_f64());
+    println!(
+        "  probeforge (probe set)  {:>8.3} s   ratio {:.2}",
+        rsel.as_secs_f64(),
+        rsel.as_secs_f64() / cpio.as_secs_f64()
+    );
+    println!(
+        "  probeforge (everything) {:>8.3} s   ratio {:.2}",
+        rall.as_secs_f64(),
+        rall.as_secs_f64() / cpio.as_secs_f64()
+    );
 }

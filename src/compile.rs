@@ -98,7 +98,10 @@ fn command(mut c: Command, cwd: &Path) -> Command {
     // A clean environment: nothing of the caller's (locale, CPATH, ...) may change the bytes.
     c.env_clear()
         .env("LC_ALL", "C")
-        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
         .current_dir(cwd);
     c
 }
@@ -274,7 +277,10 @@ pub fn configure(
         total.wall = total.wall.max(t.wall);
     }
     let results: Vec<ConfigureResult> = results.into_iter().map(|(r, _)| r).collect();
-    if let Some(s) = results.iter().find(|r| r.module == "0__SANITY" && !r.passed) {
+    if let Some(s) = results
+        .iter()
+        .find(|r| r.module == "0__SANITY" && !r.passed)
+    {
         return Err(Error::Sanity {
             kernel: kernel.to_owned(),
             log: s.log.clone().unwrap_or_default(),

@@ -290,7 +290,9 @@ pub fn fetch_source(
     version: &str,
     github_base: Option<&str>,
 ) -> Result<PathBuf> {
-    let base = github_base.unwrap_or(&catalog.github_archive).trim_end_matches('/');
+    let base = github_base
+        .unwrap_or(&catalog.github_archive)
+        .trim_end_matches('/');
     let is_hash = version.len() == 40 && version.chars().all(|c| c.is_ascii_hexdigit());
     let gh = if is_hash {
         format!("{base}/{version}.tar.gz")
@@ -431,7 +433,10 @@ impl DriverSource {
                     for m in fs::read_dir(&cfg_dir).map_err(io(&cfg_dir))?.flatten() {
                         let test = m.path().join("test.c");
                         if test.is_file() {
-                            copy_file(&test, &bpf.join("configure").join(m.file_name()).join("test.c"))?;
+                            copy_file(
+                                &test,
+                                &bpf.join("configure").join(m.file_name()).join("test.c"),
+                            )?;
                         }
                     }
                 }

@@ -124,7 +124,10 @@ impl Farm<'_> {
         let client = Some(self.lister.client);
         for k in kernels {
             let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
-            match self.repo.exists(client, &self.driver_version, k.arch.uname_m(), &file) {
+            match self
+                .repo
+                .exists(client, &self.driver_version, k.arch.uname_m(), &file)
+            {
                 Ok(true) => results.push(KernelResult {
                     target_id: k.target_id.clone(),
                     release: k.release.clone(),
@@ -146,7 +149,8 @@ impl Farm<'_> {
         }
         let built = Mutex::new(Vec::new());
         // Downloads run ahead of the compilers by at most `jobs` kernels: bounded disk use.
-        let (tx, rx) = sync_channel::<(KernelRecord, Result<Vec<PathBuf>, String>, Instant)>(self.jobs);
+        let (tx, rx) =
+            sync_channel::<(KernelRecord, Result<Vec<PathBuf>, String>, Instant)>(self.jobs);
         let rx = Mutex::new(rx);
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -180,7 +184,9 @@ impl Farm<'_> {
         if let Err(e) = self.publish_to.reindex() {
             tracing::error!("reindex: {}", error_chain(&e));
         }
-        results.sort_by(|a, b| (a.arch, &a.release, &a.target_id).cmp(&(b.arch, &b.release, &b.target_id)));
+        results.sort_by(|a, b| {
+            (a.arch, &a.release, &a.target_id).cmp(&(b.arch, &b.release, &b.target_id))
+        });
         results
     }
 
@@ -198,7 +204,13 @@ impl Farm<'_> {
         }
     }
 
-    fn one(&self, k: &KernelRecord, files: &[PathBuf], start: Instant, rep: &dyn Reporter) -> KernelResult {
+    fn one(
+        &self,
+        k: &KernelRecord,
+        files: &[PathBuf],
+        start: Instant,
+        rep: &dyn Reporter,
+    ) -> KernelResult {
         let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
         // Header packages only: kbuild's own package is not read by a probe build.
         let headers: Vec<PathBuf> = k
@@ -228,9 +240,11 @@ impl Farm<'_> {
         let cache_o = self.cache_dir.join("probes").join(format!("{key}.o"));
         let cache_meta = self.cache_dir.join("probes").join(format!("{key}.json"));
         let mut cpu = 0.0;
-        let cached = std::fs::read(&cache_o)
-            .ok()
-            .zip(std::fs::read(&cache_meta).ok().and_then(|m| serde_json::from_slice::<Cached>(&m).ok()));
+        let cached = std::fs::read(&cache_o).ok().zip(
+            std::fs::read(&cache_meta)
+                .ok()
+                .and_then(|m| serde_json::from_slice::<Cached>(&m).ok()),
+        );
         let (bytes, meta, status) = match cached {
             Some((bytes, c)) => (bytes, c, Status::Cached),
             None => {
@@ -244,12 +258,17 @@ impl Farm<'_> {
                     kernel_version: Some(k.kernel_version.clone()),
                     arch: Some(k.arch),
                     out_dir: PathBuf::from("."),
-                    scratch: Some(self.scratch.clone().unwrap_or_else(pipeline::default_scratch)),
+                    scratch: Some(
+                        self.scratch
+                            .clone()
+                            .unwrap_or_else(pipeline::default_scratch),
+                    ),
                     driver_digest: Some(self.driver_digest.clone()),
                 };
                 match pipeline::build_probe(&req, self.toolchain, self.patches) {
                     Ok((out, bytes)) => {
-                        cpu = (out.timing.probe.clang_cpu + out.timing.probe.llc_cpu
+                        cpu = (out.timing.probe.clang_cpu
+                            + out.timing.probe.llc_cpu
                             + out.timing.configure.clang_cpu
                             + out.timing.configure.llc_cpu)
                             .as_secs_f64();
@@ -261,10 +280,15 @@ impl Farm<'_> {
                             flags_sha256: out.flags_sha256.clone(),
                         };
                         let _ = write_atomic(&cache_o, &bytes);
-                        let _ = write_atomic(&cache_meta, &serde_json::to_vec(&c).expect("serializable"));
+                        let _ = write_atomic(
+                            &cache_meta,
+                            &serde_json::to_vec(&c).expect("serializable"),
+                        );
                         (bytes, c, Status::Built)
                     }
-                    Err(e) => return self.failed(k, file, error_chain(&e), start.elapsed().as_secs_f64()),
+                    Err(e) => {
+                        return self.failed(k, file, error_chain(&e), start.elapsed().as_secs_f64())
+                    }
                 }
             }
         };
@@ -306,7 +330,11 @@ impl Farm<'_> {
                 release: k.release.clone(),
                 arch: k.arch,
                 file,
-                status: if p == Published::Unchanged { Status::Unchanged } else { status },
+                status: if p == Published::Unchanged {
+                    Status::Unchanged
+                } else {
+                    status
+                },
                 sha256: Some(sha),
                 error: None,
                 seconds: start.elapsed().as_secs_f64(),
@@ -318,7 +346,10 @@ impl Farm<'_> {
 }
 
 /// Unpacks the driver source once for a whole batch; returns its directory and digest.
-pub fn prepare_driver_source(input: &Path, scratch: &Path) -> Result<(PathBuf, String), crate::driver::Error> {
+pub fn prepare_driver_source(
+    input: &Path,
+    scratch: &Path,
+) -> Result<(PathBuf, String), crate::driver::Error> {
     let digest = crate::driver::digest_input(input).map_err(|source| crate::driver::Error::Io {
         path: input.to_owned(),
         source,

@@ -138,7 +138,10 @@ pub fn derived_cflags(makefile: &str, config: &crate::kernel::Config) -> Vec<Str
         .get("CC_MS_EXTENSIONS")
         .map(|v| v.trim_matches('"').to_owned())
         .filter(|v| !v.is_empty());
-    let uses_ms = makefile.lines().filter(live).any(|l| l.contains("$(CONFIG_CC_MS_EXTENSIONS)"));
+    let uses_ms = makefile
+        .lines()
+        .filter(live)
+        .any(|l| l.contains("$(CONFIG_CC_MS_EXTENSIONS)"));
     let literal_ms = makefile
         .lines()
         .filter(live)
@@ -186,7 +189,11 @@ mod tests {
 
     fn set(split: bool) -> FlagSet {
         FlagSet {
-            srctree: if split { "/r/usr/src/linux-headers-6.1.0-50-common".into() } else { ".".into() },
+            srctree: if split {
+                "/r/usr/src/linux-headers-6.1.0-50-common".into()
+            } else {
+                ".".into()
+            },
             arch_dir: "x86",
             cross_target: None,
             resource_include: "/usr/lib/llvm-14/lib/clang/14.0.6/include".into(),
@@ -235,7 +242,9 @@ mod tests {
 
     #[test]
     fn cos_73_and_derived_flags() {
-        assert!(needs_cos_73("struct task_struct {\n\tstruct audit_task_info\t*audit;\n"));
+        assert!(needs_cos_73(
+            "struct task_struct {\n\tstruct audit_task_info\t*audit;\n"
+        ));
         assert!(!needs_cos_73("struct audit_context *audit_context;"));
         use crate::kernel::Config;
         let cfg7 = Config::parse_dotconfig(
@@ -244,7 +253,12 @@ mod tests {
         let mk7 = "CC_FLAGS_DIALECT := -std=gnu11\nCC_FLAGS_DIALECT += $(CONFIG_CC_MS_EXTENSIONS)\nCC_FLAGS_DIALECT += -Wno-gnu\nCC_FLAGS_DIALECT += -Wno-microsoft-anon-tag\n    CC_FLAGS_USING\t+= -DCC_USING_FENTRY\n";
         assert_eq!(
             derived_cflags(mk7, &cfg7),
-            vec!["-fms-extensions", "-Wno-gnu", "-Wno-microsoft-anon-tag", "-DCC_USING_FENTRY"]
+            vec![
+                "-fms-extensions",
+                "-Wno-gnu",
+                "-Wno-microsoft-anon-tag",
+                "-DCC_USING_FENTRY"
+            ]
         );
         // A 6.1 Makefile has CC_USING_FENTRY too, but no MS extensions: kbuild's command.
         let cfg61 = Config::parse_dotconfig("CONFIG_HAVE_FENTRY=y\nCONFIG_FUNCTION_TRACER=y\n");

@@ -93,7 +93,11 @@ impl Config {
 /// The default cache: `$PROBEFORGE_CACHE`, `$XDG_CACHE_HOME/probeforge`, `~/.cache/probeforge`,
 /// else a directory under `$TMPDIR`.
 pub fn default_cache_dir() -> PathBuf {
-    let env = |k| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env("PROBEFORGE_CACHE")
         .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("probeforge")))
         .or_else(|| env("HOME").map(|p| p.join(".cache/probeforge")))
@@ -172,7 +176,9 @@ impl Client {
                     // A name that does not resolve or a bad URL will not get better.
                     if matches!(
                         t.kind(),
-                        ureq::ErrorKind::Dns | ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme
+                        ureq::ErrorKind::Dns
+                            | ureq::ErrorKind::InvalidUrl
+                            | ureq::ErrorKind::UnknownScheme
                     ) {
                         return Err(Error::Transport {
                             url: redact(url),
@@ -245,11 +251,16 @@ impl Client {
         sha256: &str,
         size: Option<u64>,
     ) -> Result<(PathBuf, Source)> {
-        let dir = self.cfg.cache_dir.join("sha256").join(&sha256[..2.min(sha256.len())]);
+        let dir = self
+            .cfg
+            .cache_dir
+            .join("sha256")
+            .join(&sha256[..2.min(sha256.len())]);
         let path = dir.join(sha256);
         if path.is_file() {
             // Cheap check on the hot path: the size; the digest was checked before rename.
-            let ok = size.is_none_or(|s| fs::metadata(&path).map(|m| m.len() == s).unwrap_or(false));
+            let ok =
+                size.is_none_or(|s| fs::metadata(&path).map(|m| m.len() == s).unwrap_or(false));
             if ok {
                 return Ok((path, Source::Cache));
             }
@@ -309,7 +320,12 @@ impl Client {
         let index = self.cfg.cache_dir.join("by-url").join(key(url));
         if let Ok(d) = fs::read_to_string(&index) {
             let d = d.trim().to_owned();
-            let p = self.cfg.cache_dir.join("sha256").join(&d[..2.min(d.len())]).join(&d);
+            let p = self
+                .cfg
+                .cache_dir
+                .join("sha256")
+                .join(&d[..2.min(d.len())])
+                .join(&d);
             if p.is_file() {
                 return Ok((p, d));
             }
@@ -333,7 +349,8 @@ impl Client {
         if let Some(parent) = index.parent() {
             fs::create_dir_all(parent).map_err(Self::cache_err(parent))?;
         }
-        crate::pipeline::write_atomic(&index, digest.as_bytes()).map_err(Self::cache_err(&index))?;
+        crate::pipeline::write_atomic(&index, digest.as_bytes())
+            .map_err(Self::cache_err(&index))?;
         Ok((path, digest))
     }
 
@@ -347,7 +364,10 @@ impl Client {
         let cached = body.is_file();
         if self.cfg.offline {
             return if cached {
-                Ok((fs::read(&body).map_err(Self::cache_err(&body))?, Source::Cache))
+                Ok((
+                    fs::read(&body).map_err(Self::cache_err(&body))?,
+                    Source::Cache,
+                ))
             } else {
                 Err(Error::Offline {
                     url: redact(url),
@@ -369,11 +389,16 @@ impl Client {
         }
         let resp = self.get(url, &headers)?;
         if resp.status() == 304 && cached {
-            return Ok((fs::read(&body).map_err(Self::cache_err(&body))?, Source::NotModified));
+            return Ok((
+                fs::read(&body).map_err(Self::cache_err(&body))?,
+                Source::NotModified,
+            ));
         }
         let etag = resp.header("ETag").map(str::to_owned);
         let lm = resp.header("Last-Modified").map(str::to_owned);
-        let expected_len = resp.header("Content-Length").and_then(|l| l.parse::<u64>().ok());
+        let expected_len = resp
+            .header("Content-Length")
+            .and_then(|l| l.parse::<u64>().ok());
         let (tmp, _, n) = self.download_to_temp(url, resp, &dir)?;
         if let Some(l) = expected_len.filter(|&l| l != n) {
             return Err(Error::Size {
@@ -463,6 +488,9 @@ mod tests {
             super::redact("https://me:secret@example.org/a/b"),
             "https://***@example.org/a/b"
         );
-        assert_eq!(super::redact("http://example.org/x"), "http://example.org/x");
+        assert_eq!(
+            super::redact("http://example.org/x"),
+            "http://example.org/x"
+        );
     }
 }

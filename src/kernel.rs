@@ -13,7 +13,10 @@ pub enum Error {
     #[error("no kernel header tree found under `{0}` (looked for include/generated/utsrelease.h)")]
     NotFound(PathBuf),
     #[error("ambiguous: {} kernels in `{root}`: {}; say which one with --kernel-release", .releases.len(), .releases.join(", "))]
-    Ambiguous { root: PathBuf, releases: Vec<String> },
+    Ambiguous {
+        root: PathBuf,
+        releases: Vec<String>,
+    },
     #[error("kernel `{release}` not found in `{root}` (found: {})", .found.join(", "))]
     NoSuchRelease {
         root: PathBuf,
@@ -35,7 +38,9 @@ pub enum Error {
 type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The architectures Falco ships probes for, and a few it knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     X86_64,
@@ -142,7 +147,10 @@ impl Config {
             if let Some(base) = k.strip_suffix("_MODULE") {
                 m.insert(base.to_owned(), "m".to_owned());
             } else {
-                m.insert(k.to_owned(), if v == "1" { "y".into() } else { v.to_owned() });
+                m.insert(
+                    k.to_owned(),
+                    if v == "1" { "y".into() } else { v.to_owned() },
+                );
             }
         }
         Config(m)
@@ -374,7 +382,10 @@ fn os_release(uname_v: Option<&str>, compiler: Option<&str>, release: &str) -> O
         // `~deb12u1`, `0.deb11.52`); otherwise the compiler tells.
         let marked = [v, release].iter().find_map(|s| {
             let i = s.find("deb")?;
-            let digits: String = s[i + 3..].chars().take_while(char::is_ascii_digit).collect();
+            let digits: String = s[i + 3..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
             (!digits.is_empty()).then_some(digits)
         });
         return Some(OsRelease {
@@ -389,9 +400,7 @@ fn os_release(uname_v: Option<&str>, compiler: Option<&str>, release: &str) -> O
             version_id: None,
         });
     }
-    let id = if release.contains(".amzn2023") {
-        "amzn"
-    } else if release.contains(".amzn2") {
+    let id = if release.contains(".amzn2") {
         "amzn"
     } else if release.contains(".el") {
         "rhel"
@@ -422,11 +431,10 @@ impl KernelTree {
         } else {
             objtree.join("include/linux/utsrelease.h")
         };
-        let release =
-            define_string(&read(&uts)?, "UTS_RELEASE").ok_or_else(|| Error::Bad {
-                path: uts.clone(),
-                what: "no UTS_RELEASE".into(),
-            })?;
+        let release = define_string(&read(&uts)?, "UTS_RELEASE").ok_or_else(|| Error::Bad {
+            path: uts.clone(),
+            what: "no UTS_RELEASE".into(),
+        })?;
         let compile_h = fs::read_to_string(gen.join("compile.h")).unwrap_or_default();
         let uname_v = fs::read_to_string(gen.join("utsversion.h"))
             .ok()
@@ -449,13 +457,10 @@ impl KernelTree {
             Config::default()
         };
         let (arch, big_endian) = arch_from_config(&config)
-            .or_else(|| {
-                Arch::parse(&define_string(&compile_h, "UTS_MACHINE")?).map(|a| (a, false))
-            })
+            .or_else(|| Arch::parse(&define_string(&compile_h, "UTS_MACHINE")?).map(|a| (a, false)))
             .ok_or_else(|| Error::Bad {
                 path: objtree.to_owned(),
-                what: "cannot tell the architecture (no .config, autoconf.h or UTS_MACHINE)"
-                    .into(),
+                what: "cannot tell the architecture (no .config, autoconf.h or UTS_MACHINE)".into(),
             })?;
         let os_release = os_release(uname_v.as_deref(), compiler.as_deref(), &release);
         Ok(KernelTree {
@@ -492,14 +497,15 @@ impl KernelTree {
             return Err(Error::NotFound(root.to_owned()));
         }
         match release {
-            Some(r) => all
-                .into_iter()
-                .find(|k| k.release == r)
-                .ok_or_else(|| Error::NoSuchRelease {
-                    root: root.to_owned(),
-                    release: r.to_owned(),
-                    found: releases,
-                }),
+            Some(r) => {
+                all.into_iter()
+                    .find(|k| k.release == r)
+                    .ok_or_else(|| Error::NoSuchRelease {
+                        root: root.to_owned(),
+                        release: r.to_owned(),
+                        found: releases,
+                    })
+            }
             None if all.len() == 1 => Ok(all.into_iter().next().unwrap()),
             None => Err(Error::Ambiguous {
                 root: root.to_owned(),
@@ -547,7 +553,13 @@ impl KernelTree {
             Arch::S390x => Some((5, 5, 0)),
             Arch::Riscv64 => None,
         };
-        let mut why = need(&["BPF", "BPF_SYSCALL", "BPF_EVENTS", "TRACEPOINTS", "HAVE_EBPF_JIT"]);
+        let mut why = need(&[
+            "BPF",
+            "BPF_SYSCALL",
+            "BPF_EVENTS",
+            "TRACEPOINTS",
+            "HAVE_EBPF_JIT",
+        ]);
         match min {
             Some(m) if v < m => why.push(format!(
                 "kernel {}.{} is older than {}.{}, the minimum on {}",
@@ -605,7 +617,9 @@ mod tests {
         let a = Config::parse_autoconf(
             "#define CONFIG_X86_64 1\n#define CONFIG_EXT4_FS_MODULE 1\n#define CONFIG_HZ 250\n",
         );
-        let d = Config::parse_dotconfig("CONFIG_X86_64=y\nCONFIG_EXT4_FS=m\nCONFIG_HZ=250\n# CONFIG_X is not set\n");
+        let d = Config::parse_dotconfig(
+            "CONFIG_X86_64=y\nCONFIG_EXT4_FS=m\nCONFIG_HZ=250\n# CONFIG_X is not set\n",
+        );
         for k in ["X86_64", "EXT4_FS", "HZ"] {
             assert_eq!(a.get(k), d.get(k), "{k}");
         }
@@ -627,7 +641,9 @@ mod tests {
             })
         );
         assert_eq!(
-            os_release(None, None, "6.1.119-129.201.amzn2023.x86_64").unwrap().version_id,
+            os_release(None, None, "6.1.119-129.201.amzn2023.x86_64")
+                .unwrap()
+                .version_id,
             Some("2023".into())
         );
     }

@@ -4,14 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use probeforge::extract::{self, Selection};
 use probeforge::kernel::Arch;
+use probeforge::kernel::KernelTree;
 use probeforge::patch::Catalog;
 use probeforge::pipeline;
 use probeforge::toolchain::Toolchain;
 use probeforge::validate;
-use clap::{Parser, Subcommand};
-use probeforge::extract::{self, Selection};
-use probeforge::kernel::KernelTree;
 
 #[derive(Parser)]
 #[command(name = "probeforge", version, about, long_about = None)]
@@ -63,12 +63,15 @@ type Catalog_ = probeforge::repo::Catalog;
 impl NetArgs {
     fn open(&self) -> Result<Net> {
         let mut cfg = probeforge::http::Config::new(
-            self.cache_dir.clone().unwrap_or_else(probeforge::http::default_cache_dir),
+            self.cache_dir
+                .clone()
+                .unwrap_or_else(probeforge::http::default_cache_dir),
         );
         cfg.offline = self.offline;
         let catalog = match &self.catalog {
             Some(p) => probeforge::repo::Catalog::parse(
-                &std::fs::read_to_string(p).with_context(|| format!("cannot read catalog `{}`", p.display()))?,
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read catalog `{}`", p.display()))?,
             )
             .map_err(|e| UsageError(format!("catalog `{}`: {e}", p.display())))?,
             None => probeforge::repo::Catalog::embedded(),
@@ -257,10 +260,18 @@ fn manifest_for(name: &str) -> Result<probeforge::toolchain::Manifest> {
     let p = std::path::Path::new(name);
     if p.is_file() {
         let text = std::fs::read_to_string(p).with_context(|| format!("cannot read `{name}`"))?;
-        return serde_json::from_str(&text).map_err(|e| UsageError(format!("toolchain manifest `{name}`: {e}")).into());
+        return serde_json::from_str(&text)
+            .map_err(|e| UsageError(format!("toolchain manifest `{name}`: {e}")).into());
     }
-    let names: Vec<String> = probeforge::toolchain::Manifest::embedded().into_iter().map(|m| m.name).collect();
-    Err(UsageError(format!("unknown toolchain `{name}` (pinned: {}; or `host`, or a manifest file)", names.join(", "))).into())
+    let names: Vec<String> = probeforge::toolchain::Manifest::embedded()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    Err(UsageError(format!(
+        "unknown toolchain `{name}` (pinned: {}; or `host`, or a manifest file)",
+        names.join(", ")
+    ))
+    .into())
 }
 
 impl ToolchainArgs {
@@ -446,12 +457,27 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
     } else {
         let rel = |p: &std::path::Path| p.strip_prefix(&k.root).unwrap_or(p).display().to_string();
         println!("kernel release  {}", k.release);
-        println!("uname -v        {}", k.uname_v.as_deref().unwrap_or("(not recorded in the headers)"));
-        println!("kernel version  {}", k.kernel_version.as_deref().unwrap_or("(unknown)"));
+        println!(
+            "uname -v        {}",
+            k.uname_v
+                .as_deref()
+                .unwrap_or("(not recorded in the headers)")
+        );
+        println!(
+            "kernel version  {}",
+            k.kernel_version.as_deref().unwrap_or("(unknown)")
+        );
         println!("uname -m        {}", k.uname_m());
-        println!("endianness      {}", if k.big_endian { "big" } else { "little" });
+        println!(
+            "endianness      {}",
+            if k.big_endian { "big" } else { "little" }
+        );
         if let Some(os) = &k.os_release {
-            println!("os-release      ID={} VERSION_ID={}", os.id, os.version_id.as_deref().unwrap_or("?"));
+            println!(
+                "os-release      ID={} VERSION_ID={}",
+                os.id,
+                os.version_id.as_deref().unwrap_or("?")
+            );
         }
         if let Some(c) = &k.compiler {
             println!("built with      {c}");
@@ -479,28 +505,38 @@ fn parse_arch(s: &Option<String>) -> Result<Option<Arch>> {
     s.as_deref()
         .map(|a| {
             Arch::parse(a).ok_or_else(|| {
-                UsageError(format!("unknown architecture `{a}` (x86_64, aarch64, s390x, ppc64le)")).into()
+                UsageError(format!(
+                    "unknown architecture `{a}` (x86_64, aarch64, s390x, ppc64le)"
+                ))
+                .into()
             })
         })
         .transpose()
 }
 
 fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
-    let tc = a.toolchain.find(net).map_err(|e| UsageError(format!("{e:#}")))?;
+    let tc = a
+        .toolchain
+        .find(net)
+        .map_err(|e| UsageError(format!("{e:#}")))?;
     let arch = parse_arch(&a.arch)?;
     let need_net = a.target.is_some() || a.from.is_some() || a.driver_source.is_none();
     let net = if need_net { Some(net.open()?) } else { None };
     let from_file = match &a.from {
         Some(f) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read `{}`", f.display()))?;
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read `{}`", f.display()))?;
             let all = probeforge::repo::crawler::read(&text, arch.unwrap_or(Arch::X86_64))
                 .map_err(|e| UsageError(format!("`{}`: {e}", f.display())))?;
             let k = if a.kernel == "latest" {
-                all.into_iter().max_by(|x, y| probeforge::repo::apt::compare_versions(&x.release, &y.release))
+                all.into_iter()
+                    .max_by(|x, y| probeforge::repo::apt::compare_versions(&x.release, &y.release))
             } else {
                 all.into_iter().find(|k| k.release == a.kernel)
             };
-            Some(k.ok_or_else(|| UsageError(format!("`{}` lists no kernel `{}`", f.display(), a.kernel)))?)
+            Some(k.ok_or_else(|| {
+                UsageError(format!("`{}` lists no kernel `{}`", f.display(), a.kernel))
+            })?)
         }
         None => None,
     };
@@ -508,29 +544,64 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
         (_, Some(k)) => {
             let net = net.as_ref().unwrap();
             let files = net.lister().fetch(&k)?;
-            (files, Some(k.release), a.target_id.clone().or(Some(k.target_id)), a.kernel_version.clone().or(Some(k.kernel_version)))
+            (
+                files,
+                Some(k.release),
+                a.target_id.clone().or(Some(k.target_id)),
+                a.kernel_version.clone().or(Some(k.kernel_version)),
+            )
         }
         (Some(t), None) => {
             let net = net.as_ref().unwrap();
-            let k = net.lister().find(t, arch.unwrap_or(Arch::X86_64), &a.kernel)?;
-            eprintln!("kernel {} ({}) from {}: {} packages", k.release, k.arch, k.origin, k.packages.len());
+            let k = net
+                .lister()
+                .find(t, arch.unwrap_or(Arch::X86_64), &a.kernel)?;
+            eprintln!(
+                "kernel {} ({}) from {}: {} packages",
+                k.release,
+                k.arch,
+                k.origin,
+                k.packages.len()
+            );
             let files = net.lister().fetch(&k)?;
-            (files, Some(k.release), a.target_id.clone().or(Some(k.target_id)), a.kernel_version.clone().or(Some(k.kernel_version)))
+            (
+                files,
+                Some(k.release),
+                a.target_id.clone().or(Some(k.target_id)),
+                a.kernel_version.clone().or(Some(k.kernel_version)),
+            )
         }
-        (None, None) => (a.headers.clone(), a.kernel_release.clone(), a.target_id.clone(), a.kernel_version.clone()),
+        (None, None) => (
+            a.headers.clone(),
+            a.kernel_release.clone(),
+            a.target_id.clone(),
+            a.kernel_version.clone(),
+        ),
     };
     let (driver_source, driver_version) = match &a.driver_source {
         Some(p) => (p.clone(), a.driver_version.clone()),
         None => {
             let net = net.as_ref().unwrap();
             let cat = probeforge::driver::SourceCatalog::embedded();
-            let v = a.driver_version.clone().unwrap_or_else(|| cat.default_version.clone());
-            let p = probeforge::driver::fetch_source(&net.client, &cat, &net.mirrors, &net.catalog, &v, a.driver_archive.as_deref())?;
+            let v = a
+                .driver_version
+                .clone()
+                .unwrap_or_else(|| cat.default_version.clone());
+            let p = probeforge::driver::fetch_source(
+                &net.client,
+                &cat,
+                &net.mirrors,
+                &net.catalog,
+                &v,
+                a.driver_archive.as_deref(),
+            )?;
             (p, Some(v))
         }
     };
     let patches = match &a.patches {
-        Some(d) => Catalog::from_dir(d).with_context(|| format!("patch directory `{}`", d.display()))?,
+        Some(d) => {
+            Catalog::from_dir(d).with_context(|| format!("patch directory `{}`", d.display()))?
+        }
         None => Catalog::embedded(),
     };
     let req = pipeline::Request {
@@ -548,13 +619,19 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
     let out = pipeline::build(&req, &tc, &patches)?;
     if let Some(p) = &a.provenance {
         let v = pipeline::provenance(&out, &tc);
-        pipeline::write_atomic(p, &serde_json::to_vec_pretty(&v)?).with_context(|| format!("cannot write `{}`", p.display()))?;
+        pipeline::write_atomic(p, &serde_json::to_vec_pretty(&v)?)
+            .with_context(|| format!("cannot write `{}`", p.display()))?;
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("{}  {}", out.sha256, out.path.display());
-        let has: Vec<_> = out.configure.iter().filter(|c| c.passed).map(|c| c.module.as_str()).collect();
+        let has: Vec<_> = out
+            .configure
+            .iter()
+            .filter(|c| c.passed)
+            .map(|c| c.module.as_str())
+            .collect();
         eprintln!(
             "built for {} ({}), driver {}, configure: [{}], patches: [{}], clang {:.1}s + llc {:.1}s CPU",
             out.kernel.release,
@@ -570,7 +647,8 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
 }
 
 fn validate_cmd(a: ValidateArgs) -> Result<ExitCode> {
-    let bytes = std::fs::read(&a.probe).with_context(|| format!("cannot read `{}`", a.probe.display()))?;
+    let bytes =
+        std::fs::read(&a.probe).with_context(|| format!("cannot read `{}`", a.probe.display()))?;
     let report = validate::validate(
         &bytes,
         &validate::Expect {
@@ -584,7 +662,12 @@ fn validate_cmd(a: ValidateArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for c in &report.checks {
-            println!("{} {:<22} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            println!(
+                "{} {:<22} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
         println!(
             "{} programs, {} maps, kernel_version {:?}, probe_version {:?}",
@@ -594,7 +677,11 @@ fn validate_cmd(a: ValidateArgs) -> Result<ExitCode> {
             report.probe_version.clone().unwrap_or_default()
         );
     }
-    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn arches(a: &Option<String>) -> Result<Vec<Arch>> {
@@ -608,7 +695,16 @@ fn list_kernels(a: ListArgs, net: &NetArgs) -> Result<ExitCode> {
     let net = net.open()?;
     if a.targets_only || a.targets.is_empty() {
         for t in &net.catalog.targets {
-            println!("{:<18} {:<4} {}", t.name, t.kind, t.suites.iter().map(|s| s.suite.as_str()).collect::<Vec<_>>().join(" "));
+            println!(
+                "{:<18} {:<4} {}",
+                t.name,
+                t.kind,
+                t.suites
+                    .iter()
+                    .map(|s| s.suite.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
         }
         return Ok(if a.targets.is_empty() && !a.targets_only {
             eprintln!("give one or more targets to list their kernels");
@@ -623,24 +719,49 @@ fn list_kernels(a: ListArgs, net: &NetArgs) -> Result<ExitCode> {
     for t in &a.targets {
         match net.lister().list(t, &arches) {
             Ok(v) => all.extend(v),
-            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => return Err(UsageError(e.to_string()).into()),
+            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => {
+                return Err(UsageError(e.to_string()).into())
+            }
             Err(e) => {
-                eprintln!("error: {t}: {}", anyhow::Error::from(e).chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": "));
+                eprintln!(
+                    "error: {t}: {}",
+                    anyhow::Error::from(e)
+                        .chain()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(": ")
+                );
                 failed = true;
             }
         }
     }
     if a.format == "crawler" {
-        println!("{}", serde_json::to_string_pretty(&probeforge::repo::crawler::write(&all))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&probeforge::repo::crawler::write(&all))?
+        );
     } else if a.json || a.format == "json" {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         for k in &all {
             let size: u64 = k.packages.iter().map(|p| p.size).sum();
-            println!("{:<16} {:<8} {:<32} #{:<4} {:<22} {} packages, {:.1} MiB", k.target, k.arch, k.release, k.kernel_version, k.origin, k.packages.len(), size as f64 / 1048576.0);
+            println!(
+                "{:<16} {:<8} {:<32} #{:<4} {:<22} {} packages, {:.1} MiB",
+                k.target,
+                k.arch,
+                k.release,
+                k.kernel_version,
+                k.origin,
+                k.packages.len(),
+                size as f64 / 1048576.0
+            );
         }
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
@@ -655,7 +776,8 @@ fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
                 let name = p.url.rsplit('/').next().unwrap_or(&p.name);
                 let d = dir.join(name);
                 let bytes = std::fs::read(f)?;
-                pipeline::write_atomic(&d, &bytes).with_context(|| format!("cannot write `{}`", d.display()))?;
+                pipeline::write_atomic(&d, &bytes)
+                    .with_context(|| format!("cannot write `{}`", d.display()))?;
                 d
             }
             None => f.clone(),
@@ -666,7 +788,10 @@ fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
         }
     }
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"kernel": k, "files": out}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"kernel": k, "files": out}))?
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -681,7 +806,9 @@ impl probeforge::farm::Reporter for Progress {
     fn planned(&self, to_build: usize, skipped: usize) {
         if let Some(b) = &self.bar {
             b.set_length(to_build as u64);
-            b.println(format!("{to_build} kernels to build, {skipped} already published"));
+            b.println(format!(
+                "{to_build} kernels to build, {skipped} already published"
+            ));
         } else if !self.quiet {
             eprintln!("{to_build} kernels to build, {skipped} already published");
         }
@@ -697,8 +824,19 @@ impl probeforge::farm::Reporter for Progress {
             return;
         }
         let line = match &r.error {
-            Some(e) => format!("FAILED  {} {}: {}", r.arch, r.release, e.lines().next().unwrap_or("")),
-            None => format!("{:<8}{} {} ({:.1}s)", format!("{:?}", r.status).to_lowercase(), r.arch, r.release, r.seconds),
+            Some(e) => format!(
+                "FAILED  {} {}: {}",
+                r.arch,
+                r.release,
+                e.lines().next().unwrap_or("")
+            ),
+            None => format!(
+                "{:<8}{} {} ({:.1}s)",
+                format!("{:?}", r.status).to_lowercase(),
+                r.arch,
+                r.release,
+                r.seconds
+            ),
         };
         match &self.bar {
             Some(b) => {
@@ -715,21 +853,42 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     use probeforge::farm::{Farm, Status};
     use probeforge::publish::{LocalRepo, Repo};
     use std::io::IsTerminal;
-    let tc = a.toolchain.find(net_args).map_err(|e| UsageError(format!("{e:#}")))?;
+    let tc = a
+        .toolchain
+        .find(net_args)
+        .map_err(|e| UsageError(format!("{e:#}")))?;
     let net = net_args.open()?;
     let repo = Repo::parse(&a.repo);
     let publish_to = match (&repo, &a.output) {
         (Repo::Local(l), None) => l.clone(),
         (_, Some(o)) => LocalRepo::new(o),
-        (Repo::Http(_), None) => return Err(UsageError("--repo is a URL: say where new probes go with --output DIR".into()).into()),
-        (Repo::Github(_), None) => return Err(UsageError("--repo is GitHub Releases: give a local staging directory with --output DIR".into()).into()),
+        (Repo::Http(_), None) => {
+            return Err(UsageError(
+                "--repo is a URL: say where new probes go with --output DIR".into(),
+            )
+            .into())
+        }
+        (Repo::Github(_), None) => {
+            return Err(UsageError(
+                "--repo is GitHub Releases: give a local staging directory with --output DIR"
+                    .into(),
+            )
+            .into())
+        }
     };
-    let only = a.only.as_deref().map(regex::Regex::new).transpose().map_err(|e| UsageError(format!("--only: {e}")))?;
+    let only = a
+        .only
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| UsageError(format!("--only: {e}")))?;
     let arches = arches(&a.arch)?;
     let mut kernels = Vec::new();
     if let Some(f) = &a.from {
-        let text = std::fs::read_to_string(f).with_context(|| format!("cannot read `{}`", f.display()))?;
-        kernels = probeforge::repo::crawler::read(&text, arches[0]).map_err(|e| UsageError(format!("`{}`: {e}", f.display())))?;
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("cannot read `{}`", f.display()))?;
+        kernels = probeforge::repo::crawler::read(&text, arches[0])
+            .map_err(|e| UsageError(format!("`{}`: {e}", f.display())))?;
         kernels.retain(|k| arches.contains(&k.arch));
     } else if a.targets.is_empty() {
         return Err(UsageError("give targets, or --from a kernel-crawler list".into()).into());
@@ -738,7 +897,9 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     for t in &a.targets {
         match net.lister().list(t, &arches) {
             Ok(v) => kernels.extend(v),
-            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => return Err(UsageError(e.to_string()).into()),
+            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => {
+                return Err(UsageError(e.to_string()).into())
+            }
             Err(e) => {
                 eprintln!("error: {t}: {:#}", anyhow::Error::from(e));
                 list_failed = true;
@@ -749,16 +910,31 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         kernels.retain(|k| re.is_match(&k.release));
     }
     let cat = probeforge::driver::SourceCatalog::embedded();
-    let version = a.driver_version.clone().unwrap_or_else(|| cat.default_version.clone());
+    let version = a
+        .driver_version
+        .clone()
+        .unwrap_or_else(|| cat.default_version.clone());
     let source = match &a.driver_source {
         Some(p) => p.clone(),
-        None => probeforge::driver::fetch_source(&net.client, &cat, &net.mirrors, &net.catalog, &version, None)?,
+        None => probeforge::driver::fetch_source(
+            &net.client,
+            &cat,
+            &net.mirrors,
+            &net.catalog,
+            &version,
+            None,
+        )?,
     };
     let scratch_base = a.scratch.clone().unwrap_or_else(pipeline::default_scratch);
-    let batch = tempfile::Builder::new().prefix("probeforge-batch-").tempdir_in(&scratch_base)
+    let batch = tempfile::Builder::new()
+        .prefix("probeforge-batch-")
+        .tempdir_in(&scratch_base)
         .with_context(|| format!("cannot create a directory in `{}`", scratch_base.display()))?;
-    let (driver_dir, driver_digest) = probeforge::farm::prepare_driver_source(&source, batch.path())?;
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (driver_dir, driver_digest) =
+        probeforge::farm::prepare_driver_source(&source, batch.path())?;
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let lister = net.lister();
     let patches = Catalog::embedded();
     let farm = Farm {
@@ -778,7 +954,13 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     let progress = Progress {
         bar: tty.then(|| {
             let b = indicatif::ProgressBar::new(0);
-            b.set_style(indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}").unwrap().progress_chars("=> "));
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+                )
+                .unwrap()
+                .progress_chars("=> "),
+            );
             b.enable_steady_tick(std::time::Duration::from_millis(200));
             b
         }),
@@ -791,11 +973,17 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     }
     // GitHub Releases: upload what this run built (and what was staged but not yet uploaded).
     if let Repo::Github(g) = &repo {
-        for r in results.iter_mut().filter(|r| matches!(r.status, Status::Built | Status::Cached | Status::Unchanged)) {
+        for r in results
+            .iter_mut()
+            .filter(|r| matches!(r.status, Status::Built | Status::Cached | Status::Unchanged))
+        {
             let path = publish_to.probe_path(&version, r.arch.uname_m(), &r.file);
             let up = std::fs::read(&path)
                 .map_err(|e| e.to_string())
-                .and_then(|b| g.upload(&net.client, &version, r.arch.uname_m(), &r.file, &b).map_err(|e| format!("{:#}", anyhow::Error::from(e))));
+                .and_then(|b| {
+                    g.upload(&net.client, &version, r.arch.uname_m(), &r.file, &b)
+                        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+                });
             if let Err(e) = up {
                 r.status = Status::Failed;
                 r.error = Some(e);
@@ -805,17 +993,25 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let failed = count(Status::Failed);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({
-            "driver_version": version,
-            "repo": a.repo,
-            "seconds": started.elapsed().as_secs_f64(),
-            "built": count(Status::Built), "cached": count(Status::Cached), "unchanged": count(Status::Unchanged),
-            "skipped": count(Status::Skipped), "failed": failed,
-            "kernels": results,
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "driver_version": version,
+                "repo": a.repo,
+                "seconds": started.elapsed().as_secs_f64(),
+                "built": count(Status::Built), "cached": count(Status::Cached), "unchanged": count(Status::Unchanged),
+                "skipped": count(Status::Skipped), "failed": failed,
+                "kernels": results,
+            }))?
+        );
     } else {
         for r in results.iter().filter(|r| r.status == Status::Failed) {
-            eprintln!("\n--- {} {} failed:\n{}", r.arch, r.release, r.error.as_deref().unwrap_or(""));
+            eprintln!(
+                "\n--- {} {} failed:\n{}",
+                r.arch,
+                r.release,
+                r.error.as_deref().unwrap_or("")
+            );
         }
         println!(
             "{} built, {} from cache, {} unchanged, {} already published, {} failed in {:.1}s -> {}",
@@ -823,7 +1019,11 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
             started.elapsed().as_secs_f64(), publish_to.root.display()
         );
     }
-    Ok(if failed > 0 || list_failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 || list_failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn exists(a: ExistsArgs, net_args: &NetArgs) -> Result<ExitCode> {
@@ -840,23 +1040,49 @@ fn exists(a: ExistsArgs, net_args: &NetArgs) -> Result<ExitCode> {
 
 fn toolchain_cmd(c: ToolchainCmd, net_args: &NetArgs) -> Result<ExitCode> {
     use probeforge::toolchain::{self, Manifest};
-    let cache = net_args.cache_dir.clone().unwrap_or_else(probeforge::http::default_cache_dir);
+    let cache = net_args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(probeforge::http::default_cache_dir);
     match c {
         ToolchainCmd::List => {
             for m in Manifest::embedded() {
-                let there = toolchain::root_in_cache(&m, &cache).join(".complete").is_file();
-                println!("{:<20} LLVM {:<8} {:<7} {} packages{}", m.name, m.llvm_version, m.host_arch, m.packages.len(), if there { ", in cache" } else { "" });
+                let there = toolchain::root_in_cache(&m, &cache)
+                    .join(".complete")
+                    .is_file();
+                println!(
+                    "{:<20} LLVM {:<8} {:<7} {} packages{}",
+                    m.name,
+                    m.llvm_version,
+                    m.host_arch,
+                    m.packages.len(),
+                    if there { ", in cache" } else { "" }
+                );
             }
             println!("{:<20} whatever clang/llc the host has (default)", "host");
         }
         ToolchainCmd::Show { name } => {
             let m = manifest_for(&name)?;
             let root = toolchain::root_in_cache(&m, &cache);
-            println!("{} (LLVM {}, {}): {}", m.name, m.llvm_version, m.host_arch, m.note);
+            println!(
+                "{} (LLVM {}, {}): {}",
+                m.name, m.llvm_version, m.host_arch, m.note
+            );
             for p in &m.packages {
-                println!("  {:<24} {:<14} {}  {}", p.name, p.version, p.sha256, p.filename);
+                println!(
+                    "  {:<24} {:<14} {}  {}",
+                    p.name, p.version, p.sha256, p.filename
+                );
             }
-            println!("cache: {}{}", root.display(), if root.join(".complete").is_file() { "" } else { " (not fetched)" });
+            println!(
+                "cache: {}{}",
+                root.display(),
+                if root.join(".complete").is_file() {
+                    ""
+                } else {
+                    " (not fetched)"
+                }
+            );
         }
         ToolchainCmd::Fetch { name } => {
             let m = manifest_for(&name)?;
@@ -864,7 +1090,13 @@ fn toolchain_cmd(c: ToolchainCmd, net_args: &NetArgs) -> Result<ExitCode> {
             let mirror = n.mirrors.resolve(&n.catalog, &m.mirror)?;
             let root = toolchain::fetch(&m, &n.client, &mirror)?;
             let tc = Toolchain::pinned(&m, &root)?;
-            println!("{}: {} / {} at {}", m.name, tc.clang_version, tc.llc_version, root.display());
+            println!(
+                "{}: {} / {} at {}",
+                m.name,
+                tc.clang_version,
+                tc.llc_version,
+                root.display()
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

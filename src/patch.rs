@@ -63,9 +63,19 @@ fn semver3(s: &str) -> Option<(u64, u64, u64)> {
         return None;
     }
     let core = s.split(['+', '-']).next()?;
-    let num = |p: &str| p.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u64>().ok();
+    let num = |p: &str| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u64>()
+            .ok()
+    };
     let mut it = core.split('.').map(num);
-    Some((it.next()??, it.next().flatten().unwrap_or(0), it.next().flatten().unwrap_or(0)))
+    Some((
+        it.next()??,
+        it.next().flatten().unwrap_or(0),
+        it.next().flatten().unwrap_or(0),
+    ))
 }
 
 impl Catalog {
@@ -163,8 +173,7 @@ fn parse(diff: &str) -> Result<Vec<FilePatch>, Error> {
                 new: Vec::new(),
             };
             i += 1;
-            while i < lines.len() && !lines[i].starts_with("@@ ") && !lines[i].starts_with("--- ")
-            {
+            while i < lines.len() && !lines[i].starts_with("@@ ") && !lines[i].starts_with("--- ") {
                 let t = lines[i];
                 match t.chars().next() {
                     Some(' ') | None => {
@@ -266,7 +275,10 @@ mod tests {
     fn applies_moved_hunks_and_refuses_wrong_context() {
         let diff = "--- a/x.h\n+++ b/x.h\n@@ -2,3 +2,3 @@\n b\n-c\n+C\n d\n";
         let hunks = &parse(diff).unwrap()[0].hunks;
-        assert_eq!(apply_hunks("x.h", "a\nb\nc\nd\n", hunks).unwrap(), "a\nb\nC\nd\n");
+        assert_eq!(
+            apply_hunks("x.h", "a\nb\nc\nd\n", hunks).unwrap(),
+            "a\nb\nC\nd\n"
+        );
         assert_eq!(
             apply_hunks("x.h", "z\nz\na\nb\nc\nd\n", hunks).unwrap(),
             "z\nz\na\nb\nC\nd\n"
@@ -283,6 +295,8 @@ mod tests {
         assert!(!c.0.is_empty());
         assert!(c.matching("8.0.0+driver", (6, 1, 0)).is_empty());
         assert!(!c.matching("8.0.0+driver", (7, 2, 0)).is_empty());
-        assert!(c.matching("e5c53d648f3c4694385bbe488e7d47eaa36c229a", (7, 2, 0)).is_empty());
+        assert!(c
+            .matching("e5c53d648f3c4694385bbe488e7d47eaa36c229a", (7, 2, 0))
+            .is_empty());
     }
 }

@@ -30,7 +30,7 @@ pub enum Error {
     Invalid {
         release: String,
         #[source]
-        source: validate::Invalid,
+        source: Box<validate::Invalid>,
     },
     #[error("kernel `{release}` is {found}, but {wanted} was asked for")]
     ArchMismatch {
@@ -214,7 +214,10 @@ pub fn build_probe(
     if let Some(d) = ebpf.filter(|d| !d.supported) {
         return Err(Error::Unsupported {
             release: k.release.clone(),
-            what: format!("the legacy eBPF probe cannot run here: {}", d.reasons.join("; ")),
+            what: format!(
+                "the legacy eBPF probe cannot run here: {}",
+                d.reasons.join("; ")
+            ),
         });
     }
     let target_id = req
@@ -238,7 +241,10 @@ pub fn build_probe(
     let inputs = headers
         .iter()
         .map(|h| {
-            let name = h.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = h
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             driver::digest_input(h).map(|d| (name, d)).map_err(io(h))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -246,7 +252,8 @@ pub fn build_probe(
     let drv = source.prepare(&work, req.driver_version.as_deref(), k.version, patches)?;
 
     let mut fl = FlagSet::new(&k, &tc.resource_include, Arch::host());
-    fl.prefix_maps.push((drv.tree.clone(), drv.mapped_tree.clone()));
+    fl.prefix_maps
+        .push((drv.tree.clone(), drv.mapped_tree.clone()));
     // A relocated (pinned) toolchain's own headers appear under their installed paths.
     if let Some(r) = &tc.root {
         fl.prefix_maps.push((r.clone(), String::new()));
@@ -285,7 +292,7 @@ pub fn build_probe(
     if !report.ok() {
         return Err(Error::Invalid {
             release: k.release.clone(),
-            source: validate::Invalid(report),
+            source: Box::new(validate::Invalid(report)),
         });
     }
     let file_name = probe_file_name(&target_id, &k.release, &kernel_version);

@@ -206,12 +206,16 @@ impl LocalRepo {
         }
         for dv in fs::read_dir(&base).map_err(io(&base))?.flatten() {
             for arch in fs::read_dir(dv.path()).map_err(io(&dv.path()))?.flatten() {
-                for m in fs::read_dir(arch.path()).map_err(io(&arch.path()))?.flatten() {
+                for m in fs::read_dir(arch.path())
+                    .map_err(io(&arch.path()))?
+                    .flatten()
+                {
                     let p = m.path();
                     if p.extension().is_none_or(|e| e != "json") {
                         continue;
                     }
-                    let Ok(meta) = serde_json::from_slice::<ProbeMeta>(&fs::read(&p).map_err(io(&p))?)
+                    let Ok(meta) =
+                        serde_json::from_slice::<ProbeMeta>(&fs::read(&p).map_err(io(&p))?)
                     else {
                         continue;
                     };
@@ -253,8 +257,11 @@ impl LocalRepo {
             }).collect::<Vec<_>>(),
         });
         let p = self.root.join("index.json");
-        write_atomic(&p, &serde_json::to_vec_pretty(&index).expect("serializable"))
-            .map_err(io(&p))?;
+        write_atomic(
+            &p,
+            &serde_json::to_vec_pretty(&index).expect("serializable"),
+        )
+        .map_err(io(&p))?;
         let mut md = String::from("# Falco eBPF probes\n\nBuilt by probeforge. Download `<this URL>/<path>`; check it against `SHA256SUMS` in its directory.\n\n");
         for ((dv, arch), list) in &dirs {
             md.push_str(&format!("## {dv} / {arch} ({} probes)\n\n| target | kernel release | version | sha256 | size |\n|---|---|---|---|---|\n", list.len()));
@@ -346,11 +353,20 @@ impl GithubReleases {
                 .map(Some)
                 .map_err(|e| self.err(&url, format!("bad JSON: {e}"))),
             404 => Ok(None),
-            s => Err(self.err(&url, format!("HTTP {s}: {}", String::from_utf8_lossy(&body)))),
+            s => Err(self.err(
+                &url,
+                format!("HTTP {s}: {}", String::from_utf8_lossy(&body)),
+            )),
         }
     }
 
-    pub fn exists(&self, c: &crate::http::Client, driver_version: &str, arch: &str, file: &str) -> Result<bool> {
+    pub fn exists(
+        &self,
+        c: &crate::http::Client,
+        driver_version: &str,
+        arch: &str,
+        file: &str,
+    ) -> Result<bool> {
         let name = Self::asset_name(arch, file);
         Ok(self
             .release(c, driver_version)?
@@ -374,12 +390,24 @@ impl GithubReleases {
                 let url = format!("{}/repos/{}/{}/releases", self.api, self.owner, self.repo);
                 let body = serde_json::json!({"tag_name": driver_version, "name": format!("Falco probes for driver {driver_version}")});
                 let (status, resp) = c
-                    .request("POST", &url, &self.headers(), Some(body.to_string().as_bytes()))
+                    .request(
+                        "POST",
+                        &url,
+                        &self.headers(),
+                        Some(body.to_string().as_bytes()),
+                    )
                     .map_err(|e| self.err(&url, e.to_string()))?;
                 if status != 201 {
-                    return Err(self.err(&url, format!("creating the release: HTTP {status}: {}", String::from_utf8_lossy(&resp))));
+                    return Err(self.err(
+                        &url,
+                        format!(
+                            "creating the release: HTTP {status}: {}",
+                            String::from_utf8_lossy(&resp)
+                        ),
+                    ));
                 }
-                serde_json::from_slice(&resp).map_err(|e| self.err(&url, format!("bad JSON: {e}")))?
+                serde_json::from_slice(&resp)
+                    .map_err(|e| self.err(&url, format!("bad JSON: {e}")))?
             }
         };
         if let Some(a) = rel.assets.iter().find(|a| a.name == name) {
@@ -396,14 +424,22 @@ impl GithubReleases {
                 Ok(Published::Unchanged)
             } else {
                 Err(Error::Conflict {
-                    path: PathBuf::from(format!("{}/{}@{}:{}", self.owner, self.repo, driver_version, name)),
+                    path: PathBuf::from(format!(
+                        "{}/{}@{}:{}",
+                        self.owner, self.repo, driver_version, name
+                    )),
                     existing,
                     new: sha,
                 })
             };
         }
         // upload_url is a URI template: `.../assets{?name,label}`.
-        let base = rel.upload_url.split('{').next().unwrap_or_default().to_owned();
+        let base = rel
+            .upload_url
+            .split('{')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         let url = format!("{base}?name={}", crate::driver::escape_segment(&name));
         let mut h = self.headers();
         h.push(("Content-Type", "application/octet-stream".to_owned()));
@@ -411,7 +447,13 @@ impl GithubReleases {
             .request("POST", &url, &h, Some(bytes))
             .map_err(|e| self.err(&url, e.to_string()))?;
         if status != 201 {
-            return Err(self.err(&url, format!("uploading: HTTP {status}: {}", String::from_utf8_lossy(&resp))));
+            return Err(self.err(
+                &url,
+                format!(
+                    "uploading: HTTP {status}: {}",
+                    String::from_utf8_lossy(&resp)
+                ),
+            ));
         }
         Ok(Published::New)
     }
@@ -488,7 +530,11 @@ mod tests {
         assert_eq!(timestamp(), "2023-11-14T22:13:20Z");
         std::env::remove_var("SOURCE_DATE_EPOCH");
         assert_eq!(
-            url_path("8.0.0+driver", "x86_64", "falco_debian_6.12.57+deb13-amd64_1.o"),
+            url_path(
+                "8.0.0+driver",
+                "x86_64",
+                "falco_debian_6.12.57+deb13-amd64_1.o"
+            ),
             "8.0.0%2Bdriver/x86_64/falco_debian_6.12.57%2Bdeb13-amd64_1.o"
         );
     }

@@ -103,14 +103,21 @@ fn version_in(text: &str, marker: &str) -> Option<String> {
 }
 
 fn major(v: &str) -> u32 {
-    v.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0)
+    v.split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Toolchain {
     /// Finds clang and llc: explicit paths, then `CLANG`/`LLC`, then `clang`/`llc` on PATH,
     /// then versioned names (`clang-19` ... `clang-11`) with the llc of the same version.
     pub fn find(clang: Option<&Path>, llc: Option<&Path>) -> Result<Toolchain, Error> {
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
         let clang_given = clang.map(Path::to_owned).or_else(|| env("CLANG"));
         let llc_given = llc.map(Path::to_owned).or_else(|| env("LLC"));
         let (clang, suffix) = match clang_given {
@@ -121,9 +128,9 @@ impl Toolchain {
             None => {
                 let mut found = which("clang").map(|p| (p, String::new()));
                 if found.is_none() {
-                    found = (11..=22).rev().find_map(|v| {
-                        which(&format!("clang-{v}")).map(|p| (p, format!("-{v}")))
-                    });
+                    found = (11..=22)
+                        .rev()
+                        .find_map(|v| which(&format!("clang-{v}")).map(|p| (p, format!("-{v}"))));
                 }
                 found.ok_or(Error::NoClang)?
             }
@@ -161,8 +168,11 @@ impl Toolchain {
                 llc_major: major(&llc_v),
             });
         }
-        let resource_include =
-            PathBuf::from(output(&clang, &["-print-file-name=include"])?.trim().to_owned());
+        let resource_include = PathBuf::from(
+            output(&clang, &["-print-file-name=include"])?
+                .trim()
+                .to_owned(),
+        );
         Ok(Toolchain {
             root: None,
             launcher: None,
@@ -254,24 +264,42 @@ impl Toolchain {
             resource_include: resource.join("include"),
         };
         let run = |c: &mut Command, path: &Path| -> Result<String, Error> {
-            let out = c.arg("--version").env_clear().output().map_err(|source| Error::Run {
-                path: path.to_owned(),
-                source,
-            })?;
+            let out = c
+                .arg("--version")
+                .env_clear()
+                .output()
+                .map_err(|source| Error::Run {
+                    path: path.to_owned(),
+                    source,
+                })?;
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         };
         let cv = run(&mut tc.clang_command(), &tc.clang)?;
         let lv = run(&mut tc.llc_command(), &tc.llc)?;
         let found = version_in(&cv, "clang version").unwrap_or_default();
-        if found != m.llvm_version || version_in(&lv, "LLVM version").as_deref() != Some(&m.llvm_version) {
+        if found != m.llvm_version
+            || version_in(&lv, "LLVM version").as_deref() != Some(&m.llvm_version)
+        {
             return Err(Error::NotPinned {
                 path: tc.clang.clone(),
                 want: m.llvm_version.clone(),
-                found: format!("clang `{}`, llc `{}`", cv.lines().next().unwrap_or(""), lv.lines().find(|l| l.contains("LLVM version")).unwrap_or("").trim()),
+                found: format!(
+                    "clang `{}`, llc `{}`",
+                    cv.lines().next().unwrap_or(""),
+                    lv.lines()
+                        .find(|l| l.contains("LLVM version"))
+                        .unwrap_or("")
+                        .trim()
+                ),
             });
         }
         tc.clang_version = cv.lines().next().unwrap_or("").trim().to_owned();
-        tc.llc_version = lv.lines().find(|l| l.contains("LLVM version")).unwrap_or("").trim().to_owned();
+        tc.llc_version = lv
+            .lines()
+            .find(|l| l.contains("LLVM version"))
+            .unwrap_or("")
+            .trim()
+            .to_owned();
         Ok(tc)
     }
 }
@@ -353,7 +381,9 @@ pub enum FetchError {
 
 /// Where a manifest's toolchain is unpacked in the cache.
 pub fn root_in_cache(m: &Manifest, cache_dir: &Path) -> PathBuf {
-    cache_dir.join("toolchains").join(format!("{}-{}", m.name, m.digest()))
+    cache_dir
+        .join("toolchains")
+        .join(format!("{}-{}", m.name, m.digest()))
 }
 
 /// Downloads (through the package cache, verified) and unpacks a pinned toolchain without
@@ -391,11 +421,16 @@ pub fn fetch(
         .tempdir_in(parent)
         .map_err(|e| io(parent, e))?;
     let staged = tmp.path().join("root");
-    crate::extract::unpack_all(&files, &staged, crate::extract::Selection::Everything, Default::default())
-        .map_err(|source| FetchError::Unpack {
-            name: m.name.clone(),
-            source,
-        })?;
+    crate::extract::unpack_all(
+        &files,
+        &staged,
+        crate::extract::Selection::Everything,
+        Default::default(),
+    )
+    .map_err(|source| FetchError::Unpack {
+        name: m.name.clone(),
+        source,
+    })?;
     std::fs::write(staged.join(".complete"), m.digest()).map_err(|e| io(&staged, e))?;
     match std::fs::rename(&staged, &root) {
         Ok(()) => Ok(root),
@@ -415,8 +450,11 @@ mod tests {
             "14.0.6"
         );
         assert_eq!(
-            version_in("LLVM (http://llvm.org/):\n  LLVM version 14.0.6\n", "LLVM version")
-                .unwrap(),
+            version_in(
+                "LLVM (http://llvm.org/):\n  LLVM version 14.0.6\n",
+                "LLVM version"
+            )
+            .unwrap(),
             "14.0.6"
         );
     }

@@ -77,7 +77,11 @@ pub fn validate(bytes: &[u8], expect: &Expect) -> Report {
     r.check(
         "elf-header",
         ident_ok,
-        if ident_ok { "ELF64 little-endian" } else { "not an ELF64 little-endian object" },
+        if ident_ok {
+            "ELF64 little-endian"
+        } else {
+            "not an ELF64 little-endian object"
+        },
     );
     if !ident_ok {
         return r;
@@ -92,7 +96,11 @@ pub fn validate(bytes: &[u8], expect: &Expect) -> Report {
     let eh = file.elf_header();
     let e_type = eh.e_type(LE);
     let machine = eh.e_machine(LE);
-    r.check("elf-type", e_type == elf::ET_REL, format!("e_type {e_type} (want ET_REL)"));
+    r.check(
+        "elf-type",
+        e_type == elf::ET_REL,
+        format!("e_type {e_type} (want ET_REL)"),
+    );
     r.check(
         "elf-machine",
         machine == elf::EM_BPF,
@@ -105,7 +113,10 @@ pub fn validate(bytes: &[u8], expect: &Expect) -> Report {
     r.check(
         "license",
         r.license.as_deref().is_some_and(|l| l.contains("GPL")),
-        format!("license section: {:?} (the kernel needs a GPL-compatible one)", r.license),
+        format!(
+            "license section: {:?} (the kernel needs a GPL-compatible one)",
+            r.license
+        ),
     );
     r.kernel_version = section("kernel_version").map(cstr);
     match (&r.kernel_version, &expect.kernel_release) {
@@ -128,7 +139,10 @@ pub fn validate(bytes: &[u8], expect: &Expect) -> Report {
     }
     r.build_commit = section("build_commit").map(cstr);
     let u64_section = |name: &str| {
-        section(name).and_then(|d| d.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap())))
+        section(name).and_then(|d| {
+            d.get(..8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        })
     };
     r.api_version = u64_section("api_version");
     r.schema_version = u64_section("schema_version");
@@ -173,7 +187,11 @@ pub fn validate(bytes: &[u8], expect: &Expect) -> Report {
     }
     for m in ["perf_map", "tail_map", "settings_map"] {
         let ok = r.maps.iter().any(|x| x == m);
-        r.check("map-present", ok, format!("map `{m}`{}", if ok { "" } else { " missing" }));
+        r.check(
+            "map-present",
+            ok,
+            format!("map `{m}`{}", if ok { "" } else { " missing" }),
+        );
     }
 
     // Programs.
@@ -184,12 +202,24 @@ pub fn validate(bytes: &[u8], expect: &Expect) -> Report {
         .collect();
     for p in ["raw_tracepoint/sys_enter", "raw_tracepoint/sys_exit"] {
         let ok = r.programs.iter().any(|x| x == p);
-        r.check("program-present", ok, format!("program `{p}`{}", if ok { "" } else { " missing" }));
+        r.check(
+            "program-present",
+            ok,
+            format!("program `{p}`{}", if ok { "" } else { " missing" }),
+        );
     }
     let fillers = r.programs.iter().filter(|p| p.contains("/filler/")).count();
-    r.check("fillers", fillers >= 50, format!("{fillers} filler programs"));
+    r.check(
+        "fillers",
+        fillers >= 50,
+        format!("{fillers} filler programs"),
+    );
     let text_empty = file.section_by_name(".text").is_none_or(|s| s.size() == 0);
-    r.check("text-empty", text_empty, "`.text` must be empty (no unrelocatable calls)");
+    r.check(
+        "text-empty",
+        text_empty,
+        "`.text` must be empty (no unrelocatable calls)",
+    );
 
     // Symbols and relocations.
     let undefined: Vec<String> = file
@@ -219,9 +249,17 @@ pub fn validate(bytes: &[u8], expect: &Expect) -> Report {
     if let Some(a) = expect.arch {
         let has_pf = r.programs.iter().any(|p| p.contains("page_fault"));
         if a == Arch::X86_64 {
-            r.check("arch-programs", has_pf, "x86_64 probes carry the page_fault programs");
+            r.check(
+                "arch-programs",
+                has_pf,
+                "x86_64 probes carry the page_fault programs",
+            );
         } else {
-            r.check("arch-programs", !has_pf, format!("{a} probes have no page_fault programs"));
+            r.check(
+                "arch-programs",
+                !has_pf,
+                format!("{a} probes have no page_fault programs"),
+            );
         }
     }
     r
@@ -241,7 +279,10 @@ fn check_relocations(bytes: &[u8], file: &ElfFile64<LE>) -> Vec<String> {
         if s.sh_type(LE) != elf::SHT_REL {
             continue;
         }
-        let name = sections.section_name(LE, s).map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+        let name = sections
+            .section_name(LE, s)
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
         let Ok(Some((rels, _))) = s.rel(LE, bytes) else {
             bad.push(format!("{name}: unreadable"));
             continue;
@@ -257,7 +298,10 @@ fn check_relocations(bytes: &[u8], file: &ElfFile64<LE>) -> Vec<String> {
                     "{name}: relocation against undefined `{}`",
                     String::from_utf8_lossy(symtab.symbol_name(LE, sym).unwrap_or(b"?"))
                 )),
-                Err(_) => bad.push(format!("{name}: relocation symbol {} out of range", sym_idx.0)),
+                Err(_) => bad.push(format!(
+                    "{name}: relocation symbol {} out of range",
+                    sym_idx.0
+                )),
             }
             if bad.len() > 10 {
                 return bad;

@@ -16,22 +16,52 @@ use probeforge::patch::Catalog;
 /// headers unpacked by dpkg-deb with the objtree Makefile's absolute include patched (as
 /// driverkit does). Debug-info paths are mapped the same way as the native build maps them,
 /// through the driver Makefile's own KBUILD_EXTRA_CPPFLAGS. Returns the probe's sha256.
-fn kbuild_reference(debs: &[PathBuf], kbuild_deb: &Path, driver: &Path, version: &str, arch: Arch, t: &Path) -> String {
+fn kbuild_reference(
+    debs: &[PathBuf],
+    kbuild_deb: &Path,
+    driver: &Path,
+    version: &str,
+    arch: Arch,
+    t: &Path,
+) -> String {
     let root = t.join("kroot");
     for d in debs.iter().map(PathBuf::as_path).chain([kbuild_deb]) {
-        let s = Command::new("dpkg-deb").arg("-x").arg(d).arg(&root).status().unwrap();
+        let s = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(d)
+            .arg(&root)
+            .status()
+            .unwrap();
         assert!(s.success());
     }
-    let objtree = fs::read_dir(root.join("usr/src")).unwrap().flatten().map(|e| e.path())
-        .find(|p| p.join(".config").is_file()).expect("objtree");
+    let objtree = fs::read_dir(root.join("usr/src"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join(".config").is_file())
+        .expect("objtree");
     let mk = objtree.join("Makefile");
     let text = fs::read_to_string(&mk).unwrap();
-    fs::write(&mk, text.replace("include /usr/src/", &format!("include {}/usr/src/", root.display()))).unwrap();
+    fs::write(
+        &mk,
+        text.replace(
+            "include /usr/src/",
+            &format!("include {}/usr/src/", root.display()),
+        ),
+    )
+    .unwrap();
     // The scripts/ link points at the host's kbuild (same version, host architecture).
     let src_dir = t.join("ksrc");
     let source = probeforge::driver::open(driver, &src_dir).unwrap();
     let k = probeforge::kernel::KernelTree::find(&root, None).unwrap();
-    let prepared = source.prepare(&t.join("kdrv"), Some(version), k.version, &Catalog::embedded()).unwrap();
+    let prepared = source
+        .prepare(
+            &t.join("kdrv"),
+            Some(version),
+            k.version,
+            &Catalog::embedded(),
+        )
+        .unwrap();
     if source.layout == Layout::Libs {
         // The CMake install adds each configure module's Makefile, build.sh and Makefile.inc.
         let cfg = source.dir.join("bpf/configure");
@@ -39,28 +69,56 @@ fn kbuild_reference(debs: &[PathBuf], kbuild_deb: &Path, driver: &Path, version:
             let d = prepared.bpf_dir.join("configure").join(m);
             fs::copy(cfg.join("Makefile"), d.join("Makefile")).unwrap();
             fs::copy(cfg.join("build.sh"), d.join("build.sh")).unwrap();
-            let inc = fs::read_to_string(cfg.join("Makefile.inc.in")).unwrap().replace("@CONFIGURE_MODULE@", m);
+            let inc = fs::read_to_string(cfg.join("Makefile.inc.in"))
+                .unwrap()
+                .replace("@CONFIGURE_MODULE@", m);
             fs::write(d.join("Makefile.inc"), inc).unwrap();
         }
     }
-    let clang = if arch == Arch::host().unwrap() { "clang".to_owned() } else { format!("clang --target={}", arch.triple()) };
+    let clang = if arch == Arch::host().unwrap() {
+        "clang".to_owned()
+    } else {
+        format!("clang --target={}", arch.triple())
+    };
     let out = Command::new("make")
-        .arg("-C").arg(&objtree)
+        .arg("-C")
+        .arg(&objtree)
         .arg(format!("M={}", prepared.bpf_dir.display()))
         .arg(format!("CLANG={clang}"))
         .arg("LLC=llc")
         .arg(format!(
             "KBUILD_EXTRA_CPPFLAGS=-ffile-prefix-map={}= -ffile-prefix-map={}={}",
-            root.display(), prepared.tree.display(), prepared.mapped_tree
+            root.display(),
+            prepared.tree.display(),
+            prepared.mapped_tree
         ))
-        .output().unwrap();
+        .output()
+        .unwrap();
     let probe = prepared.bpf_dir.join("probe.o");
-    assert!(probe.is_file(), "kbuild failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        probe.is_file(),
+        "kbuild failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     sha256_file(&probe)
 }
 
-fn native(headers: &[PathBuf], driver: &Path, version: Option<&str>, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args: Vec<String> = vec!["build".into(), "--json".into(), "-o".into(), out.display().to_string(), "--driver-source".into(), driver.display().to_string()];
+fn native(
+    headers: &[PathBuf],
+    driver: &Path,
+    version: Option<&str>,
+    out: &Path,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        "--json".into(),
+        "-o".into(),
+        out.display().to_string(),
+        "--driver-source".into(),
+        driver.display().to_string(),
+    ];
     if let Some(v) = version {
         args.extend(["--driver-version".into(), v.into()]);
     }
@@ -77,8 +135,18 @@ fn same_as_kbuild(suite: &str, arch: Arch, dkms: bool) {
     let (k, files) = debian_kernel(suite, arch);
     let headers = header_files(&k, &files);
     // kbuild's host tools: the host-architecture linux-kbuild of the same series.
-    let kbuild_name = k.packages.iter().find(|p| p.name.starts_with("linux-kbuild-")).unwrap().name.clone();
-    let kbuild_deb = debian_package(&format!("debian-{suite}"), Arch::host().unwrap(), &kbuild_name);
+    let kbuild_name = k
+        .packages
+        .iter()
+        .find(|p| p.name.starts_with("linux-kbuild-"))
+        .unwrap()
+        .name
+        .clone();
+    let kbuild_deb = debian_package(
+        &format!("debian-{suite}"),
+        Arch::host().unwrap(),
+        &kbuild_name,
+    );
     let (driver, version) = if dkms {
         (scap_dkms(), "0.1.1dev+git20220316.e5c53d64")
     } else {
@@ -87,12 +155,32 @@ fn same_as_kbuild(suite: &str, arch: Arch, dkms: bool) {
     let t = tmpdir();
     let reference = kbuild_reference(&headers, &kbuild_deb, &driver, version, arch, t.path());
     let out = t.path().join("out");
-    let v = native(&headers, &driver, if dkms { None } else { Some(version) }, &out, &[]);
-    assert_eq!(v["sha256"], reference.as_str(), "{} {}: native differs from kbuild", k.release, version);
+    let v = native(
+        &headers,
+        &driver,
+        if dkms { None } else { Some(version) },
+        &out,
+        &[],
+    );
+    assert_eq!(
+        v["sha256"],
+        reference.as_str(),
+        "{} {}: native differs from kbuild",
+        k.release,
+        version
+    );
     // Nothing else in the output directory.
-    let names: Vec<_> = fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+    let names: Vec<_> = fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
     assert_eq!(names, [format!("falco_debian_{}_1.o", k.release)]);
-    assert!(v["report"]["checks"].as_array().unwrap().iter().all(|c| c["ok"] == true));
+    assert!(v["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["ok"] == true));
 }
 
 #[test]
@@ -129,16 +217,43 @@ fn build_7x(arch: Arch, dkms: bool) {
     let (k, files) = debian_7x_kernel(arch);
     let headers = header_files(&k, &files);
     let t = tmpdir();
-    let (driver, version) = if dkms { (scap_dkms(), None) } else { (libs_0_20_0(), Some("8.0.0+driver")) };
+    let (driver, version) = if dkms {
+        (scap_dkms(), None)
+    } else {
+        (libs_0_20_0(), Some("8.0.0+driver"))
+    };
     let v = native(&headers, &driver, version, t.path(), &[]);
     assert_eq!(v["kernel"]["release"], k.release.as_str());
-    let patches: Vec<&str> = v["patches"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
-    assert!(patches.contains(&"kernfs-node-parent-rename.patch"), "{patches:?}");
-    let args: Vec<&str> = v["clang_args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
-    assert!(args.contains(&"-fms-extensions"), "flags derived from the 7.x tree: {args:?}");
+    let patches: Vec<&str> = v["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(
+        patches.contains(&"kernfs-node-parent-rename.patch"),
+        "{patches:?}"
+    );
+    let args: Vec<&str> = v["clang_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(
+        args.contains(&"-fms-extensions"),
+        "flags derived from the 7.x tree: {args:?}"
+    );
     // And it validates as a probe for that kernel, through the CLI too.
     let probe = v["path"].as_str().unwrap();
-    let (code, out, err) = run(&["validate", probe, "--kernel-release", &k.release, "--arch", arch.uname_m()]);
+    let (code, out, err) = run(&[
+        "validate",
+        probe,
+        "--kernel-release",
+        &k.release,
+        "--arch",
+        arch.uname_m(),
+    ]);
     assert_eq!(code, 0, "{out}{err}");
 }
 
@@ -173,9 +288,21 @@ fn same_bytes_from_other_directories_and_times() {
         .collect();
     let scratch_b = b.path().join("deep/scratch/dir");
     fs::create_dir_all(&scratch_b).unwrap();
-    let v1 = native(&headers, &driver, Some("8.0.0+driver"), &a.path().join("o"), &[]);
+    let v1 = native(
+        &headers,
+        &driver,
+        Some("8.0.0+driver"),
+        &a.path().join("o"),
+        &[],
+    );
     std::thread::sleep(std::time::Duration::from_secs(1));
-    let v2 = native(&moved, &driver, Some("8.0.0+driver"), &b.path().join("o"), &["--scratch", scratch_b.to_str().unwrap()]);
+    let v2 = native(
+        &moved,
+        &driver,
+        Some("8.0.0+driver"),
+        &b.path().join("o"),
+        &["--scratch", scratch_b.to_str().unwrap()],
+    );
     assert_eq!(v1["sha256"], v2["sha256"]);
     assert_eq!(v1["flags_sha256"], v2["flags_sha256"]);
 }
@@ -184,14 +311,39 @@ fn same_bytes_from_other_directories_and_times() {
 fn validation_rejects_other_kernels_and_corruption() {
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     let t = tmpdir();
-    let v = native(&header_files(&k, &files), &libs_0_20_0(), Some("8.0.0+driver"), t.path(), &[]);
+    let v = native(
+        &header_files(&k, &files),
+        &libs_0_20_0(),
+        Some("8.0.0+driver"),
+        t.path(),
+        &[],
+    );
     let probe = PathBuf::from(v["path"].as_str().unwrap());
-    let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--kernel-release", &k.release, "--driver-version", "8.0.0+driver", "--arch", "x86_64"]);
+    let (code, out, _) = run(&[
+        "validate",
+        probe.to_str().unwrap(),
+        "--kernel-release",
+        &k.release,
+        "--driver-version",
+        "8.0.0+driver",
+        "--arch",
+        "x86_64",
+    ]);
     assert_eq!(code, 0, "{out}");
-    let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--kernel-release", "6.12.0-1-amd64"]);
+    let (code, out, _) = run(&[
+        "validate",
+        probe.to_str().unwrap(),
+        "--kernel-release",
+        "6.12.0-1-amd64",
+    ]);
     assert_eq!(code, 1);
     assert!(out.contains("FAIL kernel-version"), "{out}");
-    let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--driver-version", "9.1.0+driver"]);
+    let (code, out, _) = run(&[
+        "validate",
+        probe.to_str().unwrap(),
+        "--driver-version",
+        "9.1.0+driver",
+    ]);
     assert_eq!(code, 1);
     assert!(out.contains("FAIL probe-version"), "{out}");
     let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--arch", "aarch64"]);
@@ -221,45 +373,125 @@ fn a_driver_without_the_legacy_probe_is_refused_with_the_reason() {
     // The layout of 10.0.0+driver and later: driver/ without bpf/.
     let t = tmpdir();
     let src = t.path().join("src");
-    probeforge::extract::unpack_all(&[libs_0_20_0()], &src, probeforge::extract::Selection::Driver, Default::default()).unwrap();
-    let driver = fs::read_dir(&src).unwrap().flatten().next().unwrap().path().join("driver");
+    probeforge::extract::unpack_all(
+        &[libs_0_20_0()],
+        &src,
+        probeforge::extract::Selection::Driver,
+        Default::default(),
+    )
+    .unwrap();
+    let driver = fs::read_dir(&src)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("driver");
     fs::remove_dir_all(driver.join("bpf")).unwrap();
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
-    let h: Vec<String> = header_files(&k, &files).iter().map(|p| p.display().to_string()).collect();
-    let mut args = vec!["build", "--driver-source", src.to_str().unwrap(), "--driver-version", "10.0.0+driver", "-o", t.path().to_str().unwrap(), "--headers"];
+    let h: Vec<String> = header_files(&k, &files)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args = vec![
+        "build",
+        "--driver-source",
+        src.to_str().unwrap(),
+        "--driver-version",
+        "10.0.0+driver",
+        "-o",
+        t.path().to_str().unwrap(),
+        "--headers",
+    ];
     args.extend(h.iter().map(String::as_str));
     let (code, _, err) = run(&args);
     assert_eq!(code, 1);
-    assert!(err.contains("no legacy eBPF probe") && err.contains("9.1.0+driver"), "{err}");
+    assert!(
+        err.contains("no legacy eBPF probe") && err.contains("9.1.0+driver"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_driver_that_does_not_compile_names_kernel_command_and_error() {
     let t = tmpdir();
     let src = t.path().join("src");
-    probeforge::extract::unpack_all(&[libs_0_20_0()], &src, probeforge::extract::Selection::Driver, Default::default()).unwrap();
-    let probe_c = fs::read_dir(&src).unwrap().flatten().next().unwrap().path().join("driver/bpf/probe.c");
+    probeforge::extract::unpack_all(
+        &[libs_0_20_0()],
+        &src,
+        probeforge::extract::Selection::Driver,
+        Default::default(),
+    )
+    .unwrap();
+    let probe_c = fs::read_dir(&src)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("driver/bpf/probe.c");
     let text = fs::read_to_string(&probe_c).unwrap();
-    fs::write(&probe_c, format!("{text}\nint broken = undeclared_symbol_for_test;\n")).unwrap();
+    fs::write(
+        &probe_c,
+        format!("{text}\nint broken = undeclared_symbol_for_test;\n"),
+    )
+    .unwrap();
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
-    let h: Vec<String> = header_files(&k, &files).iter().map(|p| p.display().to_string()).collect();
+    let h: Vec<String> = header_files(&k, &files)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     let out = t.path().join("out");
-    let mut args = vec!["build", "--driver-source", src.to_str().unwrap(), "--driver-version", "8.0.0+driver", "-o", out.to_str().unwrap(), "--headers"];
+    let mut args = vec![
+        "build",
+        "--driver-source",
+        src.to_str().unwrap(),
+        "--driver-version",
+        "8.0.0+driver",
+        "-o",
+        out.to_str().unwrap(),
+        "--headers",
+    ];
     args.extend(h.iter().map(String::as_str));
     let (code, _, err) = run(&args);
     assert_eq!(code, 1);
-    for needle in [format!("kernel `{}`", k.release).as_str(), "clang failed (exit status 1)", "command:", "-D__BPF_TRACING__", "undeclared_symbol_for_test"] {
+    for needle in [
+        format!("kernel `{}`", k.release).as_str(),
+        "clang failed (exit status 1)",
+        "command:",
+        "-D__BPF_TRACING__",
+        "undeclared_symbol_for_test",
+    ] {
         assert!(err.contains(needle), "`{needle}` missing from:\n{err}");
     }
-    assert!(!out.exists() || fs::read_dir(&out).unwrap().next().is_none(), "nothing may be written");
+    assert!(
+        !out.exists() || fs::read_dir(&out).unwrap().next().is_none(),
+        "nothing may be written"
+    );
 }
 
 #[test]
 fn a_mismatched_or_missing_toolchain_is_an_environment_error() {
-    let (code, _, err) = run(&["build", "--clang", "/nonexistent/clang", "--headers", "x.deb", "--driver-source", "y"]);
+    let (code, _, err) = run(&[
+        "build",
+        "--clang",
+        "/nonexistent/clang",
+        "--headers",
+        "x.deb",
+        "--driver-source",
+        "y",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no clang found"), "{err}");
-    let (code, _, err) = run(&["build", "--require-llvm", "99", "--headers", "x.deb", "--driver-source", "y"]);
+    let (code, _, err) = run(&[
+        "build",
+        "--require-llvm",
+        "99",
+        "--headers",
+        "x.deb",
+        "--driver-source",
+        "y",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("pinned to LLVM 99"), "{err}");
 }

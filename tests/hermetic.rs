@@ -18,7 +18,16 @@ fn inputs() -> (String, Vec<PathBuf>, PathBuf) {
 }
 
 fn build_args(headers: &[PathBuf], driver: &Path, out: &Path) -> Vec<String> {
-    let mut a: Vec<String> = vec!["build".into(), "--driver-source".into(), driver.display().to_string(), "--driver-version".into(), "8.0.0+driver".into(), "-o".into(), out.display().to_string(), "--headers".into()];
+    let mut a: Vec<String> = vec![
+        "build".into(),
+        "--driver-source".into(),
+        driver.display().to_string(),
+        "--driver-version".into(),
+        "8.0.0+driver".into(),
+        "-o".into(),
+        out.display().to_string(),
+        "--headers".into(),
+    ];
     a.extend(headers.iter().map(|h| h.display().to_string()));
     a
 }
@@ -39,24 +48,38 @@ fn bazel_genrule_twice_gives_identical_digests() {
     fs::create_dir_all(ws.join("driver")).unwrap();
     fs::create_dir_all(ws.join("tools")).unwrap();
     fs::copy(example.join("WORKSPACE"), ws.join("WORKSPACE")).unwrap();
-    let build = fs::read_to_string(example.join("BUILD.bazel")).unwrap()
-        .replace("KERNEL_RELEASE = \"6.1.0-50-amd64\"", &format!("KERNEL_RELEASE = \"{release}\""));
+    let build = fs::read_to_string(example.join("BUILD.bazel"))
+        .unwrap()
+        .replace(
+            "KERNEL_RELEASE = \"6.1.0-50-amd64\"",
+            &format!("KERNEL_RELEASE = \"{release}\""),
+        );
     fs::write(ws.join("BUILD.bazel"), build).unwrap();
     // Cached packages are named by digest; in the workspace they get their .deb names.
     for (i, h) in headers.iter().enumerate() {
         fs::copy(h, ws.join("headers").join(format!("headers-{i}.deb"))).unwrap();
     }
-    fs::copy(&driver, ws.join("driver/falcosecurity-libs_0.20.0.orig.tar.gz")).unwrap();
+    fs::copy(
+        &driver,
+        ws.join("driver/falcosecurity-libs_0.20.0.orig.tar.gz"),
+    )
+    .unwrap();
     fs::copy(bin(), ws.join("tools/probeforge")).unwrap();
     let user_root = t.path().join("bazel-root");
     let bazel = |args: &[&str]| {
         let o = Command::new("bazel")
-            .arg("--batch").arg(format!("--output_user_root={}", user_root.display()))
+            .arg("--batch")
+            .arg(format!("--output_user_root={}", user_root.display()))
             .args(args)
             .current_dir(&ws)
             .env("HOME", t.path())
-            .output().unwrap();
-        assert!(o.status.success(), "bazel {args:?}:\n{}", String::from_utf8_lossy(&o.stderr));
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "bazel {args:?}:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     };
     let probe = ws.join(format!("bazel-bin/falco_debian_{release}_1.o"));
     bazel(&["build", "//:probe"]);
@@ -65,7 +88,10 @@ fn bazel_genrule_twice_gives_identical_digests() {
     bazel(&["clean", "--expunge"]);
     bazel(&["build", "//:probe"]);
     assert_eq!(sha256_file(&probe), first);
-    assert_eq!(fs::read(ws.join("bazel-bin/provenance.json")).unwrap(), prov1);
+    assert_eq!(
+        fs::read(ws.join("bazel-bin/provenance.json")).unwrap(),
+        prov1
+    );
     let v: serde_json::Value = serde_json::from_slice(&prov1).unwrap();
     assert_eq!(v["subject"][0]["digest"]["sha256"], first.as_str());
     // The same as a plain build of the same inputs outside Bazel.
@@ -94,15 +120,31 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
     fs::copy(&driver, &ro_driver).unwrap();
     fs::set_permissions(&ro_driver, fs::Permissions::from_mode(0o444)).unwrap();
     fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
-    let (tmp, home, out) = (t.path().join("tmp"), t.path().join("home"), t.path().join("out"));
+    let (tmp, home, out) = (
+        t.path().join("tmp"),
+        t.path().join("home"),
+        t.path().join("out"),
+    );
     fs::create_dir_all(&tmp).unwrap();
     fs::create_dir_all(&home).unwrap();
     let sandboxed = |args: &[String], umask: &str| {
         let script = format!("umask {umask}; exec \"$@\"");
-        Command::new("unshare").arg("-n").arg("--").arg("/usr/bin/env").arg("-i")
-            .arg("PATH=/usr/bin:/bin").arg(format!("TMPDIR={}", tmp.display())).arg(format!("HOME={}", home.display()))
-            .arg("sh").arg("-c").arg(script).arg("sh").arg(bin()).args(args)
-            .output().unwrap()
+        Command::new("unshare")
+            .arg("-n")
+            .arg("--")
+            .arg("/usr/bin/env")
+            .arg("-i")
+            .arg("PATH=/usr/bin:/bin")
+            .arg(format!("TMPDIR={}", tmp.display()))
+            .arg(format!("HOME={}", home.display()))
+            .arg("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .arg(bin())
+            .args(args)
+            .output()
+            .unwrap()
     };
     let a = build_args(&ro_headers, &ro_driver, &out);
     let o = sandboxed(&a, "077");
@@ -114,8 +156,16 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
     // The same bytes as an ordinary build with the inputs in the other order and umask 022.
     let out2 = t.path().join("out2");
     let a = build_args(&headers, &driver, &out2);
-    let o = Command::new("sh").arg("-c").arg("umask 022; exec \"$@\"").arg("sh").arg(bin()).args(&a)
-        .env("RAYON_NUM_THREADS", "1").env("LC_ALL", "de_DE.UTF-8").output().unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg("umask 022; exec \"$@\"")
+        .arg("sh")
+        .arg(bin())
+        .args(&a)
+        .env("RAYON_NUM_THREADS", "1")
+        .env("LC_ALL", "de_DE.UTF-8")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(sha_of_only_file(&out2), sandbox_sha);
     // A missing input is named; so is what an offline target build would have needed.
@@ -126,31 +176,82 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&missing.display().to_string()), "{err}");
-    let o = sandboxed(&["--offline".into(), "--cache-dir".into(), t.path().join("empty-cache").display().to_string(), "build".into(), "--target".into(), "debian-bookworm".into(), "--driver-source".into(), ro_driver.display().to_string(), "--driver-version".into(), "8.0.0+driver".into()], "022");
+    let o = sandboxed(
+        &[
+            "--offline".into(),
+            "--cache-dir".into(),
+            t.path().join("empty-cache").display().to_string(),
+            "build".into(),
+            "--target".into(),
+            "debian-bookworm".into(),
+            "--driver-source".into(),
+            ro_driver.display().to_string(),
+            "--driver-version".into(),
+            "8.0.0+driver".into(),
+        ],
+        "022",
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("offline") && err.contains("not in the cache") && err.contains("Release"), "{err}");
+    assert!(
+        err.contains("offline") && err.contains("not in the cache") && err.contains("Release"),
+        "{err}"
+    );
     fs::set_permissions(&ro, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
 fn build_all_bytes_do_not_depend_on_jobs() {
     let all = lister().list("debian-bookworm", &[Arch::X86_64]).unwrap();
-    let two: Vec<_> = all.iter().filter(|k| k.release.starts_with("6.1.") && !k.release.contains("-rt-")).rev().take(2).collect();
-    let only = format!("^({})$", two.iter().map(|k| regex::escape(&k.release)).collect::<Vec<_>>().join("|"));
+    let two: Vec<_> = all
+        .iter()
+        .filter(|k| k.release.starts_with("6.1.") && !k.release.contains("-rt-"))
+        .rev()
+        .take(2)
+        .collect();
+    let only = format!(
+        "^({})$",
+        two.iter()
+            .map(|k| regex::escape(&k.release))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
     let t = tmpdir();
     let driver = libs_0_20_0();
     let mut sums = Vec::new();
     for jobs in ["1", "2"] {
         // Separate compile caches: each run really compiles.
         let cache = t.path().join(format!("cache-{jobs}"));
-        assert!(Command::new("cp").arg("-a").arg(cache_dir()).arg(&cache).status().unwrap().success());
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(cache_dir())
+            .arg(&cache)
+            .status()
+            .unwrap()
+            .success());
         let _ = fs::remove_dir_all(cache.join("probes"));
         let repo = t.path().join(format!("repo-{jobs}"));
         let o = Command::new(bin())
-            .args(["build-all", "debian-bookworm", "--arch", "x86_64", "--only", &only, "--repo", repo.to_str().unwrap(),
-                "--driver-source", driver.to_str().unwrap(), "--driver-version", "8.0.0+driver", "-j", jobs])
-            .env("PROBEFORGE_CACHE", &cache).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap();
+            .args([
+                "build-all",
+                "debian-bookworm",
+                "--arch",
+                "x86_64",
+                "--only",
+                &only,
+                "--repo",
+                repo.to_str().unwrap(),
+                "--driver-source",
+                driver.to_str().unwrap(),
+                "--driver-version",
+                "8.0.0+driver",
+                "-j",
+                jobs,
+            ])
+            .env("PROBEFORGE_CACHE", &cache)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         sums.push(fs::read_to_string(repo.join("8.0.0+driver/x86_64/SHA256SUMS")).unwrap());
         let _ = fs::remove_dir_all(&cache);
@@ -169,16 +270,30 @@ fn pinned_toolchain_gives_the_host_clang_14_bytes_and_refuses_substitutes() {
     assert_eq!(code, 0, "{err}");
     let pinned_out = t.path().join("pinned");
     let mut a = build_args(&headers, &driver, &pinned_out);
-    a.extend(["--toolchain".into(), "llvm-14-debian12".into(), "--provenance".into(), t.path().join("prov.json").display().to_string()]);
+    a.extend([
+        "--toolchain".into(),
+        "llvm-14-debian12".into(),
+        "--provenance".into(),
+        t.path().join("prov.json").display().to_string(),
+    ]);
     let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err}");
     assert_eq!(sha_of_only_file(&pinned_out), sha_of_only_file(&host_out));
-    let prov: serde_json::Value = serde_json::from_slice(&fs::read(t.path().join("prov.json")).unwrap()).unwrap();
+    let prov: serde_json::Value =
+        serde_json::from_slice(&fs::read(t.path().join("prov.json")).unwrap()).unwrap();
     assert_eq!(prov["predicate"]["toolchain"]["pinned"], "llvm-14-debian12");
-    assert!(!prov.to_string().contains("test-cache"), "no machine paths in provenance");
+    assert!(
+        !prov.to_string().contains("test-cache"),
+        "no machine paths in provenance"
+    );
     // Pinning does not silently take another clang.
     let mut a = build_args(&headers, &driver, &t.path().join("x"));
-    a.extend(["--toolchain".into(), "llvm-14-debian12".into(), "--clang".into(), "/usr/bin/clang".into()]);
+    a.extend([
+        "--toolchain".into(),
+        "llvm-14-debian12".into(),
+        "--clang".into(),
+        "/usr/bin/clang".into(),
+    ]);
     let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("pins clang and llc"), "{err}");
@@ -189,5 +304,8 @@ fn pinned_toolchain_gives_the_host_clang_14_bytes_and_refuses_substitutes() {
     assert!(err.contains("pinned to LLVM 14.0.7"), "{err}");
     let (code, out, _) = run(&["toolchain", "list"]);
     assert_eq!(code, 0);
-    assert!(out.contains("llvm-14-debian12") && out.contains("in cache"), "{out}");
+    assert!(
+        out.contains("llvm-14-debian12") && out.contains("in cache"),
+        "{out}"
+    );
 }

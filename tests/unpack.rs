@@ -34,7 +34,12 @@ fn snapshot(root: &Path) -> BTreeMap<String, (char, String)> {
 
 fn dpkg_x(pkgs: &[PathBuf], dest: &Path) {
     for p in pkgs {
-        let s = Command::new("dpkg-deb").arg("-x").arg(p).arg(dest).status().unwrap();
+        let s = Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(p)
+            .arg(dest)
+            .status()
+            .unwrap();
         assert!(s.success(), "dpkg-deb -x {}", p.display());
     }
 }
@@ -70,7 +75,8 @@ fn everything_matches_dpkg_deb_x_and_selection_is_a_subset() {
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     let t = tmpdir();
     let mine = t.path().join("mine");
-    let (_, stats) = extract::unpack_all(&files, &mine, Selection::Everything, Limits::default()).unwrap();
+    let (_, stats) =
+        extract::unpack_all(&files, &mine, Selection::Everything, Limits::default()).unwrap();
     let theirs = t.path().join("dpkg");
     dpkg_x(&files, &theirs);
     let (mut a, mut b) = (snapshot(&mine), snapshot(&theirs));
@@ -78,7 +84,10 @@ fn everything_matches_dpkg_deb_x_and_selection_is_a_subset() {
     normalize_links(&mut b);
     // Directories are made on demand; dpkg also creates empty ones.
     let files_only = |m: &BTreeMap<String, (char, String)>| -> BTreeMap<String, (char, String)> {
-        m.iter().filter(|(_, v)| v.0 != 'd').map(|(k, v)| (k.clone(), v.clone())).collect()
+        m.iter()
+            .filter(|(_, v)| v.0 != 'd')
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     };
     let (fa, fb) = (files_only(&a), files_only(&b));
     assert_eq!(fa.len(), fb.len(), "{}: entry count differs", k.release);
@@ -88,13 +97,19 @@ fn everything_matches_dpkg_deb_x_and_selection_is_a_subset() {
     assert!(stats.written > 10_000, "{stats:?}");
 
     let sel = t.path().join("sel");
-    let (_, sstats) = extract::unpack_all(&files, &sel, Selection::ProbeBuild, Limits::default()).unwrap();
+    let (_, sstats) =
+        extract::unpack_all(&files, &sel, Selection::ProbeBuild, Limits::default()).unwrap();
     let mut s = snapshot(&sel);
     normalize_links(&mut s);
     for (p, v) in files_only(&s) {
         assert_eq!(fb.get(&p), Some(&v), "selected {p} differs from dpkg's");
     }
-    assert!(sstats.written < stats.written / 2, "selection wrote {} of {}", sstats.written, stats.written);
+    assert!(
+        sstats.written < stats.written / 2,
+        "selection wrote {} of {}",
+        sstats.written,
+        stats.written
+    );
     // And it is enough: the kernel is fully described.
     let kt = KernelTree::find(&sel, None).unwrap();
     assert_eq!(kt.release, k.release);
@@ -103,7 +118,10 @@ fn everything_matches_dpkg_deb_x_and_selection_is_a_subset() {
 fn check_inspect(suite: &str, arch: Arch, version_id: &str) {
     let (k, files) = debian_kernel(suite, arch);
     let mut args = vec!["inspect", "--json"];
-    let paths: Vec<String> = header_files(&k, &files).iter().map(|p| p.display().to_string()).collect();
+    let paths: Vec<String> = header_files(&k, &files)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     args.extend(paths.iter().map(String::as_str));
     let (code, out, err) = run(&args);
     assert_eq!(code, 0, "{err}");
@@ -115,9 +133,15 @@ fn check_inspect(suite: &str, arch: Arch, version_id: &str) {
     assert_eq!(v["kernel"]["kernel_version"], "1");
     assert_eq!(v["kernel"]["os_release"]["id"], "debian");
     assert_eq!(v["kernel"]["os_release"]["version_id"], version_id);
-    assert!(v["kernel"]["srctree"].as_str().unwrap().ends_with("-common"));
+    assert!(v["kernel"]["srctree"]
+        .as_str()
+        .unwrap()
+        .ends_with("-common"));
     let drivers = v["drivers"].as_array().unwrap();
-    assert!(drivers.iter().all(|d| d["supported"] == true), "{drivers:?}");
+    assert!(
+        drivers.iter().all(|d| d["supported"] == true),
+        "{drivers:?}"
+    );
 }
 
 #[test]
@@ -166,9 +190,12 @@ fn rpm_reads_what_rpm2cpio_cpio_reads() {
     let (rpm, release) = build_kernel_devel_rpm(t.path());
     let theirs = t.path().join("cpio");
     fs::create_dir_all(&theirs).unwrap();
-    let s = Command::new("sh").arg("-c")
+    let s = Command::new("sh")
+        .arg("-c")
         .arg(format!("rpm2cpio '{}' | cpio -idm --quiet", rpm.display()))
-        .current_dir(&theirs).status().unwrap();
+        .current_dir(&theirs)
+        .status()
+        .unwrap();
     assert!(s.success());
     let mine = t.path().join("mine");
     let mut u = Unpacker::new(&mine, Selection::Everything, Limits::default()).unwrap();
@@ -222,7 +249,8 @@ impl Tar {
         Tar(Vec::new())
     }
     fn add(mut self, name: &str, typeflag: u8, mode: u32, link: &str, data: &[u8]) -> Tar {
-        self.0.extend_from_slice(&tar_header(name, typeflag, mode, link, data.len()));
+        self.0
+            .extend_from_slice(&tar_header(name, typeflag, mode, link, data.len()));
         self.0.extend_from_slice(data);
         let pad = (512 - data.len() % 512) % 512;
         self.0.extend(std::iter::repeat_n(0, pad));
@@ -252,7 +280,15 @@ fn xz(b: &[u8]) -> Vec<u8> {
 fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut out = b"!<arch>\n".to_vec();
     for (name, data) in members {
-        let h = format!("{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", name, 0, 0, 0, "100644", data.len());
+        let h = format!(
+            "{:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n",
+            name,
+            0,
+            0,
+            0,
+            "100644",
+            data.len()
+        );
         out.extend_from_slice(h.as_bytes());
         out.extend_from_slice(data);
         if data.len() % 2 == 1 {
@@ -263,8 +299,17 @@ fn ar(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
 }
 
 fn deb(data_tar: Vec<u8>) -> Vec<u8> {
-    let control = gz(&Tar::new().file("./control", b"Package: evil\nVersion: 1\nArchitecture: all\n").done());
-    ar(&[("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control), ("data.tar.xz", xz(&data_tar))])
+    let control = gz(&Tar::new()
+        .file(
+            "./control",
+            b"Package: evil\nVersion: 1\nArchitecture: all\n",
+        )
+        .done());
+    ar(&[
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.gz", control),
+        ("data.tar.xz", xz(&data_tar)),
+    ])
 }
 
 /// Unpacks `bytes` (written as `name`) into a fresh root; asserts it fails with a message
@@ -284,8 +329,15 @@ fn refused(name: &str, bytes: &[u8], needles: &[&str]) {
     for n in needles {
         assert!(msg.contains(n), "{name}: `{msg}` lacks `{n}`");
     }
-    assert!(msg.contains(name), "{name}: the message must name the package: {msg}");
-    let left: Vec<_> = fs::read_dir(&area).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(
+        msg.contains(name),
+        "{name}: the message must name the package: {msg}"
+    );
+    let left: Vec<_> = fs::read_dir(&area)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     assert!(left.is_empty(), "{name}: left behind {left:?}");
     assert!(!Path::new("/tmp/probeforge-evil").exists());
 }
@@ -293,16 +345,71 @@ fn refused(name: &str, bytes: &[u8], needles: &[&str]) {
 #[test]
 fn hostile_tarballs_are_refused_and_leave_nothing() {
     let ok = |t: Tar| t.file("usr/src/ok.h", b"fine");
-    refused("abs.tar", &ok(Tar::new()).file("/tmp/probeforge-evil", b"x").done(), &["/tmp/probeforge-evil", "absolute path"]);
-    refused("dotdot.tar", &ok(Tar::new()).file("usr/../../probeforge-evil", b"x").done(), &["probeforge-evil", "`..`"]);
-    refused("nul.tar.gz", &gz(&ok(Tar::new()).add("a", b'2', 0o777, "../../../../../../tmp/probeforge-evil", b"").done()), &["resolves outside the root"]);
-    refused("through-link.tar", &ok(Tar::new()).add("usr/lib", b'2', 0o777, "src", b"").file("usr/lib/x", b"x").done(), &["usr/lib/x", "parent `usr/lib` is a link"]);
-    refused("hardlink.tar", &ok(Tar::new()).add("h", b'1', 0o644, "/etc/passwd", b"").done(), &["hard link target"]);
-    refused("chardev.tar", &ok(Tar::new()).add("dev/null", b'3', 0o666, "", b"").done(), &["dev/null", "character device"]);
-    refused("blockdev.tar", &ok(Tar::new()).add("dev/sda", b'4', 0o660, "", b"").done(), &["block device"]);
-    refused("fifo.tar", &ok(Tar::new()).add("p", b'6', 0o644, "", b"").done(), &["fifo"]);
-    refused("setuid.tar", &ok(Tar::new()).add("bin/su", b'0', 0o4755, "", b"x").done(), &["bin/su", "setuid"]);
-    refused("setgid.tar", &ok(Tar::new()).add("bin/sg", b'0', 0o2755, "", b"x").done(), &["setgid"]);
+    refused(
+        "abs.tar",
+        &ok(Tar::new()).file("/tmp/probeforge-evil", b"x").done(),
+        &["/tmp/probeforge-evil", "absolute path"],
+    );
+    refused(
+        "dotdot.tar",
+        &ok(Tar::new())
+            .file("usr/../../probeforge-evil", b"x")
+            .done(),
+        &["probeforge-evil", "`..`"],
+    );
+    refused(
+        "nul.tar.gz",
+        &gz(&ok(Tar::new())
+            .add(
+                "a",
+                b'2',
+                0o777,
+                "../../../../../../tmp/probeforge-evil",
+                b"",
+            )
+            .done()),
+        &["resolves outside the root"],
+    );
+    refused(
+        "through-link.tar",
+        &ok(Tar::new())
+            .add("usr/lib", b'2', 0o777, "src", b"")
+            .file("usr/lib/x", b"x")
+            .done(),
+        &["usr/lib/x", "parent `usr/lib` is a link"],
+    );
+    refused(
+        "hardlink.tar",
+        &ok(Tar::new())
+            .add("h", b'1', 0o644, "/etc/passwd", b"")
+            .done(),
+        &["hard link target"],
+    );
+    refused(
+        "chardev.tar",
+        &ok(Tar::new()).add("dev/null", b'3', 0o666, "", b"").done(),
+        &["dev/null", "character device"],
+    );
+    refused(
+        "blockdev.tar",
+        &ok(Tar::new()).add("dev/sda", b'4', 0o660, "", b"").done(),
+        &["block device"],
+    );
+    refused(
+        "fifo.tar",
+        &ok(Tar::new()).add("p", b'6', 0o644, "", b"").done(),
+        &["fifo"],
+    );
+    refused(
+        "setuid.tar",
+        &ok(Tar::new()).add("bin/su", b'0', 0o4755, "", b"x").done(),
+        &["bin/su", "setuid"],
+    );
+    refused(
+        "setgid.tar",
+        &ok(Tar::new()).add("bin/sg", b'0', 0o2755, "", b"x").done(),
+        &["setgid"],
+    );
     // A chain whose second link, listed first, only escapes once the first exists.
     refused(
         "chain.tar",
@@ -312,14 +419,22 @@ fn hostile_tarballs_are_refused_and_leave_nothing() {
             .done(),
         &["resolves outside the root"],
     );
-    refused("loop.tar", &Tar::new().add("x", b'2', 0o777, "y", b"").add("y", b'2', 0o777, "x", b"").done(), &["loop"]);
+    refused(
+        "loop.tar",
+        &Tar::new()
+            .add("x", b'2', 0o777, "y", b"")
+            .add("y", b'2', 0o777, "x", b"")
+            .done(),
+        &["loop"],
+    );
 }
 
 #[test]
 fn bombs_and_broken_streams_get_clear_errors() {
     // 400 MB of zeros compresses to almost nothing: refused by ratio long before it is written.
     let mut e = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
-    e.write_all(&tar_header("usr/src/zero", b'0', 0o644, "", 400 << 20)).unwrap();
+    e.write_all(&tar_header("usr/src/zero", b'0', 0o644, "", 400 << 20))
+        .unwrap();
     let zeros = vec![0u8; 1 << 20];
     for _ in 0..400 {
         e.write_all(&zeros).unwrap();
@@ -327,17 +442,32 @@ fn bombs_and_broken_streams_get_clear_errors() {
     e.write_all(&[0u8; 1024]).unwrap();
     let bomb = e.finish().unwrap();
     assert!(bomb.len() < 1 << 20);
-    refused("bomb.tar.zst", &bomb, &["compression ratio", "exceeds the limit"]);
+    refused(
+        "bomb.tar.zst",
+        &bomb,
+        &["compression ratio", "exceeds the limit"],
+    );
 
     let good = xz(&Tar::new().file("usr/src/a.h", &vec![7u8; 300_000]).done());
-    refused("truncated.tar.xz", &good[..good.len() / 2], &["truncated or corrupt"]);
-    let mut corrupt = gz(&Tar::new().file("usr/src/a.h", &vec![7u8; 300_000]).file("usr/src/b.h", b"b").done());
+    refused(
+        "truncated.tar.xz",
+        &good[..good.len() / 2],
+        &["truncated or corrupt"],
+    );
+    let mut corrupt = gz(&Tar::new()
+        .file("usr/src/a.h", &vec![7u8; 300_000])
+        .file("usr/src/b.h", b"b")
+        .done());
     let mid = corrupt.len() / 2;
     for b in &mut corrupt[mid..mid + 16] {
         *b ^= 0x5a;
     }
     refused("corrupt.tar.gz", &corrupt, &["truncated or corrupt"]);
-    refused("garbage.bin", b"this is not a package at all", &["unknown package format"]);
+    refused(
+        "garbage.bin",
+        b"this is not a package at all",
+        &["unknown package format"],
+    );
 }
 
 #[test]
@@ -345,16 +475,30 @@ fn broken_debs_and_rpms_are_refused() {
     let data = Tar::new().file("./usr/src/x.h", b"x").done();
     let two = {
         let control = gz(&Tar::new().file("./control", b"Package: two\n").done());
-        ar(&[("debian-binary", b"2.0\n".to_vec()), ("control.tar.gz", control), ("data.tar.xz", xz(&data)), ("data.tar.gz", gz(&data))])
+        ar(&[
+            ("debian-binary", b"2.0\n".to_vec()),
+            ("control.tar.gz", control),
+            ("data.tar.xz", xz(&data)),
+            ("data.tar.gz", gz(&data)),
+        ])
     };
     refused("two-data.deb", &two, &["more than one data member"]);
     let none = ar(&[("debian-binary", b"2.0\n".to_vec())]);
     refused("no-data.deb", &none, &["no data.tar member"]);
-    let evil = deb(Tar::new().file("./usr/src/ok.h", b"ok").file("../escape", b"x").done());
+    let evil = deb(Tar::new()
+        .file("./usr/src/ok.h", b"ok")
+        .file("../escape", b"x")
+        .done());
     refused("evil.deb", &evil, &["../escape", "`..`"]);
-    let noise: Vec<u8> = (0u32..200_000).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0u32..200_000)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let d = deb(Tar::new().file("./usr/src/x.h", &noise).done());
-    refused("truncated.deb", &d[..d.len() * 2 / 3], &["truncated or corrupt"]);
+    refused(
+        "truncated.deb",
+        &d[..d.len() * 2 / 3],
+        &["truncated or corrupt"],
+    );
 
     // RPMs: a real header with a broken magic, and a real one cut short.
     let t = tmpdir();
@@ -363,15 +507,34 @@ fn broken_debs_and_rpms_are_refused() {
         fs::create_dir_all(top.join("SPECS")).unwrap();
         let spec = top.join("SPECS/small.spec");
         fs::write(&spec, "Name: small\nVersion: 1\nRelease: 1\nSummary: s\nLicense: MIT\nBuildArch: noarch\n%description\nd\n%install\nmkdir -p %{buildroot}/usr/src/small/include\nhead -c 300000 /dev/urandom > %{buildroot}/usr/src/small/include/a.h\n%files\n/usr/src/small\n").unwrap();
-        let o = Command::new("rpmbuild").arg("-bb").arg(&spec).arg("--define").arg(format!("_topdir {}", top.display())).env("HOME", t.path()).output().unwrap();
+        let o = Command::new("rpmbuild")
+            .arg("-bb")
+            .arg(&spec)
+            .arg("--define")
+            .arg(format!("_topdir {}", top.display()))
+            .env("HOME", t.path())
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let p = walkdir::WalkDir::new(top.join("RPMS")).into_iter().flatten().find(|e| e.path().extension().is_some_and(|x| x == "rpm")).unwrap();
+        let p = walkdir::WalkDir::new(top.join("RPMS"))
+            .into_iter()
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "rpm"))
+            .unwrap();
         fs::read(p.path()).unwrap()
     };
     let mut bad = rpm.clone();
     bad[96] = 0; // signature header magic
-    refused("bad-header.rpm", &bad, &["signature header", "bad header magic"]);
-    refused("cut.rpm", &rpm[..rpm.len() - 100_000], &["truncated or corrupt"]);
+    refused(
+        "bad-header.rpm",
+        &bad,
+        &["signature header", "bad header magic"],
+    );
+    refused(
+        "cut.rpm",
+        &rpm[..rpm.len() - 100_000],
+        &["truncated or corrupt"],
+    );
 }
 
 #[test]
@@ -380,12 +543,28 @@ fn a_failed_package_removes_only_what_it_wrote() {
     let good = t.path().join("good.tar");
     fs::write(&good, Tar::new().file("usr/src/a/include/a.h", b"a").done()).unwrap();
     let bad = t.path().join("bad.tar");
-    fs::write(&bad, Tar::new().file("usr/src/b/include/b.h", b"b").file("/abs", b"x").done()).unwrap();
+    fs::write(
+        &bad,
+        Tar::new()
+            .file("usr/src/b/include/b.h", b"b")
+            .file("/abs", b"x")
+            .done(),
+    )
+    .unwrap();
     let root = t.path().join("root");
     let mut u = Unpacker::new(&root, Selection::Everything, Limits::default()).unwrap();
     u.unpack_file(&good).unwrap();
     assert!(u.unpack_file(&bad).is_err());
     let left = snapshot(&root);
     let names: Vec<&str> = left.keys().map(String::as_str).collect();
-    assert_eq!(names, ["usr", "usr/src", "usr/src/a", "usr/src/a/include", "usr/src/a/include/a.h"]);
+    assert_eq!(
+        names,
+        [
+            "usr",
+            "usr/src",
+            "usr/src/a",
+            "usr/src/a/include",
+            "usr/src/a/include/a.h"
+        ]
+    );
 }

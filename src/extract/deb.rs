@@ -84,9 +84,9 @@ pub(super) fn unpack(r: impl Read + Send + 'static, u: &mut Unpacker) -> Result<
         } else if name.starts_with("data.tar") {
             data_members += 1;
             if data_members > 1 {
-                return Err(u.err_malformed(format!(
-                    "more than one data member (second: `{name}`)"
-                )));
+                return Err(
+                    u.err_malformed(format!("more than one data member (second: `{name}`)"))
+                );
             }
             // The compressed member is read whole (it is bounded by the package's size) so
             // that its decoder can run on its own thread.

@@ -41,7 +41,8 @@ impl Selection {
             return true;
         }
         if self == Selection::Driver {
-            return path.starts_with("usr/src") || path.components().any(|c| c.as_os_str() == "driver");
+            return path.starts_with("usr/src")
+                || path.components().any(|c| c.as_os_str() == "driver");
         }
         let comps: Vec<&std::ffi::OsStr> = path.components().map(|c| c.as_os_str()).collect();
         let depth = comps.len();
@@ -217,7 +218,10 @@ impl Read for ReadAhead {
                 }
                 Ok(Err(e)) => return Err(e),
                 Err(_) => {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "decoder thread ended"))
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "decoder thread ended",
+                    ))
                 }
             }
         }
@@ -257,10 +261,12 @@ pub fn decompress<'a, R: Read + Send + 'a>(
         // Multithreaded where the stream has several blocks (Debian's data.tar.xz does).
         Box::new(liblzma::read::XzDecoder::new_parallel(r))
     } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::new(r).map_err(|source| Error::Read {
-            package: package.to_owned(),
-            source,
-        })?)
+        Box::new(
+            zstd::stream::read::Decoder::new(r).map_err(|source| Error::Read {
+                package: package.to_owned(),
+                source,
+            })?,
+        )
     } else if m.starts_with(b"BZh") {
         Box::new(bzip2::read::MultiBzDecoder::new(r))
     } else {
@@ -378,11 +384,13 @@ impl Unpacker {
             }),
         }
         .and_then(|info| {
-            self.guard.recheck().map_err(|(link, reason)| Error::Refused {
-                package: name.to_owned(),
-                entry: link.display().to_string(),
-                reason,
-            })?;
+            self.guard
+                .recheck()
+                .map_err(|(link, reason)| Error::Refused {
+                    package: name.to_owned(),
+                    entry: link.display().to_string(),
+                    reason,
+                })?;
             Ok(info)
         });
         if res.is_err() {
@@ -469,7 +477,10 @@ impl Unpacker {
         if !wanted {
             return self.drain(data);
         }
-        let (pkg, name) = (self.package.clone(), String::from_utf8_lossy(raw).into_owned());
+        let (pkg, name) = (
+            self.package.clone(),
+            String::from_utf8_lossy(raw).into_owned(),
+        );
         let wr = move |source| Error::Write {
             package: pkg.clone(),
             entry: name.clone(),
@@ -529,7 +540,12 @@ impl Unpacker {
     /// Hard link by a format that names the link's target only later (cpio): `path` gets the
     /// contents of the already-written `target`.
     pub(crate) fn link_existing(&mut self, path: &[u8], target: &[u8]) -> Result<()> {
-        self.entry(path, Kind::Hardlink(target.to_vec()), 0o644, &mut io::empty())
+        self.entry(
+            path,
+            Kind::Hardlink(target.to_vec()),
+            0o644,
+            &mut io::empty(),
+        )
     }
 
     fn drain(&mut self, data: &mut dyn Read) -> Result<()> {

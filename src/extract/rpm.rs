@@ -112,8 +112,7 @@ pub(super) fn unpack(mut r: impl Read + Send + 'static, u: &mut Unpacker) -> Res
     if lead[..4] != [0xed, 0xab, 0xee, 0xdb] {
         return Err(u.err_malformed("not an RPM (bad lead magic)"));
     }
-    Header::read(&mut r, true)
-        .map_err(|e| u.err_malformed(format!("signature header: {e}")))?;
+    Header::read(&mut r, true).map_err(|e| u.err_malformed(format!("signature header: {e}")))?;
     let h = Header::read(&mut r, false).map_err(|e| u.err_malformed(format!("header: {e}")))?;
     if let Some(f) = h.string(TAG_PAYLOADFORMAT) {
         if f != "cpio" {
@@ -148,7 +147,9 @@ pub(super) fn cpio(mut r: impl Read, u: &mut Unpacker) -> Result<()> {
         r.read_exact(&mut hdr).map_err(|e| u.err_read(e))?;
         offset += 110;
         if &hdr[..6] != b"070701" && &hdr[..6] != b"070702" {
-            return Err(u.err_malformed(format!("bad cpio magic at payload offset {}", offset - 110)));
+            return Err(
+                u.err_malformed(format!("bad cpio magic at payload offset {}", offset - 110))
+            );
         }
         let f = |i: usize| hex_field(&hdr[6 + i * 8..14 + i * 8]);
         let fields: Option<Vec<u64>> = (0..13).map(f).collect();
@@ -187,7 +188,11 @@ pub(super) fn cpio(mut r: impl Read, u: &mut Unpacker) -> Result<()> {
             0o140000 => Kind::Socket,
             _ => Kind::Other,
         };
-        let data_len = if matches!(kind, Kind::Symlink(_)) { 0 } else { size };
+        let data_len = if matches!(kind, Kind::Symlink(_)) {
+            0
+        } else {
+            size
+        };
         if kind == Kind::File && nlink > 1 {
             let key = (devmaj, devmin, ino);
             if size == 0 {
@@ -231,7 +236,8 @@ fn skip_pad(r: &mut impl Read, offset: &mut u64, u: &Unpacker) -> Result<()> {
     let pad = (4 - (*offset % 4)) % 4;
     if pad > 0 {
         let mut b = [0u8; 4];
-        r.read_exact(&mut b[..pad as usize]).map_err(|e| u.err_read(e))?;
+        r.read_exact(&mut b[..pad as usize])
+            .map_err(|e| u.err_read(e))?;
         *offset += pad;
     }
     Ok(())

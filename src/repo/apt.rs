@@ -187,7 +187,9 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     }
     let (ea, ua, ra) = split(a);
     let (eb, ub, rb) = split(b);
-    ea.cmp(&eb).then_with(|| part(ua, ub)).then_with(|| part(ra, rb))
+    ea.cmp(&eb)
+        .then_with(|| part(ua, ub))
+        .then_with(|| part(ra, rb))
 }
 
 fn satisfies(v: &str, c: &Option<(String, String)>) -> bool {
@@ -243,7 +245,9 @@ pub fn closure<'a>(flavour: &'a Package, all: &'a [Package]) -> Result<Vec<&'a P
                     format!(
                         "`{}` needs `{name}`{} which no index lists",
                         flavour.name,
-                        c.as_ref().map(|(o, v)| format!(" ({o} {v})")).unwrap_or_default()
+                        c.as_ref()
+                            .map(|(o, v)| format!(" ({o} {v})"))
+                            .unwrap_or_default()
                     )
                 })?;
             set.push(best);
@@ -297,8 +301,15 @@ mod tests {
         let names: Vec<_> = set.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
-            ["linux-headers-6.1.0-50-amd64", "linux-headers-6.1.0-50-common", "linux-kbuild-6.1"]
+            [
+                "linux-headers-6.1.0-50-amd64",
+                "linux-headers-6.1.0-50-common",
+                "linux-kbuild-6.1"
+            ]
         );
-        assert_eq!(ubuntu_kernel_version("5.15.0-91.101~20.04.1").as_deref(), Some("101"));
+        assert_eq!(
+            ubuntu_kernel_version("5.15.0-91.101~20.04.1").as_deref(),
+            Some("101")
+        );
     }
 }

@@ -65,7 +65,10 @@ pub fn headers_facts(r: impl Read + Send) -> Result<(String, Option<String>), St
             continue;
         }
         let mut text = String::new();
-        e.by_ref().take(1 << 16).read_to_string(&mut text).map_err(|e| e.to_string())?;
+        e.by_ref()
+            .take(1 << 16)
+            .read_to_string(&mut text)
+            .map_err(|e| e.to_string())?;
         if let Some(v) = crate::kernel::define_string(&text, "UTS_RELEASE") {
             release = Some(v);
         }
@@ -76,7 +79,10 @@ pub fn headers_facts(r: impl Read + Send) -> Result<(String, Option<String>), St
             break;
         }
     }
-    Ok((release.ok_or("no include/generated/utsrelease.h in the headers")?, version))
+    Ok((
+        release.ok_or("no include/generated/utsrelease.h in the headers")?,
+        version,
+    ))
 }
 
 #[cfg(test)]

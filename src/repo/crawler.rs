@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(r[1].packages.len(), 2);
         let back = write(&r);
         assert_eq!(back["Ubuntu"][0]["kernelversion"], "101");
-        assert_eq!(back["AmazonLinux2"][0]["headers"][0], "http://x/kernel-devel.rpm");
+        assert_eq!(
+            back["AmazonLinux2"][0]["headers"][0],
+            "http://x/kernel-devel.rpm"
+        );
         assert_eq!(arch_of_release("6.1.0-50-arm64"), Some(Arch::Aarch64));
     }
 }

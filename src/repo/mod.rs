@@ -282,10 +282,7 @@ impl Lister<'_> {
             }
         }
         let mut v: Vec<KernelRecord> = by_key.into_values().collect();
-        v.sort_by(|a, b| {
-            (a.arch, &a.release)
-                .cmp(&(b.arch, &b.release))
-        });
+        v.sort_by(|a, b| (a.arch, &a.release).cmp(&(b.arch, &b.release)));
         Ok(v)
     }
 
@@ -300,7 +297,10 @@ impl Lister<'_> {
             let base = format!("{mirror}/dists/{}", s.suite);
             let rel = match self.fetch_meta(&format!("{base}/Release")) {
                 Ok(b) => apt::parse_release(&String::from_utf8_lossy(&b)),
-                Err(Error::Fetch { source: http::Error::Status { status: 404, .. }, .. }) => continue,
+                Err(Error::Fetch {
+                    source: http::Error::Status { status: 404, .. },
+                    ..
+                }) => continue,
                 Err(e) => return Err(e),
             };
             for comp in &t.components {
@@ -340,7 +340,13 @@ impl Lister<'_> {
                 let path = path.replace("{arch}", arch.uname_m());
                 let url = format!("{mirror}/{path}");
                 let gone = |e: &Error| {
-                    matches!(e, Error::Fetch { source: http::Error::Status { status: 404, .. }, .. })
+                    matches!(
+                        e,
+                        Error::Fetch {
+                            source: http::Error::Status { status: 404, .. },
+                            ..
+                        }
+                    )
                 };
                 let base = if path.ends_with("mirror.list") {
                     let text = match self.fetch_meta(&url) {
@@ -407,7 +413,10 @@ impl Lister<'_> {
         let mut marker: Option<String> = None;
         loop {
             let url = match &marker {
-                Some(m) => format!("{mirror}/?delimiter=%2F&marker={}", crate::driver::escape_segment(m)),
+                Some(m) => format!(
+                    "{mirror}/?delimiter=%2F&marker={}",
+                    crate::driver::escape_segment(m)
+                ),
                 None => format!("{mirror}/?delimiter=%2F"),
             };
             let xml = self.fetch_meta(&url)?;
@@ -442,26 +451,52 @@ impl Lister<'_> {
                     })
                 }
             };
-            let memo = self.client.config().cache_dir.join("parsed").join(format!("{digest}.cos-facts.json"));
-            let facts: (String, Option<String>) = match std::fs::read(&memo).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            let memo = self
+                .client
+                .config()
+                .cache_dir
+                .join("parsed")
+                .join(format!("{digest}.cos-facts.json"));
+            let facts: (String, Option<String>) = match std::fs::read(&memo)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
                 Some(f) => f,
                 None => {
-                    let f = std::fs::File::open(&file).map_err(|e| Error::Index { url: url.clone(), what: e.to_string() })?;
-                    let facts = cos::headers_facts(std::io::BufReader::new(f))
-                        .map_err(|what| Error::Index { url: http::redact(&url), what })?;
-                    let _ = crate::pipeline::write_atomic(&memo, &serde_json::to_vec(&facts).expect("serializable"));
+                    let f = std::fs::File::open(&file).map_err(|e| Error::Index {
+                        url: url.clone(),
+                        what: e.to_string(),
+                    })?;
+                    let facts = cos::headers_facts(std::io::BufReader::new(f)).map_err(|what| {
+                        Error::Index {
+                            url: http::redact(&url),
+                            what,
+                        }
+                    })?;
+                    let _ = crate::pipeline::write_atomic(
+                        &memo,
+                        &serde_json::to_vec(&facts).expect("serializable"),
+                    );
                     facts
                 }
             };
             let (release, uname_v) = facts;
-            let arch = if release.contains("aarch64") || release.contains("arm64") { Arch::Aarch64 } else { Arch::X86_64 };
+            let arch = if release.contains("aarch64") || release.contains("arm64") {
+                Arch::Aarch64
+            } else {
+                Arch::X86_64
+            };
             if !arches.contains(&arch) {
                 continue;
             }
             let kernel_version = uname_v
                 .as_deref()
                 .and_then(|v| v.strip_prefix('#'))
-                .map(|v| v.chars().take_while(char::is_ascii_digit).collect::<String>())
+                .map(|v| {
+                    v.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                })
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "1".into());
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
@@ -504,7 +539,10 @@ impl Lister<'_> {
         if pick.checksum_type != "sha256" {
             return Err(Error::Index {
                 url: http::redact(&md_url),
-                what: format!("{} is checksummed with {}, not sha256", pick.kind, pick.checksum_type),
+                what: format!(
+                    "{} is checksummed with {}, not sha256",
+                    pick.kind, pick.checksum_type
+                ),
             });
         }
         let url = format!("{base}/{}", pick.href);
@@ -545,7 +583,10 @@ impl Lister<'_> {
         .map_err(idx_err)?;
         for r in &rpms {
             if r.checksum_type != "sha256" {
-                return Err(idx_err(format!("`{}` is checksummed with {}, not sha256", r.href, r.checksum_type)));
+                return Err(idx_err(format!(
+                    "`{}` is checksummed with {}, not sha256",
+                    r.href, r.checksum_type
+                )));
             }
         }
         Ok(rpms)
@@ -561,9 +602,10 @@ impl Lister<'_> {
     ) -> Result<Vec<apt::Package>> {
         // The parsed kernel packages of an index are cached by the index's digest: a warm
         // listing then reads a few KB of JSON instead of decompressing 50 MB.
-        let listed = ["xz", "gz"]
-            .iter()
-            .find_map(|ext| rel.sha256.get(&format!("{comp}/binary-{debarch}/Packages.{ext}")));
+        let listed = ["xz", "gz"].iter().find_map(|ext| {
+            rel.sha256
+                .get(&format!("{comp}/binary-{debarch}/Packages.{ext}"))
+        });
         let memo = listed.map(|l| {
             self.client
                 .config()
@@ -606,11 +648,17 @@ impl Lister<'_> {
             // By hash where the archive offers it: content-addressed, immune to a mirror
             // updating between our Release and Packages requests, and cached by digest.
             let url = if rel.acquire_by_hash {
-                format!("{base}/{comp}/binary-{debarch}/by-hash/SHA256/{}", listed.sha256)
+                format!(
+                    "{base}/{comp}/binary-{debarch}/by-hash/SHA256/{}",
+                    listed.sha256
+                )
             } else {
                 format!("{base}/{path}")
             };
-            let file = match self.client.fetch_verified(&url, &listed.sha256, Some(listed.size)) {
+            let file = match self
+                .client
+                .fetch_verified(&url, &listed.sha256, Some(listed.size))
+            {
                 Ok((f, _)) => f,
                 Err(http::Error::Digest { .. } | http::Error::Size { .. }) => {
                     return Err(Error::IndexDigest {
@@ -654,7 +702,9 @@ impl Lister<'_> {
     /// One kernel by release, or the newest (`latest`, by kernel version then release).
     pub fn find(&self, target: &str, arch: Arch, release: &str) -> Result<KernelRecord> {
         let all = self.list(target, &[arch])?;
-        let newest = newest(&all).map(|k| k.release.clone()).unwrap_or_else(|| "none".into());
+        let newest = newest(&all)
+            .map(|k| k.release.clone())
+            .unwrap_or_else(|| "none".into());
         let found = if release == "latest" {
             newest_owned(all)
         } else {
@@ -681,11 +731,10 @@ impl Lister<'_> {
                         .fetch_verified(&p.url, &p.sha256, Some(p.size))
                         .map(|(path, _)| path)
                 };
-                r
-                    .map_err(|source| Error::Fetch {
-                        what: format!("kernel `{}`: package `{}`", k.release, p.name),
-                        source,
-                    })
+                r.map_err(|source| Error::Fetch {
+                    what: format!("kernel `{}`: package `{}`", k.release, p.name),
+                    source,
+                })
             })
             .collect()
     }

@@ -19,7 +19,9 @@ pub fn parse(text: &str) -> Vec<AptSource> {
         for para in text.split("\n\n") {
             let (mut types, mut uris, mut suites) = (Vec::new(), Vec::new(), Vec::new());
             for line in para.lines() {
-                let Some((k, v)) = line.split_once(':') else { continue };
+                let Some((k, v)) = line.split_once(':') else {
+                    continue;
+                };
                 let vals: Vec<String> = v.split_whitespace().map(str::to_owned).collect();
                 match k.trim() {
                     "Types" => types = vals,
@@ -63,8 +65,17 @@ pub fn parse(text: &str) -> Vec<AptSource> {
 }
 
 const DEBIAN_CODENAMES: &[&str] = &[
-    "buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid", "stable", "oldstable",
-    "testing", "unstable",
+    "buster",
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "duke",
+    "sid",
+    "stable",
+    "oldstable",
+    "testing",
+    "unstable",
 ];
 const UBUNTU_CODENAMES: &[&str] = &["focal", "jammy", "noble", "oracular", "plucky", "questing"];
 
@@ -74,8 +85,14 @@ pub fn mirrors(sources: &[AptSource]) -> BTreeMap<String, String> {
     for s in sources {
         let uri = s.uri.trim_end_matches('/').to_owned();
         let base = |x: &String| x.split('-').next().unwrap_or("").to_owned();
-        let debian = s.suites.iter().any(|x| DEBIAN_CODENAMES.contains(&base(x).as_str()));
-        let ubuntu = s.suites.iter().any(|x| UBUNTU_CODENAMES.contains(&base(x).as_str()));
+        let debian = s
+            .suites
+            .iter()
+            .any(|x| DEBIAN_CODENAMES.contains(&base(x).as_str()));
+        let ubuntu = s
+            .suites
+            .iter()
+            .any(|x| UBUNTU_CODENAMES.contains(&base(x).as_str()));
         let security = s.suites.iter().any(|x| x.ends_with("-security"));
         let name = match (debian, ubuntu, security) {
             (true, _, true) => "debian-security",
@@ -100,7 +117,10 @@ pub fn host_mirrors() -> BTreeMap<String, String> {
         let mut files: Vec<_> = rd.flatten().map(|e| e.path()).collect();
         files.sort();
         for f in files {
-            if matches!(f.extension().and_then(|e| e.to_str()), Some("list" | "sources")) {
+            if matches!(
+                f.extension().and_then(|e| e.to_str()),
+                Some("list" | "sources")
+            ) {
                 if let Ok(t) = std::fs::read_to_string(&f) {
                     texts.push(t);
                 }
@@ -120,7 +140,10 @@ mod tests {
         let d = parse("Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\nTypes: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n");
         let m = mirrors(&d);
         assert_eq!(m["debian"], "http://mirror.example/debian");
-        assert_eq!(m["debian-security"], "http://mirror.example/debian-security");
+        assert_eq!(
+            m["debian-security"],
+            "http://mirror.example/debian-security"
+        );
         let l = parse("deb [arch=amd64 signed-by=/x] http://u.example/ubuntu/ jammy main # c\ndeb https://other.example/apt cloud-sdk main\n");
         let m = mirrors(&l);
         assert_eq!(m["ubuntu"], "http://u.example/ubuntu");

@@ -151,7 +151,9 @@ pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>
                     }
                     b"size" if !depth_in_format => {
                         if let Some(c) = cur.as_mut() {
-                            c.size = attr(e, b"package").and_then(|s| s.parse().ok()).unwrap_or(0);
+                            c.size = attr(e, b"package")
+                                .and_then(|s| s.parse().ok())
+                                .unwrap_or(0);
                         }
                     }
                     b"name" | b"arch" if !depth_in_format => field = Some(n),
@@ -192,9 +194,13 @@ pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>
 }
 
 /// Reads the `packages` table of a `primary.sqlite` database file.
-pub fn parse_primary_sqlite(db: &std::path::Path, keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>, String> {
-    let conn = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| e.to_string())?;
+pub fn parse_primary_sqlite(
+    db: &std::path::Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<Rpm>, String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())?;
     let mut st = conn
         .prepare("SELECT name, arch, epoch, version, release, checksum_type, pkgId, location_href, size_package FROM packages")
         .map_err(|e| e.to_string())?;
@@ -250,6 +256,9 @@ mod tests {
         assert_eq!(v[0].kernel_release(), "5.10.210-201.852.amzn2.x86_64");
         assert_eq!(v[0].checksum, "ff00");
         assert_eq!(v[0].size, 123);
-        assert_eq!(parse_mirror_list("# c\nhttp://h/2/core/2.0/x86_64/abc/\n").unwrap(), "http://h/2/core/2.0/x86_64/abc");
+        assert_eq!(
+            parse_mirror_list("# c\nhttp://h/2/core/2.0/x86_64/abc/\n").unwrap(),
+            "http://h/2/core/2.0/x86_64/abc"
+        );
     }
 }

@@ -78,7 +78,9 @@ pub fn debian_kernel(suite: &str, arch: Arch) -> (KernelRecord, Vec<PathBuf>) {
             probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
         })
         .unwrap_or_else(|| panic!("no {flavour} kernel in debian-{suite}"));
-    let files = lister().fetch(&k).unwrap_or_else(|e| panic!("fetch {}: {e:#?}", k.release));
+    let files = lister()
+        .fetch(&k)
+        .unwrap_or_else(|e| panic!("fetch {}: {e:#?}", k.release));
     (k, files)
 }
 
@@ -89,8 +91,15 @@ pub fn debian_7x_kernel(arch: Arch) -> (KernelRecord, Vec<PathBuf>) {
         .list("debian-trixie", &[arch])
         .expect("listing debian-trixie")
         .into_iter()
-        .filter(|k| k.release.starts_with("7.") && k.release.ends_with(&flavour) && !k.release.contains("-cloud-") && !k.release.contains("-rt-"))
-        .max_by(|a, b| probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version))
+        .filter(|k| {
+            k.release.starts_with("7.")
+                && k.release.ends_with(&flavour)
+                && !k.release.contains("-cloud-")
+                && !k.release.contains("-rt-")
+        })
+        .max_by(|a, b| {
+            probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
+        })
         .expect("a 7.x kernel in trixie-backports");
     let files = lister().fetch(&k).expect("fetch 7.x headers");
     (k, files)
@@ -111,7 +120,8 @@ pub fn debian_package(target: &str, arch: Arch, name: &str) -> PathBuf {
     let p = lister()
         .find_package(target, arch, name)
         .unwrap_or_else(|e| panic!("{name}: {e:#?}"));
-    net().client
+    net()
+        .client
         .fetch_verified(&p.url, &p.sha256, Some(p.size))
         .unwrap_or_else(|e| panic!("{name}: {e:#?}"))
         .0
@@ -121,11 +131,21 @@ pub fn debian_package(target: &str, arch: Arch, name: &str) -> PathBuf {
 pub fn libs_0_20_0() -> PathBuf {
     let n = net();
     let cat = probeforge::driver::SourceCatalog::embedded();
-    let known = cat.known.iter().find(|k| k.version == "8.0.0+driver").unwrap();
+    let known = cat
+        .known
+        .iter()
+        .find(|k| k.version == "8.0.0+driver")
+        .unwrap();
     let s = &known.sources[0];
-    let mirror = n.mirrors.resolve(&n.catalog, s.mirror.as_deref().unwrap()).unwrap();
+    let mirror = n
+        .mirrors
+        .resolve(&n.catalog, s.mirror.as_deref().unwrap())
+        .unwrap();
     let url = format!("{mirror}/{}", s.path.as_deref().unwrap());
-    n.client.fetch_verified(&url, &s.sha256, None).expect("falcosecurity-libs source").0
+    n.client
+        .fetch_verified(&url, &s.sha256, None)
+        .expect("falcosecurity-libs source")
+        .0
 }
 
 /// Debian's `falcosecurity-scap-dkms` (bookworm): the 2022 driver, configured.
@@ -159,7 +179,10 @@ pub fn sha256_file(p: &Path) -> String {
 pub fn tmpdir() -> tempfile::TempDir {
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-tmp");
     std::fs::create_dir_all(&base).unwrap();
-    tempfile::Builder::new().prefix("t-").tempdir_in(base).unwrap()
+    tempfile::Builder::new()
+        .prefix("t-")
+        .tempdir_in(base)
+        .unwrap()
 }
 
 /// A RHEL-style kernel-devel: one tree under /usr/src/kernels/R, built by rpmbuild from real
@@ -174,19 +197,43 @@ pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (Pat
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     let deb = t.join("deb");
     for p in header_files(&k, &files) {
-        assert!(Command::new("dpkg-deb").arg("-x").arg(&p).arg(&deb).status().unwrap().success());
+        assert!(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&p)
+            .arg(&deb)
+            .status()
+            .unwrap()
+            .success());
     }
     let tree = t.join("tree");
-    let common = fs::read_dir(deb.join("usr/src")).unwrap().flatten().map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-common")).unwrap();
-    let obj = deb.join("usr/src").join(format!("linux-headers-{}", k.release));
-    assert!(Command::new("cp").arg("-a").arg(&common).arg(&tree).status().unwrap().success());
+    let common = fs::read_dir(deb.join("usr/src"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("-common"))
+        .unwrap();
+    let obj = deb
+        .join("usr/src")
+        .join(format!("linux-headers-{}", k.release));
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(&common)
+        .arg(&tree)
+        .status()
+        .unwrap()
+        .success());
     for e in fs::read_dir(&obj).unwrap().flatten() {
         let name = e.file_name();
         if e.file_type().unwrap().is_symlink() || name == "Makefile" {
             continue;
         }
-        assert!(Command::new("cp").arg("-a").arg(e.path()).arg(&tree).status().unwrap().success());
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(e.path())
+            .arg(&tree)
+            .status()
+            .unwrap()
+            .success());
     }
     let (version, release, uts) = match rename {
         Some((v, r)) => (v.to_owned(), r.to_owned(), format!("{v}-{r}.x86_64")),
@@ -195,12 +242,18 @@ pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (Pat
     if rename.is_some() {
         let h = tree.join("include/generated/utsrelease.h");
         fs::write(&h, format!("#define UTS_RELEASE \"{uts}\"\n")).unwrap();
-        let _ = fs::write(tree.join("include/config/kernel.release"), format!("{uts}\n"));
+        let _ = fs::write(
+            tree.join("include/config/kernel.release"),
+            format!("{uts}\n"),
+        );
     }
     let top = t.join("rpmbuild");
     fs::create_dir_all(top.join("SPECS")).unwrap();
     let spec = top.join("SPECS/kernel-devel.spec");
-    fs::write(&spec, format!(r#"
+    fs::write(
+        &spec,
+        format!(
+            r#"
 Name: kernel-devel
 Version: {version}
 Release: {release}
@@ -218,16 +271,33 @@ cp -a {tree} %{{buildroot}}/usr/src/kernels/{rel}
 ln -s ../../../usr/src/kernels/{rel} %{{buildroot}}/usr/src/kernels/{rel}/source-link
 %files
 /usr/src/kernels/{rel}
-"#, tree = tree.display(), rel = uts)).unwrap();
+"#,
+            tree = tree.display(),
+            rel = uts
+        ),
+    )
+    .unwrap();
     let out = Command::new("rpmbuild")
-        .arg("-bb").arg(&spec)
-        .arg("--define").arg(format!("_topdir {}", top.display()))
-        .arg("--target").arg("x86_64")
+        .arg("-bb")
+        .arg(&spec)
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("--target")
+        .arg("x86_64")
         .env("HOME", t)
-        .output().unwrap();
-    assert!(out.status.success(), "rpmbuild: {}", String::from_utf8_lossy(&out.stderr));
-    let rpm = walkdir::WalkDir::new(top.join("RPMS")).into_iter().flatten()
-        .find(|e| e.path().extension().is_some_and(|x| x == "rpm")).unwrap().path().to_owned();
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rpmbuild: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rpm = walkdir::WalkDir::new(top.join("RPMS"))
+        .into_iter()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "rpm"))
+        .unwrap()
+        .path()
+        .to_owned();
     (rpm, uts)
 }
-

@@ -75,7 +75,13 @@ impl Server {
 
     /// Statuses answered for a path (0 for a reset).
     pub fn hits(&self, path: &str) -> Vec<u16> {
-        self.state.lock().unwrap().hits.get(path).cloned().unwrap_or_default()
+        self.state
+            .lock()
+            .unwrap()
+            .hits
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn all_hits(&self) -> HashMap<String, Vec<u16>> {
@@ -136,7 +142,14 @@ fn handle(mut c: TcpStream, root: &std::path::Path, st: &Mutex<State>) -> std::i
         }
         f
     };
-    let record = |code: u16| st.lock().unwrap().hits.entry(path.clone()).or_default().push(code);
+    let record = |code: u16| {
+        st.lock()
+            .unwrap()
+            .hits
+            .entry(path.clone())
+            .or_default()
+            .push(code)
+    };
     if let Some(Fault::Slow(d)) = &fault {
         std::thread::sleep(*d);
     }
@@ -147,7 +160,10 @@ fn handle(mut c: TcpStream, root: &std::path::Path, st: &Mutex<State>) -> std::i
     }
     if let Some(Fault::Status(code, _)) = fault {
         record(code);
-        write!(c, "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        write!(
+            c,
+            "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
         return Ok(());
     }
     // A directory answers with its recorded listing (a bucket's XML listing, say).
@@ -158,13 +174,19 @@ fn handle(mut c: TcpStream, root: &std::path::Path, st: &Mutex<State>) -> std::i
     };
     let Ok(mut body) = std::fs::read(&file) else {
         record(404);
-        write!(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        write!(
+            c,
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
         return Ok(());
     };
     let tag = etag(&body);
     if inm.as_deref() == Some(tag.as_str()) {
         record(304);
-        write!(c, "HTTP/1.1 304 Not Modified\r\nETag: {tag}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            c,
+            "HTTP/1.1 304 Not Modified\r\nETag: {tag}\r\nConnection: close\r\n\r\n"
+        )?;
         return Ok(());
     }
     if let Some(Fault::Corrupt) = fault {
@@ -174,7 +196,11 @@ fn handle(mut c: TcpStream, root: &std::path::Path, st: &Mutex<State>) -> std::i
         }
     }
     record(200);
-    write!(c, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {tag}\r\nConnection: close\r\n\r\n", body.len())?;
+    write!(
+        c,
+        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {tag}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
     if method == "HEAD" {
         return Ok(());
     }
@@ -195,7 +221,7 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 {
+        if b[i] == b'%' && i + 2 < b.len() {
             if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
                 out.push(v);
                 i += 3;
