@@ -20,3 +20,4 @@ pub mod publish;
 pub mod repo;
 pub mod toolchain;
 pub mod validate;
+pub mod verify;

@@ -121,6 +121,12 @@ enum Command {
     BuildAll(BuildAllArgs),
     /// Is a probe published? Exit 0 present, 1 absent, 2 error.
     Exists(ExistsArgs),
+    /// Prove probes load: boot their kernel under QEMU and run every program through that
+    /// kernel's BPF verifier.
+    ///
+    /// Example: probeforge verify out/falco_debian_6.1.0-50-amd64_1.o \
+    ///     --kernel-image linux-image-6.1.0-50-amd64-unsigned_6.1.176-1_amd64.deb
+    Verify(VerifyArgs),
     /// Pinned LLVM toolchains: list, show, fetch.
     ///
     /// A probe's bytes depend on the exact clang/llc build. A pinned toolchain is a set of
@@ -188,6 +194,24 @@ struct BuildAllArgs {
     #[command(flatten)]
     toolchain: ToolchainArgs,
     /// Print a JSON summary instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// Probe objects, all for the kernel of --kernel-image.
+    #[arg(required = true)]
+    probes: Vec<PathBuf>,
+    /// The kernel: a vmlinuz, or a Debian linux-image-* package.
+    #[arg(long)]
+    kernel_image: PathBuf,
+    /// Extra kernel command line (use the target's own: lockdown changes what loads).
+    #[arg(long, default_value = "")]
+    cmdline: String,
+    /// Give up on a VM after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
     #[arg(long)]
     json: bool,
 }
@@ -440,6 +464,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::BuildAll(a) => build_all(a, &cli.net),
         Command::Exists(a) => exists(a, &cli.net),
         Command::Toolchain(c) => toolchain_cmd(c, &cli.net),
+        Command::Verify(a) => verify_cmd(a),
     }
 }
 
@@ -1100,4 +1125,78 @@ fn toolchain_cmd(c: ToolchainCmd, net_args: &NetArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
+    let image = probeforge::verify::kernel_image(&a.kernel_image)?;
+    let mut probes = Vec::new();
+    for p in &a.probes {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        probes.push((
+            name,
+            std::fs::read(p).with_context(|| format!("cannot read `{}`", p.display()))?,
+        ));
+    }
+    let v = probeforge::verify::boot(
+        &image,
+        &probes,
+        &a.cmdline,
+        std::time::Duration::from_secs(a.timeout),
+        &std::env::temp_dir(),
+    )?;
+    let mut failed = v.reports.len() != probes.len();
+    for r in &v.reports {
+        let bad = r.get("error").is_some_and(|e| !e.is_null())
+            || r["loaded"].as_u64() != r["programs"].as_u64()
+            || r["map_errors"].as_array().is_some_and(|m| !m.is_empty());
+        failed |= bad;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "booted {} in {:.1}s",
+            v.booted_release.as_deref().unwrap_or("?"),
+            v.seconds
+        );
+        for r in &v.reports {
+            match r.get("error").and_then(|e| e.as_str()) {
+                Some(e) => println!("FAIL {}: {e}", r["probe"].as_str().unwrap_or("?")),
+                None => {
+                    println!(
+                        "{} {}: {}/{} programs loaded, {} maps",
+                        if r["loaded"] == r["programs"] {
+                            "ok  "
+                        } else {
+                            "FAIL"
+                        },
+                        r["probe"].as_str().unwrap_or("?"),
+                        r["loaded"],
+                        r["programs"],
+                        r["maps"]
+                    );
+                    for p in r["results"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| p["ok"] != true)
+                    {
+                        println!(
+                            "     {}: {}",
+                            p["name"].as_str().unwrap_or("?"),
+                            p["error"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

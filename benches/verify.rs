@@ -1,0 +1,61 @@
+//! Boot-to-verdict under QEMU TCG, per kernel: boot the Debian kernel with the real Falco
+//! probe (libs 0.20.0) and run all its programs through the verifier. Goal: under 15 s.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use probeforge::kernel::Arch;
+
+fn main() {
+    let driver = common::libs_0_20_0();
+    for suite in ["bullseye", "bookworm", "trixie"] {
+        let (k, files) = common::debian_kernel(suite, Arch::X86_64);
+        let t = common::tmpdir();
+        let mut a: Vec<String> = vec![
+            "build".into(),
+            "--driver-source".into(),
+            driver.display().to_string(),
+            "--driver-version".into(),
+            "8.0.0+driver".into(),
+            "-o".into(),
+            t.path().display().to_string(),
+            "--headers".into(),
+        ];
+        a.extend(
+            common::header_files(&k, &files)
+                .iter()
+                .map(|p| p.display().to_string()),
+        );
+        let (code, _, err) = common::run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{err}");
+        let probe = std::fs::read_dir(t.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let image = common::debian_package(
+            &format!("debian-{suite}"),
+            Arch::X86_64,
+            &format!("linux-image-{}-unsigned", k.release),
+        );
+        let vmlinuz = probeforge::verify::kernel_image(&image).unwrap();
+        std::env::set_var(
+            "PROBEFORGE_INIT",
+            common::bin().with_file_name("probeforge-init"),
+        );
+        let v = probeforge::verify::boot(
+            &vmlinuz,
+            &[("p.o".into(), std::fs::read(&probe).unwrap())],
+            "",
+            std::time::Duration::from_secs(300),
+            t.path(),
+        )
+        .unwrap();
+        let r = &v.reports[0];
+        println!(
+            "{:<24} boot-to-verdict {:>6.1} s  ({}/{} programs loaded)  goal < 15 s",
+            k.release, v.seconds, r["loaded"], r["programs"]
+        );
+    }
+}

@@ -1,0 +1,338 @@
+//! Proving a probe loads: boot the target kernel under QEMU (TCG) with an initramfs that
+//! probeforge writes itself, holding `probeforge-init` (the loader, with its shared libraries),
+//! and the probes; read the per-program verdicts it prints on the serial console.
+//!
+//! A hang, a panic or a missing report is a failure with the console's tail, never a pass.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot find `probeforge-init` beside `{0}` (build it: cargo build --release); or set PROBEFORGE_INIT")]
+    NoInit(PathBuf),
+    #[error("`{0}`: no boot/vmlinuz-* in this package")]
+    NoVmlinuz(PathBuf),
+    #[error("cannot read `{path}`")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start `{0}` (install qemu-system-x86)")]
+    NoQemu(String, #[source] std::io::Error),
+    #[error("the VM gave no verdict within {secs}s ({what}); console tail:\n{tail}")]
+    NoVerdict {
+        secs: u64,
+        what: String,
+        tail: String,
+    },
+    #[error("`{0}`: cannot list the loader's libraries")]
+    Libraries(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// One newc cpio archive, written in memory.
+#[derive(Default)]
+pub struct Cpio {
+    buf: Vec<u8>,
+    ino: u32,
+}
+
+impl Cpio {
+    fn entry(&mut self, name: &str, mode: u32, data: &[u8], rdev: (u32, u32)) {
+        self.ino += 1;
+        let name_z = format!("{name}\0");
+        let hdr =
+            format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            self.ino, mode, 0, 0, 1, 0, data.len(), 0, 0, rdev.0, rdev.1, name_z.len(), 0
+        );
+        self.buf.extend_from_slice(hdr.as_bytes());
+        self.buf.extend_from_slice(name_z.as_bytes());
+        while self.buf.len() % 4 != 0 {
+            self.buf.push(0);
+        }
+        self.buf.extend_from_slice(data);
+        while self.buf.len() % 4 != 0 {
+            self.buf.push(0);
+        }
+    }
+    pub fn dir(&mut self, name: &str) {
+        self.entry(name, 0o040755, &[], (0, 0));
+    }
+    pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
+        self.entry(name, 0o100000 | mode, data, (0, 0));
+    }
+    pub fn char_dev(&mut self, name: &str, major: u32, minor: u32) {
+        self.entry(name, 0o020600, &[], (major, minor));
+    }
+    /// Adds the parents of `path` not yet added.
+    fn parents(&mut self, path: &str, seen: &mut std::collections::BTreeSet<String>) {
+        let mut cur = String::new();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        for p in &parts[..parts.len().saturating_sub(1)] {
+            if !cur.is_empty() {
+                cur.push('/');
+            }
+            cur.push_str(p);
+            if seen.insert(cur.clone()) {
+                self.dir(&cur);
+            }
+        }
+    }
+    pub fn finish(mut self) -> Vec<u8> {
+        self.entry("TRAILER!!!", 0, &[], (0, 0));
+        self.buf
+    }
+}
+
+/// `probeforge-init`: `$PROBEFORGE_INIT`, or beside the running binary (or one level up, for
+/// test binaries in `deps/`).
+pub fn init_binary() -> Result<PathBuf, Error> {
+    if let Some(p) = std::env::var_os("PROBEFORGE_INIT") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_owned).unwrap_or_default();
+    for d in [
+        dir.clone(),
+        dir.parent().map(Path::to_owned).unwrap_or_default(),
+    ] {
+        let p = d.join("probeforge-init");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::NoInit(exe))
+}
+
+/// The shared libraries (and loader) a dynamic binary needs, as the host's loader resolves them.
+pub fn libraries(bin: &Path) -> Result<Vec<PathBuf>, Error> {
+    let loaders = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"];
+    let loader = loaders
+        .iter()
+        .find(|l| Path::new(l).exists())
+        .ok_or_else(|| Error::Libraries(bin.to_owned()))?;
+    let out = Command::new(loader)
+        .arg("--list")
+        .arg(bin)
+        .output()
+        .map_err(|_| Error::Libraries(bin.to_owned()))?;
+    if !out.status.success() {
+        // A static binary: nothing to add.
+        return Ok(Vec::new());
+    }
+    let mut v = vec![PathBuf::from(loader)];
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some((_, rest)) = line.split_once("=> ") {
+            if let Some(p) = rest
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/'))
+            {
+                v.push(PathBuf::from(p));
+            }
+        }
+    }
+    v.sort();
+    v.dedup();
+    Ok(v)
+}
+
+/// The initramfs: `/init`, its libraries at their paths, `/dev/console`, and the probes.
+pub fn initramfs(init: &Path, probes: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Error> {
+    let mut c = Cpio::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for d in ["dev", "proc", "sys", "probes", "tmp"] {
+        seen.insert(d.to_owned());
+        c.dir(d);
+    }
+    c.char_dev("dev/console", 5, 1);
+    c.char_dev("dev/null", 1, 3);
+    c.file("init", 0o755, &std::fs::read(init).map_err(io(init))?);
+    for lib in libraries(init)? {
+        let real = std::fs::canonicalize(&lib).map_err(io(&lib))?;
+        let name = lib.to_string_lossy().trim_start_matches('/').to_owned();
+        c.parents(&name, &mut seen);
+        c.file(&name, 0o755, &std::fs::read(&real).map_err(io(&real))?);
+    }
+    for (name, bytes) in probes {
+        c.file(&format!("probes/{name}"), 0o644, bytes);
+    }
+    Ok(c.finish())
+}
+
+/// The kernel image: a `vmlinuz` file as is, or the `boot/vmlinuz-*` of a Debian
+/// `linux-image-*` package (read by streaming, stopping at the image).
+pub fn kernel_image(input: &Path) -> Result<Vec<u8>, Error> {
+    let mut f = std::fs::File::open(input).map_err(io(input))?;
+    let mut magic = [0u8; 8];
+    let n = f.read(&mut magic).map_err(io(input))?;
+    if &magic[..n] != b"!<arch>\n" {
+        return std::fs::read(input).map_err(io(input));
+    }
+    let f = std::fs::File::open(input).map_err(io(input))?;
+    let mut ar = ar::Archive::new(std::io::BufReader::new(f));
+    while let Some(entry) = ar.next_entry() {
+        let mut entry = entry.map_err(io(input))?;
+        if !entry.header().identifier().starts_with(b"data.tar") {
+            continue;
+        }
+        let dec =
+            crate::extract::decompress(&mut entry, &input.display().to_string()).map_err(|e| {
+                Error::Io {
+                    path: input.to_owned(),
+                    source: std::io::Error::other(e.to_string()),
+                }
+            })?;
+        let mut tar = tar::Archive::new(dec);
+        for e in tar.entries().map_err(io(input))? {
+            let mut e = e.map_err(io(input))?;
+            let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
+            let p = p.trim_start_matches("./");
+            if p.starts_with("boot/vmlinuz-") && e.header().entry_type().is_file() {
+                let mut v = Vec::new();
+                e.read_to_end(&mut v).map_err(io(input))?;
+                return Ok(v);
+            }
+        }
+    }
+    Err(Error::NoVmlinuz(input.to_owned()))
+}
+
+/// What the VM said.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verdict {
+    pub booted_release: Option<String>,
+    pub reports: Vec<serde_json::Value>,
+    pub seconds: f64,
+    pub console_tail: String,
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Boots `vmlinuz` with the probes and collects the loader's reports.
+pub fn boot(
+    vmlinuz: &[u8],
+    probes: &[(String, Vec<u8>)],
+    cmdline: &str,
+    timeout: Duration,
+    scratch: &Path,
+) -> Result<Verdict, Error> {
+    let init = init_binary()?;
+    let initrd = initramfs(&init, probes)?;
+    let dir = tempfile::Builder::new()
+        .prefix("probeforge-vm-")
+        .tempdir_in(scratch)
+        .map_err(io(scratch))?;
+    let (k, i) = (dir.path().join("vmlinuz"), dir.path().join("initrd.cpio"));
+    std::fs::write(&k, vmlinuz).map_err(io(&k))?;
+    std::fs::write(&i, initrd).map_err(io(&i))?;
+    let qemu = std::env::var("PROBEFORGE_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+    let start = Instant::now();
+    let mut child = Command::new(&qemu)
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "1024",
+            "-smp",
+            "2",
+            "-nographic",
+            "-no-reboot",
+            "-nodefaults",
+            "-serial",
+            "stdio",
+            "-kernel",
+        ])
+        .arg(&k)
+        .arg("-initrd")
+        .arg(&i)
+        .arg("-append")
+        .arg(format!("console=ttyS0 panic=-1 oops=panic {cmdline}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::NoQemu(qemu.clone(), e))?;
+    let mut out = child.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut console = Vec::new();
+    let mut finished = false;
+    let mut exited = false;
+    while start.elapsed() < timeout {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(chunk) => {
+                console.extend_from_slice(&chunk);
+                if console.windows(15).any(|w| w == b"PROBEFORGE-DONE") {
+                    finished = true;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                exited = true;
+                break;
+            }
+            Err(_) => {}
+        }
+        if finished {
+            // Give the power-off a moment, then make sure QEMU is gone.
+            std::thread::sleep(Duration::from_millis(300));
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let text = String::from_utf8_lossy(&console).replace('\r', "");
+    let _ = std::io::stderr().flush();
+    if !finished {
+        let what = if exited {
+            "QEMU exited early (kernel panic or bad image?)"
+        } else {
+            "timed out"
+        };
+        return Err(Error::NoVerdict {
+            secs: timeout.as_secs(),
+            what: what.into(),
+            tail: format!("{}\n{}", tail(&text, 30), tail(&err, 5)),
+        });
+    }
+    let booted = text
+        .lines()
+        .find_map(|l| l.split("PROBEFORGE-BOOTED ").nth(1))
+        .map(|s| s.trim().to_owned());
+    let reports = text
+        .lines()
+        .filter_map(|l| l.split("PROBEFORGE-REPORT ").nth(1))
+        .filter_map(|j| serde_json::from_str(j.trim()).ok())
+        .collect();
+    Ok(Verdict {
+        booted_release: booted,
+        reports,
+        seconds: start.elapsed().as_secs_f64(),
+        console_tail: tail(&text, 15),
+    })
+}

@@ -1,0 +1,195 @@
+//! Probes proven in their own kernels: Debian's 5.10, 6.1 and 6.12 amd64 kernels booted under
+//! QEMU (TCG) with probeforge's initramfs; every program of the real Falco probes (libs 0.20.0
+//! and the 2022 dkms driver) goes through that kernel's verifier. A corrupted instruction and a
+//! probe for another kernel are reported.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::*;
+use object::{Object, ObjectSection};
+use probeforge::kernel::Arch;
+
+/// Builds both real probes for a Debian release's kernel; returns (release, image package,
+/// probe paths).
+fn probes_for(suite: &str, t: &std::path::Path) -> (String, PathBuf, Vec<PathBuf>) {
+    let (k, files) = debian_kernel(suite, Arch::X86_64);
+    let headers: Vec<String> = header_files(&k, &files)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut probes = Vec::new();
+    for (i, (src, ver)) in [(libs_0_20_0(), Some("8.0.0+driver")), (scap_dkms(), None)]
+        .into_iter()
+        .enumerate()
+    {
+        let out = t.join(format!("out{i}"));
+        let mut a = vec![
+            "build".to_owned(),
+            "--driver-source".into(),
+            src.display().to_string(),
+            "-o".into(),
+            out.display().to_string(),
+            "--json".into(),
+        ];
+        if let Some(v) = ver {
+            a.extend(["--driver-version".into(), v.into()]);
+        }
+        a.push("--headers".into());
+        a.extend(headers.iter().cloned());
+        let (code, stdout, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        // Distinct names: both drivers produce the same Falco file name.
+        let p = t.join(format!("{}-{}", i, v["file_name"].as_str().unwrap()));
+        fs::rename(v["path"].as_str().unwrap(), &p).unwrap();
+        probes.push(p);
+    }
+    let image = debian_package(
+        &format!("debian-{suite}"),
+        Arch::X86_64,
+        &format!("linux-image-{}-unsigned", k.release),
+    );
+    (k.release, image, probes)
+}
+
+fn verify(probes: &[PathBuf], image: &std::path::Path) -> (i32, serde_json::Value, String) {
+    let mut a = vec![
+        "verify".to_owned(),
+        "--json".into(),
+        "--kernel-image".into(),
+        image.display().to_string(),
+    ];
+    a.extend(probes.iter().map(|p| p.display().to_string()));
+    let (code, out, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    (
+        code,
+        serde_json::from_str(&out).unwrap_or(serde_json::Value::Null),
+        err,
+    )
+}
+
+fn every_program_loads(suite: &str) {
+    let t = tmpdir();
+    let (release, image, probes) = probes_for(suite, t.path());
+    let (code, v, err) = verify(&probes, &image);
+    assert_eq!(code, 0, "{err}\n{v:#}");
+    assert_eq!(v["booted_release"], release.as_str());
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 2);
+    for r in reports {
+        let n = r["programs"].as_u64().unwrap();
+        assert!(n >= 100, "{r}");
+        assert_eq!(r["loaded"].as_u64().unwrap(), n, "{r}");
+        let results = r["results"].as_array().unwrap();
+        for tp in ["raw_tracepoint/sys_enter", "raw_tracepoint/sys_exit"] {
+            let p = results.iter().find(|p| p["name"] == tp).unwrap();
+            assert_eq!(p["attached"], true, "{p}");
+        }
+    }
+}
+
+#[test]
+fn real_probes_load_on_debian_5_10() {
+    every_program_loads("bullseye");
+}
+
+#[test]
+fn real_probes_load_on_debian_6_1_and_bad_probes_are_named() {
+    let t = tmpdir();
+    let (release, image, probes) = probes_for("bookworm", t.path());
+    // One instruction of one filler turned into an invalid opcode.
+    let bytes = fs::read(&probes[0]).unwrap();
+    let (name, off) = {
+        let f = object::File::parse(&*bytes).unwrap();
+        let s = f
+            .sections()
+            .find(|s| s.name().unwrap_or("").contains("/filler/") && s.size() > 64)
+            .unwrap();
+        (
+            s.name().unwrap().to_owned(),
+            s.file_range().unwrap().0 as usize,
+        )
+    };
+    let mut bad = bytes.clone();
+    bad[off + 8] = 0xff; // second instruction's opcode
+    let corrupt = t.path().join("corrupt.o");
+    fs::write(&corrupt, &bad).unwrap();
+    // A probe built for another kernel (its kernel_version says so).
+    let (_, files) = debian_kernel("bullseye", Arch::X86_64);
+    let (k510, _) = debian_kernel("bullseye", Arch::X86_64);
+    let other_out = t.path().join("other");
+    let src = libs_0_20_0();
+    let mut a = vec![
+        "build".to_owned(),
+        "--driver-source".into(),
+        src.display().to_string(),
+        "--driver-version".into(),
+        "8.0.0+driver".into(),
+        "-o".into(),
+        other_out.display().to_string(),
+        "--headers".into(),
+    ];
+    a.extend(
+        header_files(&k510, &files)
+            .iter()
+            .map(|p| p.display().to_string()),
+    );
+    let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    let other = fs::read_dir(&other_out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+
+    let all = [probes[0].clone(), probes[1].clone(), corrupt, other];
+    let (code, v, err) = verify(&all, &image);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(v["booted_release"], release.as_str());
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 4, "{v:#}");
+    let by = |p: &str| {
+        reports
+            .iter()
+            .find(|r| r["probe"].as_str().unwrap().contains(p))
+            .unwrap()
+    };
+    for good in ["0-falco", "1-falco"] {
+        let r = by(good);
+        assert_eq!(r["loaded"], r["programs"], "{r}");
+    }
+    let c = by("corrupt");
+    let failed: Vec<_> = c["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["ok"] != true)
+        .collect();
+    assert_eq!(failed.len(), 1, "{c}");
+    assert_eq!(failed[0]["name"], name.as_str());
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown opcode"),
+        "{}",
+        failed[0]
+    );
+    let o = by(&k510.release);
+    assert!(
+        o["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not match uname -r"),
+        "{o}"
+    );
+}
+
+#[test]
+fn real_probes_load_on_debian_6_12() {
+    every_program_loads("trixie");
+}
