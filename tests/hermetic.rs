@@ -153,9 +153,24 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
     // Nothing written anywhere else: HOME untouched, TMPDIR cleaned up.
     assert_eq!(fs::read_dir(&home).unwrap().count(), 0);
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
-    // The same bytes as an ordinary build with the inputs in the other order and umask 022.
+    // The same bytes as an ordinary build with the inputs in the other order, umask 022, one
+    // thread, and the driver as a read-only unpacked source tree instead of the tarball.
+    let tree = t.path().join("tree");
+    probeforge::extract::unpack_all(
+        &[driver.clone()],
+        &tree,
+        probeforge::extract::Selection::Driver,
+        Default::default(),
+    )
+    .unwrap();
+    assert!(Command::new("chmod")
+        .args(["-R", "a-w"])
+        .arg(&tree)
+        .status()
+        .unwrap()
+        .success());
     let out2 = t.path().join("out2");
-    let a = build_args(&headers, &driver, &out2);
+    let a = build_args(&headers, &tree, &out2);
     let o = Command::new("sh")
         .arg("-c")
         .arg("umask 022; exec \"$@\"")
@@ -198,6 +213,12 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
         "{err}"
     );
     fs::set_permissions(&ro, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(Command::new("chmod")
+        .args(["-R", "u+w"])
+        .arg(&tree)
+        .status()
+        .unwrap()
+        .success());
 }
 
 #[test]

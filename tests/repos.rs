@@ -130,6 +130,32 @@ fn amazon_linux_style_yum_repo_lists_fetches_and_builds() {
     assert_eq!(ks[0].release, uts);
     assert_eq!(ks[0].target_id, "amazonlinux2");
     assert_eq!(ks[0].packages[0].sha256, sha256_file(&rpm));
+    // The same package through createrepo_c's primary.sqlite, as repositories offering only
+    // the database (primary_db) are read.
+    let db = fs::read_dir(repo.join("repodata"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains("primary.sqlite")
+        })
+        .expect("createrepo_c wrote primary.sqlite");
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(
+        &mut probeforge::extract::decompress(fs::File::open(&db).unwrap(), "db").unwrap(),
+        &mut plain,
+    )
+    .unwrap();
+    let db_file = t.path().join("primary.sqlite");
+    fs::write(&db_file, plain).unwrap();
+    let from_db =
+        probeforge::repo::yum::parse_primary_sqlite(&db_file, |n| n == "kernel-devel").unwrap();
+    assert_eq!(from_db.len(), 1);
+    assert_eq!(from_db[0].kernel_release(), uts);
+    assert_eq!(from_db[0].checksum, ks[0].packages[0].sha256);
     // extras/kernel-* repos are absent on this mirror: skipped, not fatal.
     assert!(server
         .hits("/2/extras/kernel-5.10/latest/x86_64/mirror.list")

@@ -149,6 +149,10 @@ fn inspect_bullseye_amd64() {
     check_inspect("bullseye", Arch::X86_64, "11");
 }
 #[test]
+fn inspect_bullseye_arm64() {
+    check_inspect("bullseye", Arch::Aarch64, "11");
+}
+#[test]
 fn inspect_bookworm_amd64() {
     check_inspect("bookworm", Arch::X86_64, "12");
 }
