@@ -81,6 +81,9 @@ pub struct Farm<'a> {
     pub jobs: usize,
     pub scratch: Option<PathBuf>,
     pub cache_dir: PathBuf,
+    /// Proves a probe loads before it is published (`--verify`): Err is the reason.
+    #[allow(clippy::type_complexity)]
+    pub verify: Option<&'a (dyn Fn(&KernelRecord, &str, &[u8]) -> Result<(), String> + Sync)>,
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -305,6 +308,17 @@ impl Farm<'_> {
         if !report.ok() {
             let e = validate::Invalid(report);
             return self.failed(k, file, e.to_string(), start.elapsed().as_secs_f64());
+        }
+        if let Some(v) = self.verify {
+            rep.phase(&k.release, "verify");
+            if let Err(e) = v(k, &file, &bytes) {
+                return self.failed(
+                    k,
+                    file,
+                    format!("not published: {e}"),
+                    start.elapsed().as_secs_f64(),
+                );
+            }
         }
         let sha = pipeline::sha256(&bytes);
         let pm = ProbeMeta {

@@ -187,6 +187,10 @@ struct BuildAllArgs {
     /// Kernels compiled at once (default: the number of CPUs).
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// Prove each probe loads in its own kernel (QEMU) before publishing it; the kernel image
+    /// comes from the target's repository.
+    #[arg(long)]
+    verify: bool,
     /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
     /// else /tmp).
     #[arg(long)]
@@ -374,6 +378,14 @@ struct BuildArgs {
     /// digest) to this file.
     #[arg(long)]
     provenance: Option<PathBuf>,
+    /// Then prove the probe loads: boot its kernel under QEMU and run every program through
+    /// the verifier. The kernel image comes from --kernel-image, or from the target's
+    /// repository (Debian: linux-image-<release>-unsigned).
+    #[arg(long)]
+    verify: bool,
+    /// The kernel image for --verify (a vmlinuz or a linux-image package).
+    #[arg(long, requires = "verify")]
+    kernel_image: Option<PathBuf>,
     #[command(flatten)]
     toolchain: ToolchainArgs,
     /// Print a JSON report instead of text.
@@ -642,6 +654,27 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
         driver_digest: None,
     };
     let out = pipeline::build(&req, &tc, &patches)?;
+    if a.verify {
+        let image = match (&a.kernel_image, &a.target) {
+            (Some(i), _) => i.clone(),
+            (None, Some(t)) => {
+                let net = net.as_ref().expect("opened for --target");
+                kernel_image_for(net, t, out.kernel.arch, &out.kernel.release)?
+            }
+            (None, None) => {
+                return Err(UsageError(
+                    "--verify needs --kernel-image when the headers are files".into(),
+                )
+                .into())
+            }
+        };
+        let bytes = std::fs::read(&out.path)?;
+        let verdict = verify_one(&image, &out.file_name, bytes)?;
+        eprintln!("{verdict}");
+        if !verdict.starts_with("ok") {
+            return Ok(ExitCode::from(1));
+        }
+    }
     if let Some(p) = &a.provenance {
         let v = pipeline::provenance(&out, &tc);
         pipeline::write_atomic(p, &serde_json::to_vec_pretty(&v)?)
@@ -962,7 +995,19 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let lister = net.lister();
     let patches = Catalog::embedded();
+    let verifier =
+        |k: &probeforge::repo::KernelRecord, file: &str, bytes: &[u8]| -> Result<(), String> {
+            let image = kernel_image_for(&net, &k.target, k.arch, &k.release)
+                .map_err(|e| format!("{e:#}"))?;
+            let verdict = verify_one(&image, file, bytes.to_vec()).map_err(|e| format!("{e:#}"))?;
+            if verdict.starts_with("ok") {
+                Ok(())
+            } else {
+                Err(verdict)
+            }
+        };
     let farm = Farm {
+        verify: if a.verify { Some(&verifier) } else { None },
         lister: &lister,
         repo: &repo,
         publish_to: &publish_to,
@@ -1198,5 +1243,76 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The kernel image package of a kernel from the same repository as its headers.
+fn kernel_image_for(net: &Net, target: &str, arch: Arch, release: &str) -> Result<PathBuf> {
+    let mut last = None;
+    for name in [
+        format!("linux-image-{release}-unsigned"),
+        format!("linux-image-{release}"),
+    ] {
+        match net.lister().find_package(target, arch, &name) {
+            Ok(p) => {
+                return Ok(net
+                    .client
+                    .fetch_verified(&p.url, &p.sha256, Some(p.size))?
+                    .0)
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::Error::from(last.expect("tried"))
+        .context(format!("no kernel image for `{release}` in `{target}`")))
+}
+
+/// Boots one probe in its kernel; a one-line verdict starting with `ok` or `FAIL`.
+fn verify_one(image: &std::path::Path, name: &str, bytes: Vec<u8>) -> Result<String> {
+    let vmlinuz = probeforge::verify::kernel_image(image)?;
+    let v = probeforge::verify::boot(
+        &vmlinuz,
+        &[(name.to_owned(), bytes)],
+        "",
+        std::time::Duration::from_secs(300),
+        &std::env::temp_dir(),
+    )?;
+    let Some(r) = v.reports.first() else {
+        return Ok(format!(
+            "FAIL {name}: no report from the VM\n{}",
+            v.console_tail
+        ));
+    };
+    if let Some(e) = r.get("error").and_then(|e| e.as_str()) {
+        return Ok(format!("FAIL {name}: {e}"));
+    }
+    let bad: Vec<String> = r["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["ok"] != true)
+        .map(|p| {
+            format!(
+                "{}: {}",
+                p["name"].as_str().unwrap_or("?"),
+                p["error"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    Ok(if bad.is_empty() {
+        format!(
+            "ok   verified in {} ({:.1}s): {}/{} programs loaded",
+            v.booted_release.unwrap_or_default(),
+            v.seconds,
+            r["loaded"],
+            r["programs"]
+        )
+    } else {
+        format!(
+            "FAIL {name}: {} of {} programs rejected:\n  {}",
+            bad.len(),
+            r["programs"],
+            bad.join("\n  ")
+        )
     })
 }

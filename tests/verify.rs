@@ -193,3 +193,59 @@ fn real_probes_load_on_debian_6_1_and_bad_probes_are_named() {
 fn real_probes_load_on_debian_6_12() {
     every_program_loads("trixie");
 }
+
+#[test]
+fn build_and_build_all_verify_before_publishing() {
+    let (k, _) = debian_kernel("bookworm", Arch::X86_64);
+    let t = tmpdir();
+    let src = libs_0_20_0();
+    // One kernel from its target: the image comes from the same repository.
+    let (code, _, err) = run(&[
+        "build",
+        "--target",
+        "debian-bookworm",
+        "--kernel",
+        &k.release,
+        "--driver-source",
+        src.to_str().unwrap(),
+        "--driver-version",
+        "8.0.0+driver",
+        "-o",
+        t.path().join("one").to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("ok   verified in {}", k.release)),
+        "{err}"
+    );
+    let repo = t.path().join("repo");
+    let o = std::process::Command::new(bin())
+        .args([
+            "build-all",
+            "debian-bookworm",
+            "--arch",
+            "x86_64",
+            "--only",
+            &format!("^{}$", regex::escape(&k.release)),
+            "--repo",
+            repo.to_str().unwrap(),
+            "--driver-source",
+            src.to_str().unwrap(),
+            "--driver-version",
+            "8.0.0+driver",
+            "--verify",
+            "--json",
+        ])
+        .env("PROBEFORGE_CACHE", cache_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["failed"], 0, "{v}");
+    assert_eq!(
+        v["built"].as_u64().unwrap() + v["cached"].as_u64().unwrap(),
+        1,
+        "{v}"
+    );
+}
