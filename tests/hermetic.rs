@@ -157,7 +157,7 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
     // thread, and the driver as a read-only unpacked source tree instead of the tarball.
     let tree = t.path().join("tree");
     probeforge::extract::unpack_all(
-        &[driver.clone()],
+        std::slice::from_ref(&driver),
         &tree,
         probeforge::extract::Selection::Driver,
         Default::default(),
