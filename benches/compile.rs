@@ -5,13 +5,11 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use probeforge::kernel::Arch;
-use probeforge::patch::Catalog;
 
 fn children_cpu() -> Duration {
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -43,51 +41,8 @@ fn main() {
 
     // kbuild needs an unpacked tree (dpkg-deb -x, not timed: both sides get theirs) and the
     // driver laid out as its CMake install does.
-    let root = t.path().join("kroot");
-    for d in debs.iter().chain([&kbuild_deb]) {
-        assert!(Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(d)
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success());
-    }
-    let objtree = root
-        .join("usr/src")
-        .join(format!("linux-headers-{}", k.release));
-    let mk = objtree.join("Makefile");
-    let text = fs::read_to_string(&mk).unwrap();
-    fs::write(
-        &mk,
-        text.replace(
-            "include /usr/src/",
-            &format!("include {}/usr/src/", root.display()),
-        ),
-    )
-    .unwrap();
-    let source = probeforge::driver::open(&driver, &t.path().join("src")).unwrap();
-    let prepared = source
-        .prepare(
-            &t.path().join("drv"),
-            Some("8.0.0+driver"),
-            k_version(&k.release),
-            &Catalog::embedded(),
-        )
-        .unwrap();
-    let cfg = source.dir.join("bpf/configure");
-    for m in &prepared.configure_modules {
-        let d = prepared.bpf_dir.join("configure").join(m);
-        fs::copy(cfg.join("Makefile"), d.join("Makefile")).unwrap();
-        fs::copy(cfg.join("build.sh"), d.join("build.sh")).unwrap();
-        fs::write(
-            d.join("Makefile.inc"),
-            fs::read_to_string(cfg.join("Makefile.inc.in"))
-                .unwrap()
-                .replace("@CONFIGURE_MODULE@", m),
-        )
-        .unwrap();
-    }
+    let all: Vec<PathBuf> = debs.iter().cloned().chain([kbuild_deb.clone()]).collect();
+    let (_root, objtree, prepared) = common::kbuild_setup(&all, &driver, "8.0.0+driver", t.path());
     let (kw, kc) = measure(|| {
         let s = Command::new("make")
             .arg("-C")
@@ -158,8 +113,4 @@ fn main() {
             "differs only by paths"
         }
     );
-}
-
-fn k_version(release: &str) -> (u32, u32, u32) {
-    probeforge::kernel::parse_version(release)
 }

@@ -13,7 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use probeforge::kernel::Arch;
-use probeforge::patch::Catalog;
 
 fn main() {
     let k_count: usize = std::env::var("BENCH_KERNELS")
@@ -44,51 +43,12 @@ fn main() {
         .unwrap();
     let start = Instant::now();
     for (k, f) in picked.iter().zip(&files) {
-        let root = kb_scratch.path().join(format!("kb-{}", k.release));
-        for d in f {
-            assert!(Command::new("dpkg-deb")
-                .arg("-x")
-                .arg(d)
-                .arg(&root)
-                .status()
-                .unwrap()
-                .success());
-        }
-        let objtree = root
-            .join("usr/src")
-            .join(format!("linux-headers-{}", k.release));
-        let mk = objtree.join("Makefile");
-        let text = fs::read_to_string(&mk).unwrap();
-        fs::write(
-            &mk,
-            text.replace(
-                "include /usr/src/",
-                &format!("include {}/usr/src/", root.display()),
-            ),
-        )
-        .unwrap();
-        let src = probeforge::driver::open(&driver, &root.join("src")).unwrap();
-        let p = src
-            .prepare(
-                &root.join("drv"),
-                Some("8.0.0+driver"),
-                probeforge::kernel::parse_version(&k.release),
-                &Catalog::embedded(),
-            )
-            .unwrap();
-        let cfg = src.dir.join("bpf/configure");
-        for m in &p.configure_modules {
-            let d = p.bpf_dir.join("configure").join(m);
-            fs::copy(cfg.join("Makefile"), d.join("Makefile")).unwrap();
-            fs::copy(cfg.join("build.sh"), d.join("build.sh")).unwrap();
-            fs::write(
-                d.join("Makefile.inc"),
-                fs::read_to_string(cfg.join("Makefile.inc.in"))
-                    .unwrap()
-                    .replace("@CONFIGURE_MODULE@", m),
-            )
-            .unwrap();
-        }
+        let (_root, objtree, p) = common::kbuild_setup(
+            f,
+            &driver,
+            "8.0.0+driver",
+            &kb_scratch.path().join(format!("kb-{}", k.release)),
+        );
         let s = Command::new("make")
             .arg("-C")
             .arg(&objtree)

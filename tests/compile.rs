@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use probeforge::driver::Layout;
 use probeforge::kernel::Arch;
-use probeforge::patch::Catalog;
 
 /// Builds the probe the way falco-driver-loader does: `make -C <objtree> M=<driver>/bpf`, on
 /// headers unpacked by dpkg-deb with the objtree Makefile's absolute include patched (as
@@ -24,57 +22,13 @@ fn kbuild_reference(
     arch: Arch,
     t: &Path,
 ) -> String {
-    let root = t.join("kroot");
-    for d in debs.iter().map(PathBuf::as_path).chain([kbuild_deb]) {
-        let s = Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(d)
-            .arg(&root)
-            .status()
-            .unwrap();
-        assert!(s.success());
-    }
-    let objtree = fs::read_dir(root.join("usr/src"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join(".config").is_file())
-        .expect("objtree");
-    let mk = objtree.join("Makefile");
-    let text = fs::read_to_string(&mk).unwrap();
-    fs::write(
-        &mk,
-        text.replace(
-            "include /usr/src/",
-            &format!("include {}/usr/src/", root.display()),
-        ),
-    )
-    .unwrap();
+    let all: Vec<PathBuf> = debs
+        .iter()
+        .cloned()
+        .chain([kbuild_deb.to_owned()])
+        .collect();
     // The scripts/ link points at the host's kbuild (same version, host architecture).
-    let src_dir = t.join("ksrc");
-    let source = probeforge::driver::open(driver, &src_dir).unwrap();
-    let k = probeforge::kernel::KernelTree::find(&root, None).unwrap();
-    let prepared = source
-        .prepare(
-            &t.join("kdrv"),
-            Some(version),
-            k.version,
-            &Catalog::embedded(),
-        )
-        .unwrap();
-    if source.layout == Layout::Libs {
-        // The CMake install adds each configure module's Makefile, build.sh and Makefile.inc.
-        let cfg = source.dir.join("bpf/configure");
-        for m in &prepared.configure_modules {
-            let d = prepared.bpf_dir.join("configure").join(m);
-            fs::copy(cfg.join("Makefile"), d.join("Makefile")).unwrap();
-            fs::copy(cfg.join("build.sh"), d.join("build.sh")).unwrap();
-            let inc = fs::read_to_string(cfg.join("Makefile.inc.in"))
-                .unwrap()
-                .replace("@CONFIGURE_MODULE@", m);
-            fs::write(d.join("Makefile.inc"), inc).unwrap();
-        }
-    }
+    let (root, objtree, prepared) = kbuild_setup(&all, driver, version, t);
     let clang = if arch == Arch::host().unwrap() {
         "clang".to_owned()
     } else {

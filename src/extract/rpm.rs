@@ -95,7 +95,11 @@ pub fn peek_header(mut r: impl Read) -> Option<PackageInfo> {
     r.read_exact(&mut lead).ok()?;
     Header::read(&mut r, true).ok()?;
     let h = Header::read(&mut r, false).ok()?;
-    Some(PackageInfo {
+    Some(info(&h))
+}
+
+fn info(h: &Header) -> PackageInfo {
+    PackageInfo {
         format: Format::Rpm,
         name: h.string(TAG_NAME),
         version: h.string(TAG_VERSION),
@@ -103,7 +107,7 @@ pub fn peek_header(mut r: impl Read) -> Option<PackageInfo> {
         arch: h.string(TAG_ARCH),
         depends: None,
         files: Some(h.strings(TAG_BASENAMES).len()),
-    })
+    }
 }
 
 pub(super) fn unpack(mut r: impl Read + Send + 'static, u: &mut Unpacker) -> Result<PackageInfo> {
@@ -119,15 +123,7 @@ pub(super) fn unpack(mut r: impl Read + Send + 'static, u: &mut Unpacker) -> Res
             return Err(u.err_malformed(format!("payload format `{f}` is not cpio")));
         }
     }
-    let info = PackageInfo {
-        format: Format::Rpm,
-        name: h.string(TAG_NAME),
-        version: h.string(TAG_VERSION),
-        release: h.string(TAG_RELEASE),
-        arch: h.string(TAG_ARCH),
-        depends: None,
-        files: Some(h.strings(TAG_BASENAMES).len()),
-    };
+    let info = info(&h);
     let pkg = u.package().to_owned();
     cpio(super::ReadAhead::new(decompress(r, &pkg)?), u)?;
     Ok(info)
