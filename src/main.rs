@@ -419,6 +419,12 @@ struct InspectArgs {
     /// Which kernel, when the inputs hold several.
     #[arg(long)]
     kernel_release: Option<String>,
+    /// Also print these kernel config values (e.g. --config BPF_SYSCALL --config HZ).
+    #[arg(long = "config", value_name = "CONFIG_NAME")]
+    configs: Vec<String>,
+    /// Unpack every file, not only what a probe build reads (slower; for a full tree).
+    #[arg(long)]
+    all_files: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -481,14 +487,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
-    let staged = extract::Staged::new(&a.inputs, Selection::ProbeBuild, None)?;
+    let selection = if a.all_files {
+        Selection::Everything
+    } else {
+        Selection::ProbeBuild
+    };
+    let staged = extract::Staged::new(&a.inputs, selection, None)?;
     let k = KernelTree::find(staged.root(), a.kernel_release.as_deref())?;
     let support = k.driver_support();
     if a.json {
+        let config: serde_json::Map<String, serde_json::Value> = a
+            .configs
+            .iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    k.config
+                        .get(c)
+                        .map_or(serde_json::Value::Null, |v| v.into()),
+                )
+            })
+            .collect();
         let v = serde_json::json!({
             "kernel": &k,
             "uname": {"r": k.release, "v": k.uname_v, "m": k.uname_m()},
             "drivers": support,
+            "config": config,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -522,6 +546,9 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
         println!("objtree         {}", rel(&k.objtree));
         println!("srctree         {}", rel(&k.srctree));
         println!("config entries  {}", k.config.len());
+        for c in &a.configs {
+            println!("  {c} = {}", k.config.get(c).unwrap_or("(not set)"));
+        }
         for s in support {
             if s.supported {
                 println!("driver {:<12} yes", s.driver);

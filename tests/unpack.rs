@@ -117,7 +117,14 @@ fn everything_matches_dpkg_deb_x_and_selection_is_a_subset() {
 
 fn check_inspect(suite: &str, arch: Arch, version_id: &str) {
     let (k, files) = debian_kernel(suite, arch);
-    let mut args = vec!["inspect", "--json"];
+    let mut args = vec![
+        "inspect",
+        "--json",
+        "--config",
+        "BPF_SYSCALL",
+        "--config",
+        "CONFIG_NO_SUCH_OPTION",
+    ];
     let paths: Vec<String> = header_files(&k, &files)
         .iter()
         .map(|p| p.display().to_string())
@@ -137,6 +144,8 @@ fn check_inspect(suite: &str, arch: Arch, version_id: &str) {
         .as_str()
         .unwrap()
         .ends_with("-common"));
+    assert_eq!(v["config"]["BPF_SYSCALL"], "y");
+    assert!(v["config"]["CONFIG_NO_SUCH_OPTION"].is_null());
     let drivers = v["drivers"].as_array().unwrap();
     assert!(
         drivers.iter().all(|d| d["supported"] == true),
