@@ -14,7 +14,12 @@ use probeforge::toolchain::Toolchain;
 use probeforge::validate;
 
 #[derive(Parser)]
-#[command(name = "probeforge", version, about, long_about = None)]
+#[command(
+    name = "probeforge",
+    version,
+    about,
+    after_help = "Typical use:\n  probeforge list-kernels debian-bookworm --arch x86_64      what a distro offers\n  probeforge build --target debian --kernel latest -o out/   one probe, fetched and built\n  probeforge build-all debian-bookworm --repo probes/        the nightly job\n  probeforge verify out/*.o --kernel-image linux-image-*.deb prove it loads\n\nExit codes: 0 ok, 1 some work failed, 2 usage or environment error."
+)]
 struct Cli {
     /// More log output (-v, -vv); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -431,6 +436,10 @@ struct InspectArgs {
 }
 
 fn main() -> ExitCode {
+    // A closed pipe (`probeforge list-kernels ... | head`) ends us quietly, as for any
+    // command-line tool, instead of a panic on the next print.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
