@@ -50,6 +50,7 @@ fn main() {
             "",
             std::time::Duration::from_secs(300),
             t.path(),
+            "tcg",
         )
         .unwrap();
         let r = &v.reports[0];

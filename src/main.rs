@@ -221,6 +221,9 @@ struct VerifyArgs {
     /// Give up on a VM after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
+    /// QEMU accelerator: auto (KVM when it can boot a guest here, else TCG), kvm, or tcg.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
+    accel: String,
     #[arg(long)]
     json: bool,
 }
@@ -1227,6 +1230,7 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
         &a.cmdline,
         std::time::Duration::from_secs(a.timeout),
         &std::env::temp_dir(),
+        &a.accel,
     )?;
     let mut failed = v.reports.len() != probes.len();
     for r in &v.reports {
@@ -1239,9 +1243,10 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
-            "booted {} in {:.1}s",
+            "booted {} in {:.1}s ({})",
             v.booted_release.as_deref().unwrap_or("?"),
-            v.seconds
+            v.seconds,
+            v.accel
         );
         for r in &v.reports {
             match r.get("error").and_then(|e| e.as_str()) {
@@ -1312,6 +1317,7 @@ fn verify_one(image: &std::path::Path, name: &str, bytes: Vec<u8>) -> Result<Str
         "",
         std::time::Duration::from_secs(300),
         &std::env::temp_dir(),
+        "auto",
     )?;
     let Some(r) = v.reports.first() else {
         return Ok(format!(

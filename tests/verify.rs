@@ -55,9 +55,15 @@ fn probes_for(suite: &str, t: &std::path::Path) -> (String, PathBuf, Vec<PathBuf
     (k.release, image, probes)
 }
 
-fn verify(probes: &[PathBuf], image: &std::path::Path) -> (i32, serde_json::Value, String) {
+fn verify(
+    probes: &[PathBuf],
+    image: &std::path::Path,
+    accel: &str,
+) -> (i32, serde_json::Value, String) {
     let mut a = vec![
         "verify".to_owned(),
+        "--accel".into(),
+        accel.into(),
         "--json".into(),
         "--kernel-image".into(),
         image.display().to_string(),
@@ -74,7 +80,7 @@ fn verify(probes: &[PathBuf], image: &std::path::Path) -> (i32, serde_json::Valu
 fn every_program_loads(suite: &str) {
     let t = tmpdir();
     let (release, image, probes) = probes_for(suite, t.path());
-    let (code, v, err) = verify(&probes, &image);
+    let (code, v, err) = verify(&probes, &image, "auto");
     assert_eq!(code, 0, "{err}\n{v:#}");
     assert_eq!(v["booted_release"], release.as_str());
     let reports = v["reports"].as_array().unwrap();
@@ -147,7 +153,8 @@ fn real_probes_load_on_debian_6_1_and_bad_probes_are_named() {
         .path();
 
     let all = [probes[0].clone(), probes[1].clone(), corrupt, other];
-    let (code, v, err) = verify(&all, &image);
+    let (code, v, err) = verify(&all, &image, "tcg");
+    assert_eq!(v["accel"], "tcg");
     assert_eq!(code, 1, "{err}");
     assert_eq!(v["booted_release"], release.as_str());
     let reports = v["reports"].as_array().unwrap();

@@ -212,6 +212,8 @@ pub fn kernel_image(input: &Path) -> Result<Vec<u8>, Error> {
 /// What the VM said.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Verdict {
+    /// The accelerator the verdict came from (`kvm` or `tcg`).
+    pub accel: String,
     pub booted_release: Option<String>,
     pub reports: Vec<serde_json::Value>,
     pub seconds: f64,
@@ -223,13 +225,48 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Boots `vmlinuz` with the probes and collects the loader's reports.
+/// Boots `vmlinuz` with the probes and collects the loader's reports. `accel` is `tcg`, `kvm`,
+/// or `auto`: KVM when `/dev/kvm` opens and the guest boots under it within a short deadline,
+/// else TCG (some hosts expose a KVM that cannot run a guest).
 pub fn boot(
     vmlinuz: &[u8],
     probes: &[(String, Vec<u8>)],
     cmdline: &str,
     timeout: Duration,
     scratch: &Path,
+    accel: &str,
+) -> Result<Verdict, Error> {
+    if accel == "auto" {
+        let kvm_ok = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .is_ok();
+        if kvm_ok {
+            match boot_with(
+                vmlinuz,
+                probes,
+                cmdline,
+                timeout.min(Duration::from_secs(60)),
+                scratch,
+                "kvm",
+            ) {
+                Ok(v) => return Ok(v),
+                Err(e) => tracing::info!("KVM did not give a verdict, falling back to TCG: {e}"),
+            }
+        }
+        return boot_with(vmlinuz, probes, cmdline, timeout, scratch, "tcg");
+    }
+    boot_with(vmlinuz, probes, cmdline, timeout, scratch, accel)
+}
+
+fn boot_with(
+    vmlinuz: &[u8],
+    probes: &[(String, Vec<u8>)],
+    cmdline: &str,
+    timeout: Duration,
+    scratch: &Path,
+    accel: &str,
 ) -> Result<Verdict, Error> {
     let init = init_binary()?;
     let initrd = initramfs(&init, probes)?;
@@ -330,6 +367,7 @@ pub fn boot(
         .filter_map(|j| serde_json::from_str(j.trim()).ok())
         .collect();
     Ok(Verdict {
+        accel: accel.to_owned(),
         booted_release: booted,
         reports,
         seconds: start.elapsed().as_secs_f64(),
