@@ -28,13 +28,7 @@ fn measure(f: impl FnOnce()) -> (Duration, Duration) {
 fn main() {
     let (k, files) = common::debian_kernel("bookworm", Arch::X86_64);
     let debs = common::header_files(&k, &files);
-    let kbuild_name = k
-        .packages
-        .iter()
-        .find(|p| p.name.starts_with("linux-kbuild-"))
-        .unwrap()
-        .name
-        .clone();
+    let kbuild_name = common::kbuild_name("bookworm", Arch::X86_64, &k.release);
     let kbuild_deb = common::debian_package("debian-bookworm", Arch::X86_64, &kbuild_name);
     let driver = common::libs_0_20_0();
     let t = common::tmpdir();

@@ -160,6 +160,8 @@ impl Farm<'_> {
                 for k in todo {
                     let start = Instant::now();
                     rep.phase(&k.release, "download");
+                    // Only what the build reads: not kbuild's own package.
+                    let k = Lister::for_build(&k);
                     let files = self.lister.fetch(&k).map_err(|e| error_chain(&e));
                     if tx.send((k, files, start)).is_err() {
                         return;

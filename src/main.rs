@@ -619,6 +619,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
     let (headers, kernel_release, target_id, kernel_version) = match (&a.target, from_file) {
         (_, Some(k)) => {
             let net = net.as_ref().unwrap();
+            let k = probeforge::repo::Lister::for_build(&k);
             let files = net.lister().fetch(&k)?;
             (
                 files,
@@ -639,6 +640,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
                 k.origin,
                 k.packages.len()
             );
+            let k = probeforge::repo::Lister::for_build(&k);
             let files = net.lister().fetch(&k)?;
             (
                 files,

@@ -89,13 +89,7 @@ fn same_as_kbuild(suite: &str, arch: Arch, dkms: bool) {
     let (k, files) = debian_kernel(suite, arch);
     let headers = header_files(&k, &files);
     // kbuild's host tools: the host-architecture linux-kbuild of the same series.
-    let kbuild_name = k
-        .packages
-        .iter()
-        .find(|p| p.name.starts_with("linux-kbuild-"))
-        .unwrap()
-        .name
-        .clone();
+    let kbuild_name = kbuild_name(suite, arch, &k.release);
     let kbuild_deb = debian_package(
         &format!("debian-{suite}"),
         Arch::host().unwrap(),

@@ -718,6 +718,20 @@ impl Lister<'_> {
         })
     }
 
+    /// The part of a kernel's set a probe build reads: everything but kbuild's own tools
+    /// (`linux-kbuild-*`: host binaries only kbuild runs).
+    pub fn for_build(k: &KernelRecord) -> KernelRecord {
+        KernelRecord {
+            packages: k
+                .packages
+                .iter()
+                .filter(|p| !p.name.starts_with("linux-kbuild-"))
+                .cloned()
+                .collect(),
+            ..k.clone()
+        }
+    }
+
     /// Downloads and verifies a kernel's packages; returns their cached paths in set order.
     pub fn fetch(&self, k: &KernelRecord) -> Result<Vec<std::path::PathBuf>> {
         k.packages

@@ -65,7 +65,7 @@ pub fn debian_kernel(suite: &str, arch: Arch) -> (KernelRecord, Vec<PathBuf>) {
     let all = lister()
         .list(&format!("debian-{suite}"), &[arch])
         .unwrap_or_else(|e| panic!("listing debian-{suite}: {e:#?}"));
-    let k = all
+    let mut candidates: Vec<KernelRecord> = all
         .into_iter()
         .filter(|k| {
             (k.origin == suite || k.origin == format!("{suite}-security"))
@@ -74,14 +74,30 @@ pub fn debian_kernel(suite: &str, arch: Arch) -> (KernelRecord, Vec<PathBuf>) {
                 && !k.release.contains("-cloud-")
                 && !k.release.contains("-rt-")
         })
-        .max_by(|a, b| {
-            probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
-        })
-        .unwrap_or_else(|| panic!("no {flavour} kernel in debian-{suite}"));
-    let files = lister()
-        .fetch(&k)
-        .unwrap_or_else(|e| panic!("fetch {}: {e:#?}", k.release));
-    (k, files)
+        .collect();
+    candidates.sort_by(|a, b| {
+        probeforge::repo::apt::compare_versions(&b.packages[0].version, &a.packages[0].version)
+    });
+    assert!(
+        !candidates.is_empty(),
+        "no {flavour} kernel in debian-{suite}"
+    );
+    // Mirrors can list a package whose file is gone (seen: an arm64 header package of
+    // bullseye-security answering 404): take the newest kernel whose set is really there.
+    for k in candidates {
+        // What a probe build reads (kbuild's package, host binaries, is fetched separately
+        // where a test runs kbuild itself).
+        let k = Lister::for_build(&k);
+        match lister().fetch(&k) {
+            Ok(files) => return (k, files),
+            Err(probeforge::repo::Error::Fetch {
+                source: probeforge::http::Error::Status { status: 404, .. },
+                ..
+            }) => continue,
+            Err(e) => panic!("fetch {}: {e:#?}", k.release),
+        }
+    }
+    panic!("no {flavour} kernel of debian-{suite} can be downloaded completely")
 }
 
 /// The newest 7.x kernel Debian ships (trixie-backports).
@@ -101,6 +117,7 @@ pub fn debian_7x_kernel(arch: Arch) -> (KernelRecord, Vec<PathBuf>) {
             probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
         })
         .expect("a 7.x kernel in trixie-backports");
+    let k = Lister::for_build(&k);
     let files = lister().fetch(&k).expect("fetch 7.x headers");
     (k, files)
 }
@@ -361,4 +378,20 @@ pub fn kbuild_setup(
         }
     }
     (root, objtree, prepared)
+}
+
+/// The `linux-kbuild-*` package a Debian kernel's set depends on (for tests that run kbuild).
+pub fn kbuild_name(suite: &str, arch: Arch, release: &str) -> String {
+    lister()
+        .list(&format!("debian-{suite}"), &[arch])
+        .unwrap()
+        .into_iter()
+        .find(|k| k.release == release)
+        .and_then(|k| {
+            k.packages
+                .into_iter()
+                .find(|p| p.name.starts_with("linux-kbuild-"))
+        })
+        .map(|p| p.name)
+        .expect("a linux-kbuild dependency")
 }
