@@ -59,11 +59,10 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
 /// What commands that reach repositories share.
 struct Net {
     client: probeforge::http::Client,
-    catalog: Catalog_,
+    catalog: probeforge::repo::Catalog,
     mirrors: probeforge::repo::Mirrors,
 }
 
-type Catalog_ = probeforge::repo::Catalog;
 
 impl NetArgs {
     fn open(&self) -> Result<Net> {
