@@ -63,7 +63,6 @@ struct Net {
     mirrors: probeforge::repo::Mirrors,
 }
 
-
 impl NetArgs {
     fn open(&self) -> Result<Net> {
         let mut cfg = probeforge::http::Config::new(
@@ -812,27 +811,7 @@ fn list_kernels(a: ListArgs, net: &NetArgs) -> Result<ExitCode> {
         });
     }
     let arches = arches(&a.arch)?;
-    let mut all = Vec::new();
-    let mut failed = false;
-    for t in &a.targets {
-        match net.lister().list(t, &arches) {
-            Ok(v) => all.extend(v),
-            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => {
-                return Err(UsageError(e.to_string()).into())
-            }
-            Err(e) => {
-                eprintln!(
-                    "error: {t}: {}",
-                    anyhow::Error::from(e)
-                        .chain()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join(": ")
-                );
-                failed = true;
-            }
-        }
-    }
+    let (all, failed) = list_targets(&net, &a.targets, &arches)?;
     if a.format == "crawler" {
         println!(
             "{}",
@@ -991,19 +970,8 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     } else if a.targets.is_empty() {
         return Err(UsageError("give targets, or --from a kernel-crawler list".into()).into());
     }
-    let mut list_failed = false;
-    for t in &a.targets {
-        match net.lister().list(t, &arches) {
-            Ok(v) => kernels.extend(v),
-            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => {
-                return Err(UsageError(e.to_string()).into())
-            }
-            Err(e) => {
-                eprintln!("error: {t}: {:#}", anyhow::Error::from(e));
-                list_failed = true;
-            }
-        }
-    }
+    let (listed, list_failed) = list_targets(&net, &a.targets, &arches)?;
+    kernels.extend(listed);
     if let Some(re) = &only {
         kernels.retain(|k| re.is_match(&k.release));
     }
@@ -1358,4 +1326,28 @@ fn verify_one(image: &std::path::Path, name: &str, bytes: Vec<u8>) -> Result<Str
             bad.join("\n  ")
         )
     })
+}
+
+/// Lists several targets; an unknown target is a usage error, a target that cannot be listed
+/// is reported and the others go on (the bool says whether any failed).
+fn list_targets(
+    net: &Net,
+    targets: &[String],
+    arches: &[Arch],
+) -> Result<(Vec<probeforge::repo::KernelRecord>, bool)> {
+    let mut all = Vec::new();
+    let mut failed = false;
+    for t in targets {
+        match net.lister().list(t, arches) {
+            Ok(v) => all.extend(v),
+            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => {
+                return Err(UsageError(e.to_string()).into())
+            }
+            Err(e) => {
+                eprintln!("error: {t}: {:#}", anyhow::Error::from(e));
+                failed = true;
+            }
+        }
+    }
+    Ok((all, failed))
 }
