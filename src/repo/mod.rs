@@ -18,7 +18,7 @@ use crate::kernel::Arch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("unknown target `{0}` (see `probeforge list-kernels --targets`)")]
+    #[error("unknown target `{0}` (see `probeforge list-kernels --targets-only`)")]
     UnknownTarget(String),
     #[error("catalog: {0}")]
     Catalog(String),
