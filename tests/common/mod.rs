@@ -330,6 +330,7 @@ pub fn kbuild_setup(
     work: &Path,
 ) -> (PathBuf, PathBuf, probeforge::driver::PreparedDriver) {
     let root = work.join("kroot");
+    fs::create_dir_all(&root).unwrap();
     for d in debs {
         assert!(Command::new("dpkg-deb")
             .arg("-x")
