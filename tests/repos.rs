@@ -568,51 +568,13 @@ fn ubuntu_layout_apt_repo_on_loopback() {
 /// `kernel-headers.tgz` (real Debian headers as one tree, renamed COS-style), on loopback.
 #[test]
 fn cos_builds_from_a_recorded_bucket_layout() {
-    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     let t = tmpdir();
-    let x = t.path().join("x");
-    for f in header_files(&k, &files) {
-        assert!(Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&f)
-            .arg(&x)
-            .status()
-            .unwrap()
-            .success());
-    }
     let rel = "6.1.85+";
     let tree = t
         .path()
         .join("h/usr/src")
         .join(format!("linux-headers-{rel}"));
-    fs::create_dir_all(tree.parent().unwrap()).unwrap();
-    let common = fs::read_dir(x.join("usr/src"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-common"))
-        .unwrap();
-    assert!(Command::new("cp")
-        .arg("-a")
-        .arg(&common)
-        .arg(&tree)
-        .status()
-        .unwrap()
-        .success());
-    let obj = x
-        .join("usr/src")
-        .join(format!("linux-headers-{}", k.release));
-    for e in fs::read_dir(&obj).unwrap().flatten() {
-        if !e.file_type().unwrap().is_symlink() && e.file_name() != "Makefile" {
-            assert!(Command::new("cp")
-                .arg("-a")
-                .arg(e.path())
-                .arg(&tree)
-                .status()
-                .unwrap()
-                .success());
-        }
-    }
+    single_tree(t.path(), &tree);
     fs::write(
         tree.join("include/generated/utsrelease.h"),
         format!("#define UTS_RELEASE \"{rel}\"\n"),

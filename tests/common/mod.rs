@@ -210,7 +210,10 @@ pub fn build_kernel_devel_rpm(t: &Path) -> (PathBuf, String) {
 
 /// Same, optionally renaming the kernel Amazon/RHEL-style: (version, release) makes
 /// `uname -r` `version-release.x86_64` and the package `kernel-devel-version-release`.
-pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (PathBuf, String) {
+/// The newest bookworm amd64 kernel's headers as one tree (the -common srctree with the
+/// objtree's generated files over it, no links, no include-Makefile): the single-tree layout of
+/// RPM kernel-devel and COS headers. Returns the kernel and the tree (created at `tree`).
+pub fn single_tree(t: &Path, tree: &Path) -> KernelRecord {
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     let deb = t.join("deb");
     for p in header_files(&k, &files) {
@@ -222,7 +225,6 @@ pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (Pat
             .unwrap()
             .success());
     }
-    let tree = t.join("tree");
     let common = fs::read_dir(deb.join("usr/src"))
         .unwrap()
         .flatten()
@@ -232,26 +234,34 @@ pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (Pat
     let obj = deb
         .join("usr/src")
         .join(format!("linux-headers-{}", k.release));
+    if let Some(parent) = tree.parent() {
+        fs::create_dir_all(parent).unwrap();
+    }
     assert!(Command::new("cp")
         .arg("-a")
         .arg(&common)
-        .arg(&tree)
+        .arg(tree)
         .status()
         .unwrap()
         .success());
     for e in fs::read_dir(&obj).unwrap().flatten() {
-        let name = e.file_name();
-        if e.file_type().unwrap().is_symlink() || name == "Makefile" {
+        if e.file_type().unwrap().is_symlink() || e.file_name() == "Makefile" {
             continue;
         }
         assert!(Command::new("cp")
             .arg("-a")
             .arg(e.path())
-            .arg(&tree)
+            .arg(tree)
             .status()
             .unwrap()
             .success());
     }
+    k
+}
+
+pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (PathBuf, String) {
+    let tree = t.join("tree");
+    let k = single_tree(t, &tree);
     let (version, release, uts) = match rename {
         Some((v, r)) => (v.to_owned(), r.to_owned(), format!("{v}-{r}.x86_64")),
         None => ("6.1.0".to_owned(), "1".to_owned(), k.release.clone()),
