@@ -631,14 +631,14 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
             let k = net
                 .lister()
                 .find(t, arch.unwrap_or(Arch::X86_64), &a.kernel)?;
+            let k = probeforge::repo::Lister::for_build(&k);
             eprintln!(
-                "kernel {} ({}) from {}: {} packages",
+                "kernel {} ({}) from {}: {} header packages",
                 k.release,
                 k.arch,
                 k.origin,
                 k.packages.len()
             );
-            let k = probeforge::repo::Lister::for_build(&k);
             let files = net.lister().fetch(&k)?;
             (
                 files,
