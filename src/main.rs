@@ -222,6 +222,16 @@ struct VerifyArgs {
     /// QEMU accelerator: auto (KVM when it can boot a guest here, else TCG), kvm, or tcg.
     #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
     accel: String,
+    /// The driver source the probes were built from (libs tree or tarball, dkms tree or
+    /// package): its event tables let the VM capture and decode real events (default: the
+    /// source of the probes' probe_version, downloaded).
+    #[arg(long)]
+    driver_source: Option<PathBuf>,
+    /// Only prove the programs load; capture no events.
+    #[arg(long)]
+    no_events: bool,
+    #[command(flatten)]
+    toolchain: ToolchainArgs,
     #[arg(long)]
     json: bool,
 }
@@ -492,7 +502,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::BuildAll(a) => build_all(a, &cli.net),
         Command::Exists(a) => exists(a, &cli.net),
         Command::Toolchain(c) => toolchain_cmd(c, &cli.net),
-        Command::Verify(a) => verify_cmd(a),
+        Command::Verify(a) => verify_cmd(a, &cli.net),
     }
 }
 
@@ -708,7 +718,17 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
             }
         };
         let bytes = std::fs::read(&out.path)?;
-        let verdict = verify_one(&image, &out.file_name, bytes)?;
+        let tables = probeforge::verify::events::tables_from_source(
+            &req.driver_source,
+            out.kernel.arch,
+            &tc,
+            &req.scratch
+                .clone()
+                .unwrap_or_else(pipeline::default_scratch),
+        )
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("the driver's event tables, for --verify")?;
+        let verdict = verify_one(&image, &out.file_name, bytes, Some(tables))?;
         eprintln!("{verdict}");
         if !verdict.starts_with("ok") {
             return Ok(ExitCode::from(1));
@@ -1003,11 +1023,23 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let lister = net.lister();
     let patches = Catalog::embedded();
+    // The driver's event tables, once per arch, for the VM's event capture.
+    let mut tables = std::collections::BTreeMap::new();
+    if a.verify {
+        for &arch in &arches {
+            let work = batch.path().join(format!("tables-{}", arch.uname_m()));
+            std::fs::create_dir_all(&work)?;
+            let t = probeforge::verify::events::driver_tables(&driver_dir, arch, &tc, &work)
+                .context("the driver's event tables, for --verify")?;
+            tables.insert(arch, t);
+        }
+    }
     let verifier =
         |k: &probeforge::repo::KernelRecord, file: &str, bytes: &[u8]| -> Result<(), String> {
             let image = kernel_image_for(&net, &k.target, k.arch, &k.release)
                 .map_err(|e| format!("{e:#}"))?;
-            let verdict = verify_one(&image, file, bytes.to_vec()).map_err(|e| format!("{e:#}"))?;
+            let verdict = verify_one(&image, file, bytes.to_vec(), tables.get(&k.arch).cloned())
+                .map_err(|e| format!("{e:#}"))?;
             if verdict.starts_with("ok") {
                 Ok(())
             } else {
@@ -1180,7 +1212,7 @@ fn toolchain_cmd(c: ToolchainCmd, net_args: &NetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
+fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
     let image = probeforge::verify::kernel_image(&a.kernel_image)?;
     let mut probes = Vec::new();
     for p in &a.probes {
@@ -1188,26 +1220,65 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        probes.push((
+        let bytes = std::fs::read(p).with_context(|| format!("cannot read `{}`", p.display()))?;
+        probes.push(probeforge::verify::VmProbe {
             name,
-            std::fs::read(p).with_context(|| format!("cannot read `{}`", p.display()))?,
-        ));
+            bytes,
+            tables: None,
+        });
+    }
+    if !a.no_events {
+        let tables = (|| -> Result<_> {
+            let tc = a.toolchain.find(net_args)?;
+            let source = match &a.driver_source {
+                Some(p) => p.clone(),
+                None => {
+                    let version =
+                        probeforge::validate::validate(&probes[0].bytes, &Default::default())
+                            .probe_version
+                            .ok_or_else(|| {
+                                anyhow::anyhow!("`{}` has no probe_version", probes[0].name)
+                            })?;
+                    let net = net_args.open()?;
+                    let cat = probeforge::driver::SourceCatalog::embedded();
+                    probeforge::driver::fetch_source(
+                        &net.client,
+                        &cat,
+                        &net.mirrors,
+                        &net.catalog,
+                        &version,
+                        None,
+                    )?
+                }
+            };
+            probeforge::verify::events::tables_from_source(
+                &source,
+                Arch::X86_64,
+                &tc,
+                &pipeline::default_scratch(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("driver source `{}`", source.display()))
+        })();
+        match tables {
+            Ok(t) => probes.iter_mut().for_each(|p| p.tables = Some(t.clone())),
+            Err(e) if a.driver_source.is_some() => return Err(e),
+            Err(e) => {
+                eprintln!("warning: no event capture (give --driver-source, or --no-events): {e:#}")
+            }
+        }
     }
     let v = probeforge::verify::boot(
         &image,
         &probes,
         &a.cmdline,
         std::time::Duration::from_secs(a.timeout),
-        &std::env::temp_dir(),
+        &pipeline::default_scratch(),
         &a.accel,
     )?;
     let mut failed = v.reports.len() != probes.len();
-    for r in &v.reports {
-        let bad = r.get("error").is_some_and(|e| !e.is_null())
-            || r["loaded"].as_u64() != r["programs"].as_u64()
-            || r["map_errors"].as_array().is_some_and(|m| !m.is_empty());
-        failed |= bad;
-    }
+    let judged: Vec<(bool, String)> = v.reports.iter().map(probeforge::verify::judge).collect();
+    failed |= judged.iter().any(|(ok, _)| !ok);
     if a.json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -1217,36 +1288,21 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
             v.seconds,
             v.accel
         );
+        for (_, line) in &judged {
+            println!("{line}");
+        }
         for r in &v.reports {
-            match r.get("error").and_then(|e| e.as_str()) {
-                Some(e) => println!("FAIL {}: {e}", r["probe"].as_str().unwrap_or("?")),
-                None => {
-                    println!(
-                        "{} {}: {}/{} programs loaded, {} maps",
-                        if r["loaded"] == r["programs"] {
-                            "ok  "
-                        } else {
-                            "FAIL"
-                        },
-                        r["probe"].as_str().unwrap_or("?"),
-                        r["loaded"],
-                        r["programs"],
-                        r["maps"]
-                    );
-                    for p in r["results"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter(|p| p["ok"] != true)
-                    {
-                        println!(
-                            "     {}: {}",
-                            p["name"].as_str().unwrap_or("?"),
-                            p["error"].as_str().unwrap_or("")
-                        );
-                    }
-                }
+            for e in r["events"]["events"].as_array().into_iter().flatten() {
+                println!("     {}", event_line(e));
             }
+        }
+        if v.reports.len() != probes.len() {
+            println!(
+                "FAIL {} probes sent, {} reports back\n{}",
+                probes.len(),
+                v.reports.len(),
+                v.console_tail
+            );
         }
     }
     Ok(if failed {
@@ -1254,6 +1310,34 @@ fn verify_cmd(a: VerifyArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One decoded event the way sysdig prints it: `tid > name k=v ...`.
+fn event_line(e: &serde_json::Value) -> String {
+    let params: Vec<String> = e["params"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let v = &p[1];
+            let mut s = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
+            if s.len() > 60 {
+                s.truncate(57);
+                s.push_str("...");
+            }
+            format!("{}={s}", p[0].as_str().unwrap_or("?"))
+        })
+        .collect();
+    format!(
+        "{} {} {} {}",
+        e["tid"],
+        e["dir"].as_str().unwrap_or("?"),
+        e["name"].as_str().unwrap_or("?"),
+        params.join(" ")
+    )
 }
 
 /// The kernel image package of a kernel from the same repository as its headers.
@@ -1277,15 +1361,24 @@ fn kernel_image_for(net: &Net, target: &str, arch: Arch, release: &str) -> Resul
         .context(format!("no kernel image for `{release}` in `{target}`")))
 }
 
-/// Boots one probe in its kernel; a one-line verdict starting with `ok` or `FAIL`.
-fn verify_one(image: &std::path::Path, name: &str, bytes: Vec<u8>) -> Result<String> {
+/// Boots one probe in its kernel; a verdict starting with `ok` or `FAIL`.
+fn verify_one(
+    image: &std::path::Path,
+    name: &str,
+    bytes: Vec<u8>,
+    tables: Option<probeforge::verify::events::DriverTables>,
+) -> Result<String> {
     let vmlinuz = probeforge::verify::kernel_image(image)?;
     let v = probeforge::verify::boot(
         &vmlinuz,
-        &[(name.to_owned(), bytes)],
+        &[probeforge::verify::VmProbe {
+            name: name.to_owned(),
+            bytes,
+            tables,
+        }],
         "",
         std::time::Duration::from_secs(300),
-        &std::env::temp_dir(),
+        &pipeline::default_scratch(),
         "auto",
     )?;
     let Some(r) = v.reports.first() else {
@@ -1294,38 +1387,13 @@ fn verify_one(image: &std::path::Path, name: &str, bytes: Vec<u8>) -> Result<Str
             v.console_tail
         ));
     };
-    if let Some(e) = r.get("error").and_then(|e| e.as_str()) {
-        return Ok(format!("FAIL {name}: {e}"));
-    }
-    let bad: Vec<String> = r["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["ok"] != true)
-        .map(|p| {
-            format!(
-                "{}: {}",
-                p["name"].as_str().unwrap_or("?"),
-                p["error"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    Ok(if bad.is_empty() {
-        format!(
-            "ok   verified in {} ({:.1}s): {}/{} programs loaded",
-            v.booted_release.unwrap_or_default(),
-            v.seconds,
-            r["loaded"],
-            r["programs"]
-        )
-    } else {
-        format!(
-            "FAIL {name}: {} of {} programs rejected:\n  {}",
-            bad.len(),
-            r["programs"],
-            bad.join("\n  ")
-        )
-    })
+    let (_, line) = probeforge::verify::judge(r);
+    Ok(format!(
+        "{line} (in {} under {}, {:.1}s)",
+        v.booted_release.as_deref().unwrap_or("?"),
+        v.accel,
+        v.seconds
+    ))
 }
 
 /// Lists several targets; an unknown target is a usage error, a target that cannot be listed

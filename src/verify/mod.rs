@@ -4,6 +4,8 @@
 //!
 //! A hang, a panic or a missing report is a failure with the console's tail, never a pass.
 
+pub mod events;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -148,8 +150,19 @@ pub fn libraries(bin: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(v)
 }
 
-/// The initramfs: `/init`, its libraries at their paths, `/dev/console`, and the probes.
-pub fn initramfs(init: &Path, probes: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Error> {
+/// A probe to boot with, and the tables of the driver it was built from (for event capture).
+#[derive(Debug, Clone)]
+pub struct VmProbe {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub tables: Option<events::DriverTables>,
+}
+
+/// The initramfs: `/init`, its libraries at their paths, `/dev/console`, the probes, and beside
+/// each probe with tables `probes/<name>.tables/`: one file per map (its values in key order),
+/// `filler_names` (NUL-separated, `PPM_FILLER_*` order) and `settings.json` (the layout of
+/// `struct scap_bpf_settings`).
+pub fn initramfs(init: &Path, probes: &[VmProbe]) -> Result<Vec<u8>, Error> {
     let mut c = Cpio::default();
     let mut seen = std::collections::BTreeSet::new();
     for d in ["dev", "proc", "sys", "probes", "tmp"] {
@@ -165,8 +178,27 @@ pub fn initramfs(init: &Path, probes: &[(String, Vec<u8>)]) -> Result<Vec<u8>, E
         c.parents(&name, &mut seen);
         c.file(&name, 0o755, &std::fs::read(&real).map_err(io(&real))?);
     }
-    for (name, bytes) in probes {
-        c.file(&format!("probes/{name}"), 0o644, bytes);
+    for p in probes {
+        c.file(&format!("probes/{}", p.name), 0o644, &p.bytes);
+        if let Some(t) = &p.tables {
+            let dir = format!("probes/{}.tables", p.name);
+            c.dir(&dir);
+            for (map, values) in &t.maps {
+                c.file(&format!("{dir}/{map}"), 0o644, values);
+            }
+            let mut names = Vec::new();
+            for n in &t.filler_names {
+                names.extend_from_slice(n.as_bytes());
+                names.push(0);
+            }
+            c.file(&format!("{dir}/filler_names"), 0o644, &names);
+            let layout = serde_json::json!({"size": t.settings_size, "fields": t.settings});
+            c.file(
+                &format!("{dir}/settings.json"),
+                0o644,
+                layout.to_string().as_bytes(),
+            );
+        }
     }
     Ok(c.finish())
 }
@@ -220,6 +252,74 @@ pub struct Verdict {
     pub console_tail: String,
 }
 
+/// A probe's report judged: `ok` when it matched the kernel, every map was created, every
+/// program loaded, and (where events were captured) every workload event was seen; the one-line
+/// summary, then the failures.
+pub fn judge(report: &serde_json::Value) -> (bool, String) {
+    let name = report["probe"].as_str().unwrap_or("?");
+    if let Some(e) = report["error"].as_str() {
+        return (false, format!("FAIL {name}: {e}"));
+    }
+    let mut bad: Vec<String> = report["map_errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m.as_str().map(str::to_owned))
+        .collect();
+    bad.extend(
+        report["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["ok"] != true)
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p["name"].as_str().unwrap_or("?"),
+                    p["error"].as_str().unwrap_or("")
+                )
+            }),
+    );
+    let ev = &report["events"];
+    let events = if ev.is_object() {
+        bad.extend(
+            ev["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str().map(|e| format!("events: {e}"))),
+        );
+        bad.extend(
+            ev["expectations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|x| x["seen"] != true)
+                .map(|x| {
+                    format!(
+                        "events: not captured: {}",
+                        x["what"].as_str().unwrap_or("?")
+                    )
+                }),
+        );
+        format!(
+            "; {} workload events decoded ({} captured, {} lost)",
+            ev["decoded"], report["capture"]["captured"], ev["lost"]
+        )
+    } else {
+        String::new()
+    };
+    let head = format!(
+        "{name}: {}/{} programs loaded, {} maps{events}",
+        report["loaded"], report["programs"], report["maps"]
+    );
+    if bad.is_empty() {
+        (true, format!("ok   {head}"))
+    } else {
+        (false, format!("FAIL {head}\n  {}", bad.join("\n  ")))
+    }
+}
+
 fn tail(s: &str, n: usize) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
@@ -230,7 +330,7 @@ fn tail(s: &str, n: usize) -> String {
 /// else TCG (some hosts expose a KVM that cannot run a guest).
 pub fn boot(
     vmlinuz: &[u8],
-    probes: &[(String, Vec<u8>)],
+    probes: &[VmProbe],
     cmdline: &str,
     timeout: Duration,
     scratch: &Path,
@@ -262,7 +362,7 @@ pub fn boot(
 
 fn boot_with(
     vmlinuz: &[u8],
-    probes: &[(String, Vec<u8>)],
+    probes: &[VmProbe],
     cmdline: &str,
     timeout: Duration,
     scratch: &Path,
@@ -282,7 +382,7 @@ fn boot_with(
     let mut child = Command::new(&qemu)
         .args([
             "-accel",
-            "tcg",
+            accel,
             "-m",
             "1024",
             "-smp",
@@ -361,11 +461,25 @@ fn boot_with(
         .lines()
         .find_map(|l| l.split("PROBEFORGE-BOOTED ").nth(1))
         .map(|s| s.trim().to_owned());
-    let reports = text
+    let mut reports: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| l.split("PROBEFORGE-REPORT ").nth(1))
         .filter_map(|j| serde_json::from_str(j.trim()).ok())
         .collect();
+    for r in &mut reports {
+        let tables = probes
+            .iter()
+            .find(|p| r["probe"].as_str() == Some(p.name.as_str()))
+            .and_then(|p| p.tables.as_ref());
+        if let (Some(t), Some(capture)) = (tables, r.get_mut("capture")) {
+            let check = events::check(&t.schema, capture);
+            // The raw events are decoded now; keep the decoded ones.
+            if let Some(c) = capture.as_object_mut() {
+                c.remove("events");
+            }
+            r["events"] = serde_json::to_value(check).unwrap_or_default();
+        }
+    }
     Ok(Verdict {
         accel: accel.to_owned(),
         booted_release: booted,
