@@ -1,5 +1,6 @@
 //! Boot-to-verdict under QEMU TCG, per kernel: boot the Debian kernel with the real Falco
-//! probe (libs 0.20.0) and run all its programs through the verifier. Goal: under 15 s.
+//! probe (libs 0.20.0) and run all its programs through the verifier; then again with event
+//! capture (tables filled, perf rings, workload, events decoded). Goal: under 15 s.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -8,6 +9,11 @@ use probeforge::kernel::Arch;
 
 fn main() {
     let driver = common::libs_0_20_0();
+    let tc = probeforge::toolchain::Toolchain::find(None, None).unwrap();
+    let tt = common::tmpdir();
+    let (_, tables) =
+        probeforge::verify::events::tables_from_source(&driver, Arch::X86_64, &tc, tt.path())
+            .unwrap();
     for suite in ["bullseye", "bookworm", "trixie"] {
         let (k, files) = common::debian_kernel(suite, Arch::X86_64);
         let t = common::tmpdir();
@@ -44,19 +50,43 @@ fn main() {
             "PROBEFORGE_INIT",
             common::bin().with_file_name("probeforge-init"),
         );
-        let v = probeforge::verify::boot(
-            &vmlinuz,
-            &[("p.o".into(), std::fs::read(&probe).unwrap())],
-            "",
-            std::time::Duration::from_secs(300),
-            t.path(),
-            "tcg",
-        )
-        .unwrap();
-        let r = &v.reports[0];
+        let mut secs = Vec::new();
+        for with_events in [false, true] {
+            let p = probeforge::verify::VmProbe {
+                name: "p.o".into(),
+                bytes: std::fs::read(&probe).unwrap(),
+                tables: with_events.then(|| tables.clone()),
+            };
+            let v = probeforge::verify::boot(
+                &vmlinuz,
+                &[p],
+                "",
+                std::time::Duration::from_secs(300),
+                t.path(),
+                "tcg",
+            )
+            .unwrap();
+            let r = &v.reports[0];
+            let (ok, _) = probeforge::verify::judge(r);
+            assert!(ok, "{r}");
+            println!(
+                "{:<24} boot-to-verdict {:>6.1} s  ({}/{} programs loaded{})  goal < 15 s",
+                k.release,
+                v.seconds,
+                r["loaded"],
+                r["programs"],
+                if with_events {
+                    format!(", {} events decoded", r["events"]["decoded"])
+                } else {
+                    String::new()
+                }
+            );
+            secs.push(v.seconds);
+        }
         println!(
-            "{:<24} boot-to-verdict {:>6.1} s  ({}/{} programs loaded)  goal < 15 s",
-            k.release, v.seconds, r["loaded"], r["programs"]
+            "{:<24} capture costs x{:.2} of load-only",
+            "",
+            secs[1] / secs[0]
         );
     }
 }

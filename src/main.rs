@@ -223,10 +223,11 @@ struct VerifyArgs {
     #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
     accel: String,
     /// The driver source the probes were built from (libs tree or tarball, dkms tree or
-    /// package): its event tables let the VM capture and decode real events (default: the
-    /// source of the probes' probe_version, downloaded).
+    /// package): its event tables let the VM capture and decode real events. Repeat it for
+    /// probes of several drivers: each probe takes the source with its probe_version, else
+    /// its API and schema versions (default: the source of each probe_version, downloaded).
     #[arg(long)]
-    driver_source: Option<PathBuf>,
+    driver_source: Vec<PathBuf>,
     /// Only prove the programs load; capture no events.
     #[arg(long)]
     no_events: bool,
@@ -718,7 +719,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
             }
         };
         let bytes = std::fs::read(&out.path)?;
-        let tables = probeforge::verify::events::tables_from_source(
+        let (_, tables) = probeforge::verify::events::tables_from_source(
             &req.driver_source,
             out.kernel.arch,
             &tc,
@@ -1227,45 +1228,18 @@ fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
             tables: None,
         });
     }
+    let arch = probeforge::verify::image_arch(&image).ok_or_else(|| {
+        UsageError(format!(
+            "`{}` is not a kernel image probeforge can boot (an x86 bzImage or an arm64 Image)",
+            a.kernel_image.display()
+        ))
+    })?;
     if !a.no_events {
-        let tables = (|| -> Result<_> {
-            let tc = a.toolchain.find(net_args)?;
-            let source = match &a.driver_source {
-                Some(p) => p.clone(),
-                None => {
-                    let version =
-                        probeforge::validate::validate(&probes[0].bytes, &Default::default())
-                            .probe_version
-                            .ok_or_else(|| {
-                                anyhow::anyhow!("`{}` has no probe_version", probes[0].name)
-                            })?;
-                    let net = net_args.open()?;
-                    let cat = probeforge::driver::SourceCatalog::embedded();
-                    probeforge::driver::fetch_source(
-                        &net.client,
-                        &cat,
-                        &net.mirrors,
-                        &net.catalog,
-                        &version,
-                        None,
-                    )?
-                }
-            };
-            probeforge::verify::events::tables_from_source(
-                &source,
-                Arch::X86_64,
-                &tc,
-                &pipeline::default_scratch(),
-            )
-            .map_err(|e| anyhow::anyhow!(e))
-            .with_context(|| format!("driver source `{}`", source.display()))
-        })();
-        match tables {
-            Ok(t) => probes.iter_mut().for_each(|p| p.tables = Some(t.clone())),
-            Err(e) if a.driver_source.is_some() => return Err(e),
-            Err(e) => {
-                eprintln!("warning: no event capture (give --driver-source, or --no-events): {e:#}")
+        if let Err(e) = attach_tables(&a, net_args, arch, &mut probes) {
+            if !a.driver_source.is_empty() {
+                return Err(e);
             }
+            eprintln!("warning: no event capture (give --driver-source, or --no-events): {e:#}");
         }
     }
     let v = probeforge::verify::boot(
@@ -1288,11 +1262,9 @@ fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
             v.seconds,
             v.accel
         );
-        for (_, line) in &judged {
+        for (r, (_, line)) in v.reports.iter().zip(&judged) {
             println!("{line}");
-        }
-        for r in &v.reports {
-            for e in r["events"]["events"].as_array().into_iter().flatten() {
+            for e in r["events"]["proof"].as_array().into_iter().flatten() {
                 println!("     {}", event_line(e));
             }
         }
@@ -1312,12 +1284,72 @@ fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
     })
 }
 
+/// Gives each probe the event tables of the driver source it was built from.
+fn attach_tables(
+    a: &VerifyArgs,
+    net_args: &NetArgs,
+    arch: Arch,
+    probes: &mut [probeforge::verify::VmProbe],
+) -> Result<()> {
+    use probeforge::verify::events;
+    let tc = a.toolchain.find(net_args)?;
+    let scratch = pipeline::default_scratch();
+    let mut sources = Vec::new();
+    for p in &a.driver_source {
+        let (src, t) = events::tables_from_source(p, arch, &tc, &scratch)
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("driver source `{}`", p.display()))?;
+        sources.push((src, t));
+    }
+    for p in probes.iter_mut() {
+        let meta = probeforge::validate::validate(&p.bytes, &Default::default());
+        let found = match sources.len() {
+            1 => Some(&sources[0]),
+            _ => sources
+                .iter()
+                .find(|(s, _)| events::source_matches(s, &meta)),
+        };
+        if let Some((_, t)) = found {
+            p.tables = Some(t.clone());
+            continue;
+        }
+        if !a.driver_source.is_empty() {
+            return Err(UsageError(format!(
+                "`{}` (probe_version {}) was built from none of the --driver-source given",
+                p.name,
+                meta.probe_version.as_deref().unwrap_or("?")
+            ))
+            .into());
+        }
+        // The source of this probe_version, downloaded (cached).
+        let version = meta
+            .probe_version
+            .ok_or_else(|| anyhow::anyhow!("`{}` has no probe_version", p.name))?;
+        let net = net_args.open()?;
+        let cat = probeforge::driver::SourceCatalog::embedded();
+        let path = probeforge::driver::fetch_source(
+            &net.client,
+            &cat,
+            &net.mirrors,
+            &net.catalog,
+            &version,
+            None,
+        )?;
+        let (_, t) = events::tables_from_source(&path, arch, &tc, &scratch)
+            .map_err(|e| anyhow::anyhow!(e))
+            .with_context(|| format!("driver source `{}`", path.display()))?;
+        p.tables = Some(t);
+    }
+    Ok(())
+}
+
 /// One decoded event the way sysdig prints it: `tid > name k=v ...`.
 fn event_line(e: &serde_json::Value) -> String {
     let params: Vec<String> = e["params"]
         .as_array()
         .into_iter()
         .flatten()
+        .take(6)
         .map(|p| {
             let v = &p[1];
             let mut s = v

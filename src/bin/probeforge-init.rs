@@ -13,7 +13,12 @@ use std::ffi::CString;
 use std::fs;
 
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
-use probeforge::verify::events::{EXEC_ARG, INIT_PATH, MARKER_PATH};
+
+// The loader builds alone too (`init/Cargo.toml`, for other arches), so it shares only this
+// file with the library.
+#[path = "../verify/workload.rs"]
+mod workload;
+use workload::{EXEC_ARG, INIT_PATH, MARKER_PATH};
 
 const BPF_MAP_CREATE: i64 = 0;
 const BPF_MAP_UPDATE_ELEM: i64 = 2;

@@ -16,13 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::kernel::Arch;
 use crate::toolchain::Toolchain;
 
-/// The file the loader opens (after creating it) while capturing.
-pub const MARKER_PATH: &str = "/tmp/probeforge-marker";
-/// The argument the loader re-executes itself with (`/init <this>`), which makes it exit at
-/// once; the exec is the workload's second half.
-pub const EXEC_ARG: &str = "probeforge-exec-marker";
-/// Where the loader is in the VM, hence the executable the exec event must name.
-pub const INIT_PATH: &str = "/init";
+pub use super::workload::{EXEC_ARG, INIT_PATH, MARKER_PATH};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -235,19 +229,31 @@ pub fn driver_tables(
 }
 
 /// [`driver_tables`] for a driver source as users give it: a libs tree or tarball, a dkms tree
-/// or package. `scratch` receives the unpacked source and the compile's files.
+/// or package; with what the source says of itself (its versions, to match probes with).
+/// `scratch` receives the unpacked source and the compile's files, removed on return.
 pub fn tables_from_source(
     input: &Path,
     arch: Arch,
     tc: &Toolchain,
     scratch: &Path,
-) -> Result<DriverTables, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(crate::driver::DriverSource, DriverTables), Box<dyn std::error::Error + Send + Sync>> {
     let work = tempfile::Builder::new()
         .prefix("probeforge-tables-")
         .tempdir_in(scratch)
         .map_err(io(scratch))?;
     let src = crate::driver::open(input, work.path())?;
-    Ok(driver_tables(&src.dir, arch, tc, work.path())?)
+    let tables = driver_tables(&src.dir, arch, tc, work.path())?;
+    Ok((src, tables))
+}
+
+/// Whether a probe (its `probe_version`, `api_version`, `schema_version`) was built from
+/// this driver source: the same recorded version, else the same API and schema versions.
+pub fn source_matches(src: &crate::driver::DriverSource, probe: &crate::validate::Report) -> bool {
+    if let (Some(a), Some(b)) = (&src.recorded_version, &probe.probe_version) {
+        return a == b;
+    }
+    probe.api_version == Some(crate::driver::encode_semver(src.api_version))
+        && probe.schema_version == Some(crate::driver::encode_semver(src.schema_version))
 }
 
 fn symbol_data<'a>(file: &'a object::File<'a>, name: &str) -> Result<Option<Vec<u8>>, String> {
@@ -463,6 +469,8 @@ pub struct EventCheck {
     pub lost: u64,
     pub expectations: Vec<Expectation>,
     pub errors: Vec<String>,
+    /// The events that proved each expectation, in the same order (where seen).
+    pub proof: Vec<Event>,
     /// The workload's events, decoded.
     pub events: Vec<Event>,
 }
@@ -496,21 +504,21 @@ pub fn check(schema: &EventSchema, report: &serde_json::Value) -> EventCheck {
     let loader = report["loader_pid"].as_u64().unwrap_or(1);
     let int = |e: &Event, p: &str| e.param(p).and_then(|v| v.as_i64());
     let text = |e: &Event, p: &str| e.param(p).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-    let opened = events.iter().any(|e| {
+    let opened = events.iter().find(|e| {
         e.dir == '<'
             && e.tid == loader
             && e.name.starts_with("open")
             && text(e, "name") == MARKER_PATH
             && int(e, "fd").is_some_and(|fd| fd >= 0)
     });
-    let forked = events.iter().any(|e| {
+    let forked = events.iter().find(|e| {
         e.dir == '<'
             && e.tid == loader
             && matches!(e.name.as_str(), "clone" | "clone3" | "fork" | "vfork")
             && child.is_some()
             && int(e, "res").map(|r| r as u64) == child
     });
-    let execd = events.iter().any(|e| {
+    let execd = events.iter().find(|e| {
         e.dir == '<'
             && Some(e.tid) == child
             && e.name == "execve"
@@ -521,17 +529,22 @@ pub fn check(schema: &EventSchema, report: &serde_json::Value) -> EventCheck {
     let expectations = vec![
         Expectation {
             what: format!("openat `{MARKER_PATH}` returned a file descriptor"),
-            seen: opened,
+            seen: opened.is_some(),
         },
         Expectation {
             what: "clone returned the child's pid".into(),
-            seen: forked,
+            seen: forked.is_some(),
         },
         Expectation {
             what: format!("execve `{INIT_PATH} {EXEC_ARG}` succeeded"),
-            seen: execd,
+            seen: execd.is_some(),
         },
     ];
+    let proof = [opened, forked, execd]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
     let decoded = events.len();
     EventCheck {
         ok: expectations.iter().all(|e| e.seen) && errors.is_empty(),
@@ -540,6 +553,7 @@ pub fn check(schema: &EventSchema, report: &serde_json::Value) -> EventCheck {
         lost: report["lost"].as_u64().unwrap_or(0),
         expectations,
         errors,
+        proof,
         events,
     }
 }

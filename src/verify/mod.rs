@@ -5,16 +5,29 @@
 //! A hang, a panic or a missing report is a failure with the console's tail, never a pass.
 
 pub mod events;
+pub mod workload;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::kernel::Arch;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot find `probeforge-init` beside `{0}` (build it: cargo build --release); or set PROBEFORGE_INIT")]
     NoInit(PathBuf),
+    #[error("no aarch64 `probeforge-init` (looked for `{0}`): an aarch64 guest needs the loader built for aarch64-unknown-linux-gnu, static; build it with\n  rustup target add aarch64-unknown-linux-gnu\n  apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm\n  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --manifest-path init/Cargo.toml --target aarch64-unknown-linux-gnu --target-dir target/init\nor set PROBEFORGE_INIT_AARCH64")]
+    NoForeignInit(PathBuf),
+    #[error("`{0}` is not a kernel image probeforge can boot (an x86 bzImage or an arm64 Image, gzip or plain)")]
+    UnknownImage(String),
+    #[error("`{path}` is a {found} binary; a {want} guest needs a static {want} loader")]
+    WrongInit {
+        path: PathBuf,
+        found: String,
+        want: String,
+    },
     #[error("`{0}`: no boot/vmlinuz-* in this package")]
     NoVmlinuz(PathBuf),
     #[error("cannot read `{path}`")]
@@ -23,7 +36,7 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start `{0}` (install qemu-system-x86)")]
+    #[error("cannot start `{0}` (install qemu-system-x86, or qemu-system-arm for aarch64 guests)")]
     NoQemu(String, #[source] std::io::Error),
     #[error("the VM gave no verdict within {secs}s ({what}); console tail:\n{tail}")]
     NoVerdict {
@@ -97,6 +110,59 @@ impl Cpio {
     }
 }
 
+/// The loader for a guest of `arch`: the host's is [`init_binary`]; another arch's is
+/// `$PROBEFORGE_INIT_<ARCH>`, or built from `init/` into `target/init/<triple>/release/`
+/// (searched from the running binary's directory upwards).
+pub fn init_binary_for(arch: Arch) -> Result<PathBuf, Error> {
+    if Some(arch) == Arch::host() {
+        return init_binary();
+    }
+    let var = format!("PROBEFORGE_INIT_{}", arch.uname_m().to_uppercase());
+    if let Some(p) = std::env::var_os(&var) {
+        return Ok(PathBuf::from(p));
+    }
+    let rel = format!(
+        "init/{}-unknown-linux-gnu/release/probeforge-init",
+        arch.uname_m()
+    );
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent();
+    while let Some(d) = dir {
+        let p = d.join(&rel);
+        if p.is_file() {
+            return Ok(p);
+        }
+        dir = d.parent();
+    }
+    Err(Error::NoForeignInit(PathBuf::from("target").join(rel)))
+}
+
+/// The arch a kernel image runs on: an x86 bzImage (`HdrS` at 0x202) or an arm64 `Image`
+/// (`ARM\x64` at 0x38), plain or gzip-compressed (Debian's arm64 `vmlinuz`).
+pub fn image_arch(vmlinuz: &[u8]) -> Option<Arch> {
+    if vmlinuz.get(0x202..0x206) == Some(b"HdrS") {
+        return Some(Arch::X86_64);
+    }
+    if vmlinuz.get(0x38..0x3c) == Some(b"ARM\x64") {
+        return Some(Arch::Aarch64);
+    }
+    if vmlinuz.starts_with(&[0x1f, 0x8b]) {
+        let mut head = [0u8; 0x40];
+        let mut d = flate2::read::GzDecoder::new(vmlinuz);
+        d.read_exact(&mut head).ok()?;
+        return (&head[0x38..0x3c] == b"ARM\x64").then_some(Arch::Aarch64);
+    }
+    None
+}
+
+fn elf_arch(bin: &[u8]) -> Option<Arch> {
+    match u16::from_le_bytes(bin.get(18..20)?.try_into().ok()?) {
+        62 => Some(Arch::X86_64),
+        183 => Some(Arch::Aarch64),
+        _ => None,
+    }
+}
+
 /// `probeforge-init`: `$PROBEFORGE_INIT`, or beside the running binary (or one level up, for
 /// test binaries in `deps/`).
 pub fn init_binary() -> Result<PathBuf, Error> {
@@ -163,6 +229,8 @@ pub struct VmProbe {
 /// `filler_names` (NUL-separated, `PPM_FILLER_*` order) and `settings.json` (the layout of
 /// `struct scap_bpf_settings`).
 pub fn initramfs(init: &Path, probes: &[VmProbe]) -> Result<Vec<u8>, Error> {
+    let init_bytes = std::fs::read(init).map_err(io(init))?;
+    let foreign = elf_arch(&init_bytes) != Arch::host();
     let mut c = Cpio::default();
     let mut seen = std::collections::BTreeSet::new();
     for d in ["dev", "proc", "sys", "probes", "tmp"] {
@@ -171,8 +239,10 @@ pub fn initramfs(init: &Path, probes: &[VmProbe]) -> Result<Vec<u8>, Error> {
     }
     c.char_dev("dev/console", 5, 1);
     c.char_dev("dev/null", 1, 3);
-    c.file("init", 0o755, &std::fs::read(init).map_err(io(init))?);
-    for lib in libraries(init)? {
+    c.file("init", 0o755, &init_bytes);
+    // The host's loader resolves a host binary's libraries; a foreign loader must be static.
+    let libs = if foreign { Vec::new() } else { libraries(init)? };
+    for lib in libs {
         let real = std::fs::canonicalize(&lib).map_err(io(&lib))?;
         let name = lib.to_string_lossy().trim_start_matches('/').to_owned();
         c.parents(&name, &mut seen);
@@ -337,7 +407,9 @@ pub fn boot(
     accel: &str,
 ) -> Result<Verdict, Error> {
     if accel == "auto" {
-        let kvm_ok = std::fs::OpenOptions::new()
+        let native = image_arch(vmlinuz).is_some_and(|a| Some(a) == Arch::host());
+        let kvm_ok = native
+            && std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open("/dev/kvm")
@@ -368,7 +440,16 @@ fn boot_with(
     scratch: &Path,
     accel: &str,
 ) -> Result<Verdict, Error> {
-    let init = init_binary()?;
+    let arch = image_arch(vmlinuz).ok_or_else(|| Error::UnknownImage("kernel image".into()))?;
+    let init = init_binary_for(arch)?;
+    let init_arch = std::fs::read(&init).ok().and_then(|b| elf_arch(&b));
+    if init_arch != Some(arch) {
+        return Err(Error::WrongInit {
+            path: init,
+            found: init_arch.map_or("non-ELF or unknown", |a| a.uname_m()).into(),
+            want: arch.uname_m().into(),
+        });
+    }
     let initrd = initramfs(&init, probes)?;
     let dir = tempfile::Builder::new()
         .prefix("probeforge-vm-")
@@ -377,9 +458,24 @@ fn boot_with(
     let (k, i) = (dir.path().join("vmlinuz"), dir.path().join("initrd.cpio"));
     std::fs::write(&k, vmlinuz).map_err(io(&k))?;
     std::fs::write(&i, initrd).map_err(io(&i))?;
-    let qemu = std::env::var("PROBEFORGE_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into());
+    // x86_64: the PC machine, serial on ttyS0. aarch64: the `virt` machine (always TCG on an
+    // x86 host), PL011 serial on ttyAMA0.
+    let (qemu, machine, console) = match arch {
+        Arch::Aarch64 => (
+            std::env::var("PROBEFORGE_QEMU_AARCH64")
+                .unwrap_or_else(|_| "qemu-system-aarch64".into()),
+            vec!["-M", "virt", "-cpu", "cortex-a57"],
+            "ttyAMA0",
+        ),
+        _ => (
+            std::env::var("PROBEFORGE_QEMU").unwrap_or_else(|_| "qemu-system-x86_64".into()),
+            vec![],
+            "ttyS0",
+        ),
+    };
     let start = Instant::now();
     let mut child = Command::new(&qemu)
+        .args(&machine)
         .args([
             "-accel",
             accel,
@@ -398,7 +494,7 @@ fn boot_with(
         .arg("-initrd")
         .arg(&i)
         .arg("-append")
-        .arg(format!("console=ttyS0 panic=-1 oops=panic {cmdline}"))
+        .arg(format!("console={console} panic=-1 oops=panic {cmdline}"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -471,6 +567,9 @@ fn boot_with(
             .iter()
             .find(|p| r["probe"].as_str() == Some(p.name.as_str()))
             .and_then(|p| p.tables.as_ref());
+        if tables.is_some() && r.get("capture").is_none() && r["error"].is_null() {
+            r["capture"] = serde_json::json!({"capture_error": "the loader reported no capture"});
+        }
         if let (Some(t), Some(capture)) = (tables, r.get_mut("capture")) {
             let check = events::check(&t.schema, capture);
             // The raw events are decoded now; keep the decoded ones.
