@@ -11,11 +11,20 @@ fn main() {
     let driver = common::libs_0_20_0();
     let tc = probeforge::toolchain::Toolchain::find(None, None).unwrap();
     let tt = common::tmpdir();
-    let (_, tables) =
-        probeforge::verify::events::tables_from_source(&driver, Arch::X86_64, &tc, tt.path())
-            .unwrap();
-    for suite in ["bullseye", "bookworm", "trixie"] {
-        let (k, files) = common::debian_kernel(suite, Arch::X86_64);
+    let tables = |arch| {
+        probeforge::verify::events::tables_from_source(&driver, arch, &tc, tt.path())
+            .unwrap()
+            .1
+    };
+    let (x86, arm) = (tables(Arch::X86_64), tables(Arch::Aarch64));
+    for (suite, arch) in [
+        ("bullseye", Arch::X86_64),
+        ("bookworm", Arch::X86_64),
+        ("trixie", Arch::X86_64),
+        ("bookworm", Arch::Aarch64),
+    ] {
+        let tables = if arch == Arch::X86_64 { &x86 } else { &arm };
+        let (k, files) = common::debian_kernel(suite, arch);
         let t = common::tmpdir();
         let mut a: Vec<String> = vec![
             "build".into(),
@@ -25,6 +34,8 @@ fn main() {
             "8.0.0+driver".into(),
             "-o".into(),
             t.path().display().to_string(),
+            "--arch".into(),
+            arch.uname_m().into(),
             "--headers".into(),
         ];
         a.extend(
@@ -42,7 +53,7 @@ fn main() {
             .path();
         let image = common::debian_package(
             &format!("debian-{suite}"),
-            Arch::X86_64,
+            arch,
             &format!("linux-image-{}-unsigned", k.release),
         );
         let vmlinuz = probeforge::verify::kernel_image(&image).unwrap();

@@ -658,11 +658,11 @@ fn capture(held: &Held, tables: &std::path::Path, ncpus: u32) -> Result<serde_js
         "child": child,
         "captured": captured,
         "lost": lost,
-        "events": events.iter().map(hex_encode).collect::<Vec<_>>(),
+        "events": events.iter().map(Vec::as_slice).map(hex_encode).collect::<Vec<_>>(),
     }))
 }
 
-fn hex_encode(b: &Vec<u8>) -> String {
+fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

@@ -241,7 +241,11 @@ pub fn initramfs(init: &Path, probes: &[VmProbe]) -> Result<Vec<u8>, Error> {
     c.char_dev("dev/null", 1, 3);
     c.file("init", 0o755, &init_bytes);
     // The host's loader resolves a host binary's libraries; a foreign loader must be static.
-    let libs = if foreign { Vec::new() } else { libraries(init)? };
+    let libs = if foreign {
+        Vec::new()
+    } else {
+        libraries(init)?
+    };
     for lib in libs {
         let real = std::fs::canonicalize(&lib).map_err(io(&lib))?;
         let name = lib.to_string_lossy().trim_start_matches('/').to_owned();
@@ -410,10 +414,10 @@ pub fn boot(
         let native = image_arch(vmlinuz).is_some_and(|a| Some(a) == Arch::host());
         let kvm_ok = native
             && std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/kvm")
-            .is_ok();
+                .read(true)
+                .write(true)
+                .open("/dev/kvm")
+                .is_ok();
         if kvm_ok {
             match boot_with(
                 vmlinuz,
@@ -446,7 +450,9 @@ fn boot_with(
     if init_arch != Some(arch) {
         return Err(Error::WrongInit {
             path: init,
-            found: init_arch.map_or("non-ELF or unknown", |a| a.uname_m()).into(),
+            found: init_arch
+                .map_or("non-ELF or unknown", |a| a.uname_m())
+                .into(),
             want: arch.uname_m().into(),
         });
     }
