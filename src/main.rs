@@ -88,6 +88,18 @@ impl NetArgs {
 }
 
 impl Net {
+    /// The driver source of a version from the embedded source catalog (downloaded, cached).
+    fn driver_source(&self, version: &str, archive: Option<&str>) -> Result<PathBuf> {
+        Ok(probeforge::driver::fetch_source(
+            &self.client,
+            &probeforge::driver::SourceCatalog::embedded(),
+            &self.mirrors,
+            &self.catalog,
+            version,
+            archive,
+        )?)
+    }
+
     fn lister(&self) -> probeforge::repo::Lister<'_> {
         probeforge::repo::Lister {
             client: &self.client,
@@ -674,14 +686,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
                 .driver_version
                 .clone()
                 .unwrap_or_else(|| cat.default_version.clone());
-            let p = probeforge::driver::fetch_source(
-                &net.client,
-                &cat,
-                &net.mirrors,
-                &net.catalog,
-                &v,
-                a.driver_archive.as_deref(),
-            )?;
+            let p = net.driver_source(&v, a.driver_archive.as_deref())?;
             (p, Some(v))
         }
     };
@@ -1003,14 +1008,7 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| cat.default_version.clone());
     let source = match &a.driver_source {
         Some(p) => p.clone(),
-        None => probeforge::driver::fetch_source(
-            &net.client,
-            &cat,
-            &net.mirrors,
-            &net.catalog,
-            &version,
-            None,
-        )?,
+        None => net.driver_source(&version, None)?,
     };
     let scratch_base = a.scratch.clone().unwrap_or_else(pipeline::default_scratch);
     let batch = tempfile::Builder::new()
@@ -1325,16 +1323,7 @@ fn attach_tables(
         let version = meta
             .probe_version
             .ok_or_else(|| anyhow::anyhow!("`{}` has no probe_version", p.name))?;
-        let net = net_args.open()?;
-        let cat = probeforge::driver::SourceCatalog::embedded();
-        let path = probeforge::driver::fetch_source(
-            &net.client,
-            &cat,
-            &net.mirrors,
-            &net.catalog,
-            &version,
-            None,
-        )?;
+        let path = net_args.open()?.driver_source(&version, None)?;
         let (_, t) = events::tables_from_source(&path, arch, &tc, &scratch)
             .map_err(|e| anyhow::anyhow!(e))
             .with_context(|| format!("driver source `{}`", path.display()))?;
