@@ -228,6 +228,10 @@ struct VerifyArgs {
     /// Extra kernel command line (use the target's own: lockdown changes what loads).
     #[arg(long, default_value = "")]
     cmdline: String,
+    /// Kernel lockdown mode in the VM, as the target runs (Secure Boot machines often run
+    /// `integrity`; `confidentiality` forbids reading kernel memory, which the probe needs).
+    #[arg(long, value_parser = ["none", "integrity", "confidentiality"])]
+    lockdown: Option<String>,
     /// Give up on a VM after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout: u64,
@@ -1240,14 +1244,32 @@ fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
             eprintln!("warning: no event capture (give --driver-source, or --no-events): {e:#}");
         }
     }
+    let mut cmdline = a.cmdline.clone();
+    if let Some(l) = &a.lockdown {
+        cmdline = format!("{cmdline} lockdown={l}").trim().to_owned();
+    }
+    let spinner = (std::io::IsTerminal::is_terminal(&std::io::stderr()) && !a.json).then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message(format!(
+            "booting {} with {} probe(s) under QEMU ({})",
+            a.kernel_image.display(),
+            probes.len(),
+            a.accel
+        ));
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    });
     let v = probeforge::verify::boot(
         &image,
         &probes,
-        &a.cmdline,
+        &cmdline,
         std::time::Duration::from_secs(a.timeout),
         &pipeline::default_scratch(),
         &a.accel,
     )?;
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
     let mut failed = v.reports.len() != probes.len();
     let judged: Vec<(bool, String)> = v.reports.iter().map(probeforge::verify::judge).collect();
     failed |= judged.iter().any(|(ok, _)| !ok);

@@ -70,7 +70,7 @@ fn verify(
     image: &std::path::Path,
     accel: &str,
 ) -> (i32, serde_json::Value, String) {
-    verify_with(probes, image, accel, &[libs_0_20_0(), scap_dkms()])
+    verify_with(probes, image, accel, &[libs_0_20_0(), scap_dkms()], &[])
 }
 
 /// `probeforge verify` with the given driver sources for the event tables.
@@ -79,6 +79,7 @@ fn verify_with(
     image: &std::path::Path,
     accel: &str,
     sources: &[PathBuf],
+    extra: &[&str],
 ) -> (i32, serde_json::Value, String) {
     let mut a = vec![
         "verify".to_owned(),
@@ -91,6 +92,7 @@ fn verify_with(
     for s in sources {
         a.extend(["--driver-source".into(), s.display().to_string()]);
     }
+    a.extend(extra.iter().map(|s| s.to_string()));
     a.extend(probes.iter().map(|p| p.display().to_string()));
     let (code, out, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     (
@@ -255,7 +257,7 @@ fn real_probes_load_on_debian_6_1_and_bad_probes_are_named() {
     // The libs probe given the 2022 driver's tables: its fillers are not in that driver's
     // filler list, so they cannot be placed where libscap would put them; the verdict fails,
     // naming them, and no capture is attempted on a half-wired probe.
-    let (code, v, err) = verify_with(&probes[..1], &image, "auto", &[scap_dkms()]);
+    let (code, v, err) = verify_with(&probes[..1], &image, "auto", &[scap_dkms()], &[]);
     assert_eq!(code, 1, "{err}\n{v:#}");
     let r = &v["reports"][0];
     assert_eq!(r["loaded"], r["programs"], "{r}");
@@ -272,6 +274,34 @@ fn real_probes_load_on_debian_6_1_and_bad_probes_are_named() {
         .as_str()
         .unwrap()
         .contains("not attempted"));
+
+    // Lockdown is the user's to set, and it changes what the verifier accepts: under
+    // `confidentiality` the fillers' kernel reads are refused, each named with the verifier's
+    // own words.
+    let (code, v, err) = verify_with(
+        &probes[..1],
+        &image,
+        "auto",
+        &[libs_0_20_0()],
+        &["--lockdown", "confidentiality"],
+    );
+    assert_eq!(code, 1, "{err}\n{v:#}");
+    let r = &v["reports"][0];
+    let refused: Vec<&serde_json::Value> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["ok"] != true)
+        .collect();
+    assert!(refused.len() > 100, "{r}");
+    assert!(
+        refused[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown func bpf_probe_read_kernel"),
+        "{}",
+        refused[0]
+    );
 }
 
 /// Debian's arm64 kernel under qemu-system-aarch64 (TCG, `virt` machine) with the loader built

@@ -316,19 +316,27 @@ fn verify(
                 let mut buf = vec![0u8; 16 << 20];
                 let _ = load(Some(&mut buf));
                 let log = cstr(&buf);
-                let tail: Vec<&str> = log
-                    .lines()
-                    .rev()
-                    .take(8)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
+                // The verifier's verdict first (its last line that is not a statistic), then
+                // the instructions that led to it.
+                let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+                let stat = |l: &&str| {
+                    [
+                        "processed ",
+                        "verification time",
+                        "stack depth",
+                        "max_states",
+                        "peak_states",
+                    ]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+                };
+                let verdict = lines.iter().rev().find(|l| !stat(l)).copied().unwrap_or("");
+                let tail = lines[lines.len().saturating_sub(8)..].join(" | ");
                 results.push(ProgResult {
                     name,
                     insns: count,
                     ok: false,
-                    error: Some(format!("{}: {}", errno_name(e), tail.join(" | "))),
+                    error: Some(format!("{}: {verdict} (log tail: {tail})", errno_name(e))),
                     attached: None,
                 });
             }

@@ -376,10 +376,13 @@ pub fn judge(report: &serde_json::Value) -> (bool, String) {
                     )
                 }),
         );
-        format!(
-            "; {} workload events decoded ({} captured, {} lost)",
-            ev["decoded"], report["capture"]["captured"], ev["lost"]
-        )
+        match report["capture"]["captured"].as_u64() {
+            Some(n) => format!(
+                "; {} workload events decoded ({n} captured, {} lost)",
+                ev["decoded"], ev["lost"]
+            ),
+            None => "; no events captured".into(),
+        }
     } else {
         String::new()
     };
@@ -387,6 +390,12 @@ pub fn judge(report: &serde_json::Value) -> (bool, String) {
         "{name}: {}/{} programs loaded, {} maps{events}",
         report["loaded"], report["programs"], report["maps"]
     );
+    const SHOWN: usize = 12;
+    if bad.len() > SHOWN {
+        let more = bad.len() - SHOWN;
+        bad.truncate(SHOWN);
+        bad.push(format!("... and {more} more (--json has them all)"));
+    }
     if bad.is_empty() {
         (true, format!("ok   {head}"))
     } else {
