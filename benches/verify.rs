@@ -26,23 +26,7 @@ fn main() {
         let tables = if arch == Arch::X86_64 { &x86 } else { &arm };
         let (k, files) = common::debian_kernel(suite, arch);
         let t = common::tmpdir();
-        let mut a: Vec<String> = vec![
-            "build".into(),
-            "--driver-source".into(),
-            driver.display().to_string(),
-            "--driver-version".into(),
-            "8.0.0+driver".into(),
-            "-o".into(),
-            t.path().display().to_string(),
-            "--arch".into(),
-            arch.uname_m().into(),
-            "--headers".into(),
-        ];
-        a.extend(
-            common::header_files(&k, &files)
-                .iter()
-                .map(|p| p.display().to_string()),
-        );
+        let a = common::build_args(&common::header_files(&k, &files), &driver, t.path());
         let (code, _, err) = common::run(&a.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(code, 0, "{err}");
         let probe = std::fs::read_dir(t.path())

@@ -17,21 +17,6 @@ fn inputs() -> (String, Vec<PathBuf>, PathBuf) {
     (k.release.clone(), header_files(&k, &files), libs_0_20_0())
 }
 
-fn build_args(headers: &[PathBuf], driver: &Path, out: &Path) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "build".into(),
-        "--driver-source".into(),
-        driver.display().to_string(),
-        "--driver-version".into(),
-        "8.0.0+driver".into(),
-        "-o".into(),
-        out.display().to_string(),
-        "--headers".into(),
-    ];
-    a.extend(headers.iter().map(|h| h.display().to_string()));
-    a
-}
-
 fn sha_of_only_file(dir: &Path) -> String {
     let files: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
     assert_eq!(files.len(), 1, "{files:?}");

@@ -185,22 +185,7 @@ fn real_probes_load_on_debian_6_1_and_bad_probes_are_named() {
     let (_, files) = debian_kernel("bullseye", Arch::X86_64);
     let (k510, _) = debian_kernel("bullseye", Arch::X86_64);
     let other_out = t.path().join("other");
-    let src = libs_0_20_0();
-    let mut a = vec![
-        "build".to_owned(),
-        "--driver-source".into(),
-        src.display().to_string(),
-        "--driver-version".into(),
-        "8.0.0+driver".into(),
-        "-o".into(),
-        other_out.display().to_string(),
-        "--headers".into(),
-    ];
-    a.extend(
-        header_files(&k510, &files)
-            .iter()
-            .map(|p| p.display().to_string()),
-    );
+    let a = build_args(&header_files(&k510, &files), &libs_0_20_0(), &other_out);
     let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{err}");
     let other = fs::read_dir(&other_out)

@@ -170,6 +170,22 @@ pub fn scap_dkms() -> PathBuf {
     debian_package("debian-bookworm", Arch::X86_64, "falcosecurity-scap-dkms")
 }
 
+/// `probeforge build` arguments for libs 0.20.0 (driver 8.0.0+driver) from header files.
+pub fn build_args(headers: &[PathBuf], driver: &Path, out: &Path) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "build".into(),
+        "--driver-source".into(),
+        driver.display().to_string(),
+        "--driver-version".into(),
+        "8.0.0+driver".into(),
+        "-o".into(),
+        out.display().to_string(),
+        "--headers".into(),
+    ];
+    a.extend(headers.iter().map(|h| h.display().to_string()));
+    a
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_probeforge"))
 }
