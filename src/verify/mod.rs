@@ -44,6 +44,8 @@ pub enum Error {
         what: String,
         tail: String,
     },
+    #[error("the kernel printed nothing within {secs}s under {accel}")]
+    NoKernelOutput { accel: String, secs: u64 },
     #[error("`{0}`: cannot list the loader's libraries")]
     Libraries(PathBuf),
 }
@@ -422,28 +424,44 @@ pub fn boot(
     if accel == "auto" {
         let native = image_arch(vmlinuz).is_some_and(|a| Some(a) == Arch::host());
         let kvm_ok = native
+            && KVM_WORKS.get() != Some(&false)
             && std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open("/dev/kvm")
                 .is_ok();
         if kvm_ok {
+            // A KVM that cannot run a guest (nested, or a sandbox's) shows no kernel output at
+            // all: give up on it after a few seconds, once per process, and use TCG.
             match boot_with(
                 vmlinuz,
                 probes,
                 cmdline,
-                timeout.min(Duration::from_secs(60)),
+                timeout,
                 scratch,
                 "kvm",
+                Some(KVM_FIRST_OUTPUT),
             ) {
-                Ok(v) => return Ok(v),
-                Err(e) => tracing::info!("KVM did not give a verdict, falling back to TCG: {e}"),
+                Ok(v) => {
+                    let _ = KVM_WORKS.set(true);
+                    return Ok(v);
+                }
+                Err(e @ Error::NoKernelOutput { .. }) => {
+                    let _ = KVM_WORKS.set(false);
+                    tracing::info!("falling back to TCG: {e}");
+                }
+                Err(e) => return Err(e),
             }
         }
-        return boot_with(vmlinuz, probes, cmdline, timeout, scratch, "tcg");
+        return boot_with(vmlinuz, probes, cmdline, timeout, scratch, "tcg", None);
     }
-    boot_with(vmlinuz, probes, cmdline, timeout, scratch, accel)
+    boot_with(vmlinuz, probes, cmdline, timeout, scratch, accel, None)
 }
+
+/// Whether KVM ran a guest in this process (unset until tried).
+static KVM_WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+/// How long a working KVM takes at most to print the kernel's banner.
+const KVM_FIRST_OUTPUT: Duration = Duration::from_secs(8);
 
 fn boot_with(
     vmlinuz: &[u8],
@@ -452,6 +470,7 @@ fn boot_with(
     timeout: Duration,
     scratch: &Path,
     accel: &str,
+    first_output: Option<Duration>,
 ) -> Result<Verdict, Error> {
     let arch = image_arch(vmlinuz).ok_or_else(|| Error::UnknownImage("kernel image".into()))?;
     let init = init_binary_for(arch)?;
@@ -541,6 +560,16 @@ fn boot_with(
                 break;
             }
             Err(_) => {}
+        }
+        if let Some(limit) = first_output {
+            if start.elapsed() > limit && !console.windows(13).any(|w| w == b"Linux version") {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::NoKernelOutput {
+                    accel: accel.to_owned(),
+                    secs: limit.as_secs(),
+                });
+            }
         }
         if finished {
             // Give the power-off a moment, then make sure QEMU is gone.
