@@ -323,7 +323,10 @@ fn build_and_build_all_verify_before_publishing() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        err.contains(&format!("ok   verified in {}", k.release)),
+        err.contains("ok   ")
+            && err.contains("184/184 programs loaded")
+            && err.contains("workload events decoded")
+            && err.contains(&format!("(in {} under", k.release)),
         "{err}"
     );
     let repo = t.path().join("repo");
