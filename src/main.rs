@@ -136,11 +136,17 @@ enum Command {
     BuildAll(BuildAllArgs),
     /// Is a probe published? Exit 0 present, 1 absent, 2 error.
     Exists(ExistsArgs),
-    /// Prove probes load: boot their kernel under QEMU and run every program through that
-    /// kernel's BPF verifier.
+    /// Prove probes work: boot their kernel under QEMU, run every program through that
+    /// kernel's BPF verifier, then capture and decode the events of a small workload.
     ///
-    /// Example: probeforge verify out/falco_debian_6.1.0-50-amd64_1.o \
-    ///     --kernel-image linux-image-6.1.0-50-amd64-unsigned_6.1.176-1_amd64.deb
+    /// The VM runs probeforge's own loader as /init (x86_64 guests under qemu-system-x86_64,
+    /// arm64 under qemu-system-aarch64). Events are decoded with the tables of the driver the
+    /// probe was built from (--driver-source). Exit 0 when every probe loaded whole and its
+    /// workload's events were seen, 1 otherwise.
+    ///
+    /// Example: probeforge verify out/falco_debian_6.1.0-50-amd64_1.o
+    /// --kernel-image linux-image-6.1.0-50-amd64-unsigned_6.1.176-1_amd64.deb
+    /// --driver-source falcosecurity-libs_0.20.0.orig.tar.gz
     Verify(VerifyArgs),
     /// Pinned LLVM toolchains: list, show, fetch.
     ///
