@@ -55,6 +55,9 @@ pub struct KernelResult {
     pub seconds: f64,
     /// CPU seconds of clang and llc for this kernel (0 when cached).
     pub clang_llc_cpu: f64,
+    /// The VM's verdict, when verified before publishing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
 }
 
 /// What the compile cache keeps beside a probe's bytes.
@@ -81,9 +84,10 @@ pub struct Farm<'a> {
     pub jobs: usize,
     pub scratch: Option<PathBuf>,
     pub cache_dir: PathBuf,
-    /// Proves a probe loads before it is published (`--verify`): Err is the reason.
+    /// Proves a probe loads before it is published (`--verify`): Ok is the verdict, Err the
+    /// reason it is not published.
     #[allow(clippy::type_complexity)]
-    pub verify: Option<&'a (dyn Fn(&KernelRecord, &str, &[u8]) -> Result<(), String> + Sync)>,
+    pub verify: Option<&'a (dyn Fn(&KernelRecord, &str, &[u8]) -> Result<String, String> + Sync)>,
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -141,6 +145,7 @@ impl Farm<'_> {
                     error: None,
                     seconds: 0.0,
                     clang_llc_cpu: 0.0,
+                    verified: None,
                 }),
                 Ok(false) => todo.push(k),
                 Err(e) => results.push(self.failed(&k, file, error_chain(&e), 0.0)),
@@ -206,6 +211,7 @@ impl Farm<'_> {
             error: Some(error),
             seconds: secs,
             clang_llc_cpu: 0.0,
+            verified: None,
         }
     }
 
@@ -311,15 +317,19 @@ impl Farm<'_> {
             let e = validate::Invalid(report);
             return self.failed(k, file, e.to_string(), start.elapsed().as_secs_f64());
         }
+        let mut verified = None;
         if let Some(v) = self.verify {
             rep.phase(&k.release, "verify");
-            if let Err(e) = v(k, &file, &bytes) {
-                return self.failed(
-                    k,
-                    file,
-                    format!("not published: {e}"),
-                    start.elapsed().as_secs_f64(),
-                );
+            match v(k, &file, &bytes) {
+                Ok(verdict) => verified = Some(verdict),
+                Err(e) => {
+                    return self.failed(
+                        k,
+                        file,
+                        format!("not published: {e}"),
+                        start.elapsed().as_secs_f64(),
+                    )
+                }
             }
         }
         let sha = pipeline::sha256(&bytes);
@@ -355,6 +365,7 @@ impl Farm<'_> {
                 error: None,
                 seconds: start.elapsed().as_secs_f64(),
                 clang_llc_cpu: cpu,
+                verified,
             },
             Err(e) => self.failed(k, file, error_chain(&e), start.elapsed().as_secs_f64()),
         }

@@ -1044,13 +1044,13 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         }
     }
     let verifier =
-        |k: &probeforge::repo::KernelRecord, file: &str, bytes: &[u8]| -> Result<(), String> {
+        |k: &probeforge::repo::KernelRecord, file: &str, bytes: &[u8]| -> Result<String, String> {
             let image = kernel_image_for(&net, &k.target, k.arch, &k.release)
                 .map_err(|e| format!("{e:#}"))?;
             let verdict = verify_one(&image, file, bytes.to_vec(), tables.get(&k.arch).cloned())
                 .map_err(|e| format!("{e:#}"))?;
             if verdict.starts_with("ok") {
-                Ok(())
+                Ok(verdict)
             } else {
                 Err(verdict)
             }
@@ -1124,6 +1124,11 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
             }))?
         );
     } else {
+        for r in &results {
+            if let Some(v) = &r.verified {
+                eprintln!("{} {}: {v}", r.arch, r.release);
+            }
+        }
         for r in results.iter().filter(|r| r.status == Status::Failed) {
             eprintln!(
                 "\n--- {} {} failed:\n{}",

@@ -358,4 +358,10 @@ fn build_and_build_all_verify_before_publishing() {
         1,
         "{v}"
     );
+    // The VM's verdict travels with the published kernel.
+    let verdict = v["kernels"][0]["verified"].as_str().unwrap_or_default();
+    assert!(
+        verdict.starts_with("ok") && verdict.contains("workload events decoded"),
+        "{v}"
+    );
 }
