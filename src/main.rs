@@ -1032,10 +1032,12 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let lister = net.lister();
     let patches = Catalog::embedded();
-    // The driver's event tables, once per arch, for the VM's event capture.
+    // The driver's event tables, once per arch of the batch, for the VM's event capture.
     let mut tables = std::collections::BTreeMap::new();
     if a.verify {
-        for &arch in &arches {
+        let batch_arches: std::collections::BTreeSet<Arch> =
+            kernels.iter().map(|k| k.arch).collect();
+        for &arch in &batch_arches {
             let work = batch.path().join(format!("tables-{}", arch.uname_m()));
             std::fs::create_dir_all(&work)?;
             let t = probeforge::verify::events::driver_tables(&driver_dir, arch, &tc, &work)
@@ -1325,42 +1327,57 @@ fn attach_tables(
     use probeforge::verify::events;
     let tc = a.toolchain.find(net_args)?;
     let scratch = pipeline::default_scratch();
-    let mut sources = Vec::new();
-    for p in &a.driver_source {
-        let (src, t) = events::tables_from_source(p, arch, &tc, &scratch)
+    let tables_of = |p: &std::path::Path| {
+        events::tables_from_source(p, arch, &tc, &scratch)
             .map_err(|e| anyhow::anyhow!(e))
-            .with_context(|| format!("driver source `{}`", p.display()))?;
-        sources.push((src, t));
-    }
+            .with_context(|| format!("driver source `{}`", p.display()))
+    };
+    let given = !a.driver_source.is_empty();
+    let mut sources = a
+        .driver_source
+        .iter()
+        .map(|p| tables_of(p))
+        .collect::<Result<Vec<_>>>()?;
     for p in probes.iter_mut() {
         let meta = probeforge::validate::validate(&p.bytes, &Default::default());
         let found = match sources.len() {
-            1 => Some(&sources[0]),
+            1 if given => Some(0),
             _ => sources
                 .iter()
-                .find(|(s, _)| events::source_matches(s, &meta)),
+                .position(|(s, _)| events::source_matches(s, &meta)),
         };
-        if let Some((_, t)) = found {
-            p.tables = Some(t.clone());
-            continue;
-        }
-        if !a.driver_source.is_empty() {
-            return Err(UsageError(format!(
-                "`{}` (probe_version {}) was built from none of the --driver-source given",
-                p.name,
-                meta.probe_version.as_deref().unwrap_or("?")
-            ))
-            .into());
-        }
-        // The source of this probe_version, downloaded (cached).
-        let version = meta
-            .probe_version
-            .ok_or_else(|| anyhow::anyhow!("`{}` has no probe_version", p.name))?;
-        let path = net_args.open()?.driver_source(&version, None)?;
-        let (_, t) = events::tables_from_source(&path, arch, &tc, &scratch)
-            .map_err(|e| anyhow::anyhow!(e))
-            .with_context(|| format!("driver source `{}`", path.display()))?;
-        p.tables = Some(t);
+        let i = match found {
+            Some(i) => i,
+            None if given => {
+                return Err(UsageError(format!(
+                    "`{}` (probe_version {}) was built from none of the --driver-source given",
+                    p.name,
+                    meta.probe_version.as_deref().unwrap_or("?")
+                ))
+                .into())
+            }
+            None => {
+                // The source of this probe_version, downloaded (cached), compiled once; a probe
+                // whose source cannot be had is still proven to load.
+                let fetched = meta
+                    .probe_version
+                    .ok_or_else(|| anyhow::anyhow!("no probe_version"))
+                    .and_then(|v| net_args.open()?.driver_source(&v, None))
+                    .and_then(|path| tables_of(&path));
+                match fetched {
+                    Ok(t) => sources.push(t),
+                    Err(e) => {
+                        eprintln!(
+                            "warning: `{}`: no event capture (give --driver-source, or --no-events): {e:#}",
+                            p.name
+                        );
+                        continue;
+                    }
+                }
+                sources.len() - 1
+            }
+        };
+        p.tables = Some(sources[i].1.clone());
     }
     Ok(())
 }

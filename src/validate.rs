@@ -62,7 +62,8 @@ impl Report {
 #[error("probe failed validation: {}", .0.failures().iter().map(|c| format!("{}: {}", c.name, c.detail)).collect::<Vec<_>>().join("; "))]
 pub struct Invalid(pub Report);
 
-fn cstr(data: &[u8]) -> String {
+/// The text of a NUL-terminated (or unterminated) byte string.
+pub(crate) fn cstr(data: &[u8]) -> String {
     let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
     String::from_utf8_lossy(&data[..end]).into_owned()
 }

@@ -330,28 +330,25 @@ fn build_and_build_all_verify_before_publishing() {
         "{err}"
     );
     let repo = t.path().join("repo");
-    let o = std::process::Command::new(bin())
-        .args([
-            "build-all",
-            "debian-bookworm",
-            "--arch",
-            "x86_64",
-            "--only",
-            &format!("^{}$", regex::escape(&k.release)),
-            "--repo",
-            repo.to_str().unwrap(),
-            "--driver-source",
-            src.to_str().unwrap(),
-            "--driver-version",
-            "8.0.0+driver",
-            "--verify",
-            "--json",
-        ])
-        .env("PROBEFORGE_CACHE", cache_dir())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let only = format!("^{}$", regex::escape(&k.release));
+    let (code, out, err) = run(&[
+        "build-all",
+        "debian-bookworm",
+        "--arch",
+        "x86_64",
+        "--only",
+        &only,
+        "--repo",
+        repo.to_str().unwrap(),
+        "--driver-source",
+        src.to_str().unwrap(),
+        "--driver-version",
+        "8.0.0+driver",
+        "--verify",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["failed"], 0, "{v}");
     assert_eq!(
         v["built"].as_u64().unwrap() + v["cached"].as_u64().unwrap(),

@@ -22,7 +22,6 @@ use workload::{EXEC_ARG, INIT_PATH, MARKER_PATH};
 
 const BPF_MAP_CREATE: i64 = 0;
 const BPF_MAP_UPDATE_ELEM: i64 = 2;
-const BPF_MAP_TYPE_PERF_EVENT_ARRAY: u32 = 4;
 const BPF_PROG_LOAD: i64 = 5;
 const BPF_RAW_TRACEPOINT_OPEN: i64 = 17;
 const BPF_PROG_TYPE_RAW_TRACEPOINT: u32 = 17;
@@ -90,6 +89,7 @@ fn map_update(fd: i32, key: u32, val: &[u8]) -> Result<(), i32> {
 struct Map {
     name: String,
     fd: i32,
+    ty: u32,
     value_size: u32,
     entries: u32,
 }
@@ -167,8 +167,6 @@ fn verify(
         .filter_map(|s| Some((s.address(), s.name().ok()?.to_owned())))
         .collect();
     map_names.sort();
-    let mut map_fds: Vec<i32> = Vec::new();
-    let mut tail_map = None;
     let mut map_errors = Vec::new();
     for (i, def) in maps_data.chunks_exact(MAP_DEF).enumerate() {
         let f = |k: usize| u32::from_le_bytes(def[k * 4..k * 4 + 4].try_into().unwrap());
@@ -187,29 +185,22 @@ fn verify(
             .find(|(off, _)| *off as usize == i * MAP_DEF)
             .map(|(_, n)| n.clone())
             .unwrap_or_default();
-        match bpf(BPF_MAP_CREATE, &mut a) {
-            Ok(fd) => {
-                if ty == BPF_MAP_TYPE_PROG_ARRAY && name == "tail_map" {
-                    tail_map = Some((fd, me));
-                }
-                map_fds.push(fd);
-            }
-            Err(e) => {
-                map_errors.push(format!("map `{name}`: {}", errno_name(e)));
-                map_fds.push(-1);
-            }
-        }
+        let fd = bpf(BPF_MAP_CREATE, &mut a).unwrap_or_else(|e| {
+            map_errors.push(format!("map `{name}`: {}", errno_name(e)));
+            -1
+        });
         held.maps.push(Map {
             name,
-            fd: *map_fds.last().unwrap(),
+            fd,
+            ty,
             value_size: vs,
-            entries: if ty == BPF_MAP_TYPE_PERF_EVENT_ARRAY {
-                ncpus
-            } else {
-                me
-            },
+            entries: me,
         });
     }
+    let tail_map = held
+        .map("tail_map")
+        .filter(|m| m.ty == BPF_MAP_TYPE_PROG_ARRAY)
+        .map(|m| (m.fd, m.entries));
     let mut results = Vec::new();
     let mut filler_slot = 0u32;
     for s in file.sections() {
@@ -234,7 +225,7 @@ fn verify(
                 break;
             }
             let idx = (sym.address() as usize) / MAP_DEF;
-            let fd = map_fds.get(idx).copied().unwrap_or(-1);
+            let fd = held.maps.get(idx).map_or(-1, |m| m.fd);
             let o = off as usize;
             if o + 8 > insns.len() {
                 reloc_err = Some(format!("relocation offset {off} outside the program"));
@@ -359,7 +350,7 @@ fn verify(
         "probe": path,
         "kernel_version": kv,
         "uname_r": release,
-        "maps": map_fds.len(),
+        "maps": held.maps.len(),
         "map_errors": map_errors,
         "programs": results.len(),
         "loaded": loaded,

@@ -312,10 +312,7 @@ fn read_tables(
             u(11)
         ));
     }
-    let cstr = |d: &[u8]| {
-        let end = d.iter().position(|&b| b == 0).unwrap_or(d.len());
-        String::from_utf8_lossy(&d[..end]).into_owned()
-    };
+    use crate::validate::cstr;
     let u32_at = |d: &[u8], o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
     let events = info
         .chunks_exact(ev_size)

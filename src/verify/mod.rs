@@ -230,9 +230,20 @@ pub struct VmProbe {
 /// each probe with tables `probes/<name>.tables/`: one file per map (its values in key order),
 /// `filler_names` (NUL-separated, `PPM_FILLER_*` order) and `settings.json` (the layout of
 /// `struct scap_bpf_settings`).
-pub fn initramfs(init: &Path, probes: &[VmProbe]) -> Result<Vec<u8>, Error> {
+/// The loader must be built for `arch`, the guest's.
+pub fn initramfs(init: &Path, arch: Arch, probes: &[VmProbe]) -> Result<Vec<u8>, Error> {
     let init_bytes = std::fs::read(init).map_err(io(init))?;
-    let foreign = elf_arch(&init_bytes) != Arch::host();
+    let init_arch = elf_arch(&init_bytes);
+    if init_arch != Some(arch) {
+        return Err(Error::WrongInit {
+            path: init.to_owned(),
+            found: init_arch
+                .map_or("non-ELF or unknown", |a| a.uname_m())
+                .into(),
+            want: arch.uname_m().into(),
+        });
+    }
+    let foreign = Some(arch) != Arch::host();
     let mut c = Cpio::default();
     let mut seen = std::collections::BTreeSet::new();
     for d in ["dev", "proc", "sys", "probes", "tmp"] {
@@ -474,17 +485,7 @@ fn boot_with(
 ) -> Result<Verdict, Error> {
     let arch = image_arch(vmlinuz).ok_or_else(|| Error::UnknownImage("kernel image".into()))?;
     let init = init_binary_for(arch)?;
-    let init_arch = std::fs::read(&init).ok().and_then(|b| elf_arch(&b));
-    if init_arch != Some(arch) {
-        return Err(Error::WrongInit {
-            path: init,
-            found: init_arch
-                .map_or("non-ELF or unknown", |a| a.uname_m())
-                .into(),
-            want: arch.uname_m().into(),
-        });
-    }
-    let initrd = initramfs(&init, probes)?;
+    let initrd = initramfs(&init, arch, probes)?;
     let dir = tempfile::Builder::new()
         .prefix("probeforge-vm-")
         .tempdir_in(scratch)
