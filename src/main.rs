@@ -1229,7 +1229,21 @@ fn toolchain_cmd(c: ToolchainCmd, net_args: &NetArgs) -> Result<ExitCode> {
 }
 
 fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
-    let image = probeforge::verify::kernel_image(&a.kernel_image)?;
+    use probeforge::verify::image;
+    // A meta-package (Debian 7.x `linux-image-R`) names the package with the kernel: fetch it.
+    let image = match image::read_package(&a.kernel_image)? {
+        image::Contents::Image(v) => v,
+        image::Contents::Meta(m) => {
+            let net = net_args.open()?;
+            let f = image::follow(&net.lister(), &m)?;
+            tracing::info!(
+                "kernel of `{}` from {}",
+                a.kernel_image.display(),
+                f.chain.join(" -> ")
+            );
+            f.image
+        }
+    };
     let mut probes = Vec::new();
     for p in &a.probes {
         let name = p
@@ -1412,18 +1426,31 @@ fn event_line(e: &serde_json::Value) -> String {
 }
 
 /// The kernel image package of a kernel from the same repository as its headers.
+/// Unsigned first (Debian up to 6.x: `linux-image-R-unsigned`; 7.x: `linux-binary-unsigned-R`),
+/// then the signed names, following a meta-package (7.x `linux-image-R`) to its kernel.
 fn kernel_image_for(net: &Net, target: &str, arch: Arch, release: &str) -> Result<PathBuf> {
+    use probeforge::verify::image;
     let mut last = None;
     for name in [
         format!("linux-image-{release}-unsigned"),
+        format!("linux-binary-unsigned-{release}"),
         format!("linux-image-{release}"),
+        format!("linux-binary-{release}"),
     ] {
         match net.lister().find_package(target, arch, &name) {
             Ok(p) => {
-                return Ok(net
+                let path = net
                     .client
                     .fetch_verified(&p.url, &p.sha256, Some(p.size))?
-                    .0)
+                    .0;
+                // Only the signed `linux-image-R` is a meta-package (from 7.x).
+                if name != format!("linux-image-{release}") {
+                    return Ok(path);
+                }
+                return match image::read_package(&path)? {
+                    image::Contents::Image(_) => Ok(path),
+                    image::Contents::Meta(m) => Ok(image::follow(&net.lister(), &m)?.package),
+                };
             }
             Err(e) => last = Some(e),
         }

@@ -5,6 +5,7 @@
 //! A hang, a panic or a missing report is a failure with the console's tail, never a pass.
 
 pub mod events;
+pub mod image;
 pub mod workload;
 
 use std::io::{Read, Write};
@@ -28,8 +29,23 @@ pub enum Error {
         found: String,
         want: String,
     },
-    #[error("`{0}`: no boot/vmlinuz-* in this package")]
+    #[error("`{0}`: no kernel in this package (no boot/vmlinuz-*, no [usr/]lib/modules/*/vmlinuz, no dependency on a package holding one)")]
     NoVmlinuz(PathBuf),
+    #[error("`{path}` is `{package}`, a meta-package without a kernel: the kernel is in `{dependency}`; give that package")]
+    MetaPackage {
+        path: PathBuf,
+        package: String,
+        dependency: String,
+    },
+    #[error("`{path}` is `{package}`, a meta-package without a kernel, and its dependency `{dependency}` is in none of the catalog's APT targets (searched: {searched})")]
+    MetaNotFound {
+        path: PathBuf,
+        package: String,
+        dependency: String,
+        searched: String,
+        #[source]
+        source: Option<Box<crate::repo::Error>>,
+    },
     #[error("cannot read `{path}`")]
     Io {
         path: PathBuf,
@@ -48,6 +64,19 @@ pub enum Error {
     NoKernelOutput { accel: String, secs: u64 },
     #[error("`{0}`: cannot list the loader's libraries")]
     Libraries(PathBuf),
+}
+
+impl Error {
+    fn from_meta(m: &image::Meta) -> Error {
+        match &m.kernel {
+            Some((dep, _)) => Error::MetaPackage {
+                path: m.path.clone(),
+                package: m.package.clone(),
+                dependency: dep.clone(),
+            },
+            None => Error::NoVmlinuz(m.path.clone()),
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -290,42 +319,14 @@ pub fn initramfs(init: &Path, arch: Arch, probes: &[VmProbe]) -> Result<Vec<u8>,
     Ok(c.finish())
 }
 
-/// The kernel image: a `vmlinuz` file as is, or the `boot/vmlinuz-*` of a Debian
-/// `linux-image-*` package (read by streaming, stopping at the image).
+/// The kernel image: a `vmlinuz` file as is, or the kernel inside a package (see
+/// [`image::read_package`] for the layouts). A meta-package is an error naming the package
+/// that holds its kernel; [`image::follow`] fetches that one.
 pub fn kernel_image(input: &Path) -> Result<Vec<u8>, Error> {
-    let mut f = std::fs::File::open(input).map_err(io(input))?;
-    let mut magic = [0u8; 8];
-    let n = f.read(&mut magic).map_err(io(input))?;
-    if &magic[..n] != b"!<arch>\n" {
-        return std::fs::read(input).map_err(io(input));
+    match image::read_package(input)? {
+        image::Contents::Image(v) => Ok(v),
+        image::Contents::Meta(m) => Err(Error::from_meta(&m)),
     }
-    let f = std::fs::File::open(input).map_err(io(input))?;
-    let mut ar = ar::Archive::new(std::io::BufReader::new(f));
-    while let Some(entry) = ar.next_entry() {
-        let mut entry = entry.map_err(io(input))?;
-        if !entry.header().identifier().starts_with(b"data.tar") {
-            continue;
-        }
-        let dec =
-            crate::extract::decompress(&mut entry, &input.display().to_string()).map_err(|e| {
-                Error::Io {
-                    path: input.to_owned(),
-                    source: std::io::Error::other(e.to_string()),
-                }
-            })?;
-        let mut tar = tar::Archive::new(dec);
-        for e in tar.entries().map_err(io(input))? {
-            let mut e = e.map_err(io(input))?;
-            let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
-            let p = p.trim_start_matches("./");
-            if p.starts_with("boot/vmlinuz-") && e.header().entry_type().is_file() {
-                let mut v = Vec::new();
-                e.read_to_end(&mut v).map_err(io(input))?;
-                return Ok(v);
-            }
-        }
-    }
-    Err(Error::NoVmlinuz(input.to_owned()))
 }
 
 /// What the VM said.
