@@ -38,6 +38,9 @@ pub enum Status {
     Unchanged,
     /// Already in the repository: not built.
     Skipped,
+    /// Listed by the distro's index, but this mirror does not serve its files: nothing to
+    /// build from here (not a failed build; the error names the URL).
+    Unavailable,
     Failed,
 }
 
@@ -157,8 +160,11 @@ impl Farm<'_> {
         }
         let built = Mutex::new(Vec::new());
         // Downloads run ahead of the compilers by at most `jobs` kernels: bounded disk use.
-        let (tx, rx) =
-            sync_channel::<(KernelRecord, Result<Vec<PathBuf>, String>, Instant)>(self.jobs);
+        let (tx, rx) = sync_channel::<(
+            KernelRecord,
+            Result<Vec<PathBuf>, crate::repo::Error>,
+            Instant,
+        )>(self.jobs);
         let rx = Mutex::new(rx);
         std::thread::scope(|s| {
             s.spawn(|| {
@@ -167,7 +173,7 @@ impl Farm<'_> {
                     rep.phase(&k.release, "download");
                     // Only what the build reads: not kbuild's own package.
                     let k = Lister::for_build(&k);
-                    let files = self.lister.fetch(&k).map_err(|e| error_chain(&e));
+                    let files = self.lister.fetch(&k);
                     if tx.send((k, files, start)).is_err() {
                         return;
                     }
@@ -182,7 +188,16 @@ impl Farm<'_> {
                         Ok(f) => self.one(&k, &f, start, rep),
                         Err(e) => {
                             let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
-                            self.failed(&k, file, e, start.elapsed().as_secs_f64())
+                            let mut r = self.failed(
+                                &k,
+                                file,
+                                error_chain(&e),
+                                start.elapsed().as_secs_f64(),
+                            );
+                            if matches!(e, crate::repo::Error::Unavailable { .. }) {
+                                r.status = Status::Unavailable;
+                            }
+                            r
                         }
                     };
                     rep.finished(&r);

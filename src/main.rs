@@ -140,9 +140,14 @@ enum Command {
     /// kernel's BPF verifier, then capture and decode the events of a small workload.
     ///
     /// The VM runs probeforge's own loader as /init (x86_64 guests under qemu-system-x86_64,
-    /// arm64 under qemu-system-aarch64). Events are decoded with the tables of the driver the
-    /// probe was built from (--driver-source). Exit 0 when every probe loaded whole and its
-    /// workload's events were seen, 1 otherwise.
+    /// arm64 under qemu-system-aarch64 with `-cpu max`, which boots 4k and 16k-page kernels).
+    /// The loader's verdict leaves the VM over a channel of its own (x86: the isa-debugcon I/O
+    /// port; arm64: semihosting), so a console that loses output (PREEMPT_RT under TCG) cannot
+    /// cut it off; the serial console carries the kernel's messages and a summary for people.
+    /// Events are decoded with the tables of the driver the probe was built from
+    /// (--driver-source). Exit 0 when every probe loaded whole and its workload's events were
+    /// seen, 1 otherwise. A guest that prints nothing is booted once more, then reported as a
+    /// kernel that did not start.
     ///
     /// Example: probeforge verify out/falco_debian_6.1.0-50-amd64_1.o
     /// --kernel-image linux-image-6.1.0-50-amd64-unsigned_6.1.176-1_amd64.deb
@@ -228,7 +233,10 @@ struct VerifyArgs {
     /// Probe objects, all for the kernel of --kernel-image.
     #[arg(required = true)]
     probes: Vec<PathBuf>,
-    /// The kernel: a vmlinuz, or a Debian linux-image-* package.
+    /// The kernel: a vmlinuz, or the package holding it (Debian linux-image-R[-unsigned],
+    /// 7.x linux-binary[-unsigned]-R, RPM kernel-core or kernel). Given a meta-package (7.x
+    /// linux-image-R), the package it depends on is fetched from the catalog's APT targets
+    /// (through the cache; --offline uses only the cache).
     #[arg(long)]
     kernel_image: PathBuf,
     /// Extra kernel command line (use the target's own: lockdown changes what loads).
@@ -490,7 +498,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<UsageError>().is_some() {
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || matches!(
+                    e.downcast_ref::<probeforge::repo::Error>(),
+                    Some(probeforge::repo::Error::NoSuchKernel { .. })
+                );
+            if usage {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)
@@ -508,9 +521,15 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal, and never under NO_COLOR (https://no-color.org): a CI log or
+    // a pipe gets plain text.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .without_time()
         .init();
 }
@@ -530,6 +549,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
+    need_files("input", &a.inputs)?;
     let selection = if a.all_files {
         Selection::Everything
     } else {
@@ -608,6 +628,46 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
 #[error("{0}")]
 struct UsageError(String);
 
+/// Says which newer kernels `latest` passed over because the mirror does not serve them.
+fn report_passed_over(got: &probeforge::repo::Fetched) {
+    let Some(first) = got.unavailable.first() else {
+        return;
+    };
+    eprintln!(
+        "warning: `latest` passed over {} newer kernel(s) that this mirror does not serve; the newest: {first}{}",
+        got.unavailable.len(),
+        if got.unavailable.len() > 1 { " (-v names each)" } else { "" }
+    );
+    for e in &got.unavailable[1..] {
+        tracing::info!("passed over: {e}");
+    }
+}
+
+/// Input files named on the command line must exist: a missing one is a usage error (exit 2).
+fn need_files<'a>(what: &str, paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
+    for p in paths {
+        if std::fs::symlink_metadata(p).is_err() {
+            return Err(UsageError(format!("{what} `{}` does not exist", p.display())).into());
+        }
+    }
+    Ok(())
+}
+
+/// A regular expression as the plain text a person typed into it (`^6\.1\.` -> `6.1.`), to
+/// find the releases it was probably meant to match.
+fn regex_text(re: &str) -> String {
+    let mut out = String::new();
+    let mut chars = re.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '^' | '$' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn parse_arch(s: &Option<String>) -> Result<Option<Arch>> {
     s.as_deref()
         .map(|a| {
@@ -622,6 +682,10 @@ fn parse_arch(s: &Option<String>) -> Result<Option<Arch>> {
 }
 
 fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
+    need_files("header package", &a.headers)?;
+    need_files("driver source", &a.driver_source)?;
+    need_files("kernel list", &a.from)?;
+    need_files("kernel image", &a.kernel_image)?;
     let tc = a
         .toolchain
         .find(net)
@@ -636,8 +700,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
             let all = probeforge::repo::crawler::read(&text, arch.unwrap_or(Arch::X86_64))
                 .map_err(|e| UsageError(format!("`{}`: {e}", f.display())))?;
             let k = if a.kernel == "latest" {
-                all.into_iter()
-                    .max_by(|x, y| probeforge::repo::apt::compare_versions(&x.release, &y.release))
+                probeforge::repo::newest_first(all).into_iter().next()
             } else {
                 all.into_iter().find(|k| k.release == a.kernel)
             };
@@ -661,10 +724,11 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
         }
         (Some(t), None) => {
             let net = net.as_ref().unwrap();
-            let k = net
-                .lister()
-                .find(t, arch.unwrap_or(Arch::X86_64), &a.kernel)?;
-            let k = probeforge::repo::Lister::for_build(&k);
+            let got =
+                net.lister()
+                    .fetch_kernel(t, arch.unwrap_or(Arch::X86_64), &a.kernel, true)?;
+            report_passed_over(&got);
+            let (k, files) = (got.kernel, got.files);
             eprintln!(
                 "kernel {} ({}) from {}: {} header packages",
                 k.release,
@@ -672,7 +736,6 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
                 k.origin,
                 k.packages.len()
             );
-            let files = net.lister().fetch(&k)?;
             (
                 files,
                 Some(k.release),
@@ -780,6 +843,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
 }
 
 fn validate_cmd(a: ValidateArgs) -> Result<ExitCode> {
+    need_files("probe", [&a.probe])?;
     let bytes =
         std::fs::read(&a.probe).with_context(|| format!("cannot read `{}`", a.probe.display()))?;
     let report = validate::validate(
@@ -880,8 +944,9 @@ fn list_kernels(a: ListArgs, net: &NetArgs) -> Result<ExitCode> {
 fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
     let net = net.open()?;
     let arch = parse_arch(&Some(a.arch.clone()))?.unwrap_or(Arch::X86_64);
-    let k = net.lister().find(&a.target, arch, &a.kernel)?;
-    let files = net.lister().fetch(&k)?;
+    let got = net.lister().fetch_kernel(&a.target, arch, &a.kernel, false)?;
+    report_passed_over(&got);
+    let (k, files) = (got.kernel, got.files);
     let mut out = Vec::new();
     for (p, f) in k.packages.iter().zip(&files) {
         let dest = match &a.output {
@@ -937,6 +1002,12 @@ impl probeforge::farm::Reporter for Progress {
             return;
         }
         let line = match &r.error {
+            Some(e) if r.status == Status::Unavailable => format!(
+                "UNAVAIL {} {}: {}",
+                r.arch,
+                r.release,
+                e.lines().next().unwrap_or("")
+            ),
             Some(e) => format!(
                 "FAILED  {} {}: {}",
                 r.arch,
@@ -963,6 +1034,8 @@ impl probeforge::farm::Reporter for Progress {
 }
 
 fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
+    need_files("driver source", &a.driver_source)?;
+    need_files("kernel list", &a.from)?;
     use probeforge::farm::{Farm, Status};
     use probeforge::publish::{LocalRepo, Repo};
     use std::io::IsTerminal;
@@ -1009,6 +1082,27 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     let (listed, list_failed) = list_targets(&net, &a.targets, &arches)?;
     kernels.extend(listed);
     if let Some(re) = &only {
+        // A filter that matches nothing of a source is a mistake to name, not "0 to build".
+        let from = a.from.iter().map(|f| (f.display().to_string(), true));
+        for (source, is_file) in from.chain(a.targets.iter().map(|t| (t.clone(), false))) {
+            let releases: Vec<&str> = kernels
+                .iter()
+                .filter(|k| match is_file {
+                    true => !a.targets.contains(&k.target),
+                    false => k.target == source,
+                })
+                .map(|k| k.release.as_str())
+                .collect();
+            if !releases.is_empty() && !releases.iter().any(|r| re.is_match(r)) {
+                let closest = probeforge::repo::closest(&regex_text(re.as_str()), &releases, 3);
+                return Err(UsageError(format!(
+                    "--only `{re}` matches none of the {} kernels of `{source}` (closest: {})",
+                    releases.len(),
+                    closest.join(", ")
+                ))
+                .into());
+            }
+        }
         kernels.retain(|k| re.is_match(&k.release));
     }
     let cat = probeforge::driver::SourceCatalog::embedded();
@@ -1113,6 +1207,7 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
     }
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let failed = count(Status::Failed);
+    let unavailable = count(Status::Unavailable);
     if a.json {
         println!(
             "{}",
@@ -1121,7 +1216,7 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
                 "repo": a.repo,
                 "seconds": started.elapsed().as_secs_f64(),
                 "built": count(Status::Built), "cached": count(Status::Cached), "unchanged": count(Status::Unchanged),
-                "skipped": count(Status::Skipped), "failed": failed,
+                "skipped": count(Status::Skipped), "unavailable": unavailable, "failed": failed,
                 "kernels": results,
             }))?
         );
@@ -1130,6 +1225,14 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
             if let Some(v) = &r.verified {
                 eprintln!("{} {}: {v}", r.arch, r.release);
             }
+        }
+        for r in results.iter().filter(|r| r.status == Status::Unavailable) {
+            eprintln!(
+                "unavailable: {} {}: {}",
+                r.arch,
+                r.release,
+                r.error.as_deref().unwrap_or("")
+            );
         }
         for r in results.iter().filter(|r| r.status == Status::Failed) {
             eprintln!(
@@ -1140,8 +1243,8 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
             );
         }
         println!(
-            "{} built, {} from cache, {} unchanged, {} already published, {} failed in {:.1}s -> {}",
-            count(Status::Built), count(Status::Cached), count(Status::Unchanged), count(Status::Skipped), failed,
+            "{} built, {} from cache, {} unchanged, {} already published, {} unavailable from this mirror, {} failed in {:.1}s -> {}",
+            count(Status::Built), count(Status::Cached), count(Status::Unchanged), count(Status::Skipped), unavailable, failed,
             started.elapsed().as_secs_f64(), publish_to.root.display()
         );
     }

@@ -56,6 +56,195 @@ fn every_debian_suite_lists_complete_verified_header_sets() {
     }
 }
 
+/// The Debian release targets of the catalog (`debian-*`; `debian` is trixie under its
+/// target id's name).
+fn debian_targets() -> Vec<String> {
+    let v: Vec<String> = Catalog::embedded()
+        .targets
+        .iter()
+        .filter(|t| t.kind == "apt" && t.target_id == "debian")
+        .map(|t| t.name.clone())
+        .collect();
+    assert!(v.len() >= 5, "{v:?}");
+    v
+}
+
+/// A Debian release's flavour: what follows its version and ABI (`6.1.0-57-cloud-amd64` ->
+/// `cloud-amd64`, `6.12.117+deb12-arm64-16k` -> `arm64-16k`).
+fn flavour(release: &str) -> String {
+    let parts: Vec<&str> = release.split('-').collect();
+    let first = parts
+        .iter()
+        .position(|p| p.starts_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or_else(|| panic!("no flavour in `{release}`"));
+    parts[first..].join("-")
+}
+
+/// Every kernel listed for every Debian release target, both arches, is a real kernel: its
+/// release has a full version (no meta-package such as `linux-headers-6.12-amd64`), its set
+/// has its shared part and kbuild, and for the newest kernel of every (target, arch, series,
+/// flavour) the flavour package really installs that kernel's tree: `dpkg-deb` and `tar`
+/// (not probeforge) read `UTS_RELEASE` from its `utsrelease.h`. A kernel the mirror lists but
+/// does not serve is reported as unavailable, naming the URL.
+#[test]
+fn every_listed_debian_kernel_installs_its_kernel_tree() {
+    let full = regex::Regex::new(r"^\d+\.\d+\.\d+[-+]").unwrap();
+    let t = tmpdir();
+    let (mut checked, mut unavailable) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::BTreeSet::new();
+    for target in debian_targets() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let all = lister()
+                .list(&target, &[arch])
+                .unwrap_or_else(|e| panic!("{target} {arch}: {e}"));
+            assert!(!all.is_empty(), "{target} {arch}: no kernels");
+            let mut newest = std::collections::BTreeMap::new();
+            for k in probeforge::repo::newest_first(all) {
+                assert!(
+                    full.is_match(&k.release),
+                    "{target} {arch}: `{}` is not a kernel release",
+                    k.release
+                );
+                let names: Vec<&str> = k.packages.iter().map(|p| p.name.as_str()).collect();
+                assert_eq!(names[0], format!("linux-headers-{}", k.release));
+                assert!(
+                    names.iter().any(|n| n.contains("-common")),
+                    "{}: {names:?}",
+                    k.release
+                );
+                assert!(
+                    names.iter().any(|n| n.starts_with("linux-kbuild-")),
+                    "{}: {names:?}",
+                    k.release
+                );
+                let series: String = k.release.split('.').take(2).collect::<Vec<_>>().join(".");
+                newest.entry((series, flavour(&k.release))).or_insert(k);
+            }
+            for ((series, flavour), k) in newest {
+                if !seen.insert((k.arch, k.release.clone())) {
+                    continue; // the same kernel from another target (`debian` is trixie)
+                }
+                let one = probeforge::repo::KernelRecord {
+                    packages: vec![k.packages[0].clone()],
+                    ..k.clone()
+                };
+                match lister().fetch(&one) {
+                    Ok(files) => {
+                        let o = Command::new("sh")
+                            .arg("-c")
+                            .arg("dpkg-deb --fsys-tarfile \"$1\" | tar -xO --wildcards '*/include/generated/utsrelease.h'")
+                            .arg("sh")
+                            .arg(&files[0])
+                            .current_dir(t.path())
+                            .output()
+                            .unwrap();
+                        let text = String::from_utf8_lossy(&o.stdout);
+                        assert!(
+                            text.contains(&format!("\"{}\"", k.release)),
+                            "{target} {arch} {series} {flavour}: `{}` holds no tree of `{}`: {text} {}",
+                            k.packages[0].name,
+                            k.release,
+                            String::from_utf8_lossy(&o.stderr)
+                        );
+                        checked.push(format!("{arch} {}", k.release));
+                    }
+                    Err(e @ probeforge::repo::Error::Unavailable { .. }) => {
+                        let msg = e.to_string();
+                        assert!(msg.contains(&k.release) && msg.contains("http"), "{msg}");
+                        unavailable.push(msg);
+                    }
+                    Err(e) => panic!("{target} {arch} {}: {e}", k.release),
+                }
+            }
+        }
+    }
+    eprintln!(
+        "checked {} kernels' trees:\n  {}",
+        checked.len(),
+        checked.join("\n  ")
+    );
+    eprintln!(
+        "unavailable from this mirror: {}\n  {}",
+        unavailable.len(),
+        unavailable.join("\n  ")
+    );
+    // Every flavour Debian ships on both arches was seen and checked.
+    for f in [
+        "amd64",
+        "cloud-amd64",
+        "rt-amd64",
+        "arm64",
+        "arm64-16k",
+        "cloud-arm64",
+        "rt-arm64",
+    ] {
+        assert!(
+            checked.iter().any(
+                |c| c.ends_with(&format!("-{f}")) && flavour(c.split(' ').nth(1).unwrap()) == f
+            ),
+            "no {f} kernel checked: {checked:?}"
+        );
+    }
+    assert!(
+        checked.len() > 2 * unavailable.len(),
+        "{checked:?} {unavailable:?}"
+    );
+}
+
+/// `latest` builds for every Debian release target (amd64): the newest real kernel the
+/// mirror serves, with the newer ones it does not serve named and passed over.
+#[test]
+fn build_latest_for_every_debian_release_target() {
+    let src = libs_0_20_0();
+    for target in debian_targets() {
+        let t = tmpdir();
+        let (code, out, err) = run(&[
+            "build",
+            "--target",
+            &target,
+            "--kernel",
+            "latest",
+            "--driver-source",
+            src.to_str().unwrap(),
+            "--driver-version",
+            "8.0.0+driver",
+            "-o",
+            t.path().to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{target}: {err}");
+        let newest =
+            probeforge::repo::newest_first(lister().list(&target, &[Arch::X86_64]).unwrap());
+        let built = err
+            .lines()
+            .find_map(|l| l.strip_prefix("kernel "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or_else(|| panic!("{target}: {err}"))
+            .to_owned();
+        // The kernels newer than the one built were passed over, counted, the newest named
+        // with the URL the mirror does not serve.
+        let newer: Vec<_> = newest.iter().take_while(|k| k.release != built).collect();
+        if let Some(first) = newer.first() {
+            assert!(
+                err.contains(&format!("passed over {} newer kernel(s)", newer.len()))
+                    && err.contains(&format!(
+                        "kernel `{}` is unavailable from this mirror",
+                        first.release
+                    ))
+                    && err.contains("answers HTTP 404"),
+                "{target}: {} newer than {built}: {err}",
+                newer.len()
+            );
+        } else {
+            assert!(!err.contains("passed over"), "{target}: {err}");
+        }
+        let o = t.path().join(format!("falco_debian_{built}_1.o"));
+        assert!(out.contains(o.to_str().unwrap()), "{target}: {out}");
+        let (code, vout, verr) =
+            run(&["validate", o.to_str().unwrap(), "--kernel-release", &built]);
+        assert_eq!(code, 0, "{target}: {vout} {verr}");
+    }
+}
+
 #[test]
 fn build_from_a_target_fetches_verifies_and_builds() {
     let (k, _) = debian_kernel("bullseye", Arch::X86_64);
@@ -645,4 +834,269 @@ fn cos_builds_from_a_recorded_bucket_layout() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out_dir.join(format!("falco_cos_{rel}_1.o")).is_file());
+}
+
+/// A kernel the index lists but the mirror does not serve is `unavailable` in `build-all`
+/// (its own status, count and URL; not a failed build, exit 0); `latest` passes over it.
+#[test]
+fn a_listed_kernel_the_mirror_does_not_serve_is_unavailable_not_failed() {
+    let t = tmpdir();
+    let root = t.path().join("srv");
+    let (_, k) = mirror_bookworm_onto(&root);
+    let server = Server::start(root.clone());
+    let cat = t.path().join("catalog.json");
+    fs::write(
+        &cat,
+        r#"{"mirrors": {}, "targets": [{"name": "bw", "kind": "apt", "target_id": "debian", "mirror": "debian", "suites": [{"suite": "bookworm"}], "components": ["main"], "arches": ["x86_64"]}]}"#,
+    )
+    .unwrap();
+    // Serve `k`'s whole set as the loopback's own index resolves it (bookworm alone: its
+    // kbuild may be another version than with -security).
+    let (lb_cat, lb_mirrors) = (
+        bookworm_only_catalog(),
+        mirrors("debian", &format!("{}/debian", server.base)),
+    );
+    let lb_client = loopback_client(&t.path().join("lb-cache"));
+    let lb = Lister {
+        client: &lb_client,
+        catalog: &lb_cat,
+        mirrors: &lb_mirrors,
+    };
+    let kl = lb
+        .list("bw", &[Arch::X86_64])
+        .unwrap()
+        .into_iter()
+        .find(|x| x.release == k.release)
+        .unwrap();
+    let n = net();
+    let real = n.mirrors.resolve(&n.catalog, "debian").unwrap();
+    for p in &kl.packages {
+        let rel_path = p.url.split("/pool/").nth(1).unwrap();
+        let d = root.join("debian/pool").join(rel_path);
+        if !d.exists() {
+            let (f, _) = n
+                .client
+                .fetch_verified(&format!("{real}/pool/{rel_path}"), &p.sha256, Some(p.size))
+                .unwrap();
+            fs::create_dir_all(d.parent().unwrap()).unwrap();
+            fs::copy(f, &d).unwrap();
+        }
+    }
+    let mirror = format!("debian={}/debian", server.base);
+    let cache = t.path().join("cache");
+    let net = [
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--mirror",
+        &mirror,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ];
+    // Every other kernel of bookworm is listed, and only `k`'s files are served.
+    let all =
+        probeforge::repo::newest_first(lister().list("debian-bookworm", &[Arch::X86_64]).unwrap());
+    let other = all
+        .iter()
+        .find(|x| x.origin == "bookworm" && x.release != k.release)
+        .expect("a second kernel in bookworm");
+    let repo = t.path().join("repo");
+    let src = libs_0_20_0();
+    let only = format!("^{}$", regex::escape(&other.release));
+    let mut args = net.to_vec();
+    args.extend([
+        "build-all",
+        "bw",
+        "--arch",
+        "x86_64",
+        "--only",
+        &only,
+        "--repo",
+        repo.to_str().unwrap(),
+        "--driver-source",
+        src.to_str().unwrap(),
+        "--driver-version",
+        "8.0.0+driver",
+        "--json",
+    ]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            v["unavailable"].as_u64(),
+            v["failed"].as_u64(),
+            v["built"].as_u64()
+        ),
+        (Some(1), Some(0), Some(0)),
+        "{out}"
+    );
+    let r = &v["kernels"][0];
+    assert_eq!(r["status"], "unavailable", "{out}");
+    assert_eq!(r["release"], other.release.as_str());
+    let e = r["error"].as_str().unwrap();
+    assert!(
+        e.contains(&server.base) && e.contains("HTTP 404") && e.contains(&other.packages[0].name),
+        "{e}"
+    );
+    // In text, the summary counts it apart from failures.
+    args.pop();
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("1 unavailable from this mirror, 0 failed"),
+        "{out}"
+    );
+    assert!(
+        err.contains(&format!("unavailable: x86_64 {}", other.release)),
+        "{err}"
+    );
+    assert!(!err.contains("\x1b["), "colour codes in a pipe: {err}");
+
+    // `fetch` of that kernel by name: a clear error naming the URL, exit 1.
+    let h = t.path().join("h");
+    let h = h.to_str().unwrap();
+    let mut args = net.to_vec();
+    args.extend(["fetch", "bw", &other.release, "-o", h]);
+    let (code, _, err) = run(&args);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("is unavailable from this mirror") && err.contains(&server.base),
+        "{err}"
+    );
+    // `latest` takes the newest kernel that is served, naming the newer ones passed over.
+    let mut args = net.to_vec();
+    args.extend(["fetch", "bw", "latest", "-o", h]);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("linux-headers-{}_", k.release)),
+        "{out}"
+    );
+    let newer = all
+        .iter()
+        .filter(|x| x.origin == "bookworm")
+        .take_while(|x| x.release != k.release)
+        .count();
+    if newer > 0 {
+        assert!(
+            err.contains(&format!("passed over {newer} newer kernel(s)")),
+            "{err}"
+        );
+    }
+}
+
+/// Filters and names that match nothing are usage errors (exit 2) naming the filter, the
+/// target and the closest releases; missing input files too.
+#[test]
+fn filters_that_match_nothing_and_missing_files_are_usage_errors() {
+    let (k, _) = debian_kernel("bookworm", Arch::X86_64);
+    let t = tmpdir();
+    let src = libs_0_20_0();
+    // A typo in the ABI number: the closest real releases are named.
+    let wrong = k.release.replacen("6.1.0-", "6.1.0-9", 1);
+    let (code, _, err) = run(&[
+        "build-all",
+        "debian-bookworm",
+        "--arch",
+        "x86_64",
+        "--only",
+        &format!("^{}$", regex::escape(&wrong)),
+        "--repo",
+        t.path().to_str().unwrap(),
+        "--driver-source",
+        src.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("--only")
+            && err.contains("debian-bookworm")
+            && err.contains("closest: 6.1.0-"),
+        "{err}"
+    );
+    assert!(!err.contains("0 kernels to build"), "{err}");
+    for cmd in [
+        vec![
+            "build",
+            "--target",
+            "debian-bookworm",
+            "--kernel",
+            &wrong,
+            "-o",
+            t.path().to_str().unwrap(),
+            "--driver-source",
+            src.to_str().unwrap(),
+        ],
+        vec!["fetch", "debian-bookworm", &wrong],
+    ] {
+        let (code, _, err) = run(&cmd);
+        assert_eq!(code, 2, "{cmd:?}: {err}");
+        assert!(
+            err.contains(&format!("no kernel `{wrong}`")) && err.contains("closest: 6.1.0-"),
+            "{cmd:?}: {err}"
+        );
+    }
+    let missing = t.path().join("nope.deb");
+    let m = missing.to_str().unwrap();
+    for cmd in [
+        vec![
+            "build",
+            "--headers",
+            m,
+            "--driver-source",
+            src.to_str().unwrap(),
+            "-o",
+            t.path().to_str().unwrap(),
+        ],
+        vec![
+            "build",
+            "--headers",
+            src.to_str().unwrap(),
+            "--driver-source",
+            m,
+            "-o",
+            t.path().to_str().unwrap(),
+        ],
+        vec!["inspect", m],
+        vec!["validate", m],
+    ] {
+        let (code, _, err) = run(&cmd);
+        assert_eq!(code, 2, "{cmd:?}: {err}");
+        assert!(
+            err.contains(&format!("`{m}` does not exist")),
+            "{cmd:?}: {err}"
+        );
+    }
+}
+
+/// Log lines carry colour only on a terminal, and never under NO_COLOR.
+#[test]
+fn logs_are_coloured_only_on_a_terminal() {
+    let bin = bin();
+    let cmd = format!(
+        "{} -vv list-kernels debian-bookworm --arch x86_64 >/dev/null",
+        bin.display()
+    );
+    // A pipe: plain text.
+    let o = Command::new("sh").arg("-c").arg(&cmd).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.contains("DEBUG"), "{err}");
+    assert!(!err.contains("\x1b["), "{err}");
+    // A terminal (script(1) gives the command a pty): coloured, unless NO_COLOR is set.
+    for (no_color, coloured) in [(None, true), (Some("1"), false)] {
+        let mut c = Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"]);
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        } else {
+            c.env_remove("NO_COLOR");
+        }
+        let o = c.output().unwrap();
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && text.contains("DEBUG"), "{text}");
+        assert_eq!(
+            text.contains("\x1b["),
+            coloured,
+            "NO_COLOR={no_color:?}: {text}"
+        );
+    }
 }

@@ -72,6 +72,12 @@ pub struct Package {
     pub size: u64,
     pub sha256: String,
     pub source: Option<String>,
+    /// `Installed-Size` in KiB (a meta-package installs next to nothing).
+    #[serde(default)]
+    pub installed_size: Option<u64>,
+    /// The synopsis (first line of `Description`), where the index carries it.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// Parses the paragraphs of a `Packages` file whose name satisfies `keep` (cheaply skipping
@@ -105,6 +111,8 @@ pub fn parse_packages(text: &str, keep: impl Fn(&str) -> bool) -> Vec<Package> {
                 "Size" => p.size = v.parse().unwrap_or(0),
                 "SHA256" => p.sha256 = v,
                 "Source" => p.source = Some(v),
+                "Installed-Size" => p.installed_size = v.parse().ok(),
+                "Description" => p.description = Some(v),
                 _ => {}
             }
         }
@@ -205,9 +213,11 @@ fn satisfies(v: &str, c: &Option<(String, String)>) -> bool {
     }
 }
 
-/// Is this a flavour header package (`linux-headers-6.1.0-50-amd64`), not a meta package
-/// (`linux-headers-amd64`) or a shared part (`-common`, `-common-rt`)?
-pub fn is_flavour_headers(p: &Package) -> bool {
+/// Is the name shaped like one kernel's header package (`linux-headers-6.1.0-50-amd64`,
+/// `linux-headers-6.12-amd64`), not a versionless meta (`linux-headers-amd64`, Ubuntu's
+/// `linux-headers-generic`) or a shared part (`-common`, `-common-rt`), and does it depend on
+/// other header parts? Shape alone does not make a kernel: see [`is_kernel_headers`].
+fn is_headers_shaped(p: &Package) -> bool {
     let Some(rest) = p.name.strip_prefix("linux-headers-") else {
         return false;
     };
@@ -215,9 +225,40 @@ pub fn is_flavour_headers(p: &Package) -> bool {
         && !rest.ends_with("-common")
         && !rest.ends_with("-common-rt")
         && rest.contains('-')
-        && parse_depends(&p.depends)
-            .iter()
-            .any(|(n, _)| n.starts_with("linux-headers-") || n.starts_with("linux-kbuild-"))
+        && header_deps(p).next().is_some()
+}
+
+/// The `linux-headers-*` and `linux-kbuild-*` names a package depends on.
+fn header_deps(p: &Package) -> impl Iterator<Item = String> + '_ {
+    parse_depends(&p.depends)
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with("linux-headers-") || n.starts_with("linux-kbuild-"))
+}
+
+/// Does the synopsis call the package a meta-package or a transitional one?
+fn says_meta(p: &Package) -> bool {
+    p.description.as_deref().is_some_and(|d| {
+        let d = d.to_ascii_lowercase();
+        d.contains("meta-package") || d.contains("metapackage") || d.contains("transitional")
+    })
+}
+
+/// The kernel header package this one depends on, when it is only a pointer to a kernel:
+/// every real kernel depends on shared parts (`-common`, kbuild), never on another kernel.
+pub fn points_to_kernel<'a>(p: &Package, all: &'a [Package]) -> Option<&'a Package> {
+    header_deps(p).find_map(|n| {
+        all.iter()
+            .find(|q| q.name == n && (q.arch == p.arch || q.arch == "all") && is_headers_shaped(q))
+    })
+}
+
+/// Is this one kernel's header package: kernel-shaped by name and, by its metadata, neither a
+/// meta-package nor a transitional one? Debian's versioned metas (`linux-headers-6.12-amd64`
+/// in bookworm-security, `linux-headers-6.1-amd64` in bullseye-security) look like kernels by
+/// name; their synopsis says "(meta-package)" and they depend on exactly one real kernel.
+pub fn is_kernel_headers(p: &Package, all: &[Package]) -> bool {
+    is_headers_shaped(p) && !says_meta(p) && points_to_kernel(p, all).is_none()
 }
 
 /// The header set of a flavour package: itself plus its `linux-headers-*`/`linux-kbuild-*`
@@ -295,7 +336,10 @@ mod tests {
         let text = "Package: linux-headers-6.1.0-50-amd64\nVersion: 6.1.176-1\nArchitecture: amd64\nDepends: linux-headers-6.1.0-50-common (= 6.1.176-1), linux-kbuild-6.1 (>= 6.1.176-1), linux-compiler-gcc-12-x86\nFilename: pool/a.deb\nSize: 10\nSHA256: aa\n\nPackage: linux-headers-6.1.0-50-common\nVersion: 6.1.176-1\nArchitecture: all\nFilename: pool/c.deb\nSize: 20\nSHA256: cc\n\nPackage: linux-kbuild-6.1\nVersion: 6.1.176-1\nArchitecture: amd64\nFilename: pool/k.deb\nSize: 5\nSHA256: kk\n\nPackage: linux-headers-amd64\nVersion: 6.1.176-1\nArchitecture: amd64\nDepends: linux-headers-6.1.0-50-amd64 (= 6.1.176-1)\nFilename: pool/m.deb\nSize: 1\nSHA256: mm\n\nPackage: bash\nVersion: 5\nFilename: pool/b.deb\nSize: 1\nSHA256: bb\n";
         let pkgs = parse_packages(text, |n| n.starts_with("linux-"));
         assert_eq!(pkgs.len(), 4);
-        let flavours: Vec<_> = pkgs.iter().filter(|p| is_flavour_headers(p)).collect();
+        let flavours: Vec<_> = pkgs
+            .iter()
+            .filter(|p| is_kernel_headers(p, &pkgs))
+            .collect();
         assert_eq!(flavours.len(), 1);
         let set = closure(flavours[0], &pkgs).unwrap();
         let names: Vec<_> = set.iter().map(|p| p.name.as_str()).collect();
@@ -311,5 +355,107 @@ mod tests {
             ubuntu_kernel_version("5.15.0-91.101~20.04.1").as_deref(),
             Some("101")
         );
+    }
+
+    /// Real index excerpts (bookworm-security and bullseye-security, amd64, 2026-11-30): the
+    /// kernels they must yield, and the metas they must not.
+    #[test]
+    fn metas_of_the_security_archive_are_not_kernels() {
+        for (text, kernels, metas) in [
+            (
+                include_str!("testdata/bookworm-security-amd64.Packages"),
+                &[
+                    "linux-headers-6.12.117+deb12-amd64",
+                    "linux-headers-6.12.117+deb12-cloud-amd64",
+                    "linux-headers-6.12.117+deb12-rt-amd64",
+                    "linux-headers-6.1.0-57-amd64",
+                ][..],
+                &[
+                    (
+                        "linux-headers-6.12-amd64",
+                        Some("linux-headers-6.12.117+deb12-amd64"),
+                    ),
+                    (
+                        "linux-headers-6.12-cloud-amd64",
+                        Some("linux-headers-6.12.117+deb12-cloud-amd64"),
+                    ),
+                    (
+                        "linux-headers-6.12-rt-amd64",
+                        Some("linux-headers-6.12.117+deb12-rt-amd64"),
+                    ),
+                    ("linux-headers-amd64", Some("linux-headers-6.1.0-57-amd64")),
+                ][..],
+            ),
+            (
+                include_str!("testdata/bullseye-security-amd64.Packages"),
+                &[
+                    "linux-headers-6.1.0-0.deb11.52-amd64",
+                    "linux-headers-6.1.0-0.deb11.52-cloud-amd64",
+                    "linux-headers-5.10.0-46-amd64",
+                ][..],
+                &[
+                    (
+                        "linux-headers-6.1-amd64",
+                        Some("linux-headers-6.1.0-0.deb11.52-amd64"),
+                    ),
+                    (
+                        "linux-headers-6.1-cloud-amd64",
+                        Some("linux-headers-6.1.0-0.deb11.52-cloud-amd64"),
+                    ),
+                    ("linux-headers-amd64", Some("linux-headers-5.10.0-46-amd64")),
+                ][..],
+            ),
+        ] {
+            let pkgs = parse_packages(text, |n| n.starts_with("linux-"));
+            let mut found: Vec<&str> = pkgs
+                .iter()
+                .filter(|p| is_kernel_headers(p, &pkgs))
+                .map(|p| p.name.as_str())
+                .collect();
+            found.sort();
+            let mut want = kernels.to_vec();
+            want.sort();
+            assert_eq!(found, want);
+            for (meta, to) in metas {
+                let p = pkgs.iter().find(|p| p.name == *meta).expect(meta);
+                assert!(!is_kernel_headers(p, &pkgs), "{meta} listed as a kernel");
+                assert_eq!(
+                    points_to_kernel(p, &pkgs).map(|k| k.name.as_str()),
+                    *to,
+                    "{meta}"
+                );
+            }
+            // Each kernel's set is complete: itself, its shared part(s), kbuild.
+            for k in pkgs.iter().filter(|p| is_kernel_headers(p, &pkgs)) {
+                let set = closure(k, &pkgs).unwrap();
+                assert!(set.iter().any(|p| p.name.contains("-common")), "{}", k.name);
+                assert!(
+                    set.iter().any(|p| p.name.starts_with("linux-kbuild-")),
+                    "{}",
+                    k.name
+                );
+            }
+        }
+        // Without the synopsis (an index that omits it), the structure alone decides.
+        let text = include_str!("testdata/bookworm-security-amd64.Packages")
+            .lines()
+            .filter(|l| !l.starts_with("Description:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let pkgs = parse_packages(&text, |n| n.starts_with("linux-"));
+        let meta = pkgs
+            .iter()
+            .find(|p| p.name == "linux-headers-6.12-amd64")
+            .unwrap();
+        assert!(!is_kernel_headers(meta, &pkgs));
+        // A transitional package is not a kernel either.
+        let mut t = pkgs
+            .iter()
+            .find(|p| p.name == "linux-headers-6.1.0-57-amd64")
+            .unwrap()
+            .clone();
+        assert!(is_kernel_headers(&t, &pkgs));
+        t.description = Some("transitional package".into());
+        assert!(!is_kernel_headers(&t, &pkgs));
     }
 }

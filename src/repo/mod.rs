@@ -34,11 +34,28 @@ pub enum Error {
     IndexDigest { url: String, expected: String },
     #[error("`{url}`: {what}")]
     Index { url: String, what: String },
-    #[error("target `{target}`: no kernel `{release}` for {arch} (newest: {newest})")]
+    #[error("target `{target}`: no kernel `{release}` for {arch} (closest: {closest}; newest: {newest})")]
     NoSuchKernel {
         target: String,
         release: String,
         arch: Arch,
+        newest: String,
+        closest: String,
+    },
+    /// The index lists the package, the mirror does not serve its file: a real kernel that
+    /// cannot be had from here, not a failed build.
+    #[error("kernel `{release}` is unavailable from this mirror: `{package}` is listed by the repository's index but `{url}` answers HTTP {status}")]
+    Unavailable {
+        release: String,
+        package: String,
+        url: String,
+        status: u16,
+    },
+    #[error("target `{target}`: none of its {count} {arch} kernels can be downloaded from this mirror (newest: {newest})")]
+    NoneAvailable {
+        target: String,
+        arch: Arch,
+        count: usize,
         newest: String,
     },
 }
@@ -228,7 +245,7 @@ impl Lister<'_> {
             }
             let pkgs: Vec<apt::Package> = all.iter().map(|(_, _, p)| p.clone()).collect();
             for (mirror, suite, p) in &all {
-                if !apt::is_flavour_headers(p) || p.arch != arch.debian() {
+                if p.arch != arch.debian() || !apt::is_kernel_headers(p, &pkgs) {
                     continue;
                 }
                 let set = match apt::closure(p, &pkgs) {
@@ -319,6 +336,7 @@ impl Lister<'_> {
             release: name.to_owned(),
             arch,
             newest: "none".into(),
+            closest: "none".into(),
         })?;
         Ok(PackageRef {
             url: format!("{mirror}/{}", p.filename),
@@ -611,7 +629,7 @@ impl Lister<'_> {
                 .config()
                 .cache_dir
                 .join("parsed")
-                .join(format!("{}.kernel-packages.json", l.sha256))
+                .join(format!("{}.kernel-packages.v2.json", l.sha256))
         });
         if let Some(m) = &memo {
             if let Ok(b) = std::fs::read(m) {
@@ -699,21 +717,52 @@ impl Lister<'_> {
         }
     }
 
-    /// One kernel by release, or the newest (`latest`, by kernel version then release).
+    /// One kernel by release, or the newest (`latest`: see [`newest_first`]).
     pub fn find(&self, target: &str, arch: Arch, release: &str) -> Result<KernelRecord> {
         let all = self.list(target, &[arch])?;
-        let newest = newest(&all)
+        pick(target, arch, release, all)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| unreachable_empty(target, arch))
+    }
+
+    /// One kernel by release, or the newest one this mirror really serves (`latest`), with
+    /// its packages downloaded and verified (only what a probe build reads when `for_build`).
+    /// A newer kernel whose files the mirror does not serve is passed over for `latest` and
+    /// named in [`Fetched::unavailable`]; a named kernel that is unavailable is an error.
+    pub fn fetch_kernel(
+        &self,
+        target: &str,
+        arch: Arch,
+        release: &str,
+        for_build: bool,
+    ) -> Result<Fetched> {
+        let all = self.list(target, &[arch])?;
+        let count = all.len();
+        let candidates = pick(target, arch, release, all)?;
+        let newest = candidates
+            .first()
             .map(|k| k.release.clone())
-            .unwrap_or_else(|| "none".into());
-        let found = if release == "latest" {
-            newest_owned(all)
-        } else {
-            all.into_iter().find(|k| k.release == release)
-        };
-        found.ok_or_else(|| Error::NoSuchKernel {
+            .unwrap_or_default();
+        let mut unavailable = Vec::new();
+        for k in candidates {
+            let k = if for_build { Self::for_build(&k) } else { k };
+            match self.fetch(&k) {
+                Ok(files) => {
+                    return Ok(Fetched {
+                        kernel: k,
+                        files,
+                        unavailable,
+                    })
+                }
+                Err(e @ Error::Unavailable { .. }) if release == "latest" => unavailable.push(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::NoneAvailable {
             target: target.to_owned(),
-            release: release.to_owned(),
             arch,
+            count,
             newest,
         })
     }
@@ -745,26 +794,185 @@ impl Lister<'_> {
                         .fetch_verified(&p.url, &p.sha256, Some(p.size))
                         .map(|(path, _)| path)
                 };
-                r.map_err(|source| Error::Fetch {
-                    what: format!("kernel `{}`: package `{}`", k.release, p.name),
-                    source,
+                r.map_err(|source| match source {
+                    http::Error::Status { url, status } if status == 404 || status == 410 => {
+                        Error::Unavailable {
+                            release: k.release.clone(),
+                            package: p.name.clone(),
+                            url: http::redact(&url),
+                            status,
+                        }
+                    }
+                    source => Error::Fetch {
+                        what: format!("kernel `{}`: package `{}`", k.release, p.name),
+                        source,
+                    },
                 })
             })
             .collect()
     }
 }
 
-/// The newest kernel: highest package version; among flavours of it, the plainest (shortest
-/// release: `-amd64` before `-cloud-amd64` and `-rt-amd64`).
-fn newest(all: &[KernelRecord]) -> Option<&KernelRecord> {
-    all.iter().max_by(|a, b| {
-        apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
-            .then_with(|| b.release.len().cmp(&a.release.len()))
-            .then_with(|| b.release.cmp(&a.release))
-    })
+/// A kernel and its downloaded packages, with the newer kernels passed over because this
+/// mirror does not serve their files.
+#[derive(Debug)]
+pub struct Fetched {
+    pub kernel: KernelRecord,
+    pub files: Vec<std::path::PathBuf>,
+    pub unavailable: Vec<Error>,
 }
 
-fn newest_owned(all: Vec<KernelRecord>) -> Option<KernelRecord> {
-    let r = newest(&all)?.release.clone();
-    all.into_iter().find(|k| k.release == r)
+/// The one definition of "newer": the higher package version (dpkg's order; a kernel-crawler
+/// entry without one compares by release), and among flavours of one version the plainest
+/// (shorter release: `-amd64` before `-cloud-amd64` and `-rt-amd64`).
+pub fn newer(a: &KernelRecord, b: &KernelRecord) -> std::cmp::Ordering {
+    fn version(k: &KernelRecord) -> &str {
+        k.packages
+            .first()
+            .map(|p| p.version.as_str())
+            .filter(|v| !v.is_empty())
+            .unwrap_or(&k.release)
+    }
+    apt::compare_versions(version(a), version(b))
+        .then_with(|| b.release.len().cmp(&a.release.len()))
+        .then_with(|| b.release.cmp(&a.release))
+}
+
+/// Kernels sorted newest first (see [`newer`]): `latest` is the first.
+pub fn newest_first(mut all: Vec<KernelRecord>) -> Vec<KernelRecord> {
+    all.sort_by(|a, b| newer(b, a));
+    all
+}
+
+/// The candidates for `release` among a target's kernels: every kernel newest first for
+/// `latest`, else the one with that release; none is an error naming the closest releases.
+pub fn pick(
+    target: &str,
+    arch: Arch,
+    release: &str,
+    all: Vec<KernelRecord>,
+) -> Result<Vec<KernelRecord>> {
+    let all = newest_first(all);
+    let newest = all
+        .first()
+        .map_or_else(|| "none".into(), |k| k.release.clone());
+    let found: Vec<KernelRecord> = if release == "latest" {
+        all.clone()
+    } else {
+        all.iter()
+            .filter(|k| k.release == release)
+            .cloned()
+            .collect()
+    };
+    if found.is_empty() {
+        let releases: Vec<&str> = all.iter().map(|k| k.release.as_str()).collect();
+        let closest = closest(release, &releases, 3);
+        return Err(Error::NoSuchKernel {
+            target: target.to_owned(),
+            release: release.to_owned(),
+            arch,
+            newest,
+            closest: if closest.is_empty() {
+                "none".into()
+            } else {
+                closest.join(", ")
+            },
+        });
+    }
+    Ok(found)
+}
+
+fn unreachable_empty(target: &str, arch: Arch) -> Error {
+    Error::NoSuchKernel {
+        target: target.to_owned(),
+        release: "latest".into(),
+        arch,
+        newest: "none".into(),
+        closest: "none".into(),
+    }
+}
+
+/// The `n` names closest to `wanted` (longest common prefix, then edit distance, then name):
+/// what a user probably meant by a release or a filter that matched nothing.
+pub fn closest<'a>(wanted: &str, names: &[&'a str], n: usize) -> Vec<&'a str> {
+    fn distance(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let cur = row[j + 1];
+                row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+                prev = cur;
+            }
+        }
+        row[b.len()]
+    }
+    let prefix = |m: &str| {
+        wanted
+            .chars()
+            .zip(m.chars())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
+    let mut v: Vec<(std::cmp::Reverse<usize>, usize, &str)> = names
+        .iter()
+        .map(|m| (std::cmp::Reverse(prefix(m)), distance(wanted, m), *m))
+        .collect();
+    v.sort();
+    v.dedup_by(|a, b| a.2 == b.2);
+    v.into_iter().take(n).map(|(_, _, m)| m).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(release: &str, version: &str) -> KernelRecord {
+        KernelRecord {
+            target: "t".into(),
+            target_id: "debian".into(),
+            release: release.into(),
+            kernel_version: "1".into(),
+            arch: Arch::X86_64,
+            origin: "s".into(),
+            packages: vec![PackageRef {
+                name: format!("linux-headers-{release}"),
+                version: version.into(),
+                url: String::new(),
+                size: 0,
+                sha256: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn latest_is_the_highest_version_then_the_plainest_flavour() {
+        let all = vec![
+            k("5.10.0-46-amd64", "5.10.244-1"),
+            k("6.1.0-0.deb11.52-cloud-amd64", "6.1.180-1~deb11u1"),
+            k("6.1.0-0.deb11.52-amd64", "6.1.180-1~deb11u1"),
+            k("6.1.0-0.deb11.9-amd64", "6.1.27-1~deb11u1"),
+        ];
+        let order: Vec<String> = newest_first(all.clone())
+            .into_iter()
+            .map(|k| k.release)
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "6.1.0-0.deb11.52-amd64",
+                "6.1.0-0.deb11.52-cloud-amd64",
+                "6.1.0-0.deb11.9-amd64",
+                "5.10.0-46-amd64"
+            ]
+        );
+        match pick("debian-bullseye", Arch::X86_64, "6.1-amd64", all) {
+            Err(Error::NoSuchKernel { closest, .. }) => {
+                assert!(closest.starts_with("6.1.0-0.deb11.9-amd64"), "{closest}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -90,10 +90,7 @@ pub fn debian_kernel(suite: &str, arch: Arch) -> (KernelRecord, Vec<PathBuf>) {
         let k = Lister::for_build(&k);
         match lister().fetch(&k) {
             Ok(files) => return (k, files),
-            Err(probeforge::repo::Error::Fetch {
-                source: probeforge::http::Error::Status { status: 404, .. },
-                ..
-            }) => continue,
+            Err(probeforge::repo::Error::Unavailable { .. }) => continue,
             Err(e) => panic!("fetch {}: {e:#?}", k.release),
         }
     }
