@@ -669,10 +669,28 @@ fn ubuntu_layout_apt_repo_on_loopback() {
             .unwrap();
         },
     );
+    // Ubuntu's metas point to the kernel and install nothing: the versionless ones
+    // (`linux-headers-generic`, `-hwe-22.04`) and one shaped like a kernel's name (as Debian's
+    // `linux-headers-6.12-amd64`), given away only by depending on a kernel's package.
+    let metas: Vec<_> = [
+        "linux-headers-generic",
+        "linux-headers-generic-hwe-22.04",
+        "linux-headers-5.15-generic",
+    ]
+    .iter()
+    .map(|name| {
+        mk(
+            name,
+            "amd64",
+            &format!("Depends: linux-headers-{rel}\n"),
+            &|_| {},
+        )
+    })
+    .collect();
     let root = t.path().join("srv/ubuntu");
     let pool = root.join("pool/main/l/linux");
     fs::create_dir_all(&pool).unwrap();
-    for d in [&common_deb, &flavour_deb] {
+    for d in metas.iter().chain([&common_deb, &flavour_deb]) {
         fs::copy(d, pool.join(d.file_name().unwrap())).unwrap();
     }
     let bin_dir = root.join("dists/jammy/main/binary-amd64");
@@ -719,6 +737,11 @@ fn ubuntu_layout_apt_repo_on_loopback() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["Ubuntu"].as_array().unwrap().len(),
+        1,
+        "metas listed as kernels: {v}"
+    );
     let e = &v["Ubuntu"][0];
     assert_eq!(e["kernelrelease"], rel.as_str());
     assert_eq!(e["kernelversion"], upload);

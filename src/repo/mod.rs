@@ -590,7 +590,7 @@ impl Lister<'_> {
             .map_err(|e| idx_err(e.to_string()))?
             .read_to_end(&mut plain)
             .map_err(|e| idx_err(format!("cannot decompress: {e}")))?;
-        let keep = |n: &str| n == "kernel-devel";
+        let keep = yum::is_kernel_devel;
         let rpms = if pick.kind == "primary" {
             yum::parse_primary(&plain, keep)
         } else {

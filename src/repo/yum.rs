@@ -115,6 +115,13 @@ impl Rpm {
     }
 }
 
+/// Is this package one kernel's headers tree (`/usr/src/kernels/<release>`)? Only the package
+/// named `kernel-devel` is: `kernel-devel-matched` installs nothing and requires a kernel-devel,
+/// and a package that merely provides `kernel-devel` (a virtual provide) is not that kernel's.
+pub fn is_kernel_devel(name: &str) -> bool {
+    name == "kernel-devel"
+}
+
 /// Parses `primary.xml`, keeping packages whose name satisfies `keep`.
 pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>, String> {
     let mut r = Reader::from_reader(xml);
@@ -240,6 +247,37 @@ pub fn parse_mirror_list(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A primary.xml as RHEL-family repositories write it: the real kernel-devel, the
+    /// `kernel-devel-matched` meta, and a package that only provides `kernel-devel`.
+    #[test]
+    fn only_kernel_devel_packages_are_kernels() {
+        let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="3">
+<package type="rpm"><name>kernel-devel</name><arch>x86_64</arch><version epoch="0" ver="5.14.0" rel="570.12.1.el9_6"/>
+<checksum type="sha256" pkgid="YES">aa11</checksum><summary>Development package for building kernel modules to match the kernel</summary>
+<size package="21000000" installed="70000000" archive="0"/><location href="Packages/kernel-devel-5.14.0-570.12.1.el9_6.x86_64.rpm"/>
+<format><rpm:provides><rpm:entry name="kernel-devel" flags="EQ" epoch="0" ver="5.14.0" rel="570.12.1.el9_6"/><rpm:entry name="kernel-devel-uname-r" flags="EQ" epoch="0" ver="5.14.0-570.12.1.el9_6.x86_64"/></rpm:provides></format></package>
+<package type="rpm"><name>kernel-devel-matched</name><arch>x86_64</arch><version epoch="0" ver="5.14.0" rel="570.12.1.el9_6"/>
+<checksum type="sha256" pkgid="YES">bb22</checksum><summary>Meta package to install matching core and devel packages for a given kernel</summary>
+<size package="9000" installed="0" archive="0"/><location href="Packages/kernel-devel-matched-5.14.0-570.12.1.el9_6.x86_64.rpm"/>
+<format><rpm:provides><rpm:entry name="kernel-devel-matched" flags="EQ" epoch="0" ver="5.14.0" rel="570.12.1.el9_6"/></rpm:provides><rpm:requires><rpm:entry name="kernel-devel-uname-r" flags="EQ" epoch="0" ver="5.14.0-570.12.1.el9_6.x86_64"/></rpm:requires></format></package>
+<package type="rpm"><name>kernel-rt-devel</name><arch>x86_64</arch><version epoch="0" ver="5.14.0" rel="570.12.1.el9_6"/>
+<checksum type="sha256" pkgid="YES">cc33</checksum><summary>Development package for building kernel modules to match the kernel</summary>
+<size package="21000000" installed="70000000" archive="0"/><location href="Packages/kernel-rt-devel-5.14.0-570.12.1.el9_6.x86_64.rpm"/>
+<format><rpm:provides><rpm:entry name="kernel-devel"/></rpm:provides></format></package>
+</metadata>"#;
+        let all = parse_primary(xml, |_| true).unwrap();
+        assert_eq!(all.len(), 3);
+        let kernels = parse_primary(xml, is_kernel_devel).unwrap();
+        assert_eq!(kernels.len(), 1, "{kernels:?}");
+        assert_eq!(kernels[0].kernel_release(), "5.14.0-570.12.1.el9_6.x86_64");
+        assert_eq!(kernels[0].checksum, "aa11");
+        assert_eq!(
+            kernels[0].href,
+            "Packages/kernel-devel-5.14.0-570.12.1.el9_6.x86_64.rpm"
+        );
+    }
 
     #[test]
     fn repomd_and_primary() {
