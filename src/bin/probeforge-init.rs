@@ -1,7 +1,12 @@
 //! `/init` of probeforge's verification VM: loads Falco legacy eBPF probes the way libscap does
 //! and reports, per program, whether the running kernel's verifier accepted it; then powers
 //! off. Runs as PID 1 in an initramfs that holds only this binary, its libraries and
-//! `/probes/*.o`. Prints one `PROBEFORGE-REPORT <json>` line per probe on the console.
+//! `/probes/*.o`. Writes one `PROBEFORGE-REPORT <json>` line per probe to the verdict channel
+//! the host named on the kernel command line (`probeforge.channel=`): x86's `isa-debugcon` I/O
+//! port or arm64 semihosting, neither of which needs a driver or an interrupt (a PREEMPT_RT
+//! kernel under TCG disables the serial port's interrupt and cuts off long console output).
+//! The console gets a few short lines for people, written without blocking; only where no
+//! channel can be had (kernel lockdown refuses I/O ports) does the verdict go to the console.
 //!
 //! Where the host put the driver's tables beside a probe (`/probes/<probe>.tables/`), the
 //! loader then captures as libscap does: fills the tables and settings, opens a perf ring per
@@ -380,7 +385,10 @@ impl Drop for Ring {
     }
 }
 
-const RING_PAGES: usize = 256;
+/// Bytes of each CPU's ring: libscap's default (8 MiB). A PREEMPT_RT kernel context-switches
+/// thousands of times while the workload runs (its interrupts are threads), and a 1 MiB ring
+/// overflowed before the workload's own events arrived.
+const RING_BYTES: usize = 8 << 20;
 
 fn open_ring(cpu: u32) -> Result<Ring, String> {
     // perf_event_attr, first version (64 bytes): software event BPF_OUTPUT, raw samples,
@@ -412,7 +420,8 @@ fn open_ring(cpu: u32) -> Result<Ring, String> {
     let fd = fd as i32;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-    let len = (1 + RING_PAGES) * page;
+    // A power of two of pages, as perf requires (4, 16 and 64 KiB pages all divide 8 MiB).
+    let len = page + RING_BYTES;
     // SAFETY: mapping the ring of a perf fd we own, as its ABI describes.
     let base = unsafe {
         libc::mmap(
@@ -443,7 +452,7 @@ fn open_ring(cpu: u32) -> Result<Ring, String> {
 impl Ring {
     /// The raw samples in the ring (and how many were lost), oldest first.
     fn drain(&self) -> (Vec<Vec<u8>>, u64) {
-        let size = RING_PAGES * self.page;
+        let size = RING_BYTES;
         // SAFETY: data_head/data_tail live at offsets 1024/1032 of the mapped control page.
         let head = unsafe { std::ptr::read_volatile(self.base.add(1024) as *const u64) };
         std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
@@ -665,6 +674,147 @@ fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The verdict's way out: the channel the host asked for on the kernel command line, else the
+/// console.
+struct Verdicts {
+    channel: Channel,
+    /// Why the console carries the verdict, where a channel was asked for and refused.
+    fallback: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    Console,
+    /// QEMU's `isa-debugcon` at I/O port 0xe9 (x86).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Debugcon,
+    /// Semihosting `SYS_WRITE0` (arm64; QEMU allows it from user mode when asked to).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    Semihosting,
+}
+
+/// The I/O port of QEMU's `isa-debugcon` device as the host configures it.
+#[cfg(target_arch = "x86_64")]
+const DEBUGCON_PORT: u16 = 0xe9;
+
+impl Verdicts {
+    fn open() -> Verdicts {
+        let cmdline = fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let want = cmdline
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("probeforge.channel="))
+            .unwrap_or("console")
+            .to_owned();
+        let (channel, fallback) = match Self::channel(&want) {
+            Ok(c) => (c, None),
+            Err(why) => (Channel::Console, Some(format!("{want}: {why}"))),
+        };
+        if channel != Channel::Console {
+            // Lines for people must never stall the loader on a console whose interrupt the
+            // kernel disabled: drop what does not fit.
+            // SAFETY: fcntl on our own stdout.
+            unsafe {
+                let fl = libc::fcntl(1, libc::F_GETFL);
+                libc::fcntl(1, libc::F_SETFL, fl | libc::O_NONBLOCK);
+            }
+        }
+        Verdicts { channel, fallback }
+    }
+
+    fn channel(want: &str) -> Result<Channel, String> {
+        match want {
+            "console" => Ok(Channel::Console),
+            #[cfg(target_arch = "x86_64")]
+            "debugcon" => {
+                // SAFETY: ioperm only changes this process's I/O permission bitmap. Lockdown
+                // (integrity and up) refuses it.
+                if unsafe { libc::ioperm(DEBUGCON_PORT as libc::c_ulong, 1, 1) } != 0 {
+                    return Err(format!("ioperm: {}", std::io::Error::last_os_error()));
+                }
+                Ok(Channel::Debugcon)
+            }
+            #[cfg(target_arch = "aarch64")]
+            "semihosting" => Ok(Channel::Semihosting),
+            other => Err(format!(
+                "`{other}` is not a channel of the {} loader",
+                std::env::consts::ARCH
+            )),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let name = match self.channel {
+            Channel::Console => "console",
+            Channel::Debugcon => "debugcon",
+            Channel::Semihosting => "semihosting",
+        };
+        match &self.fallback {
+            Some(why) => format!("{name} ({why})"),
+            None => name.to_owned(),
+        }
+    }
+
+    /// One line of the verdict, for the host.
+    fn line(&mut self, text: &str) {
+        let mut b = Vec::with_capacity(text.len() + 1);
+        b.extend_from_slice(text.as_bytes());
+        b.push(b'\n');
+        match self.channel {
+            Channel::Console => {
+                use std::io::Write;
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(&b);
+                let _ = o.flush();
+            }
+            #[cfg(target_arch = "x86_64")]
+            Channel::Debugcon => {
+                // SAFETY: `rep outsb` reads `b` (valid for its length) and writes it to the
+                // port this process was granted by ioperm.
+                unsafe {
+                    std::arch::asm!(
+                        "rep outsb",
+                        in("dx") DEBUGCON_PORT,
+                        inout("rsi") b.as_ptr() => _,
+                        inout("rcx") b.len() => _,
+                        options(nostack, preserves_flags, readonly)
+                    );
+                }
+            }
+            #[cfg(target_arch = "aarch64")]
+            Channel::Semihosting => {
+                // SYS_WRITE0 takes a NUL-terminated string: the text holds no NUL (JSON escapes
+                // it), so it goes in NUL-terminated chunks.
+                for chunk in b.chunks(4096) {
+                    let mut c = Vec::with_capacity(chunk.len() + 1);
+                    c.extend_from_slice(chunk);
+                    c.push(0);
+                    // SAFETY: the semihosting trap reads the string at x1, which lives for the
+                    // call; QEMU handles it without the kernel.
+                    unsafe {
+                        std::arch::asm!(
+                            "hlt #0xf000",
+                            inout("x0") 0x04u64 => _,
+                            in("x1") c.as_ptr(),
+                            options(nostack)
+                        );
+                    }
+                }
+            }
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+
+    /// A line for people on the console; the host does not read it.
+    fn person(&self, text: &str) {
+        if self.channel == Channel::Console {
+            return;
+        }
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
+}
+
 fn mount(src: &str, dst: &str, fs: &str) {
     let (s, d, f) = (
         CString::new(src).unwrap(),
@@ -693,7 +843,13 @@ fn main() {
     let release = uname_r();
     // SAFETY: sysconf has no preconditions.
     let ncpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32;
-    println!("PROBEFORGE-BOOTED {release}");
+    let mut out = Verdicts::open();
+    out.line(&format!("PROBEFORGE-CHANNEL {}", out.describe()));
+    out.line(&format!("PROBEFORGE-BOOTED {release}"));
+    out.person(&format!(
+        "probeforge: booted {release}; verdicts over {}",
+        out.describe()
+    ));
     let mut probes: Vec<_> = fs::read_dir("/probes")
         .map(|d| {
             d.flatten()
@@ -711,9 +867,20 @@ fn main() {
             Ok(b) => verify(&name, &b, &release, ncpus, tables.as_deref()),
             Err(e) => serde_json::json!({"probe": name, "error": e.to_string()}),
         };
-        println!("PROBEFORGE-REPORT {report}");
+        out.person(&format!(
+            "probeforge: {name}: {}",
+            match report["error"].as_str() {
+                Some(e) => e.to_owned(),
+                None => format!(
+                    "{}/{} programs loaded",
+                    report["loaded"], report["programs"]
+                ),
+            }
+        ));
+        out.line(&format!("PROBEFORGE-REPORT {report}"));
     }
-    println!("PROBEFORGE-DONE");
+    out.line("PROBEFORGE-DONE");
+    out.person("probeforge: done, powering off");
     // SAFETY: sync and power off; we are PID 1 and done.
     unsafe {
         libc::sync();

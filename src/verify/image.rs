@@ -1,8 +1,8 @@
 //! Finding the kernel to boot in a distribution's packages, for every layout they have used:
-//! Debian's `boot/vmlinuz-R` (`linux-image-R[-unsigned]`), Debian 7.x's
-//! `usr/lib/modules/R/vmlinuz` (`linux-binary[-unsigned]-R`, behind a 2 kB `linux-image-R`
-//! meta-package), and the RPM distributions' `lib/modules/R/vmlinuz` (`kernel-core`) or
-//! `boot/vmlinuz-R` (`kernel`).
+//! Debian's `boot/vmlinuz-R` (`linux-image-R[-unsigned]`); Debian 7.x's
+//! `usr/lib/modules/R/vmlinuz` (`linux-binary-R`, behind a 2 kB `linux-image-R` meta-package)
+//! and `usr/lib/modules/R/vmlinuz.unsigned` (`linux-binary-unsigned-R`); the RPM
+//! distributions' `lib/modules/R/vmlinuz` (`kernel-core`) or `boot/vmlinuz-R` (`kernel`).
 //!
 //! Packages are only read here, in memory: no entry is ever written to disk, so no archive
 //! path needs vetting. A meta-package is followed through the catalog's APT targets only by
@@ -41,8 +41,8 @@ pub struct Meta {
 }
 
 /// Whether an archive path (root-relative, `./` stripped) is a kernel image: `boot/vmlinuz-*`
-/// (Debian up to 6.x, RPM `kernel` packages) or `[usr/]lib/modules/<release>/vmlinuz`
-/// (Debian 7.x `linux-binary-*`, RPM `kernel-core`).
+/// (Debian up to 6.x, RPM `kernel` packages) or `[usr/]lib/modules/<release>/vmlinuz[.unsigned]`
+/// (Debian 7.x `linux-binary[-unsigned]-*`, RPM `kernel-core`).
 pub fn is_kernel_path(path: &str) -> bool {
     let path = path.trim_start_matches("./").trim_start_matches('/');
     if let Some(name) = path.strip_prefix("boot/vmlinuz-") {
@@ -53,7 +53,8 @@ pub fn is_kernel_path(path: &str) -> bool {
         .strip_prefix("lib/modules/")
         .and_then(|r| r.split_once('/'))
     {
-        Some((release, "vmlinuz")) => !release.is_empty(),
+        // Debian 7.x `linux-binary-unsigned-R` names it `vmlinuz.unsigned`.
+        Some((release, "vmlinuz" | "vmlinuz.unsigned")) => !release.is_empty(),
         _ => false,
     }
 }
@@ -382,6 +383,7 @@ mod tests {
             "./boot/vmlinuz-6.1.0-50-amd64",
             "boot/vmlinuz-5.14.0-427.el9.x86_64",
             "./usr/lib/modules/7.3.4+deb13-amd64/vmlinuz",
+            "./usr/lib/modules/7.3.4+deb13-amd64/vmlinuz.unsigned",
             "./lib/modules/5.14.0-427.el9.x86_64/vmlinuz",
             "/lib/modules/6.11.4-301.fc41.x86_64/vmlinuz",
         ] {
