@@ -7,15 +7,13 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
 use crate::kernel::Arch;
 use crate::patch::Catalog;
 use crate::pipeline::{self, probe_file_name, write_atomic, Request};
 use crate::publish::{LocalRepo, ProbeMeta, Published, Repo};
 use crate::repo::{KernelRecord, Lister};
 use crate::toolchain::Toolchain;
-use crate::validate::{self, Expect};
+use crate::validate;
 
 /// Progress of a batch; every method has a no-op default.
 pub trait Reporter: Sync {
@@ -63,16 +61,6 @@ pub struct KernelResult {
     pub verified: Option<String>,
 }
 
-/// What the compile cache keeps beside a probe's bytes.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Cached {
-    inputs: Vec<(String, String)>,
-    driver_source_sha256: String,
-    patches: Vec<String>,
-    toolchain: String,
-    flags_sha256: String,
-}
-
 pub struct Farm<'a> {
     pub lister: &'a Lister<'a>,
     pub repo: &'a Repo,
@@ -104,29 +92,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl Farm<'_> {
-    /// The compile-cache key: header contents, driver source and version, patches, toolchain,
-    /// and this probeforge (which decides the flags).
-    fn cache_key(&self, header_digests: &[String]) -> String {
-        let mut h = Sha256::new();
-        h.update(concat!("probeforge-", env!("CARGO_PKG_VERSION"), "\0"));
-        let mut d = header_digests.to_vec();
-        d.sort();
-        for x in d {
-            h.update(x.as_bytes());
-            h.update([0]);
-        }
-        h.update(self.driver_digest.as_bytes());
-        h.update([0]);
-        h.update(self.driver_version.as_bytes());
-        h.update([0]);
-        for p in &self.patches.0 {
-            h.update(p.name.as_bytes());
-            h.update(p.diff.as_bytes());
-        }
-        h.update(self.toolchain.identity().as_bytes());
-        hex::encode(h.finalize())
-    }
-
     /// Builds every kernel not yet in the repository. Results are sorted by (arch, release).
     pub fn run(&self, kernels: Vec<KernelRecord>, rep: &dyn Reporter) -> Vec<KernelResult> {
         let mut results = Vec::new();
@@ -238,6 +203,7 @@ impl Farm<'_> {
         rep: &dyn Reporter,
     ) -> KernelResult {
         let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
+        let fail = |e: String| self.failed(k, file.clone(), e, start.elapsed().as_secs_f64());
         // Header packages only: kbuild's own package is not read by a probe build.
         let headers: Vec<PathBuf> = k
             .packages
@@ -246,91 +212,68 @@ impl Farm<'_> {
             .filter(|(p, _)| !p.name.starts_with("linux-kbuild-"))
             .map(|(_, f)| f.clone())
             .collect();
-        let digests: Vec<String> = match headers
-            .iter()
-            .map(|h| crate::driver::digest_input(h))
-            .collect::<Result<_, _>>()
-        {
-            Ok(d) => d,
-            Err(e) => return self.failed(k, file, e.to_string(), start.elapsed().as_secs_f64()),
+        rep.phase(&k.release, "prepare");
+        let req = Request {
+            headers,
+            kernel_release: Some(k.release.clone()),
+            driver_source: self.driver_dir.clone(),
+            driver_version: Some(self.driver_version.clone()),
+            target_id: Some(k.target_id.clone()),
+            kernel_version: Some(k.kernel_version.clone()),
+            arch: Some(k.arch),
+            out_dir: PathBuf::from("."),
+            scratch: Some(
+                self.scratch
+                    .clone()
+                    .unwrap_or_else(pipeline::default_scratch),
+            ),
+            driver_digest: Some(self.driver_digest.clone()),
         };
-        let key = self.cache_key(&digests);
+        // The cache key is made of what the compiler will see (command lines, staged driver
+        // tree, headers, toolchain): known only once the build is staged and configured.
+        let prepared = match pipeline::prepare(&req, self.toolchain, self.patches) {
+            Ok(p) => p,
+            Err(e) => return fail(error_chain(&e)),
+        };
+        let key = prepared.cache_key(self.toolchain);
+        let cache_o = self.cache_dir.join("probes").join(format!("{key}.o"));
+        let cpu_of = |t: &crate::compile::Timing| (t.clang_cpu + t.llc_cpu).as_secs_f64();
+        let (bytes, out, status) = match std::fs::read(&cache_o) {
+            Ok(bytes) => {
+                let out = prepared.output(self.toolchain, &bytes, Default::default());
+                (bytes, out, Status::Cached)
+            }
+            Err(_) => {
+                rep.phase(&k.release, "compile");
+                match prepared.compile(self.toolchain) {
+                    Ok((out, bytes)) => {
+                        let _ = write_atomic(&cache_o, &bytes);
+                        (bytes, out, Status::Built)
+                    }
+                    Err(e) => return fail(error_chain(&e)),
+                }
+            }
+        };
+        let cpu = cpu_of(&out.timing.probe) + cpu_of(&out.timing.configure);
         // Recorded inputs name the packages, not the cache's file names.
         let named_inputs: Vec<(String, String)> = k
             .packages
             .iter()
-            .filter(|p| !p.name.starts_with("linux-kbuild-"))
-            .map(|p| p.name.clone())
-            .zip(digests.iter().cloned())
+            .zip(files)
+            .filter(|(p, _)| !p.name.starts_with("linux-kbuild-"))
+            .map(|(p, f)| {
+                let fname = f.file_name().unwrap_or_default().to_string_lossy();
+                let digest = out.inputs.iter().find(|(n, _)| *n == fname);
+                (
+                    p.name.clone(),
+                    digest.map(|(_, d)| d.clone()).unwrap_or_default(),
+                )
+            })
             .collect();
-        let cache_o = self.cache_dir.join("probes").join(format!("{key}.o"));
-        let cache_meta = self.cache_dir.join("probes").join(format!("{key}.json"));
-        let mut cpu = 0.0;
-        let cached = std::fs::read(&cache_o).ok().zip(
-            std::fs::read(&cache_meta)
-                .ok()
-                .and_then(|m| serde_json::from_slice::<Cached>(&m).ok()),
-        );
-        let (bytes, meta, status) = match cached {
-            Some((bytes, c)) => (bytes, c, Status::Cached),
-            None => {
-                rep.phase(&k.release, "compile");
-                let req = Request {
-                    headers,
-                    kernel_release: Some(k.release.clone()),
-                    driver_source: self.driver_dir.clone(),
-                    driver_version: Some(self.driver_version.clone()),
-                    target_id: Some(k.target_id.clone()),
-                    kernel_version: Some(k.kernel_version.clone()),
-                    arch: Some(k.arch),
-                    out_dir: PathBuf::from("."),
-                    scratch: Some(
-                        self.scratch
-                            .clone()
-                            .unwrap_or_else(pipeline::default_scratch),
-                    ),
-                    driver_digest: Some(self.driver_digest.clone()),
-                };
-                match pipeline::build_probe(&req, self.toolchain, self.patches) {
-                    Ok((out, bytes)) => {
-                        cpu = (out.timing.probe.clang_cpu
-                            + out.timing.probe.llc_cpu
-                            + out.timing.configure.clang_cpu
-                            + out.timing.configure.llc_cpu)
-                            .as_secs_f64();
-                        let c = Cached {
-                            inputs: out.inputs.clone(),
-                            driver_source_sha256: out.driver_source_sha256.clone(),
-                            patches: out.patches.clone(),
-                            toolchain: out.toolchain.clone(),
-                            flags_sha256: out.flags_sha256.clone(),
-                        };
-                        let _ = write_atomic(&cache_o, &bytes);
-                        let _ = write_atomic(
-                            &cache_meta,
-                            &serde_json::to_vec(&c).expect("serializable"),
-                        );
-                        (bytes, c, Status::Built)
-                    }
-                    Err(e) => {
-                        return self.failed(k, file, error_chain(&e), start.elapsed().as_secs_f64())
-                    }
-                }
-            }
-        };
-        // A cached probe is checked as a fresh one would be.
-        let report = validate::validate(
-            &bytes,
-            &Expect {
-                kernel_release: Some(k.release.clone()),
-                driver_version: Some(self.driver_version.clone()),
-                arch: Some(k.arch),
-                ..Default::default()
-            },
-        );
-        if !report.ok() {
-            let e = validate::Invalid(report);
-            return self.failed(k, file, e.to_string(), start.elapsed().as_secs_f64());
+        // A cached probe is checked as a fresh one is (by `output`).
+        if !out.report.ok() {
+            let e = validate::Invalid(out.report);
+            return fail(e.to_string());
         }
         let mut verified = None;
         if let Some(v) = self.verify {
@@ -358,10 +301,10 @@ impl Farm<'_> {
             size: bytes.len() as u64,
             sha256: sha.clone(),
             inputs: named_inputs,
-            driver_source_sha256: meta.driver_source_sha256,
-            patches: meta.patches,
-            toolchain: meta.toolchain,
-            flags_sha256: meta.flags_sha256,
+            driver_source_sha256: out.driver_source_sha256,
+            patches: out.patches,
+            toolchain: out.toolchain,
+            flags_sha256: out.flags_sha256,
             built_at: crate::publish::timestamp(),
         };
         rep.phase(&k.release, "publish");

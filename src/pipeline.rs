@@ -188,6 +188,37 @@ pub fn build_probe(
     tc: &Toolchain,
     patches: &Catalog,
 ) -> Result<(Output, Vec<u8>), Error> {
+    prepare(req, tc, patches)?.compile(tc)
+}
+
+/// A kernel's build, staged up to the compile: headers unpacked, driver staged (and patched),
+/// configure tests run, the exact clang and llc command lines known. Its [`Prepared::cache_key`]
+/// is made of what the compiler will see, so a compile cache keyed by it cannot serve a probe
+/// built with other flags, another driver tree or other headers.
+pub struct Prepared {
+    // Dropped in this order: the unpacked headers, then the build directory holding them.
+    _staged: extract::Staged,
+    tmp: tempfile::TempDir,
+    k: KernelTree,
+    drv: driver::PreparedDriver,
+    args: Vec<std::ffi::OsString>,
+    configure: Vec<ConfigureResult>,
+    cfg_time: Timing,
+    unpack_s: f64,
+    inputs: Vec<(String, String)>,
+    driver_source_sha256: String,
+    driver_tree_sha256: String,
+    target_id: String,
+    kernel_version: String,
+    out_dir: PathBuf,
+    /// The clang command line, machine-specific paths mapped to what they stand for.
+    pub clang_args: Vec<String>,
+    /// The llc command line, the output named `probe.o`.
+    pub llc_args: Vec<String>,
+}
+
+/// Stages a build up to the compile (see [`Prepared`]).
+pub fn prepare(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Prepared, Error> {
     let mut b = tempfile::Builder::new();
     b.prefix("probeforge-build-");
     // A single build writes only under `$TMPDIR` (or --scratch) and its output directory, as
@@ -250,6 +281,8 @@ pub fn build_probe(
         .collect::<Result<Vec<_>, _>>()?;
     let work = tmp.path().join("driver");
     let drv = source.prepare(&work, req.driver_version.as_deref(), k.version, patches)?;
+    // The staged tree as the compiler reads it: driver_config.h, patches applied.
+    let driver_tree_sha256 = driver::digest_input(&drv.tree).map_err(io(&drv.tree))?;
 
     let mut fl = FlagSet::new(&k, &tc.resource_include, Arch::host());
     fl.prefix_maps
@@ -275,28 +308,7 @@ pub fn build_probe(
         .filter(|c| c.passed && c.module != "0__SANITY")
         .map(|c| c.module.clone())
         .collect();
-    let obj = tmp.path().join("probe.o");
     let args = fl.clang_args(&drv.bpf_dir.join("probe.c"), true);
-    let probe_time = compile::clang_llc(tc, &args, &k.objtree, &obj, &k.release)?;
-    let bytes = fs::read(&obj).map_err(io(&obj))?;
-    let report = validate::validate(
-        &bytes,
-        &Expect {
-            kernel_release: Some(k.release.clone()),
-            driver_version: Some(drv.version.clone()),
-            api_version: Some(encode_semver(drv.api_version)),
-            schema_version: Some(encode_semver(drv.schema_version)),
-            arch: Some(k.arch),
-        },
-    );
-    if !report.ok() {
-        return Err(Error::Invalid {
-            release: k.release.clone(),
-            source: Box::new(validate::Invalid(report)),
-        });
-    }
-    let file_name = probe_file_name(&target_id, &k.release, &kernel_version);
-    let path = req.out_dir.join(&file_name);
     // The recorded flags say where things were, relative to what they stand for.
     let root = k.root.display().to_string();
     let drv_tree = drv.tree.display().to_string();
@@ -317,35 +329,136 @@ pub fn build_probe(
             }
         })
         .collect();
-    let out = Output {
-        path,
-        file_name,
-        sha256: sha256(&bytes),
-        size: bytes.len() as u64,
-        kernel: KernelFacts {
-            release: k.release.clone(),
-            kernel_version,
-            uname_v: k.uname_v.clone(),
-            arch: k.arch,
-            target_id,
-        },
-        driver_version: drv.version.clone(),
-        driver_layout: drv.layout,
-        driver_source_sha256,
-        inputs,
-        patches: drv.patches.clone(),
+    let llc_args = FlagSet::llc_args(Path::new("probe.o"))
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    Ok(Prepared {
+        _staged: staged,
+        tmp,
+        k,
+        drv,
+        args,
         configure,
-        toolchain: tc.identity(),
-        flags_sha256: sha256(clang_args.join("\0").as_bytes()),
+        cfg_time,
+        unpack_s,
+        inputs,
+        driver_source_sha256,
+        driver_tree_sha256,
+        target_id,
+        kernel_version,
+        out_dir: req.out_dir.clone(),
         clang_args,
-        timing: Timings {
-            unpack_s,
-            configure: cfg_time,
-            probe: probe_time,
-        },
-        report,
+        llc_args,
+    })
+}
+
+/// The compile-cache key of a probe: the exact clang and llc command lines, the staged driver
+/// tree, the header packages (by digest, in any order) and the toolchain's identity.
+pub fn cache_key(
+    clang_args: &[String],
+    llc_args: &[String],
+    driver_tree_sha256: &str,
+    header_sha256s: &[&str],
+    toolchain: &str,
+) -> String {
+    let mut h = Sha256::new();
+    let mut field = |s: &str| {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
     };
-    Ok((out, bytes))
+    field("probeforge compile cache v2");
+    field("clang");
+    clang_args.iter().for_each(|a| field(a));
+    field("llc");
+    llc_args.iter().for_each(|a| field(a));
+    field(driver_tree_sha256);
+    let mut d = header_sha256s.to_vec();
+    d.sort();
+    d.iter().for_each(|x| field(x));
+    field(toolchain);
+    hex::encode(h.finalize())
+}
+
+impl Prepared {
+    pub fn release(&self) -> &str {
+        &self.k.release
+    }
+    /// Header inputs: (file name, sha256).
+    pub fn inputs(&self) -> &[(String, String)] {
+        &self.inputs
+    }
+    /// See [`cache_key`].
+    pub fn cache_key(&self, tc: &Toolchain) -> String {
+        let headers: Vec<&str> = self.inputs.iter().map(|(_, d)| d.as_str()).collect();
+        cache_key(
+            &self.clang_args,
+            &self.llc_args,
+            &self.driver_tree_sha256,
+            &headers,
+            &tc.identity(),
+        )
+    }
+    /// What a build of these inputs records, for bytes compiled now or taken from a cache.
+    pub fn output(&self, tc: &Toolchain, bytes: &[u8], probe: Timing) -> Output {
+        let file_name = probe_file_name(&self.target_id, &self.k.release, &self.kernel_version);
+        Output {
+            path: self.out_dir.join(&file_name),
+            file_name,
+            sha256: sha256(bytes),
+            size: bytes.len() as u64,
+            kernel: KernelFacts {
+                release: self.k.release.clone(),
+                kernel_version: self.kernel_version.clone(),
+                uname_v: self.k.uname_v.clone(),
+                arch: self.k.arch,
+                target_id: self.target_id.clone(),
+            },
+            driver_version: self.drv.version.clone(),
+            driver_layout: self.drv.layout,
+            driver_source_sha256: self.driver_source_sha256.clone(),
+            inputs: self.inputs.clone(),
+            patches: self.drv.patches.clone(),
+            configure: self.configure.clone(),
+            toolchain: tc.identity(),
+            flags_sha256: sha256(self.clang_args.join("\0").as_bytes()),
+            clang_args: self.clang_args.clone(),
+            timing: Timings {
+                unpack_s: self.unpack_s,
+                configure: self.cfg_time.clone(),
+                probe,
+            },
+            report: self.check(bytes),
+        }
+    }
+    /// The probe's checks against this kernel and driver.
+    pub fn check(&self, bytes: &[u8]) -> Report {
+        validate::validate(
+            bytes,
+            &Expect {
+                kernel_release: Some(self.k.release.clone()),
+                driver_version: Some(self.drv.version.clone()),
+                api_version: Some(encode_semver(self.drv.api_version)),
+                schema_version: Some(encode_semver(self.drv.schema_version)),
+                arch: Some(self.k.arch),
+            },
+        )
+    }
+    /// Runs clang | llc and validates the probe.
+    pub fn compile(self, tc: &Toolchain) -> Result<(Output, Vec<u8>), Error> {
+        let obj = self.tmp.path().join("probe.o");
+        let probe_time =
+            compile::clang_llc(tc, &self.args, &self.k.objtree, &obj, &self.k.release)?;
+        let bytes = fs::read(&obj).map_err(io(&obj))?;
+        let out = self.output(tc, &bytes, probe_time);
+        if !out.report.ok() {
+            return Err(Error::Invalid {
+                release: self.k.release.clone(),
+                source: Box::new(validate::Invalid(out.report)),
+            });
+        }
+        Ok((out, bytes))
+    }
 }
 
 /// A provenance statement (in-toto Statement v1 layout) for a build: what went in (by
@@ -379,4 +492,53 @@ pub fn provenance(out: &Output, tc: &Toolchain) -> serde_json::Value {
         "predicateType": "https://github.com/falcosecurity/probeforge/provenance/v1",
         "predicate": predicate,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every part of what the compiler sees changes the compile-cache key; the order of the
+    /// header packages does not.
+    #[test]
+    fn cache_key_covers_flags_driver_tree_headers_and_toolchain() {
+        let clang: Vec<String> = ["-O2", "-g", "-DHAS_RSS_STAT_ARRAY", "-c", "probe.c"]
+            .map(String::from)
+            .to_vec();
+        let llc: Vec<String> = ["-march=bpf", "-filetype=obj", "-o", "probe.o"]
+            .map(String::from)
+            .to_vec();
+        let base = cache_key(&clang, &llc, "tree", &["h1", "h2"], "clang 14 / llc 14");
+        assert_eq!(
+            base,
+            cache_key(&clang, &llc, "tree", &["h2", "h1"], "clang 14 / llc 14")
+        );
+        let mut one_flag = clang.clone();
+        one_flag[2] = "-DHAS_KERNFS_NODE_PARENT".into();
+        let mut dropped = clang.clone();
+        dropped.remove(2);
+        let mut joined = clang.clone();
+        joined[0] = "-O2 -g".into();
+        joined.remove(1);
+        let mut llc2 = llc.clone();
+        llc2[0] = "-march=bpfel".into();
+        let others = [
+            cache_key(&one_flag, &llc, "tree", &["h1", "h2"], "clang 14 / llc 14"),
+            cache_key(&dropped, &llc, "tree", &["h1", "h2"], "clang 14 / llc 14"),
+            cache_key(&joined, &llc, "tree", &["h1", "h2"], "clang 14 / llc 14"),
+            cache_key(&clang, &llc2, "tree", &["h1", "h2"], "clang 14 / llc 14"),
+            cache_key(
+                &clang,
+                &llc,
+                "patched tree",
+                &["h1", "h2"],
+                "clang 14 / llc 14",
+            ),
+            cache_key(&clang, &llc, "tree", &["h1", "h3"], "clang 14 / llc 14"),
+            cache_key(&clang, &llc, "tree", &["h1", "h2"], "clang 16 / llc 16"),
+        ];
+        for (i, k) in others.iter().enumerate() {
+            assert_ne!(*k, base, "variant {i} hit the cache");
+        }
+    }
 }
