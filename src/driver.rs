@@ -425,8 +425,15 @@ impl DriverSource {
                 for f in files_in(&self.dir.join("bpf"), &[])? {
                     copy_file(&f, &bpf.join(f.file_name().unwrap()))?;
                 }
+                // Where the driver's own install puts `driver/*.h` and `driver_config.h`: up to
+                // 7.0.0+driver the dkms tree's top (probe.c includes `../driver_config.h`),
+                // later beside probe.c. probe.c says which.
+                let headers = match headers_at(&self.dir.join("bpf/probe.c"))? {
+                    HeadersAt::Parent => tree.clone(),
+                    HeadersAt::Bpf => bpf.clone(),
+                };
                 for f in files_in(&self.dir, &["h"])? {
-                    copy_file(&f, &bpf.join(f.file_name().unwrap()))?;
+                    copy_file(&f, &headers.join(f.file_name().unwrap()))?;
                 }
                 let cfg_dir = self.dir.join("bpf/configure");
                 if cfg_dir.is_dir() {
@@ -443,7 +450,7 @@ impl DriverSource {
                 let tpl_path = self.dir.join("driver_config.h.in");
                 let tpl = fs::read_to_string(&tpl_path).map_err(io(&tpl_path))?;
                 let cfg = driver_config(&tpl, &version, self.api_version, self.schema_version);
-                fs::write(bpf.join("driver_config.h"), cfg).map_err(io(&bpf))?;
+                fs::write(headers.join("driver_config.h"), cfg).map_err(io(&headers))?;
                 (tree, bpf, "falco".to_owned())
             }
             Layout::Dkms => {
@@ -485,6 +492,39 @@ impl DriverSource {
             patches: applied,
             driver_name: name,
         })
+    }
+}
+
+/// Where a libs driver's probe expects the shared driver headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeadersAt {
+    /// `#include "../driver_config.h"`: the dkms install's top directory (up to 7.0.0+driver).
+    Parent,
+    /// `#include "driver_config.h"`: beside probe.c (7.1.0+driver and later).
+    Bpf,
+}
+
+fn headers_at(probe_c: &Path) -> Result<HeadersAt> {
+    let text = fs::read_to_string(probe_c).map_err(io(probe_c))?;
+    let included = text.lines().find_map(|l| {
+        let l = l.trim_start().strip_prefix('#')?.trim_start();
+        let path = l.strip_prefix("include")?.trim().strip_prefix('"')?;
+        let path = &path[..path.find('"')?];
+        path.ends_with("driver_config.h").then(|| path.to_owned())
+    });
+    match included.as_deref() {
+        Some("driver_config.h") => Ok(HeadersAt::Bpf),
+        Some("../driver_config.h") => Ok(HeadersAt::Parent),
+        Some(other) => Err(Error::Bad {
+            path: probe_c.to_owned(),
+            what: format!(
+                "includes its configuration as `{other}`, a layout probeforge does not know"
+            ),
+        }),
+        None => Err(Error::Bad {
+            path: probe_c.to_owned(),
+            what: "does not include driver_config.h".to_owned(),
+        }),
     }
 }
 

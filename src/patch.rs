@@ -235,23 +235,22 @@ fn apply_hunks(path: &str, text: &str, hunks: &[Hunk]) -> Result<String, Error> 
     Ok(out)
 }
 
-/// Applies a diff to files under `tree`. A path missing as given is looked up in `bpf/` by its
-/// file name (the libs layout flattens `driver/*.h` into `bpf/`).
+/// Applies a diff to files under `tree`. A path missing as given is looked up by its file name
+/// in `bpf/` (drivers from 7.1.0+driver on have `driver/*.h` beside probe.c), then at the top
+/// (older drivers have them one level up, as their dkms install does).
 pub fn apply_to_tree(diff: &str, tree: &Path) -> Result<(), Error> {
     for f in parse(diff)? {
-        let direct = tree.join(&f.path);
-        let target = if direct.is_file() {
-            direct
-        } else {
-            let name = Path::new(&f.path)
-                .file_name()
-                .ok_or_else(|| Error::Missing(f.path.clone()))?;
-            let p = tree.join("bpf").join(name);
-            if !p.is_file() {
-                return Err(Error::Missing(f.path.clone()));
-            }
-            p
-        };
+        let name = Path::new(&f.path)
+            .file_name()
+            .ok_or_else(|| Error::Missing(f.path.clone()))?;
+        let target = [
+            tree.join(&f.path),
+            tree.join("bpf").join(name),
+            tree.join(name),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| Error::Missing(f.path.clone()))?;
         let text = fs::read_to_string(&target).map_err(|e| Error::Io(target.clone(), e))?;
         let out = apply_hunks(&f.path, &text, &f.hunks)?;
         fs::write(&target, out).map_err(|e| Error::Io(target.clone(), e))?;
