@@ -312,10 +312,12 @@ struct FetchArgs {
 
 #[derive(clap::Args)]
 struct ToolchainArgs {
-    /// The clang/llc to build with: `host` (default: found as below), the name of a pinned
+    /// The clang/llc to build with: `auto` (default: the host's, found as below; when the host
+    /// has no usable pair, the pinned toolchain for this machine's arch, fetched once into the
+    /// cache), `host` (only the host's; fails naming what is missing), the name of a pinned
     /// toolchain (`probeforge toolchain list`; downloaded into the cache on first use and run
     /// with its own loader and libraries), or the path of a toolchain manifest file.
-    #[arg(long, default_value = "host")]
+    #[arg(long, default_value = "auto")]
     toolchain: String,
     /// clang to use (default: $CLANG, then clang on PATH).
     #[arg(long, env = "CLANG")]
@@ -326,6 +328,17 @@ struct ToolchainArgs {
     /// Refuse any clang/llc but this LLVM version ("14" or "14.0.6").
     #[arg(long)]
     require_llvm: Option<String>,
+}
+
+/// A spinner on a terminal (none in a pipe or a CI log).
+fn spinner(msg: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal().then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.set_message(msg.to_owned());
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    })
 }
 
 fn manifest_for(name: &str) -> Result<probeforge::toolchain::Manifest> {
@@ -351,8 +364,39 @@ fn manifest_for(name: &str) -> Result<probeforge::toolchain::Manifest> {
 
 impl ToolchainArgs {
     fn find(&self, net: &NetArgs) -> Result<Toolchain> {
-        let tc = if self.toolchain == "host" {
+        let explicit = self.clang.is_some() || self.llc.is_some();
+        let tc = if self.toolchain == "host" || self.toolchain == "auto" && explicit {
             Toolchain::find(self.clang.as_deref(), self.llc.as_deref())?
+        } else if self.toolchain == "auto" {
+            match Toolchain::find(None, None) {
+                Ok(tc) => tc,
+                Err(why) => {
+                    let m = probeforge::toolchain::Manifest::for_host().ok_or_else(|| {
+                        UsageError(format!(
+                            "{why}; and no pinned toolchain runs on {} (see `probeforge toolchain list`)",
+                            Arch::host().map_or("this machine".into(), |a| a.to_string())
+                        ))
+                    })?;
+                    let n = net.open()?;
+                    let mirror = n.mirrors.resolve(&n.catalog, &m.mirror)?;
+                    let cached =
+                        probeforge::toolchain::root_in_cache(&m, &n.client.config().cache_dir)
+                            .join(".complete")
+                            .is_file();
+                    eprintln!(
+                        "no usable clang/llc on this host ({why}): building with the pinned toolchain `{}` (LLVM {}){}",
+                        m.name,
+                        m.llvm_version,
+                        if cached { "" } else { ", fetching it into the cache once" }
+                    );
+                    let spinner = spinner(&format!("fetching toolchain {}", m.name));
+                    let root = probeforge::toolchain::fetch(&m, &n.client, &mirror);
+                    if let Some(s) = spinner {
+                        s.finish_and_clear();
+                    }
+                    Toolchain::pinned(&m, &root?)?
+                }
+            }
         } else {
             if self.clang.is_some() || self.llc.is_some() {
                 return Err(UsageError(format!(

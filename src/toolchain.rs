@@ -344,6 +344,14 @@ impl Manifest {
         Self::embedded().into_iter().find(|m| m.name == name)
     }
 
+    /// The pinned toolchain that runs on this machine's architecture, if one is shipped.
+    pub fn for_host() -> Option<Manifest> {
+        let host = crate::kernel::Arch::host()?;
+        Self::embedded()
+            .into_iter()
+            .find(|m| crate::kernel::Arch::parse(&m.host_arch) == Some(host))
+    }
+
     /// A digest of the manifest: the unpacked root's identity in the cache.
     pub fn digest(&self) -> String {
         use sha2::Digest;

@@ -1125,3 +1125,108 @@ fn logs_are_coloured_only_on_a_terminal() {
         );
     }
 }
+
+/// Nothing to install: with no clang or llc on PATH and an empty cache, `build --target debian
+/// --kernel latest` fetches the pinned toolchain, says so, and builds the same bytes as the
+/// host's clang-14/llc-14 (this machine's, Debian 12's); `--toolchain host` then fails
+/// naming what is missing (exit 2).
+#[test]
+fn with_no_clang_on_path_the_pinned_toolchain_builds_the_same_probe() {
+    let t = tmpdir();
+    let empty_path = t.path().join("bin");
+    fs::create_dir_all(&empty_path).unwrap();
+    let cache = t.path().join("cache");
+    let bare = |args: &[&str]| {
+        let o = Command::new(bin())
+            .env_clear()
+            .env("PATH", &empty_path)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (bare_out, host_out) = (t.path().join("bare"), t.path().join("host"));
+    let (code, out, err) = bare(&[
+        "build",
+        "--target",
+        "debian",
+        "--kernel",
+        "latest",
+        "-o",
+        bare_out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("no usable clang/llc on this host")
+            && err.contains("building with the pinned toolchain `llvm-14-debian12`")
+            && err.contains("fetching it into the cache once"),
+        "{err}"
+    );
+    assert!(cache.join("toolchains").is_dir());
+    let probe = out
+        .split_whitespace()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("{out}"));
+    // The host's clang-14, same command otherwise.
+    let (code, out, err) = run(&[
+        "build",
+        "--target",
+        "debian",
+        "--kernel",
+        "latest",
+        "--toolchain",
+        "host",
+        "-o",
+        host_out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("pinned toolchain"), "{err}");
+    let host_probe = out
+        .split_whitespace()
+        .nth(1)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(probe.file_name(), host_probe.file_name());
+    assert_eq!(
+        sha256_file(&probe),
+        sha256_file(&host_probe),
+        "pinned and host clang-14 differ"
+    );
+    // A second bare run does not fetch again (a kernel that does not exist: it stops right
+    // after choosing the toolchain).
+    let (code, _, err) = bare(&[
+        "build",
+        "--target",
+        "debian",
+        "--kernel",
+        "0.0.0-none",
+        "-o",
+        bare_out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("pinned toolchain") && !err.contains("fetching"),
+        "{err}"
+    );
+    // `--toolchain host` insists on the host's.
+    let (code, _, err) = bare(&[
+        "build",
+        "--target",
+        "debian",
+        "--kernel",
+        "latest",
+        "--toolchain",
+        "host",
+        "-o",
+        bare_out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no clang found"), "{err}");
+}
