@@ -168,7 +168,10 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ListArgs {
-    /// Catalog targets (debian, debian-bookworm, ubuntu-jammy, ...).
+    /// Catalog targets. A distro's short name covers every supported release of it (`debian`:
+    /// bullseye, bookworm, trixie with their updates, security and backports suites; `ubuntu`:
+    /// jammy, noble); a release-named target one release (debian-bookworm, ubuntu-jammy,
+    /// amazonlinux2023, ...). `--targets-only` lists them with their suites.
     targets: Vec<String>,
     /// Only this architecture (x86_64, aarch64); default: both.
     #[arg(long)]
@@ -186,7 +189,8 @@ struct ListArgs {
 
 #[derive(clap::Args)]
 struct BuildAllArgs {
-    /// Catalog targets (debian-bookworm, amazonlinux2, ...); not needed with --from.
+    /// Catalog targets (`debian` = every supported Debian release, debian-bookworm,
+    /// amazonlinux2, ...: see `list-kernels --targets-only`); not needed with --from.
     targets: Vec<String>,
     /// Take the kernel list from a kernel-crawler JSON file instead of listing.
     #[arg(long)]
@@ -204,7 +208,8 @@ struct BuildAllArgs {
     /// Only this architecture (x86_64, aarch64); default: both.
     #[arg(long)]
     arch: Option<String>,
-    /// The driver version (default: the catalog's, 8.0.0+driver).
+    /// The driver version (default: the --driver-source's own, else the newest driver with a
+    /// legacy probe, 9.1.0+driver).
     #[arg(long)]
     driver_version: Option<String>,
     /// The driver source (default: downloaded for --driver-version).
@@ -422,7 +427,8 @@ struct BuildArgs {
     /// Kernel header packages (.deb, .rpm, tarballs), unpacked together, or one directory.
     #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from"], conflicts_with = "target")]
     headers: Vec<PathBuf>,
-    /// Fetch the headers from this catalog target's repositories instead (with --kernel).
+    /// Fetch the headers from this catalog target's repositories instead (with --kernel):
+    /// `debian` (every supported release), `debian-bookworm`, `ubuntu-jammy`, ...
     #[arg(long)]
     target: Option<String>,
     /// With --target or --from: the kernel release, or `latest`.
@@ -438,8 +444,9 @@ struct BuildArgs {
     /// Default: download the source of --driver-version.
     #[arg(long)]
     driver_source: Option<PathBuf>,
-    /// The driver version (e.g. 8.0.0+driver); read from dkms sources when given one.
-    /// Without --driver-source, defaults to the catalog's default version (8.0.0+driver).
+    /// The driver version (e.g. 8.0.0+driver). Default: what the --driver-source says (a known
+    /// copy's digest, a libs archive's top folder, a dkms tree's version mapped to its driver
+    /// release), else the newest driver with a legacy probe (9.1.0+driver).
     #[arg(long)]
     driver_version: Option<String>,
     /// Base URL of falcosecurity/libs archives (GitHub's by default).
@@ -1150,7 +1157,7 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         kernels.retain(|k| re.is_match(&k.release));
     }
     let cat = probeforge::driver::SourceCatalog::embedded();
-    let version = a
+    let mut version = a
         .driver_version
         .clone()
         .unwrap_or_else(|| cat.default_version.clone());
@@ -1165,6 +1172,14 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot create a directory in `{}`", scratch_base.display()))?;
     let (driver_dir, driver_digest) =
         probeforge::farm::prepare_driver_source(&source, batch.path())?;
+    // The version the probes are published under: given, else what the source says it is.
+    let mut found = probeforge::driver::DriverSource::find(&driver_dir)?;
+    found.identify(&driver_digest);
+    let given = match &a.driver_source {
+        Some(_) => a.driver_version.clone(),
+        None => Some(version.clone()),
+    };
+    version = found.version(given.as_deref())?;
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

@@ -1230,3 +1230,33 @@ fn with_no_clang_on_path_the_pinned_toolchain_builds_the_same_probe() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no clang found"), "{err}");
 }
+
+/// `debian` means Debian: the short name lists the kernels of every supported release (as the
+/// release-named targets do, together), not only the current stable one.
+#[test]
+fn the_short_name_debian_covers_every_supported_release() {
+    let all = lister().list("debian", &[Arch::X86_64]).unwrap();
+    let mut each = std::collections::BTreeSet::new();
+    for r in ["bullseye", "bookworm", "trixie"] {
+        let one = lister()
+            .list(&format!("debian-{r}"), &[Arch::X86_64])
+            .unwrap();
+        assert!(!one.is_empty(), "{r}");
+        each.extend(one.into_iter().map(|k| k.release));
+        assert!(
+            all.iter().any(|k| k.origin.starts_with(r)),
+            "`debian` lacks {r}"
+        );
+    }
+    let listed: std::collections::BTreeSet<String> = all.into_iter().map(|k| k.release).collect();
+    assert_eq!(listed, each);
+    let (code, out, _) = run(&["list-kernels", "--targets-only"]);
+    assert_eq!(code, 0);
+    let line = out.lines().find(|l| l.starts_with("debian ")).unwrap();
+    assert!(
+        line.contains("bullseye-security") && line.contains("trixie-backports"),
+        "{line}"
+    );
+    let (_, help, _) = run(&["list-kernels", "--help"]);
+    assert!(help.contains("every supported release"), "{help}");
+}
