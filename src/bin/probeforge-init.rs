@@ -385,22 +385,21 @@ impl Drop for Ring {
     }
 }
 
-/// Bytes of each CPU's ring: libscap's default (8 MiB). A PREEMPT_RT kernel context-switches
-/// thousands of times while the workload runs (its interrupts are threads), and a 1 MiB ring
-/// overflowed before the workload's own events arrived.
+/// Bytes of each CPU's ring: libscap's default (8 MiB).
 const RING_BYTES: usize = 8 << 20;
 
 fn open_ring(cpu: u32) -> Result<Ring, String> {
-    // perf_event_attr, first version (64 bytes): software event BPF_OUTPUT, raw samples,
-    // a wake-up per event; what libscap opens for each CPU.
+    // perf_event_attr, first version (64 bytes): software event BPF_OUTPUT, raw samples, and
+    // nothing else, exactly what libscap opens for each CPU. In particular no wake-up per
+    // event: on PREEMPT_RT each wake-up is a context switch, whose sched_switch event wakes
+    // again; that storm (~190,000 events in one workload) filled the rings before the
+    // workload's own events came.
     let mut attr = [0u8; 64];
     attr[0..4].copy_from_slice(&1u32.to_ne_bytes()); // PERF_TYPE_SOFTWARE
     attr[4..8].copy_from_slice(&64u32.to_ne_bytes());
     attr[8..16].copy_from_slice(&10u64.to_ne_bytes()); // PERF_COUNT_SW_BPF_OUTPUT
-    attr[16..24].copy_from_slice(&1u64.to_ne_bytes()); // sample_period
     attr[24..32].copy_from_slice(&(1u64 << 10).to_ne_bytes()); // PERF_SAMPLE_RAW
-    attr[48..52].copy_from_slice(&1u32.to_ne_bytes()); // wakeup_events
-                                                       // SAFETY: perf_event_open reads `attr`, which outlives the call.
+                                                               // SAFETY: perf_event_open reads `attr`, which outlives the call.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_perf_event_open,
