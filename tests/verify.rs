@@ -4,11 +4,14 @@
 //! probe for another kernel are reported.
 
 mod common;
+#[path = "common/images.rs"]
+mod images;
 
 use std::fs;
 use std::path::PathBuf;
 
 use common::*;
+use images::*;
 use object::{Object, ObjectSection};
 use probeforge::kernel::Arch;
 
@@ -361,4 +364,143 @@ fn build_and_build_all_verify_before_publishing() {
         verdict.starts_with("ok") && verdict.contains("workload events decoded"),
         "{v}"
     );
+}
+
+/// One probe verified whole in its kernel: loaded, attached, the workload's events decoded;
+/// the verdict came over the channel of the guest's arch, not the console.
+fn verifies(probe: &std::path::Path, image: &std::path::Path, release: &str, arch: Arch) -> f64 {
+    let (code, v, err) = verify_with(&[probe.to_owned()], image, "auto", &[libs_0_20_0()], &[]);
+    assert_eq!(code, 0, "{err}\n{v:#}");
+    assert_eq!(v["booted_release"], release, "{v:#}");
+    let channel = if arch == Arch::X86_64 {
+        "debugcon"
+    } else {
+        "semihosting"
+    };
+    assert_eq!(v["channel"], channel, "{v:#}");
+    let r = &v["reports"][0];
+    assert_eq!(r["loaded"], r["programs"], "{r}");
+    assert!(r["programs"].as_u64().unwrap() >= 100, "{r}");
+    events_prove_the_workload(r);
+    v["seconds"].as_f64().unwrap()
+}
+
+/// Debian 7.x: `linux-image-R` is a 2 kB meta-package; the kernel is in `linux-binary-R`
+/// (`usr/lib/modules/R/vmlinuz`). Given the meta-package alone, verify finds the kernel's
+/// package in the catalog's APT targets; given a `linux-binary-*`, it boots that. Offline with
+/// an empty cache, the error names the meta-package and the dependency.
+#[test]
+fn debian_7x_probe_verifies_from_its_meta_package_or_its_linux_binary() {
+    let (k, files) = debian_7x_kernel(Arch::X86_64);
+    let t = tmpdir();
+    let probe = libs_probe(&k, &files, t.path());
+    let meta = debian_package(
+        "debian-trixie",
+        Arch::X86_64,
+        &format!("linux-image-{}", k.release),
+    );
+    assert!(
+        fs::metadata(&meta).unwrap().len() < 64 * 1024,
+        "linux-image-{} is no longer a meta-package",
+        k.release
+    );
+    let empty = t.path().join("empty-cache");
+    let (code, _, err) = run(&[
+        "--offline",
+        "--cache-dir",
+        empty.to_str().unwrap(),
+        "verify",
+        "--no-events",
+        "--kernel-image",
+        meta.to_str().unwrap(),
+        probe.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("`linux-image-{}`, a meta-package", k.release))
+            && err.contains(&format!("dependency `linux-binary-{}", k.release))
+            && err.contains("offline"),
+        "{err}"
+    );
+    verifies(&probe, &meta, &k.release, Arch::X86_64);
+    let binary = debian_package(
+        "debian-trixie",
+        Arch::X86_64,
+        &format!("linux-binary-unsigned-{}", k.release),
+    );
+    verifies(&probe, &binary, &k.release, Arch::X86_64);
+}
+
+/// Debian's 16 KiB-page arm64 kernel: a Cortex-A57 has no 16 KiB granule and the kernel never
+/// starts; the guest CPU must implement every granule.
+#[test]
+fn debian_arm64_16k_probe_verifies() {
+    let (k, files) = debian_flavour_kernel("trixie", "6.12.", "arm64-16k", Arch::Aarch64);
+    let t = tmpdir();
+    let probe = libs_probe(&k, &files, t.path());
+    let image = debian_package(
+        "debian-trixie",
+        Arch::Aarch64,
+        &format!("linux-image-{}-unsigned", k.release),
+    );
+    verifies(&probe, &image, &k.release, Arch::Aarch64);
+}
+
+/// PREEMPT_RT under TCG disables the 8250's threaded interrupt and cuts long console output
+/// off: the verdict must not ride the console.
+fn rt_probe_verifies(suite: &str, series: &str) {
+    let (k, files) = debian_flavour_kernel(suite, series, "rt-amd64", Arch::X86_64);
+    let t = tmpdir();
+    let probe = libs_probe(&k, &files, t.path());
+    let image = debian_package(
+        &format!("debian-{suite}"),
+        Arch::X86_64,
+        &format!("linux-image-{}-unsigned", k.release),
+    );
+    verifies(&probe, &image, &k.release, Arch::X86_64);
+}
+
+#[test]
+fn debian_6_1_rt_amd64_probe_verifies() {
+    rt_probe_verifies("bookworm", "6.1.");
+}
+
+#[test]
+fn debian_6_12_rt_amd64_probe_verifies() {
+    rt_probe_verifies("trixie", "6.12.");
+}
+
+/// A guest that prints nothing (here an arm64 `Image` whose first instruction branches to
+/// itself) is booted once more, then reported as a kernel that did not start, not as a probe
+/// without a verdict.
+#[test]
+fn a_kernel_that_never_starts_is_named_as_such() {
+    let t = tmpdir();
+    let mut image = vec![0u8; 64 * 1024];
+    image[0..4].copy_from_slice(&0x1400_0000u32.to_le_bytes()); // b .
+    let size = image.len() as u64;
+    image[16..24].copy_from_slice(&size.to_le_bytes()); // image_size
+    image[24..32].copy_from_slice(&2u64.to_le_bytes()); // 4 KiB pages, little-endian
+    image[0x38..0x3c].copy_from_slice(b"ARM\x64");
+    let path = t.path().join("silent-Image");
+    fs::write(&path, &image).unwrap();
+    let probe = t.path().join("p.o");
+    fs::write(&probe, b"not reached").unwrap();
+    let start = std::time::Instant::now();
+    let (code, _, err) = run(&[
+        "verify",
+        "--no-events",
+        "--timeout",
+        "6",
+        "--kernel-image",
+        path.to_str().unwrap(),
+        probe.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains("the kernel did not start") && err.contains("2 boot(s)"),
+        "{err}"
+    );
+    assert!(!err.contains("gave no verdict"), "{err}");
+    assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
 }
