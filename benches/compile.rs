@@ -39,13 +39,18 @@ fn main() {
     let all: Vec<PathBuf> = debs.iter().cloned().chain([kbuild_deb.clone()]).collect();
     let mut prepared_bpf = PathBuf::new();
     let (kw, kc) = measure(|| {
-        let (_root, objtree, prepared) =
-            common::kbuild_setup(&all, &driver, "8.0.0+driver", &t.path().join("kbuild"));
-        prepared_bpf = prepared.bpf_dir.clone();
+        let tree = common::kbuild_setup(
+            &all,
+            &driver,
+            Some("8.0.0+driver"),
+            &t.path().join("kbuild"),
+        );
+        prepared_bpf = tree.bpf_dir.clone();
         let s = Command::new("make")
             .arg("-C")
-            .arg(&objtree)
-            .arg(format!("M={}", prepared.bpf_dir.display()))
+            .arg(&tree.objtree)
+            .arg(format!("M={}", tree.bpf_dir.display()))
+            .arg(format!("KERNELDIR={}", tree.objtree.display()))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status()

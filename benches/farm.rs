@@ -43,16 +43,17 @@ fn main() {
         .unwrap();
     let start = Instant::now();
     for (k, f) in picked.iter().zip(&files) {
-        let (_root, objtree, p) = common::kbuild_setup(
+        let p = common::kbuild_setup(
             f,
             &driver,
-            "8.0.0+driver",
+            Some("8.0.0+driver"),
             &kb_scratch.path().join(format!("kb-{}", k.release)),
         );
         let s = Command::new("make")
             .arg("-C")
-            .arg(&objtree)
+            .arg(&p.objtree)
             .arg(format!("M={}", p.bpf_dir.display()))
+            .arg(format!("KERNELDIR={}", p.objtree.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

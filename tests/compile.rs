@@ -5,57 +5,86 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use probeforge::kernel::Arch;
 
 /// Builds the probe the way falco-driver-loader does: `make -C <objtree> M=<driver>/bpf`, on
 /// headers unpacked by dpkg-deb with the objtree Makefile's absolute include patched (as
-/// driverkit does). Debug-info paths are mapped the same way as the native build maps them,
-/// through the driver Makefile's own KBUILD_EXTRA_CPPFLAGS. Returns the probe's sha256.
+/// driverkit does), the driver staged as its own install stages it and patched by patch(1)
+/// (`common::kbuild`, no probeforge code). Returns the staged tree and the probe's sha256.
 fn kbuild_reference(
     debs: &[PathBuf],
     kbuild_deb: &Path,
     driver: &Path,
-    version: &str,
+    version: Option<&str>,
     arch: Arch,
     t: &Path,
-) -> String {
+) -> (KbuildTree, String) {
     let all: Vec<PathBuf> = debs
         .iter()
         .cloned()
         .chain([kbuild_deb.to_owned()])
         .collect();
     // The scripts/ link points at the host's kbuild (same version, host architecture).
-    let (root, objtree, prepared) = kbuild_setup(&all, driver, version, t);
-    let clang = if arch == Arch::host().unwrap() {
-        "clang".to_owned()
-    } else {
-        format!("clang --target={}", arch.triple())
+    let tree = kbuild_setup(&all, driver, version, t);
+    let probe = tree.make(arch);
+    let sha = sha256_file(&probe);
+    (tree, sha)
+}
+
+/// The host-architecture `linux-kbuild-*` of a kernel of `target` (the 7.x kernels are listed in
+/// debian-trixie, from its backports).
+fn kbuild_deb(suite: &str, arch: Arch, release: &str) -> PathBuf {
+    let name = kbuild_name(suite, arch, release);
+    debian_package(&format!("debian-{suite}"), Arch::host().unwrap(), &name)
+}
+
+/// Compares two objects section by section, leaving out DWARF and BTF (which carry source paths):
+/// (sections equal, names of sections that differ or exist on one side only).
+fn same_sections(a: &Path, b: &Path) -> (usize, Vec<String>) {
+    use object::{Object, ObjectSection};
+    let (da, db) = (fs::read(a).unwrap(), fs::read(b).unwrap());
+    let sections = |d: &[u8]| -> std::collections::BTreeMap<String, Vec<u8>> {
+        let f = object::File::parse(d).unwrap();
+        f.sections()
+            .filter_map(|s| {
+                let n = s.name().ok()?.to_owned();
+                let skip = [".debug", ".rel.debug", ".BTF", ".rel.BTF"]
+                    .iter()
+                    .any(|p| n.starts_with(p));
+                (!skip).then(|| (n, s.data().unwrap().to_vec()))
+            })
+            .collect()
     };
-    let out = Command::new("make")
-        .arg("-C")
-        .arg(&objtree)
-        .arg(format!("M={}", prepared.bpf_dir.display()))
-        .arg(format!("CLANG={clang}"))
-        .arg("LLC=llc")
-        .arg(format!(
-            "KBUILD_EXTRA_CPPFLAGS=-ffile-prefix-map={}= -ffile-prefix-map={}={}",
-            root.display(),
-            prepared.tree.display(),
-            prepared.mapped_tree
-        ))
-        .output()
-        .unwrap();
-    let probe = prepared.bpf_dir.join("probe.o");
-    assert!(
-        probe.is_file(),
-        "kbuild failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    sha256_file(&probe)
+    let (sa, sb) = (sections(&da), sections(&db));
+    let mut differ = Vec::new();
+    let mut same = 0;
+    for (n, d) in &sa {
+        match sb.get(n) {
+            Some(e) if e == d => same += 1,
+            _ => differ.push(n.clone()),
+        }
+    }
+    differ.extend(sb.keys().filter(|n| !sa.contains_key(*n)).cloned());
+    (same, differ)
+}
+
+fn patches_of(v: &serde_json::Value) -> Vec<String> {
+    v["patches"]
+        .as_array()
+        .expect("patches in the build's JSON")
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every check of the build's report passed, and there were checks.
+fn all_checks_ok(v: &serde_json::Value) {
+    let checks = v["report"]["checks"].as_array().expect("report.checks");
+    assert!(checks.len() >= 5, "too few checks: {checks:?}");
+    let failed: Vec<_> = checks.iter().filter(|c| c["ok"] != true).collect();
+    assert!(failed.is_empty(), "failed checks: {failed:?}");
 }
 
 fn native(
@@ -89,34 +118,30 @@ fn same_as_kbuild(suite: &str, arch: Arch, dkms: bool) {
     let (k, files) = debian_kernel(suite, arch);
     let headers = header_files(&k, &files);
     // kbuild's host tools: the host-architecture linux-kbuild of the same series.
-    let kbuild_name = kbuild_name(suite, arch, &k.release);
-    let kbuild_deb = debian_package(
-        &format!("debian-{suite}"),
-        Arch::host().unwrap(),
-        &kbuild_name,
-    );
+    let kbuild_deb = kbuild_deb(suite, arch, &k.release);
     let (driver, version) = if dkms {
-        (scap_dkms(), "0.1.1dev+git20220316.e5c53d64")
+        (scap_dkms(), None)
     } else {
-        (libs_0_20_0(), "8.0.0+driver")
+        (libs_0_20_0(), Some("8.0.0+driver"))
     };
     let t = tmpdir();
-    let reference = kbuild_reference(&headers, &kbuild_deb, &driver, version, arch, t.path());
+    let (tree, reference) =
+        kbuild_reference(&headers, &kbuild_deb, &driver, version, arch, t.path());
     let out = t.path().join("out");
-    let v = native(
-        &headers,
-        &driver,
-        if dkms { None } else { Some(version) },
-        &out,
-        &[],
-    );
+    let v = native(&headers, &driver, version, &out, &[]);
     assert_eq!(
         v["sha256"],
         reference.as_str(),
         "{} {}: native differs from kbuild",
         k.release,
-        version
+        tree.driver_version
     );
+    assert_eq!(
+        sha256_file(Path::new(v["path"].as_str().unwrap())),
+        reference
+    );
+    // The same patches, chosen from index.json by the test itself.
+    assert_eq!(patches_of(&v), tree.patches, "{}", k.release);
     // Nothing else in the output directory.
     let names: Vec<_> = fs::read_dir(&out)
         .unwrap()
@@ -124,11 +149,7 @@ fn same_as_kbuild(suite: &str, arch: Arch, dkms: bool) {
         .map(|e| e.file_name().into_string().unwrap())
         .collect();
     assert_eq!(names, [format!("falco_debian_{}_1.o", k.release)]);
-    assert!(v["report"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|c| c["ok"] == true));
+    all_checks_ok(&v);
 }
 
 #[test]
@@ -157,10 +178,13 @@ fn dkms_2022_bookworm_amd64_same_as_kbuild() {
 }
 #[test]
 fn dkms_2022_trixie_amd64_patched_same_as_kbuild() {
-    // 6.12 needs the rss_stat patch; kbuild gets the same patched tree.
+    // 6.12 needs the rss_stat patch; kbuild gets the same tree patched by patch(1).
     same_as_kbuild("trixie", Arch::X86_64, true);
 }
 
+/// 7.x kernels: the driver needs the kernfs patch (and the 2022 driver the rss_stat one too), and
+/// the headers need the kernel's C dialect. The same probe as kbuild's on the same tree patched
+/// by patch(1).
 fn build_7x(arch: Arch, dkms: bool) {
     let (k, files) = debian_7x_kernel(arch);
     let headers = header_files(&k, &files);
@@ -170,18 +194,27 @@ fn build_7x(arch: Arch, dkms: bool) {
     } else {
         (libs_0_20_0(), Some("8.0.0+driver"))
     };
-    let v = native(&headers, &driver, version, t.path(), &[]);
-    assert_eq!(v["kernel"]["release"], k.release.as_str());
-    let patches: Vec<&str> = v["patches"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p.as_str().unwrap())
-        .collect();
-    assert!(
-        patches.contains(&"kernfs-node-parent-rename.patch"),
-        "{patches:?}"
+    let kbuild_deb = kbuild_deb("trixie", arch, &k.release);
+    let (tree, reference) = kbuild_reference(
+        &headers,
+        &kbuild_deb,
+        &driver,
+        version,
+        arch,
+        &t.path().join("kbuild"),
     );
+    let mut want = vec!["kernfs-node-parent-rename.patch"];
+    if dkms {
+        want.push("rss-stat-array.patch");
+    }
+    want.sort();
+    let mut got = tree.patches.clone();
+    got.sort();
+    assert_eq!(got, want, "the test's own selection from index.json");
+    let out = t.path().join("out");
+    let v = native(&headers, &driver, version, &out, &[]);
+    assert_eq!(v["kernel"]["release"], k.release.as_str());
+    assert_eq!(patches_of(&v), tree.patches);
     let args: Vec<&str> = v["clang_args"]
         .as_array()
         .unwrap()
@@ -192,8 +225,21 @@ fn build_7x(arch: Arch, dkms: bool) {
         args.contains(&"-fms-extensions"),
         "flags derived from the 7.x tree: {args:?}"
     );
-    // And it validates as a probe for that kernel, through the CLI too.
     let probe = v["path"].as_str().unwrap();
+    // From 6.13 kbuild compiles an external module from the module's directory (`probe.c`
+    // relative, DW_AT_comp_dir the driver's bpf/), where probeforge compiles as older kbuild did
+    // (from the objtree, the source by its mapped absolute path): debug info and BTF line
+    // strings differ by those paths only. Every other section must be byte-identical.
+    assert!(tree.kernel >= (6, 13, 0));
+    let (same, differ) = same_sections(&tree.bpf_dir.join("probe.o"), Path::new(probe));
+    assert!(
+        differ.is_empty() && same > 100,
+        "{} {}: native differs from kbuild on the same patched tree in {differ:?} ({same} sections equal)",
+        k.release,
+        tree.driver_version
+    );
+    all_checks_ok(&v);
+    // And it validates as a probe for that kernel, through the CLI too.
     let (code, out, err) = run(&[
         "validate",
         probe,
@@ -255,6 +301,14 @@ fn same_bytes_from_other_directories_and_times() {
     assert_eq!(v1["flags_sha256"], v2["flags_sha256"]);
 }
 
+/// The names of the failed checks in `validate`'s text output.
+fn fails(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("FAIL "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect()
+}
+
 #[test]
 fn validation_rejects_other_kernels_and_corruption() {
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
@@ -285,7 +339,7 @@ fn validation_rejects_other_kernels_and_corruption() {
         "6.12.0-1-amd64",
     ]);
     assert_eq!(code, 1);
-    assert!(out.contains("FAIL kernel-version"), "{out}");
+    assert_eq!(fails(&out), ["kernel-version"], "{out}");
     let (code, out, _) = run(&[
         "validate",
         probe.to_str().unwrap(),
@@ -293,9 +347,15 @@ fn validation_rejects_other_kernels_and_corruption() {
         "9.1.0+driver",
     ]);
     assert_eq!(code, 1);
-    assert!(out.contains("FAIL probe-version"), "{out}");
+    assert_eq!(fails(&out), ["probe-version"], "{out}");
     let (code, out, _) = run(&["validate", probe.to_str().unwrap(), "--arch", "aarch64"]);
     assert_eq!(code, 1, "{out}");
+    // The one failure: an x86_64 probe carries the page_fault programs.
+    assert_eq!(fails(&out), ["arch-programs"], "{out}");
+    assert!(
+        out.contains("aarch64 probes have no page_fault programs"),
+        "{out}"
+    );
     // Corruptions: wrong machine, truncated, not an ELF.
     let bytes = fs::read(&probe).unwrap();
     let mut m = bytes.clone();
@@ -304,11 +364,16 @@ fn validation_rejects_other_kernels_and_corruption() {
     fs::write(&bad, &m).unwrap();
     let (code, out, _) = run(&["validate", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out.contains("FAIL elf-machine"), "{out}");
+    assert_eq!(fails(&out), ["elf-machine"], "{out}");
+    assert!(out.contains("e_machine 62 (want EM_BPF, 247)"), "{out}");
     let cut = t.path().join("cut.o");
     fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
     let (code, out, _) = run(&["validate", cut.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
+    // A header that is still ELF, section headers cut off: refused at parsing, saying why.
+    assert_eq!(fails(&out), ["elf-parse"], "{out}");
+    assert!(out.contains("ok   elf-header"), "{out}");
+    assert!(out.contains("Invalid ELF section header"), "{out}");
     let junk = t.path().join("junk.o");
     fs::write(&junk, b"not an object").unwrap();
     let (code, out, _) = run(&["validate", junk.to_str().unwrap(), "--json"]);

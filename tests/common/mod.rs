@@ -5,7 +5,11 @@
 #![allow(dead_code)]
 
 pub mod github;
+/// The kbuild reference, staged without probeforge's library.
+pub mod kbuild;
 pub mod server;
+
+pub use kbuild::{kbuild_setup, KbuildTree};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -340,68 +344,6 @@ ln -s ../../../usr/src/kernels/{rel} %{{buildroot}}/usr/src/kernels/{rel}/source
         .path()
         .to_owned();
     (rpm, uts)
-}
-
-/// A kbuild reference set-up, as falco-driver-loader and driverkit prepare it: the packages
-/// unpacked by dpkg-deb, the objtree Makefile's absolute include pointed into that root, and the
-/// driver laid out as its CMake install does (configure modules with Makefile, build.sh and
-/// Makefile.inc). Returns (root, objtree, prepared driver).
-pub fn kbuild_setup(
-    debs: &[PathBuf],
-    driver: &Path,
-    version: &str,
-    work: &Path,
-) -> (PathBuf, PathBuf, probeforge::driver::PreparedDriver) {
-    let root = work.join("kroot");
-    fs::create_dir_all(&root).unwrap();
-    for d in debs {
-        assert!(Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(d)
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success());
-    }
-    let objtree = fs::read_dir(root.join("usr/src"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join(".config").is_file())
-        .expect("objtree");
-    let mk = objtree.join("Makefile");
-    let text = fs::read_to_string(&mk).unwrap();
-    fs::write(
-        &mk,
-        text.replace(
-            "include /usr/src/",
-            &format!("include {}/usr/src/", root.display()),
-        ),
-    )
-    .unwrap();
-    let source = probeforge::driver::open(driver, &work.join("ksrc")).unwrap();
-    let k = probeforge::kernel::KernelTree::find(&root, None).unwrap();
-    let prepared = source
-        .prepare(
-            &work.join("kdrv"),
-            Some(version),
-            k.version,
-            &probeforge::patch::Catalog::embedded(),
-        )
-        .unwrap();
-    if source.layout == probeforge::driver::Layout::Libs {
-        let cfg = source.dir.join("bpf/configure");
-        for m in &prepared.configure_modules {
-            let d = prepared.bpf_dir.join("configure").join(m);
-            fs::copy(cfg.join("Makefile"), d.join("Makefile")).unwrap();
-            fs::copy(cfg.join("build.sh"), d.join("build.sh")).unwrap();
-            let inc = fs::read_to_string(cfg.join("Makefile.inc.in"))
-                .unwrap()
-                .replace("@CONFIGURE_MODULE@", m);
-            fs::write(d.join("Makefile.inc"), inc).unwrap();
-        }
-    }
-    (root, objtree, prepared)
 }
 
 /// The `linux-kbuild-*` package a Debian kernel's set depends on (for tests that run kbuild).
