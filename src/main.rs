@@ -251,7 +251,8 @@ struct VerifyArgs {
     /// `integrity`; `confidentiality` forbids reading kernel memory, which the probe needs).
     #[arg(long, value_parser = ["none", "integrity", "confidentiality"])]
     lockdown: Option<String>,
-    /// Give up on a VM after this many seconds.
+    /// Give up on a VM after this many seconds (on a kernel that prints nothing, after 60
+    /// seconds or this, whichever is less; it is booted once more before the error).
     #[arg(long, default_value_t = 300)]
     timeout: u64,
     /// QEMU accelerator: auto (KVM when it can boot a guest here, else TCG), kvm, or tcg.
