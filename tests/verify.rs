@@ -1,7 +1,9 @@
 //! Probes proven in their own kernels: Debian's 5.10, 6.1 and 6.12 amd64 kernels booted under
 //! QEMU (TCG) with probeforge's initramfs; every program of the real Falco probes (libs 0.20.0
 //! and the 2022 dkms driver) goes through that kernel's verifier. A corrupted instruction and a
-//! probe for another kernel are reported.
+//! probe for another kernel are reported. The flavours that broke verification get a boot each:
+//! 7.x (kernel in `linux-binary-*`, behind a meta-package), arm64-16k (16 KiB pages) and
+//! rt-amd64 (a console that loses output); a kernel that never starts is named as such.
 
 mod common;
 #[path = "common/images.rs"]
