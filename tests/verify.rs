@@ -506,3 +506,94 @@ fn a_kernel_that_never_starts_is_named_as_such() {
     assert!(!err.contains("gave no verdict"), "{err}");
     assert!(start.elapsed().as_secs() < 60, "{:?}", start.elapsed());
 }
+
+/// The RPM distributions' layouts, in packages rpmbuild makes around a real Debian kernel:
+/// `kernel-core` holds `/lib/modules/R/vmlinuz` and comes out byte for byte; the `kernel`
+/// meta-package holds none and is named with what it requires. No boot.
+#[test]
+fn rpm_kernel_core_yields_its_vmlinuz_and_the_kernel_meta_package_is_named() {
+    let (k, _) = debian_kernel("bookworm", Arch::X86_64);
+    let deb = debian_package(
+        "debian-bookworm",
+        Arch::X86_64,
+        &format!("linux-image-{}-unsigned", k.release),
+    );
+    let vmlinuz = probeforge::verify::kernel_image(&deb).unwrap();
+    let t = tmpdir();
+    let src = t.path().join("vmlinuz");
+    fs::write(&src, &vmlinuz).unwrap();
+    let rel = "6.1.0-1.el9.x86_64";
+    let spec = t.path().join("kernel.spec");
+    fs::write(
+        &spec,
+        format!(
+            r#"
+Name: kernel
+Version: 6.1.0
+Release: 1.el9
+Summary: a Debian kernel in RHEL's kernel-core layout (probeforge tests)
+License: GPL-2.0
+%global debug_package %{{nil}}
+%define __os_install_post %{{nil}}
+%define _build_id_links none
+%define _binary_payload w1.gzdio
+Requires: kernel-core-uname-r = {rel}
+%description
+meta
+%package core
+Summary: the kernel
+Provides: kernel-core-uname-r = {rel}
+%description core
+core
+%install
+mkdir -p %{{buildroot}}/lib/modules/{rel}
+cp {src} %{{buildroot}}/lib/modules/{rel}/vmlinuz
+echo config > %{{buildroot}}/lib/modules/{rel}/config
+%files
+%files core
+/lib/modules/{rel}
+"#,
+            src = src.display()
+        ),
+    )
+    .unwrap();
+    let top = t.path().join("rpmbuild");
+    let out = std::process::Command::new("rpmbuild")
+        .arg("-bb")
+        .arg(&spec)
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("--target")
+        .arg("x86_64")
+        .env("HOME", t.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rpms: Vec<PathBuf> = walkdir::WalkDir::new(top.join("RPMS"))
+        .into_iter()
+        .flatten()
+        .map(|e| e.path().to_owned())
+        .filter(|p| p.extension().is_some_and(|x| x == "rpm"))
+        .collect();
+    let core = rpms
+        .iter()
+        .find(|p| p.to_string_lossy().contains("kernel-core-"))
+        .unwrap();
+    let meta = rpms
+        .iter()
+        .find(|p| !p.to_string_lossy().contains("kernel-core-"))
+        .unwrap();
+    assert!(probeforge::verify::kernel_image(core).unwrap() == vmlinuz);
+    let err = probeforge::verify::kernel_image(meta)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`kernel`, a meta-package without a kernel")
+            && err.contains("`kernel-core-uname-r`"),
+        "{err}"
+    );
+}
