@@ -147,6 +147,7 @@ fn check_inspect(suite: &str, arch: Arch, version_id: &str) {
     assert_eq!(v["config"]["BPF_SYSCALL"], "y");
     assert!(v["config"]["CONFIG_NO_SUCH_OPTION"].is_null());
     let drivers = v["drivers"].as_array().unwrap();
+    assert!(!drivers.is_empty(), "inspect names no driver: {v}");
     assert!(
         drivers.iter().all(|d| d["supported"] == true),
         "{drivers:?}"
@@ -371,7 +372,7 @@ fn hostile_tarballs_are_refused_and_leave_nothing() {
         &["probeforge-evil", "`..`"],
     );
     refused(
-        "nul.tar.gz",
+        "symlink-escape.tar.gz",
         &gz(&ok(Tar::new())
             .add(
                 "a",
@@ -381,7 +382,39 @@ fn hostile_tarballs_are_refused_and_leave_nothing() {
                 b"",
             )
             .done()),
-        &["resolves outside the root"],
+        &["a", "resolves outside the root"],
+    );
+    // A NUL inside a path: ustar's name field cannot hold one (NUL ends it), but a GNU long
+    // name and a pax `path` record can.
+    let mut long = b"usr/src/evil\0.h/".to_vec();
+    long.extend(std::iter::repeat_n(b'x', 120));
+    long.push(0);
+    refused(
+        "nul-gnu-longname.tar",
+        &ok(Tar::new())
+            .add("././@LongLink", b'L', 0o644, "", &long)
+            .file("usr/src/placeholder", b"x")
+            .done(),
+        &["NUL"],
+    );
+    let record = |kv: &[u8]| -> Vec<u8> {
+        // "<len> key=value\n", len counting itself.
+        let mut n = kv.len() + 3;
+        loop {
+            let r = [format!("{n} ").as_bytes(), kv, b"\n"].concat();
+            if r.len() == n {
+                return r;
+            }
+            n = r.len();
+        }
+    };
+    refused(
+        "nul-pax-path.tar",
+        &ok(Tar::new())
+            .add("pax", b'x', 0o644, "", &record(b"path=usr/src/evil\0.h"))
+            .file("usr/src/placeholder", b"x")
+            .done(),
+        &["NUL"],
     );
     refused(
         "through-link.tar",
