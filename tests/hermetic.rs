@@ -87,6 +87,27 @@ fn bazel_genrule_twice_gives_identical_digests() {
     assert_eq!(sha_of_only_file(&out), first);
 }
 
+/// A non-English locale that is really installed (`locale -a`) and really takes effect: `date`
+/// names a weekday in German under it. The test fails, naming what to install, if it is missing.
+fn installed_locale() -> &'static str {
+    let o = Command::new("locale")
+        .arg("-a")
+        .output()
+        .expect("locale -a");
+    let all = String::from_utf8_lossy(&o.stdout).to_lowercase();
+    assert!(
+        all.lines().any(|l| l == "de_de.utf8" || l == "de_de.utf-8"),
+        "locale de_DE.UTF-8 is not installed (locale -a: {all:?}); .ci/setup generates it"
+    );
+    let d = Command::new("date")
+        .args(["-u", "-d", "@0", "+%A"])
+        .env("LC_ALL", "de_DE.UTF-8")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&d.stdout).trim(), "Donnerstag");
+    "de_DE.UTF-8"
+}
+
 #[test]
 fn sandbox_contract_no_network_empty_env_read_only_inputs() {
     let (_, headers, driver) = inputs();
@@ -163,7 +184,7 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
         .arg(bin())
         .args(&a)
         .env("RAYON_NUM_THREADS", "1")
-        .env("LC_ALL", "de_DE.UTF-8")
+        .env("LC_ALL", installed_locale())
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -173,7 +194,8 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
     let mut a = build_args(&ro_headers, &ro_driver, &t.path().join("out3"));
     a.push(missing.display().to_string());
     let o = sandboxed(&a, "022");
-    assert_eq!(o.status.code(), Some(1));
+    // A missing input file is a usage error (exit 2, README "exit codes").
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&missing.display().to_string()), "{err}");
     let o = sandboxed(
@@ -314,4 +336,169 @@ fn pinned_toolchain_gives_the_host_clang_14_bytes_and_refuses_substitutes() {
         out.contains("llvm-14-debian12") && out.contains("in cache"),
         "{out}"
     );
+}
+
+#[test]
+fn toolchain_show_and_fetch_into_an_empty_cache() {
+    let t = tmpdir();
+    let cache = t.path().join("cache");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("toolchain/llvm-14-debian12.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let pkgs = manifest["packages"].as_array().unwrap();
+    assert!(pkgs.len() >= 5, "{manifest}");
+    let tc = |args: &[&str]| {
+        let o = Command::new(bin())
+            .args(args)
+            .env("PROBEFORGE_CACHE", &cache)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // show: every package of the manifest with its version and digest; not fetched yet.
+    let (code, out, err) = tc(&["toolchain", "show", "llvm-14-debian12"]);
+    assert_eq!(code, 0, "{err}");
+    for p in pkgs {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == p["name"].as_str())
+            .unwrap_or_else(|| panic!("{} missing from:\n{out}", p["name"]));
+        assert!(
+            line.contains(p["sha256"].as_str().unwrap())
+                && line.contains(p["version"].as_str().unwrap()),
+            "{line}"
+        );
+    }
+    let last = out.lines().last().unwrap();
+    assert!(last.ends_with("(not fetched)"), "{out}");
+    let dir = Path::new(
+        last.strip_prefix("cache: ")
+            .unwrap()
+            .strip_suffix(" (not fetched)")
+            .unwrap(),
+    )
+    .to_owned();
+    assert!(
+        dir.starts_with(&cache),
+        "{} outside the cache",
+        dir.display()
+    );
+    // fetch: downloads exactly the manifest's packages, each with its digest, and unpacks them.
+    let (code, out, err) = tc(&["toolchain", "fetch", "llvm-14-debian12"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let mut got: Vec<String> = walkdir::WalkDir::new(cache.join("sha256"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().contains('.'))
+        .map(|e| sha256_file(e.path()))
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = pkgs
+        .iter()
+        .map(|p| p["sha256"].as_str().unwrap().to_owned())
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "downloaded files against the manifest");
+    // The unpacked clang runs with its own loader and libraries and is the pinned version.
+    let v = Command::new(dir.join(manifest["loader"].as_str().unwrap()))
+        .arg("--library-path")
+        .arg(
+            manifest["library_path"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| dir.join(l.as_str().unwrap()).display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+        )
+        .arg(dir.join(manifest["clang"].as_str().unwrap()))
+        .arg("--version")
+        .env_clear()
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        text.starts_with(manifest["clang_version_line"].as_str().unwrap()),
+        "{text}{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    let (code, out, _) = tc(&["toolchain", "show", "llvm-14-debian12"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("not fetched"), "{out}");
+    // A second fetch downloads nothing new.
+    let (code, _, err) = tc(&["--offline", "toolchain", "fetch", "llvm-14-debian12"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn driver_version_alone_downloads_the_source_and_falls_back_by_digest() {
+    let (_, headers, driver) = inputs();
+    let t = tmpdir();
+    // The archive host answers, but has no such archive (as GitHub would for a missing tag).
+    let empty = t.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let gh = common::server::Server::start(empty);
+    let cache = t.path().join("cache");
+    let out = t.path().join("out");
+    let mut args = vec![
+        "build".to_owned(),
+        "--driver-version".into(),
+        "8.0.0+driver".into(),
+        "-o".into(),
+        out.display().to_string(),
+        "--headers".into(),
+    ];
+    args.extend(headers.iter().map(|h| h.display().to_string()));
+    let o = Command::new(bin())
+        .args(&args)
+        .env("PROBEFORGE_CACHE", &cache)
+        .env("PROBEFORGE_DRIVER_ARCHIVE", &gh.base)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // The archive was asked first, with the version escaped as in a URL.
+    assert!(
+        gh.all_hits()
+            .keys()
+            .any(|p| p.contains("refs/tags/8.0.0%2Bdriver.tar.gz")),
+        "{:?}",
+        gh.all_hits()
+    );
+    // It names the copy it fell back to.
+    assert!(
+        err.contains("falcosecurity-libs_0.20.0.orig.tar.gz"),
+        "the fallback is not named:\n{err}"
+    );
+    // That copy, checked against the catalog's digest, is in the cache; the probe is the one
+    // built from the same file given by hand.
+    let cat: serde_json::Value = serde_json::from_slice(
+        &fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/drivers.json")).unwrap(),
+    )
+    .unwrap();
+    let known = cat["known"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["version"] == "8.0.0+driver")
+        .unwrap();
+    let digest = known["sources"][0]["sha256"].as_str().unwrap();
+    assert_eq!(sha256_file(&driver), digest);
+    let cached = walkdir::WalkDir::new(&cache)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .any(|e| sha256_file(e.path()) == digest);
+    assert!(cached, "the Debian copy is not in the cache");
+    let by_hand = t.path().join("by-hand");
+    let a = build_args(&headers, &driver, &by_hand);
+    let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sha_of_only_file(&out), sha_of_only_file(&by_hand));
 }
