@@ -5,6 +5,8 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,9 +15,10 @@ use common::server::Server;
 use common::*;
 use probeforge::kernel::Arch;
 
-fn build_all(repo: &Path, only: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {
+fn build_all_cmd(repo: &Path, only: &str, cache: &Path) -> Command {
     let src = libs_0_20_0();
-    let mut args = vec![
+    let mut c = Command::new(bin());
+    c.args([
         "build-all",
         "debian-bullseye",
         "debian-bookworm",
@@ -28,12 +31,20 @@ fn build_all(repo: &Path, only: &str, extra: &[&str]) -> (i32, serde_json::Value
         "--driver-version",
         "8.0.0+driver",
         "--json",
-    ];
-    args.extend(extra);
-    let o = Command::new(bin())
-        .args(&args)
-        .env("PROBEFORGE_CACHE", cache_dir())
-        .env("SOURCE_DATE_EPOCH", "1700000000")
+    ])
+    .env("PROBEFORGE_CACHE", cache)
+    .env("SOURCE_DATE_EPOCH", "1700000000");
+    c
+}
+
+fn build_all(
+    repo: &Path,
+    only: &str,
+    cache: &Path,
+    extra: &[&str],
+) -> (i32, serde_json::Value, String) {
+    let o = build_all_cmd(repo, only, cache)
+        .args(extra)
         .output()
         .unwrap();
     let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
@@ -42,6 +53,98 @@ fn build_all(repo: &Path, only: &str, extra: &[&str]) -> (i32, serde_json::Value
         v,
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
+}
+
+/// A download cache with the test cache's packages (hard links: nothing is copied) and no compile
+/// cache at all: a run with it compiles every probe, so "built" means built.
+fn fresh_cache(at: &Path) -> std::path::PathBuf {
+    fs::create_dir_all(at).unwrap();
+    assert!(Command::new("cp")
+        .arg("-al")
+        .arg(cache_dir().join("sha256"))
+        .arg(at.join("sha256"))
+        .status()
+        .unwrap()
+        .success());
+    at.to_owned()
+}
+
+/// The kernels' statuses of a `--json` run, in order.
+fn statuses(v: &serde_json::Value) -> Vec<String> {
+    v["kernels"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no kernels in {v}"))
+        .iter()
+        .map(|k| k["status"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+/// What a published repository must be at every moment: no temporary or partial files (the
+/// `.probeforge/` metadata directory aside), every
+/// probe in its directory's SHA256SUMS with its file's digest and nothing else there, and
+/// index.json listing exactly the probes present, each with its file's digest. Returns the
+/// number of probes.
+fn consistent(repo: &Path) -> usize {
+    let mut probes = std::collections::BTreeMap::new();
+    for e in walkdir::WalkDir::new(repo).into_iter().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let rel = e.path().strip_prefix(repo).unwrap().display().to_string();
+        // `.probeforge/` at the top holds each probe's metadata (written before the probe);
+        // nothing else may start with a dot (temp files are `.probeforge-*`).
+        let meta_dir = rel == ".probeforge";
+        assert!(
+            meta_dir
+                || (!name.starts_with('.') && !name.ends_with(".tmp") && !name.ends_with(".part")),
+            "partial file left in the repository: {rel}"
+        );
+        if e.file_type().is_file() && name.ends_with(".o") {
+            probes.insert(rel, sha256_file(e.path()));
+        }
+    }
+    // SHA256SUMS: per directory, exactly its probes.
+    let mut dirs: Vec<_> = probes
+        .keys()
+        .map(|p| Path::new(p).parent().unwrap().to_owned())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    for d in &dirs {
+        let sums = fs::read_to_string(repo.join(d).join("SHA256SUMS")).unwrap();
+        let mut listed: Vec<(String, String)> = sums
+            .lines()
+            .map(|l| {
+                let (h, f) = l
+                    .split_once("  ")
+                    .unwrap_or_else(|| panic!("SHA256SUMS line {l:?}"));
+                (d.join(f).display().to_string(), h.to_owned())
+            })
+            .collect();
+        listed.sort();
+        let present: Vec<(String, String)> = probes
+            .iter()
+            .filter(|(p, _)| Path::new(p).parent() == Some(d.as_path()))
+            .map(|(p, h)| (p.clone(), h.clone()))
+            .collect();
+        assert_eq!(listed, present, "{}/SHA256SUMS", d.display());
+    }
+    if probes.is_empty() {
+        return 0;
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.join("index.json")).unwrap()).unwrap();
+    let mut indexed: Vec<(String, String)> = index["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let path = p["path"].as_str().unwrap().replace("%2B", "+");
+            (path, p["sha256"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    indexed.sort();
+    let present: Vec<(String, String)> = probes.into_iter().collect();
+    assert_eq!(indexed, present, "index.json against the files");
+    present.len()
 }
 
 /// One 5.10 amd64 kernel of bullseye and one 6.1 arm64 kernel of bookworm.
@@ -76,11 +179,16 @@ fn nightly_run_then_nothing_to_do_then_resume_after_kill() {
     let only = selection();
     let t = tmpdir();
     let repo = t.path().join("repo");
-    let (code, v, err) = build_all(&repo, &only, &[]);
+    // A cache without compiled probes: both are built, not taken from a cache.
+    let cache = fresh_cache(&t.path().join("cache"));
+    let (code, v, err) = build_all(&repo, &only, &cache, &[]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(v["failed"], 0);
-    let done = v["built"].as_u64().unwrap() + v["cached"].as_u64().unwrap();
-    assert_eq!(done, 2, "{v}");
+    assert_eq!(statuses(&v), ["built", "built"], "{v}");
+    assert_eq!(
+        (v["built"].as_u64(), v["failed"].as_u64()),
+        (Some(2), Some(0)),
+        "{v}"
+    );
     let kernels = v["kernels"].as_array().unwrap();
     let arches: Vec<&str> = kernels
         .iter()
@@ -94,16 +202,17 @@ fn nightly_run_then_nothing_to_do_then_resume_after_kill() {
             .join(k["file"].as_str().unwrap());
         assert_eq!(sha256_file(&p), k["sha256"].as_str().unwrap());
     }
+    assert_eq!(consistent(&repo), 2);
     let sums = fs::read_to_string(repo.join("8.0.0+driver/aarch64/SHA256SUMS")).unwrap();
     assert_eq!(sums.lines().count(), 1);
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(repo.join("index.json")).unwrap()).unwrap();
     let probes = index["probes"].as_array().unwrap();
     assert_eq!(probes.len(), 2);
-    assert!(probes
-        .iter()
-        .all(|p| p["built_at"] == "2023-11-14T22:13:20Z"
-            && p["inputs"].as_array().unwrap().len() == 2));
+    for p in probes {
+        assert_eq!(p["built_at"], "2023-11-14T22:13:20Z", "{p}");
+        assert_eq!(p["inputs"].as_array().map(Vec::len), Some(2), "{p}");
+    }
     assert!(probes[0]["path"]
         .as_str()
         .unwrap()
@@ -115,83 +224,86 @@ fn nightly_run_then_nothing_to_do_then_resume_after_kill() {
 
     // The next night: nothing new, nothing built, nothing changed.
     let start = Instant::now();
-    let (code, v, err) = build_all(&repo, &only, &[]);
+    let (code, v, err) = build_all(&repo, &only, &cache, &[]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(
-        (v["skipped"].as_u64(), v["built"].as_u64()),
-        (Some(2), Some(0))
-    );
+    assert_eq!(statuses(&v), ["skipped", "skipped"], "{v}");
     assert!(start.elapsed() < Duration::from_secs(10));
     assert_eq!(tree(&repo), first);
 
-    // A run killed once its first probe is published, then run again: the same repository.
+    // A run killed in the middle of its second probe's compile, by design: clang is a wrapper
+    // that, at the second probe.c, leaves a marker and sleeps until killed.
     let repo2 = t.path().join("repo2");
-    let src = libs_0_20_0();
-    let mut child = Command::new(bin())
-        .args([
-            "build-all",
-            "debian-bullseye",
-            "debian-bookworm",
-            "--only",
-            &only,
-            "--repo",
-            repo2.to_str().unwrap(),
-            "--driver-source",
-            src.to_str().unwrap(),
-            "--driver-version",
-            "8.0.0+driver",
-            "-j",
-            "1",
-        ])
-        .env("PROBEFORGE_CACHE", t.path().join("fresh-cache"))
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .env(
-            "PROBEFORGE_MIRROR_DEBIAN",
-            net().mirrors.resolve(&net().catalog, "debian").unwrap(),
-        )
-        .env(
-            "PROBEFORGE_MIRROR_DEBIAN_SECURITY",
-            net()
-                .mirrors
-                .resolve(&net().catalog, "debian-security")
-                .unwrap(),
-        )
+    let cache2 = fresh_cache(&t.path().join("cache2"));
+    let hook = t.path().join("hook");
+    fs::create_dir_all(&hook).unwrap();
+    let wrapper = hook.join("clang");
+    let real_clang = which("clang");
+    fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n\
+             for a in \"$@\"; do\n\
+             \tcase \"$a\" in\n\
+             \t*/probe.c|probe.c)\n\
+             \t\tif ! mkdir '{h}/first' 2>/dev/null; then touch '{h}/second-started'; exec sleep 600; fi;;\n\
+             \tesac\n\
+             done\n\
+             exec '{clang}' \"$@\"\n",
+            h = hook.display(),
+            clang = real_clang.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = build_all_cmd(&repo2, &only, &cache2)
+        .args(["-j", "1"])
+        .env("CLANG", &wrapper)
+        .env("LLC", which("llc"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let published = walkdir::WalkDir::new(&repo2)
-            .into_iter()
-            .flatten()
-            .any(|e| {
-                e.file_name().to_string_lossy().ends_with(".o")
-                    && !e.file_name().to_string_lossy().starts_with('.')
-            });
-        if published || Instant::now() > deadline {
-            break;
+    while !hook.join("second-started").exists() {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("build-all ended ({st}) before its second compile was held");
         }
+        assert!(
+            Instant::now() < deadline,
+            "the second probe.c compile never started"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    child.kill().unwrap();
+    // The whole group: probeforge and the wrapper's sleep.
+    unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
     child.wait().unwrap();
-    let (code, v, err) = build_all(&repo2, &only, &[]);
+    assert!(hook.join("first").is_dir());
+    // Cut short: fewer probes published than kernels, and what is there is whole.
+    let published = consistent(&repo2);
+    assert!(published < 2, "the killed run published {published} probes");
+    // Resumed with the real clang: the repository an uninterrupted run gives.
+    let (code, v, err) = build_all(&repo2, &only, &cache2, &[]);
     assert_eq!(code, 0, "{err}");
+    let st = statuses(&v);
+    assert_eq!(st.len(), 2, "{v}");
     assert_eq!(
-        v["skipped"].as_u64().unwrap()
-            + v["built"].as_u64().unwrap()
-            + v["cached"].as_u64().unwrap(),
-        2,
-        "{v}"
+        st.iter().filter(|s| *s == "built").count(),
+        2 - published,
+        "resume builds exactly what was missing: {v}"
     );
-    // Temp files of the killed run may remain in the tree; everything that counts is equal.
-    let visible = |t: Vec<(String, String)>| {
-        t.into_iter()
-            .filter(|(p, _)| !p.rsplit('/').next().unwrap().starts_with(".probeforge-"))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(visible(tree(&repo2)), visible(first));
+    assert_eq!(consistent(&repo2), 2);
+    assert_eq!(tree(&repo2), first);
+}
+
+fn which(cmd: &str) -> std::path::PathBuf {
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{cmd} not on PATH");
+    std::path::PathBuf::from(String::from_utf8(o.stdout).unwrap().trim())
 }
 
 #[test]
@@ -214,6 +326,7 @@ fn published_probes_are_never_replaced() {
         toolchain: "t".into(),
         flags_sha256: "f".into(),
         built_at: "2023-11-14T22:13:20Z".into(),
+        unsigned_metadata: false,
     };
     assert_eq!(repo.publish(&meta, b"one").unwrap(), Published::New);
     assert_eq!(repo.publish(&meta, b"one").unwrap(), Published::Unchanged);
