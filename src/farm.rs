@@ -306,6 +306,7 @@ impl Farm<'_> {
             toolchain: out.toolchain,
             flags_sha256: out.flags_sha256,
             built_at: crate::publish::timestamp(),
+            unsigned_metadata: k.unsigned_metadata,
         };
         rep.phase(&k.release, "publish");
         match self.publish_to.publish(&pm, &bytes) {

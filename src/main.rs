@@ -48,6 +48,14 @@ struct NetArgs {
     /// A catalog of targets and mirrors replacing the built-in one (same JSON format).
     #[arg(long, global = true, env = "PROBEFORGE_CATALOG")]
     catalog: Option<PathBuf>,
+    /// Trust these OpenPGP keys (binary keyring or armored keys) for repository metadata
+    /// instead of the keys the catalog ships for each target (repeatable).
+    #[arg(long = "keyring", global = true, value_name = "FILE")]
+    keyrings: Vec<PathBuf>,
+    /// Use repository metadata that is unsigned or not signed by a trusted key (warning each
+    /// time); what is built from it says so in --provenance and index.json.
+    #[arg(long, global = true)]
+    allow_unsigned: bool,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -79,6 +87,20 @@ impl NetArgs {
             .map_err(|e| UsageError(format!("catalog `{}`: {e}", p.display())))?,
             None => probeforge::repo::Catalog::embedded(),
         };
+        let mut catalog = catalog;
+        for k in &self.keyrings {
+            need_files("keyring", [k])?;
+        }
+        for t in &mut catalog.targets {
+            if !self.keyrings.is_empty() {
+                t.keys = self
+                    .keyrings
+                    .iter()
+                    .map(|k| k.display().to_string())
+                    .collect();
+            }
+            t.allow_unsigned |= self.allow_unsigned;
+        }
         Ok(Net {
             client: probeforge::http::Client::new(cfg),
             catalog,
@@ -164,6 +186,18 @@ enum Command {
     ///
     /// Example: probeforge fetch debian-bookworm latest -o headers/
     Fetch(FetchArgs),
+    /// The Falco driver releases with a legacy eBPF probe: which Falco releases pin each, where
+    /// its source comes from, and per Debian kernel line (5.10, 6.1, 6.12, 7.x; x86_64 and
+    /// aarch64) whether it builds as is, builds with named driver-patches, or cannot and why.
+    /// A cell not measured is shown as `-`.
+    Drivers(DriversArgs),
+}
+
+#[derive(clap::Args)]
+struct DriversArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -553,7 +587,10 @@ fn main() -> ExitCode {
             let usage = e.downcast_ref::<UsageError>().is_some()
                 || matches!(
                     e.downcast_ref::<probeforge::repo::Error>(),
-                    Some(probeforge::repo::Error::NoSuchKernel { .. })
+                    Some(
+                        probeforge::repo::Error::NoSuchKernel { .. }
+                            | probeforge::repo::Error::Keys { .. }
+                    )
                 );
             if usage {
                 ExitCode::from(2)
@@ -593,6 +630,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate(a) => validate_cmd(a),
         Command::ListKernels(a) => list_kernels(a, &cli.net),
         Command::Fetch(a) => fetch(a, &cli.net),
+        Command::Drivers(a) => drivers_cmd(a),
         Command::BuildAll(a) => build_all(a, &cli.net),
         Command::Exists(a) => exists(a, &cli.net),
         Command::Toolchain(c) => toolchain_cmd(c, &cli.net),
@@ -762,8 +800,10 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
         }
         None => None,
     };
+    let mut unsigned_metadata = false;
     let (headers, kernel_release, target_id, kernel_version) = match (&a.target, from_file) {
         (_, Some(k)) => {
+            unsigned_metadata = k.unsigned_metadata;
             let net = net.as_ref().unwrap();
             let k = probeforge::repo::Lister::for_build(&k);
             let files = net.lister().fetch(&k)?;
@@ -781,6 +821,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
                     .fetch_kernel(t, arch.unwrap_or(Arch::X86_64), &a.kernel, true)?;
             report_passed_over(&got);
             let (k, files) = (got.kernel, got.files);
+            unsigned_metadata = k.unsigned_metadata;
             eprintln!(
                 "kernel {} ({}) from {}: {} header packages",
                 k.release,
@@ -866,7 +907,12 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
         }
     }
     if let Some(p) = &a.provenance {
-        let v = pipeline::provenance(&out, &tc);
+        let mut v = pipeline::provenance(&out, &tc);
+        if unsigned_metadata {
+            // Say it where a reviewer looks: the headers' listing was not signed by a key
+            // probeforge trusts (--allow-unsigned, or a kernel-crawler list).
+            v["predicate"]["repository_metadata"] = serde_json::json!({"signed": false});
+        }
         pipeline::write_atomic(p, &serde_json::to_vec_pretty(&v)?)
             .with_context(|| format!("cannot write `{}`", p.display()))?;
     }
@@ -890,6 +936,45 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
             out.timing.probe.clang_cpu.as_secs_f64(),
             out.timing.probe.llc_cpu.as_secs_f64()
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn drivers_cmd(a: DriversArgs) -> Result<ExitCode> {
+    let table = probeforge::releases::Table::embedded();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&table)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &table.releases {
+        let k = &r.known;
+        let list = |v: &[String]| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
+        println!(
+            "{}{}  API {}, schema {}; Falco {}; libs {}",
+            k.version,
+            if r.default { " (default)" } else { "" },
+            k.api,
+            k.schema,
+            list(&k.falco),
+            list(&k.libs)
+        );
+        let mut sources = vec!["GitHub archive".to_owned()];
+        sources.extend(k.sources.iter().map(|s| {
+            let at = s.path.as_deref().or(s.url.as_deref()).unwrap_or("?");
+            let name = at.rsplit('/').next().unwrap_or(at);
+            format!("{} {name} (sha256 {})", s.mirror.as_deref().unwrap_or("url"), &s.sha256[..12])
+        }));
+        println!("  source: {}", sources.join("; "));
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let cells: Vec<String> = probeforge::releases::LINES
+                .iter()
+                .map(|line| {
+                    let o = table.expected(&k.version, line, arch);
+                    format!("{line} {}", o.map_or("-".to_owned(), |o| o.to_string()))
+                })
+                .collect();
+            println!("  {:<8} {}", arch.uname_m(), cells.join(" | "));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1669,9 +1754,10 @@ fn list_targets(
     for t in targets {
         match net.lister().list(t, arches) {
             Ok(v) => all.extend(v),
-            Err(e @ probeforge::repo::Error::UnknownTarget(_)) => {
-                return Err(UsageError(e.to_string()).into())
-            }
+            Err(
+                e @ (probeforge::repo::Error::UnknownTarget(_)
+                | probeforge::repo::Error::Keys { .. }),
+            ) => return Err(UsageError(e.to_string()).into()),
             Err(e) => {
                 eprintln!("error: {t}: {:#}", anyhow::Error::from(e));
                 failed = true;

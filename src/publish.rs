@@ -59,6 +59,10 @@ pub struct ProbeMeta {
     pub flags_sha256: String,
     /// RFC 3339 UTC; `SOURCE_DATE_EPOCH` when set.
     pub built_at: String,
+    /// The kernel's packages were listed from metadata no trusted key signed
+    /// (`--allow-unsigned`, a kernel-crawler list, a bucket listing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsigned_metadata: bool,
 }
 
 /// Falco's loaders escape the driver version and the file name as URL path segments.
@@ -115,12 +119,16 @@ pub enum Published {
 #[derive(Debug, Clone)]
 pub struct LocalRepo {
     pub root: PathBuf,
+    /// Serializes index rewrites of the parallel workers of one run, so that the last one
+    /// written has seen every probe published before it.
+    index_lock: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl LocalRepo {
     pub fn new(root: &Path) -> LocalRepo {
         LocalRepo {
             root: root.to_owned(),
+            index_lock: Default::default(),
         }
     }
 
@@ -178,7 +186,12 @@ impl LocalRepo {
             .set_permissions(fs::Permissions::from_mode(0o644))
             .map_err(io(dir))?;
         match fs::hard_link(tmp.path(), &path) {
-            Ok(()) => Ok(Published::New),
+            Ok(()) => {
+                // The indexes follow each new probe at once: a run killed later leaves every
+                // published probe listed in its SHA256SUMS and index.json.
+                self.reindex()?;
+                Ok(Published::New)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let existing = fs::read(&path).map_err(io(&path))?;
                 let old = crate::pipeline::sha256(&existing);
@@ -233,6 +246,7 @@ impl LocalRepo {
 
     /// Rebuilds `SHA256SUMS` per directory, `index.json` and `INDEX.md` from the metadata.
     pub fn reindex(&self) -> Result<usize> {
+        let _one_at_a_time = self.index_lock.lock().unwrap_or_else(|e| e.into_inner());
         let entries = self.entries()?;
         let mut dirs: BTreeMap<(String, String), Vec<&ProbeMeta>> = BTreeMap::new();
         for e in &entries {

@@ -268,6 +268,92 @@ fn build_from_a_target_fetches_verifies_and_builds() {
     );
 }
 
+/// A throwaway OpenPGP signing key made by gpg(1), as a repository's owner would make one:
+/// its gpg home and its exported public keyring (what `--keyring` takes).
+struct TestKey {
+    home: std::path::PathBuf,
+    public: std::path::PathBuf,
+}
+
+fn test_key(dir: &Path, name: &str) -> TestKey {
+    let home = dir.join(format!("gnupg-{name}"));
+    fs::create_dir_all(&home).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut fs::metadata(&home).unwrap().permissions(),
+        0o700,
+    );
+    let k = TestKey {
+        public: dir.join(format!("{name}.gpg")),
+        home,
+    };
+    k.gpg(&[
+        "--quick-gen-key",
+        &format!("{name} <{name}@example.invalid>"),
+        "ed25519",
+        "sign",
+        "never",
+    ]);
+    let o = Command::new("gpg")
+        .env("GNUPGHOME", &k.home)
+        .args(["--batch", "--export"])
+        .output()
+        .unwrap();
+    assert!(o.status.success() && !o.stdout.is_empty());
+    fs::write(&k.public, o.stdout).unwrap();
+    k
+}
+
+impl TestKey {
+    fn gpg(&self, args: &[&str]) {
+        let o = Command::new("gpg")
+            .env("GNUPGHOME", &self.home)
+            .args([
+                "--batch",
+                "--yes",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "gpg {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    /// `InRelease` from `Release`.
+    fn clearsign(&self, input: &Path, output: &Path) {
+        self.gpg(&[
+            "--clearsign",
+            "-o",
+            output.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+    }
+    /// A detached signature (`Release.gpg`, `repomd.xml.asc`).
+    fn detach(&self, input: &Path, output: &Path, armor: bool) {
+        let mut a = vec!["--detach-sign", "-o", output.to_str().unwrap()];
+        if armor {
+            a.push("--armor");
+        }
+        a.push(input.to_str().unwrap());
+        self.gpg(&a);
+    }
+}
+
+/// A catalog whose targets trust only `keyring` (as `--keyring` does).
+fn catalog_trusting(keyring: &Path) -> Catalog {
+    let mut c = Catalog::embedded();
+    for t in &mut c.targets {
+        t.keys = vec![keyring.display().to_string()];
+    }
+    c
+}
+
 /// A client and lister against a loopback mirror, with short timeouts.
 fn loopback_client(cache: &Path) -> Client {
     let mut cfg = Config::new(cache.to_owned());
@@ -296,6 +382,10 @@ fn amazon_linux_style_yum_repo_lists_fetches_and_builds() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Signed as the repository's owner signs it, with a key made here.
+    let key = test_key(t.path(), "yum-owner");
+    let repomd = repo.join("repodata/repomd.xml");
+    key.detach(&repomd, &repo.join("repodata/repomd.xml.asc"), true);
     let server = Server::start(srv_root.clone());
     fs::write(
         srv_root.join("2/core/2.0/x86_64/mirror.list"),
@@ -305,7 +395,7 @@ fn amazon_linux_style_yum_repo_lists_fetches_and_builds() {
 
     let cache = t.path().join("cache");
     let client = loopback_client(&cache);
-    let cat = Catalog::embedded();
+    let cat = catalog_trusting(&key.public);
     let m = mirrors("amazonlinux2", &format!("{}/2", server.base));
     let l = Lister {
         client: &client,
@@ -354,6 +444,8 @@ fn amazon_linux_style_yum_repo_lists_fetches_and_builds() {
     let src = libs_0_20_0();
     let o = Command::new(bin())
         .args([
+            "--keyring",
+            key.public.to_str().unwrap(),
             "--mirror",
             &url,
             "--cache-dir",
@@ -376,6 +468,63 @@ fn amazon_linux_style_yum_repo_lists_fetches_and_builds() {
     assert!(out_dir
         .join(format!("falco_amazonlinux2_{uts}_1.o"))
         .is_file());
+
+    // Without the owner's key (the catalog's Amazon key), and with a repomd.xml changed after
+    // signing, the metadata is refused naming the repository and the file.
+    let list = |extra: &[&str], cache: &Path| {
+        let mut c = Command::new(bin());
+        c.args(extra).args([
+            "--mirror",
+            &url,
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "list-kernels",
+            "amazonlinux2",
+            "--arch",
+            "x86_64",
+        ]);
+        let o = c.output().unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = list(&[], &t.path().join("c1"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("`repomd.xml`")
+            && err.contains("no valid signature by a trusted key")
+            && err.contains("RPM-GPG-KEY-amazon-linux-2"),
+        "{err}"
+    );
+    let md = fs::read_to_string(&repomd).unwrap();
+    fs::write(&repomd, md.replacen("<revision>", "<revision>1", 1)).unwrap();
+    let (code, _, err) = list(
+        &["--keyring", key.public.to_str().unwrap()],
+        &t.path().join("c2"),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("`repomd.xml`") && err.contains("no valid signature by a trusted key"),
+        "{err}"
+    );
+    fs::remove_file(repo.join("repodata/repomd.xml.asc")).unwrap();
+    let (code, _, err) = list(
+        &["--keyring", key.public.to_str().unwrap()],
+        &t.path().join("c3"),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("is not signed (no repomd.xml.asc)") && err.contains("--allow-unsigned"),
+        "{err}"
+    );
+    let (code, out, err) = list(&["--allow-unsigned"], &t.path().join("c4"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&uts) && err.contains("used anyway (--allow-unsigned)"),
+        "{out} {err}"
+    );
 }
 
 /// Mirrors one real Debian suite's Release, its amd64 Packages (by hash) and one kernel's
@@ -392,6 +541,12 @@ fn mirror_bookworm_onto(root: &Path) -> (String, probeforge::repo::KernelRecord)
     let dists = root.join("debian/dists/bookworm");
     fs::create_dir_all(&dists).unwrap();
     fs::write(dists.join("Release"), &release).unwrap();
+    // Its detached signature by Debian's archive keys (the loopback serves no InRelease).
+    let (sig, _) = n
+        .client
+        .fetch_metadata(&format!("{mirror}/dists/bookworm/Release.gpg"))
+        .unwrap();
+    fs::write(dists.join("Release.gpg"), &sig).unwrap();
     let listed = &rel.sha256["main/binary-amd64/Packages.xz"];
     let url = format!(
         "{mirror}/dists/bookworm/main/binary-amd64/by-hash/SHA256/{}",
@@ -430,7 +585,7 @@ fn mirror_bookworm_onto(root: &Path) -> (String, probeforge::repo::KernelRecord)
 }
 
 fn bookworm_only_catalog() -> Catalog {
-    Catalog::parse(r#"{"mirrors": {}, "targets": [{"name": "bw", "kind": "apt", "target_id": "debian", "mirror": "debian", "suites": [{"suite": "bookworm"}], "components": ["main"], "arches": ["x86_64"]}]}"#).unwrap()
+    Catalog::parse(r#"{"mirrors": {}, "targets": [{"name": "bw", "kind": "apt", "target_id": "debian", "mirror": "debian", "suites": [{"suite": "bookworm"}], "components": ["main"], "arches": ["x86_64"], "keys": ["debian-archive-keyring.gpg"]}]}"#).unwrap()
 }
 
 #[test]
@@ -527,10 +682,15 @@ fn faults_get_retries_or_clear_errors_and_never_a_bad_cache_entry() {
     fs::write(&rel, text).unwrap();
     let by_hash = root.join("debian/dists/bookworm/main/binary-amd64/by-hash/SHA256");
     fs::copy(by_hash.join(&pk_hash), by_hash.join(&zeros)).unwrap();
+    // Signed again, by a key this catalog trusts, so that the digest check is what refuses.
+    let key = test_key(t.path(), "mirror-owner");
+    key.detach(&rel, &root.join("debian/dists/bookworm/Release.gpg"), false);
+    let mut cat2 = bookworm_only_catalog();
+    cat2.targets[0].keys = vec![key.public.display().to_string()];
     let fresh = loopback_client(&t.path().join("cache2"));
     let l2 = Lister {
         client: &fresh,
-        catalog: &cat,
+        catalog: &cat2,
         mirrors: &m,
     };
     let e = format!(
@@ -718,12 +878,20 @@ fn ubuntu_layout_apt_repo_on_loopback() {
         .unwrap();
     assert!(o.status.success());
     fs::write(root.join("dists/jammy/Release"), &o.stdout).unwrap();
+    // Clear-signed into InRelease, as Ubuntu publishes it, by a key made here (`--keyring`).
+    let key = test_key(t.path(), "ubuntu-mirror");
+    key.clearsign(
+        &root.join("dists/jammy/Release"),
+        &root.join("dists/jammy/InRelease"),
+    );
     let server = Server::start(t.path().join("srv"));
 
     let url = format!("ubuntu={}/ubuntu", server.base);
     let cache = t.path().join("cache");
     let o = Command::new(bin())
         .args([
+            "--keyring",
+            key.public.to_str().unwrap(),
             "--mirror",
             &url,
             "--cache-dir",
@@ -769,6 +937,8 @@ fn ubuntu_layout_apt_repo_on_loopback() {
             "8.0.0+driver",
             "-o",
             out_dir.to_str().unwrap(),
+            "--provenance",
+            t.path().join("prov.json").to_str().unwrap(),
         ])
         .output()
         .unwrap();
@@ -776,6 +946,13 @@ fn ubuntu_layout_apt_repo_on_loopback() {
     assert!(out_dir
         .join(format!("falco_ubuntu-generic_{rel}_{upload}.o"))
         .is_file());
+    // A kernel-crawler list carries no signatures: the provenance says so.
+    let prov: serde_json::Value =
+        serde_json::from_slice(&fs::read(t.path().join("prov.json")).unwrap()).unwrap();
+    assert_eq!(
+        prov["predicate"]["repository_metadata"]["signed"], false,
+        "{prov}"
+    );
 }
 
 /// COS from a recorded layout: the `cos-tools` bucket's XML listing, and one build's
@@ -872,7 +1049,7 @@ fn a_listed_kernel_the_mirror_does_not_serve_is_unavailable_not_failed() {
     let cat = t.path().join("catalog.json");
     fs::write(
         &cat,
-        r#"{"mirrors": {}, "targets": [{"name": "bw", "kind": "apt", "target_id": "debian", "mirror": "debian", "suites": [{"suite": "bookworm"}], "components": ["main"], "arches": ["x86_64"]}]}"#,
+        r#"{"mirrors": {}, "targets": [{"name": "bw", "kind": "apt", "target_id": "debian", "mirror": "debian", "suites": [{"suite": "bookworm"}], "components": ["main"], "arches": ["x86_64"], "keys": ["debian-archive-keyring.gpg"]}]}"#,
     )
     .unwrap();
     // Serve `k`'s whole set as the loopback's own index resolves it (bookworm alone: its
@@ -1259,4 +1436,170 @@ fn the_short_name_debian_covers_every_supported_release() {
     );
     let (_, help, _) = run(&["list-kernels", "--help"]);
     assert!(help.contains("every supported release"), "{help}");
+}
+
+/// Signed metadata: Debian's live `InRelease` files verify with the keys shipped; on loopback,
+/// a tampered `InRelease`, an unsigned suite and one re-signed by a key nobody trusts are each
+/// refused naming the repository, the file and the keys; `--keyring` trusts the new key and
+/// `--allow-unsigned` goes on, recording it in index.json.
+#[test]
+fn signed_metadata_is_checked_before_anything_it_lists_is_used() {
+    // Live: every Debian target lists (each suite's InRelease verified with the shipped keys).
+    for target in debian_targets() {
+        lister()
+            .list(&target, &[Arch::X86_64])
+            .unwrap_or_else(|e| panic!("{target}: {e}"));
+    }
+    let t = tmpdir();
+    let root = t.path().join("srv");
+    let (_, k) = mirror_bookworm_onto(&root);
+    let dists = root.join("debian/dists/bookworm");
+    let server = Server::start(root.clone());
+    let cat = t.path().join("catalog.json");
+    fs::write(
+        &cat,
+        r#"{"mirrors": {}, "targets": [{"name": "bw", "kind": "apt", "target_id": "debian", "mirror": "debian", "suites": [{"suite": "bookworm"}], "components": ["main"], "arches": ["x86_64"], "keys": ["debian-archive-keyring.gpg"]}]}"#,
+    )
+    .unwrap();
+    let mirror = format!("debian={}/debian", server.base);
+    let n = std::cell::Cell::new(0);
+    let list = |extra: &[&str]| {
+        n.set(n.get() + 1);
+        let cache = t.path().join(format!("cache{}", n.get()));
+        let o = Command::new(bin())
+            .args([
+                "--catalog",
+                cat.to_str().unwrap(),
+                "--mirror",
+                &mirror,
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ])
+            .args(extra)
+            .args(["list-kernels", "bw", "--arch", "x86_64", "--json"])
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // Release + Release.gpg, as Debian signs them: listed.
+    let (code, out, err) = list(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&k.release) && !out.contains("unsigned_metadata"),
+        "{out}"
+    );
+
+    // The real InRelease with one digest changed inside the signed text.
+    let n0 = net();
+    let real = n0.mirrors.resolve(&n0.catalog, "debian").unwrap();
+    let (inrelease, _) = n0
+        .client
+        .fetch_metadata(&format!("{real}/dists/bookworm/InRelease"))
+        .unwrap();
+    let text = String::from_utf8(inrelease).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("main/binary-amd64/Packages.xz"))
+        .unwrap();
+    let digest = line.split_whitespace().next().unwrap();
+    let flipped = format!(
+        "{}{}",
+        if digest.starts_with('0') { "1" } else { "0" },
+        &digest[1..]
+    );
+    fs::write(dists.join("InRelease"), text.replacen(digest, &flipped, 1)).unwrap();
+    let (code, _, err) = list(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("`InRelease`")
+            && err.contains(&server.base)
+            && err.contains("no valid signature by a trusted key")
+            && err.contains("trusted: debian-archive-keyring.gpg"),
+        "{err}"
+    );
+    fs::remove_file(dists.join("InRelease")).unwrap();
+
+    // Unsigned: no InRelease, no Release.gpg.
+    fs::rename(dists.join("Release.gpg"), t.path().join("Release.gpg")).unwrap();
+    let (code, _, err) = list(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("`Release`")
+            && err.contains("is not signed (no InRelease and no Release.gpg)"),
+        "{err}"
+    );
+    // --allow-unsigned goes on, warns, and marks what it lists.
+    let (code, out, err) = list(&["--allow-unsigned"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("used anyway (--allow-unsigned)"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let listed = v.as_array().unwrap();
+    assert!(
+        !listed.is_empty() && listed.iter().all(|r| r["unsigned_metadata"] == true),
+        "{out}"
+    );
+    // ... and index.json says so for what is published from it.
+    let repo = t.path().join("repo");
+    let src = libs_0_20_0();
+    let o = Command::new(bin())
+        .env("PROBEFORGE_CACHE", cache_dir())
+        .args([
+            "--catalog",
+            cat.to_str().unwrap(),
+            "--mirror",
+            &mirror,
+            "--allow-unsigned",
+        ])
+        .args([
+            "build-all",
+            "bw",
+            "--arch",
+            "x86_64",
+            "--only",
+            &format!("^{}$", regex::escape(&k.release)),
+        ])
+        .args([
+            "--repo",
+            repo.to_str().unwrap(),
+            "--driver-source",
+            src.to_str().unwrap(),
+            "--driver-version",
+            "8.0.0+driver",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.join("index.json")).unwrap()).unwrap();
+    assert!(
+        index.to_string().contains("\"unsigned_metadata\":true"),
+        "{index}"
+    );
+
+    // Re-signed by a key nobody trusts: refused naming the signer; trusted with --keyring.
+    let key = test_key(t.path(), "someone-else");
+    key.clearsign(&dists.join("Release"), &dists.join("InRelease"));
+    let (code, _, err) = list(&[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("`InRelease`")
+            && err.contains("no valid signature by a trusted key (signed by "),
+        "{err}"
+    );
+    let (code, out, err) = list(&["--keyring", key.public.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&k.release) && !out.contains("unsigned_metadata"),
+        "{out}"
+    );
+    // A keyring file that is not one: a usage error naming it.
+    let bogus = t.path().join("bogus.gpg");
+    fs::write(&bogus, b"not a key").unwrap();
+    let (code, _, err) = list(&["--keyring", bogus.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("bogus.gpg"), "{err}");
 }

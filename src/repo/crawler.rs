@@ -82,6 +82,8 @@ pub fn read(text: &str, default_arch: Arch) -> Result<Vec<KernelRecord>, String>
     Ok(entries
         .into_iter()
         .map(|e| KernelRecord {
+            // A kernel-crawler list carries no signatures and no digests.
+            unsigned_metadata: true,
             target: e.target.clone(),
             target_id: e.target.clone(),
             arch: arch_of_release(&e.kernelrelease).unwrap_or(default_arch),

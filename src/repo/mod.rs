@@ -34,6 +34,13 @@ pub enum Error {
     IndexDigest { url: String, expected: String },
     #[error("`{url}`: {what}")]
     Index { url: String, what: String },
+    /// Metadata that is not signed by a trusted key (see [`crate::trust`]).
+    #[error(
+        "{0} (pass --keyring FILE with the repository's key, or --allow-unsigned to use it anyway)"
+    )]
+    Trust(#[source] crate::trust::Error),
+    #[error("target `{target}`: {what}")]
+    Keys { target: String, what: String },
     #[error("target `{target}`: no kernel `{release}` for {arch} (closest: {closest}; newest: {newest})")]
     NoSuchKernel {
         target: String,
@@ -87,6 +94,37 @@ pub struct Target {
     #[serde(default)]
     pub repos: Vec<String>,
     pub arches: Vec<String>,
+    /// The keys that sign this target's metadata: names of keyrings shipped in
+    /// `catalog/keys/`, or paths of keyring files (`--keyring` replaces them).
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Use metadata that is unsigned or not signed by these keys (`--allow-unsigned`);
+    /// what is listed from it is marked `unsigned_metadata`.
+    #[serde(default)]
+    pub allow_unsigned: bool,
+}
+
+impl Target {
+    /// The keyring of this target's metadata signers.
+    pub fn keyring(&self) -> Result<crate::trust::Keyring> {
+        let mut ring = crate::trust::Keyring::default();
+        for k in &self.keys {
+            let one = if std::path::Path::new(k).is_file() {
+                let bytes = std::fs::read(k).map_err(|e| Error::Keys {
+                    target: self.name.clone(),
+                    what: format!("cannot read keyring `{k}`: {e}"),
+                })?;
+                crate::trust::Keyring::parse(&bytes, k)
+            } else {
+                crate::trust::Keyring::embedded(k)
+            };
+            ring.extend(one.map_err(|e| Error::Keys {
+                target: self.name.clone(),
+                what: e.to_string(),
+            })?);
+        }
+        Ok(ring)
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -170,6 +208,9 @@ pub struct KernelRecord {
     /// The suite/repository it came from.
     pub origin: String,
     pub packages: Vec<PackageRef>,
+    /// Listed from metadata that was not signed by a trusted key (`--allow-unsigned`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsigned_metadata: bool,
 }
 
 /// Lists kernels of catalog targets.
@@ -204,6 +245,63 @@ impl Lister<'_> {
         }
     }
 
+    /// A suite's `Release`, checked against the target's keys: `InRelease` (clear-signed; only
+    /// its signed text is parsed), else `Release` with `Release.gpg`. `None` when the suite does
+    /// not exist on the mirror; the bool says whether it was signed by a trusted key (false only
+    /// with `allow_unsigned`).
+    fn release(&self, t: &Target, base: &str) -> Result<Option<(apt::Release, bool)>> {
+        let is_404 = |e: &Error| {
+            matches!(
+                e,
+                Error::Fetch {
+                    source: http::Error::Status { status: 404, .. },
+                    ..
+                }
+            )
+        };
+        let repo = http::redact(base);
+        let keyring = t.keyring()?;
+        let (text, checked) = match self.fetch_meta(&format!("{base}/InRelease")) {
+            Ok(b) => {
+                let checked = crate::trust::verify_cleartext(&b, &keyring, &repo, "InRelease");
+                let fallback = String::from_utf8_lossy(&b).into_owned();
+                match checked {
+                    Ok(signed) => (signed, Ok(())),
+                    Err(e) => (fallback, Err(e)),
+                }
+            }
+            Err(e) if is_404(&e) => {
+                let release = match self.fetch_meta(&format!("{base}/Release")) {
+                    Ok(b) => b,
+                    Err(e) if is_404(&e) => return Ok(None),
+                    Err(e) => return Err(e),
+                };
+                let checked = match self.fetch_meta(&format!("{base}/Release.gpg")) {
+                    Ok(sig) => {
+                        crate::trust::verify_detached(&release, &sig, &keyring, &repo, "Release")
+                    }
+                    Err(e) if is_404(&e) => Err(crate::trust::Error::Unsigned {
+                        repo: repo.clone(),
+                        file: "Release".into(),
+                        detail: Some("no InRelease and no Release.gpg".into()),
+                    }),
+                    Err(e) => return Err(e),
+                };
+                (String::from_utf8_lossy(&release).into_owned(), checked)
+            }
+            Err(e) => return Err(e),
+        };
+        let signed = match checked {
+            Ok(()) => true,
+            Err(e) if t.allow_unsigned => {
+                tracing::warn!("{e}; used anyway (--allow-unsigned)");
+                false
+            }
+            Err(e) => return Err(Error::Trust(e)),
+        };
+        Ok(Some((apt::parse_release(&text), signed)))
+    }
+
     fn list_apt(&self, t: &Target, arches: &[Arch]) -> Result<Vec<KernelRecord>> {
         let mut by_key: BTreeMap<(Arch, String), KernelRecord> = BTreeMap::new();
         for &arch in arches {
@@ -213,6 +311,7 @@ impl Lister<'_> {
             // All suites of a target together: a flavour in -security may use -common from
             // the same suite, kbuild from the release.
             let mut all: Vec<(String, String, apt::Package)> = Vec::new();
+            let mut unsigned = false;
             for s in &t.suites {
                 let mname = s.mirror.clone().unwrap_or_else(|| {
                     if arch == Arch::Aarch64 {
@@ -223,20 +322,13 @@ impl Lister<'_> {
                 });
                 let mirror = self.mirrors.resolve(self.catalog, &mname)?;
                 let base = format!("{mirror}/dists/{}", s.suite);
-                let release_url = format!("{base}/Release");
-                let rel = match self.fetch_meta(&release_url) {
-                    Ok(b) => apt::parse_release(&String::from_utf8_lossy(&b)),
-                    // A suite that does not exist (yet, or any more: backports of an old
-                    // release) is not an error; a mirror that does not answer is.
-                    Err(Error::Fetch {
-                        source: http::Error::Status { status: 404, .. },
-                        ..
-                    }) => {
-                        tracing::info!("{} has no suite {}", http::redact(&mirror), s.suite);
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                // A suite that does not exist (yet, or any more: backports of an old
+                // release) is not an error; a mirror that does not answer is.
+                let Some((rel, signed)) = self.release(t, &base)? else {
+                    tracing::info!("{} has no suite {}", http::redact(&mirror), s.suite);
+                    continue;
                 };
+                unsigned |= !signed;
                 for comp in &t.components {
                     for p in self.packages(&base, &rel, comp, arch.debian())? {
                         all.push((mirror.clone(), s.suite.clone(), p));
@@ -272,6 +364,7 @@ impl Lister<'_> {
                     kernel_version,
                     arch,
                     origin: suite.clone(),
+                    unsigned_metadata: unsigned,
                     packages: set
                         .iter()
                         .map(|q| PackageRef {
@@ -312,13 +405,8 @@ impl Lister<'_> {
             let mname = s.mirror.clone().unwrap_or_else(|| t.mirror.clone());
             let mirror = self.mirrors.resolve(self.catalog, &mname)?;
             let base = format!("{mirror}/dists/{}", s.suite);
-            let rel = match self.fetch_meta(&format!("{base}/Release")) {
-                Ok(b) => apt::parse_release(&String::from_utf8_lossy(&b)),
-                Err(Error::Fetch {
-                    source: http::Error::Status { status: 404, .. },
-                    ..
-                }) => continue,
-                Err(e) => return Err(e),
+            let Some((rel, _)) = self.release(t, &base)? else {
+                continue;
             };
             for comp in &t.components {
                 for p in self.packages_where(&base, &rel, comp, arch.debian(), |n| n == name)? {
@@ -385,7 +473,7 @@ impl Lister<'_> {
                 } else {
                     url.clone()
                 };
-                let rpms = match self.yum_kernels(&base) {
+                let (rpms, signed) = match self.yum_kernels(t, &base) {
                     Ok(r) => r,
                     Err(e) if gone(&e) => {
                         tracing::info!("{} has no repodata; skipped", http::redact(&base));
@@ -399,6 +487,7 @@ impl Lister<'_> {
                     }
                     let release = rpm.kernel_release();
                     let rec = KernelRecord {
+                        unsigned_metadata: !signed,
                         target: t.name.clone(),
                         target_id: t.target_id.clone(),
                         release: release.clone(),
@@ -519,6 +608,8 @@ impl Lister<'_> {
                 .unwrap_or_else(|| "1".into());
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             out.push(KernelRecord {
+                // The bucket listing carries no signatures (only the transport's TLS).
+                unsigned_metadata: true,
                 target: t.name.clone(),
                 target_id: t.target_id.clone(),
                 release,
@@ -538,10 +629,33 @@ impl Lister<'_> {
         Ok(out)
     }
 
-    /// `kernel-devel` packages of one YUM repository (its base URL).
-    fn yum_kernels(&self, base: &str) -> Result<Vec<yum::Rpm>> {
+    /// `kernel-devel` packages of one YUM repository (its base URL), from a `repomd.xml`
+    /// checked against `repomd.xml.asc` with the target's keys; the bool says whether it was
+    /// signed by a trusted key (false only with `allow_unsigned`).
+    fn yum_kernels(&self, t: &Target, base: &str) -> Result<(Vec<yum::Rpm>, bool)> {
         let md_url = format!("{base}/repodata/repomd.xml");
         let md = self.fetch_meta(&md_url)?;
+        let repo = http::redact(base);
+        let checked = match self.fetch_meta(&format!("{md_url}.asc")) {
+            Ok(sig) => crate::trust::verify_detached(&md, &sig, &t.keyring()?, &repo, "repomd.xml"),
+            Err(Error::Fetch {
+                source: http::Error::Status { status: 404, .. },
+                ..
+            }) => Err(crate::trust::Error::Unsigned {
+                repo: repo.clone(),
+                file: "repodata/repomd.xml".into(),
+                detail: Some("no repomd.xml.asc".into()),
+            }),
+            Err(e) => return Err(e),
+        };
+        let signed = match checked {
+            Ok(()) => true,
+            Err(e) if t.allow_unsigned => {
+                tracing::warn!("{e}; used anyway (--allow-unsigned)");
+                false
+            }
+            Err(e) => return Err(Error::Trust(e)),
+        };
         let data = yum::parse_repomd(&md).map_err(|what| Error::Index {
             url: http::redact(&md_url),
             what,
@@ -607,7 +721,7 @@ impl Lister<'_> {
                 )));
             }
         }
-        Ok(rpms)
+        Ok((rpms, signed))
     }
 
     /// The kernel packages of one `Packages` index, verified against the `Release`.
@@ -931,6 +1045,7 @@ mod tests {
 
     fn k(release: &str, version: &str) -> KernelRecord {
         KernelRecord {
+            unsigned_metadata: false,
             target: "t".into(),
             target_id: "debian".into(),
             release: release.into(),
