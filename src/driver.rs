@@ -23,6 +23,23 @@ pub enum Error {
     Bad { path: PathBuf, what: String },
     #[error("the driver version of `{0}` cannot be told from the sources: pass --driver-version")]
     NeedVersion(PathBuf),
+    #[error("`{path}` is {what} (API {}, schema {}), which several driver releases share ({}): pass --driver-version", show(*.api), show(*.schema), .candidates.join(", "))]
+    Ambiguous {
+        path: PathBuf,
+        what: String,
+        api: SemVer,
+        schema: SemVer,
+        candidates: Vec<String>,
+    },
+    #[error("`{path}` has API {} and schema {}, but driver {version} has API {} and schema {}: it is not that driver (pass its own --driver-version)", show(*.api), show(*.schema), show(*.want_api), show(*.want_schema))]
+    WrongVersion {
+        path: PathBuf,
+        version: String,
+        api: SemVer,
+        schema: SemVer,
+        want_api: SemVer,
+        want_schema: SemVer,
+    },
     #[error("cannot unpack driver source")]
     Unpack(#[from] extract::Error),
     #[error("i/o on `{path}`")]
@@ -51,6 +68,10 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// (major, minor, patch) as in `API_VERSION` files.
 pub type SemVer = (u64, u64, u64);
 
+fn show(v: SemVer) -> String {
+    format!("{}.{}.{}", v.0, v.1, v.2)
+}
+
 fn parse_semver(s: &str) -> Option<SemVer> {
     let mut it = s.trim().split('.').map(|p| p.trim().parse::<u64>().ok());
     Some((it.next()??, it.next()??, it.next()??))
@@ -72,8 +93,15 @@ pub struct DriverSource {
     pub layout: Layout,
     /// `driver/` (libs) or the dkms tree.
     pub dir: PathBuf,
-    /// Version recorded in the source itself (dkms `driver_config.h`), if any.
+    /// The driver version the source says it is, if it says: a dkms tree's `DRIVER_VERSION`,
+    /// where that is a libs version (Debian's 0.23.2) mapped by API and schema version to the
+    /// driver release Falco's loaders know it as (9.1.0+driver).
     pub recorded_version: Option<String>,
+    /// What the source calls itself before any mapping: dkms `DRIVER_VERSION`, or the top
+    /// folder of a libs archive (`libs-7.0.0+driver`, `libs-0.20.0`, `libs-<commit>`).
+    pub named_version: Option<String>,
+    /// The version a known copy of this source has (by its digest, `catalog/drivers.json`).
+    pub known_version: Option<String>,
     pub api_version: SemVer,
     pub schema_version: SemVer,
 }
@@ -139,11 +167,17 @@ impl DriverSource {
                         what: format!("not a MAJOR.MINOR.PATCH version: `{}`", t.trim()),
                     })
                 };
+                let named_version = dir
+                    .parent()
+                    .and_then(|p| p.file_name())
+                    .and_then(|n| version_in_folder(&n.to_string_lossy()));
                 Ok(DriverSource {
                     layout,
                     api_version: rd("API_VERSION")?,
                     schema_version: rd("SCHEMA_VERSION")?,
                     recorded_version: None,
+                    named_version,
+                    known_version: None,
                     dir,
                 })
             }
@@ -170,15 +204,123 @@ impl DriverSource {
                         num(&format!("PPM_{kind}_CURRENT_VERSION_PATCH"))?,
                     ))
                 };
+                let (api_version, schema_version) = (ver("API")?, ver("SCHEMA")?);
+                let named_version = crate::kernel::define_string(&t, "DRIVER_VERSION");
+                let recorded_version = match &named_version {
+                    Some(v) => Some(
+                        release_of(&p, v, api_version, schema_version)?
+                            .unwrap_or_else(|| v.clone()),
+                    ),
+                    None => None,
+                };
                 Ok(DriverSource {
                     layout,
-                    api_version: ver("API")?,
-                    schema_version: ver("SCHEMA")?,
-                    recorded_version: crate::kernel::define_string(&t, "DRIVER_VERSION"),
+                    api_version,
+                    schema_version,
+                    recorded_version,
+                    named_version,
+                    known_version: None,
                     dir,
                 })
             }
         }
+    }
+}
+
+/// The version a libs archive's top folder names: `libs-7.0.0+driver` (and GitHub's
+/// `libs-7.0.0-driver` spelling) -> `7.0.0+driver`, `libs-0.20.0` -> `0.20.0` (a libs release),
+/// `libs-<40 hex>` -> the commit, which is how drivers before 2.0.0+driver were versioned.
+pub fn version_in_folder(name: &str) -> Option<String> {
+    let v = name.strip_prefix("libs-")?;
+    let core = v
+        .strip_suffix("+driver")
+        .or_else(|| v.strip_suffix("-driver"));
+    let numeric = |c: &str| {
+        let parts: Vec<&str> = c.split('.').collect();
+        parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match core {
+        Some(c) if numeric(c.split("-rc").next().unwrap_or(c)) => Some(format!("{c}+driver")),
+        Some(_) => None,
+        None if numeric(v) => Some(v.to_owned()),
+        None if v.len() == 40 && v.bytes().all(|b| b.is_ascii_hexdigit()) => Some(v.to_owned()),
+        None => None,
+    }
+}
+
+/// A libs release version (`0.23.2`, `0.1.1dev+git...`): not a driver version.
+fn is_libs_version(v: &str) -> bool {
+    !v.ends_with("+driver") && v.starts_with("0.")
+}
+
+/// The driver release a libs version (dkms `DRIVER_VERSION`, archive folder) is, told by its
+/// API and schema versions, which libs and driver releases share. `None` when no driver release
+/// has them (a libs release between drivers, the 2022 scap driver); an error when several do.
+fn release_of(path: &Path, v: &str, api: SemVer, schema: SemVer) -> Result<Option<String>> {
+    if !is_libs_version(v) {
+        return Ok(None);
+    }
+    let cat = SourceCatalog::embedded();
+    let candidates: Vec<String> = cat
+        .known
+        .iter()
+        .filter(|k| k.version.ends_with("+driver"))
+        .filter(|k| parse_semver(&k.api) == Some(api) && parse_semver(&k.schema) == Some(schema))
+        .map(|k| k.version.clone())
+        .collect();
+    match candidates.len() {
+        0 => Ok(None),
+        1 => Ok(candidates.into_iter().next()),
+        _ => Err(Error::Ambiguous {
+            path: path.to_owned(),
+            what: format!("libs {v}"),
+            api,
+            schema,
+            candidates,
+        }),
+    }
+}
+
+impl DriverSource {
+    /// The driver version to build as: `given`, else a known copy's (by digest), else the
+    /// archive folder's or the dkms tree's, a libs version mapped to its driver release. A
+    /// version the catalog knows must have this source's API and schema versions.
+    pub fn version(&self, given: Option<&str>) -> Result<String> {
+        let v = if let Some(v) = given.or(self.known_version.as_deref()) {
+            v.to_owned()
+        } else if let Some(v) = &self.recorded_version {
+            v.clone()
+        } else if let Some(n) = &self.named_version {
+            release_of(&self.dir, n, self.api_version, self.schema_version)?
+                .unwrap_or_else(|| n.clone())
+        } else {
+            return Err(Error::NeedVersion(self.dir.clone()));
+        };
+        let cat = SourceCatalog::embedded();
+        if let Some(k) = cat.known.iter().find(|k| k.version == v) {
+            let (want_api, want_schema) = (parse_semver(&k.api), parse_semver(&k.schema));
+            if want_api.is_some_and(|a| a != self.api_version)
+                || want_schema.is_some_and(|s| s != self.schema_version)
+            {
+                return Err(Error::WrongVersion {
+                    path: self.dir.clone(),
+                    version: v,
+                    api: self.api_version,
+                    schema: self.schema_version,
+                    want_api: want_api.unwrap_or_default(),
+                    want_schema: want_schema.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(v)
+    }
+
+    /// Records the version of a known copy of this source, found by the input's digest.
+    pub fn identify(&mut self, sha256: &str) {
+        self.known_version = SourceCatalog::embedded().version_of_digest(sha256);
     }
 }
 
@@ -243,13 +385,40 @@ pub struct SourceCatalog {
     pub known: Vec<KnownVersion>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 pub struct KnownVersion {
     pub version: String,
+    /// `driver/API_VERSION` and `driver/SCHEMA_VERSION` of the release.
+    pub api: String,
+    pub schema: String,
+    /// Falco releases that pin this driver (their `cmake/modules/driver.cmake`).
+    #[serde(default)]
+    pub falco: Vec<String>,
+    /// libs releases with the same API and schema versions.
+    #[serde(default)]
+    pub libs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Where else the source can be downloaded, checked by digest.
+    #[serde(default)]
     pub sources: Vec<KnownSource>,
+    /// Digests of known copies of the source (e.g. GitHub archives), to tell the version of a
+    /// file by its bytes.
+    #[serde(default)]
+    pub digests: Vec<KnownDigest>,
+    /// Measured outcomes: arch -> Debian kernel line -> `builds`, `patched: ...`, `cannot: ...`
+    /// (see [`crate::releases`]).
+    #[serde(default, skip_serializing)]
+    pub kernels: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct KnownDigest {
+    pub sha256: String,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 pub struct KnownSource {
     /// A catalog mirror name, with `path` below it; or a full `url`.
     pub mirror: Option<String>,
@@ -262,7 +431,22 @@ const EMBEDDED_SOURCES: &str = include_str!("../catalog/drivers.json");
 
 impl SourceCatalog {
     pub fn embedded() -> SourceCatalog {
-        serde_json::from_str(EMBEDDED_SOURCES).expect("embedded driver catalog is valid")
+        static CAT: std::sync::OnceLock<SourceCatalog> = std::sync::OnceLock::new();
+        CAT.get_or_init(|| {
+            serde_json::from_str(EMBEDDED_SOURCES).expect("embedded driver catalog is valid")
+        })
+        .clone()
+    }
+
+    /// The driver version of a known copy of a source, by its sha256.
+    pub fn version_of_digest(&self, sha256: &str) -> Option<String> {
+        self.known
+            .iter()
+            .find(|k| {
+                k.sources.iter().any(|s| s.sha256 == sha256)
+                    || k.digests.iter().any(|d| d.sha256 == sha256)
+            })
+            .map(|k| k.version.clone())
     }
 }
 
@@ -346,7 +530,9 @@ pub fn open(input: &Path, scratch: &Path) -> Result<DriverSource> {
         Selection::Driver,
         extract::Limits::default(),
     )?;
-    DriverSource::find(&root)
+    let mut src = DriverSource::find(&root)?;
+    src.identify(&digest_input(input).map_err(io(input))?);
+    Ok(src)
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<()> {
@@ -412,11 +598,7 @@ impl DriverSource {
         kernel: (u32, u32, u32),
         patches: &patch::Catalog,
     ) -> Result<PreparedDriver> {
-        let version = match (version, &self.recorded_version) {
-            (Some(v), _) => v.to_owned(),
-            (None, Some(v)) => v.clone(),
-            (None, None) => return Err(Error::NeedVersion(self.dir.clone())),
-        };
+        let version = self.version(version)?;
         let (tree, bpf_dir, name) = match self.layout {
             Layout::Libs => {
                 let tree = work.join("falco");
@@ -460,6 +642,17 @@ impl DriverSource {
                 let t = fs::read_to_string(tree.join("driver_config.h")).unwrap_or_default();
                 let name = crate::kernel::define_string(&t, "DRIVER_NAME")
                     .unwrap_or_else(|| "scap".to_owned());
+                // Built as another version than it was configured with (Debian's 0.23.2 as
+                // 9.1.0+driver): the probe carries the version it is published under, as the
+                // driver's own configure step would have written it.
+                if self.named_version.as_deref() != Some(version.as_str()) {
+                    for cfg in [tree.join("driver_config.h"), bpf.join("driver_config.h")] {
+                        if let Ok(text) = fs::read_to_string(&cfg) {
+                            fs::write(&cfg, set_define_string(&text, "DRIVER_VERSION", &version))
+                                .map_err(io(&cfg))?;
+                        }
+                    }
+                }
                 (tree, bpf, name)
             }
         };
@@ -480,9 +673,14 @@ impl DriverSource {
             })?;
             applied.push(p.name.clone());
         }
+        // Where the driver's install would put it: a dkms tree keeps its own directory name.
+        let mapped_tree = match (self.layout, self.dir.file_name()) {
+            (Layout::Dkms, Some(d)) => format!("/usr/src/{}", d.to_string_lossy()),
+            _ => format!("/usr/src/{name}-{version}"),
+        };
         Ok(PreparedDriver {
             layout: self.layout,
-            mapped_tree: format!("/usr/src/{name}-{version}"),
+            mapped_tree,
             version,
             api_version: self.api_version,
             schema_version: self.schema_version,
@@ -493,6 +691,20 @@ impl DriverSource {
             driver_name: name,
         })
     }
+}
+
+/// `#define NAME "value"` lines of a configured header with a new value.
+fn set_define_string(text: &str, name: &str, value: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for l in text.split_inclusive('\n') {
+        let mut w = l.split_whitespace();
+        if w.next() == Some("#define") && w.next() == Some(name) {
+            out.push_str(&format!("#define {name} \"{value}\"\n"));
+        } else {
+            out.push_str(l);
+        }
+    }
+    out
 }
 
 /// Where a libs driver's probe expects the shared driver headers.
@@ -550,6 +762,86 @@ pub fn encode_semver(v: SemVer) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn versions_from_archive_folders() {
+        assert_eq!(
+            version_in_folder("libs-7.0.0+driver").as_deref(),
+            Some("7.0.0+driver")
+        );
+        assert_eq!(
+            version_in_folder("libs-7.0.0-driver").as_deref(),
+            Some("7.0.0+driver")
+        );
+        assert_eq!(
+            version_in_folder("libs-9.1.0-rc1-driver").as_deref(),
+            Some("9.1.0-rc1+driver")
+        );
+        assert_eq!(version_in_folder("libs-0.20.0").as_deref(), Some("0.20.0"));
+        let hash = "39ae7d40496793cf3d3e7890c9bbdc202263836b";
+        assert_eq!(
+            version_in_folder(&format!("libs-{hash}")).as_deref(),
+            Some(hash)
+        );
+        for no in [
+            "libs-master",
+            "libs-x.y.z-driver",
+            "falco-7.0.0+driver",
+            "libs-",
+            "libs-1.2",
+        ] {
+            assert_eq!(version_in_folder(no), None, "{no}");
+        }
+    }
+
+    #[test]
+    fn libs_versions_map_to_driver_releases_by_api_and_schema() {
+        let p = Path::new("src");
+        let r = |v, a, s| release_of(p, v, a, s);
+        assert_eq!(
+            r("0.23.2", (8, 0, 4), (4, 1, 0)).unwrap().as_deref(),
+            Some("9.1.0+driver")
+        );
+        assert_eq!(
+            r("0.20.0", (8, 0, 3), (3, 5, 0)).unwrap().as_deref(),
+            Some("8.0.0+driver")
+        );
+        // A libs release no driver release matches, and the 2022 scap driver: kept as they are.
+        assert_eq!(r("0.19.0", (8, 0, 3), (2, 23, 0)).unwrap(), None);
+        assert_eq!(
+            r("0.1.1dev+git20220316.e5c53d64", (1, 0, 0), (1, 0, 0)).unwrap(),
+            None
+        );
+        // A driver version is never remapped.
+        assert_eq!(r("8.0.0+driver", (8, 0, 4), (4, 1, 0)).unwrap(), None);
+        // 6.0.0 and 6.0.1 share API and schema: say so rather than pick.
+        let e = r("0.13.0", (5, 0, 0), (2, 10, 0)).unwrap_err().to_string();
+        assert!(
+            e.contains("6.0.1+driver, 6.0.0+driver") && e.contains("--driver-version"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn known_copies_are_told_by_digest() {
+        let c = SourceCatalog::embedded();
+        assert_eq!(
+            c.version_of_digest("4ae6ddb42a1012bacd88c63abdaa7bd27ca0143c4721338a22c45597e63bc99d")
+                .as_deref(),
+            Some("8.0.0+driver")
+        );
+        assert_eq!(c.default_version, "9.1.0+driver");
+        assert_eq!(c.version_of_digest("00"), None);
+    }
+
+    #[test]
+    fn a_configured_version_is_replaced_in_place() {
+        let t = "#define A 1\n#define DRIVER_VERSION \"0.23.2\"\n#define B \"x\"\n";
+        assert_eq!(
+            set_define_string(t, "DRIVER_VERSION", "9.1.0+driver"),
+            "#define A 1\n#define DRIVER_VERSION \"9.1.0+driver\"\n#define B \"x\"\n"
+        );
+    }
     #[test]
     fn config_template_is_filled() {
         let t = "#define PPM_API_CURRENT_VERSION_MAJOR ${PPM_API_CURRENT_VERSION_MAJOR}\n#define DRIVER_VERSION \"${DRIVER_VERSION}\"\n#define DRIVER_COMMIT \"${GIT_COMMIT}\"\n";

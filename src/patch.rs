@@ -54,6 +54,18 @@ const EMBEDDED: &[(&str, &str)] = &[
         "rss-stat-array.patch",
         include_str!("../driver-patches/rss-stat-array.patch"),
     ),
+    (
+        "inode-timestamps-6.11-4.x.patch",
+        include_str!("../driver-patches/inode-timestamps-6.11-4.x.patch"),
+    ),
+    (
+        "inode-timestamps-6.11-6.0.1.patch",
+        include_str!("../driver-patches/inode-timestamps-6.11-6.0.1.patch"),
+    ),
+    (
+        "inode-timestamps-6.11-7.0.patch",
+        include_str!("../driver-patches/inode-timestamps-6.11-7.0.patch"),
+    ),
 ];
 
 fn semver3(s: &str) -> Option<(u64, u64, u64)> {

@@ -6,36 +6,16 @@
 //! is `cargo bench --bench drivers`.
 
 mod common;
+#[path = "common/drivers.rs"]
+mod drivers;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use common::*;
+use drivers::*;
 use probeforge::kernel::Arch;
-
-/// A falcosecurity/libs GitHub archive from `../shared/drivers`, checked against its SHA256SUMS.
-fn shared_driver(version: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/drivers");
-    let name = format!("libs-{version}.tar.gz");
-    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap_or_else(|e| {
-        panic!(
-            "`{}`: the driver archives these tests build are missing ({e})",
-            dir.join("SHA256SUMS").display()
-        )
-    });
-    let want = sums
-        .lines()
-        .find_map(|l| l.strip_suffix(&name).map(|h| h.trim().to_owned()))
-        .unwrap_or_else(|| panic!("`{name}` is not listed in `{}/SHA256SUMS`", dir.display()));
-    let p = dir.join(&name);
-    assert!(p.is_file(), "`{}` is missing", p.display());
-    assert_eq!(
-        sha256_file(&p),
-        want,
-        "`{}` differs from SHA256SUMS",
-        p.display()
-    );
-    p
-}
+use probeforge::releases::{Outcome, Table};
 
 /// `probeforge build --json` of one driver source for header files; (exit code, JSON or stderr).
 fn build(
@@ -62,6 +42,25 @@ fn build(
     (code, v, stderr)
 }
 
+/// What `probeforge drivers` says of this cell is what the build did.
+fn as_table_says(driver: &str, line: &str, arch: Arch, json: &serde_json::Value) {
+    let patches: Vec<String> = json["patches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    let built = Outcome::built(&patches);
+    let table = Table::embedded();
+    let want = table.expected(driver, line, arch).unwrap_or_else(|| {
+        panic!("`probeforge drivers` has no cell for {driver} on {line} {arch}")
+    });
+    assert_eq!(
+        want, &built,
+        "{driver} on {line} {arch}: the table says `{want}`, the build `{built}`"
+    );
+}
+
 /// The probe passes `probeforge validate` for its kernel, driver version and arch.
 fn validated(v: &serde_json::Value, release: &str, driver: &str, arch: Arch) {
     let path = v["path"].as_str().expect("a probe path");
@@ -78,21 +77,211 @@ fn validated(v: &serde_json::Value, release: &str, driver: &str, arch: Arch) {
     assert_eq!(code, 0, "validate {path}:\n{stdout}{stderr}");
 }
 
+fn unpack(archive: &Path, into: &Path, deb: bool) {
+    std::fs::create_dir_all(into).unwrap();
+    let ok = if deb {
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(archive)
+            .arg(into)
+            .status()
+    } else {
+        Command::new("tar")
+            .arg("-xzf")
+            .arg(archive)
+            .arg("-C")
+            .arg(into)
+            .status()
+    };
+    assert!(ok.unwrap().success(), "unpacking {}", archive.display());
+}
+
+/// Every layout once on Debian 5.10: GitHub archives (parent-directory includes, up to
+/// 7.0.0+driver), an unpacked libs tree under GitHub's `-driver` folder spelling, and an unpacked
+/// dkms tree; each version read from the source itself.
 #[test]
-fn libs_archives_up_to_7_0_0_build_with_headers_one_level_up() {
+fn old_driver_layouts_build_as_installed_with_their_own_versions() {
     let (k, files) = debian_kernel("bullseye", Arch::X86_64);
     let headers = header_files(&k, &files);
     let t = tmpdir();
-    for v in [
-        "3.0.1+driver",
-        "4.0.0+driver",
-        "6.0.1+driver",
-        "7.0.0+driver",
-    ] {
-        let out = t.path().join(v);
-        let (code, json, stderr) = build(&headers, &shared_driver(v), Some(v), &out);
+    // 6.0.1 as a tree whose top folder has GitHub's spelling of the tag.
+    let tree601 = t.path().join("src/libs-6.0.1-driver");
+    unpack(&shared_driver("6.0.1+driver"), &t.path().join("src"), false);
+    std::fs::rename(t.path().join("src/libs-6.0.1+driver"), &tree601).unwrap();
+    // The 2022 dkms driver as the tree dkms installs.
+    let dkms = t.path().join("dkms");
+    unpack(&scap_dkms(), &dkms, true);
+    let dkms_tree = std::fs::read_dir(dkms.join("usr/src"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let cases = [
+        (shared_driver("3.0.1+driver"), "3.0.1+driver"),
+        (shared_driver("4.0.0+driver"), "4.0.0+driver"),
+        (tree601, "6.0.1+driver"),
+        (shared_driver("7.0.0+driver"), "7.0.0+driver"),
+        (dkms_tree, "0.1.1dev+git20220316.e5c53d64"),
+    ];
+    for (i, (src, v)) in cases.iter().enumerate() {
+        let out = t.path().join(format!("out{i}"));
+        let (code, json, stderr) = build(&headers, src, None, &out);
         assert_eq!(code, 0, "{v} on {}:\n{stderr}", k.release);
-        assert_eq!(json["driver_version"], v);
+        assert_eq!(json["driver_version"], *v, "{}", src.display());
         validated(&json, &k.release, v, Arch::X86_64);
+        as_table_says(v, "5.10", Arch::X86_64, &json);
     }
+}
+
+/// Debian's dkms 0.23.2 is libs 0.23.2, which Falco's loaders know as 9.1.0+driver (same API and
+/// schema versions): the probe says so and would publish under `9.1.0+driver/`.
+#[test]
+fn dkms_0_23_2_builds_as_9_1_0_driver() {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let headers = header_files(&k, &files);
+    let t = tmpdir();
+    let (code, json, stderr) = build(&headers, &scap_dkms_0_23_2(), None, t.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(json["driver_version"], "9.1.0+driver");
+    assert_eq!(json["driver_layout"], "dkms");
+    validated(&json, &k.release, "9.1.0+driver", Arch::X86_64);
+    as_table_says("9.1.0+driver", "6.1", Arch::X86_64, &json);
+}
+
+/// A version the catalog knows, given for a source that is another driver, is refused before
+/// compiling, naming the source and both versions.
+#[test]
+fn a_driver_version_that_is_not_the_source_is_refused() {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let headers = header_files(&k, &files);
+    let t = tmpdir();
+    let src = libs_0_20_0();
+    let (code, _, stderr) = build(&headers, &src, Some("9.1.0+driver"), t.path());
+    assert_eq!(code, 1, "{stderr}");
+    for want in [
+        "API 8.0.3 and schema 3.5.0",
+        "driver 9.1.0+driver has API 8.0.4 and schema 4.1.0",
+        "libs-0.20.0",
+    ] {
+        assert!(stderr.contains(want), "`{want}` not in:\n{stderr}");
+    }
+}
+
+/// No driver flag at all: the newest legacy driver, 9.1.0+driver, from Debian's dkms package
+/// (a known copy, checked by digest), for the newest Debian kernel.
+#[test]
+fn no_driver_flag_builds_9_1_0_driver_for_the_latest_kernel() {
+    let t = tmpdir();
+    let out = t.path().join("out");
+    let (code, stdout, stderr) = run(&[
+        "build",
+        "--target",
+        "debian",
+        "--kernel",
+        "latest",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["driver_version"], "9.1.0+driver");
+    let release = json["kernel"]["release"].as_str().unwrap();
+    validated(&json, release, "9.1.0+driver", Arch::X86_64);
+}
+
+/// A driver that predates the kernel, bridged by driver-patches: 7.0.0+driver on Debian 7.x
+/// (kernfs_node's `__parent`, inode times in seconds and nanoseconds).
+#[test]
+fn driver_7_0_0_builds_on_debian_7x_with_patches() {
+    let (k, files) = debian_7x_kernel(Arch::X86_64);
+    let headers = header_files(&k, &files);
+    let t = tmpdir();
+    let (code, json, stderr) = build(&headers, &shared_driver("7.0.0+driver"), None, t.path());
+    assert_eq!(code, 0, "{stderr}");
+    validated(&json, &k.release, "7.0.0+driver", Arch::X86_64);
+    as_table_says("7.0.0+driver", "7.x", Arch::X86_64, &json);
+}
+
+/// arm64, cross-built on this host: the oldest Falco-pinned driver here on Debian 6.1.
+#[test]
+fn driver_4_0_0_builds_for_arm64_6_1() {
+    let (k, files) = debian_kernel("bookworm", Arch::Aarch64);
+    let headers = header_files(&k, &files);
+    let t = tmpdir();
+    let (code, json, stderr) = build(&headers, &shared_driver("4.0.0+driver"), None, t.path());
+    assert_eq!(code, 0, "{stderr}");
+    validated(&json, &k.release, "4.0.0+driver", Arch::Aarch64);
+    as_table_says("4.0.0+driver", "6.1", Arch::Aarch64, &json);
+}
+
+/// `probeforge drivers --json`: every release Falco pinned, the default, and every
+/// `patched:` cell names exactly the patches probeforge selects for that driver and kernel line.
+#[test]
+fn drivers_table_lists_every_release_and_its_patches_are_the_ones_selected() {
+    let (code, stdout, stderr) = run(&["drivers", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let releases = v["releases"].as_array().unwrap();
+    let find = |ver: &str| {
+        releases
+            .iter()
+            .find(|r| r["version"] == ver)
+            .unwrap_or_else(|| panic!("{ver} not listed"))
+    };
+    // Falco release -> driver, from each Falco tag's cmake/modules/driver.cmake.
+    for (falco, driver) in [
+        ("0.33.0", "3.0.1+driver"),
+        ("0.34.0", "4.0.0+driver"),
+        ("0.35.1", "5.0.1+driver"),
+        ("0.36.0", "6.0.1+driver"),
+        ("0.37.0", "7.0.0+driver"),
+        ("0.38.0", "7.2.0+driver"),
+        ("0.39.0", "7.3.0+driver"),
+        ("0.40.0", "8.0.0+driver"),
+        ("0.41.0", "8.1.0+driver"),
+        ("0.42.0", "9.0.0+driver"),
+        ("0.43.0", "9.1.0+driver"),
+        ("0.32.0", "39ae7d40496793cf3d3e7890c9bbdc202263836b"),
+    ] {
+        let falcos = find(driver)["falco"].as_array().unwrap();
+        assert!(
+            falcos.iter().any(|f| f == falco),
+            "{driver} lacks Falco {falco}"
+        );
+    }
+    assert_eq!(find("9.1.0+driver")["default"], true);
+    assert_eq!(releases.iter().filter(|r| r["default"] == true).count(), 1);
+    // A kernel version of each line, as the matrix builds them.
+    let kernel = |line: &str| match line {
+        "5.10" => (5, 10, 0),
+        "6.1" => (6, 1, 0),
+        "6.12" => (6, 12, 0),
+        _ => (7, 3, 0),
+    };
+    let patches = probeforge::patch::Catalog::embedded();
+    let mut cells = 0;
+    for r in releases {
+        let ver = r["version"].as_str().unwrap();
+        for (arch, lines) in r["outcomes"].as_object().unwrap() {
+            for (line, o) in lines.as_object().unwrap() {
+                cells += 1;
+                let o = Outcome::parse(o.as_str().unwrap()).unwrap();
+                let selected: Vec<String> = patches
+                    .matching(ver, kernel(line))
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect();
+                match o {
+                    Outcome::Cannot(why) => assert!(!why.is_empty()),
+                    o => assert_eq!(o, Outcome::built(&selected), "{ver} {arch} {line}"),
+                }
+            }
+        }
+    }
+    assert!(cells >= 7, "only {cells} measured cells");
+    let (code, text, _) = run(&["drivers"]);
+    assert_eq!(code, 0);
+    assert!(text.contains("9.1.0+driver (default)"), "{text}");
 }
