@@ -504,7 +504,16 @@ pub fn fetch_source(
             _ => continue,
         };
         match client.fetch_verified(&url, &s.sha256, None) {
-            Ok((p, _)) => return Ok(p),
+            Ok((p, _)) => {
+                // Say which copy this is: the user asked for a version, not for this file.
+                let file = url.rsplit('/').next().unwrap_or(&url);
+                tracing::warn!(
+                    "driver {version}: using the known copy `{file}` (sha256 {} checked), after: {}",
+                    s.sha256,
+                    tried.join("; ")
+                );
+                return Ok(p);
+            }
             Err(e) => tried.push(format!("{}: {e}", crate::http::redact(&url))),
         }
     }

@@ -772,14 +772,14 @@ fn parse_arch(s: &Option<String>) -> Result<Option<Arch>> {
 }
 
 fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
-    need_files("header package", &a.headers)?;
-    need_files("driver source", &a.driver_source)?;
-    need_files("kernel list", &a.from)?;
-    need_files("kernel image", &a.kernel_image)?;
     let tc = a
         .toolchain
         .find(net)
         .map_err(|e| UsageError(format!("{e:#}")))?;
+    need_files("header package", &a.headers)?;
+    need_files("driver source", &a.driver_source)?;
+    need_files("kernel list", &a.from)?;
+    need_files("kernel image", &a.kernel_image)?;
     let arch = parse_arch(&a.arch)?;
     let need_net = a.target.is_some() || a.from.is_some() || a.driver_source.is_none();
     let net = if need_net { Some(net.open()?) } else { None };
