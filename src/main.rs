@@ -275,9 +275,15 @@ struct VerifyArgs {
     /// The kernel: a vmlinuz, or the package holding it (Debian linux-image-R[-unsigned],
     /// 7.x linux-binary[-unsigned]-R, RPM kernel-core or kernel). Given a meta-package (7.x
     /// linux-image-R), the package it depends on is fetched from the catalog's APT targets
-    /// (through the cache; --offline uses only the cache).
+    /// (through the cache; --offline uses only the cache). Default: found in the catalog for
+    /// the kernel the probe's name says (`falco_<target-id>_<release>_<version>.o`), in
+    /// --target or every target with that id, as `build --verify` does.
     #[arg(long)]
-    kernel_image: PathBuf,
+    kernel_image: Option<PathBuf>,
+    /// Where to look for the kernel image when --kernel-image is not given (e.g.
+    /// debian-bookworm); default: every catalog target with the probe's target id.
+    #[arg(long)]
+    target: Option<String>,
     /// Extra kernel command line (use the target's own: lockdown changes what loads).
     #[arg(long, default_value = "")]
     cmdline: String,
@@ -1476,17 +1482,21 @@ fn toolchain_cmd(c: ToolchainCmd, net_args: &NetArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
+fn verify_cmd(mut a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
     use probeforge::verify::image;
+    if a.kernel_image.is_none() {
+        a.kernel_image = Some(image_for_probe_names(&a, net_args)?);
+    }
+    let kernel_image = a.kernel_image.clone().expect("set above");
     // A meta-package (Debian 7.x `linux-image-R`) names the package with the kernel: fetch it.
-    let image = match image::read_package(&a.kernel_image)? {
+    let image = match image::read_package(&kernel_image)? {
         image::Contents::Image(v) => v,
         image::Contents::Meta(m) => {
             let net = net_args.open()?;
             let f = image::follow(&net.lister(), &m)?;
             tracing::info!(
                 "kernel of `{}` from {}",
-                a.kernel_image.display(),
+                kernel_image.display(),
                 f.chain.join(" -> ")
             );
             f.image
@@ -1508,7 +1518,7 @@ fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
     let arch = probeforge::verify::image_arch(&image).ok_or_else(|| {
         UsageError(format!(
             "`{}` is not a kernel image probeforge can boot (an x86 bzImage or an arm64 Image)",
-            a.kernel_image.display()
+            kernel_image.display()
         ))
     })?;
     if !a.no_events {
@@ -1527,7 +1537,7 @@ fn verify_cmd(a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
         let s = indicatif::ProgressBar::new_spinner();
         s.set_message(format!(
             "booting {} with {} probe(s) under QEMU ({})",
-            a.kernel_image.display(),
+            kernel_image.display(),
             probes.len(),
             a.accel
         ));
@@ -1676,6 +1686,66 @@ fn event_line(e: &serde_json::Value) -> String {
 /// The kernel image package of a kernel from the same repository as its headers.
 /// Unsigned first (Debian up to 6.x: `linux-image-R-unsigned`; 7.x: `linux-binary-unsigned-R`),
 /// then the signed names, following a meta-package (7.x `linux-image-R`) to its kernel.
+/// The kernel image for probes given without --kernel-image: the release and target id from
+/// Falco's file name (`falco_<target-id>_<release>_<version>.o`; all probes for one kernel),
+/// the arch from the release's flavour, the image from --target or each catalog target with
+/// that id.
+fn image_for_probe_names(a: &VerifyArgs, net_args: &NetArgs) -> Result<PathBuf> {
+    let mut kernels = std::collections::BTreeSet::new();
+    for p in &a.probes {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        let parts: Vec<&str> = name.trim_end_matches(".o").split('_').collect();
+        let [_, target_id, release, _] = parts[..] else {
+            return Err(UsageError(format!(
+                "`{}` is not named falco_<target-id>_<release>_<version>.o: give --kernel-image",
+                p.display()
+            ))
+            .into());
+        };
+        kernels.insert((target_id.to_owned(), release.to_owned()));
+    }
+    if kernels.len() != 1 {
+        return Err(UsageError(format!(
+            "the probes are for {} kernels; verify boots one: give the probes of one kernel, or --kernel-image",
+            kernels.len()
+        ))
+        .into());
+    }
+    let (target_id, release) = kernels.into_iter().next().expect("one");
+    let arch = if release.contains("arm64") || release.contains("aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    };
+    let net = net_args.open()?;
+    let targets: Vec<String> = match &a.target {
+        Some(t) => vec![t.clone()],
+        None => net
+            .catalog
+            .targets
+            .iter()
+            .filter(|t| t.kind == "apt" && target_id.starts_with(t.target_id.as_str()))
+            .map(|t| t.name.clone())
+            .collect(),
+    };
+    let mut errors = Vec::new();
+    for t in &targets {
+        match kernel_image_for(&net, t, arch, &release) {
+            Ok(p) => {
+                eprintln!("kernel image for {release} from {t}: {}", p.display());
+                return Ok(p);
+            }
+            Err(e) => errors.push(format!("{t}: {e:#}")),
+        }
+    }
+    Err(UsageError(format!(
+        "no kernel image for `{release}` ({arch}) in {}: give --kernel-image{}",
+        if targets.is_empty() { "any catalog target".to_owned() } else { targets.join(", ") },
+        if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) }
+    ))
+    .into())
+}
+
 fn kernel_image_for(net: &Net, target: &str, arch: Arch, release: &str) -> Result<PathBuf> {
     use probeforge::verify::image;
     let mut last = None;

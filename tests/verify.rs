@@ -334,6 +334,32 @@ fn build_and_build_all_verify_before_publishing() {
             && err.contains(&format!("(in {} under", k.release)),
         "{err}"
     );
+    // `verify` finds the kernel image itself from the probe's name (no --kernel-image, no
+    // --target: every catalog target with its target id); --no-events and --cmdline too.
+    let probe = t
+        .path()
+        .join("one")
+        .join(format!("falco_debian_{}_1.o", k.release));
+    let (code, out, err) = run(&[
+        "verify",
+        probe.to_str().unwrap(),
+        "--no-events",
+        "--cmdline",
+        "quiet",
+    ]);
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(
+        err.contains(&format!(
+            "kernel image for {} from debian-bookworm",
+            k.release
+        )),
+        "{err}"
+    );
+    assert!(
+        format!("{out}{err}").contains("184/184 programs loaded")
+            && !format!("{out}{err}").contains("workload events decoded"),
+        "{out} {err}"
+    );
     let repo = t.path().join("repo");
     let only = format!("^{}$", regex::escape(&k.release));
     let (code, out, err) = run(&[
