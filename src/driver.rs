@@ -463,8 +463,9 @@ pub fn escape_segment(s: &str) -> String {
     out
 }
 
-/// Downloads the source of a driver version: GitHub's archive first (base configurable), then
-/// the known other locations of the same source, checked against their known digests.
+/// Downloads the source of a driver version: the known copies of it first, each checked
+/// against its known digest (the Debian archive's before any other URL: pinned, and reachable
+/// where GitHub is not), then GitHub's archive (base configurable), taken as it comes.
 /// Returns the cached archive.
 pub fn fetch_source(
     client: &crate::http::Client,
@@ -485,13 +486,11 @@ pub fn fetch_source(
     };
     let known = catalog.known.iter().find(|k| k.version == version);
     let mut tried = Vec::new();
-    // A known digest pins the GitHub download too only where it is the same file; GitHub's
-    // archives are not byte-stable, so they are taken as they come and their digest recorded.
-    match client.fetch_unverified(&gh) {
-        Ok((p, _)) => return Ok(p),
-        Err(e) => tried.push(format!("{gh}: {e}")),
-    }
-    for s in known.map(|k| k.sources.as_slice()).unwrap_or_default() {
+    let mut sources: Vec<_> = known
+        .map(|k| k.sources.iter().collect())
+        .unwrap_or_default();
+    sources.sort_by_key(|s| s.url.is_some());
+    for s in sources {
         let url = match (&s.url, &s.mirror, &s.path) {
             (Some(u), _, _) => u.clone(),
             (None, Some(m), Some(p)) => match mirrors.resolve(repo_catalog, m) {
@@ -507,15 +506,27 @@ pub fn fetch_source(
             Ok((p, _)) => {
                 // Say which copy this is: the user asked for a version, not for this file.
                 let file = url.rsplit('/').next().unwrap_or(&url);
-                tracing::warn!(
-                    "driver {version}: using the known copy `{file}` (sha256 {} checked), after: {}",
-                    s.sha256,
-                    tried.join("; ")
-                );
+                if tried.is_empty() {
+                    tracing::info!(
+                        "driver {version}: the known copy `{file}` (sha256 {} checked)",
+                        s.sha256
+                    );
+                } else {
+                    tracing::warn!(
+                        "driver {version}: the known copy `{file}` (sha256 {} checked), after: {}",
+                        s.sha256,
+                        tried.join("; ")
+                    );
+                }
                 return Ok(p);
             }
             Err(e) => tried.push(format!("{}: {e}", crate::http::redact(&url))),
         }
+    }
+    // GitHub's archives are not byte-stable: taken as they come, their digest recorded.
+    match client.fetch_unverified(&gh) {
+        Ok((p, _)) => return Ok(p),
+        Err(e) => tried.push(format!("{gh}: {e}")),
     }
     Err(Error::Bad {
         path: PathBuf::from(version),
