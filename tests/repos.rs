@@ -54,8 +54,8 @@ fn every_debian_suite_lists_complete_verified_header_sets() {
     }
 }
 
-/// The Debian release targets of the catalog (`debian-*`; `debian` is trixie under its
-/// target id's name).
+/// The Debian targets of the catalog (`debian-*` one release each; `debian` every supported
+/// release).
 fn debian_targets() -> Vec<String> {
     let v: Vec<String> = Catalog::embedded()
         .targets
@@ -1602,4 +1602,77 @@ fn signed_metadata_is_checked_before_anything_it_lists_is_used() {
     let (code, _, err) = list(&["--keyring", bogus.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("bogus.gpg"), "{err}");
+}
+
+/// `build-all --from` a kernel-crawler list (as `list-kernels --format crawler` writes it):
+/// the listed kernel is built and published, marked as listed without signatures.
+#[test]
+fn build_all_from_a_kernel_crawler_list() {
+    let (k, _) = debian_kernel("bookworm", Arch::X86_64);
+    let t = tmpdir();
+    let (code, list, err) = run(&[
+        "list-kernels",
+        "debian-bookworm",
+        "--arch",
+        "x86_64",
+        "--format",
+        "crawler",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let file = t.path().join("crawler.json");
+    fs::write(&file, &list).unwrap();
+    let repo = t.path().join("repo");
+    let src = libs_0_20_0();
+    let only = format!("^{}$", regex::escape(&k.release));
+    let (code, out, err) = run(&[
+        "build-all",
+        "--from",
+        file.to_str().unwrap(),
+        "--arch",
+        "x86_64",
+        "--only",
+        &only,
+        "--repo",
+        repo.to_str().unwrap(),
+        "--driver-source",
+        src.to_str().unwrap(),
+        "--driver-version",
+        "8.0.0+driver",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ks = v["kernels"].as_array().unwrap();
+    assert_eq!(ks.len(), 1, "{out}");
+    assert_eq!(ks[0]["release"], k.release.as_str());
+    assert!(
+        ["built", "cached"].contains(&ks[0]["status"].as_str().unwrap()),
+        "{out}"
+    );
+    let probe = repo
+        .join("8.0.0+driver/x86_64")
+        .join(format!("falco_debian_{}_1.o", k.release));
+    assert_eq!(Some(sha256_file(&probe).as_str()), ks[0]["sha256"].as_str());
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["probes"][0]["unsigned_metadata"], true, "{index}");
+    // A filter that matches nothing of the list names the list.
+    let (code, _, err) = run(&[
+        "build-all",
+        "--from",
+        file.to_str().unwrap(),
+        "--arch",
+        "x86_64",
+        "--only",
+        "^9\\.99\\.",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--driver-source",
+        src.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("crawler.json") && err.contains("closest"),
+        "{err}"
+    );
 }
