@@ -954,7 +954,13 @@ fn drivers_cmd(a: DriversArgs) -> Result<ExitCode> {
     }
     for r in &table.releases {
         let k = &r.known;
-        let list = |v: &[String]| if v.is_empty() { "-".to_owned() } else { v.join(", ") };
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
         println!(
             "{}{}  API {}, schema {}; Falco {}; libs {}",
             k.version,
@@ -968,7 +974,11 @@ fn drivers_cmd(a: DriversArgs) -> Result<ExitCode> {
         sources.extend(k.sources.iter().map(|s| {
             let at = s.path.as_deref().or(s.url.as_deref()).unwrap_or("?");
             let name = at.rsplit('/').next().unwrap_or(at);
-            format!("{} {name} (sha256 {})", s.mirror.as_deref().unwrap_or("url"), &s.sha256[..12])
+            format!(
+                "{} {name} (sha256 {})",
+                s.mirror.as_deref().unwrap_or("url"),
+                &s.sha256[..12]
+            )
         }));
         println!("  source: {}", sources.join("; "));
         for arch in [Arch::X86_64, Arch::Aarch64] {
@@ -1087,7 +1097,9 @@ fn list_kernels(a: ListArgs, net: &NetArgs) -> Result<ExitCode> {
 fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
     let net = net.open()?;
     let arch = parse_arch(&Some(a.arch.clone()))?.unwrap_or(Arch::X86_64);
-    let got = net.lister().fetch_kernel(&a.target, arch, &a.kernel, false)?;
+    let got = net
+        .lister()
+        .fetch_kernel(&a.target, arch, &a.kernel, false)?;
     report_passed_over(&got);
     let (k, files) = (got.kernel, got.files);
     let mut out = Vec::new();
@@ -1740,8 +1752,16 @@ fn image_for_probe_names(a: &VerifyArgs, net_args: &NetArgs) -> Result<PathBuf> 
     }
     Err(UsageError(format!(
         "no kernel image for `{release}` ({arch}) in {}: give --kernel-image{}",
-        if targets.is_empty() { "any catalog target".to_owned() } else { targets.join(", ") },
-        if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) }
+        if targets.is_empty() {
+            "any catalog target".to_owned()
+        } else {
+            targets.join(", ")
+        },
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", errors.join("; "))
+        }
     ))
     .into())
 }
