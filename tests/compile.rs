@@ -195,7 +195,7 @@ fn build_7x(arch: Arch, dkms: bool) {
         (libs_0_20_0(), Some("8.0.0+driver"))
     };
     let kbuild_deb = kbuild_deb("trixie", arch, &k.release);
-    let (tree, reference) = kbuild_reference(
+    let (tree, _) = kbuild_reference(
         &headers,
         &kbuild_deb,
         &driver,

@@ -69,6 +69,19 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// The server answered 404 for a metadata file: it does not exist there.
+    fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Error::Fetch {
+                source: http::Error::Status { status: 404, .. },
+                ..
+            }
+        )
+    }
+}
+
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct SuiteRef {
     pub suite: String,
@@ -105,6 +118,19 @@ pub struct Target {
 }
 
 impl Target {
+    /// The one trust policy of both metadata formats: signed by a trusted key is `true`;
+    /// anything else is refused, unless `allow_unsigned` says to go on (`false`, warned).
+    fn accept(&self, checked: Result<(), crate::trust::Error>) -> Result<bool> {
+        match checked {
+            Ok(()) => Ok(true),
+            Err(e) if self.allow_unsigned => {
+                tracing::warn!("{e}; used anyway (--allow-unsigned)");
+                Ok(false)
+            }
+            Err(e) => Err(Error::Trust(e)),
+        }
+    }
+
     /// The keyring of this target's metadata signers.
     pub fn keyring(&self) -> Result<crate::trust::Keyring> {
         let mut ring = crate::trust::Keyring::default();
@@ -250,15 +276,6 @@ impl Lister<'_> {
     /// not exist on the mirror; the bool says whether it was signed by a trusted key (false only
     /// with `allow_unsigned`).
     fn release(&self, t: &Target, base: &str) -> Result<Option<(apt::Release, bool)>> {
-        let is_404 = |e: &Error| {
-            matches!(
-                e,
-                Error::Fetch {
-                    source: http::Error::Status { status: 404, .. },
-                    ..
-                }
-            )
-        };
         let repo = http::redact(base);
         let keyring = t.keyring()?;
         let (text, checked) = match self.fetch_meta(&format!("{base}/InRelease")) {
@@ -270,17 +287,17 @@ impl Lister<'_> {
                     Err(e) => (fallback, Err(e)),
                 }
             }
-            Err(e) if is_404(&e) => {
+            Err(e) if e.is_not_found() => {
                 let release = match self.fetch_meta(&format!("{base}/Release")) {
                     Ok(b) => b,
-                    Err(e) if is_404(&e) => return Ok(None),
+                    Err(e) if e.is_not_found() => return Ok(None),
                     Err(e) => return Err(e),
                 };
                 let checked = match self.fetch_meta(&format!("{base}/Release.gpg")) {
                     Ok(sig) => {
                         crate::trust::verify_detached(&release, &sig, &keyring, &repo, "Release")
                     }
-                    Err(e) if is_404(&e) => Err(crate::trust::Error::Unsigned {
+                    Err(e) if e.is_not_found() => Err(crate::trust::Error::Unsigned {
                         repo: repo.clone(),
                         file: "Release".into(),
                         detail: Some("no InRelease and no Release.gpg".into()),
@@ -291,14 +308,7 @@ impl Lister<'_> {
             }
             Err(e) => return Err(e),
         };
-        let signed = match checked {
-            Ok(()) => true,
-            Err(e) if t.allow_unsigned => {
-                tracing::warn!("{e}; used anyway (--allow-unsigned)");
-                false
-            }
-            Err(e) => return Err(Error::Trust(e)),
-        };
+        let signed = t.accept(checked)?;
         Ok(Some((apt::parse_release(&text), signed)))
     }
 
@@ -445,20 +455,11 @@ impl Lister<'_> {
             for path in &t.repos {
                 let path = path.replace("{arch}", arch.uname_m());
                 let url = format!("{mirror}/{path}");
-                let gone = |e: &Error| {
-                    matches!(
-                        e,
-                        Error::Fetch {
-                            source: http::Error::Status { status: 404, .. },
-                            ..
-                        }
-                    )
-                };
                 let base = if path.ends_with("mirror.list") {
                     let text = match self.fetch_meta(&url) {
                         Ok(t) => t,
                         // A repository this mirror does not carry (yet, or any more).
-                        Err(e) if gone(&e) => {
+                        Err(e) if e.is_not_found() => {
                             tracing::info!("{} not found; skipped", http::redact(&url));
                             continue;
                         }
@@ -475,7 +476,7 @@ impl Lister<'_> {
                 };
                 let (rpms, signed) = match self.yum_kernels(t, &base) {
                     Ok(r) => r,
-                    Err(e) if gone(&e) => {
+                    Err(e) if e.is_not_found() => {
                         tracing::info!("{} has no repodata; skipped", http::redact(&base));
                         continue;
                     }
@@ -638,24 +639,14 @@ impl Lister<'_> {
         let repo = http::redact(base);
         let checked = match self.fetch_meta(&format!("{md_url}.asc")) {
             Ok(sig) => crate::trust::verify_detached(&md, &sig, &t.keyring()?, &repo, "repomd.xml"),
-            Err(Error::Fetch {
-                source: http::Error::Status { status: 404, .. },
-                ..
-            }) => Err(crate::trust::Error::Unsigned {
+            Err(e) if e.is_not_found() => Err(crate::trust::Error::Unsigned {
                 repo: repo.clone(),
                 file: "repodata/repomd.xml".into(),
                 detail: Some("no repomd.xml.asc".into()),
             }),
             Err(e) => return Err(e),
         };
-        let signed = match checked {
-            Ok(()) => true,
-            Err(e) if t.allow_unsigned => {
-                tracing::warn!("{e}; used anyway (--allow-unsigned)");
-                false
-            }
-            Err(e) => return Err(Error::Trust(e)),
-        };
+        let signed = t.accept(checked)?;
         let data = yum::parse_repomd(&md).map_err(|what| Error::Index {
             url: http::redact(&md_url),
             what,

@@ -9,6 +9,7 @@ pub mod github;
 pub mod kbuild;
 pub mod server;
 
+#[allow(unused_imports)]
 pub use kbuild::{kbuild_setup, KbuildTree};
 
 use std::fs;
