@@ -87,6 +87,89 @@ fn bazel_genrule_twice_gives_identical_digests() {
     assert_eq!(sha_of_only_file(&out), first);
 }
 
+/// The Please rule of `examples/please/BUILD`: its `cmd`, read from the file, run as Please
+/// runs a sandboxed genrule (a fresh directory holding the declared srcs at their package paths,
+/// `$TOOLS`, `$SRCS_<NAME>`, `$OUT`, `$TMP_DIR`, HOME in it, an empty environment, no network
+/// namespace), gives the bytes of a plain build of the same inputs. Please itself is not
+/// packaged for Debian nor on the registries this CI reaches, so the rule's command is what runs.
+#[test]
+fn please_genrule_command_builds_the_same_probe_in_its_sandbox() {
+    let (release, headers, driver) = inputs();
+    let rule = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/please/BUILD"),
+    )
+    .unwrap();
+    let constant = |name: &str| {
+        let line = rule
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("{name} in examples/please/BUILD"));
+        line.split('"').nth(1).unwrap().to_owned()
+    };
+    let driver_version = constant("DRIVER_VERSION");
+    let expand = |s: &str| {
+        s.replace("{KERNEL_RELEASE}", &release)
+            .replace("{DRIVER_VERSION}", &driver_version)
+    };
+    // cmd = " ".join([ "<piece>", f"<piece>", ... ]),
+    let start = rule.find("cmd = \" \".join([").expect("the rule's cmd");
+    let body = &rule[start..start + rule[start..].find("]),").unwrap()];
+    let cmd: Vec<String> = body
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let l = l.trim();
+            let q = l.find('"')?;
+            Some(expand(&l[q + 1..l.rfind('"')?]))
+        })
+        .collect();
+    assert!(cmd.len() >= 5, "{cmd:?}");
+    let cmd = cmd.join(" ");
+    let outs = rule.lines().find(|l| l.trim().starts_with("outs = ")).unwrap();
+    let out_name = expand(outs.split('"').nth(1).unwrap());
+    assert_eq!(out_name, format!("falco_debian_{release}_1.o"));
+
+    let t = tmpdir();
+    let sandbox = t.path().join("plz-out/tmp/probe._build");
+    for d in ["headers", "driver", "tools"] {
+        fs::create_dir_all(sandbox.join(d)).unwrap();
+    }
+    let mut srcs_headers = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        let rel = format!("headers/headers-{i}.deb");
+        fs::copy(h, sandbox.join(&rel)).unwrap();
+        srcs_headers.push(rel);
+    }
+    let srcs_driver = "driver/falcosecurity-libs_0.20.0.orig.tar.gz";
+    fs::copy(&driver, sandbox.join(srcs_driver)).unwrap();
+    fs::copy(bin(), sandbox.join("tools/probeforge")).unwrap();
+    let o = Command::new("unshare")
+        .args(["-n", "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin"])
+        .arg(format!("TMP_DIR={}", sandbox.display()))
+        .arg(format!("HOME={}", sandbox.display()))
+        .arg(format!("TOOLS={}", sandbox.join("tools/probeforge").display()))
+        .arg(format!("SRCS_HEADERS={}", srcs_headers.join(" ")))
+        .arg(format!("SRCS_DRIVER={srcs_driver}"))
+        .arg(format!("OUT={out_name}"))
+        .args(["NAME=probe", "PKG="])
+        .args(["sh", "-c", &cmd])
+        .current_dir(&sandbox)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let probe = sandbox.join(&out_name);
+    assert!(probe.is_file(), "the rule's declared output {out_name}");
+    let plain = t.path().join("plain");
+    let a = build_args(&headers, &driver, &plain);
+    let (code, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sha256_file(&probe), sha_of_only_file(&plain));
+}
+
 /// A non-English locale that is really installed (`locale -a`) and really takes effect: `date`
 /// names a weekday in German under it. The test fails, naming what to install, if it is missing.
 fn installed_locale() -> &'static str {
