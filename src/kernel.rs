@@ -23,8 +23,12 @@ pub enum Error {
         release: String,
         found: Vec<String>,
     },
-    #[error("objtree `{objtree}`: cannot find its srctree (no include/linux/kconfig.h beside it, and its Makefile names none)")]
-    NoSrctree { objtree: PathBuf },
+    #[error("objtree `{}`: cannot find its srctree (no include/linux/kconfig.h beside it, {})", .objtree.display(), .named.as_ref().map_or("and its Makefile names none".to_owned(), |n| format!("and `{n}`, which its Makefile includes, is not in the headers given")))]
+    NoSrctree {
+        objtree: PathBuf,
+        /// What the objtree's Makefile includes (Debian: the `-common` package's Makefile).
+        named: Option<String>,
+    },
     #[error("`{path}`: {what}")]
     Bad { path: PathBuf, what: String },
     #[error("cannot read `{path}`")]
@@ -249,10 +253,20 @@ pub fn parse_version(release: &str) -> (u32, u32, u32) {
 /// Objtrees under a root: directories holding `include/generated/utsrelease.h` (or the old
 /// `include/linux/utsrelease.h`), found without following links, at most 5 levels down.
 pub fn find_objtrees(root: &Path) -> Vec<PathBuf> {
-    fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-        if dir.join("include/generated/utsrelease.h").is_file()
-            || dir.join("include/linux/utsrelease.h").is_file()
-        {
+    find_trees(root, |d| {
+        d.join("include/generated/utsrelease.h").is_file()
+            || d.join("include/linux/utsrelease.h").is_file()
+    })
+}
+
+/// Srctrees under a root (directories holding `include/linux/kconfig.h`), found the same way.
+pub fn find_srctrees(root: &Path) -> Vec<PathBuf> {
+    find_trees(root, is_srctree)
+}
+
+fn find_trees(root: &Path, is_tree: fn(&Path) -> bool) -> Vec<PathBuf> {
+    fn walk(dir: &Path, depth: usize, is_tree: fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
+        if is_tree(dir) {
             out.push(dir.to_owned());
             return;
         }
@@ -274,11 +288,11 @@ pub fn find_objtrees(root: &Path) -> Vec<PathBuf> {
             .collect();
         subdirs.sort();
         for d in subdirs {
-            walk(&d, depth - 1, out);
+            walk(&d, depth - 1, is_tree, out);
         }
     }
     let mut out = Vec::new();
-    walk(root, 5, &mut out);
+    walk(root, 5, is_tree, &mut out);
     out
 }
 
@@ -292,28 +306,33 @@ fn is_srctree(dir: &Path) -> bool {
     dir.join("include/linux/kconfig.h").is_file()
 }
 
+/// The files an objtree's `Makefile` includes, as written (Debian: the `-common` tree's
+/// Makefile by absolute path).
+pub fn makefile_includes(objtree: &Path) -> Vec<String> {
+    let mk = fs::read_to_string(objtree.join("Makefile")).unwrap_or_default();
+    mk.lines()
+        .filter_map(|l| l.trim().strip_prefix("include "))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
 /// Finds the srctree of an objtree: itself, the tree its Makefile includes (Debian, Ubuntu),
 /// or a sibling whose name is the objtree's without its flavour (`-common`, Ubuntu's base).
-fn find_srctree(root: &Path, objtree: &Path) -> Result<PathBuf> {
+pub fn find_srctree(root: &Path, objtree: &Path) -> Result<PathBuf> {
     if is_srctree(objtree) {
         return Ok(objtree.to_owned());
     }
-    if let Ok(mk) = fs::read_to_string(objtree.join("Makefile")) {
-        for line in mk.lines() {
-            let line = line.trim();
-            let Some(rest) = line.strip_prefix("include ") else {
-                continue;
-            };
-            let p = rest.trim();
-            let p = if p.starts_with('/') {
-                in_root(root, p)
-            } else {
-                objtree.join(p)
-            };
-            if let Some(dir) = p.parent() {
-                if is_srctree(dir) {
-                    return Ok(dir.to_owned());
-                }
+    let includes = makefile_includes(objtree);
+    for p in &includes {
+        let p = if p.starts_with('/') {
+            in_root(root, p)
+        } else {
+            objtree.join(p)
+        };
+        if let Some(dir) = p.parent() {
+            if is_srctree(dir) {
+                return Ok(dir.to_owned());
             }
         }
     }
@@ -337,6 +356,7 @@ fn find_srctree(root: &Path, objtree: &Path) -> Result<PathBuf> {
     }
     Err(Error::NoSrctree {
         objtree: objtree.to_owned(),
+        named: includes.into_iter().next(),
     })
 }
 

@@ -66,6 +66,18 @@ const EMBEDDED: &[(&str, &str)] = &[
         "inode-timestamps-6.11-7.0.patch",
         include_str!("../driver-patches/inode-timestamps-6.11-7.0.patch"),
     ),
+    (
+        "kernel-cap-u64-3.x.patch",
+        include_str!("../driver-patches/kernel-cap-u64-3.x.patch"),
+    ),
+    (
+        "kernel-cap-u64-4.0.patch",
+        include_str!("../driver-patches/kernel-cap-u64-4.0.patch"),
+    ),
+    (
+        "dentry-name-const-6.18.patch",
+        include_str!("../driver-patches/dentry-name-const-6.18.patch"),
+    ),
 ];
 
 fn semver3(s: &str) -> Option<(u64, u64, u64)> {
@@ -309,5 +321,24 @@ mod tests {
         assert!(c
             .matching("e5c53d648f3c4694385bbe488e7d47eaa36c229a", (7, 2, 0))
             .is_empty());
+        // kernel_cap_t's u64 from 6.3, d_name's const from 6.18, each for the drivers before
+        // the release that read them right.
+        let names =
+            |d, k| -> Vec<String> { c.matching(d, k).iter().map(|p| p.name.clone()).collect() };
+        assert!(names("4.0.0+driver", (6, 1, 0)).is_empty());
+        assert_eq!(names("3.0.1+driver", (6, 2, 0)), ["rss-stat-array.patch"]);
+        assert!(names("3.0.1+driver", (6, 12, 0)).contains(&"kernel-cap-u64-3.x.patch".into()));
+        assert!(!names("3.0.1+driver", (6, 17, 0)).contains(&"dentry-name-const-6.18.patch".into()));
+        assert!(names("4.0.0+driver", (6, 18, 0)).contains(&"dentry-name-const-6.18.patch".into()));
+        assert!(names("6.0.1+driver", (7, 3, 0))
+            .iter()
+            .all(|n| !n.starts_with("kernel-cap") && !n.starts_with("dentry")));
+    }
+
+    #[test]
+    fn every_embedded_patch_parses() {
+        for p in &Catalog::embedded().0 {
+            assert!(!parse(&p.diff).unwrap().is_empty(), "{}", p.name);
+        }
     }
 }

@@ -204,6 +204,130 @@ fn driver_7_0_0_builds_on_debian_7x_with_patches() {
     as_table_says("7.0.0+driver", "7.x", Arch::X86_64, &json);
 }
 
+/// The oldest Falco-pinned drivers on the newest Debian lines, bridged by driver-patches:
+/// kernel_cap_t's single u64 (Linux 6.3), inode times in seconds and nanoseconds (6.11, 4.0.0),
+/// mm's rss_stat array (6.2), kernfs_node's `__parent` (6.15) and the const d_name (6.18).
+/// One arch per driver (3.0.1 amd64, 4.0.0 arm64, cross-built); the bench builds both.
+#[test]
+fn drivers_3_0_1_and_4_0_0_build_on_6_12_and_7x_with_patches() {
+    for (driver, arch) in [
+        ("3.0.1+driver", Arch::X86_64),
+        ("4.0.0+driver", Arch::Aarch64),
+    ] {
+        for line in ["6.12", "7.x"] {
+            let (k, files) = kernel_line(line, arch);
+            let headers = header_files(&k, &files);
+            let t = tmpdir();
+            let (code, json, stderr) = build(&headers, &shared_driver(driver), None, t.path());
+            assert_eq!(code, 0, "{driver} on {}:\n{stderr}", k.release);
+            validated(&json, &k.release, driver, arch);
+            as_table_says(driver, line, arch, &json);
+        }
+    }
+}
+
+/// A patched old-driver probe loads whole in its own kernel and its events decode with the
+/// driver's own tables: 3.0.1+driver on Debian 7.x, where all four of its patches apply (the
+/// const-d_name one rewrites the path walk the verifier checks).
+#[test]
+fn driver_3_0_1_probe_for_7x_loads_in_its_kernel() {
+    let (k, files) = debian_7x_kernel(Arch::X86_64);
+    let headers = header_files(&k, &files);
+    let t = tmpdir();
+    let src = shared_driver("3.0.1+driver");
+    let (code, json, stderr) = build(&headers, &src, None, t.path());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        json["patches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "dentry-name-const-6.18.patch"),
+        "{json}"
+    );
+    let probe = json["path"].as_str().unwrap();
+    let (code, out, err) = run(&[
+        "verify",
+        "--json",
+        "--target",
+        &k.target,
+        "--driver-source",
+        src.to_str().unwrap(),
+        probe,
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["booted_release"], k.release.as_str(), "{v}");
+    let r = &v["reports"][0];
+    assert_eq!(r["loaded"], r["programs"], "{r}");
+    assert_eq!(r["events"]["ok"], true, "{r}");
+    assert!(r["events"]["decoded"].as_u64().unwrap() >= 10, "{r}");
+}
+
+/// A flavour headers package given without its `-common` package: the error names the missing
+/// package (from the flavour package's own Depends) and the package given by its file name,
+/// never the private directory it was unpacked into.
+#[test]
+fn a_flavour_package_without_its_common_package_names_what_is_missing() {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let t = tmpdir();
+    // As a user has them: under their Debian file names.
+    let named = |suffix: &str| {
+        let (p, f) = k
+            .packages
+            .iter()
+            .zip(&files)
+            .find(|(p, _)| p.name.starts_with("linux-headers-") && p.name.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no {suffix} package for {}", k.release));
+        let dest = t.path().join(p.url.rsplit('/').next().unwrap());
+        std::fs::copy(f, &dest).unwrap();
+        (p.name.clone(), dest)
+    };
+    let (flavour, deb) = named(&format!("-{}", Arch::X86_64.debian()));
+    let (common, _) = named("-common");
+    let file = deb.file_name().unwrap().to_str().unwrap().to_owned();
+    let (code, _, stderr) = build(
+        &[deb],
+        &shared_driver("6.0.1+driver"),
+        None,
+        &t.path().join("out"),
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("`{file}` needs `{common}`"))
+            && stderr.contains("Depends")
+            && stderr.contains(&format!("/usr/src/{common}")),
+        "{flavour} alone:\n{stderr}"
+    );
+    assert!(!stderr.contains("probeforge-"), "a private path:\n{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+/// A `.deb` with no kernel headers in it (Debian's scap dkms package) is named by its file name;
+/// a cached copy whose file name is a digest is named by its package too.
+#[test]
+fn a_deb_without_kernel_headers_is_named_by_its_file_name() {
+    let dkms = scap_dkms();
+    let t = tmpdir();
+    let deb = t.path().join("falcosecurity-scap-dkms_all.deb");
+    std::fs::copy(&dkms, &deb).unwrap();
+    let (code, _, stderr) = run(&["inspect", deb.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no kernel headers in `falcosecurity-scap-dkms_all.deb`")
+            && stderr.contains("include/generated/utsrelease.h"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("probeforge-"), "a private path:\n{stderr}");
+    let (code, _, stderr) = run(&["inspect", dkms.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    let digest_name = dkms.file_name().unwrap().to_str().unwrap();
+    assert!(
+        stderr.contains(&format!("`{digest_name} (package falcosecurity-scap-dkms ")),
+        "{stderr}"
+    );
+}
+
 /// arm64, cross-built on this host: the oldest Falco-pinned driver here on Debian 6.1.
 #[test]
 fn driver_4_0_0_builds_for_arm64_6_1() {

@@ -126,6 +126,28 @@ pub enum Error {
     UnknownFormat(PathBuf),
     #[error("root `{0}` must be a new or empty directory")]
     RootNotEmpty(PathBuf),
+    #[error("no kernel headers in {}: {why}", quoted(.files))]
+    NoKernelHeaders { files: Vec<String>, why: String },
+    #[error("`{file}` needs `{missing}` (its control file's Depends names it), which was not given: that package holds the kernel's srctree `{srctree}`")]
+    MissingPackage {
+        file: String,
+        missing: String,
+        srctree: String,
+    },
+    #[error("in {}", quoted(.files))]
+    Kernel {
+        files: Vec<String>,
+        #[source]
+        source: Box<crate::kernel::Error>,
+    },
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -724,6 +746,7 @@ impl Staged {
         })?;
         let root = tmp.path().join("root");
         let (packages, stats) = unpack_all(inputs, &root, selection, Limits::default())?;
+        check_headers(inputs, &packages, &root)?;
         Ok(Staged {
             _tmp: Some(tmp),
             root,
@@ -734,5 +757,148 @@ impl Staged {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+}
+
+/// How a header input is named to people: its file name, and the package its metadata names
+/// when the file name does not say (a download cache names files by digest).
+fn label(input: &Path, info: &PackageInfo) -> String {
+    let file = input.file_name().map_or_else(
+        || input.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    match (&info.name, &info.version) {
+        (Some(n), Some(v)) if !file.starts_with(n.as_str()) => format!("{file} (package {n} {v})"),
+        (Some(n), None) if !file.starts_with(n.as_str()) => format!("{file} (package {n})"),
+        _ => file,
+    }
+}
+
+/// Package names of a deb822 `Depends` field (first alternative of each, without versions
+/// or architecture qualifiers).
+fn depends_names(depends: &str) -> Vec<&str> {
+    depends
+        .split(',')
+        .filter_map(|d| {
+            let first = d.split('|').next()?.trim();
+            let name = first.split([' ', '(', ':']).next()?.trim();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect()
+}
+
+/// Whether unpacked header packages hold a kernel whose srctree is there too. The failures
+/// name the packages given (by file name, never the private root they were unpacked into),
+/// and a flavour package whose srctree package is missing names that package from its own
+/// `Depends`.
+fn check_headers(inputs: &[PathBuf], packages: &[PackageInfo], root: &Path) -> Result<()> {
+    let files: Vec<String> = inputs
+        .iter()
+        .zip(packages)
+        .map(|(i, p)| label(i, p))
+        .collect();
+    let in_root = |p: &Path| Path::new("/").join(p.strip_prefix(root).unwrap_or(p));
+    let objtrees = crate::kernel::find_objtrees(root);
+    if objtrees.is_empty() {
+        let why = match crate::kernel::find_srctrees(root).first() {
+            Some(s) => format!(
+                "`{}` is a kernel srctree without its objtree (include/generated/utsrelease.h), \
+                 which the headers package of the kernel's flavour holds",
+                in_root(s).display()
+            ),
+            None if files.len() == 1 => "it has no include/generated/utsrelease.h".to_owned(),
+            None => "none of them has include/generated/utsrelease.h".to_owned(),
+        };
+        return Err(Error::NoKernelHeaders { files, why });
+    }
+    let given: Vec<&str> = packages.iter().filter_map(|p| p.name.as_deref()).collect();
+    for o in &objtrees {
+        let Err(e) = crate::kernel::find_srctree(root, o) else {
+            continue;
+        };
+        let includes = crate::kernel::makefile_includes(o);
+        // The srctree the Makefile includes is, on Debian, the directory of the same name as
+        // its package (`/usr/src/linux-headers-R-common/Makefile`).
+        let named_dir = includes.iter().find_map(|i| {
+            let dir = Path::new(i).parent()?;
+            Some((
+                dir.display().to_string(),
+                dir.file_name()?.to_str()?.to_owned(),
+            ))
+        });
+        let missing = inputs.iter().zip(packages).find_map(|(input, p)| {
+            let deps = depends_names(p.depends.as_deref()?);
+            let dep = deps
+                .iter()
+                .filter(|d| !given.contains(d))
+                .find(|d| named_dir.as_ref().is_some_and(|(_, n)| n == *d))
+                .or_else(|| {
+                    deps.iter()
+                        .filter(|d| !given.contains(d))
+                        .find(|d| d.contains("headers") && d.ends_with("-common"))
+                })?;
+            Some((label(input, p), dep.to_string()))
+        });
+        if let Some((file, missing)) = missing {
+            let srctree = named_dir.map_or_else(|| format!("/usr/src/{missing}"), |(d, _)| d);
+            return Err(Error::MissingPackage {
+                file,
+                missing,
+                srctree,
+            });
+        }
+        // Say where the objtree is inside the packages, not in the private root.
+        let source = match e {
+            crate::kernel::Error::NoSrctree { named, .. } => crate::kernel::Error::NoSrctree {
+                objtree: in_root(o),
+                named,
+            },
+            e => e,
+        };
+        return Err(Error::Kernel {
+            files,
+            source: Box::new(source),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depends_names_take_first_alternatives_without_versions() {
+        let d = "linux-headers-6.12.118+deb13-common (= 6.12.118-1), linux-kbuild-6.12.118+deb13 (= 6.12.118-1), gcc-14 | clang:any";
+        assert_eq!(
+            depends_names(d),
+            [
+                "linux-headers-6.12.118+deb13-common",
+                "linux-kbuild-6.12.118+deb13",
+                "gcc-14"
+            ]
+        );
+        assert!(depends_names("").is_empty());
+    }
+
+    #[test]
+    fn inputs_are_named_by_file_and_by_package_when_the_file_does_not_say() {
+        let info = PackageInfo {
+            name: Some("linux-kbuild-6.1".into()),
+            version: Some("6.1.76-1".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            label(Path::new("/x/linux-kbuild-6.1_6.1.76-1_amd64.deb"), &info),
+            "linux-kbuild-6.1_6.1.76-1_amd64.deb"
+        );
+        assert_eq!(
+            label(Path::new("/cache/sha256/c8/c86cba92"), &info),
+            "c86cba92 (package linux-kbuild-6.1 6.1.76-1)"
+        );
+        assert_eq!(
+            label(Path::new("/x/h.tar.gz"), &PackageInfo::default()),
+            "h.tar.gz"
+        );
     }
 }
