@@ -8,8 +8,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 
+use crate::base::{digest_input, escape_segment};
 use crate::extract::{self, Selection};
 use crate::patch;
 
@@ -345,37 +345,6 @@ pub struct PreparedDriver {
     pub driver_name: String,
 }
 
-/// Digest of a file or, for a directory, of its sorted (path, contents) pairs.
-pub fn digest_input(p: &Path) -> std::io::Result<String> {
-    let mut h = Sha256::new();
-    if p.is_dir() {
-        let mut files = Vec::new();
-        fn walk(d: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-            for e in fs::read_dir(d)? {
-                let e = e?;
-                let t = e.file_type()?;
-                if t.is_dir() {
-                    walk(&e.path(), out)?;
-                } else if t.is_file() {
-                    out.push(e.path());
-                }
-            }
-            Ok(())
-        }
-        walk(p, &mut files)?;
-        files.sort();
-        for f in files {
-            h.update(f.strip_prefix(p).unwrap_or(&f).to_string_lossy().as_bytes());
-            h.update([0]);
-            h.update(fs::read(&f)?);
-        }
-    } else {
-        let mut f = fs::File::open(p)?;
-        std::io::copy(&mut f, &mut h)?;
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
 /// Where the sources of driver versions can be downloaded (`catalog/drivers.json`).
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct SourceCatalog {
@@ -448,19 +417,6 @@ impl SourceCatalog {
             })
             .map(|k| k.version.clone())
     }
-}
-
-/// `+` and other reserved characters escaped as in a URL path segment.
-pub fn escape_segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Downloads the source of a driver version: the known copies of it first, each checked

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use crate::kernel::Arch;
 use crate::patch::Catalog;
-use crate::pipeline::{self, probe_file_name, write_atomic, Request};
+use crate::base::write_atomic;
+use crate::pipeline::{self, probe_file_name, Request};
 use crate::publish::{LocalRepo, ProbeMeta, Published, Repo};
 use crate::repo::{KernelRecord, Lister};
 use crate::toolchain::Toolchain;
@@ -290,7 +291,7 @@ impl Farm<'_> {
                 }
             }
         }
-        let sha = pipeline::sha256(&bytes);
+        let sha = crate::base::sha256(&bytes);
         let pm = ProbeMeta {
             driver_version: self.driver_version.clone(),
             arch: k.arch.uname_m().to_owned(),
@@ -305,7 +306,7 @@ impl Farm<'_> {
             patches: out.patches,
             toolchain: out.toolchain,
             flags_sha256: out.flags_sha256,
-            built_at: crate::publish::timestamp(),
+            built_at: crate::base::timestamp(),
             unsigned_metadata: k.unsigned_metadata,
         };
         rep.phase(&k.release, "publish");
@@ -336,7 +337,7 @@ pub fn prepare_driver_source(
     input: &Path,
     scratch: &Path,
 ) -> Result<(PathBuf, String), crate::driver::Error> {
-    let digest = crate::driver::digest_input(input).map_err(|source| crate::driver::Error::Io {
+    let digest = crate::base::digest_input(input).map_err(|source| crate::driver::Error::Io {
         path: input.to_owned(),
         source,
     })?;

@@ -349,7 +349,7 @@ impl Client {
         if let Some(parent) = index.parent() {
             fs::create_dir_all(parent).map_err(Self::cache_err(parent))?;
         }
-        crate::pipeline::write_atomic(&index, digest.as_bytes())
+        crate::base::write_atomic(&index, digest.as_bytes())
             .map_err(Self::cache_err(&index))?;
         Ok((path, digest))
     }

@@ -5,6 +5,7 @@
 //! repo -> http (fetch) -> extract -> kernel -> (driver, toolchain) -> flags -> compile ->
 //! validate -> publish.
 
+pub mod base;
 pub mod extract;
 pub mod kernel;
 

@@ -919,7 +919,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
             // probeforge trusts (--allow-unsigned, or a kernel-crawler list).
             v["predicate"]["repository_metadata"] = serde_json::json!({"signed": false});
         }
-        pipeline::write_atomic(p, &serde_json::to_vec_pretty(&v)?)
+        probeforge::base::write_atomic(p, &serde_json::to_vec_pretty(&v)?)
             .with_context(|| format!("cannot write `{}`", p.display()))?;
     }
     if a.json {
@@ -1109,7 +1109,7 @@ fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
                 let name = p.url.rsplit('/').next().unwrap_or(&p.name);
                 let d = dir.join(name);
                 let bytes = std::fs::read(f)?;
-                pipeline::write_atomic(&d, &bytes)
+                probeforge::base::write_atomic(&d, &bytes)
                     .with_context(|| format!("cannot write `{}`", d.display()))?;
                 d
             }

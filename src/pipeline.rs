@@ -2,11 +2,11 @@
 //! validate -> write `falco_<target-id>_<release>_<version>.o`.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::base::{sha256, write_atomic};
 use crate::compile::{self, ConfigureResult, Timing};
 use crate::driver::{self, encode_semver};
 use crate::extract::{self, Selection};
@@ -155,26 +155,6 @@ pub fn probe_file_name(target_id: &str, release: &str, kernel_version: &str) -> 
     format!("falco_{target_id}_{release}_{kernel_version}.o")
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".probeforge-")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
-
-pub fn sha256(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
 /// Builds one probe and writes it to `req.out_dir` (only once it validated).
 pub fn build(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Output, Error> {
     let (out, bytes) = build_probe(req, tc, patches)?;
@@ -267,7 +247,7 @@ pub fn prepare(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Prepa
     let source = driver::open(&req.driver_source, tmp.path())?;
     let driver_source_sha256 = match &req.driver_digest {
         Some(d) => d.clone(),
-        None => driver::digest_input(&req.driver_source).map_err(io(&req.driver_source))?,
+        None => crate::base::digest_input(&req.driver_source).map_err(io(&req.driver_source))?,
     };
     let inputs = headers
         .iter()
@@ -276,13 +256,13 @@ pub fn prepare(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Prepa
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            driver::digest_input(h).map(|d| (name, d)).map_err(io(h))
+            crate::base::digest_input(h).map(|d| (name, d)).map_err(io(h))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let work = tmp.path().join("driver");
     let drv = source.prepare(&work, req.driver_version.as_deref(), k.version, patches)?;
     // The staged tree as the compiler reads it: driver_config.h, patches applied.
-    let driver_tree_sha256 = driver::digest_input(&drv.tree).map_err(io(&drv.tree))?;
+    let driver_tree_sha256 = crate::base::digest_input(&drv.tree).map_err(io(&drv.tree))?;
 
     let mut fl = FlagSet::new(&k, &tc.resource_include, Arch::host());
     fl.prefix_maps
@@ -484,7 +464,7 @@ pub fn provenance(out: &Output, tc: &Toolchain) -> serde_json::Value {
         "flags_sha256": out.flags_sha256,
     });
     if std::env::var_os("SOURCE_DATE_EPOCH").is_some() {
-        predicate["built_at"] = serde_json::Value::String(crate::publish::timestamp());
+        predicate["built_at"] = serde_json::Value::String(crate::base::timestamp());
     }
     serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",

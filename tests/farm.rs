@@ -319,7 +319,7 @@ fn published_probes_are_never_replaced() {
         kernel_version: "1".into(),
         file: "falco_debian_6.1.0-1-amd64_1.o".into(),
         size: 3,
-        sha256: probeforge::pipeline::sha256(b"one"),
+        sha256: probeforge::base::sha256(b"one"),
         inputs: vec![],
         driver_source_sha256: "x".into(),
         patches: vec![],
@@ -330,7 +330,7 @@ fn published_probes_are_never_replaced() {
     };
     assert_eq!(repo.publish(&meta, b"one").unwrap(), Published::New);
     assert_eq!(repo.publish(&meta, b"one").unwrap(), Published::Unchanged);
-    meta.sha256 = probeforge::pipeline::sha256(b"two");
+    meta.sha256 = probeforge::base::sha256(b"two");
     let e = repo.publish(&meta, b"two").unwrap_err().to_string();
     assert!(
         e.contains("conflict") && e.contains("never replaced"),

@@ -523,7 +523,7 @@ impl Lister<'_> {
             let url = match &marker {
                 Some(m) => format!(
                     "{mirror}/?delimiter=%2F&marker={}",
-                    crate::driver::escape_segment(m)
+                    crate::base::escape_segment(m)
                 ),
                 None => format!("{mirror}/?delimiter=%2F"),
             };
@@ -581,7 +581,7 @@ impl Lister<'_> {
                             what,
                         }
                     })?;
-                    let _ = crate::pipeline::write_atomic(
+                    let _ = crate::base::write_atomic(
                         &memo,
                         &serde_json::to_vec(&facts).expect("serializable"),
                     );
@@ -748,7 +748,7 @@ impl Lister<'_> {
         })?;
         if let Some(m) = memo {
             if let Ok(json) = serde_json::to_vec(&v) {
-                let _ = crate::pipeline::write_atomic(&m, &json);
+                let _ = crate::base::write_atomic(&m, &json);
             }
         }
         Ok(v)
