@@ -153,7 +153,16 @@ fn events_prove_the_workload(r: &serde_json::Value) {
     assert_eq!(proof[0]["name"], "openat", "{}", proof[0]);
     assert_eq!(param(&proof[0], "name"), "/tmp/probeforge-marker");
     assert!(param(&proof[0], "fd").as_i64().unwrap() >= 0);
+    // The second event: the loader forked the child that execs next.
+    assert!(
+        ["clone", "clone3", "fork", "vfork"].contains(&proof[1]["name"].as_str().unwrap_or("")),
+        "{}",
+        proof[1]
+    );
+    assert_eq!(proof[1]["tid"], proof[0]["tid"], "the loader forks: {}", proof[1]);
     let child = param(&proof[1], "res");
+    assert!(child.as_i64().unwrap() > 1, "a child's pid: {}", proof[1]);
+    assert_ne!(child, proof[1]["tid"], "{}", proof[1]);
     assert_eq!(proof[2]["name"], "execve");
     assert_eq!(proof[2]["tid"], child, "the exec is the forked child's");
     assert_eq!(param(&proof[2], "exe"), "/init");
