@@ -31,15 +31,8 @@ pub enum Error {
         schema: SemVer,
         candidates: Vec<String>,
     },
-    #[error("`{path}` has API {} and schema {}, but driver {version} has API {} and schema {}: it is not that driver (pass its own --driver-version)", show(*.api), show(*.schema), show(*.want_api), show(*.want_schema))]
-    WrongVersion {
-        path: PathBuf,
-        version: String,
-        api: SemVer,
-        schema: SemVer,
-        want_api: SemVer,
-        want_schema: SemVer,
-    },
+    #[error("`{}` has API {} and schema {}, but driver {} has API {} and schema {}: it is not that driver (pass its own --driver-version)", .0.path.display(), show(.0.api), show(.0.schema), .0.version, show(.0.want_api), show(.0.want_schema))]
+    WrongVersion(Box<VersionMismatch>),
     #[error("cannot unpack driver source")]
     Unpack(#[from] extract::Error),
     #[error("i/o on `{path}`")]
@@ -67,6 +60,18 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 /// (major, minor, patch) as in `API_VERSION` files.
 pub type SemVer = (u64, u64, u64);
+
+/// A source whose API and schema versions are not those of the driver release it was named as
+/// (boxed in [`Error::WrongVersion`]: errors stay small on the happy path).
+#[derive(Debug)]
+pub struct VersionMismatch {
+    pub path: PathBuf,
+    pub version: String,
+    pub api: SemVer,
+    pub schema: SemVer,
+    pub want_api: SemVer,
+    pub want_schema: SemVer,
+}
 
 fn show(v: SemVer) -> String {
     format!("{}.{}.{}", v.0, v.1, v.2)
@@ -305,14 +310,14 @@ impl DriverSource {
             if want_api.is_some_and(|a| a != self.api_version)
                 || want_schema.is_some_and(|s| s != self.schema_version)
             {
-                return Err(Error::WrongVersion {
+                return Err(Error::WrongVersion(Box::new(VersionMismatch {
                     path: self.dir.clone(),
                     version: v,
                     api: self.api_version,
                     schema: self.schema_version,
                     want_api: want_api.unwrap_or_default(),
                     want_schema: want_schema.unwrap_or_default(),
-                });
+                })));
             }
         }
         Ok(v)

@@ -405,7 +405,7 @@ impl Prepared {
             clang_args: self.clang_args.clone(),
             timing: Timings {
                 unpack_s: self.unpack_s,
-                configure: self.cfg_time.clone(),
+                configure: self.cfg_time,
                 probe,
             },
             report: self.check(bytes),

@@ -173,7 +173,7 @@ pub fn validate(bytes: &[u8], expect: &Expect) -> Report {
                 .collect();
             maps.sort();
             r.maps = maps.into_iter().map(|(_, n)| n).collect();
-            let whole = size % MAP_DEF_SIZE == 0 && size > 0;
+            let whole = size.is_multiple_of(MAP_DEF_SIZE) && size > 0;
             let count_ok = whole && r.maps.len() == size / MAP_DEF_SIZE;
             r.check(
                 "maps",
