@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod releases;
 pub mod repo;
+pub mod session;
 pub mod toolchain;
 pub mod trust;
 pub mod validate;

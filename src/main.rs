@@ -64,70 +64,32 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("`{s}` is not NAME=URL"))
 }
 
-/// What commands that reach repositories share.
-struct Net {
-    client: probeforge::http::Client,
-    catalog: probeforge::repo::Catalog,
-    mirrors: probeforge::repo::Mirrors,
-}
+/// What commands that reach repositories share (resolved once, in the library).
+type Net = probeforge::session::Session;
 
 impl NetArgs {
+    fn options(&self) -> probeforge::session::Options {
+        probeforge::session::Options {
+            cache_dir: self.cache_dir.clone(),
+            offline: self.offline,
+            mirrors: self.mirrors.clone(),
+            catalog: self.catalog.clone(),
+            keyrings: self.keyrings.clone(),
+            allow_unsigned: self.allow_unsigned,
+        }
+    }
+
     fn open(&self) -> Result<Net> {
-        let mut cfg = probeforge::http::Config::new(
-            self.cache_dir
-                .clone()
-                .unwrap_or_else(probeforge::http::default_cache_dir),
-        );
-        cfg.offline = self.offline;
-        let catalog = match &self.catalog {
-            Some(p) => probeforge::repo::Catalog::parse(
-                &std::fs::read_to_string(p)
-                    .with_context(|| format!("cannot read catalog `{}`", p.display()))?,
-            )
-            .map_err(|e| UsageError(format!("catalog `{}`: {e}", p.display())))?,
-            None => probeforge::repo::Catalog::embedded(),
-        };
-        let mut catalog = catalog;
-        for k in &self.keyrings {
-            need_files("keyring", [k])?;
-        }
-        for t in &mut catalog.targets {
-            if !self.keyrings.is_empty() {
-                t.keys = self
-                    .keyrings
-                    .iter()
-                    .map(|k| k.display().to_string())
-                    .collect();
-            }
-            t.allow_unsigned |= self.allow_unsigned;
-        }
-        Ok(Net {
-            client: probeforge::http::Client::new(cfg),
-            catalog,
-            mirrors: probeforge::repo::Mirrors::from_env_and_host(&self.mirrors),
-        })
+        Net::open(&self.options()).map_err(session_error)
     }
 }
 
-impl Net {
-    /// The driver source of a version from the embedded source catalog (downloaded, cached).
-    fn driver_source(&self, version: &str, archive: Option<&str>) -> Result<PathBuf> {
-        Ok(probeforge::driver::fetch_source(
-            &self.client,
-            &probeforge::driver::SourceCatalog::embedded(),
-            &self.mirrors,
-            &self.catalog,
-            version,
-            archive,
-        )?)
-    }
-
-    fn lister(&self) -> probeforge::repo::Lister<'_> {
-        probeforge::repo::Lister {
-            client: &self.client,
-            catalog: &self.catalog,
-            mirrors: &self.mirrors,
-        }
+/// A session error as the CLI reports it: the user's fault is a usage error (exit 2).
+fn session_error(e: probeforge::session::Error) -> anyhow::Error {
+    if e.is_usage() {
+        UsageError(e.to_string()).into()
+    } else {
+        e.into()
     }
 }
 
@@ -725,28 +687,23 @@ fn inspect(a: InspectArgs) -> Result<ExitCode> {
 struct UsageError(String);
 
 /// Says which newer kernels `latest` passed over because the mirror does not serve them.
-fn report_passed_over(got: &probeforge::repo::Fetched) {
-    let Some(first) = got.unavailable.first() else {
+fn report_passed_over(passed_over: &[probeforge::repo::Error]) {
+    let Some(first) = passed_over.first() else {
         return;
     };
     eprintln!(
         "warning: `latest` passed over {} newer kernel(s) that this mirror does not serve; the newest: {first}{}",
-        got.unavailable.len(),
-        if got.unavailable.len() > 1 { " (-v names each)" } else { "" }
+        passed_over.len(),
+        if passed_over.len() > 1 { " (-v names each)" } else { "" }
     );
-    for e in &got.unavailable[1..] {
+    for e in &passed_over[1..] {
         tracing::info!("passed over: {e}");
     }
 }
 
 /// Input files named on the command line must exist: a missing one is a usage error (exit 2).
 fn need_files<'a>(what: &str, paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
-    for p in paths {
-        if std::fs::symlink_metadata(p).is_err() {
-            return Err(UsageError(format!("{what} `{}` does not exist", p.display())).into());
-        }
-    }
-    Ok(())
+    probeforge::session::need_files(what, paths).map_err(session_error)
 }
 
 /// A regular expression as the plain text a person typed into it (`^6\.1\.` -> `6.1.`), to
@@ -789,78 +746,55 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
     let arch = parse_arch(&a.arch)?;
     let need_net = a.target.is_some() || a.from.is_some() || a.driver_source.is_none();
     let net = if need_net { Some(net.open()?) } else { None };
-    let from_file = match &a.from {
-        Some(f) => {
-            let text = std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read `{}`", f.display()))?;
-            let all = probeforge::repo::crawler::read(&text, arch.unwrap_or(Arch::X86_64))
-                .map_err(|e| UsageError(format!("`{}`: {e}", f.display())))?;
-            let k = if a.kernel == "latest" {
-                probeforge::repo::newest_first(all).into_iter().next()
-            } else {
-                all.into_iter().find(|k| k.release == a.kernel)
-            };
-            Some(k.ok_or_else(|| {
-                UsageError(format!("`{}` lists no kernel `{}`", f.display(), a.kernel))
-            })?)
-        }
-        None => None,
-    };
     let mut unsigned_metadata = false;
-    let (headers, kernel_release, target_id, kernel_version) = match (&a.target, from_file) {
-        (_, Some(k)) => {
+    let (headers, kernel_release, target_id, kernel_version) = match &net {
+        Some(net) if a.target.is_some() || a.from.is_some() => {
+            let got = net
+                .kernel(&probeforge::session::KernelSpec {
+                    target: a.target.clone(),
+                    from: a.from.clone(),
+                    kernel: a.kernel.clone(),
+                    arch,
+                })
+                .map_err(session_error)?;
+            report_passed_over(&got.passed_over);
+            let k = got.record;
             unsigned_metadata = k.unsigned_metadata;
-            let net = net.as_ref().unwrap();
-            let k = probeforge::repo::Lister::for_build(&k);
-            let files = net.lister().fetch(&k)?;
+            if a.target.is_some() {
+                eprintln!(
+                    "kernel {} ({}) from {}: {} header packages",
+                    k.release,
+                    k.arch,
+                    k.origin,
+                    k.packages.len()
+                );
+            }
             (
-                files,
+                got.headers,
                 Some(k.release),
                 a.target_id.clone().or(Some(k.target_id)),
                 a.kernel_version.clone().or(Some(k.kernel_version)),
             )
         }
-        (Some(t), None) => {
-            let net = net.as_ref().unwrap();
-            let got =
-                net.lister()
-                    .fetch_kernel(t, arch.unwrap_or(Arch::X86_64), &a.kernel, true)?;
-            report_passed_over(&got);
-            let (k, files) = (got.kernel, got.files);
-            unsigned_metadata = k.unsigned_metadata;
-            eprintln!(
-                "kernel {} ({}) from {}: {} header packages",
-                k.release,
-                k.arch,
-                k.origin,
-                k.packages.len()
-            );
-            (
-                files,
-                Some(k.release),
-                a.target_id.clone().or(Some(k.target_id)),
-                a.kernel_version.clone().or(Some(k.kernel_version)),
-            )
-        }
-        (None, None) => (
+        _ => (
             a.headers.clone(),
             a.kernel_release.clone(),
             a.target_id.clone(),
             a.kernel_version.clone(),
         ),
     };
-    let (driver_source, driver_version) = match &a.driver_source {
-        Some(p) => (p.clone(), a.driver_version.clone()),
-        None => {
-            let net = net.as_ref().unwrap();
-            let cat = probeforge::driver::SourceCatalog::embedded();
-            let v = a
-                .driver_version
-                .clone()
-                .unwrap_or_else(|| cat.default_version.clone());
-            let p = net.driver_source(&v, a.driver_archive.as_deref())?;
-            (p, Some(v))
-        }
+    let (driver_source, driver_version) = match &net {
+        Some(net) => net
+            .driver(
+                a.driver_source.as_deref(),
+                a.driver_version.as_deref(),
+                a.driver_archive.as_deref(),
+            )
+            .map_err(session_error)?,
+        None => (
+            a.driver_source.clone().expect("no network only with a driver source"),
+            a.driver_version.clone(),
+        ),
     };
     let patches = match &a.patches {
         Some(d) => {
@@ -1100,7 +1034,7 @@ fn fetch(a: FetchArgs, net: &NetArgs) -> Result<ExitCode> {
     let got = net
         .lister()
         .fetch_kernel(&a.target, arch, &a.kernel, false)?;
-    report_passed_over(&got);
+    report_passed_over(&got.unavailable);
     let (k, files) = (got.kernel, got.files);
     let mut out = Vec::new();
     for (p, f) in k.packages.iter().zip(&files) {
@@ -1646,7 +1580,7 @@ fn attach_tables(
                 let fetched = meta
                     .probe_version
                     .ok_or_else(|| anyhow::anyhow!("no probe_version"))
-                    .and_then(|v| net_args.open()?.driver_source(&v, None))
+                    .and_then(|v| Ok(net_args.open()?.driver_source(&v, None)?))
                     .and_then(|path| tables_of(&path));
                 match fetched {
                     Ok(t) => sources.push(t),
