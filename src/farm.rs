@@ -98,12 +98,21 @@ impl Farm<'_> {
         let mut results = Vec::new();
         let mut todo = Vec::new();
         let client = Some(self.lister.client);
+        // The fast path trusts a local probe only at the size index.json records for it.
+        let sizes = match self.repo {
+            Repo::Local(l) => l.indexed_sizes(),
+            _ => Default::default(),
+        };
         for k in kernels {
             let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
-            match self
+            let exists = self
                 .repo
-                .exists(client, &self.driver_version, k.arch.uname_m(), &file)
-            {
+                .exists(client, &self.driver_version, k.arch.uname_m(), &file);
+            let damaged = sizes.differs(&self.driver_version, k.arch.uname_m(), &file);
+            if let (Ok(true), Some(why)) = (&exists, &damaged) {
+                tracing::warn!("{why}: building it again");
+            }
+            match exists.map(|e| e && damaged.is_none()) {
                 Ok(true) => results.push(KernelResult {
                     target_id: k.target_id.clone(),
                     release: k.release.clone(),

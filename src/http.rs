@@ -3,8 +3,10 @@
 //! cache keyed by sha256, and `--offline`.
 //!
 //! Every file lands by temp file + fsync + rename, after its digest was checked while
-//! streaming: a partial or corrupt file is never served from the cache. Credentials in URLs
-//! never appear in a message.
+//! streaming: a partial or corrupt file is never served from the cache. And every read of a
+//! cache entry checks it again (a disk, a copy or a person can damage it later): a bad entry is
+//! removed and downloaded again, or, `--offline`, named as corrupt. Credentials in URLs never
+//! appear in a message.
 
 use std::fs;
 use std::io::{self, Read, Write};
@@ -48,6 +50,14 @@ pub enum Error {
     },
     #[error("GET {url}: larger than the limit of {limit} bytes")]
     TooLarge { url: String, limit: u64 },
+    /// A cache entry whose bytes are not what was stored, found offline (online it is
+    /// downloaded again).
+    #[error("cache entry `{path}` is corrupt ({what}); offline it cannot be downloaded again from `{url}` (run without --offline to replace it)")]
+    Corrupt {
+        path: PathBuf,
+        url: Box<str>,
+        what: Box<str>,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -126,6 +136,25 @@ fn is_transient_status(s: u16) -> bool {
 fn key(url: &str) -> String {
     hex::encode(Sha256::digest(url.as_bytes()))
 }
+
+/// Streams a cache entry through sha256: `Ok` when it has this digest (and size, when known),
+/// else what is wrong with it. Costs one sequential read, usually from the page cache.
+pub fn check_entry(path: &Path, sha256: &str, size: Option<u64>) -> Result<(), String> {
+    let mut f = fs::File::open(path).map_err(|e| format!("unreadable: {e}"))?;
+    let mut h = Sha256::new();
+    let n = io::copy(&mut f, &mut h).map_err(|e| format!("unreadable: {e}"))?;
+    if let Some(s) = size.filter(|&s| s != n) {
+        return Err(format!("{n} bytes, expected {s}"));
+    }
+    let found = hex::encode(h.finalize());
+    if !found.eq_ignore_ascii_case(sha256) {
+        return Err(format!("sha256 is {found}, expected {sha256}"));
+    }
+    Ok(())
+}
+
+/// The first line of a memo file: what the rest must hash to.
+const MEMO_MAGIC: &str = "probeforge-memo sha256=";
 
 impl Client {
     pub fn new(cfg: Config) -> Client {
@@ -243,6 +272,81 @@ impl Client {
         Ok((tmp, hex::encode(h.finalize()), n))
     }
 
+    /// What to do with a cache entry that failed its check: online, remove it (the caller
+    /// downloads it again); offline, an error naming it and its URL.
+    fn heal(&self, path: &Path, url: &str, checked: Result<(), String>) -> Result<()> {
+        let Err(what) = checked else { return Ok(()) };
+        if self.cfg.offline {
+            return Err(Error::Corrupt {
+                path: path.to_owned(),
+                url: redact(url).into(),
+                what: what.into(),
+            });
+        }
+        tracing::warn!(
+            "cache entry `{}` is corrupt ({what}): removed, downloading `{}` again",
+            path.display(),
+            redact(url)
+        );
+        fs::remove_file(path).map_err(Self::cache_err(path))
+    }
+
+    /// The intact cache entry of a digest, if there is one (a damaged one is removed when
+    /// online): for rebuilding from recorded inputs without knowing where they came from.
+    pub fn cached(&self, sha256: &str) -> Option<PathBuf> {
+        if sha256.len() < 2 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let path = self
+            .cfg
+            .cache_dir
+            .join("sha256")
+            .join(&sha256[..2])
+            .join(sha256);
+        if !path.is_file() {
+            return None;
+        }
+        match check_entry(&path, sha256, None) {
+            Ok(()) => Some(path),
+            Err(what) => {
+                let _ = self.heal(&path, &format!("sha256:{sha256}"), Err(what));
+                None
+            }
+        }
+    }
+
+    /// A derived-data memo (a parsed index), stored with its own digest: `None` when absent
+    /// or damaged (a damaged one is removed), so the caller computes it again.
+    pub fn memo_get(&self, name: &str) -> Option<Vec<u8>> {
+        let path = self.cfg.cache_dir.join("parsed").join(name);
+        let bytes = fs::read(&path).ok()?;
+        let intact = bytes.iter().position(|&b| b == b'\n').and_then(|nl| {
+            let head = std::str::from_utf8(&bytes[..nl]).ok()?;
+            let want = head.strip_prefix(MEMO_MAGIC)?;
+            let body = &bytes[nl + 1..];
+            (hex::encode(Sha256::digest(body)) == want).then_some(nl + 1)
+        });
+        match intact {
+            Some(start) => Some(bytes[start..].to_vec()),
+            None => {
+                tracing::warn!(
+                    "cache memo `{}` is damaged or from an older version: computed again",
+                    path.display()
+                );
+                let _ = fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Stores a memo for [`Client::memo_get`] (best effort: a memo is only a shortcut).
+    pub fn memo_put(&self, name: &str, bytes: &[u8]) {
+        let path = self.cfg.cache_dir.join("parsed").join(name);
+        let mut out = format!("{MEMO_MAGIC}{}\n", hex::encode(Sha256::digest(bytes))).into_bytes();
+        out.extend_from_slice(bytes);
+        let _ = crate::base::write_atomic(&path, &out);
+    }
+
     /// A package by digest: served from the cache if present (and re-verified), else
     /// downloaded, verified and cached. Retries a download that arrives corrupt once more.
     pub fn fetch_verified(
@@ -258,13 +362,10 @@ impl Client {
             .join(&sha256[..2.min(sha256.len())]);
         let path = dir.join(sha256);
         if path.is_file() {
-            // Cheap check on the hot path: the size; the digest was checked before rename.
-            let ok =
-                size.is_none_or(|s| fs::metadata(&path).map(|m| m.len() == s).unwrap_or(false));
-            if ok {
+            self.heal(&path, url, check_entry(&path, sha256, size))?;
+            if path.is_file() {
                 return Ok((path, Source::Cache));
             }
-            let _ = fs::remove_file(&path);
         }
         if self.cfg.offline {
             return Err(Error::Offline {
@@ -327,7 +428,11 @@ impl Client {
                 .join(&d[..2.min(d.len())])
                 .join(&d);
             if p.is_file() {
-                return Ok((p, d));
+                // Named by its digest: it must still have it.
+                self.heal(&p, url, check_entry(&p, &d, None))?;
+                if p.is_file() {
+                    return Ok((p, d));
+                }
             }
         }
         if self.cfg.offline {
@@ -361,45 +466,73 @@ impl Client {
         let k = key(url);
         let body = dir.join(&k);
         let validators = dir.join(format!("{k}.validators"));
-        let cached = body.is_file();
+        let recorded = fs::read_to_string(&validators).unwrap_or_default();
+        // The body's digest, recorded beside it when it was stored: a body that no longer has
+        // it is damaged (and an entry without one is from an older version).
+        let digest = recorded
+            .lines()
+            .find_map(|l| l.strip_prefix("sha256 "))
+            .map(str::to_owned);
+        let cached_body = fs::read(&body).ok().map(|b| match &digest {
+            Some(d) if hex::encode(Sha256::digest(&b)) == *d => Ok(b),
+            Some(d) => Err(format!(
+                "sha256 is {}, expected {d}",
+                hex::encode(Sha256::digest(&b))
+            )),
+            None if self.cfg.offline => Ok(b),
+            None => Err("stored without its digest".into()),
+        });
         if self.cfg.offline {
-            return if cached {
-                Ok((
-                    fs::read(&body).map_err(Self::cache_err(&body))?,
-                    Source::Cache,
-                ))
-            } else {
-                Err(Error::Offline {
+            return match cached_body {
+                Some(Ok(b)) => Ok((b, Source::Cache)),
+                Some(Err(what)) => Err(Error::Corrupt {
+                    path: body,
+                    url: redact(url).into(),
+                    what: what.into(),
+                }),
+                None => Err(Error::Offline {
                     url: redact(url),
                     cache: body,
-                })
+                }),
             };
         }
+        let cached_body = match cached_body {
+            Some(Ok(b)) => Some(b),
+            Some(Err(what)) => {
+                if digest.is_some() {
+                    tracing::warn!(
+                        "cache entry `{}` is corrupt ({what}): downloading `{}` again",
+                        body.display(),
+                        redact(url)
+                    );
+                }
+                None
+            }
+            None => None,
+        };
         let mut headers = Vec::new();
-        if cached {
-            if let Ok(v) = fs::read_to_string(&validators) {
-                for line in v.lines() {
-                    if let Some(e) = line.strip_prefix("etag ") {
-                        headers.push(("If-None-Match", e.to_owned()));
-                    } else if let Some(m) = line.strip_prefix("last-modified ") {
-                        headers.push(("If-Modified-Since", m.to_owned()));
-                    }
+        // Only an intact body may be revalidated: a 304 would serve it again.
+        if cached_body.is_some() {
+            for line in recorded.lines() {
+                if let Some(e) = line.strip_prefix("etag ") {
+                    headers.push(("If-None-Match", e.to_owned()));
+                } else if let Some(m) = line.strip_prefix("last-modified ") {
+                    headers.push(("If-Modified-Since", m.to_owned()));
                 }
             }
         }
         let resp = self.get(url, &headers)?;
-        if resp.status() == 304 && cached {
-            return Ok((
-                fs::read(&body).map_err(Self::cache_err(&body))?,
-                Source::NotModified,
-            ));
+        if resp.status() == 304 {
+            if let Some(b) = cached_body {
+                return Ok((b, Source::NotModified));
+            }
         }
         let etag = resp.header("ETag").map(str::to_owned);
         let lm = resp.header("Last-Modified").map(str::to_owned);
         let expected_len = resp
             .header("Content-Length")
             .and_then(|l| l.parse::<u64>().ok());
-        let (tmp, _, n) = self.download_to_temp(url, resp, &dir)?;
+        let (tmp, sha, n) = self.download_to_temp(url, resp, &dir)?;
         if let Some(l) = expected_len.filter(|&l| l != n) {
             return Err(Error::Size {
                 url: redact(url),
@@ -412,14 +545,14 @@ impl Client {
             path: body.clone(),
             source: e.error,
         })?;
-        let mut v = String::new();
+        let mut v = format!("sha256 {sha}\n");
         if let Some(e) = etag {
             v.push_str(&format!("etag {e}\n"));
         }
         if let Some(m) = lm {
             v.push_str(&format!("last-modified {m}\n"));
         }
-        let _ = fs::write(&validators, v);
+        let _ = crate::base::write_atomic(&validators, v.as_bytes());
         Ok((bytes, Source::Network))
     }
 
@@ -482,6 +615,43 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A cache entry is checked on every read: one flipped byte or a lost one is caught, and
+    /// a damaged memo is dropped rather than served.
+    #[test]
+    fn damaged_cache_entries_and_memos_are_caught() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("entry");
+        let body = b"some package bytes".repeat(1000);
+        fs::write(&p, &body).unwrap();
+        let sha = hex::encode(Sha256::digest(&body));
+        assert_eq!(check_entry(&p, &sha, Some(body.len() as u64)), Ok(()));
+        let mut bad = body.clone();
+        bad[body.len() / 2] ^= 1;
+        fs::write(&p, &bad).unwrap();
+        let e = check_entry(&p, &sha, Some(body.len() as u64)).unwrap_err();
+        assert!(e.starts_with("sha256 is ") && e.ends_with(&sha), "{e}");
+        fs::write(&p, &body[1..]).unwrap();
+        assert!(check_entry(&p, &sha, Some(body.len() as u64))
+            .unwrap_err()
+            .contains("bytes, expected"));
+
+        let mut cfg = Config::new(t.path().join("cache"));
+        cfg.offline = true;
+        let c = Client::new(cfg);
+        c.memo_put("m.json", b"[1,2,3]");
+        assert_eq!(c.memo_get("m.json").as_deref(), Some(&b"[1,2,3]"[..]));
+        let mp = t.path().join("cache/parsed/m.json");
+        let mut m = fs::read(&mp).unwrap();
+        let last = m.len() - 2;
+        m[last] = b'4';
+        fs::write(&mp, &m).unwrap();
+        assert_eq!(c.memo_get("m.json"), None);
+        assert!(!mp.exists(), "a damaged memo is removed");
+        assert_eq!(c.memo_get("absent.json"), None);
+    }
+
     #[test]
     fn credentials_are_redacted() {
         assert_eq!(

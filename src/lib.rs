@@ -10,6 +10,7 @@ pub mod extract;
 pub mod kernel;
 
 pub use kernel::{Arch, KernelTree};
+pub mod check;
 pub mod compile;
 pub mod driver;
 pub mod farm;

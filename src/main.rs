@@ -144,6 +144,16 @@ enum Command {
     /// own loader and libraries, so the same probe comes out on any x86_64 Linux.
     #[command(subcommand)]
     Toolchain(ToolchainCmd),
+    /// Check a published repository: every probe against its directory's SHA256SUMS and
+    /// index.json (present, same digest, same size, listed once), and with --keyring every
+    /// SHA256SUMS.asc. Exit 0 clean, 1 when anything does not match (each one named).
+    ///
+    /// --repair (a directory) rebuilds what its records say each probe was built from and puts
+    /// it back only with the recorded digest; a file that does not match is moved to
+    /// .probeforge/aside/, never deleted.
+    ///
+    /// Example: probeforge check --repo probes/ --keyring probes-signing-key.gpg
+    Check(CheckArgs),
     /// Download and verify the header packages of one kernel.
     ///
     /// Example: probeforge fetch debian-bookworm latest -o headers/
@@ -225,6 +235,33 @@ struct BuildAllArgs {
     #[command(flatten)]
     toolchain: ToolchainArgs,
     /// Print a JSON summary instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Sign every SHA256SUMS with this OpenPGP secret key (binary or armored; a passphrase
+    /// from PROBEFORGE_SIGN_PASSPHRASE): a detached, armored `SHA256SUMS.asc` beside it.
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The repository: a directory or an HTTP base URL.
+    #[arg(long)]
+    repo: String,
+    /// Rebuild what does not match from its recorded inputs; move bad files aside.
+    #[arg(long)]
+    repair: bool,
+    /// With --repair: the driver source to rebuild with, when its digest is the recorded one
+    /// (default: the cache's copy, else the known copy of that digest).
+    #[arg(long)]
+    driver_source: Option<PathBuf>,
+    /// With --repair: kernels compiled at once.
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    #[command(flatten)]
+    toolchain: ToolchainArgs,
     #[arg(long)]
     json: bool,
 }
@@ -603,7 +640,90 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Exists(a) => exists(a, &cli.net),
         Command::Toolchain(c) => toolchain_cmd(c, &cli.net),
         Command::Verify(a) => verify_cmd(a, &cli.net),
+        Command::Check(a) => check_cmd(a, &cli.net),
     }
+}
+
+fn check_cmd(a: CheckArgs, net_args: &NetArgs) -> Result<ExitCode> {
+    use probeforge::check;
+    let url = check::is_url(&a.repo);
+    if !url {
+        need_files("repository", [&PathBuf::from(&a.repo)])?;
+    }
+    if a.repair && url {
+        return Err(UsageError(check::Error::RepairRemote(a.repo.clone()).to_string()).into());
+    }
+    need_files("driver source", &a.driver_source)?;
+    let mut keyring: Option<probeforge::trust::Keyring> = None;
+    for k in &net_args.keyrings {
+        need_files("keyring", [k])?;
+        let one = probeforge::trust::Keyring::parse(&std::fs::read(k)?, &k.display().to_string())
+            .map_err(|e| UsageError(e.to_string()))?;
+        keyring.get_or_insert_with(Default::default).extend(one);
+    }
+    let net = net_args.open()?;
+    let found = check::check(&a.repo, Some(&net.client), keyring.as_ref())?;
+    let mut repairs = Vec::new();
+    let mut report = found.clone();
+    if a.repair && !found.problems.is_empty() {
+        let tc = a
+            .toolchain
+            .find(net_args)
+            .map_err(|e| UsageError(format!("{e:#}")))?;
+        let lister = net.lister();
+        let env = check::RepairEnv {
+            lister: &lister,
+            toolchain: &tc,
+            driver_source: a.driver_source.clone(),
+            jobs: a
+                .jobs
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            scratch: a.scratch.clone(),
+        };
+        repairs = check::repair(std::path::Path::new(&a.repo), &found, &env)?;
+        report = check::check(&a.repo, Some(&net.client), keyring.as_ref())?;
+    }
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        if a.repair {
+            v["found"] = serde_json::to_value(&found.problems)?;
+            v["repairs"] = serde_json::to_value(&repairs)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for p in &found.problems {
+            println!("{:?}: {p}", p.kind);
+        }
+        for r in &repairs {
+            let aside = r
+                .aside
+                .as_ref()
+                .map(|p| format!(" (kept: {})", p.display()));
+            println!(
+                "{} {}: {}{}",
+                r.action,
+                r.path,
+                r.detail,
+                aside.unwrap_or_default()
+            );
+        }
+        for (dir, s) in &report.signatures {
+            if s != "absent" {
+                println!("signature of {dir}/SHA256SUMS: {s}");
+            }
+        }
+        println!(
+            "{} probes, {} problems{}",
+            report.probes,
+            report.problems.len(),
+            if a.repair { " left after --repair" } else { "" }
+        );
+    }
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn inspect(a: InspectArgs) -> Result<ExitCode> {
@@ -1150,6 +1270,20 @@ fn build_all(a: BuildAllArgs, net_args: &NetArgs) -> Result<ExitCode> {
             )
             .into())
         }
+    };
+    let publish_to = match &a.sign_key {
+        Some(k) => {
+            need_files("signing key", [k])?;
+            let pass = std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default();
+            let key = probeforge::trust::SigningKey::parse(
+                &std::fs::read(k)?,
+                &k.display().to_string(),
+                &pass,
+            )
+            .map_err(|e| UsageError(e.to_string()))?;
+            publish_to.with_signer(key)
+        }
+        None => publish_to,
     };
     let only = a
         .only

@@ -6,6 +6,11 @@
 //! replacement. Every write is temp + rename; each probe's metadata lands (in
 //! `.probeforge/meta/`) before the probe, and the indexes are rebuilt from them last, so a run
 //! killed at any point leaves a consistent repository that the next run completes.
+//!
+//! The one exception to "never replaced" is a file damaged on disk: when a build reproduces
+//! exactly the bytes its metadata recorded, the damaged file is moved aside (to
+//! `.probeforge/aside/`, never deleted) and the recorded bytes take its place. With a signing
+//! key, every `SHA256SUMS` gets a detached signature `SHA256SUMS.asc` whenever it changes.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -29,6 +34,8 @@ pub enum Error {
     },
     #[error("HEAD {url}: {what}")]
     Remote { url: String, what: String },
+    #[error(transparent)]
+    Sign(#[from] crate::trust::Error),
 }
 
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -82,6 +89,47 @@ pub enum Published {
     New,
     /// Already there with the same bytes.
     Unchanged,
+    /// The file there was damaged (not the bytes its metadata records): moved aside, and the
+    /// recorded bytes, which this build reproduced, put in its place.
+    Restored,
+}
+
+/// The detached signature written beside each `SHA256SUMS`.
+pub const SIGNATURE_FILE: &str = "SHA256SUMS.asc";
+
+/// Where a file that does not match its record is moved: `.probeforge/aside/<relative
+/// path>@<its sha256>` (not a `.o` name, so nothing takes it for a probe).
+pub fn aside_path(root: &Path, rel: &Path, found_sha256: &str) -> PathBuf {
+    let mut name = rel.as_os_str().to_owned();
+    name.push(format!("@{found_sha256}"));
+    root.join(".probeforge/aside").join(name)
+}
+
+/// The sizes `index.json` records, for `build-all`'s fast path: a probe whose file has another
+/// size is damaged, not published.
+#[derive(Debug, Default)]
+pub struct IndexedSizes {
+    root: PathBuf,
+    sizes: BTreeMap<(String, String, String), u64>,
+}
+
+impl IndexedSizes {
+    /// Why the probe on disk does not count as published (its size is not what index.json
+    /// says), or `None`. A probe index.json does not list is not judged here.
+    pub fn differs(&self, driver_version: &str, arch: &str, file: &str) -> Option<String> {
+        let want =
+            *self
+                .sizes
+                .get(&(driver_version.to_owned(), arch.to_owned(), file.to_owned()))?;
+        let path = self.root.join(driver_version).join(arch).join(file);
+        let found = fs::metadata(&path).ok()?.len();
+        (found != want).then(|| {
+            format!(
+                "`{}` is {found} bytes, index.json says {want}: damaged, not counted as published",
+                path.display()
+            )
+        })
+    }
 }
 
 /// A repository in a local directory (servable as-is by any static web server).
@@ -91,6 +139,8 @@ pub struct LocalRepo {
     /// Serializes index rewrites of the parallel workers of one run, so that the last one
     /// written has seen every probe published before it.
     index_lock: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Signs each `SHA256SUMS` it writes (`build-all --sign-key`).
+    signer: Option<std::sync::Arc<crate::trust::SigningKey>>,
 }
 
 impl LocalRepo {
@@ -98,7 +148,58 @@ impl LocalRepo {
         LocalRepo {
             root: root.to_owned(),
             index_lock: Default::default(),
+            signer: None,
         }
+    }
+
+    /// The same repository, signing every `SHA256SUMS` it writes with `key`.
+    pub fn with_signer(mut self, key: crate::trust::SigningKey) -> LocalRepo {
+        self.signer = Some(std::sync::Arc::new(key));
+        self
+    }
+
+    /// What index.json records of each probe's size (empty without a readable index).
+    pub fn indexed_sizes(&self) -> IndexedSizes {
+        let mut sizes = BTreeMap::new();
+        let index = fs::read(self.root.join("index.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        for p in index
+            .as_ref()
+            .and_then(|v| v["probes"].as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let (Some(dv), Some(arch), Some(file), Some(size)) = (
+                p["driver_version"].as_str(),
+                p["arch"].as_str(),
+                p["file"].as_str(),
+                p["size"].as_u64(),
+            ) {
+                sizes.insert((dv.to_owned(), arch.to_owned(), file.to_owned()), size);
+            }
+        }
+        IndexedSizes {
+            root: self.root.clone(),
+            sizes,
+        }
+    }
+
+    /// The recorded metadata of a probe, whether or not its file is there.
+    pub fn record(&self, driver_version: &str, arch: &str, file: &str) -> Option<ProbeMeta> {
+        let mp = self.meta_path(driver_version, arch, file);
+        serde_json::from_slice(&fs::read(mp).ok()?).ok()
+    }
+
+    /// Moves a file that does not match its record aside (see [`aside_path`]); returns where.
+    pub fn move_aside(&self, path: &Path) -> Result<PathBuf> {
+        let bytes = fs::read(path).map_err(io(path))?;
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let aside = aside_path(&self.root, rel, &crate::base::sha256(&bytes));
+        let dir = aside.parent().expect("has a parent");
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        fs::rename(path, &aside).map_err(io(path))?;
+        Ok(aside)
     }
 
     pub fn probe_path(&self, driver_version: &str, arch: &str, file: &str) -> PathBuf {
@@ -121,16 +222,26 @@ impl LocalRepo {
     /// a batch.
     pub fn publish(&self, meta: &ProbeMeta, bytes: &[u8]) -> Result<Published> {
         let path = self.probe_path(&meta.driver_version, &meta.arch, &meta.file);
+        let mp = self.meta_path(&meta.driver_version, &meta.arch, &meta.file);
+        // The record of what was published under this name, if any: the same bytes keep it
+        // (its `built_at` is when they were first published).
+        let recorded = self
+            .record(&meta.driver_version, &meta.arch, &meta.file)
+            .filter(|r| r.sha256 == meta.sha256);
         if let Ok(existing) = fs::read(&path) {
             let old = crate::base::sha256(&existing);
             if old == meta.sha256 {
                 // Its metadata may be missing after a killed run: restore it.
-                let mp = self.meta_path(&meta.driver_version, &meta.arch, &meta.file);
                 if !mp.is_file() {
                     let json = serde_json::to_vec_pretty(meta).expect("serializable");
                     write_atomic(&mp, &json).map_err(io(&mp))?;
                 }
                 return Ok(Published::Unchanged);
+            }
+            if recorded.is_some() {
+                // Not a conflict: the file was damaged after it was published, and this
+                // build made the recorded bytes again.
+                return self.restore(&path, bytes, &old);
             }
             return Err(Error::Conflict {
                 path,
@@ -138,9 +249,10 @@ impl LocalRepo {
                 new: meta.sha256.clone(),
             });
         }
-        let mp = self.meta_path(&meta.driver_version, &meta.arch, &meta.file);
-        let json = serde_json::to_vec_pretty(meta).expect("serializable");
-        write_atomic(&mp, &json).map_err(io(&mp))?;
+        if recorded.is_none() {
+            let json = serde_json::to_vec_pretty(meta).expect("serializable");
+            write_atomic(&mp, &json).map_err(io(&mp))?;
+        }
         // No-replace: link the finished temp file into place; fails if someone got there first.
         let dir = path.parent().expect("has a parent");
         fs::create_dir_all(dir).map_err(io(dir))?;
@@ -178,6 +290,28 @@ impl LocalRepo {
         }
     }
 
+    /// Puts `bytes` (the recorded ones) in place of a damaged file, which is kept aside
+    /// (hard-linked there first, then atomically replaced: readers see one or the other).
+    fn restore(&self, path: &Path, bytes: &[u8], damaged_sha256: &str) -> Result<Published> {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        let aside = aside_path(&self.root, rel, damaged_sha256);
+        let adir = aside.parent().expect("has a parent");
+        fs::create_dir_all(adir).map_err(io(adir))?;
+        match fs::hard_link(path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(&aside)(e)),
+        }
+        write_atomic(path, bytes).map_err(io(path))?;
+        tracing::warn!(
+            "`{}` was damaged (sha256 {damaged_sha256}): restored to its recorded bytes; the damaged file is kept at `{}`",
+            path.display(),
+            aside.display()
+        );
+        self.reindex()?;
+        Ok(Published::Restored)
+    }
+
     /// Every published probe's metadata (probes without metadata are left out; metadata
     /// without its probe, from a run killed in between, is ignored).
     pub fn entries(&self) -> Result<Vec<ProbeMeta>> {
@@ -213,6 +347,34 @@ impl LocalRepo {
         Ok(out)
     }
 
+    /// Keeps `SHA256SUMS.asc` true to `SHA256SUMS`: with a signing key, signed again unless
+    /// the one there already verifies; without one, a signature the new list has outdated is
+    /// removed (with a warning: it would only make every check fail).
+    fn sign_sums(&self, dir: &Path, sums: &[u8], unchanged: bool) -> Result<()> {
+        let asc = dir.join(SIGNATURE_FILE);
+        let existing = fs::read(&asc).ok();
+        match &self.signer {
+            Some(key) => {
+                let valid = existing.as_deref().is_some_and(|sig| {
+                    crate::trust::verify_detached(sums, sig, &key.public(), "", "").is_ok()
+                });
+                if !valid {
+                    let sig = key.sign_detached(sums)?;
+                    write_atomic(&asc, sig.as_bytes()).map_err(io(&asc))?;
+                }
+            }
+            None if existing.is_some() && !unchanged => {
+                tracing::warn!(
+                    "`{}` no longer matches the new SHA256SUMS: removed (pass --sign-key to sign it)",
+                    asc.display()
+                );
+                fs::remove_file(&asc).map_err(io(&asc))?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
     /// Rebuilds `SHA256SUMS` per directory, `index.json` and `INDEX.md` from the metadata.
     pub fn reindex(&self) -> Result<usize> {
         let _one_at_a_time = self.index_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -228,8 +390,17 @@ impl LocalRepo {
             for e in list {
                 sums.push_str(&format!("{}  {}\n", e.sha256, e.file));
             }
-            let p = self.root.join(dv).join(arch).join("SHA256SUMS");
-            write_atomic(&p, sums.as_bytes()).map_err(io(&p))?;
+            let dir = self.root.join(dv).join(arch);
+            let p = dir.join("SHA256SUMS");
+            let before = fs::read(&p).ok();
+            if before.as_deref() != Some(sums.as_bytes()) {
+                write_atomic(&p, sums.as_bytes()).map_err(io(&p))?;
+            }
+            self.sign_sums(
+                &dir,
+                sums.as_bytes(),
+                before.as_deref() == Some(sums.as_bytes()),
+            )?;
         }
         let index = serde_json::json!({
             "format": "probeforge-index-1",

@@ -5,9 +5,16 @@
 //! verifies bytes it is given (no IO, no network); keyrings are data (`catalog/keys/`,
 //! embedded, or a user's file). It never decides policy: whether unsigned metadata may be used
 //! (`--allow-unsigned`) is the caller's choice, and the caller records it.
+//!
+//! It also makes the one kind of signature probeforge writes: a detached, ASCII-armored
+//! signature of a repository's `SHA256SUMS` (`SHA256SUMS.asc`), checked by the same
+//! [`verify_detached`] as anyone else's.
 
-use pgp::composed::{CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey};
-use pgp::types::KeyDetails;
+use pgp::composed::{
+    ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, SignedPublicKey,
+    SignedSecretKey,
+};
+use pgp::types::{KeyDetails, Password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -26,6 +33,80 @@ pub enum Error {
         signers: String,
         trusted: String,
     },
+    #[error("signing key `{source_name}`: {what}")]
+    SigningKey { source_name: String, what: String },
+}
+
+/// A secret key that signs what probeforge publishes (`build-all --sign-key`). Its primary
+/// key signs (what `gpg --quick-gen-key NAME ed25519 sign` makes); a passphrase, if the key
+/// has one, comes from the caller.
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    key: SignedSecretKey,
+    password: String,
+    source_name: String,
+}
+
+impl SigningKey {
+    /// One secret key, binary or ASCII-armored (`gpg --export-secret-keys [--armor]`). The
+    /// passphrase is tried at once, so a wrong one fails here rather than at the first write.
+    pub fn parse(bytes: &[u8], source_name: &str, passphrase: &str) -> Result<SigningKey, Error> {
+        let err = |what: String| Error::SigningKey {
+            source_name: source_name.to_owned(),
+            what,
+        };
+        let key = if bytes.starts_with(b"-----BEGIN") {
+            SignedSecretKey::from_armor_single(bytes).map(|(k, _)| k)
+        } else {
+            SignedSecretKey::from_bytes(bytes)
+        }
+        .map_err(|e| err(format!("not an OpenPGP secret key: {e}")))?;
+        let k = SigningKey {
+            key,
+            password: passphrase.to_owned(),
+            source_name: source_name.to_owned(),
+        };
+        k.sign_detached(b"probe").map_err(|e| match e {
+            Error::SigningKey { what, .. } => err(format!(
+                "{what} (a protected key takes its passphrase from PROBEFORGE_SIGN_PASSPHRASE)"
+            )),
+            other => other,
+        })?;
+        Ok(k)
+    }
+
+    /// The public half, as a keyring (for checking what this key signed).
+    pub fn public(&self) -> Keyring {
+        Keyring {
+            keys: vec![self.key.to_public_key()],
+            sources: vec![self.source_name.clone()],
+        }
+    }
+
+    /// Upper-case hex fingerprint of the signing key.
+    pub fn fingerprint(&self) -> String {
+        format!("{:X}", self.key.primary_key.fingerprint())
+    }
+
+    /// A detached binary-mode signature over `data`, ASCII-armored (what
+    /// `gpg --armor --detach-sign` writes, and `gpg --verify FILE.asc` checks).
+    pub fn sign_detached(&self, data: &[u8]) -> Result<String, Error> {
+        let err = |what: String| Error::SigningKey {
+            source_name: self.source_name.clone(),
+            what,
+        };
+        let pw = Password::from(self.password.as_str());
+        let sig = DetachedSignature::sign_binary_data(
+            rand::rngs::OsRng,
+            &self.key.primary_key,
+            &pw,
+            pgp::crypto::hash::HashAlgorithm::Sha256,
+            data,
+        )
+        .map_err(|e| err(format!("cannot sign: {e}")))?;
+        sig.to_armored_string(ArmorOptions::default())
+            .map_err(|e| err(format!("cannot armor the signature: {e}")))
+    }
 }
 
 /// Public keys trusted for one target, with where they came from.

@@ -559,14 +559,10 @@ impl Lister<'_> {
                     })
                 }
             };
-            let memo = self
+            let memo = format!("{digest}.cos-facts.v2.json");
+            let facts: (String, Option<String>) = match self
                 .client
-                .config()
-                .cache_dir
-                .join("parsed")
-                .join(format!("{digest}.cos-facts.json"));
-            let facts: (String, Option<String>) = match std::fs::read(&memo)
-                .ok()
+                .memo_get(&memo)
                 .and_then(|b| serde_json::from_slice(&b).ok())
             {
                 Some(f) => f,
@@ -581,10 +577,8 @@ impl Lister<'_> {
                             what,
                         }
                     })?;
-                    let _ = crate::base::write_atomic(
-                        &memo,
-                        &serde_json::to_vec(&facts).expect("serializable"),
-                    );
+                    self.client
+                        .memo_put(&memo, &serde_json::to_vec(&facts).expect("serializable"));
                     facts
                 }
             };
@@ -729,18 +723,15 @@ impl Lister<'_> {
             rel.sha256
                 .get(&format!("{comp}/binary-{debarch}/Packages.{ext}"))
         });
-        let memo = listed.map(|l| {
-            self.client
-                .config()
-                .cache_dir
-                .join("parsed")
-                .join(format!("{}.kernel-packages.v2.json", l.sha256))
-        });
+        // Checked on every read like any cache entry (see `Client::memo_get`).
+        let memo = listed.map(|l| format!("{}.kernel-packages.v3.json", l.sha256));
         if let Some(m) = &memo {
-            if let Ok(b) = std::fs::read(m) {
-                if let Ok(v) = serde_json::from_slice(&b) {
-                    return Ok(v);
-                }
+            if let Some(v) = self
+                .client
+                .memo_get(m)
+                .and_then(|b| serde_json::from_slice(&b).ok())
+            {
+                return Ok(v);
             }
         }
         let v = self.packages_where(base, rel, comp, debarch, |n| {
@@ -748,7 +739,7 @@ impl Lister<'_> {
         })?;
         if let Some(m) = memo {
             if let Ok(json) = serde_json::to_vec(&v) {
-                let _ = crate::base::write_atomic(&m, &json);
+                self.client.memo_put(&m, &json);
             }
         }
         Ok(v)

@@ -1,0 +1,803 @@
+//! `probeforge check`: is a published repository what its own indexes say it is? Every probe
+//! against its directory's `SHA256SUMS` and the top `index.json` (present, same digest, same
+//! size, listed once), and each `SHA256SUMS.asc` against a keyring; each mismatch named.
+//!
+//! `--repair` (a local directory only) rebuilds what its records (`.probeforge/meta/`, else
+//! the index.json entry) say it was built from, through the same [`crate::farm::Farm`] as
+//! `build-all`, and puts the result in place only when it has the recorded digest. A file that
+//! does not match its record is moved aside (`.probeforge/aside/`), never deleted; the indexes
+//! are then rebuilt from the records. This module never trusts a digest it has not computed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::http::Client;
+use crate::publish::{url_path, LocalRepo, ProbeMeta, SIGNATURE_FILE};
+use crate::trust::Keyring;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("`{what}`")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Fetch(String),
+    #[error("--repair needs a local directory; `{0}` is a URL")]
+    RepairRemote(String),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::Error),
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What is wrong with one file of the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Listed, but not there.
+    Missing,
+    /// There, listed nowhere.
+    Unlisted,
+    NotInSums,
+    NotInIndex,
+    /// Its bytes are not what any record says.
+    Digest,
+    /// Not the size index.json records.
+    Size,
+    /// SHA256SUMS disagrees with the file and index.json.
+    StaleSums,
+    /// index.json disagrees with the file and SHA256SUMS.
+    StaleIndex,
+    /// Listed more than once in one index.
+    Duplicate,
+    /// An index that cannot be read as one.
+    Malformed,
+    /// A signature that does not verify, or none where a keyring asks for one.
+    Signature,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Problem {
+    /// Relative to the repository: `<driver-version>/<arch>/<file>`.
+    pub path: String,
+    pub kind: Kind,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.detail)
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    pub repo: String,
+    /// Probe files looked at.
+    pub probes: usize,
+    pub problems: Vec<Problem>,
+    /// Per directory with a SHA256SUMS: `valid`, `unchecked` (no keyring given), `absent`.
+    pub signatures: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The repository's files as read: probes (digest, size), SHA256SUMS lines, index entries.
+#[derive(Default)]
+struct Seen {
+    /// `dv/arch/file` -> (sha256, size) of the files there (a URL: of those listed).
+    files: BTreeMap<String, (String, u64)>,
+    /// `dv/arch` -> SHA256SUMS text.
+    sums: BTreeMap<String, Vec<u8>>,
+    /// `dv/arch` -> SHA256SUMS.asc.
+    sigs: BTreeMap<String, Vec<u8>>,
+    index: Option<Vec<u8>>,
+}
+
+fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        what: what.display().to_string(),
+        source,
+    }
+}
+
+fn read_local(root: &Path) -> Result<Seen> {
+    let mut seen = Seen::default();
+    if !root.is_dir() {
+        return Err(Error::Io {
+            what: root.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a directory"),
+        });
+    }
+    seen.index = fs::read(root.join("index.json")).ok();
+    for dv in fs::read_dir(root).map_err(io(root))?.flatten() {
+        let dvn = dv.file_name().to_string_lossy().into_owned();
+        if dvn.starts_with('.') || !dv.path().is_dir() {
+            continue;
+        }
+        for arch in fs::read_dir(dv.path()).map_err(io(&dv.path()))?.flatten() {
+            if !arch.path().is_dir() {
+                continue;
+            }
+            let dir = format!("{dvn}/{}", arch.file_name().to_string_lossy());
+            for f in fs::read_dir(arch.path())
+                .map_err(io(&arch.path()))?
+                .flatten()
+            {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let p = f.path();
+                if name == "SHA256SUMS" {
+                    seen.sums.insert(dir.clone(), fs::read(&p).map_err(io(&p))?);
+                } else if name == SIGNATURE_FILE {
+                    seen.sigs.insert(dir.clone(), fs::read(&p).map_err(io(&p))?);
+                } else if name.ends_with(".o") && p.is_file() {
+                    let bytes = fs::read(&p).map_err(io(&p))?;
+                    seen.files.insert(
+                        format!("{dir}/{name}"),
+                        (crate::base::sha256(&bytes), bytes.len() as u64),
+                    );
+                }
+            }
+        }
+    }
+    Ok(seen)
+}
+
+/// A URL has no listing: what index.json and each SHA256SUMS name is fetched.
+fn read_remote(client: &Client, base: &str) -> Result<Seen> {
+    let get = |rel: &str| -> Result<Option<Vec<u8>>> {
+        let url = format!("{base}/{rel}");
+        let (status, body) = client
+            .request("GET", &url, &[], None)
+            .map_err(|e| Error::Fetch(e.to_string()))?;
+        match status {
+            200 => Ok(Some(body)),
+            404 | 410 => Ok(None),
+            s => Err(Error::Fetch(format!(
+                "GET {}: HTTP {s}",
+                crate::http::redact(&url)
+            ))),
+        }
+    };
+    let mut seen = Seen {
+        index: get("index.json")?,
+        ..Default::default()
+    };
+    let mut names: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for e in index_entries(seen.index.as_deref()).unwrap_or_default() {
+        names.insert((e.driver_version, e.arch, e.file));
+    }
+    let dirs: BTreeSet<(String, String)> = names
+        .iter()
+        .map(|(d, a, _)| (d.clone(), a.clone()))
+        .collect();
+    for (dv, arch) in dirs {
+        let dir = format!("{dv}/{arch}");
+        let prefix = format!("{}/{arch}", crate::base::escape_segment(&dv));
+        if let Some(s) = get(&format!("{prefix}/SHA256SUMS"))? {
+            for (_, file) in parse_sums(&s).0 {
+                names.insert((dv.clone(), arch.clone(), file));
+            }
+            seen.sums.insert(dir.clone(), s);
+        }
+        if let Some(s) = get(&format!("{prefix}/{SIGNATURE_FILE}"))? {
+            seen.sigs.insert(dir, s);
+        }
+    }
+    for (dv, arch, file) in names {
+        if let Some(b) = get(&url_path(&dv, &arch, &file))? {
+            seen.files.insert(
+                format!("{dv}/{arch}/{file}"),
+                (crate::base::sha256(&b), b.len() as u64),
+            );
+        }
+    }
+    Ok(seen)
+}
+
+/// `(sha256, file)` per well-formed line, and the numbers of the lines that are not.
+fn parse_sums(text: &[u8]) -> (Vec<(String, String)>, Vec<usize>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in String::from_utf8_lossy(text).lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        // `sha256sum` writes `<hex>  <name>` (text mode) or `<hex> *<name>` (binary mode).
+        let parsed = line.split_once(' ').and_then(|(h, rest)| {
+            let name = rest.strip_prefix(' ').or_else(|| rest.strip_prefix('*'))?;
+            (h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) && !name.is_empty())
+                .then(|| (h.to_ascii_lowercase(), name.to_owned()))
+        });
+        match parsed {
+            Some(p) => ok.push(p),
+            None => bad.push(i + 1),
+        }
+    }
+    (ok, bad)
+}
+
+/// The probes of an index.json (`None`: not readable as one).
+fn index_entries(bytes: Option<&[u8]>) -> Option<Vec<ProbeMeta>> {
+    let v: serde_json::Value = serde_json::from_slice(bytes?).ok()?;
+    v["probes"]
+        .as_array()?
+        .iter()
+        .map(|p| serde_json::from_value::<ProbeMeta>(p.clone()).ok())
+        .collect()
+}
+
+/// Where a repository is: a directory or an HTTP(S) base URL.
+pub fn is_url(repo: &str) -> bool {
+    repo.starts_with("http://") || repo.starts_with("https://")
+}
+
+/// Checks a repository; `keyring` asks for a valid `SHA256SUMS.asc` beside every SHA256SUMS.
+pub fn check(repo: &str, client: Option<&Client>, keyring: Option<&Keyring>) -> Result<Report> {
+    let (seen, note) = if is_url(repo) {
+        let client = client.ok_or_else(|| Error::Fetch("no HTTP client".into()))?;
+        (
+            read_remote(client, repo.trim_end_matches('/'))?,
+            Some("a URL cannot be listed: files that neither index names are not seen".into()),
+        )
+    } else {
+        (read_local(Path::new(repo))?, None)
+    };
+    let mut problems = Vec::new();
+    let mut p = |path: &str, kind: Kind, detail: String| {
+        problems.push(Problem {
+            path: path.to_owned(),
+            kind,
+            detail,
+        })
+    };
+
+    // SHA256SUMS, per directory: `dv/arch/file` -> digests listed (more than one: duplicate).
+    let mut sums: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (dir, text) in &seen.sums {
+        let (lines, bad) = parse_sums(text);
+        for n in bad {
+            p(
+                &format!("{dir}/SHA256SUMS"),
+                Kind::Malformed,
+                format!("line {n} is not `<sha256>  <file>`"),
+            );
+        }
+        for (h, f) in lines {
+            sums.entry(format!("{dir}/{f}")).or_default().push(h);
+        }
+    }
+    let mut index: BTreeMap<String, Vec<ProbeMeta>> = BTreeMap::new();
+    match (&seen.index, index_entries(seen.index.as_deref())) {
+        (_, Some(entries)) => {
+            for e in entries {
+                index
+                    .entry(format!("{}/{}/{}", e.driver_version, e.arch, e.file))
+                    .or_default()
+                    .push(e);
+            }
+        }
+        (Some(_), None) => p(
+            "index.json",
+            Kind::Malformed,
+            "not a probeforge index (no `probes` of recorded probes)".into(),
+        ),
+        (None, None) if !seen.files.is_empty() => {
+            p("index.json", Kind::Missing, "index.json is absent".into())
+        }
+        (None, None) => {}
+    }
+
+    let names: BTreeSet<&String> = seen
+        .files
+        .keys()
+        .chain(sums.keys())
+        .chain(index.keys())
+        .collect();
+    for name in names {
+        let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
+        let in_sums = sums.get(name.as_str());
+        let in_index = index.get(name.as_str());
+        for (what, n) in [
+            ("SHA256SUMS", in_sums.map_or(0, Vec::len)),
+            ("index.json", in_index.map_or(0, Vec::len)),
+        ] {
+            if n > 1 {
+                p(name, Kind::Duplicate, format!("listed {n} times in {what}"));
+            }
+        }
+        let sum = in_sums.and_then(|v| v.first());
+        let idx = in_index.and_then(|v| v.first());
+        let Some((sha, size)) = seen.files.get(name.as_str()) else {
+            let by: Vec<&str> = [("SHA256SUMS", sum.is_some()), ("index.json", idx.is_some())]
+                .iter()
+                .filter(|(_, b)| *b)
+                .map(|(w, _)| *w)
+                .collect();
+            p(
+                name,
+                Kind::Missing,
+                format!("listed in {}, but absent", by.join(" and ")),
+            );
+            continue;
+        };
+        match (sum, idx) {
+            (None, None) => p(
+                name,
+                Kind::Unlisted,
+                format!("sha256 {sha}: listed in neither SHA256SUMS nor index.json"),
+            ),
+            (None, Some(_)) => p(
+                name,
+                Kind::NotInSums,
+                if seen.sums.contains_key(dir) {
+                    "not in its directory's SHA256SUMS".into()
+                } else {
+                    "its directory has no SHA256SUMS".into()
+                },
+            ),
+            (Some(_), None) => p(name, Kind::NotInIndex, "not in index.json".into()),
+            (Some(_), Some(_)) => {}
+        }
+        let sum_ok = sum.is_none_or(|h| h == sha);
+        let idx_ok = idx.is_none_or(|e| e.sha256 == *sha);
+        match (sum, idx, sum_ok, idx_ok) {
+            (_, _, true, true) => {}
+            (Some(h), Some(e), true, false) => p(
+                name,
+                Kind::StaleIndex,
+                format!(
+                    "index.json says sha256 {}; the file and SHA256SUMS say {h}",
+                    e.sha256
+                ),
+            ),
+            (Some(h), Some(e), false, true) => p(
+                name,
+                Kind::StaleSums,
+                format!(
+                    "SHA256SUMS says sha256 {h}; the file and index.json say {}",
+                    e.sha256
+                ),
+            ),
+            _ => {
+                let mut said = Vec::new();
+                if let Some(h) = sum.filter(|_| !sum_ok) {
+                    said.push(format!("SHA256SUMS says {h}"));
+                }
+                if let Some(e) = idx.filter(|_| !idx_ok) {
+                    said.push(format!("index.json says {}", e.sha256));
+                }
+                p(
+                    name,
+                    Kind::Digest,
+                    format!("sha256 is {sha}; {}", said.join(", ")),
+                );
+            }
+        }
+        if let Some(e) = idx.filter(|e| e.size != *size) {
+            p(
+                name,
+                Kind::Size,
+                format!("{size} bytes; index.json says {}", e.size),
+            );
+        }
+    }
+
+    let mut signatures = BTreeMap::new();
+    for (dir, text) in &seen.sums {
+        let status = match (seen.sigs.get(dir), keyring) {
+            (None, None) => "absent",
+            (Some(_), None) => "unchecked",
+            (None, Some(k)) => {
+                p(
+                    &format!("{dir}/SHA256SUMS"),
+                    Kind::Signature,
+                    format!(
+                        "not signed: no {SIGNATURE_FILE} (trusted: {})",
+                        k.describe()
+                    ),
+                );
+                "absent"
+            }
+            (Some(sig), Some(k)) => {
+                match crate::trust::verify_detached(
+                    text,
+                    sig,
+                    k,
+                    repo,
+                    &format!("{dir}/SHA256SUMS"),
+                ) {
+                    Ok(()) => "valid",
+                    Err(e) => {
+                        p(
+                            &format!("{dir}/{SIGNATURE_FILE}"),
+                            Kind::Signature,
+                            e.to_string(),
+                        );
+                        "bad"
+                    }
+                }
+            }
+        };
+        signatures.insert(dir.clone(), status.to_owned());
+    }
+    problems.sort();
+    problems.dedup();
+    Ok(Report {
+        repo: repo.to_owned(),
+        probes: seen.files.len(),
+        problems,
+        signatures,
+        note,
+    })
+}
+
+/// What `--repair` did about one probe.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Repair {
+    pub path: String,
+    /// `restored` (rebuilt to its recorded bytes), `reindexed` (the file matched its record;
+    /// the indexes were rebuilt), `moved-aside` (no way to restore it; kept in `aside`),
+    /// `not-rebuilt` (missing and could not be rebuilt).
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aside: Option<PathBuf>,
+    pub detail: String,
+}
+
+/// What a rebuild needs besides the records: the toolchain to build with, and where to find
+/// inputs the cache does not hold.
+pub struct RepairEnv<'a> {
+    pub lister: &'a crate::repo::Lister<'a>,
+    pub toolchain: &'a crate::toolchain::Toolchain,
+    /// A driver source to use when its digest is the recorded one.
+    pub driver_source: Option<PathBuf>,
+    pub jobs: usize,
+    pub scratch: Option<PathBuf>,
+}
+
+/// Repairs a local repository after [`check`] found `report`'s problems: see the module
+/// documentation. Returns what was done per probe; check again for the result.
+pub fn repair(root: &Path, report: &Report, env: &RepairEnv) -> Result<Vec<Repair>> {
+    let repo = LocalRepo::new(root);
+    let index =
+        index_entries(fs::read(root.join("index.json")).ok().as_deref()).unwrap_or_default();
+    let mut out = Vec::new();
+    let mut rebuild: Vec<(String, ProbeMeta)> = Vec::new();
+    let probes: BTreeSet<&str> = report
+        .problems
+        .iter()
+        .filter(|p| p.path.ends_with(".o"))
+        .map(|p| p.path.as_str())
+        .collect();
+    for name in probes {
+        let mut it = name.splitn(3, '/');
+        let (Some(dv), Some(arch), Some(file)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        let record = repo.record(dv, arch, file).or_else(|| {
+            index
+                .iter()
+                .find(|e| e.driver_version == dv && e.arch == arch && e.file == file)
+                .cloned()
+        });
+        let path = repo.probe_path(dv, arch, file);
+        let bytes = fs::read(&path).ok();
+        match (record, bytes) {
+            (Some(r), Some(b)) if crate::base::sha256(&b) == r.sha256 => {
+                // The file is what was published: only the indexes (or its metadata) are off.
+                repo.publish(&r, &b)?;
+                out.push(Repair {
+                    path: name.to_owned(),
+                    action: "reindexed".into(),
+                    aside: None,
+                    detail: "the file matches its record; indexes rebuilt from the records".into(),
+                });
+            }
+            (Some(r), _) => rebuild.push((name.to_owned(), r)),
+            (None, Some(_)) => {
+                let aside = repo.move_aside(&path)?;
+                out.push(Repair {
+                    path: name.to_owned(),
+                    action: "moved-aside".into(),
+                    aside: Some(aside),
+                    detail: "no record says what this file is: not published".into(),
+                });
+            }
+            (None, None) => {}
+        }
+    }
+    out.extend(rebuild_all(&repo, rebuild, env)?);
+    repo.reindex()?;
+    Ok(out)
+}
+
+/// Rebuilds recorded probes in a staging repository (through the farm, as `build-all` does),
+/// then publishes each one whose bytes are the recorded ones.
+fn rebuild_all(
+    repo: &LocalRepo,
+    todo: Vec<(String, ProbeMeta)>,
+    env: &RepairEnv,
+) -> Result<Vec<Repair>> {
+    let mut out = Vec::new();
+    let failed = |name: &str, why: String, out: &mut Vec<Repair>| -> Result<()> {
+        let path = repo.root.join(name);
+        let aside = if path.is_file() {
+            Some(repo.move_aside(&path)?)
+        } else {
+            None
+        };
+        out.push(Repair {
+            path: name.to_owned(),
+            action: if aside.is_some() {
+                "moved-aside"
+            } else {
+                "not-rebuilt"
+            }
+            .into(),
+            aside,
+            detail: format!("cannot rebuild it: {why}"),
+        });
+        Ok(())
+    };
+    // One farm per driver source (and version), as one build-all run.
+    let mut groups: BTreeMap<(String, String), Vec<(String, ProbeMeta)>> = BTreeMap::new();
+    for (name, r) in todo {
+        if r.toolchain != env.toolchain.identity() {
+            let why = format!(
+                "it was built with `{}`, this toolchain is `{}`",
+                r.toolchain,
+                env.toolchain.identity()
+            );
+            failed(&name, why, &mut out)?;
+            continue;
+        }
+        groups
+            .entry((r.driver_version.clone(), r.driver_source_sha256.clone()))
+            .or_default()
+            .push((name, r));
+    }
+    let scratch = env
+        .scratch
+        .clone()
+        .unwrap_or_else(crate::pipeline::default_scratch);
+    for ((dv, driver_sha), list) in groups {
+        let source = match find_driver(env, &driver_sha) {
+            Ok(s) => s,
+            Err(why) => {
+                for (name, _) in &list {
+                    failed(name, why.clone(), &mut out)?;
+                }
+                continue;
+            }
+        };
+        let batch = tempfile::Builder::new()
+            .prefix("probeforge-repair-")
+            .tempdir_in(&scratch)
+            .map_err(io(&scratch))?;
+        let (driver_dir, digest) = match crate::farm::prepare_driver_source(&source, batch.path()) {
+            Ok(x) => x,
+            Err(e) => {
+                for (name, _) in &list {
+                    failed(name, format!("driver source: {e}"), &mut out)?;
+                }
+                continue;
+            }
+        };
+        let mut kernels = Vec::new();
+        let mut wanted = Vec::new();
+        for (name, r) in list {
+            match kernel_of(env, &r) {
+                Ok(k) => {
+                    kernels.push(k);
+                    wanted.push((name, r));
+                }
+                Err(why) => failed(&name, why, &mut out)?,
+            }
+        }
+        let staging = LocalRepo::new(&batch.path().join("staging"));
+        let staging_repo = crate::publish::Repo::Local(staging.clone());
+        let farm = crate::farm::Farm {
+            lister: env.lister,
+            repo: &staging_repo,
+            publish_to: &staging,
+            driver_dir,
+            driver_version: dv.clone(),
+            driver_digest: digest,
+            toolchain: env.toolchain,
+            patches: &crate::patch::Catalog::embedded(),
+            jobs: env.jobs,
+            scratch: env.scratch.clone(),
+            cache_dir: env.lister.client.config().cache_dir.clone(),
+            verify: None,
+        };
+        let results = farm.run(kernels, &crate::farm::NoReport);
+        for (name, r) in wanted {
+            let res = results
+                .iter()
+                .find(|x| x.file == r.file && x.arch.uname_m() == r.arch);
+            let staged = staging.probe_path(&r.driver_version, &r.arch, &r.file);
+            let bytes = match (res.and_then(|x| x.error.clone()), fs::read(&staged)) {
+                (None, Ok(b)) => b,
+                (Some(e), _) => {
+                    failed(&name, e, &mut out)?;
+                    continue;
+                }
+                (None, Err(e)) => {
+                    failed(&name, format!("no probe came out: {e}"), &mut out)?;
+                    continue;
+                }
+            };
+            let sha = crate::base::sha256(&bytes);
+            if sha != r.sha256 {
+                let why = format!(
+                    "the rebuild made sha256 {sha}, not the recorded {} (not published)",
+                    r.sha256
+                );
+                failed(&name, why, &mut out)?;
+                continue;
+            }
+            let path = repo.root.join(&name);
+            let damaged = fs::read(&path).ok().map(|b| crate::base::sha256(&b));
+            repo.publish(&r, &bytes)?;
+            out.push(Repair {
+                path: name,
+                action: "restored".into(),
+                aside: damaged.map(|d| crate::publish::aside_path(&repo.root, &staged_rel(&r), &d)),
+                detail: format!("rebuilt from its recorded inputs: sha256 {sha}, as recorded"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn staged_rel(r: &ProbeMeta) -> PathBuf {
+    Path::new(&r.driver_version).join(&r.arch).join(&r.file)
+}
+
+/// The driver source with the recorded digest: the one given, the cache's, or a known copy.
+fn find_driver(env: &RepairEnv, sha: &str) -> Result<PathBuf, String> {
+    if let Some(p) = &env.driver_source {
+        match crate::base::digest_input(p) {
+            Ok(d) if d == sha => return Ok(p.clone()),
+            Ok(d) => tracing::info!("--driver-source has sha256 {d}, the record says {sha}"),
+            Err(e) => return Err(format!("`{}`: {e}", p.display())),
+        }
+    }
+    let client = env.lister.client;
+    if let Some(p) = client.cached(sha) {
+        return Ok(p);
+    }
+    let cat = crate::driver::SourceCatalog::embedded();
+    if let Some(version) = cat.version_of_digest(sha) {
+        let p = crate::driver::fetch_source(
+            client,
+            &cat,
+            env.lister.mirrors,
+            env.lister.catalog,
+            &version,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        if crate::base::digest_input(&p).is_ok_and(|d| d == sha) {
+            return Ok(p);
+        }
+    }
+    Err(format!(
+        "the driver source with sha256 {sha} is neither in the cache nor a known copy (pass --driver-source)"
+    ))
+}
+
+/// The kernel of a record, its packages found by digest: in the cache, else in the listing of
+/// a catalog target with its target id.
+fn kernel_of(env: &RepairEnv, r: &ProbeMeta) -> Result<crate::repo::KernelRecord, String> {
+    use crate::repo::{KernelRecord, PackageRef};
+    let arch = crate::kernel::Arch::parse(&r.arch).ok_or_else(|| format!("arch `{}`", r.arch))?;
+    let client = env.lister.client;
+    let cached: Option<Vec<PackageRef>> = r
+        .inputs
+        .iter()
+        .map(|(name, sha)| {
+            let p = client.cached(sha)?;
+            Some(PackageRef {
+                name: name.clone(),
+                version: String::new(),
+                // Never fetched: the intact cache entry is served by its digest.
+                url: format!("cache:sha256/{sha}"),
+                size: fs::metadata(&p).ok()?.len(),
+                sha256: sha.clone(),
+            })
+        })
+        .collect();
+    let base = KernelRecord {
+        target: String::new(),
+        target_id: r.target_id.clone(),
+        release: r.kernel_release.clone(),
+        kernel_version: r.kernel_version.clone(),
+        arch,
+        origin: "recorded".into(),
+        packages: Vec::new(),
+        unsigned_metadata: r.unsigned_metadata,
+    };
+    if let Some(packages) = cached.filter(|p| !p.is_empty()) {
+        return Ok(KernelRecord { packages, ..base });
+    }
+    let mut tried = Vec::new();
+    for t in &env.lister.catalog.targets {
+        let id_fits =
+            r.target_id == t.target_id || r.target_id.starts_with(&format!("{}-", t.target_id));
+        if !id_fits
+            || !t
+                .arches
+                .iter()
+                .any(|a| crate::kernel::Arch::parse(a) == Some(arch))
+        {
+            continue;
+        }
+        let listed = match env.lister.list(&t.name, &[arch]) {
+            Ok(l) => l,
+            Err(e) => {
+                tried.push(format!("{}: {e}", t.name));
+                continue;
+            }
+        };
+        for k in listed.iter().filter(|k| k.release == r.kernel_release) {
+            let packages: Option<Vec<PackageRef>> = r
+                .inputs
+                .iter()
+                .map(|(name, sha)| {
+                    k.packages
+                        .iter()
+                        .find(|p| p.name == *name && p.sha256 == *sha)
+                        .cloned()
+                })
+                .collect();
+            if let Some(packages) = packages {
+                return Ok(KernelRecord {
+                    target: k.target.clone(),
+                    packages,
+                    ..base
+                });
+            }
+        }
+        tried.push(format!("{}: not these packages", t.name));
+    }
+    Err(format!(
+        "its header packages ({}) are neither in the cache nor listed by a target with target id `{}`{}",
+        r.inputs
+            .iter()
+            .map(|(n, s)| format!("{n} sha256 {}", &s[..s.len().min(12)]))
+            .collect::<Vec<_>>()
+            .join(", "),
+        r.target_id,
+        if tried.is_empty() {
+            String::new()
+        } else {
+            format!(" (tried {})", tried.join("; "))
+        }
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_lines_in_both_sha256sum_modes_and_malformed_ones() {
+        let h = "a".repeat(64);
+        let text = format!(
+            "{h}  one.o\n{h} *two.o\n\nnot a line\n{}  short.o\n",
+            "b".repeat(63)
+        );
+        let (ok, bad) = parse_sums(text.as_bytes());
+        assert_eq!(
+            ok,
+            [(h.clone(), "one.o".to_owned()), (h, "two.o".to_owned())]
+        );
+        assert_eq!(bad, [4, 5]);
+    }
+}
