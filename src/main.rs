@@ -306,6 +306,19 @@ struct VerifyArgs {
     /// Only prove the programs load; capture no events.
     #[arg(long)]
     no_events: bool,
+    /// Prove the probes with Falco's real userspace instead of probeforge's loader: Debian's
+    /// sysdig, built on libscap, runs `sysdig --bpf=<probe>` in the VM over a small workload,
+    /// and the verdict needs the workload's execve (exe and arguments) and openat (path)
+    /// among the events sysdig prints. `sysdig` takes the Debian suite whose libscap reads the
+    /// probe's driver (its API and schema versions): bookworm's sysdig 0.29.3 for the 2022
+    /// falcosecurity-scap-dkms driver (its libscap maps perf rings in a way 6.1 and the later
+    /// bullseye-security 5.10 kernels refuse: use bullseye's point-release 5.10), forky's 0.41.4 for libs 0.23.2 = 9.1.0+driver; `sysdig=<suite>` picks
+    /// one. sysdig and its shared libraries come from that suite's packages (the digests its
+    /// signed index lists; through the cache), and run chrooted in the VM. --json adds
+    /// `userspace` (suite, packages, digests) and, per probe, `sysdig` (the events, or the
+    /// failure: probe_for_another_kernel, userspace_kernel_mismatch, events_missing, ...).
+    #[arg(long, value_name = "sysdig[=SUITE]", conflicts_with = "no_events")]
+    userspace: Option<probeforge::verify::userspace::Request>,
     #[command(flatten)]
     toolchain: ToolchainArgs,
     #[arg(long)]
@@ -1601,7 +1614,23 @@ fn verify_cmd(mut a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
             kernel_image.display()
         ))
     })?;
-    if !a.no_events {
+    let userspace = match &a.userspace {
+        Some(req) => {
+            let net = net_args.open()?;
+            let u = probeforge::verify::userspace::prepare(&net.lister(), req, &probes, arch)?;
+            eprintln!(
+                "userspace: sysdig {} from {} ({} packages; {} files, {:.1} MB in the VM)",
+                u.sysdig_version,
+                u.suite.name,
+                u.packages.len(),
+                u.files,
+                u.bytes as f64 / 1e6
+            );
+            Some(u)
+        }
+        None => None,
+    };
+    if !a.no_events && userspace.is_none() {
         if let Err(e) = attach_tables(&a, net_args, arch, &mut probes) {
             if !a.driver_source.is_empty() {
                 return Err(e);
@@ -1624,14 +1653,14 @@ fn verify_cmd(mut a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
         s.enable_steady_tick(std::time::Duration::from_millis(120));
         s
     });
-    let v = probeforge::verify::boot(
-        &image,
-        &probes,
-        &cmdline,
-        std::time::Duration::from_secs(a.timeout),
-        &pipeline::default_scratch(),
-        &a.accel,
-    )?;
+    let timeout = std::time::Duration::from_secs(a.timeout);
+    let scratch = pipeline::default_scratch();
+    let v = match &userspace {
+        Some(u) => probeforge::verify::boot_userspace(
+            &image, &probes, u, &cmdline, timeout, &scratch, &a.accel,
+        )?,
+        None => probeforge::verify::boot(&image, &probes, &cmdline, timeout, &scratch, &a.accel)?,
+    };
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
@@ -1651,6 +1680,9 @@ fn verify_cmd(mut a: VerifyArgs, net_args: &NetArgs) -> Result<ExitCode> {
             println!("{line}");
             for e in r["events"]["proof"].as_array().into_iter().flatten() {
                 println!("     {}", event_line(e));
+            }
+            for l in probeforge::verify::userspace::event_lines(r) {
+                println!("     {l}");
             }
         }
         if v.reports.len() != probes.len() {

@@ -13,6 +13,12 @@
 //! CPU, enables the syscalls, runs a tiny workload (open a marker file, fork, exec itself with
 //! a marker argument), disables them, and reports the workload's raw events for the host to
 //! decode.
+//!
+//! Where the host put a userspace (`/userspace.json`, `verify --userspace`), the loader instead
+//! runs that userspace (Debian's sysdig, chrooted into its own root with proc, sysfs, debugfs
+//! and devtmpfs mounted there) on each probe, repeats the same workload until sysdig has
+//! printed its events or the deadline passes, stops sysdig with SIGINT, and reports what
+//! sysdig printed and said; the host judges it.
 
 use std::ffi::CString;
 use std::fs;
@@ -23,7 +29,7 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 // file with the library.
 #[path = "../verify/workload.rs"]
 mod workload;
-use workload::{EXEC_ARG, INIT_PATH, MARKER_PATH};
+use workload::{EXEC_ARG, INIT_PATH, MARKER_PATH, USERSPACE_MANIFEST};
 
 const BPF_MAP_CREATE: i64 = 0;
 const BPF_MAP_UPDATE_ELEM: i64 = 2;
@@ -617,25 +623,7 @@ fn capture(held: &Held, tables: &std::path::Path, ncpus: u32) -> Result<serde_js
     set_interesting(true)?;
     map_update(settings_map.fd, 0, &settings(true))
         .map_err(|e| format!("settings_map: {}", errno_name(e)))?;
-    // The workload.
-    // SAFETY: plain syscalls on valid C strings; the child only execs or exits.
-    let child = unsafe {
-        let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-        if fd >= 0 {
-            libc::close(fd);
-        }
-        let pid = libc::fork();
-        if pid == 0 {
-            let argv = [init.as_ptr(), arg.as_ptr(), std::ptr::null()];
-            libc::execv(init.as_ptr(), argv.as_ptr());
-            libc::_exit(127);
-        }
-        let mut status = 0;
-        if pid > 0 {
-            libc::waitpid(pid, &mut status, 0);
-        }
-        pid
-    };
+    let child = workload(&path, &init, &arg);
     map_update(settings_map.fd, 0, &settings(false))
         .map_err(|e| format!("settings_map: {}", errno_name(e)))?;
     set_interesting(false)?;
@@ -667,6 +655,203 @@ fn capture(held: &Held, tables: &std::path::Path, ncpus: u32) -> Result<serde_js
         "lost": lost,
         "events": events.iter().map(Vec::as_slice).map(hex_encode).collect::<Vec<_>>(),
     }))
+}
+
+/// The workload: open the marker, fork, and exec the loader with the marker argument in the
+/// child (which exits at once); returns the child's pid.
+fn workload(path: &CString, init: &CString, arg: &CString) -> libc::pid_t {
+    // SAFETY: plain syscalls on valid C strings; the child only execs or exits.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+        if fd >= 0 {
+            libc::close(fd);
+        }
+        let pid = libc::fork();
+        if pid == 0 {
+            let argv = [init.as_ptr(), arg.as_ptr(), std::ptr::null()];
+            libc::execv(init.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+        let mut status = 0;
+        if pid > 0 {
+            libc::waitpid(pid, &mut status, 0);
+        }
+        pid
+    }
+}
+
+/// A wait status in words: `0`, `1`, `signal 11 (SIGSEGV)`.
+fn status_text(st: libc::c_int) -> String {
+    if libc::WIFEXITED(st) {
+        return libc::WEXITSTATUS(st).to_string();
+    }
+    let sig = libc::WTERMSIG(st);
+    let name = match sig {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGINT => "SIGINT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGTERM => "SIGTERM",
+        _ => "?",
+    };
+    format!("signal {sig} ({name})")
+}
+
+/// The end of a file, at most `max` bytes, as text.
+fn file_tail(path: &str, max: usize) -> String {
+    let b = fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(&b[b.len().saturating_sub(max)..]).into_owned()
+}
+
+/// sysdig's output kept for the host: all of it up to 1 MiB, else only the lines naming the
+/// workload.
+fn userspace_stdout(path: &str) -> (String, bool) {
+    let text = String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
+    if text.len() <= 1 << 20 {
+        return (text, false);
+    }
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(MARKER_PATH) || l.contains(EXEC_ARG))
+        .take(2000)
+        .collect();
+    (kept.join("\n"), true)
+}
+
+/// Runs the userspace of the manifest on one probe over the workload; the raw outcome.
+fn run_userspace(name: &str, probe: &std::path::Path, m: &serde_json::Value) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    let who = m["name"].as_str().unwrap_or("userspace").to_owned();
+    let root = m["root"].as_str().unwrap_or("/userspace").to_owned();
+    let fail =
+        |e: String| serde_json::json!({"probe": name, "userspace": {"name": who, "error": e}});
+    // What a host's sysdig finds mounted; mounting twice (a second probe) only fails.
+    mount("proc", &format!("{root}/proc"), "proc");
+    mount("sysfs", &format!("{root}/sys"), "sysfs");
+    mount("debugfs", &format!("{root}/sys/kernel/debug"), "debugfs");
+    mount("tracefs", &format!("{root}/sys/kernel/tracing"), "tracefs");
+    mount("devtmpfs", &format!("{root}/dev"), "devtmpfs");
+    let inside = format!("/probes/{name}");
+    if let Err(e) = fs::copy(probe, format!("{root}{inside}")) {
+        return fail(format!("copying the probe into {root}: {e}"));
+    }
+    if let Err(e) = fs::write(MARKER_PATH, b"probeforge\n") {
+        return fail(format!("{MARKER_PATH}: {e}"));
+    }
+    let strings = |k: &str| -> Vec<CString> {
+        m[k].as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str())
+            .filter_map(|a| CString::new(a.replace("{probe}", &inside)).ok())
+            .collect()
+    };
+    let (argv, env) = (strings("argv"), strings("env"));
+    if argv.is_empty() {
+        return fail("the manifest names no program".into());
+    }
+    let (out_path, err_path) = (
+        format!("{root}/tmp/userspace.out"),
+        format!("{root}/tmp/userspace.err"),
+    );
+    let (out, err) = match (fs::File::create(&out_path), fs::File::create(&err_path)) {
+        (Ok(o), Ok(e)) => (o, e),
+        (Err(e), _) | (_, Err(e)) => return fail(format!("{root}/tmp: {e}")),
+    };
+    use std::os::fd::AsRawFd;
+    let croot = CString::new(root.clone()).unwrap();
+    let mut argp: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argp.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: the child only makes async-signal-safe calls on memory prepared before the fork.
+    let pid = unsafe {
+        let pid = libc::fork();
+        if pid == 0 {
+            if libc::chroot(croot.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                libc::_exit(126);
+            }
+            libc::dup2(out.as_raw_fd(), 1);
+            libc::dup2(err.as_raw_fd(), 2);
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+            if null >= 0 {
+                libc::dup2(null, 0);
+            }
+            libc::execve(argp[0], argp.as_ptr(), envp.as_ptr());
+            let msg = b"probeforge-init: execve of the userspace failed\n";
+            libc::write(2, msg.as_ptr() as *const libc::c_void, msg.len());
+            libc::_exit(127);
+        }
+        pid
+    };
+    if pid < 0 {
+        return fail(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    let deadline = std::time::Duration::from_secs(m["deadline_secs"].as_u64().unwrap_or(120));
+    let (path, init, arg) = (
+        CString::new(MARKER_PATH).unwrap(),
+        CString::new(INIT_PATH).unwrap(),
+        CString::new(EXEC_ARG).unwrap(),
+    );
+    let mut status = None;
+    let mut rounds = 0u64;
+    let mut seen_at = None;
+    let wait = |block: bool| -> Option<libc::c_int> {
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut st, if block { 0 } else { libc::WNOHANG }) };
+        (r == pid).then_some(st)
+    };
+    // Capture starts some seconds after sysdig does (the probe loads first): run the
+    // workload until sysdig has printed both of its events.
+    while start.elapsed() < deadline {
+        if let Some(st) = wait(false) {
+            status = Some(st);
+            break;
+        }
+        workload(&path, &init, &arg);
+        rounds += 1;
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let text = fs::read_to_string(&out_path).unwrap_or_default();
+        if text.contains(MARKER_PATH) && text.contains(EXEC_ARG) {
+            seen_at = Some(start.elapsed().as_secs_f64());
+            // Both exit events are out by now; a moment for the last lines.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            break;
+        }
+    }
+    let exited_early = status.is_some();
+    if status.is_none() {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let stop = std::time::Instant::now();
+        while status.is_none() && stop.elapsed() < std::time::Duration::from_secs(15) {
+            status = wait(false);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        if status.is_none() {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            status = wait(true);
+        }
+    }
+    let (stdout, truncated) = userspace_stdout(&out_path);
+    serde_json::json!({
+        "probe": name,
+        "userspace": {
+            "name": who,
+            "status": status.map(status_text),
+            "exited_early": exited_early,
+            "rounds": rounds,
+            "seconds": start.elapsed().as_secs_f64(),
+            "seconds_to_capture": seen_at,
+            "stdout": stdout,
+            "stdout_truncated": truncated,
+            "stderr": file_tail(&err_path, 16 << 10),
+        },
+    })
 }
 
 fn hex_encode(b: &[u8]) -> String {
@@ -858,10 +1043,34 @@ fn main() {
         })
         .unwrap_or_default();
     probes.sort();
+    let userspace: Option<serde_json::Value> = fs::read(USERSPACE_MANIFEST)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     for p in probes {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         let tables = p.with_file_name(format!("{name}.tables"));
         let tables = tables.is_dir().then_some(tables);
+        if let Some(m) = &userspace {
+            out.person(&format!(
+                "probeforge: {name}: running {}",
+                m["name"].as_str().unwrap_or("the userspace")
+            ));
+            let report = run_userspace(&name, &p, m);
+            let u = &report["userspace"];
+            out.person(&format!(
+                "probeforge: {name}: {} exited {}, {} workload round(s), capture seen {}",
+                m["name"].as_str().unwrap_or("the userspace"),
+                u["status"],
+                u["rounds"],
+                if u["seconds_to_capture"].is_null() {
+                    "never".to_owned()
+                } else {
+                    format!("after {}s", u["seconds_to_capture"])
+                }
+            ));
+            out.line(&format!("PROBEFORGE-REPORT {report}"));
+            continue;
+        }
         let report = match fs::read(&p) {
             Ok(b) => verify(&name, &b, &release, ncpus, tables.as_deref()),
             Err(e) => serde_json::json!({"probe": name, "error": e.to_string()}),

@@ -8,6 +8,7 @@
 
 pub mod events;
 pub mod image;
+pub mod userspace;
 pub mod workload;
 
 use std::io::{Read, Write};
@@ -130,6 +131,9 @@ impl Cpio {
     }
     pub fn file(&mut self, name: &str, mode: u32, data: &[u8]) {
         self.entry(name, 0o100000 | mode, data, (0, 0));
+    }
+    pub fn symlink(&mut self, name: &str, target: &str) {
+        self.entry(name, 0o120777, target.as_bytes(), (0, 0));
     }
     pub fn char_dev(&mut self, name: &str, major: u32, minor: u32) {
         self.entry(name, 0o020600, &[], (major, minor));
@@ -274,6 +278,17 @@ pub struct VmProbe {
 /// `struct scap_bpf_settings`).
 /// The loader must be built for `arch`, the guest's.
 pub fn initramfs(init: &Path, arch: Arch, probes: &[VmProbe]) -> Result<Vec<u8>, Error> {
+    initramfs_with(init, arch, probes, None)
+}
+
+/// [`initramfs`], and with a userspace: its tree under `/userspace` (the root the loader
+/// chroots sysdig into) and the loader's instructions in `/userspace.json`.
+pub fn initramfs_with(
+    init: &Path,
+    arch: Arch,
+    probes: &[VmProbe],
+    userspace: Option<(&userspace::Userspace, Duration)>,
+) -> Result<Vec<u8>, Error> {
     let init_bytes = std::fs::read(init).map_err(io(init))?;
     let init_arch = elf_arch(&init_bytes);
     if init_arch != Some(arch) {
@@ -329,6 +344,30 @@ pub fn initramfs(init: &Path, arch: Arch, probes: &[VmProbe]) -> Result<Vec<u8>,
             );
         }
     }
+    if let Some((u, deadline)) = userspace {
+        let root = userspace::ROOT;
+        for d in ["", "/proc", "/sys", "/dev", "/tmp", "/probes"] {
+            let d = format!("{root}{d}");
+            seen.insert(d.clone());
+            c.dir(&d);
+        }
+        for (path, target) in &u.tree.links {
+            let name = format!("{root}/{path}");
+            c.parents(&name, &mut seen);
+            seen.insert(name.clone());
+            c.symlink(&name, target);
+        }
+        for (path, (mode, data)) in &u.tree.files {
+            let name = format!("{root}/{path}");
+            c.parents(&name, &mut seen);
+            c.file(&name, *mode, data);
+        }
+        c.file(
+            workload::USERSPACE_MANIFEST.trim_start_matches('/'),
+            0o644,
+            u.manifest(deadline).to_string().as_bytes(),
+        );
+    }
     Ok(c.finish())
 }
 
@@ -355,6 +394,10 @@ pub struct Verdict {
     pub reports: Vec<serde_json::Value>,
     pub seconds: f64,
     pub console_tail: String,
+    /// The userspace that judged the probes (`verify --userspace`): suite, sysdig's version,
+    /// every package with its digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userspace: Option<userspace::Userspace>,
 }
 
 /// A probe's report judged: `ok` when it matched the kernel, every map was created, every
@@ -364,6 +407,48 @@ pub fn judge(report: &serde_json::Value) -> (bool, String) {
     let name = report["probe"].as_str().unwrap_or("?");
     if let Some(e) = report["error"].as_str() {
         return (false, format!("FAIL {name}: {e}"));
+    }
+    let sysdig = &report["sysdig"];
+    if sysdig.is_object() {
+        let who = sysdig["userspace"].as_str().unwrap_or("sysdig");
+        if sysdig["ok"] == true {
+            let ev = |k: &str, args: &[&str]| {
+                let e = &sysdig[k];
+                let shown: Vec<String> = args
+                    .iter()
+                    .filter_map(|a| {
+                        e["args"]
+                            .as_array()?
+                            .iter()
+                            .find(|p| p[0] == *a)
+                            .map(|p| format!("{a}={}", p[1].as_str().unwrap_or("")))
+                    })
+                    .collect();
+                format!("{k} {}", shown.join(" "))
+            };
+            return (
+                true,
+                format!(
+                    "ok   {name}: {who} captured the workload: {}, {} ({} events printed)",
+                    ev("execve", &["exe", "args"]),
+                    ev("openat", &["name"]),
+                    sysdig["events"]
+                ),
+            );
+        }
+        let why = sysdig["message"]
+            .as_str()
+            .unwrap_or("sysdig did not capture");
+        return (
+            false,
+            format!(
+                "FAIL {name}: {why}\n  sysdig's stderr:\n    {}",
+                sysdig["stderr_tail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .replace('\n', "\n    ")
+            ),
+        );
     }
     let mut bad: Vec<String> = report["map_errors"]
         .as_array()
@@ -452,6 +537,41 @@ pub fn boot(
     scratch: &Path,
     accel: &str,
 ) -> Result<Verdict, Error> {
+    boot_impl(vmlinuz, probes, None, cmdline, timeout, scratch, accel)
+}
+
+/// [`boot`] with Falco's real userspace: the loader runs `sysdig --bpf=<probe>` (chrooted
+/// into the userspace's own root) for each probe over its workload, instead of loading the
+/// probe itself; each report carries `sysdig`, a [`userspace::Capture`].
+pub fn boot_userspace(
+    vmlinuz: &[u8],
+    probes: &[VmProbe],
+    userspace: &userspace::Userspace,
+    cmdline: &str,
+    timeout: Duration,
+    scratch: &Path,
+    accel: &str,
+) -> Result<Verdict, Error> {
+    boot_impl(
+        vmlinuz,
+        probes,
+        Some(userspace),
+        cmdline,
+        timeout,
+        scratch,
+        accel,
+    )
+}
+
+fn boot_impl(
+    vmlinuz: &[u8],
+    probes: &[VmProbe],
+    userspace: Option<&userspace::Userspace>,
+    cmdline: &str,
+    timeout: Duration,
+    scratch: &Path,
+    accel: &str,
+) -> Result<Verdict, Error> {
     let mut accel = accel;
     if accel == "auto" {
         let native = image_arch(vmlinuz).is_some_and(|a| Some(a) == Arch::host());
@@ -468,6 +588,7 @@ pub fn boot(
             match boot_with(
                 vmlinuz,
                 probes,
+                userspace,
                 cmdline,
                 timeout,
                 scratch,
@@ -495,7 +616,9 @@ pub fn boot(
     .min(timeout);
     let mut silent = 0;
     loop {
-        match boot_with(vmlinuz, probes, cmdline, timeout, scratch, accel, first) {
+        match boot_with(
+            vmlinuz, probes, userspace, cmdline, timeout, scratch, accel, first,
+        ) {
             Err(Error::NoKernelOutput { accel, secs, qemu }) => {
                 silent += 1;
                 if silent == 2 {
@@ -577,9 +700,11 @@ fn qemu_args(arch: Arch, accel: &str, verdict: &Path) -> (Vec<String>, &'static 
     (a, channel, console)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn boot_with(
     vmlinuz: &[u8],
     probes: &[VmProbe],
+    userspace: Option<&userspace::Userspace>,
     cmdline: &str,
     timeout: Duration,
     scratch: &Path,
@@ -588,7 +713,11 @@ fn boot_with(
 ) -> Result<Verdict, Error> {
     let arch = image_arch(vmlinuz).ok_or_else(|| Error::UnknownImage("kernel image".into()))?;
     let init = init_binary_for(arch)?;
-    let initrd = initramfs(&init, arch, probes)?;
+    // The loader stops the userspace's workload rounds well before the host gives up.
+    let deadline = timeout
+        .saturating_sub(Duration::from_secs(45))
+        .clamp(Duration::from_secs(20), Duration::from_secs(240));
+    let initrd = initramfs_with(&init, arch, probes, userspace.map(|u| (u, deadline)))?;
     let dir = tempfile::Builder::new()
         .prefix("probeforge-vm-")
         .tempdir_in(scratch)
@@ -739,6 +868,15 @@ fn boot_with(
         .filter_map(|j| serde_json::from_str(j.trim()).ok())
         .collect();
     for r in &mut reports {
+        if let (Some(u), Some(raw)) = (userspace, r.get("userspace").cloned()) {
+            let running = booted.as_deref().unwrap_or("?");
+            let c = userspace::check(&raw, running, u.suite.known_limits);
+            r["sysdig"] = serde_json::to_value(c).unwrap_or_default();
+            if let Some(o) = r.as_object_mut() {
+                o.remove("userspace");
+            }
+            continue;
+        }
         let tables = probes
             .iter()
             .find(|p| r["probe"].as_str() == Some(p.name.as_str()))
@@ -763,5 +901,6 @@ fn boot_with(
         reports,
         seconds: start.elapsed().as_secs_f64(),
         console_tail: tail(&text, 15),
+        userspace: userspace.cloned(),
     })
 }

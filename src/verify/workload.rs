@@ -9,3 +9,6 @@ pub const MARKER_PATH: &str = "/tmp/probeforge-marker";
 pub const EXEC_ARG: &str = "probeforge-exec-marker";
 /// Where the loader is in the VM, hence the executable the exec event must name.
 pub const INIT_PATH: &str = "/init";
+/// Where the host puts the userspace's instructions (`verify --userspace`): present, the
+/// loader runs that userspace on each probe instead of loading the probe itself.
+pub const USERSPACE_MANIFEST: &str = "/userspace.json";
