@@ -69,6 +69,7 @@ fn main() {
                     out_dir: t.path().join(i.to_string()),
                     scratch: None,
                     driver_digest: None,
+                    header_digests: Vec::new(),
                 };
                 let w = Instant::now();
                 let r = probeforge::pipeline::build_probe(&req, &tc, &patches);

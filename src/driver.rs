@@ -8,7 +8,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-
 use crate::base::{digest_input, escape_segment};
 use crate::extract::{self, Selection};
 use crate::patch;

@@ -7,9 +7,9 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Mutex;
 use std::time::Instant;
 
+use crate::base::write_atomic;
 use crate::kernel::Arch;
 use crate::patch::Catalog;
-use crate::base::write_atomic;
 use crate::pipeline::{self, probe_file_name, Request};
 use crate::publish::{LocalRepo, ProbeMeta, Published, Repo};
 use crate::repo::{KernelRecord, Lister};
@@ -215,13 +215,13 @@ impl Farm<'_> {
         let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
         let fail = |e: String| self.failed(k, file.clone(), e, start.elapsed().as_secs_f64());
         // Header packages only: kbuild's own package is not read by a probe build.
-        let headers: Vec<PathBuf> = k
+        let (headers, header_digests): (Vec<PathBuf>, Vec<Option<String>>) = k
             .packages
             .iter()
             .zip(files)
             .filter(|(p, _)| !p.name.starts_with("linux-kbuild-"))
-            .map(|(_, f)| f.clone())
-            .collect();
+            .map(|(p, f)| (f.clone(), p.known_sha256()))
+            .unzip();
         rep.phase(&k.release, "prepare");
         let req = Request {
             headers,
@@ -238,6 +238,7 @@ impl Farm<'_> {
                     .unwrap_or_else(pipeline::default_scratch),
             ),
             driver_digest: Some(self.driver_digest.clone()),
+            header_digests,
         };
         // The cache key is made of what the compiler will see (command lines, staged driver
         // tree, headers, toolchain): known only once the build is staged and configured.

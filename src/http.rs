@@ -140,13 +140,10 @@ fn key(url: &str) -> String {
 /// Streams a cache entry through sha256: `Ok` when it has this digest (and size, when known),
 /// else what is wrong with it. Costs one sequential read, usually from the page cache.
 pub fn check_entry(path: &Path, sha256: &str, size: Option<u64>) -> Result<(), String> {
-    let mut f = fs::File::open(path).map_err(|e| format!("unreadable: {e}"))?;
-    let mut h = Sha256::new();
-    let n = io::copy(&mut f, &mut h).map_err(|e| format!("unreadable: {e}"))?;
+    let (found, n) = crate::base::sha256_file_len(path).map_err(|e| format!("unreadable: {e}"))?;
     if let Some(s) = size.filter(|&s| s != n) {
         return Err(format!("{n} bytes, expected {s}"));
     }
-    let found = hex::encode(h.finalize());
     if !found.eq_ignore_ascii_case(sha256) {
         return Err(format!("sha256 is {found}, expected {sha256}"));
     }
@@ -454,8 +451,7 @@ impl Client {
         if let Some(parent) = index.parent() {
             fs::create_dir_all(parent).map_err(Self::cache_err(parent))?;
         }
-        crate::base::write_atomic(&index, digest.as_bytes())
-            .map_err(Self::cache_err(&index))?;
+        crate::base::write_atomic(&index, digest.as_bytes()).map_err(Self::cache_err(&index))?;
         Ok((path, digest))
     }
 

@@ -880,6 +880,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
     let need_net = a.target.is_some() || a.from.is_some() || a.driver_source.is_none();
     let net = if need_net { Some(net.open()?) } else { None };
     let mut unsigned_metadata = false;
+    let mut header_digests = Vec::new();
     let (headers, kernel_release, target_id, kernel_version) = match &net {
         Some(net) if a.target.is_some() || a.from.is_some() => {
             let got = net
@@ -893,6 +894,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
             report_passed_over(&got.passed_over);
             let k = got.record;
             unsigned_metadata = k.unsigned_metadata;
+            header_digests = got.header_digests;
             if a.target.is_some() {
                 eprintln!(
                     "kernel {} ({}) from {}: {} header packages",
@@ -925,7 +927,9 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
             )
             .map_err(session_error)?,
         None => (
-            a.driver_source.clone().expect("no network only with a driver source"),
+            a.driver_source
+                .clone()
+                .expect("no network only with a driver source"),
             a.driver_version.clone(),
         ),
     };
@@ -946,6 +950,7 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
         out_dir: a.output,
         scratch: a.scratch,
         driver_digest: None,
+        header_digests,
     };
     let out = pipeline::build(&req, &tc, &patches)?;
     if a.verify {

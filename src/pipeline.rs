@@ -72,6 +72,9 @@ pub struct Request {
     pub scratch: Option<PathBuf>,
     /// The driver source's digest when already known (batches compute it once).
     pub driver_digest: Option<String>,
+    /// The digests of `headers`, in the same order, where already known (from the signed
+    /// listing, checked when they were fetched): those are not hashed again. Empty: none known.
+    pub header_digests: Vec<Option<String>>,
 }
 
 /// Facts about the kernel a probe was built for.
@@ -207,8 +210,15 @@ pub fn prepare(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Prepa
     let tmp = b.tempdir_in(&scratch_dir).map_err(io(&scratch_dir))?;
     let started = std::time::Instant::now();
     // Input order must not matter: packages unpack (and are recorded) sorted by file name.
-    let mut headers = req.headers.clone();
-    headers.sort_by(|a, b| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
+    // Input order never changes the bytes: headers sorted, each with its known digest.
+    let mut known: Vec<(PathBuf, Option<String>)> = req
+        .headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.clone(), req.header_digests.get(i).cloned().flatten()))
+        .collect();
+    known.sort_by(|(a, _), (b, _)| a.file_name().cmp(&b.file_name()).then_with(|| a.cmp(b)));
+    let headers: Vec<PathBuf> = known.iter().map(|(h, _)| h.clone()).collect();
     let staged = extract::Staged::new(&headers, Selection::ProbeBuild, Some(tmp.path()))?;
     let unpack_s = started.elapsed().as_secs_f64();
     let k = KernelTree::find(staged.root(), req.kernel_release.as_deref())?;
@@ -249,14 +259,19 @@ pub fn prepare(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Prepa
         Some(d) => d.clone(),
         None => crate::base::digest_input(&req.driver_source).map_err(io(&req.driver_source))?,
     };
-    let inputs = headers
+    let inputs = known
         .iter()
-        .map(|h| {
+        .map(|(h, digest)| {
             let name = h
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            crate::base::digest_input(h).map(|d| (name, d)).map_err(io(h))
+            match digest {
+                Some(d) => Ok((name, d.clone())),
+                None => crate::base::digest_input(h)
+                    .map(|d| (name, d))
+                    .map_err(io(h)),
+            }
         })
         .collect::<Result<Vec<_>, _>>()?;
     let work = tmp.path().join("driver");

@@ -83,13 +83,16 @@ pub struct KernelSpec {
 pub struct Kernel {
     pub record: KernelRecord,
     pub headers: Vec<PathBuf>,
+    /// The digests of `headers` the signed listing gave (checked when fetched), in order.
+    pub header_digests: Vec<Option<String>>,
     /// Newer kernels `latest` passed over because the mirror does not serve them.
     pub passed_over: Vec<repo::Error>,
 }
 
 impl Session {
     pub fn open(o: &Options) -> Result<Session> {
-        let mut cfg = http::Config::new(o.cache_dir.clone().unwrap_or_else(http::default_cache_dir));
+        let mut cfg =
+            http::Config::new(o.cache_dir.clone().unwrap_or_else(http::default_cache_dir));
         cfg.offline = o.offline;
         let mut catalog = match &o.catalog {
             Some(p) => Catalog::parse(&read(p)?)
@@ -132,11 +135,16 @@ impl Session {
                 all.into_iter().find(|k| k.release == spec.kernel)
             };
             let k = k.ok_or_else(|| {
-                Error::Usage(format!("`{}` lists no kernel `{}`", f.display(), spec.kernel))
+                Error::Usage(format!(
+                    "`{}` lists no kernel `{}`",
+                    f.display(),
+                    spec.kernel
+                ))
             })?;
             let record = Lister::for_build(&k);
             let headers = self.lister().fetch(&record)?;
             return Ok(Kernel {
+                header_digests: record.packages.iter().map(|p| p.known_sha256()).collect(),
                 record,
                 headers,
                 passed_over: Vec::new(),
@@ -149,6 +157,12 @@ impl Session {
         };
         let got = self.lister().fetch_kernel(t, arch, &spec.kernel, true)?;
         Ok(Kernel {
+            header_digests: got
+                .kernel
+                .packages
+                .iter()
+                .map(|p| p.known_sha256())
+                .collect(),
             record: got.kernel,
             headers: got.files,
             passed_over: got.unavailable,
@@ -196,7 +210,10 @@ pub fn default_driver_version() -> String {
 pub fn need_files<'a>(what: &str, paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
     for p in paths {
         if std::fs::symlink_metadata(p).is_err() {
-            return Err(Error::Usage(format!("{what} `{}` does not exist", p.display())));
+            return Err(Error::Usage(format!(
+                "{what} `{}` does not exist",
+                p.display()
+            )));
         }
     }
     Ok(())
@@ -227,7 +244,10 @@ mod tests {
             ..Options::default()
         };
         let e = Session::open(&o).err().unwrap();
-        assert!(e.is_usage() && e.to_string().starts_with("catalog `"), "{e}");
+        assert!(
+            e.is_usage() && e.to_string().starts_with("catalog `"),
+            "{e}"
+        );
         let o = Options {
             cache_dir: Some(d.path().join("cache")),
             keyrings: vec![missing],

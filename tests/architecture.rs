@@ -143,7 +143,11 @@ fn graph_of(src: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
 fn the_library_modules_form_no_import_circle() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = graph_of(&src);
-    assert!(graph.len() >= 10 && graph.contains_key("base"), "{:?}", graph.keys());
+    assert!(
+        graph.len() >= 10 && graph.contains_key("base"),
+        "{:?}",
+        graph.keys()
+    );
     let found = circles(&graph);
     let described: Vec<String> = found
         .iter()
@@ -171,7 +175,11 @@ fn the_circle_detector_finds_circles_and_passes_chains() {
     let t = tempfile::tempdir().unwrap();
     let src = t.path();
     fs::write(src.join("a.rs"), "use crate::b::X;\n").unwrap();
-    fs::write(src.join("b.rs"), "// crate::a in a comment\nfn f() { crate::c::g() }\n").unwrap();
+    fs::write(
+        src.join("b.rs"),
+        "// crate::a in a comment\nfn f() { crate::c::g() }\n",
+    )
+    .unwrap();
     fs::write(src.join("c.rs"), "use crate::{d, e::F};\n").unwrap();
     fs::create_dir(src.join("d")).unwrap();
     fs::write(src.join("d/mod.rs"), "mod inner;\n").unwrap();

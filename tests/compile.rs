@@ -300,8 +300,14 @@ fn same_bytes_from_other_directories_and_times() {
     // The files themselves, not the digests the tool prints about them.
     let file = |v: &serde_json::Value| fs::read(v["path"].as_str().unwrap()).unwrap();
     let (f1, f2) = (file(&v1), file(&v2));
-    assert!(f1 == f2, "the probe's bytes differ between directories and times");
-    assert_eq!(v1["sha256"], sha256_file(Path::new(v1["path"].as_str().unwrap())));
+    assert!(
+        f1 == f2,
+        "the probe's bytes differ between directories and times"
+    );
+    assert_eq!(
+        v1["sha256"],
+        sha256_file(Path::new(v1["path"].as_str().unwrap()))
+    );
     assert_eq!(v1["flags_sha256"], v2["flags_sha256"]);
 }
 

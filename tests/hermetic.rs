@@ -95,10 +95,9 @@ fn bazel_genrule_twice_gives_identical_digests() {
 #[test]
 fn please_genrule_command_builds_the_same_probe_in_its_sandbox() {
     let (release, headers, driver) = inputs();
-    let rule = fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/please/BUILD"),
-    )
-    .unwrap();
+    let rule =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/please/BUILD"))
+            .unwrap();
     let constant = |name: &str| {
         let line = rule
             .lines()
@@ -125,7 +124,10 @@ fn please_genrule_command_builds_the_same_probe_in_its_sandbox() {
         .collect();
     assert!(cmd.len() >= 5, "{cmd:?}");
     let cmd = cmd.join(" ");
-    let outs = rule.lines().find(|l| l.trim().starts_with("outs = ")).unwrap();
+    let outs = rule
+        .lines()
+        .find(|l| l.trim().starts_with("outs = "))
+        .unwrap();
     let out_name = expand(outs.split('"').nth(1).unwrap());
     assert_eq!(out_name, format!("falco_debian_{release}_1.o"));
 
@@ -147,7 +149,10 @@ fn please_genrule_command_builds_the_same_probe_in_its_sandbox() {
         .args(["-n", "--", "/usr/bin/env", "-i", "PATH=/usr/bin:/bin"])
         .arg(format!("TMP_DIR={}", sandbox.display()))
         .arg(format!("HOME={}", sandbox.display()))
-        .arg(format!("TOOLS={}", sandbox.join("tools/probeforge").display()))
+        .arg(format!(
+            "TOOLS={}",
+            sandbox.join("tools/probeforge").display()
+        ))
         .arg(format!("SRCS_HEADERS={}", srcs_headers.join(" ")))
         .arg(format!("SRCS_DRIVER={srcs_driver}"))
         .arg(format!("OUT={out_name}"))

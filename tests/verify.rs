@@ -159,7 +159,11 @@ fn events_prove_the_workload(r: &serde_json::Value) {
         "{}",
         proof[1]
     );
-    assert_eq!(proof[1]["tid"], proof[0]["tid"], "the loader forks: {}", proof[1]);
+    assert_eq!(
+        proof[1]["tid"], proof[0]["tid"],
+        "the loader forks: {}",
+        proof[1]
+    );
     let child = param(&proof[1], "res");
     assert!(child.as_i64().unwrap() > 1, "a child's pid: {}", proof[1]);
     assert_ne!(child, proof[1]["tid"], "{}", proof[1]);

@@ -1,9 +1,11 @@
 //! SHA-256 of bytes, files, trees and streams. Digests are computed while the data streams
 //! ([`HashingReader`]), so what is read once is never read again to be hashed.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -12,11 +14,34 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// How many times this process hashed each file (every file hash goes through here): what
+/// is known already is not hashed again, and a test can count it.
+static FILES_HASHED: Mutex<BTreeMap<PathBuf, u32>> = Mutex::new(BTreeMap::new());
+
+fn counted(path: &Path) {
+    let mut m = FILES_HASHED.lock().unwrap_or_else(|e| e.into_inner());
+    *m.entry(path.to_owned()).or_default() += 1;
+}
+
+/// Each file this process has hashed, and how many times.
+pub fn files_hashed() -> BTreeMap<PathBuf, u32> {
+    FILES_HASHED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
 /// Lower-case hex SHA-256 of a file's contents, streamed.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
+    Ok(sha256_file_len(path)?.0)
+}
+
+/// Lower-case hex SHA-256 of a file's contents and its length, streamed in one pass.
+pub fn sha256_file_len(path: &Path) -> io::Result<(String, u64)> {
     let mut r = HashingReader::new(fs::File::open(path)?);
     io::copy(&mut r, &mut io::sink())?;
-    Ok(r.finish().0)
+    counted(path);
+    Ok(r.finish())
 }
 
 /// Digest of a file or, for a directory, of its sorted (path, contents) pairs.
@@ -44,8 +69,7 @@ pub fn digest_input(p: &Path) -> std::io::Result<String> {
             h.update(fs::read(&f)?);
         }
     } else {
-        let mut f = fs::File::open(p)?;
-        std::io::copy(&mut f, &mut h)?;
+        return sha256_file(p);
     }
     Ok(hex::encode(h.finalize()))
 }
@@ -98,5 +122,6 @@ mod tests {
         let mut r = HashingReader::new(&b"abc"[..]);
         io::copy(&mut r, &mut io::sink()).unwrap();
         assert_eq!(r.finish(), (want.to_owned(), 3));
+        assert_eq!(files_hashed()[&f], 2, "sha256_file and digest_input each hashed it");
     }
 }

@@ -7,7 +7,7 @@ mod time;
 mod url;
 mod write;
 
-pub use digest::{digest_input, sha256, sha256_file, HashingReader};
+pub use digest::{digest_input, files_hashed, sha256, sha256_file, sha256_file_len, HashingReader};
 pub use time::{timestamp, utc};
 pub use url::escape_segment;
 pub use write::write_atomic;

@@ -222,6 +222,15 @@ pub struct PackageRef {
     pub sha256: String,
 }
 
+impl PackageRef {
+    /// The digest the listing gives, when it gives one (kernel-crawler lists carry none): a
+    /// fetched file was checked against it, so it need not be hashed again.
+    pub fn known_sha256(&self) -> Option<String> {
+        (self.sha256.len() == 64 && self.sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| self.sha256.to_ascii_lowercase())
+    }
+}
+
 /// A kernel a target offers.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KernelRecord {

@@ -296,7 +296,7 @@ pub fn follow(lister: &repo::Lister, meta: &Meta) -> Result<Followed, Error> {
                         None => dep.clone(),
                     },
                     searched,
-                    source: source.map(Box::new),
+                    source,
                 }
             })?;
         chain.push(dep.clone());
@@ -320,7 +320,7 @@ fn find(
     name: &str,
     version: Option<&str>,
     arch: Option<Arch>,
-) -> Result<PathBuf, (String, Option<repo::Error>)> {
+) -> Result<PathBuf, (String, Option<Box<repo::Error>>)> {
     let ubuntu = version.is_some_and(|v| v.contains("ubuntu"));
     let mut targets: Vec<&repo::Target> = lister
         .catalog
@@ -350,10 +350,10 @@ fn find(
                         .map_err(|source| {
                             (
                                 searched.join(", "),
-                                Some(repo::Error::Fetch {
+                                Some(Box::new(repo::Error::Fetch {
                                     what: format!("cannot fetch `{}`", p.name),
                                     source,
-                                }),
+                                })),
                             )
                         });
                 }
@@ -370,7 +370,7 @@ fn find(
     // A missing package is the message itself; anything else (offline, a mirror fault) is
     // the cause.
     let last = last.filter(|e| !matches!(e, repo::Error::NoSuchKernel { .. }));
-    Err((searched.join(", "), last))
+    Err((searched.join(", "), last.map(Box::new)))
 }
 
 #[cfg(test)]
