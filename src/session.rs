@@ -36,7 +36,11 @@ pub enum Error {
 impl Error {
     /// Whether the fault is in what the user asked for (usage or environment: exit 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Usage(_))
+        matches!(
+            self,
+            Error::Usage(_)
+                | Error::Repo(repo::Error::NoSuchKernel { .. } | repo::Error::Keys { .. })
+        )
     }
 }
 
