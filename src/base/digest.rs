@@ -122,6 +122,10 @@ mod tests {
         let mut r = HashingReader::new(&b"abc"[..]);
         io::copy(&mut r, &mut io::sink()).unwrap();
         assert_eq!(r.finish(), (want.to_owned(), 3));
-        assert_eq!(files_hashed()[&f], 2, "sha256_file and digest_input each hashed it");
+        assert_eq!(
+            files_hashed()[&f],
+            2,
+            "sha256_file and digest_input each hashed it"
+        );
     }
 }
