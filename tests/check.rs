@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::gpg::test_key;
 use common::server::Server;
 use common::*;
 use probeforge::kernel::Arch;
@@ -159,64 +160,6 @@ fn a_damaged_cache_entry_heals_online_and_is_named_offline() {
     );
     let (code, out, err) = list(false);
     assert_eq!((code, &out), (0, &before), "{err}");
-}
-
-/// A throwaway OpenPGP key made by gpg(1): its home, its public keyring and its secret key.
-struct TestKey {
-    home: PathBuf,
-    public: PathBuf,
-    secret: PathBuf,
-}
-
-fn test_key(dir: &Path, name: &str) -> TestKey {
-    let home = dir.join(format!("gnupg-{name}"));
-    fs::create_dir_all(&home).unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut fs::metadata(&home).unwrap().permissions(),
-        0o700,
-    );
-    let k = TestKey {
-        public: dir.join(format!("{name}.gpg")),
-        secret: dir.join(format!("{name}.sec.asc")),
-        home,
-    };
-    k.gpg(&[
-        "--quick-gen-key",
-        &format!("{name} <{name}@example.invalid>"),
-        "ed25519",
-        "sign",
-        "never",
-    ]);
-    fs::write(&k.public, k.gpg(&["--export"])).unwrap();
-    fs::write(&k.secret, k.gpg(&["--armor", "--export-secret-keys"])).unwrap();
-    k
-}
-
-impl TestKey {
-    fn gpg(&self, args: &[&str]) -> Vec<u8> {
-        let o = self.gpg_status(args);
-        assert!(
-            o.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o.stdout
-    }
-    fn gpg_status(&self, args: &[&str]) -> std::process::Output {
-        Command::new("gpg")
-            .env("GNUPGHOME", &self.home)
-            .args([
-                "--batch",
-                "--yes",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
-            .args(args)
-            .output()
-            .unwrap()
-    }
 }
 
 fn check(repo: &str, extra: &[&str]) -> (i32, serde_json::Value, String) {

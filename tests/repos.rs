@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use common::gpg::test_key;
 use common::server::{Fault, Server};
 use common::*;
 use probeforge::http::{Client, Config};
@@ -266,83 +267,6 @@ fn build_from_a_target_fetches_verifies_and_builds() {
         out.contains(&format!("falco_debian_{}_1.o", k.release)),
         "{out}"
     );
-}
-
-/// A throwaway OpenPGP signing key made by gpg(1), as a repository's owner would make one:
-/// its gpg home and its exported public keyring (what `--keyring` takes).
-struct TestKey {
-    home: std::path::PathBuf,
-    public: std::path::PathBuf,
-}
-
-fn test_key(dir: &Path, name: &str) -> TestKey {
-    let home = dir.join(format!("gnupg-{name}"));
-    fs::create_dir_all(&home).unwrap();
-    #[cfg(unix)]
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut fs::metadata(&home).unwrap().permissions(),
-        0o700,
-    );
-    let k = TestKey {
-        public: dir.join(format!("{name}.gpg")),
-        home,
-    };
-    k.gpg(&[
-        "--quick-gen-key",
-        &format!("{name} <{name}@example.invalid>"),
-        "ed25519",
-        "sign",
-        "never",
-    ]);
-    let o = Command::new("gpg")
-        .env("GNUPGHOME", &k.home)
-        .args(["--batch", "--export"])
-        .output()
-        .unwrap();
-    assert!(o.status.success() && !o.stdout.is_empty());
-    fs::write(&k.public, o.stdout).unwrap();
-    k
-}
-
-impl TestKey {
-    fn gpg(&self, args: &[&str]) {
-        let o = Command::new("gpg")
-            .env("GNUPGHOME", &self.home)
-            .args([
-                "--batch",
-                "--yes",
-                "--pinentry-mode",
-                "loopback",
-                "--passphrase",
-                "",
-            ])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "gpg {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    /// `InRelease` from `Release`.
-    fn clearsign(&self, input: &Path, output: &Path) {
-        self.gpg(&[
-            "--clearsign",
-            "-o",
-            output.to_str().unwrap(),
-            input.to_str().unwrap(),
-        ]);
-    }
-    /// A detached signature (`Release.gpg`, `repomd.xml.asc`).
-    fn detach(&self, input: &Path, output: &Path, armor: bool) {
-        let mut a = vec!["--detach-sign", "-o", output.to_str().unwrap()];
-        if armor {
-            a.push("--armor");
-        }
-        a.push(input.to_str().unwrap());
-        self.gpg(&a);
-    }
 }
 
 /// A catalog whose targets trust only `keyring` (as `--keyring` does).

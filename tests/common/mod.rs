@@ -5,6 +5,8 @@
 #![allow(dead_code)]
 
 pub mod github;
+/// Throwaway OpenPGP keys made by gpg(1).
+pub mod gpg;
 /// The kbuild reference, staged without probeforge's library.
 pub mod kbuild;
 pub mod server;
