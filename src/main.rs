@@ -892,9 +892,9 @@ fn build(a: BuildArgs, net: &NetArgs) -> Result<ExitCode> {
                 })
                 .map_err(session_error)?;
             report_passed_over(&got.passed_over);
+            header_digests = got.header_digests();
             let k = got.record;
             unsigned_metadata = k.unsigned_metadata;
-            header_digests = got.header_digests;
             if a.target.is_some() {
                 eprintln!(
                     "kernel {} ({}) from {}: {} header packages",

@@ -87,10 +87,19 @@ pub struct KernelSpec {
 pub struct Kernel {
     pub record: KernelRecord,
     pub headers: Vec<PathBuf>,
-    /// The digests of `headers` the signed listing gave (checked when fetched), in order.
-    pub header_digests: Vec<Option<String>>,
     /// Newer kernels `latest` passed over because the mirror does not serve them.
     pub passed_over: Vec<repo::Error>,
+}
+
+impl Kernel {
+    /// The digests of `headers` the signed listing gave (checked when fetched), in order.
+    pub fn header_digests(&self) -> Vec<Option<String>> {
+        self.record
+            .packages
+            .iter()
+            .map(|p| p.known_sha256())
+            .collect()
+    }
 }
 
 impl Session {
@@ -148,7 +157,6 @@ impl Session {
             let record = Lister::for_build(&k);
             let headers = self.lister().fetch(&record)?;
             return Ok(Kernel {
-                header_digests: record.packages.iter().map(|p| p.known_sha256()).collect(),
                 record,
                 headers,
                 passed_over: Vec::new(),
@@ -161,12 +169,6 @@ impl Session {
         };
         let got = self.lister().fetch_kernel(t, arch, &spec.kernel, true)?;
         Ok(Kernel {
-            header_digests: got
-                .kernel
-                .packages
-                .iter()
-                .map(|p| p.known_sha256())
-                .collect(),
             record: got.kernel,
             headers: got.files,
             passed_over: got.unavailable,

@@ -32,9 +32,9 @@ fn each_header_package_is_hashed_once_per_build() {
             arch: Some(Arch::X86_64),
         })
         .unwrap();
-    assert_eq!(got.headers.len(), got.header_digests.len());
+    assert_eq!(got.headers.len(), got.header_digests().len());
     assert!(
-        got.header_digests.iter().all(Option::is_some),
+        got.header_digests().iter().all(Option::is_some),
         "a signed listing gives every digest"
     );
     let (driver, _) = session
@@ -53,7 +53,7 @@ fn each_header_package_is_hashed_once_per_build() {
         out_dir: t.path().join("out"),
         scratch: Some(t.path().to_owned()),
         driver_digest: None,
-        header_digests: got.header_digests.clone(),
+        header_digests: got.header_digests(),
     };
     let prepared =
         probeforge::pipeline::prepare(&req, &tc, &probeforge::patch::Catalog::embedded()).unwrap();
