@@ -80,7 +80,7 @@ fn main() {
             )
             .unwrap();
             let r = &v.reports[0];
-            let (ok, _) = probeforge::verify::judge(r);
+            let ok = probeforge::verify::judge(r).ok;
             assert!(ok, "{r}");
             println!(
                 "{:<30} boot-to-verdict {:>6.1} s  ({}/{} programs loaded{}; verdict over {})  goal < 15 s",
@@ -204,7 +204,7 @@ fn sysdig_pairs() {
         )
         .unwrap();
         let r = &v.reports[0];
-        let (ok, line) = probeforge::verify::judge(r);
+        let probeforge::verify::Judgement { ok, line } = probeforge::verify::judge(r);
         assert!(ok, "{line}");
         println!(
             "{:<30} sysdig {} ({}) boot-to-verdict {:>6.1} s  (capture seen after {:.1} s, {} workload rounds; {} packages, {:.1} MB in the VM, resolved in {:.1} s)",

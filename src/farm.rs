@@ -13,17 +13,19 @@ use crate::patch::Catalog;
 use crate::pipeline::{self, probe_file_name, Request};
 use crate::publish::{LocalRepo, ProbeMeta, Published, Repo};
 use crate::repo::{KernelRecord, Lister};
+use crate::report::Phase;
 use crate::toolchain::Toolchain;
 use crate::validate;
+use crate::verify::Judgement;
 
-/// Progress of a batch; every method has a no-op default.
-pub trait Reporter: Sync {
-    fn planned(&self, _to_build: usize, _skipped: usize) {}
-    fn phase(&self, _release: &str, _phase: &str) {}
+/// Progress of a batch: the command's phases and notes, and each kernel as it ends.
+pub trait Reporter: crate::report::Reporter {
     fn finished(&self, _result: &KernelResult) {}
 }
 
+/// Reports nothing.
 pub struct NoReport;
+impl crate::report::Reporter for NoReport {}
 impl Reporter for NoReport {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -76,10 +78,10 @@ pub struct Farm<'a> {
     pub jobs: usize,
     pub scratch: Option<PathBuf>,
     pub cache_dir: PathBuf,
-    /// Proves a probe loads before it is published (`--verify`): Ok is the verdict, Err the
-    /// reason it is not published.
+    /// Proves a probe loads before it is published (`--verify`): a probe whose judgement is
+    /// not ok is not published, and the judgement says why.
     #[allow(clippy::type_complexity)]
-    pub verify: Option<&'a (dyn Fn(&KernelRecord, &str, &[u8]) -> Result<String, String> + Sync)>,
+    pub verify: Option<&'a (dyn Fn(&KernelRecord, &str, &[u8]) -> Judgement + Sync)>,
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -145,7 +147,7 @@ impl Farm<'_> {
             s.spawn(|| {
                 for k in todo {
                     let start = Instant::now();
-                    rep.phase(&k.release, "download");
+                    rep.phase(&k.release, Phase::Download);
                     // Only what the build reads: not kbuild's own package.
                     let k = Lister::for_build(&k);
                     let files = self.lister.fetch(&k);
@@ -222,7 +224,7 @@ impl Farm<'_> {
             .filter(|(p, _)| !p.name.starts_with("linux-kbuild-"))
             .map(|(p, f)| (f.clone(), p.known_sha256()))
             .unzip();
-        rep.phase(&k.release, "prepare");
+        rep.phase(&k.release, Phase::Unpack);
         let req = Request {
             headers,
             kernel_release: Some(k.release.clone()),
@@ -255,7 +257,7 @@ impl Farm<'_> {
                 (bytes, out, Status::Cached)
             }
             Err(_) => {
-                rep.phase(&k.release, "compile");
+                rep.phase(&k.release, Phase::Compile);
                 match prepared.compile(self.toolchain) {
                     Ok((out, bytes)) => {
                         let _ = write_atomic(&cache_o, &bytes);
@@ -288,18 +290,17 @@ impl Farm<'_> {
         }
         let mut verified = None;
         if let Some(v) = self.verify {
-            rep.phase(&k.release, "verify");
-            match v(k, &file, &bytes) {
-                Ok(verdict) => verified = Some(verdict),
-                Err(e) => {
-                    return self.failed(
-                        k,
-                        file,
-                        format!("not published: {e}"),
-                        start.elapsed().as_secs_f64(),
-                    )
-                }
+            rep.phase(&k.release, Phase::Boot);
+            let j = v(k, &file, &bytes);
+            if !j.ok {
+                return self.failed(
+                    k,
+                    file,
+                    format!("not published: {}", j.line),
+                    start.elapsed().as_secs_f64(),
+                );
             }
+            verified = Some(j.line);
         }
         let sha = crate::base::sha256(&bytes);
         let pm = ProbeMeta {
@@ -319,7 +320,7 @@ impl Farm<'_> {
             built_at: crate::base::timestamp(),
             unsigned_metadata: k.unsigned_metadata,
         };
-        rep.phase(&k.release, "publish");
+        rep.phase(&k.release, Phase::Publish);
         match self.publish_to.publish(&pm, &bytes) {
             Ok(p) => KernelResult {
                 target_id: k.target_id.clone(),

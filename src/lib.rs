@@ -11,6 +11,7 @@ pub mod kernel;
 
 pub use kernel::{Arch, KernelTree};
 pub mod check;
+pub mod command;
 pub mod compile;
 pub mod driver;
 pub mod farm;
@@ -21,6 +22,7 @@ pub mod pipeline;
 pub mod publish;
 pub mod releases;
 pub mod repo;
+pub mod report;
 pub mod session;
 pub mod toolchain;
 pub mod trust;

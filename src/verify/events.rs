@@ -39,6 +39,8 @@ pub enum Error {
     },
     #[error("the driver's event tables of `{driver}` are unreadable: {what}")]
     Object { driver: PathBuf, what: String },
+    #[error(transparent)]
+    Driver(#[from] crate::driver::Error),
     #[error("`{0}`: no `struct scap_bpf_settings` in bpf/types.h")]
     NoSettings(PathBuf),
 }
@@ -236,7 +238,7 @@ pub fn tables_from_source(
     arch: Arch,
     tc: &Toolchain,
     scratch: &Path,
-) -> Result<(crate::driver::DriverSource, DriverTables), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(crate::driver::DriverSource, DriverTables), Error> {
     let work = tempfile::Builder::new()
         .prefix("probeforge-tables-")
         .tempdir_in(scratch)

@@ -403,7 +403,21 @@ pub struct Verdict {
 /// A probe's report judged: `ok` when it matched the kernel, every map was created, every
 /// program loaded, and (where events were captured) every workload event was seen; the one-line
 /// summary, then the failures.
-pub fn judge(report: &serde_json::Value) -> (bool, String) {
+pub fn judge(report: &serde_json::Value) -> Judgement {
+    let (ok, line) = judge_report(report);
+    Judgement { ok, line }
+}
+
+/// A probe's report, judged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Judgement {
+    /// The probe loaded whole, and its workload's events were seen where events were captured.
+    pub ok: bool,
+    /// `ok   <probe>: ...` or `FAIL <probe>: ...`, then one line per failure.
+    pub line: String,
+}
+
+fn judge_report(report: &serde_json::Value) -> (bool, String) {
     let name = report["probe"].as_str().unwrap_or("?");
     if let Some(e) = report["error"].as_str() {
         return (false, format!("FAIL {name}: {e}"));

@@ -1,0 +1,558 @@
+//! The command line's words: every subcommand and flag, with the help that teaches them, and
+//! how each turns into the library's plain option structs.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use probeforge::command;
+
+#[derive(Parser)]
+#[command(
+    name = "probeforge",
+    version,
+    about,
+    after_help = "Typical use:\n  probeforge list-kernels debian-bookworm --arch x86_64      what a distro offers\n  probeforge build --target debian --kernel latest -o out/   one probe, fetched and built\n  probeforge build-all debian-bookworm --repo probes/        the nightly job\n  probeforge verify out/*.o --kernel-image linux-image-*.deb prove it loads\n\nExit codes: 0 ok, 1 some work failed, 2 usage or environment error."
+)]
+pub struct Cli {
+    /// More log output (-v, -vv); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args)]
+pub struct NetArgs {
+    /// Download cache (default: $PROBEFORGE_CACHE, $XDG_CACHE_HOME/probeforge, ~/.cache/probeforge).
+    #[arg(long, global = true, env = "PROBEFORGE_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use only the cache; fail naming whatever is missing from it.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Use this mirror for a catalog mirror name, e.g. --mirror debian=http://host/debian
+    /// (also PROBEFORGE_MIRROR_DEBIAN=...). Wins over the host's APT sources and the catalog.
+    #[arg(long = "mirror", global = true, value_name = "NAME=URL", value_parser = parse_kv)]
+    pub mirrors: Vec<(String, String)>,
+    /// A catalog of targets and mirrors replacing the built-in one (same JSON format).
+    #[arg(long, global = true, env = "PROBEFORGE_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Trust these OpenPGP keys (binary keyring or armored keys) for repository metadata
+    /// instead of the keys the catalog ships for each target (repeatable).
+    #[arg(long = "keyring", global = true, value_name = "FILE")]
+    pub keyrings: Vec<PathBuf>,
+    /// Use repository metadata that is unsigned or not signed by a trusted key (warning each
+    /// time); what is built from it says so in --provenance and index.json.
+    #[arg(long, global = true)]
+    pub allow_unsigned: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{s}` is not NAME=URL"))
+}
+
+impl NetArgs {
+    pub fn options(&self) -> probeforge::session::Options {
+        probeforge::session::Options {
+            cache_dir: self.cache_dir.clone(),
+            offline: self.offline,
+            mirrors: self.mirrors.clone(),
+            catalog: self.catalog.clone(),
+            keyrings: self.keyrings.clone(),
+            allow_unsigned: self.allow_unsigned,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show what a kernel header set says about its kernel, and which Falco drivers fit it.
+    Inspect(InspectArgs),
+    /// Build the probe for one kernel from its header packages and a driver source.
+    ///
+    /// Example:
+    ///   probeforge build --headers linux-headers-6.1.0-50-{common,amd64}_*.deb \
+    ///       --driver-source falcosecurity-libs_0.20.0.orig.tar.gz --driver-version 8.0.0+driver -o out/
+    Build(BuildArgs),
+    /// Check a probe object: ELF shape, metadata, maps, programs, relocations.
+    Validate(ValidateArgs),
+    /// List the kernels a target's repositories offer, with their exact header packages.
+    ///
+    /// Example: probeforge list-kernels debian-bookworm --arch x86_64
+    ListKernels(ListArgs),
+    /// Build every kernel of the targets that the repository does not have yet, and publish.
+    ///
+    /// Lists (or reads --from) the kernels, drops those already published, downloads ahead
+    /// while compiling in parallel, validates, and publishes into
+    /// <repo>/<driver-version>/<arch>/falco_<target-id>_<release>_<version>.o with SHA256SUMS,
+    /// index.json and INDEX.md. One kernel's failure is reported and the rest go on (exit 1).
+    ///
+    /// Example: probeforge build-all debian-bookworm debian-trixie --repo probes/ --only '^6\.1\.'
+    BuildAll(BuildAllArgs),
+    /// Is a probe published? Exit 0 present, 1 absent, 2 error.
+    Exists(ExistsArgs),
+    /// Prove probes work: boot their kernel under QEMU, run every program through that
+    /// kernel's BPF verifier, then capture and decode the events of a small workload.
+    ///
+    /// The VM runs probeforge's own loader as /init (x86_64 guests under qemu-system-x86_64,
+    /// arm64 under qemu-system-aarch64 with `-cpu max`, which boots 4k and 16k-page kernels).
+    /// The loader's verdict leaves the VM over a channel of its own (x86: the isa-debugcon I/O
+    /// port; arm64: semihosting), so a console that loses output (PREEMPT_RT under TCG) cannot
+    /// cut it off; the serial console carries the kernel's messages and a summary for people.
+    /// Events are decoded with the tables of the driver the probe was built from
+    /// (--driver-source). Exit 0 when every probe loaded whole and its workload's events were
+    /// seen, 1 otherwise. A guest that prints nothing is booted once more, then reported as a
+    /// kernel that did not start.
+    ///
+    /// Example: probeforge verify out/falco_debian_6.1.0-50-amd64_1.o
+    /// --kernel-image linux-image-6.1.0-50-amd64-unsigned_6.1.176-1_amd64.deb
+    /// --driver-source falcosecurity-libs_0.20.0.orig.tar.gz
+    Verify(VerifyArgs),
+    /// Pinned LLVM toolchains: list, show, fetch.
+    ///
+    /// A probe's bytes depend on the exact clang/llc build. A pinned toolchain is a set of
+    /// distro packages fixed by sha256, unpacked without root into the cache and run with its
+    /// own loader and libraries, so the same probe comes out on any x86_64 Linux.
+    #[command(subcommand)]
+    Toolchain(ToolchainCmd),
+    /// Check a published repository: every probe against its directory's SHA256SUMS and
+    /// index.json (present, same digest, same size, listed once), and with --keyring every
+    /// SHA256SUMS.asc. Exit 0 clean, 1 when anything does not match (each one named).
+    ///
+    /// --repair (a directory) rebuilds what its records say each probe was built from and puts
+    /// it back only with the recorded digest; a file that does not match is moved to
+    /// .probeforge/aside/, never deleted.
+    ///
+    /// Example: probeforge check --repo probes/ --keyring probes-signing-key.gpg
+    Check(CheckArgs),
+    /// Download and verify the header packages of one kernel.
+    ///
+    /// Example: probeforge fetch debian-bookworm latest -o headers/
+    Fetch(FetchArgs),
+    /// The Falco driver releases with a legacy eBPF probe: which Falco releases pin each, where
+    /// its source comes from, and per Debian kernel line (5.10, 6.1, 6.12, 7.x; x86_64 and
+    /// aarch64) whether it builds as is, builds with named driver-patches, or cannot and why.
+    /// A cell not measured is shown as `-`.
+    Drivers(DriversArgs),
+}
+
+#[derive(clap::Args)]
+pub struct DriversArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Catalog targets. A distro's short name covers every supported release of it (`debian`:
+    /// bullseye, bookworm, trixie with their updates, security and backports suites; `ubuntu`:
+    /// jammy, noble); a release-named target one release (debian-bookworm, ubuntu-jammy,
+    /// amazonlinux2023, ...). `--targets-only` lists them with their suites.
+    pub targets: Vec<String>,
+    /// Only this architecture (x86_64, aarch64); default: both.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Print the catalog's targets instead.
+    #[arg(long)]
+    pub targets_only: bool,
+    /// Print JSON records instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Output format: text, json, or crawler (falcosecurity/kernel-crawler's list).
+    #[arg(long, value_parser = ["text", "json", "crawler"], default_value = "text")]
+    pub format: String,
+}
+
+#[derive(clap::Args)]
+pub struct BuildAllArgs {
+    /// Catalog targets (`debian` = every supported Debian release, debian-bookworm,
+    /// amazonlinux2, ...: see `list-kernels --targets-only`); not needed with --from.
+    pub targets: Vec<String>,
+    /// Take the kernel list from a kernel-crawler JSON file instead of listing.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// The repository: a directory (published into), or an HTTP base URL (only looked up;
+    /// new probes then go to --output).
+    #[arg(long)]
+    pub repo: String,
+    /// Where new probes go when --repo is a URL.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Only kernel releases matching this regular expression.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Only this architecture (x86_64, aarch64); default: both.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// The driver version (default: the --driver-source's own, else the newest driver with a
+    /// legacy probe, 9.1.0+driver).
+    #[arg(long)]
+    pub driver_version: Option<String>,
+    /// The driver source (default: downloaded for --driver-version).
+    #[arg(long)]
+    pub driver_source: Option<PathBuf>,
+    /// Kernels compiled at once (default: the number of CPUs).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Prove each probe loads in its own kernel (QEMU) before publishing it; the kernel image
+    /// comes from the target's repository.
+    #[arg(long)]
+    pub verify: bool,
+    /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
+    /// else /tmp).
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+    #[command(flatten)]
+    pub toolchain: ToolchainArgs,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Sign every SHA256SUMS with this OpenPGP secret key (binary or armored; a passphrase
+    /// from PROBEFORGE_SIGN_PASSPHRASE): a detached, armored `SHA256SUMS.asc` beside it.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// The repository: a directory or an HTTP base URL.
+    #[arg(long)]
+    pub repo: String,
+    /// Rebuild what does not match from its recorded inputs; move bad files aside.
+    #[arg(long)]
+    pub repair: bool,
+    /// With --repair: the driver source to rebuild with, when its digest is the recorded one
+    /// (default: the cache's copy, else the known copy of that digest).
+    #[arg(long)]
+    pub driver_source: Option<PathBuf>,
+    /// With --repair: kernels compiled at once.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+    #[command(flatten)]
+    pub toolchain: ToolchainArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// Probe objects, all for the kernel of --kernel-image.
+    #[arg(required = true)]
+    pub probes: Vec<PathBuf>,
+    /// The kernel: a vmlinuz, or the package holding it (Debian linux-image-R[-unsigned],
+    /// 7.x linux-binary[-unsigned]-R, RPM kernel-core or kernel). Given a meta-package (7.x
+    /// linux-image-R), the package it depends on is fetched from the catalog's APT targets
+    /// (through the cache; --offline uses only the cache). Default: found in the catalog for
+    /// the kernel the probe's name says (`falco_<target-id>_<release>_<version>.o`), in
+    /// --target or every target with that id, as `build --verify` does.
+    #[arg(long)]
+    pub kernel_image: Option<PathBuf>,
+    /// Where to look for the kernel image when --kernel-image is not given (e.g.
+    /// debian-bookworm); default: every catalog target with the probe's target id.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Extra kernel command line (use the target's own: lockdown changes what loads).
+    #[arg(long, default_value = "")]
+    pub cmdline: String,
+    /// Kernel lockdown mode in the VM, as the target runs (Secure Boot machines often run
+    /// `integrity`; `confidentiality` forbids reading kernel memory, which the probe needs).
+    #[arg(long, value_parser = ["none", "integrity", "confidentiality"])]
+    pub lockdown: Option<String>,
+    /// Give up on a VM after this many seconds (on a kernel that prints nothing, after 60
+    /// seconds or this, whichever is less; it is booted once more before the error).
+    #[arg(long, default_value_t = 300)]
+    pub timeout: u64,
+    /// QEMU accelerator: auto (KVM when it can boot a guest here, else TCG), kvm, or tcg.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "kvm", "tcg"])]
+    pub accel: String,
+    /// The driver source the probes were built from (libs tree or tarball, dkms tree or
+    /// package): its event tables let the VM capture and decode real events. Repeat it for
+    /// probes of several drivers: each probe takes the source with its probe_version, else
+    /// its API and schema versions (default: the source of each probe_version, downloaded).
+    #[arg(long)]
+    pub driver_source: Vec<PathBuf>,
+    /// Only prove the programs load; capture no events.
+    #[arg(long)]
+    pub no_events: bool,
+    /// Prove the probes with Falco's real userspace instead of probeforge's loader: Debian's
+    /// sysdig, built on libscap, runs `sysdig --bpf=<probe>` in the VM over a small workload,
+    /// and the verdict needs the workload's execve (exe and arguments) and openat (path)
+    /// among the events sysdig prints. `sysdig` takes the Debian suite whose libscap reads the
+    /// probe's driver (its API and schema versions): bookworm's sysdig 0.29.3 for the 2022
+    /// falcosecurity-scap-dkms driver (its libscap maps perf rings in a way 6.1 and the later
+    /// bullseye-security 5.10 kernels refuse: use bullseye's point-release 5.10), forky's 0.41.4 for libs 0.23.2 = 9.1.0+driver; `sysdig=<suite>` picks
+    /// one. sysdig and its shared libraries come from that suite's packages (the digests its
+    /// signed index lists; through the cache), and run chrooted in the VM. --json adds
+    /// `userspace` (suite, packages, digests) and, per probe, `sysdig` (the events, or the
+    /// failure: probe_for_another_kernel, userspace_kernel_mismatch, events_missing, ...).
+    #[arg(long, value_name = "sysdig[=SUITE]", conflicts_with = "no_events")]
+    pub userspace: Option<probeforge::verify::userspace::Request>,
+    #[command(flatten)]
+    pub toolchain: ToolchainArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ToolchainCmd {
+    /// The pinned toolchains this probeforge knows.
+    List,
+    /// A toolchain's packages and digests, and whether it is in the cache.
+    Show { name: String },
+    /// Download, verify and unpack a pinned toolchain into the cache.
+    Fetch {
+        #[arg(default_value = "llvm-14-debian12")]
+        name: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ExistsArgs {
+    #[arg(long)]
+    pub repo: String,
+    #[arg(long)]
+    pub driver_version: String,
+    #[arg(long)]
+    pub target_id: String,
+    #[arg(long)]
+    pub kernel_release: String,
+    #[arg(long)]
+    pub kernel_version: String,
+    #[arg(long, default_value = "x86_64")]
+    pub arch: String,
+}
+
+#[derive(clap::Args)]
+pub struct FetchArgs {
+    pub target: String,
+    /// A kernel release (`uname -r`), or `latest`.
+    pub kernel: String,
+    #[arg(long, default_value = "x86_64")]
+    pub arch: String,
+    /// Copy the verified packages here (default: just report their cache paths).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ToolchainArgs {
+    /// The clang/llc to build with: `auto` (default: the host's, found as below; when the host
+    /// has no usable pair, the pinned toolchain for this machine's arch, fetched once into the
+    /// cache), `host` (only the host's; fails naming what is missing), the name of a pinned
+    /// toolchain (`probeforge toolchain list`; downloaded into the cache on first use and run
+    /// with its own loader and libraries), or the path of a toolchain manifest file.
+    #[arg(long, default_value = "auto")]
+    pub toolchain: String,
+    /// clang to use (default: $CLANG, then clang on PATH).
+    #[arg(long, env = "CLANG")]
+    pub clang: Option<PathBuf>,
+    /// llc to use (default: $LLC, then the llc beside clang).
+    #[arg(long, env = "LLC")]
+    pub llc: Option<PathBuf>,
+    /// Refuse any clang/llc but this LLVM version ("14" or "14.0.6").
+    #[arg(long)]
+    pub require_llvm: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Kernel header packages (.deb, .rpm, tarballs), unpacked together, or one directory.
+    #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from"], conflicts_with = "target")]
+    pub headers: Vec<PathBuf>,
+    /// Fetch the headers from this catalog target's repositories instead (with --kernel):
+    /// `debian` (every supported release), `debian-bookworm`, `ubuntu-jammy`, ...
+    #[arg(long)]
+    pub target: Option<String>,
+    /// With --target or --from: the kernel release, or `latest`.
+    #[arg(long, default_value = "latest")]
+    pub kernel: String,
+    /// Take the kernel from a kernel-crawler JSON list (with --kernel).
+    #[arg(long, conflicts_with_all = ["target", "headers"])]
+    pub from: Option<PathBuf>,
+    /// Which kernel, when the headers hold several.
+    #[arg(long)]
+    pub kernel_release: Option<String>,
+    /// The driver: a falcosecurity/libs tree or tarball, or a dkms tree or package.
+    /// Default: download the source of --driver-version.
+    #[arg(long)]
+    pub driver_source: Option<PathBuf>,
+    /// The driver version (e.g. 8.0.0+driver). Default: what the --driver-source says (a known
+    /// copy's digest, a libs archive's top folder, a dkms tree's version mapped to its driver
+    /// release), else the newest driver with a legacy probe (9.1.0+driver).
+    #[arg(long)]
+    pub driver_version: Option<String>,
+    /// Base URL of falcosecurity/libs archives (GitHub's by default).
+    #[arg(long, env = "PROBEFORGE_DRIVER_ARCHIVE")]
+    pub driver_archive: Option<String>,
+    /// Falco's target id (debian, ubuntu-generic, amazonlinux2, ...); told from the headers
+    /// when they say.
+    #[arg(long)]
+    pub target_id: Option<String>,
+    /// The number after `#` in `uname -v` (default: from the headers, else 1).
+    #[arg(long)]
+    pub kernel_version: Option<String>,
+    /// Refuse headers of another architecture (x86_64, aarch64).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Output directory; receives only the probe.
+    #[arg(short, long, default_value = ".")]
+    pub output: PathBuf,
+    /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
+    /// else /tmp).
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+    /// Use the patches in this directory (with its index.json) instead of the built-in ones.
+    #[arg(long)]
+    pub patches: Option<PathBuf>,
+    /// Write a provenance statement (inputs with digests, toolchain, flags, patches, output
+    /// digest) to this file.
+    #[arg(long)]
+    pub provenance: Option<PathBuf>,
+    /// Then prove the probe loads: boot its kernel under QEMU and run every program through
+    /// the verifier. The kernel image comes from --kernel-image, or from the target's
+    /// repository (Debian: linux-image-<release>-unsigned).
+    #[arg(long)]
+    pub verify: bool,
+    /// The kernel image for --verify (a vmlinuz or a linux-image package).
+    #[arg(long, requires = "verify")]
+    pub kernel_image: Option<PathBuf>,
+    #[command(flatten)]
+    pub toolchain: ToolchainArgs,
+    /// Print a JSON report instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ValidateArgs {
+    /// The probe object.
+    pub probe: PathBuf,
+    /// The kernel release the probe must be for (`uname -r`).
+    #[arg(long)]
+    pub kernel_release: Option<String>,
+    /// The driver version the probe must carry.
+    #[arg(long)]
+    pub driver_version: Option<String>,
+    /// The architecture the probe must be for.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// Header packages (.deb, .rpm, tarballs) unpacked together, or one unpacked directory.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Which kernel, when the inputs hold several.
+    #[arg(long)]
+    pub kernel_release: Option<String>,
+    /// Also print these kernel config values (e.g. --config BPF_SYSCALL --config HZ).
+    #[arg(long = "config", value_name = "CONFIG_NAME")]
+    pub configs: Vec<String>,
+    /// Unpack every file, not only what a probe build reads (slower; for a full tree).
+    #[arg(long)]
+    pub all_files: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl ToolchainArgs {
+    pub fn options(&self) -> command::toolchain::Options {
+        command::toolchain::Options {
+            choice: self.toolchain.clone(),
+            clang: self.clang.clone(),
+            llc: self.llc.clone(),
+            require_llvm: self.require_llvm.clone(),
+        }
+    }
+}
+
+impl BuildArgs {
+    pub fn options(&self) -> command::Result<command::build::Options> {
+        Ok(command::build::Options {
+            headers: self.headers.clone(),
+            target: self.target.clone(),
+            from: self.from.clone(),
+            kernel: self.kernel.clone(),
+            kernel_release: self.kernel_release.clone(),
+            driver_source: self.driver_source.clone(),
+            driver_version: self.driver_version.clone(),
+            driver_archive: self.driver_archive.clone(),
+            target_id: self.target_id.clone(),
+            kernel_version: self.kernel_version.clone(),
+            arch: command::parse_arch(self.arch.as_deref())?,
+            output: self.output.clone(),
+            scratch: self.scratch.clone(),
+            patches: self.patches.clone(),
+            provenance: self.provenance.clone(),
+            verify: self.verify,
+            kernel_image: self.kernel_image.clone(),
+        })
+    }
+}
+
+impl BuildAllArgs {
+    pub fn options(&self) -> command::Result<command::build_all::Options> {
+        Ok(command::build_all::Options {
+            targets: self.targets.clone(),
+            from: self.from.clone(),
+            repo: self.repo.clone(),
+            output: self.output.clone(),
+            only: self.only.clone(),
+            arch: command::parse_arch(self.arch.as_deref())?,
+            driver_version: self.driver_version.clone(),
+            driver_source: self.driver_source.clone(),
+            jobs: self.jobs,
+            verify: self.verify,
+            scratch: self.scratch.clone(),
+            sign_key: self.sign_key.clone(),
+            sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
+        })
+    }
+}
+
+impl CheckArgs {
+    pub fn options(&self) -> command::check::Options {
+        command::check::Options {
+            repo: self.repo.clone(),
+            repair: self.repair,
+            driver_source: self.driver_source.clone(),
+            jobs: self.jobs,
+            scratch: self.scratch.clone(),
+            toolchain: self.toolchain.options(),
+        }
+    }
+}
+
+impl VerifyArgs {
+    pub fn options(&self) -> command::verify::Options {
+        command::verify::Options {
+            probes: self.probes.clone(),
+            kernel_image: self.kernel_image.clone(),
+            target: self.target.clone(),
+            cmdline: self.cmdline.clone(),
+            lockdown: self.lockdown.clone(),
+            timeout: std::time::Duration::from_secs(self.timeout),
+            accel: self.accel.clone(),
+            driver_sources: self.driver_source.clone(),
+            no_events: self.no_events,
+            userspace: self.userspace.clone(),
+            toolchain: self.toolchain.options(),
+        }
+    }
+}

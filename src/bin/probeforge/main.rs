@@ -1,0 +1,234 @@
+//! The `probeforge` command line: it parses, calls the library's commands
+//! ([`probeforge::command`]), renders what they return, and maps errors to exit codes:
+//! 0 ok, 1 some work failed, 2 usage or environment error.
+
+mod args;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use probeforge::command::{self, Error};
+use probeforge::extract::{self, Selection};
+use probeforge::kernel::{Arch, KernelTree};
+
+use args::{Cli, Command, NetArgs, ToolchainCmd};
+use render::Progress;
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    // A closed pipe (`probeforge list-kernels ... | head`) ends us quietly, as for any
+    // command-line tool, instead of a panic on the next print.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    match run(cli) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            let usage = e.is_usage();
+            eprintln!("error: {:#}", anyhow::Error::from(e));
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only on a terminal, and never under NO_COLOR (https://no-color.org): a CI log or
+    // a pipe gets plain text.
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .without_time()
+        .init();
+}
+
+/// Runs a command: `Ok(true)` when all its work succeeded (exit 0), `Ok(false)` when some
+/// failed (exit 1).
+fn run(cli: Cli) -> Result<bool> {
+    let net = cli.net.options();
+    match cli.command {
+        Command::Inspect(a) => {
+            command::need_files("input", &a.inputs)?;
+            let selection = match a.all_files {
+                true => Selection::Everything,
+                false => Selection::ProbeBuild,
+            };
+            let staged = extract::Staged::new(&a.inputs, selection, None)?;
+            let k = KernelTree::find(staged.root(), a.kernel_release.as_deref())?;
+            render::inspect(&k, &a.configs, a.json);
+            Ok(true)
+        }
+        Command::Build(a) => {
+            let rep = Progress::new(a.json);
+            let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep)?;
+            let built = command::build::run(&a.options()?, &net, &tc, &rep);
+            rep.finish();
+            let built = built?;
+            match (a.json, built.ok()) {
+                (_, false) => render::build(&built),
+                (true, true) => render::json(&built.output),
+                (false, true) => render::build(&built),
+            }
+            Ok(built.ok())
+        }
+        Command::Validate(a) => {
+            command::need_files("probe", [&a.probe])?;
+            let bytes = std::fs::read(&a.probe).map_err(|source| Error::Read {
+                path: a.probe.clone(),
+                source,
+            })?;
+            let expect = probeforge::validate::Expect {
+                kernel_release: a.kernel_release,
+                driver_version: a.driver_version,
+                arch: command::parse_arch(a.arch.as_deref())?,
+                ..Default::default()
+            };
+            let report = probeforge::validate::validate(&bytes, &expect);
+            match a.json {
+                true => render::json(&report),
+                false => render::validate(&report),
+            }
+            Ok(report.ok())
+        }
+        Command::ListKernels(a) => list_kernels(a, &net),
+        Command::Fetch(a) => {
+            let arch = command::parse_arch(Some(&a.arch))?.unwrap_or(Arch::X86_64);
+            let rep = Progress::new(a.json);
+            let got =
+                command::query::fetch(&net, &a.target, arch, &a.kernel, a.output.as_deref(), &rep)?;
+            match a.json {
+                true => render::json(&got),
+                false => render::fetched(&got),
+            }
+            Ok(true)
+        }
+        Command::Drivers(a) => {
+            let table = probeforge::releases::Table::embedded();
+            match a.json {
+                true => render::json(&table),
+                false => render::drivers(&table),
+            }
+            Ok(true)
+        }
+        Command::BuildAll(a) => {
+            let o = a.options()?;
+            let rep = Progress::batch(a.json);
+            let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep)?;
+            let done = command::build_all::run(&o, &net, &tc, &rep);
+            rep.finish();
+            let done = done?;
+            match a.json {
+                true => render::json(&done),
+                false => render::build_all(&done),
+            }
+            Ok(done.ok())
+        }
+        Command::Exists(a) => {
+            let arch = command::parse_arch(Some(&a.arch))?.unwrap_or(Arch::X86_64);
+            let file = probeforge::pipeline::probe_file_name(
+                &a.target_id,
+                &a.kernel_release,
+                &a.kernel_version,
+            );
+            command::query::exists(&net, &a.repo, &a.driver_version, arch, &file)
+        }
+        Command::Toolchain(c) => toolchain(c, &cli.net),
+        Command::Verify(a) => {
+            let rep = Progress::new(a.json);
+            let v = command::verify::run(&a.options(), &net, &rep);
+            rep.finish();
+            let v = v?;
+            match a.json {
+                true => render::json(&v.verdict),
+                false => render::verified(&v),
+            }
+            Ok(v.ok())
+        }
+        Command::Check(a) => {
+            let rep = Progress::new(a.json);
+            let c = command::check::run(&a.options(), &net, &rep)?;
+            match a.json {
+                true => render::check_json(&c, a.repair),
+                false => render::check(&c, a.repair),
+            }
+            Ok(c.report.problems.is_empty())
+        }
+    }
+}
+
+fn list_kernels(a: args::ListArgs, net: &probeforge::session::Options) -> Result<bool> {
+    let s = probeforge::session::Session::open(net)?;
+    if a.targets_only || a.targets.is_empty() {
+        render::targets(&s.catalog);
+        if a.targets.is_empty() && !a.targets_only {
+            return Err(Error::Usage(
+                "give one or more targets to list their kernels".into(),
+            ));
+        }
+        return Ok(true);
+    }
+    let arches = command::arches(a.arch.as_deref())?;
+    let rep = Progress::new(a.json);
+    let (all, failed) = command::query::list_targets(&s, &a.targets, &arches, &rep)?;
+    if a.format == "crawler" {
+        render::json(&probeforge::repo::crawler::write(&all));
+    } else if a.json || a.format == "json" {
+        render::json(&all);
+    } else {
+        render::kernels(&all);
+    }
+    Ok(!failed)
+}
+
+fn toolchain(c: ToolchainCmd, net: &NetArgs) -> Result<bool> {
+    let cache = net
+        .cache_dir
+        .clone()
+        .unwrap_or_else(probeforge::http::default_cache_dir);
+    match c {
+        ToolchainCmd::List => render::toolchains(&cache),
+        ToolchainCmd::Show { name } => {
+            render::toolchain(&command::toolchain::manifest(&name)?, &cache)
+        }
+        ToolchainCmd::Fetch { name } => {
+            let m = command::toolchain::manifest(&name)?;
+            let s = probeforge::session::Session::open(&net.options())?;
+            let rep = Progress::new(false);
+            let tc = command::toolchain::pinned(&m, &s, &rep)?;
+            let root = probeforge::toolchain::root_in_cache(&m, &s.client.config().cache_dir);
+            println!(
+                "{}: {} / {} at {}",
+                m.name,
+                tc.clang_version,
+                tc.llc_version,
+                root.display()
+            );
+        }
+    }
+    Ok(true)
+}

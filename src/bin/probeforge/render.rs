@@ -1,0 +1,456 @@
+//! How the command line shows what the library did: progress (bars and spinners on a terminal,
+//! plain lines in a log, nothing under `--json`) and each command's text output.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use probeforge::command::{build, build_all, check, query, verify};
+use probeforge::farm::{KernelResult, Status};
+use probeforge::kernel::{Arch, KernelTree};
+use probeforge::report::{Phase, Reporter};
+
+/// Progress on stderr: a bar for a batch and spinners for long phases on a terminal, plain
+/// lines otherwise; `quiet` (under `--json`) keeps only warnings.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    spinner: Mutex<Option<indicatif::ProgressBar>>,
+    tty: bool,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(json: bool) -> Progress {
+        Progress {
+            bar: None,
+            spinner: Mutex::new(None),
+            tty: std::io::stderr().is_terminal() && !json,
+            quiet: json,
+        }
+    }
+
+    /// With a progress bar for a batch (on a terminal).
+    pub fn batch(json: bool) -> Progress {
+        let mut p = Progress::new(json);
+        p.bar = p.tty.then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(200));
+            b
+        });
+        p
+    }
+
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+        self.done("");
+    }
+}
+
+impl Reporter for Progress {
+    fn planned(&self, to_build: usize, skipped: usize) {
+        if let Some(b) = &self.bar {
+            b.set_length(to_build as u64);
+        }
+        if !self.quiet {
+            self.line(&format!(
+                "{to_build} kernels to build, {skipped} already published"
+            ));
+        }
+    }
+    fn phase(&self, subject: &str, phase: Phase) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("{phase} {subject}"));
+        } else if self.tty {
+            let s = indicatif::ProgressBar::new_spinner();
+            s.set_message(format!("{phase} {subject}"));
+            s.enable_steady_tick(std::time::Duration::from_millis(120));
+            if let Some(old) = self.spinner.lock().unwrap().replace(s) {
+                old.finish_and_clear();
+            }
+        }
+    }
+    fn done(&self, _subject: &str) {
+        if let Some(s) = self.spinner.lock().unwrap().take() {
+            s.finish_and_clear();
+        }
+    }
+    fn note(&self, text: &str) {
+        if !self.quiet {
+            self.line(text);
+        }
+    }
+    fn warn(&self, text: &str) {
+        self.line(&format!("warning: {text}"));
+    }
+}
+
+impl probeforge::farm::Reporter for Progress {
+    fn finished(&self, r: &KernelResult) {
+        if r.status == Status::Skipped {
+            return;
+        }
+        let first = |e: &String| e.lines().next().unwrap_or("").to_owned();
+        let line = match &r.error {
+            Some(e) if r.status == Status::Unavailable => {
+                format!("UNAVAIL {} {}: {}", r.arch, r.release, first(e))
+            }
+            Some(e) => format!("FAILED  {} {}: {}", r.arch, r.release, first(e)),
+            None => format!(
+                "{:<8}{} {} ({:.1}s)",
+                format!("{:?}", r.status).to_lowercase(),
+                r.arch,
+                r.release,
+                r.seconds
+            ),
+        };
+        if let Some(b) = &self.bar {
+            b.println(line);
+            b.inc(1);
+        } else if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+}
+
+pub fn json(v: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("JSON values serialize")
+    );
+}
+
+pub fn build(b: &build::Built) {
+    if let Some(v) = &b.verdict {
+        eprintln!("{v}");
+        if !v.judgement.ok {
+            return;
+        }
+    }
+    let out = &b.output;
+    println!("{}  {}", out.sha256, out.path.display());
+    let has: Vec<_> = out
+        .configure
+        .iter()
+        .filter(|c| c.passed)
+        .map(|c| c.module.as_str())
+        .collect();
+    eprintln!(
+        "built for {} ({}), driver {}, configure: [{}], patches: [{}], clang {:.1}s + llc {:.1}s CPU",
+        out.kernel.release,
+        out.kernel.arch,
+        out.driver_version,
+        has.join(", "),
+        out.patches.join(", "),
+        out.timing.probe.clang_cpu.as_secs_f64(),
+        out.timing.probe.llc_cpu.as_secs_f64()
+    );
+}
+
+pub fn build_all(o: &build_all::Outcome) {
+    let rs = &o.kernels;
+    for r in rs {
+        if let Some(v) = &r.verified {
+            eprintln!("{} {}: {v}", r.arch, r.release);
+        }
+    }
+    let error = |r: &KernelResult| r.error.clone().unwrap_or_default();
+    for r in rs.iter().filter(|r| r.status == Status::Unavailable) {
+        eprintln!("unavailable: {} {}: {}", r.arch, r.release, error(r));
+    }
+    for r in rs.iter().filter(|r| r.status == Status::Failed) {
+        eprintln!("\n--- {} {} failed:\n{}", r.arch, r.release, error(r));
+    }
+    println!(
+        "{} built, {} from cache, {} unchanged, {} already published, {} unavailable from this mirror, {} failed in {:.1}s -> {}",
+        o.built, o.cached, o.unchanged, o.skipped, o.unavailable, o.failed, o.seconds,
+        o.published_to.display()
+    );
+}
+
+pub fn check(c: &check::Checked, repair: bool) {
+    for p in &c.found.problems {
+        println!("{:?}: {p}", p.kind);
+    }
+    for r in &c.repairs {
+        let aside = r
+            .aside
+            .as_ref()
+            .map(|p| format!(" (kept: {})", p.display()));
+        println!(
+            "{} {}: {}{}",
+            r.action,
+            r.path,
+            r.detail,
+            aside.unwrap_or_default()
+        );
+    }
+    for (dir, s) in &c.report.signatures {
+        if s != "absent" {
+            println!("signature of {dir}/SHA256SUMS: {s}");
+        }
+    }
+    println!(
+        "{} probes, {} problems{}",
+        c.report.probes,
+        c.report.problems.len(),
+        if repair { " left after --repair" } else { "" }
+    );
+}
+
+pub fn check_json(c: &check::Checked, repair: bool) {
+    let mut v = serde_json::to_value(&c.report).expect("JSON values serialize");
+    if repair {
+        v["found"] = serde_json::to_value(&c.found.problems).expect("JSON values serialize");
+        v["repairs"] = serde_json::to_value(&c.repairs).expect("JSON values serialize");
+    }
+    json(&v);
+}
+
+pub fn inspect(k: &KernelTree, configs: &[String], as_json: bool) {
+    let support = k.driver_support();
+    if as_json {
+        let config: serde_json::Map<String, serde_json::Value> = configs
+            .iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    k.config
+                        .get(c)
+                        .map_or(serde_json::Value::Null, |v| v.into()),
+                )
+            })
+            .collect();
+        return json(&serde_json::json!({
+            "kernel": k,
+            "uname": {"r": k.release, "v": k.uname_v, "m": k.uname_m()},
+            "drivers": support,
+            "config": config,
+        }));
+    }
+    let rel = |p: &std::path::Path| p.strip_prefix(&k.root).unwrap_or(p).display().to_string();
+    println!("kernel release  {}", k.release);
+    let uname_v = k.uname_v.as_deref();
+    println!(
+        "uname -v        {}",
+        uname_v.unwrap_or("(not recorded in the headers)")
+    );
+    println!(
+        "kernel version  {}",
+        k.kernel_version.as_deref().unwrap_or("(unknown)")
+    );
+    println!("uname -m        {}", k.uname_m());
+    println!(
+        "endianness      {}",
+        if k.big_endian { "big" } else { "little" }
+    );
+    if let Some(os) = &k.os_release {
+        let v = os.version_id.as_deref().unwrap_or("?");
+        println!("os-release      ID={} VERSION_ID={v}", os.id);
+    }
+    if let Some(c) = &k.compiler {
+        println!("built with      {c}");
+    }
+    println!("objtree         {}", rel(&k.objtree));
+    println!("srctree         {}", rel(&k.srctree));
+    println!("config entries  {}", k.config.len());
+    for c in configs {
+        println!("  {c} = {}", k.config.get(c).unwrap_or("(not set)"));
+    }
+    for s in support {
+        if s.supported {
+            println!("driver {:<12} yes", s.driver);
+        } else {
+            println!("driver {:<12} no: {}", s.driver, s.reasons.join("; "));
+        }
+    }
+}
+
+pub fn drivers(table: &probeforge::releases::Table) {
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.join(", ")
+        }
+    };
+    for r in &table.releases {
+        let k = &r.known;
+        println!(
+            "{}{}  API {}, schema {}; Falco {}; libs {}",
+            k.version,
+            if r.default { " (default)" } else { "" },
+            k.api,
+            k.schema,
+            list(&k.falco),
+            list(&k.libs)
+        );
+        let mut sources = vec!["GitHub archive".to_owned()];
+        sources.extend(k.sources.iter().map(|s| {
+            let at = s.path.as_deref().or(s.url.as_deref()).unwrap_or("?");
+            let name = at.rsplit('/').next().unwrap_or(at);
+            let mirror = s.mirror.as_deref().unwrap_or("url");
+            format!("{mirror} {name} (sha256 {})", &s.sha256[..12])
+        }));
+        println!("  source: {}", sources.join("; "));
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let cells: Vec<String> = probeforge::releases::LINES
+                .iter()
+                .map(|line| {
+                    let o = table.expected(&k.version, line, arch);
+                    format!("{line} {}", o.map_or("-".to_owned(), |o| o.to_string()))
+                })
+                .collect();
+            println!("  {:<8} {}", arch.uname_m(), cells.join(" | "));
+        }
+    }
+}
+
+pub fn validate(report: &probeforge::validate::Report) {
+    for c in &report.checks {
+        let mark = if c.ok { "ok  " } else { "FAIL" };
+        println!("{mark} {:<22} {}", c.name, c.detail);
+    }
+    println!(
+        "{} programs, {} maps, kernel_version {:?}, probe_version {:?}",
+        report.programs.len(),
+        report.maps.len(),
+        report.kernel_version.clone().unwrap_or_default(),
+        report.probe_version.clone().unwrap_or_default()
+    );
+}
+
+pub fn targets(catalog: &probeforge::repo::Catalog) {
+    for t in &catalog.targets {
+        let suites: Vec<&str> = t.suites.iter().map(|s| s.suite.as_str()).collect();
+        println!("{:<18} {:<4} {}", t.name, t.kind, suites.join(" "));
+    }
+}
+
+pub fn kernels(all: &[probeforge::repo::KernelRecord]) {
+    for k in all {
+        let size: u64 = k.packages.iter().map(|p| p.size).sum();
+        println!(
+            "{:<16} {:<8} {:<32} #{:<4} {:<22} {} packages, {:.1} MiB",
+            k.target,
+            k.arch,
+            k.release,
+            k.kernel_version,
+            k.origin,
+            k.packages.len(),
+            size as f64 / 1048576.0
+        );
+    }
+}
+
+pub fn fetched(f: &query::Fetched) {
+    for p in &f.files {
+        println!("{}  {}", p.sha256, p.path.display());
+    }
+}
+
+pub fn verified(v: &verify::Verified) {
+    let vd = &v.verdict;
+    println!(
+        "booted {} in {:.1}s ({})",
+        vd.booted_release.as_deref().unwrap_or("?"),
+        vd.seconds,
+        vd.accel
+    );
+    for (r, j) in vd.reports.iter().zip(&v.judged) {
+        println!("{}", j.line);
+        for e in r["events"]["proof"].as_array().into_iter().flatten() {
+            println!("     {}", event_line(e));
+        }
+        for l in probeforge::verify::userspace::event_lines(r) {
+            println!("     {l}");
+        }
+    }
+    if vd.reports.len() != v.sent {
+        println!(
+            "FAIL {} probes sent, {} reports back\n{}",
+            v.sent,
+            vd.reports.len(),
+            vd.console_tail
+        );
+    }
+}
+
+/// One decoded event the way sysdig prints it: `tid > name k=v ...`.
+fn event_line(e: &serde_json::Value) -> String {
+    let params: Vec<String> = e["params"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(6)
+        .map(|p| {
+            let v = &p[1];
+            let mut s = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
+            if s.len() > 60 {
+                s.truncate(57);
+                s.push_str("...");
+            }
+            format!("{}={s}", p[0].as_str().unwrap_or("?"))
+        })
+        .collect();
+    format!(
+        "{} {} {} {}",
+        e["tid"],
+        e["dir"].as_str().unwrap_or("?"),
+        e["name"].as_str().unwrap_or("?"),
+        params.join(" ")
+    )
+}
+
+pub fn toolchains(cache: &std::path::Path) {
+    use probeforge::toolchain::{root_in_cache, Manifest};
+    for m in Manifest::embedded() {
+        let there = root_in_cache(&m, cache).join(".complete").is_file();
+        println!(
+            "{:<20} LLVM {:<8} {:<7} {} packages{}",
+            m.name,
+            m.llvm_version,
+            m.host_arch,
+            m.packages.len(),
+            if there { ", in cache" } else { "" }
+        );
+    }
+    println!("{:<20} whatever clang/llc the host has (default)", "host");
+}
+
+pub fn toolchain(m: &probeforge::toolchain::Manifest, cache: &std::path::Path) {
+    let root = probeforge::toolchain::root_in_cache(m, cache);
+    println!(
+        "{} (LLVM {}, {}): {}",
+        m.name, m.llvm_version, m.host_arch, m.note
+    );
+    for p in &m.packages {
+        println!(
+            "  {:<24} {:<14} {}  {}",
+            p.name, p.version, p.sha256, p.filename
+        );
+    }
+    let fetched = root.join(".complete").is_file();
+    println!(
+        "cache: {}{}",
+        root.display(),
+        if fetched { "" } else { " (not fetched)" }
+    );
+}

@@ -1,0 +1,309 @@
+//! `probeforge build-all`: the nightly job. Lists (or reads) the kernels, keeps what the
+//! repository lacks, and runs the [`Farm`] over them; with GitHub Releases as the repository,
+//! uploads what it built.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::farm::{self, Farm, KernelResult, Status};
+use crate::kernel::Arch;
+use crate::patch::Catalog;
+use crate::publish::{LocalRepo, Repo};
+use crate::repo::KernelRecord;
+use crate::report::Phase;
+use crate::session::{self, Session};
+use crate::toolchain::Toolchain;
+use crate::verify::Judgement;
+
+use super::{need_files, Error, Result};
+
+/// What `probeforge build-all` is asked.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub targets: Vec<String>,
+    /// A kernel-crawler list, instead of (or beside) listing targets.
+    pub from: Option<PathBuf>,
+    /// A directory, an HTTP base URL or GitHub Releases.
+    pub repo: String,
+    /// Where new probes go when `repo` is not a directory.
+    pub output: Option<PathBuf>,
+    /// A regular expression over kernel releases.
+    pub only: Option<String>,
+    /// `None`: both.
+    pub arch: Option<Arch>,
+    pub driver_version: Option<String>,
+    pub driver_source: Option<PathBuf>,
+    /// `None`: every CPU.
+    pub jobs: Option<usize>,
+    pub verify: bool,
+    pub scratch: Option<PathBuf>,
+    /// An OpenPGP secret key signing every `SHA256SUMS`, and its passphrase.
+    pub sign_key: Option<PathBuf>,
+    pub sign_passphrase: String,
+}
+
+/// What a batch did.
+#[derive(Debug, serde::Serialize)]
+pub struct Outcome {
+    pub driver_version: String,
+    pub repo: String,
+    pub seconds: f64,
+    pub built: usize,
+    pub cached: usize,
+    pub unchanged: usize,
+    pub skipped: usize,
+    pub unavailable: usize,
+    pub failed: usize,
+    pub kernels: Vec<KernelResult>,
+    /// A target that could not be listed (the others went on).
+    #[serde(skip)]
+    pub list_failed: bool,
+    /// Where new probes were published.
+    #[serde(skip)]
+    pub published_to: PathBuf,
+}
+
+impl Outcome {
+    pub fn ok(&self) -> bool {
+        self.failed == 0 && !self.list_failed
+    }
+}
+
+/// Runs the batch. One kernel's failure is in its result, not an error.
+pub fn run(
+    o: &Options,
+    net: &session::Options,
+    tc: &Toolchain,
+    rep: &dyn farm::Reporter,
+) -> Result<Outcome> {
+    need_files("driver source", &o.driver_source)?;
+    need_files("kernel list", &o.from)?;
+    let s = Session::open(net)?;
+    let repo = Repo::parse(&o.repo);
+    let publish_to = match (&repo, &o.output) {
+        (Repo::Local(l), None) => l.clone(),
+        (_, Some(out)) => LocalRepo::new(out),
+        (Repo::Http(_), None) => {
+            return Err(Error::Usage(
+                "--repo is a URL: say where new probes go with --output DIR".into(),
+            ))
+        }
+        (Repo::Github(_), None) => {
+            return Err(Error::Usage(
+                "--repo is GitHub Releases: give a local staging directory with --output DIR"
+                    .into(),
+            ))
+        }
+    };
+    let publish_to = match &o.sign_key {
+        Some(k) => {
+            need_files("signing key", [k])?;
+            let bytes = std::fs::read(k).map_err(Error::read(k))?;
+            let key = crate::trust::SigningKey::parse(
+                &bytes,
+                &k.display().to_string(),
+                &o.sign_passphrase,
+            )
+            .map_err(|e| Error::Usage(e.to_string()))?;
+            publish_to.with_signer(key)
+        }
+        None => publish_to,
+    };
+    let (kernels, list_failed) = kernels(o, &s, rep)?;
+    let cat = crate::driver::SourceCatalog::embedded();
+    let mut version = o
+        .driver_version
+        .clone()
+        .unwrap_or_else(|| cat.default_version.clone());
+    let source = match &o.driver_source {
+        Some(p) => p.clone(),
+        None => {
+            rep.phase(&version, Phase::Download);
+            let p = s.driver_source(&version, None);
+            rep.done(&version);
+            p?
+        }
+    };
+    let scratch_base = o
+        .scratch
+        .clone()
+        .unwrap_or_else(crate::pipeline::default_scratch);
+    let batch = tempfile::Builder::new()
+        .prefix("probeforge-batch-")
+        .tempdir_in(&scratch_base)
+        .map_err(Error::write(&scratch_base))?;
+    let (driver_dir, driver_digest) = farm::prepare_driver_source(&source, batch.path())?;
+    // The version the probes are published under: given, else what the source says it is.
+    let mut found = crate::driver::DriverSource::find(&driver_dir)?;
+    found.identify(&driver_digest);
+    let given = match &o.driver_source {
+        Some(_) => o.driver_version.clone(),
+        None => Some(version.clone()),
+    };
+    version = found.version(given.as_deref())?;
+    let lister = s.lister();
+    let patches = Catalog::embedded();
+    // The driver's event tables, once per arch of the batch, for the VM's event capture.
+    let mut tables = BTreeMap::new();
+    if o.verify {
+        let batch_arches: BTreeSet<Arch> = kernels.iter().map(|k| k.arch).collect();
+        for &arch in &batch_arches {
+            let work = batch.path().join(format!("tables-{}", arch.uname_m()));
+            std::fs::create_dir_all(&work).map_err(Error::write(&work))?;
+            let t = crate::verify::events::driver_tables(&driver_dir, arch, tc, &work)
+                .map_err(Error::tables)?;
+            tables.insert(arch, t);
+        }
+    }
+    let verifier = |k: &KernelRecord, file: &str, bytes: &[u8]| -> Judgement {
+        let proven =
+            super::verify::kernel_image_for(&s, &k.target, k.arch, &k.release).and_then(|image| {
+                super::verify::one(&image, file, bytes.to_vec(), tables.get(&k.arch).cloned())
+            });
+        match proven {
+            Ok(v) => Judgement {
+                ok: v.judgement.ok,
+                line: v.to_string(),
+            },
+            Err(e) => Judgement {
+                ok: false,
+                line: super::chain(&e),
+            },
+        }
+    };
+    let farm = Farm {
+        verify: if o.verify { Some(&verifier) } else { None },
+        lister: &lister,
+        repo: &repo,
+        publish_to: &publish_to,
+        driver_dir,
+        driver_version: version.clone(),
+        driver_digest,
+        toolchain: tc,
+        patches: &patches,
+        jobs: o.jobs.unwrap_or_else(super::default_jobs),
+        scratch: o.scratch.clone(),
+        cache_dir: s.client.config().cache_dir.clone(),
+    };
+    let started = Instant::now();
+    let mut results = farm.run(kernels, rep);
+    // GitHub Releases: upload what this run built (and what was staged but not yet uploaded).
+    if let Repo::Github(g) = &repo {
+        for r in results
+            .iter_mut()
+            .filter(|r| matches!(r.status, Status::Built | Status::Cached | Status::Unchanged))
+        {
+            let path = publish_to.probe_path(&version, r.arch.uname_m(), &r.file);
+            rep.phase(&r.release, Phase::Publish);
+            let up = std::fs::read(&path)
+                .map_err(Error::read(&path))
+                .and_then(|b| Ok(g.upload(&s.client, &version, r.arch.uname_m(), &r.file, &b)?));
+            rep.done(&r.release);
+            if let Err(e) = up {
+                r.status = Status::Failed;
+                r.error = Some(super::chain(&e));
+            }
+        }
+    }
+    let count = |st: Status| results.iter().filter(|r| r.status == st).count();
+    Ok(Outcome {
+        driver_version: version,
+        repo: o.repo.clone(),
+        seconds: elapsed(started),
+        built: count(Status::Built),
+        cached: count(Status::Cached),
+        unchanged: count(Status::Unchanged),
+        skipped: count(Status::Skipped),
+        unavailable: count(Status::Unavailable),
+        failed: count(Status::Failed),
+        kernels: results,
+        list_failed,
+        published_to: publish_to.root.clone(),
+    })
+}
+
+fn elapsed(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// The kernels of the batch: the `from` list and the targets' listings, filtered by `only`
+/// and `arch`. An `only` that matches nothing of a source is a usage error naming the closest
+/// releases; a target that cannot be listed is reported and the others go on.
+fn kernels(
+    o: &Options,
+    s: &Session,
+    rep: &dyn farm::Reporter,
+) -> Result<(Vec<KernelRecord>, bool)> {
+    let only = o
+        .only
+        .as_deref()
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| Error::Usage(format!("--only: {e}")))?;
+    let arches = match o.arch {
+        Some(a) => vec![a],
+        None => vec![Arch::X86_64, Arch::Aarch64],
+    };
+    let mut kernels = Vec::new();
+    if let Some(f) = &o.from {
+        let text = std::fs::read_to_string(f).map_err(Error::read(f))?;
+        kernels = crate::repo::crawler::read(&text, arches[0])
+            .map_err(|e| Error::Usage(format!("`{}`: {e}", f.display())))?;
+        kernels.retain(|k| arches.contains(&k.arch));
+    } else if o.targets.is_empty() {
+        return Err(Error::Usage(
+            "give targets, or --from a kernel-crawler list".into(),
+        ));
+    }
+    let (listed, list_failed) = super::query::list_targets(s, &o.targets, &arches, rep)?;
+    kernels.extend(listed);
+    if let Some(re) = &only {
+        // A filter that matches nothing of a source is a mistake to name, not "0 to build".
+        let from = o.from.iter().map(|f| (f.display().to_string(), true));
+        for (source, is_file) in from.chain(o.targets.iter().map(|t| (t.clone(), false))) {
+            let releases: Vec<&str> = kernels
+                .iter()
+                .filter(|k| match is_file {
+                    true => !o.targets.contains(&k.target),
+                    false => k.target == source,
+                })
+                .map(|k| k.release.as_str())
+                .collect();
+            if !releases.is_empty() && !releases.iter().any(|r| re.is_match(r)) {
+                let closest = crate::repo::closest(&regex_text(re.as_str()), &releases, 3);
+                return Err(Error::Usage(format!(
+                    "--only `{re}` matches none of the {} kernels of `{source}` (closest: {})",
+                    releases.len(),
+                    closest.join(", ")
+                )));
+            }
+        }
+        kernels.retain(|k| re.is_match(&k.release));
+    }
+    Ok((kernels, list_failed))
+}
+
+/// A regular expression as the plain text a person typed into it (`^6\.1\.` -> `6.1.`), to
+/// find the releases it was probably meant to match.
+fn regex_text(re: &str) -> String {
+    let mut out = String::new();
+    let mut chars = re.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            '^' | '$' | '*' | '+' | '?' | '(' | ')' | '[' | ']' | '{' | '}' | '|' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_regex_reads_as_the_text_it_was_meant_to_match() {
+        assert_eq!(super::regex_text(r"^6\.1\.0-5.*-cloud$"), "6.1.0-5.-cloud");
+        assert_eq!(super::regex_text(r"(5\.10|6\.1)"), "5.106.1");
+    }
+}

@@ -1,0 +1,191 @@
+//! The commands as library functions: what `probeforge build`, `build-all`, `verify`, `check`,
+//! `fetch` and `list-kernels` do, callable by a CI wrapper or a Bazel rule with plain option
+//! structs (no command-line types) and a [`Reporter`] for progress.
+//!
+//! Each command settles its choices once through [`crate::session`] (client, catalog, mirrors,
+//! the kernel, the driver) and [`toolchain::resolve`], then runs the stages. A command never
+//! prints: what a person may want to read goes to the reporter (`note`, `warn`, typed phases),
+//! what a machine reads comes back in the result, and the binary renders both.
+
+pub mod build;
+pub mod build_all;
+pub mod check;
+pub mod query;
+pub mod toolchain;
+pub mod verify;
+
+use std::path::PathBuf;
+
+use crate::report::Reporter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user asked for something that is not there or cannot be: exit code 2 in the CLI.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Session(Box<crate::session::Error>),
+    #[error(transparent)]
+    Repo(#[from] crate::repo::Error),
+    #[error(transparent)]
+    Http(#[from] crate::http::Error),
+    #[error(transparent)]
+    Driver(Box<crate::driver::Error>),
+    #[error(transparent)]
+    Pipeline(Box<crate::pipeline::Error>),
+    #[error(transparent)]
+    Toolchain(#[from] crate::toolchain::Error),
+    #[error(transparent)]
+    ToolchainFetch(Box<crate::toolchain::FetchError>),
+    #[error(transparent)]
+    Verify(#[from] crate::verify::Error),
+    #[error(transparent)]
+    Userspace(#[from] crate::verify::userspace::Error),
+    #[error("the driver's event tables, for --verify")]
+    Tables(#[source] Box<crate::verify::events::Error>),
+    #[error(transparent)]
+    Check(#[from] crate::check::Error),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::Error),
+    #[error(transparent)]
+    Trust(#[from] crate::trust::Error),
+    #[error(transparent)]
+    Extract(#[from] crate::extract::Error),
+    #[error(transparent)]
+    Kernel(#[from] crate::kernel::Error),
+    #[error("patch directory `{}`", path.display())]
+    Patches {
+        path: PathBuf,
+        #[source]
+        source: crate::patch::Error,
+    },
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no kernel image for `{release}` in `{target}`")]
+    NoImage {
+        release: String,
+        target: String,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+// The larger errors are boxed: a command's `Result` stays small.
+macro_rules! boxed_from {
+    ($($variant:ident: $ty:ty),*) => {$(
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Error {
+                Error::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+boxed_from!(
+    Session: crate::session::Error,
+    Driver: crate::driver::Error,
+    Pipeline: crate::pipeline::Error,
+    ToolchainFetch: crate::toolchain::FetchError
+);
+
+impl Error {
+    /// The driver's event tables could not be had, for `--verify`.
+    pub fn tables(e: crate::verify::events::Error) -> Error {
+        Error::Tables(Box::new(e))
+    }
+
+    /// Whether the fault is in what the user asked for (usage or environment: exit 2).
+    pub fn is_usage(&self) -> bool {
+        match self {
+            Error::Usage(_) => true,
+            Error::Session(e) => e.is_usage(),
+            Error::Repo(e) => matches!(
+                e,
+                crate::repo::Error::NoSuchKernel { .. } | crate::repo::Error::Keys { .. }
+            ),
+            _ => false,
+        }
+    }
+
+    fn read(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Read {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    fn write(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Write {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Input files named by the user must exist: a missing one is a usage error naming it.
+pub fn need_files<'a>(what: &str, paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
+    Ok(crate::session::need_files(what, paths)?)
+}
+
+/// The number of kernels compiled at once when none is given: every CPU.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The error and its causes on one line, as the batch records a kernel's failure.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
+}
+
+/// Says which newer kernels `latest` passed over because the mirror does not serve them.
+fn report_passed_over(passed_over: &[crate::repo::Error], rep: &dyn Reporter) {
+    let Some(first) = passed_over.first() else {
+        return;
+    };
+    rep.warn(&format!(
+        "`latest` passed over {} newer kernel(s) that this mirror does not serve; the newest: {first}{}",
+        passed_over.len(),
+        if passed_over.len() > 1 { " (-v names each)" } else { "" }
+    ));
+    for e in &passed_over[1..] {
+        tracing::info!("passed over: {e}");
+    }
+}
+
+/// An architecture as users spell it; anything else is a usage error.
+pub fn parse_arch(s: Option<&str>) -> Result<Option<crate::kernel::Arch>> {
+    s.map(|a| {
+        crate::kernel::Arch::parse(a).ok_or_else(|| {
+            Error::Usage(format!(
+                "unknown architecture `{a}` (x86_64, aarch64, s390x, ppc64le)"
+            ))
+        })
+    })
+    .transpose()
+}
+
+/// One architecture, or both when none is named.
+pub fn arches(a: Option<&str>) -> Result<Vec<crate::kernel::Arch>> {
+    use crate::kernel::Arch;
+    Ok(match parse_arch(a)? {
+        Some(a) => vec![a],
+        None => vec![Arch::X86_64, Arch::Aarch64],
+    })
+}
