@@ -106,6 +106,8 @@ pub struct DriverSource {
     pub named_version: Option<String>,
     /// The version a known copy of this source has (by its digest, `catalog/drivers.json`).
     pub known_version: Option<String>,
+    /// The sha256 of the source as given (archive or package), when it was hashed.
+    pub sha256: Option<String>,
     pub api_version: SemVer,
     pub schema_version: SemVer,
 }
@@ -182,6 +184,7 @@ impl DriverSource {
                     recorded_version: None,
                     named_version,
                     known_version: None,
+                    sha256: None,
                     dir,
                 })
             }
@@ -224,6 +227,7 @@ impl DriverSource {
                     recorded_version,
                     named_version,
                     known_version: None,
+                    sha256: None,
                     dir,
                 })
             }
@@ -325,6 +329,7 @@ impl DriverSource {
     /// Records the version of a known copy of this source, found by the input's digest.
     pub fn identify(&mut self, sha256: &str) {
         self.known_version = SourceCatalog::embedded().version_of_digest(sha256);
+        self.sha256 = Some(sha256.to_owned());
     }
 }
 

@@ -127,7 +127,7 @@ impl Farm<'_> {
                     clang_llc_cpu: 0.0,
                     verified: None,
                 }),
-                Ok(false) => todo.push(k),
+                Ok(false) => todo.push((k, file)),
                 Err(e) => results.push(self.failed(&k, file, error_chain(&e), 0.0)),
             }
         }
@@ -139,19 +139,20 @@ impl Farm<'_> {
         // Downloads run ahead of the compilers by at most `jobs` kernels: bounded disk use.
         let (tx, rx) = sync_channel::<(
             KernelRecord,
+            String,
             Result<Vec<PathBuf>, crate::repo::Error>,
             Instant,
         )>(self.jobs);
         let rx = Mutex::new(rx);
         std::thread::scope(|s| {
             s.spawn(|| {
-                for k in todo {
+                for (k, file) in todo {
                     let start = Instant::now();
                     rep.phase(&k.release, Phase::Download);
                     // Only what the build reads: not kbuild's own package.
                     let k = Lister::for_build(&k);
                     let files = self.lister.fetch(&k);
-                    if tx.send((k, files, start)).is_err() {
+                    if tx.send((k, file, files, start)).is_err() {
                         return;
                     }
                 }
@@ -160,11 +161,12 @@ impl Farm<'_> {
             for _ in 0..self.jobs.max(1) {
                 s.spawn(|| loop {
                     let next = rx.lock().unwrap().recv();
-                    let Ok((k, files, start)) = next else { return };
+                    let Ok((k, file, files, start)) = next else {
+                        return;
+                    };
                     let r = match files {
-                        Ok(f) => self.one(&k, &f, start, rep),
+                        Ok(f) => self.one(&k, file, &f, start, rep),
                         Err(e) => {
-                            let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
                             let mut r = self.failed(
                                 &k,
                                 file,
@@ -210,18 +212,18 @@ impl Farm<'_> {
     fn one(
         &self,
         k: &KernelRecord,
+        file: String,
         files: &[PathBuf],
         start: Instant,
         rep: &dyn Reporter,
     ) -> KernelResult {
-        let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
         let fail = |e: String| self.failed(k, file.clone(), e, start.elapsed().as_secs_f64());
-        // Header packages only: kbuild's own package is not read by a probe build.
+        // `k` is already what a probe build reads ([`Lister::for_build`], applied before the
+        // download): no kbuild package among them.
         let (headers, header_digests): (Vec<PathBuf>, Vec<Option<String>>) = k
             .packages
             .iter()
             .zip(files)
-            .filter(|(p, _)| !p.name.starts_with("linux-kbuild-"))
             .map(|(p, f)| (f.clone(), p.known_sha256()))
             .unzip();
         rep.phase(&k.release, Phase::Unpack);
@@ -249,7 +251,7 @@ impl Farm<'_> {
             Err(e) => return fail(error_chain(&e)),
         };
         let key = prepared.cache_key(self.toolchain);
-        let cache_o = self.cache_dir.join("probes").join(format!("{key}.o"));
+        let cache_o = crate::base::Cache(&self.cache_dir).probe(&key);
         let cpu_of = |t: &crate::compile::Timing| (t.clang_cpu + t.llc_cpu).as_secs_f64();
         let (bytes, out, status) = match std::fs::read(&cache_o) {
             Ok(bytes) => {
@@ -273,7 +275,6 @@ impl Farm<'_> {
             .packages
             .iter()
             .zip(files)
-            .filter(|(p, _)| !p.name.starts_with("linux-kbuild-"))
             .map(|(p, f)| {
                 let fname = f.file_name().unwrap_or_default().to_string_lossy();
                 let digest = out.inputs.iter().find(|(n, _)| *n == fname);
@@ -343,15 +344,19 @@ impl Farm<'_> {
     }
 }
 
-/// Unpacks the driver source once for a whole batch; returns its directory and digest.
+/// Unpacks the driver source once for a whole batch; returns its directory and digest (the
+/// archive's, hashed while it was opened; a tree's, hashed here).
 pub fn prepare_driver_source(
     input: &Path,
     scratch: &Path,
 ) -> Result<(PathBuf, String), crate::driver::Error> {
-    let digest = crate::base::digest_input(input).map_err(|source| crate::driver::Error::Io {
-        path: input.to_owned(),
-        source,
-    })?;
     let src = crate::driver::open(input, scratch)?;
+    let digest = match src.sha256 {
+        Some(d) => d,
+        None => crate::base::digest_input(input).map_err(|source| crate::driver::Error::Io {
+            path: input.to_owned(),
+            source,
+        })?,
+    };
     Ok((src.dir, digest))
 }

@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::base::Cache;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("GET {url}: HTTP {status}")]
@@ -103,15 +105,7 @@ impl Config {
 /// The default cache: `$PROBEFORGE_CACHE`, `$XDG_CACHE_HOME/probeforge`, `~/.cache/probeforge`,
 /// else a directory under `$TMPDIR`.
 pub fn default_cache_dir() -> PathBuf {
-    let env = |k| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("PROBEFORGE_CACHE")
-        .or_else(|| env("XDG_CACHE_HOME").map(|p| p.join("probeforge")))
-        .or_else(|| env("HOME").map(|p| p.join(".cache/probeforge")))
-        .unwrap_or_else(|| std::env::temp_dir().join("probeforge-cache"))
+    Cache::default_dir()
 }
 
 pub struct Client {
@@ -137,15 +131,32 @@ fn key(url: &str) -> String {
     hex::encode(Sha256::digest(url.as_bytes()))
 }
 
+/// What is wrong with a cache entry.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    #[error("unreadable: {0}")]
+    Unreadable(#[from] io::Error),
+    #[error("{found} bytes, expected {expected}")]
+    Size { found: u64, expected: u64 },
+    #[error("sha256 is {found}, expected {expected}")]
+    Digest { found: String, expected: String },
+}
+
 /// Streams a cache entry through sha256: `Ok` when it has this digest (and size, when known),
 /// else what is wrong with it. Costs one sequential read, usually from the page cache.
-pub fn check_entry(path: &Path, sha256: &str, size: Option<u64>) -> Result<(), String> {
-    let (found, n) = crate::base::sha256_file_len(path).map_err(|e| format!("unreadable: {e}"))?;
+pub fn check_entry(path: &Path, sha256: &str, size: Option<u64>) -> Result<(), Damage> {
+    let (found, n) = crate::base::sha256_file_len(path)?;
     if let Some(s) = size.filter(|&s| s != n) {
-        return Err(format!("{n} bytes, expected {s}"));
+        return Err(Damage::Size {
+            found: n,
+            expected: s,
+        });
     }
     if !found.eq_ignore_ascii_case(sha256) {
-        return Err(format!("sha256 is {found}, expected {sha256}"));
+        return Err(Damage::Digest {
+            found,
+            expected: sha256.to_owned(),
+        });
     }
     Ok(())
 }
@@ -163,6 +174,11 @@ impl Client {
             .user_agent(concat!("probeforge/", env!("CARGO_PKG_VERSION")))
             .build();
         Client { cfg, agent }
+    }
+
+    /// The cache's layout.
+    pub fn cache(&self) -> Cache<'_> {
+        Cache(&self.cfg.cache_dir)
     }
 
     pub fn config(&self) -> &Config {
@@ -271,13 +287,13 @@ impl Client {
 
     /// What to do with a cache entry that failed its check: online, remove it (the caller
     /// downloads it again); offline, an error naming it and its URL.
-    fn heal(&self, path: &Path, url: &str, checked: Result<(), String>) -> Result<()> {
+    fn heal(&self, path: &Path, url: &str, checked: Result<(), Damage>) -> Result<()> {
         let Err(what) = checked else { return Ok(()) };
         if self.cfg.offline {
             return Err(Error::Corrupt {
                 path: path.to_owned(),
                 url: redact(url).into(),
-                what: what.into(),
+                what: what.to_string().into(),
             });
         }
         tracing::warn!(
@@ -294,12 +310,7 @@ impl Client {
         if sha256.len() < 2 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        let path = self
-            .cfg
-            .cache_dir
-            .join("sha256")
-            .join(&sha256[..2])
-            .join(sha256);
+        let path = self.cache().blob(sha256);
         if !path.is_file() {
             return None;
         }
@@ -315,7 +326,7 @@ impl Client {
     /// A derived-data memo (a parsed index), stored with its own digest: `None` when absent
     /// or damaged (a damaged one is removed), so the caller computes it again.
     pub fn memo_get(&self, name: &str) -> Option<Vec<u8>> {
-        let path = self.cfg.cache_dir.join("parsed").join(name);
+        let path = self.cache().parsed(name);
         let bytes = fs::read(&path).ok()?;
         let intact = bytes.iter().position(|&b| b == b'\n').and_then(|nl| {
             let head = std::str::from_utf8(&bytes[..nl]).ok()?;
@@ -338,7 +349,7 @@ impl Client {
 
     /// Stores a memo for [`Client::memo_get`] (best effort: a memo is only a shortcut).
     pub fn memo_put(&self, name: &str, bytes: &[u8]) {
-        let path = self.cfg.cache_dir.join("parsed").join(name);
+        let path = self.cache().parsed(name);
         let mut out = format!("{MEMO_MAGIC}{}\n", hex::encode(Sha256::digest(bytes))).into_bytes();
         out.extend_from_slice(bytes);
         let _ = crate::base::write_atomic(&path, &out);
@@ -352,12 +363,8 @@ impl Client {
         sha256: &str,
         size: Option<u64>,
     ) -> Result<(PathBuf, Source)> {
-        let dir = self
-            .cfg
-            .cache_dir
-            .join("sha256")
-            .join(&sha256[..2.min(sha256.len())]);
-        let path = dir.join(sha256);
+        let path = self.cache().blob(sha256);
+        let dir = path.parent().expect("a blob has a folder").to_owned();
         if path.is_file() {
             self.heal(&path, url, check_entry(&path, sha256, size))?;
             if path.is_file() {
@@ -415,15 +422,10 @@ impl Client {
     /// the digest it turned out to have, which is returned for provenance. Offline, a previous
     /// download of the same URL is served.
     pub fn fetch_unverified(&self, url: &str) -> Result<(PathBuf, String)> {
-        let index = self.cfg.cache_dir.join("by-url").join(key(url));
+        let index = self.cache().by_url(&key(url));
         if let Ok(d) = fs::read_to_string(&index) {
             let d = d.trim().to_owned();
-            let p = self
-                .cfg
-                .cache_dir
-                .join("sha256")
-                .join(&d[..2.min(d.len())])
-                .join(&d);
+            let p = self.cache().blob(&d);
             if p.is_file() {
                 // Named by its digest: it must still have it.
                 self.heal(&p, url, check_entry(&p, &d, None))?;
@@ -439,7 +441,7 @@ impl Client {
             });
         }
         let resp = self.get(url, &[])?;
-        let staging = self.cfg.cache_dir.join("sha256");
+        let staging = self.cache().blobs();
         let (tmp, digest, _) = self.download_to_temp(url, resp, &staging)?;
         let dir = staging.join(&digest[..2]);
         fs::create_dir_all(&dir).map_err(Self::cache_err(&dir))?;
@@ -458,7 +460,7 @@ impl Client {
     /// Metadata (indexes, Release files): cached by URL and revalidated with the server's
     /// ETag / Last-Modified. Offline, the cached copy is served as is.
     pub fn fetch_metadata(&self, url: &str) -> Result<(Vec<u8>, Source)> {
-        let dir = self.cfg.cache_dir.join("meta");
+        let dir = self.cache().meta();
         let k = key(url);
         let body = dir.join(&k);
         let validators = dir.join(format!("{k}.validators"));
@@ -484,7 +486,7 @@ impl Client {
                 Some(Err(what)) => Err(Error::Corrupt {
                     path: body,
                     url: redact(url).into(),
-                    what: what.into(),
+                    what: what.to_string().into(),
                 }),
                 None => Err(Error::Offline {
                     url: redact(url),
@@ -622,15 +624,18 @@ mod tests {
         let body = b"some package bytes".repeat(1000);
         fs::write(&p, &body).unwrap();
         let sha = hex::encode(Sha256::digest(&body));
-        assert_eq!(check_entry(&p, &sha, Some(body.len() as u64)), Ok(()));
+        assert!(check_entry(&p, &sha, Some(body.len() as u64)).is_ok());
         let mut bad = body.clone();
         bad[body.len() / 2] ^= 1;
         fs::write(&p, &bad).unwrap();
-        let e = check_entry(&p, &sha, Some(body.len() as u64)).unwrap_err();
+        let e = check_entry(&p, &sha, Some(body.len() as u64))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("sha256 is ") && e.ends_with(&sha), "{e}");
         fs::write(&p, &body[1..]).unwrap();
         assert!(check_entry(&p, &sha, Some(body.len() as u64))
             .unwrap_err()
+            .to_string()
             .contains("bytes, expected"));
 
         let mut cfg = Config::new(t.path().join("cache"));

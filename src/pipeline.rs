@@ -254,10 +254,17 @@ pub fn prepare(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Prepa
         .or_else(|| k.kernel_version.clone())
         .unwrap_or_else(|| "1".to_owned());
 
-    let source = driver::open(&req.driver_source, tmp.path())?;
-    let driver_source_sha256 = match &req.driver_digest {
-        Some(d) => d.clone(),
-        None => crate::base::digest_input(&req.driver_source).map_err(io(&req.driver_source))?,
+    let mut source = driver::open(&req.driver_source, tmp.path())?;
+    if let (Some(d), None) = (&req.driver_digest, &source.sha256) {
+        // An unpacked tree of a known archive is still that archive.
+        source.identify(d);
+    }
+    // Known when the batch hashed it, or when `open` unpacked an archive (it hashed it then).
+    let driver_source_sha256 = match (&req.driver_digest, &source.sha256) {
+        (Some(d), _) | (None, Some(d)) => d.clone(),
+        (None, None) => {
+            crate::base::digest_input(&req.driver_source).map_err(io(&req.driver_source))?
+        }
     };
     let inputs = known
         .iter()

@@ -100,6 +100,16 @@ pub struct Table {
     pub releases: Vec<Release>,
 }
 
+/// A cell of the driver catalog that is not an outcome.
+#[derive(Debug, thiserror::Error)]
+#[error("driver {driver} on {arch} {line}: outcome `{text}` is not `builds`, `patched: ...` or `cannot: ...`")]
+pub struct BadOutcome {
+    pub driver: String,
+    pub arch: String,
+    pub line: String,
+    pub text: String,
+}
+
 impl Table {
     pub fn embedded() -> Table {
         Table::from_catalog(&SourceCatalog::embedded())
@@ -107,15 +117,18 @@ impl Table {
     }
 
     /// The table of a catalog; an outcome that does not parse is an error naming its cell.
-    pub fn from_catalog(cat: &SourceCatalog) -> Result<Table, String> {
+    pub fn from_catalog(cat: &SourceCatalog) -> Result<Table, BadOutcome> {
         let mut releases = Vec::new();
         for k in &cat.known {
             let mut outcomes = BTreeMap::new();
             for (arch, lines) in &k.kernels {
                 let mut m = BTreeMap::new();
                 for (line, text) in lines {
-                    let o = Outcome::parse(text).ok_or_else(|| {
-                        format!("driver {} on {arch} {line}: outcome `{text}` is not `builds`, `patched: ...` or `cannot: ...`", k.version)
+                    let o = Outcome::parse(text).ok_or_else(|| BadOutcome {
+                        driver: k.version.clone(),
+                        arch: arch.clone(),
+                        line: line.clone(),
+                        text: text.clone(),
                     })?;
                     m.insert(line.clone(), o);
                 }

@@ -389,8 +389,8 @@ pub enum FetchError {
 
 /// Where a manifest's toolchain is unpacked in the cache.
 pub fn root_in_cache(m: &Manifest, cache_dir: &Path) -> PathBuf {
-    cache_dir
-        .join("toolchains")
+    crate::base::Cache(cache_dir)
+        .toolchains()
         .join(format!("{}-{}", m.name, m.digest()))
 }
 

@@ -16,22 +16,12 @@ use common::*;
 use probeforge::kernel::Arch;
 
 fn build_all_cmd(repo: &Path, only: &str, cache: &Path) -> Command {
-    let src = libs_0_20_0();
     let mut c = Command::new(bin());
-    c.args([
-        "build-all",
-        "debian-bullseye",
-        "debian-bookworm",
-        "--only",
+    c.args(build_all_args(
+        &["debian-bullseye", "debian-bookworm"],
         only,
-        "--repo",
-        repo.to_str().unwrap(),
-        "--driver-source",
-        src.to_str().unwrap(),
-        "--driver-version",
-        "8.0.0+driver",
-        "--json",
-    ])
+        repo,
+    ))
     .env("PROBEFORGE_CACHE", cache)
     .env("SOURCE_DATE_EPOCH", "1700000000");
     c

@@ -194,22 +194,9 @@ fn every_listed_debian_kernel_installs_its_kernel_tree() {
 /// mirror serves, with the newer ones it does not serve named and passed over.
 #[test]
 fn build_latest_for_every_debian_release_target() {
-    let src = libs_0_20_0();
     for target in debian_targets() {
         let t = tmpdir();
-        let (code, out, err) = run(&[
-            "build",
-            "--target",
-            &target,
-            "--kernel",
-            "latest",
-            "--driver-source",
-            src.to_str().unwrap(),
-            "--driver-version",
-            "8.0.0+driver",
-            "-o",
-            t.path().to_str().unwrap(),
-        ]);
+        let (code, out, err) = run(&build_target_args(&target, "latest", t.path()));
         assert_eq!(code, 0, "{target}: {err}");
         let newest =
             probeforge::repo::newest_first(lister().list(&target, &[Arch::X86_64]).unwrap());
@@ -248,20 +235,7 @@ fn build_latest_for_every_debian_release_target() {
 fn build_from_a_target_fetches_verifies_and_builds() {
     let (k, _) = debian_kernel("bullseye", Arch::X86_64);
     let t = tmpdir();
-    let src = libs_0_20_0();
-    let (code, out, err) = run(&[
-        "build",
-        "--target",
-        "debian-bullseye",
-        "--kernel",
-        &k.release,
-        "--driver-source",
-        src.to_str().unwrap(),
-        "--driver-version",
-        "8.0.0+driver",
-        "-o",
-        t.path().to_str().unwrap(),
-    ]);
+    let (code, out, err) = run(&build_target_args("debian-bullseye", &k.release, t.path()));
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains(&format!("falco_debian_{}_1.o", k.release)),
@@ -1026,24 +1000,9 @@ fn a_listed_kernel_the_mirror_does_not_serve_is_unavailable_not_failed() {
         .find(|x| x.origin == "bookworm" && x.release != k.release)
         .expect("a second kernel in bookworm");
     let repo = t.path().join("repo");
-    let src = libs_0_20_0();
     let only = format!("^{}$", regex::escape(&other.release));
-    let mut args = net.to_vec();
-    args.extend([
-        "build-all",
-        "bw",
-        "--arch",
-        "x86_64",
-        "--only",
-        &only,
-        "--repo",
-        repo.to_str().unwrap(),
-        "--driver-source",
-        src.to_str().unwrap(),
-        "--driver-version",
-        "8.0.0+driver",
-        "--json",
-    ]);
+    let mut args: Vec<String> = net.iter().map(|a| a.to_string()).collect();
+    args.extend(build_all_args(&["bw", "--arch", "x86_64"], &only, &repo));
     let (code, out, err) = run(&args);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -1548,22 +1507,11 @@ fn build_all_from_a_kernel_crawler_list() {
     let repo = t.path().join("repo");
     let src = libs_0_20_0();
     let only = format!("^{}$", regex::escape(&k.release));
-    let (code, out, err) = run(&[
-        "build-all",
-        "--from",
-        file.to_str().unwrap(),
-        "--arch",
-        "x86_64",
-        "--only",
+    let (code, out, err) = run(&build_all_args(
+        &["--from", file.to_str().unwrap(), "--arch", "x86_64"],
         &only,
-        "--repo",
-        repo.to_str().unwrap(),
-        "--driver-source",
-        src.to_str().unwrap(),
-        "--driver-version",
-        "8.0.0+driver",
-        "--json",
-    ]);
+        &repo,
+    ));
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let ks = v["kernels"].as_array().unwrap();

@@ -123,6 +123,18 @@ pub fn run(
         None => Catalog::embedded(),
     };
     let scratch = o.scratch.clone().unwrap_or_else(pipeline::default_scratch);
+    // With --verify the driver serves twice (the probe, then its event tables): unpacked once.
+    let work = tempfile::Builder::new()
+        .prefix("probeforge-build-")
+        .tempdir_in(&scratch)
+        .map_err(Error::write(&scratch))?;
+    let (driver_source, driver_digest) = match o.verify {
+        true => {
+            let (dir, digest) = crate::farm::prepare_driver_source(&driver_source, work.path())?;
+            (dir, Some(digest))
+        }
+        false => (driver_source, None),
+    };
     let req = pipeline::Request {
         headers,
         kernel_release,
@@ -133,7 +145,7 @@ pub fn run(
         arch: o.arch,
         out_dir: o.output.clone(),
         scratch: Some(scratch.clone()),
-        driver_digest: None,
+        driver_digest,
         header_digests,
     };
     rep.phase(
@@ -157,11 +169,13 @@ pub fn run(
             }
         };
         let bytes = std::fs::read(&out.path).map_err(Error::read(&out.path))?;
-        let (_, tables) = crate::verify::events::tables_from_source(
+        let tables_work = work.path().join("tables");
+        std::fs::create_dir_all(&tables_work).map_err(Error::write(&tables_work))?;
+        let tables = crate::verify::events::driver_tables(
             &req.driver_source,
             out.kernel.arch,
             tc,
-            &scratch,
+            &tables_work,
         )
         .map_err(Error::tables)?;
         rep.phase(&out.kernel.release, Phase::Boot);

@@ -261,9 +261,19 @@ pub fn is_kernel_headers(p: &Package, all: &[Package]) -> bool {
     is_headers_shaped(p) && !says_meta(p) && points_to_kernel(p, all).is_none()
 }
 
+/// A header package's dependency that no index lists.
+#[derive(Debug, thiserror::Error)]
+#[error("`{package}` needs `{needs}`{constraint} which no index lists")]
+pub struct Unlisted {
+    pub package: String,
+    pub needs: String,
+    /// ` (>= 6.1.0)`, or empty.
+    pub constraint: String,
+}
+
 /// The header set of a flavour package: itself plus its `linux-headers-*`/`linux-kbuild-*`
 /// dependencies, transitively; each dependency resolved to the highest version satisfying it.
-pub fn closure<'a>(flavour: &'a Package, all: &'a [Package]) -> Result<Vec<&'a Package>, String> {
+pub fn closure<'a>(flavour: &'a Package, all: &'a [Package]) -> Result<Vec<&'a Package>, Unlisted> {
     let mut set: Vec<&Package> = vec![flavour];
     let mut i = 0;
     while i < set.len() {
@@ -282,14 +292,13 @@ pub fn closure<'a>(flavour: &'a Package, all: &'a [Package]) -> Result<Vec<&'a P
                         && satisfies(&p.version, &c)
                 })
                 .max_by(|a, b| compare_versions(&a.version, &b.version))
-                .ok_or_else(|| {
-                    format!(
-                        "`{}` needs `{name}`{} which no index lists",
-                        flavour.name,
-                        c.as_ref()
-                            .map(|(o, v)| format!(" ({o} {v})"))
-                            .unwrap_or_default()
-                    )
+                .ok_or_else(|| Unlisted {
+                    package: flavour.name.clone(),
+                    needs: name.clone(),
+                    constraint: c
+                        .as_ref()
+                        .map(|(o, v)| format!(" ({o} {v})"))
+                        .unwrap_or_default(),
                 })?;
             set.push(best);
         }

@@ -7,20 +7,24 @@ use std::io::Read;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use super::ParseError;
+
 /// One page of a bucket listing: the `CommonPrefixes` (build IDs, with their `/`) and the
 /// marker of the next page when truncated.
-pub fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String> {
+pub fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), ParseError> {
     let mut r = Reader::from_reader(xml);
     let mut buf = Vec::new();
     let (mut prefixes, mut next, mut truncated) = (Vec::new(), None, false);
     let mut path: Vec<Vec<u8>> = Vec::new();
     let mut seen_root = false;
     loop {
-        match r.read_event_into(&mut buf).map_err(|e| e.to_string())? {
+        match r.read_event_into(&mut buf)? {
             Event::Start(e) => {
                 if path.is_empty() {
                     if e.name().as_ref() != b"ListBucketResult" {
-                        return Err("not a bucket listing (no ListBucketResult)".into());
+                        return Err(ParseError::Shape(
+                            "not a bucket listing (no ListBucketResult)",
+                        ));
                     }
                     seen_root = true;
                 }
@@ -30,7 +34,7 @@ pub fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String
                 path.pop();
             }
             Event::Text(t) => {
-                let v = t.unescape().map_err(|e| e.to_string())?.trim().to_owned();
+                let v = t.unescape()?.trim().to_owned();
                 let names: Vec<&[u8]> = path.iter().map(Vec::as_slice).collect();
                 match names.as_slice() {
                     [b"ListBucketResult", b"CommonPrefixes", b"Prefix"] => prefixes.push(v),
@@ -45,18 +49,19 @@ pub fn parse_listing(xml: &[u8]) -> Result<(Vec<String>, Option<String>), String
         buf.clear();
     }
     if !seen_root {
-        return Err("empty listing".into());
+        return Err(ParseError::Shape("empty listing"));
     }
     Ok((prefixes, if truncated { next } else { None }))
 }
 
 /// What a COS headers tarball says: (`UTS_RELEASE`, `UTS_VERSION`), read by streaming it.
-pub fn headers_facts(r: impl Read + Send) -> Result<(String, Option<String>), String> {
-    let dec = crate::extract::decompress(r, "kernel-headers.tgz").map_err(|e| e.to_string())?;
+pub fn headers_facts(r: impl Read + Send) -> Result<(String, Option<String>), ParseError> {
+    let dec = crate::extract::decompress(r, "kernel-headers.tgz")
+        .map_err(|e| ParseError::Decompress(Box::new(e)))?;
     let mut tar = tar::Archive::new(dec);
     let (mut release, mut version) = (None, None);
-    for e in tar.entries().map_err(|e| e.to_string())? {
-        let mut e = e.map_err(|e| e.to_string())?;
+    for e in tar.entries()? {
+        let mut e = e?;
         let p = String::from_utf8_lossy(&e.path_bytes()).into_owned();
         let want = p.ends_with("include/generated/utsrelease.h")
             || p.ends_with("include/generated/utsversion.h")
@@ -65,10 +70,7 @@ pub fn headers_facts(r: impl Read + Send) -> Result<(String, Option<String>), St
             continue;
         }
         let mut text = String::new();
-        e.by_ref()
-            .take(1 << 16)
-            .read_to_string(&mut text)
-            .map_err(|e| e.to_string())?;
+        e.by_ref().take(1 << 16).read_to_string(&mut text)?;
         if let Some(v) = crate::kernel::define_string(&text, "UTS_RELEASE") {
             release = Some(v);
         }
@@ -80,7 +82,9 @@ pub fn headers_facts(r: impl Read + Send) -> Result<(String, Option<String>), St
         }
     }
     Ok((
-        release.ok_or("no include/generated/utsrelease.h in the headers")?,
+        release.ok_or(ParseError::Shape(
+            "no include/generated/utsrelease.h in the headers",
+        ))?,
         version,
     ))
 }

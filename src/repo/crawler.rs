@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{KernelRecord, PackageRef};
+use super::{KernelRecord, PackageRef, ParseError};
 use crate::kernel::Arch;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -65,19 +65,19 @@ pub fn arch_of_release(release: &str) -> Option<Arch> {
 
 /// Reads a kernel-crawler list (grouped by distro, or a plain array). Digests are unknown
 /// (empty): such packages are fetched unverified and their digests recorded.
-pub fn read(text: &str, default_arch: Arch) -> Result<Vec<KernelRecord>, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+pub fn read(text: &str, default_arch: Arch) -> Result<Vec<KernelRecord>, ParseError> {
+    let v: serde_json::Value = serde_json::from_str(text)?;
     let entries: Vec<Entry> = match v {
-        serde_json::Value::Array(_) => serde_json::from_value(v).map_err(|e| e.to_string())?,
+        serde_json::Value::Array(_) => serde_json::from_value(v)?,
         serde_json::Value::Object(m) => {
             let mut all = Vec::new();
             for (_, list) in m {
-                let mut e: Vec<Entry> = serde_json::from_value(list).map_err(|e| e.to_string())?;
+                let mut e: Vec<Entry> = serde_json::from_value(list)?;
                 all.append(&mut e);
             }
             all
         }
-        _ => return Err("expected an object or an array".into()),
+        _ => return Err(ParseError::Shape("expected an object or an array")),
     };
     Ok(entries
         .into_iter()

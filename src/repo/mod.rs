@@ -16,6 +16,26 @@ use std::collections::BTreeMap;
 use crate::http::{self, Client};
 use crate::kernel::Arch;
 
+/// Why repository metadata (bytes handed to a parser) does not read as what it should be.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0}")]
+    Xml(#[from] quick_xml::Error),
+    #[error("{0}")]
+    XmlText(#[from] quick_xml::encoding::EncodingError),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Read(#[from] std::io::Error),
+    #[error("cannot decompress: {0}")]
+    Decompress(Box<crate::extract::Error>),
+    /// Well-formed, but not what this format holds (which part is missing, or is wrong).
+    #[error("{0}")]
+    Shape(&'static str),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("unknown target `{0}` (see `probeforge list-kernels --targets-only`)")]
@@ -539,7 +559,7 @@ impl Lister<'_> {
             let xml = self.fetch_meta(&url)?;
             let (mut p, next) = cos::parse_listing(&xml).map_err(|what| Error::Index {
                 url: http::redact(&url),
-                what,
+                what: what.to_string(),
             })?;
             builds.append(&mut p);
             match next {
@@ -583,7 +603,7 @@ impl Lister<'_> {
                     let facts = cos::headers_facts(std::io::BufReader::new(f)).map_err(|what| {
                         Error::Index {
                             url: http::redact(&url),
-                            what,
+                            what: what.to_string(),
                         }
                     })?;
                     self.client
@@ -652,7 +672,7 @@ impl Lister<'_> {
         let signed = t.accept(checked)?;
         let data = yum::parse_repomd(&md).map_err(|what| Error::Index {
             url: http::redact(&md_url),
-            what,
+            what: what.to_string(),
         })?;
         let pick = data
             .iter()
@@ -706,7 +726,7 @@ impl Lister<'_> {
             std::io::Write::write_all(&mut tmp, &plain).map_err(|e| idx_err(e.to_string()))?;
             yum::parse_primary_sqlite(tmp.path(), keep)
         }
-        .map_err(idx_err)?;
+        .map_err(|e| idx_err(e.to_string()))?;
         for r in &rpms {
             if r.checksum_type != "sha256" {
                 return Err(idx_err(format!(

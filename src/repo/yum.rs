@@ -5,6 +5,8 @@
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use super::ParseError;
+
 /// One `<data>` entry of `repomd.xml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepomdData {
@@ -30,14 +32,14 @@ fn attr(e: &quick_xml::events::BytesStart, key: &[u8]) -> Option<String> {
 }
 
 /// Parses `repomd.xml`.
-pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdData>, String> {
+pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdData>, ParseError> {
     let mut r = Reader::from_reader(xml);
     let mut out = Vec::new();
     let mut cur: Option<RepomdData> = None;
     let mut field: Option<Vec<u8>> = None;
     let mut buf = Vec::new();
     loop {
-        match r.read_event_into(&mut buf).map_err(|e| e.to_string())? {
+        match r.read_event_into(&mut buf)? {
             Event::Start(e) | Event::Empty(e) => {
                 let n = local(e.name().as_ref()).to_vec();
                 match n.as_slice() {
@@ -67,7 +69,7 @@ pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdData>, String> {
             }
             Event::Text(t) => {
                 if let (Some(f), Some(c)) = (&field, cur.as_mut()) {
-                    let v = t.unescape().map_err(|e| e.to_string())?.trim().to_owned();
+                    let v = t.unescape()?.trim().to_owned();
                     match f.as_slice() {
                         b"checksum" => c.checksum = v,
                         b"size" => c.size = v.parse().ok(),
@@ -89,7 +91,7 @@ pub fn parse_repomd(xml: &[u8]) -> Result<Vec<RepomdData>, String> {
         buf.clear();
     }
     if out.is_empty() {
-        return Err("no <data> entries".into());
+        return Err(ParseError::Shape("no <data> entries"));
     }
     Ok(out)
 }
@@ -123,7 +125,7 @@ pub fn is_kernel_devel(name: &str) -> bool {
 }
 
 /// Parses `primary.xml`, keeping packages whose name satisfies `keep`.
-pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>, String> {
+pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>, ParseError> {
     let mut r = Reader::from_reader(xml);
     let mut out = Vec::new();
     let mut cur: Option<Rpm> = None;
@@ -131,7 +133,7 @@ pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>
     let mut depth_in_format = false;
     let mut buf = Vec::new();
     loop {
-        let ev = r.read_event_into(&mut buf).map_err(|e| e.to_string())?;
+        let ev = r.read_event_into(&mut buf)?;
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let n = local(e.name().as_ref()).to_vec();
@@ -169,7 +171,7 @@ pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>
             }
             Event::Text(t) => {
                 if let (Some(f), Some(c)) = (&field, cur.as_mut()) {
-                    let v = t.unescape().map_err(|e| e.to_string())?.trim().to_owned();
+                    let v = t.unescape()?.trim().to_owned();
                     match f.as_slice() {
                         b"name" => c.name = v,
                         b"arch" => c.arch = v,
@@ -204,31 +206,28 @@ pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>
 pub fn parse_primary_sqlite(
     db: &std::path::Path,
     keep: impl Fn(&str) -> bool,
-) -> Result<Vec<Rpm>, String> {
+) -> Result<Vec<Rpm>, ParseError> {
     let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| e.to_string())?;
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut st = conn
         .prepare("SELECT name, arch, epoch, version, release, checksum_type, pkgId, location_href, size_package FROM packages")
-        .map_err(|e| e.to_string())?;
-    let rows = st
-        .query_map([], |r| {
-            Ok(Rpm {
-                name: r.get(0)?,
-                arch: r.get(1)?,
-                epoch: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                version: r.get(3)?,
-                release: r.get(4)?,
-                checksum_type: r.get(5)?,
-                checksum: r.get(6)?,
-                href: r.get(7)?,
-                size: r.get::<_, i64>(8)? as u64,
-            })
+        ?;
+    let rows = st.query_map([], |r| {
+        Ok(Rpm {
+            name: r.get(0)?,
+            arch: r.get(1)?,
+            epoch: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            version: r.get(3)?,
+            release: r.get(4)?,
+            checksum_type: r.get(5)?,
+            checksum: r.get(6)?,
+            href: r.get(7)?,
+            size: r.get::<_, i64>(8)? as u64,
         })
-        .map_err(|e| e.to_string())?;
+    })?;
     let mut out = Vec::new();
     for r in rows {
-        let r = r.map_err(|e| e.to_string())?;
+        let r = r?;
         if keep(&r.name) {
             out.push(r);
         }

@@ -38,11 +38,51 @@ pub enum Error {
         stderr: String,
     },
     #[error("the driver's event tables of `{driver}` are unreadable: {what}")]
-    Object { driver: PathBuf, what: String },
+    Object { driver: PathBuf, what: Malformed },
     #[error(transparent)]
     Driver(#[from] crate::driver::Error),
     #[error("`{0}`: no `struct scap_bpf_settings` in bpf/types.h")]
     NoSettings(PathBuf),
+}
+
+/// Why the compiled tables or a captured event do not read as the driver's layout says.
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    #[error("{0}")]
+    Elf(#[from] object::Error),
+    #[error("`{0}` is not defined")]
+    Undefined(String),
+    #[error("`{0}` lies outside its section")]
+    OutsideSection(String),
+    #[error("no {0}")]
+    Missing(&'static str),
+    #[error("layout has {0} values, expected 23")]
+    Layout(usize),
+    #[error("g_event_info is {len} bytes, not {count} events of {size}")]
+    EventInfo {
+        len: usize,
+        count: usize,
+        size: usize,
+    },
+    #[error("{0} bytes, shorter than an event header")]
+    Short(usize),
+    #[error("event {code}: length {len} outside the {read} bytes read")]
+    Length { code: u16, len: usize, read: usize },
+    #[error("event code {0} is not in the driver's event table")]
+    UnknownCode(u16),
+    #[error("event {code} ({name}): {got} parameters, the table says {want}")]
+    ParamCount {
+        code: u16,
+        name: String,
+        got: usize,
+        want: usize,
+    },
+    #[error("event {0}: parameter lengths run past its end")]
+    LengthsPastEnd(u16),
+    #[error("event {code}: parameter `{param}` runs past its end")]
+    ParamPastEnd { code: u16, param: String },
+    #[error("not hex: {0}")]
+    Hex(#[from] hex::FromHexError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -258,38 +298,38 @@ pub fn source_matches(src: &crate::driver::DriverSource, probe: &crate::validate
         && probe.schema_version == Some(crate::driver::encode_semver(src.schema_version))
 }
 
-fn symbol_data<'a>(file: &'a object::File<'a>, name: &str) -> Result<Option<Vec<u8>>, String> {
+fn symbol_data<'a>(file: &'a object::File<'a>, name: &str) -> Result<Option<Vec<u8>>, Malformed> {
     let Some(sym) = file.symbols().find(|s| s.name() == Ok(name)) else {
         return Ok(None);
     };
     let Some(idx) = sym.section_index() else {
-        return Err(format!("`{name}` is not defined"));
+        return Err(Malformed::Undefined(name.to_owned()));
     };
-    let sec = file.section_by_index(idx).map_err(|e| e.to_string())?;
+    let sec = file.section_by_index(idx)?;
     let (start, size) = (sym.address() as usize, sym.size() as usize);
     if sec.kind() == object::SectionKind::UninitializedData {
         return Ok(Some(vec![0; size]));
     }
-    let data = sec.data().map_err(|e| e.to_string())?;
+    let data = sec.data()?;
     data.get(start..start + size)
         .map(|d| Some(d.to_vec()))
-        .ok_or_else(|| format!("`{name}` lies outside its section"))
+        .ok_or_else(|| Malformed::OutsideSection(name.to_owned()))
 }
 
 fn read_tables(
     bytes: &[u8],
     settings: Vec<SettingsField>,
     settings_size: usize,
-) -> Result<DriverTables, String> {
-    let file = object::File::parse(bytes).map_err(|e| e.to_string())?;
-    let layout_bytes =
-        symbol_data(&file, "probeforge_layout")?.ok_or("no probeforge_layout symbol")?;
+) -> Result<DriverTables, Malformed> {
+    let file = object::File::parse(bytes)?;
+    let layout_bytes = symbol_data(&file, "probeforge_layout")?
+        .ok_or(Malformed::Missing("probeforge_layout symbol"))?;
     let l: Vec<u64> = layout_bytes
         .chunks_exact(8)
         .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
         .collect();
     if l.len() != 23 {
-        return Err(format!("layout has {} values, expected 23", l.len()));
+        return Err(Malformed::Layout(l.len()));
     }
     let u = |i: usize| l[i] as usize;
     let mut maps = Vec::new();
@@ -298,21 +338,22 @@ fn read_tables(
             maps.push(((*map).to_owned(), d));
         }
     }
-    let names = symbol_data(&file, "probeforge_filler_names")?.ok_or("no filler names")?;
+    let names =
+        symbol_data(&file, "probeforge_filler_names")?.ok_or(Malformed::Missing("filler names"))?;
     let filler_names: Vec<String> = names
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty())
         .map(|s| String::from_utf8_lossy(s).into_owned())
         .collect();
-    let info = symbol_data(&file, "g_event_info")?.ok_or("no g_event_info")?;
+    let info = symbol_data(&file, "g_event_info")?.ok_or(Malformed::Missing("g_event_info"))?;
     let (ev_size, ev_name, ev_flags, ev_nparams, ev_params) = (u(0), u(1), u(2), u(3), u(4));
     let (p_size, p_name, p_type, name_len) = (u(5), u(6), u(7), u(8));
     if ev_size == 0 || info.len() != ev_size * u(11) {
-        return Err(format!(
-            "g_event_info is {} bytes, not {} events of {ev_size}",
-            info.len(),
-            u(11)
-        ));
+        return Err(Malformed::EventInfo {
+            len: info.len(),
+            count: u(11),
+            size: ev_size,
+        });
     }
     use crate::validate::cstr;
     let u32_at = |d: &[u8], o: usize| u32::from_le_bytes(d[o..o + 4].try_into().unwrap());
@@ -368,10 +409,10 @@ impl Event {
 impl EventSchema {
     /// Decodes one event as the probe wrote it: `ppm_evt_hdr`, the parameter lengths (16-bit,
     /// or 32-bit for large-payload events), then the parameters.
-    pub fn decode(&self, raw: &[u8]) -> Result<Event, String> {
+    pub fn decode(&self, raw: &[u8]) -> Result<Event, Malformed> {
         let h = self.header_len;
         if raw.len() < h || h < 26 {
-            return Err(format!("{} bytes, shorter than an event header", raw.len()));
+            return Err(Malformed::Short(raw.len()));
         }
         let ts = u64::from_le_bytes(raw[0..8].try_into().unwrap());
         let tid = u64::from_le_bytes(raw[8..16].try_into().unwrap());
@@ -379,27 +420,29 @@ impl EventSchema {
         let code = u16::from_le_bytes(raw[20..22].try_into().unwrap());
         let nparams = u32::from_le_bytes(raw[22..26].try_into().unwrap()) as usize;
         if len > raw.len() || len < h {
-            return Err(format!(
-                "event {code}: length {len} outside the {} bytes read",
-                raw.len()
-            ));
+            return Err(Malformed::Length {
+                code,
+                len,
+                read: raw.len(),
+            });
         }
         let info = self
             .events
             .get(code as usize)
-            .ok_or_else(|| format!("event code {code} is not in the driver's event table"))?;
+            .ok_or(Malformed::UnknownCode(code))?;
         if nparams != info.params.len() {
-            return Err(format!(
-                "event {code} ({}): {nparams} parameters, the table says {}",
-                info.name,
-                info.params.len()
-            ));
+            return Err(Malformed::ParamCount {
+                code,
+                name: info.name.clone(),
+                got: nparams,
+                want: info.params.len(),
+            });
         }
         let wide = info.flags & self.large_payload_flag != 0;
         let lw = if wide { 4 } else { 2 };
         let mut at = h + nparams * lw;
         if at > len {
-            return Err(format!("event {code}: parameter lengths run past its end"));
+            return Err(Malformed::LengthsPastEnd(code));
         }
         let mut params = Vec::new();
         for (i, (pname, ptype)) in info.params.iter().enumerate() {
@@ -412,7 +455,10 @@ impl EventSchema {
             let v = raw
                 .get(at..at + plen)
                 .filter(|_| at + plen <= len)
-                .ok_or_else(|| format!("event {code}: parameter `{pname}` runs past its end"))?;
+                .ok_or_else(|| Malformed::ParamPastEnd {
+                    code,
+                    param: pname.clone(),
+                })?;
             at += plen;
             params.push((pname.clone(), self.value(*ptype, v)));
         }
@@ -492,11 +538,11 @@ pub fn check(schema: &EventSchema, report: &serde_json::Value) -> EventCheck {
     let mut events = Vec::new();
     for h in &raw {
         match hex::decode(h)
-            .map_err(|e| e.to_string())
+            .map_err(Malformed::from)
             .and_then(|b| schema.decode(&b))
         {
             Ok(e) => events.push(e),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     let child = report["child"].as_u64();
@@ -631,8 +677,13 @@ mod tests {
         assert!(s
             .decode(&event(1, &[b"x"]))
             .unwrap_err()
+            .to_string()
             .contains("parameters"));
-        assert!(s.decode(&event(9, &[])).unwrap_err().contains("not in"));
+        assert!(s
+            .decode(&event(9, &[]))
+            .unwrap_err()
+            .to_string()
+            .contains("not in"));
     }
 
     #[test]

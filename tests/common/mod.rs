@@ -190,12 +190,44 @@ pub fn build_args(headers: &[PathBuf], driver: &Path, out: &Path) -> Vec<String>
     a
 }
 
+/// The arguments naming the driver most tests build: libs 0.20.0 as 8.0.0+driver.
+pub fn driver_8_args() -> Vec<String> {
+    vec![
+        "--driver-source".into(),
+        libs_0_20_0().display().to_string(),
+        "--driver-version".into(),
+        "8.0.0+driver".into(),
+    ]
+}
+
+/// `probeforge build --target T --kernel K -o OUT` for driver 8.0.0+driver.
+pub fn build_target_args(target: &str, kernel: &str, out: &Path) -> Vec<String> {
+    let mut a: Vec<String> = ["build", "--target", target, "--kernel", kernel]
+        .map(String::from)
+        .to_vec();
+    a.extend(driver_8_args());
+    a.extend(["-o".into(), out.display().to_string()]);
+    a
+}
+
+/// `probeforge build-all <kernels...> --only RE --repo REPO --json` for driver 8.0.0+driver:
+/// the batch most tests run. `kernels` is targets (and `--arch`), or `--from FILE`.
+pub fn build_all_args(kernels: &[&str], only: &str, repo: &Path) -> Vec<String> {
+    let mut a = vec!["build-all".to_owned()];
+    a.extend(kernels.iter().map(|k| k.to_string()));
+    a.extend(["--only".into(), only.into(), "--repo".into()]);
+    a.push(repo.display().to_string());
+    a.extend(driver_8_args());
+    a.push("--json".into());
+    a
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_probeforge"))
 }
 
 /// Runs the probeforge binary with the test cache; returns (status code, stdout, stderr).
-pub fn run(args: &[&str]) -> (i32, String, String) {
+pub fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
         .env("PROBEFORGE_CACHE", cache_dir())

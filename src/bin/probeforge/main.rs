@@ -89,10 +89,11 @@ fn run(cli: Cli) -> Result<bool> {
             let built = command::build::run(&a.options()?, &net, &tc, &rep);
             rep.finish();
             let built = built?;
-            match (a.json, built.ok()) {
-                (_, false) => render::build(&built),
-                (true, true) => render::json(&built.output),
-                (false, true) => render::build(&built),
+            // A probe that failed its proof is reported, not printed as built.
+            if a.json && built.ok() {
+                render::json(&built.output);
+            } else {
+                render::build(&built);
             }
             Ok(built.ok())
         }
