@@ -8,6 +8,7 @@
 pub mod base;
 pub mod extract;
 pub mod kernel;
+pub mod kmod;
 
 pub use kernel::{Arch, KernelTree};
 pub mod check;

@@ -1,0 +1,527 @@
+//! The kernel's own compiler: which one the headers name, and where to get exactly that one.
+//!
+//! A module must be compiled by the compiler that built its kernel (kbuild warns, then builds
+//! anyway; probeforge refuses). The headers name it in `CONFIG_CC_VERSION_TEXT`. It comes from a
+//! pinned manifest in `toolchain/gcc-*.json` (the distro's own packages, by digest, unpacked
+//! without root into the cache and run through their own dynamic loader), or from the host when
+//! the host's `gcc-N --version` says exactly the same text. Nothing else is ever used.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::Error;
+use crate::kernel::{Arch, KernelTree};
+
+/// The compiler a kernel was built with, as its headers say.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KernelCompiler {
+    /// `CONFIG_CC_VERSION_TEXT`: the first line of `$(CC) --version` when the kernel was built,
+    /// e.g. `gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0`.
+    pub text: String,
+    /// `CONFIG_GCC_VERSION` (e.g. 120200); 0 for a kernel built by clang.
+    pub gcc_version: u32,
+}
+
+impl KernelCompiler {
+    /// Reads the compiler from a kernel's configuration (`.config`, else `autoconf.h`).
+    pub fn of(tree: &KernelTree) -> Result<KernelCompiler, Error> {
+        let text = tree
+            .config
+            .get("CC_VERSION_TEXT")
+            .map(|t| t.trim_matches('"').to_owned())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::NoCompilerText {
+                release: tree.release.clone(),
+            })?;
+        let gcc_version = tree
+            .config
+            .get("GCC_VERSION")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        Ok(KernelCompiler { text, gcc_version })
+    }
+
+    /// The program name the text starts with (`gcc-12`, `gcc`, `clang`).
+    pub fn program(&self) -> &str {
+        self.text.split_whitespace().next().unwrap_or("")
+    }
+}
+
+/// One package of a pinned compiler.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct GccPackage {
+    pub name: String,
+    pub version: String,
+    /// Catalog mirror the file is below (`debian`, `debian-security`).
+    pub mirror: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A pinned kernel compiler: the distro's gcc and binutils, with every library they load.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct GccManifest {
+    pub name: String,
+    /// Exactly what `gcc --version` prints first: what `CONFIG_CC_VERSION_TEXT` must say.
+    pub version_text: String,
+    /// The machine the compiler runs on.
+    pub host_arch: Arch,
+    /// The machine it compiles for (a cross compiler's differs from `host_arch`).
+    pub target_arch: Arch,
+    /// The catalog target whose index the packages were pinned from.
+    pub pinned_from: String,
+    pub note: String,
+    /// The driver, named so its `--version` prints the kernel's text (`usr/bin/gcc-12`).
+    pub gcc: String,
+    /// binutils' programs are this followed by `as`, `ld`, `nm`, ...
+    pub binutils_prefix: String,
+    pub loader: String,
+    pub library_path: Vec<String>,
+    pub packages: Vec<GccPackage>,
+}
+
+const EMBEDDED: &[&str] = &[include_str!("../../toolchain/gcc-12-debian12.json")];
+
+impl GccManifest {
+    /// The manifests shipped in `toolchain/`.
+    pub fn embedded() -> Vec<GccManifest> {
+        EMBEDDED
+            .iter()
+            .map(|t| serde_json::from_str(t).expect("embedded compiler manifest is valid"))
+            .collect()
+    }
+
+    /// The cache directory's identity: the digests of its packages.
+    pub fn digest(&self) -> String {
+        let all: String = self.packages.iter().map(|p| p.sha256.as_str()).collect();
+        crate::base::sha256(all.as_bytes())[..16].to_owned()
+    }
+}
+
+/// Where a compiler comes from.
+#[derive(Debug, Clone)]
+pub enum CompilerSource {
+    /// A pinned manifest (to be fetched into the cache).
+    Pinned(Box<GccManifest>),
+    /// A program on this host whose `--version` says exactly the kernel's text.
+    Host(PathBuf),
+}
+
+/// binutils programs kbuild calls (make variable, program suffix).
+const BINUTILS: &[(&str, &str)] = &[
+    ("LD", "ld"),
+    ("AR", "ar"),
+    ("NM", "nm"),
+    ("OBJCOPY", "objcopy"),
+    ("OBJDUMP", "objdump"),
+    ("READELF", "readelf"),
+    ("STRIP", "strip"),
+];
+
+/// Chooses the kernel's compiler: a pinned manifest for this host that compiles for the
+/// kernel's architecture and says exactly its text, else the host's program of that name if
+/// it says exactly the same. Anything else is [`Error::NoCompiler`], naming both sides.
+pub fn choose(
+    want: &KernelCompiler,
+    kernel_arch: Arch,
+    manifests: &[GccManifest],
+) -> Result<CompilerSource, Error> {
+    let host = Arch::host();
+    if let Some(m) = manifests.iter().find(|m| {
+        Some(m.host_arch) == host && m.target_arch == kernel_arch && m.version_text == want.text
+    }) {
+        return Ok(CompilerSource::Pinned(Box::new(m.clone())));
+    }
+    let mut available: Vec<String> = manifests
+        .iter()
+        .map(|m| {
+            format!(
+                "pinned `{}` ({} for {:?} on {:?})",
+                m.name, m.version_text, m.target_arch, m.host_arch
+            )
+        })
+        .collect();
+    let prog = want.program();
+    // `gcc-12`, or a triplet-prefixed `x86_64-linux-gnu-gcc-14`: only ever the same name.
+    if host == Some(kernel_arch) && prog.contains("gcc") && !prog.contains('/') {
+        if let Some(path) = which(prog) {
+            match version_line(&mut Command::new(&path)) {
+                Ok(line) if line == want.text => return Ok(CompilerSource::Host(path)),
+                Ok(line) => available.push(format!("host `{}` ({line})", path.display())),
+                Err(_) => available.push(format!("host `{}` (does not run)", path.display())),
+            }
+        }
+    }
+    Err(Error::NoCompiler {
+        kernel: want.text.clone(),
+        arch: kernel_arch,
+        available,
+    })
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn version_line(c: &mut Command) -> Result<String, std::io::Error> {
+    let out = c.arg("--version").env("LC_ALL", "C").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned())
+}
+
+/// A compiler ready to hand to kbuild.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Compiler {
+    /// The first line of its `--version`, checked equal to the kernel's text.
+    pub version_text: String,
+    /// `pinned <name>` or `host <path>`.
+    pub origin: String,
+    /// The arguments that start the driver (`CC`), through the pinned loader when pinned.
+    cc: Vec<String>,
+    /// Pinned only: make variable -> command, and the programs `gcc -B` must find (`as`).
+    binutils: BTreeMap<String, Vec<String>>,
+    as_path: Option<PathBuf>,
+}
+
+impl Compiler {
+    /// The pinned compiler unpacked at `root`, checked to say its manifest's text.
+    pub fn pinned(m: &GccManifest, root: &Path) -> Result<Compiler, Error> {
+        // kbuild runs it from other directories.
+        let root = &fs::canonicalize(root).map_err(|e| super::io_err(root, e))?;
+        let loader = root.join(&m.loader).display().to_string();
+        let lp: Vec<String> = m
+            .library_path
+            .iter()
+            .map(|p| root.join(p).display().to_string())
+            .collect();
+        let lp = lp.join(":");
+        let launch = |prog: &Path| -> Vec<String> {
+            vec![
+                loader.clone(),
+                "--library-path".into(),
+                lp.clone(),
+                prog.display().to_string(),
+            ]
+        };
+        // gcc's own subprograms (cc1, as) start through the same loader: `-wrapper`.
+        let mut cc = launch(&root.join(&m.gcc));
+        cc.push("-wrapper".into());
+        cc.push(format!("{loader},--library-path,{lp}"));
+        let binutils: BTreeMap<String, Vec<String>> = BINUTILS
+            .iter()
+            .map(|(var, prog)| {
+                let p = root.join(format!("{}{prog}", m.binutils_prefix));
+                (var.to_string(), launch(&p))
+            })
+            .collect();
+        let as_path = root.join(format!("{}as", m.binutils_prefix));
+        let c = Compiler {
+            version_text: m.version_text.clone(),
+            origin: format!("pinned {}", m.name),
+            cc,
+            binutils,
+            as_path: Some(as_path),
+        };
+        let found = version_line(&mut c.command()).map_err(|source| Error::RunCompiler {
+            compiler: c.origin.clone(),
+            source,
+        })?;
+        if found != m.version_text {
+            return Err(Error::CompilerMismatch {
+                kernel: m.version_text.clone(),
+                found,
+                compiler: c.origin,
+            });
+        }
+        Ok(c)
+    }
+
+    /// The host's program, checked to say exactly `want`.
+    pub fn host(path: &Path, want: &KernelCompiler) -> Result<Compiler, Error> {
+        let origin = format!("host {}", path.display());
+        let found = version_line(&mut Command::new(path)).map_err(|source| Error::RunCompiler {
+            compiler: origin.clone(),
+            source,
+        })?;
+        if found != want.text {
+            return Err(Error::CompilerMismatch {
+                kernel: want.text.clone(),
+                found,
+                compiler: origin,
+            });
+        }
+        Ok(Compiler {
+            version_text: found,
+            origin,
+            cc: vec![path.display().to_string()],
+            binutils: BTreeMap::new(),
+            as_path: None,
+        })
+    }
+
+    /// A command running the compiler driver.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(&self.cc[0]);
+        c.args(&self.cc[1..]);
+        c
+    }
+
+    /// The make variables that make kbuild use this compiler (`CC=`, and for a pinned one its
+    /// binutils), and a directory to put first on `PATH`, both written into `dir`. The driver's
+    /// configure tests run kbuild again with only `CC` and `PATH` (`env -i`): for a pinned
+    /// compiler `PATH` gives them its binutils too, never the host's.
+    pub fn make_vars(&self, dir: &Path) -> Result<(Vec<String>, Option<PathBuf>), Error> {
+        let mut cc = self.cc.clone();
+        let mut path_dir = None;
+        if let Some(as_path) = &self.as_path {
+            // gcc looks for `as` in `-B` directories before PATH, and starts it through
+            // `-wrapper` (the loader): a link to the ELF program itself.
+            let b = dir.join("gcc-bin");
+            fs::create_dir_all(&b).map_err(|e| super::io_err(&b, e))?;
+            let link = b.join("as");
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(as_path, &link).map_err(|e| super::io_err(&link, e))?;
+            cc.push(format!("-B{}/", b.display()));
+            let bin = dir.join("bin");
+            fs::create_dir_all(&bin).map_err(|e| super::io_err(&bin, e))?;
+            for (var, cmd) in &self.binutils {
+                let prog = BINUTILS
+                    .iter()
+                    .find(|(v, _)| v == var)
+                    .map(|(_, p)| *p)
+                    .expect("a known variable");
+                let script = format!(
+                    "#!/bin/sh\nexec {} \"$@\"\n",
+                    cmd.iter()
+                        .map(|a| format!("'{a}'"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+                let p = bin.join(prog);
+                fs::write(&p, script).map_err(|e| super::io_err(&p, e))?;
+                use std::os::unix::fs::PermissionsExt;
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| super::io_err(&p, e))?;
+            }
+            path_dir = Some(bin);
+        }
+        let mut vars = vec![format!("CC={}", cc.join(" "))];
+        for (var, cmd) in &self.binutils {
+            vars.push(format!("{var}={}", cmd.join(" ")));
+        }
+        Ok((vars, path_dir))
+    }
+}
+
+/// Where a manifest's compiler is unpacked in the cache.
+pub fn root_in_cache(m: &GccManifest, cache_dir: &Path) -> PathBuf {
+    cache_dir
+        .join("toolchains")
+        .join(format!("{}-{}", m.name, m.digest()))
+}
+
+/// Downloads (verified by digest, through the package cache) and unpacks a pinned compiler
+/// without root; a no-op when it is there. The root appears whole or not at all.
+pub fn fetch(
+    m: &GccManifest,
+    client: &crate::http::Client,
+    catalog: &crate::repo::Catalog,
+    mirrors: &crate::repo::Mirrors,
+) -> Result<PathBuf, Error> {
+    let root = root_in_cache(m, &client.config().cache_dir);
+    if root.join(".complete").is_file() {
+        return Ok(root);
+    }
+    let mut files = Vec::new();
+    for p in &m.packages {
+        let base = mirrors
+            .resolve(catalog, &p.mirror)
+            .map_err(|source| Error::Mirror {
+                compiler: m.name.clone(),
+                source: Box::new(source),
+            })?;
+        let url = format!("{base}/{}", p.filename);
+        let (f, _) = client
+            .fetch_verified(&url, &p.sha256, Some(p.size))
+            .map_err(|source| Error::Download {
+                compiler: m.name.clone(),
+                package: p.name.clone(),
+                source: Box::new(source),
+            })?;
+        files.push(f);
+    }
+    let parent = root.parent().expect("has a parent");
+    fs::create_dir_all(parent).map_err(|e| super::io_err(parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpacking-")
+        .tempdir_in(parent)
+        .map_err(|e| super::io_err(parent, e))?;
+    let staged = tmp.path().join("root");
+    crate::extract::unpack_all(
+        &files,
+        &staged,
+        crate::extract::Selection::Everything,
+        Default::default(),
+    )
+    .map_err(|source| Error::Unpack {
+        what: m.name.clone(),
+        source: Box::new(source),
+    })?;
+    fs::write(staged.join(".complete"), m.digest()).map_err(|e| super::io_err(&staged, e))?;
+    match fs::rename(&staged, &root) {
+        Ok(()) => Ok(root),
+        Err(_) if root.join(".complete").is_file() => Ok(root),
+        Err(e) => Err(super::io_err(&root, e)),
+    }
+}
+
+/// What a manifest is to hold, before its packages are looked up.
+#[derive(Debug, Clone)]
+pub struct PinSpec {
+    pub name: String,
+    pub version_text: String,
+    pub host_arch: Arch,
+    pub target_arch: Arch,
+    /// A catalog target (`debian-bookworm`): its suites' indexes give names, files, digests.
+    pub target: String,
+    pub note: String,
+    pub gcc: String,
+    pub binutils_prefix: String,
+    pub loader: String,
+    pub library_path: Vec<String>,
+    pub packages: Vec<String>,
+}
+
+/// Pins a compiler: each package of `spec` resolved to its file and sha256 in the target's
+/// signed indexes (the newest version its suites offer), with the mirror it is under.
+pub fn pin(lister: &crate::repo::Lister, spec: &PinSpec) -> Result<GccManifest, Error> {
+    let mut mirror_bases: Vec<(String, String)> = lister
+        .catalog
+        .mirrors
+        .keys()
+        .filter_map(|name| {
+            let base = lister.mirrors.resolve(lister.catalog, name).ok()?;
+            Some((name.clone(), base))
+        })
+        .collect();
+    // The longest base first: `.../debian-security` before `.../debian`.
+    mirror_bases.sort_by_key(|(_, b)| std::cmp::Reverse(b.len()));
+    let mut packages = Vec::new();
+    for name in &spec.packages {
+        let p = lister
+            .find_package(&spec.target, spec.host_arch, name)
+            .map_err(|source| Error::Pin {
+                package: name.clone(),
+                source: Box::new(source),
+            })?;
+        let (mirror, filename) = mirror_bases
+            .iter()
+            .find_map(|(m, base)| {
+                let rest = p.url.strip_prefix(base.as_str())?.strip_prefix('/')?;
+                Some((m.clone(), rest.to_owned()))
+            })
+            .ok_or_else(|| Error::PinMirror {
+                package: name.clone(),
+                url: p.url.clone(),
+            })?;
+        packages.push(GccPackage {
+            name: p.name,
+            version: p.version,
+            mirror,
+            filename,
+            size: p.size,
+            sha256: p.sha256,
+        });
+    }
+    Ok(GccManifest {
+        name: spec.name.clone(),
+        version_text: spec.version_text.clone(),
+        host_arch: spec.host_arch,
+        target_arch: spec.target_arch,
+        pinned_from: spec.target.clone(),
+        note: spec.note.clone(),
+        gcc: spec.gcc.clone(),
+        binutils_prefix: spec.binutils_prefix.clone(),
+        loader: spec.loader.clone(),
+        library_path: spec.library_path.clone(),
+        packages,
+    })
+}
+
+/// Debian 12's gcc-12 for x86_64, which builds bookworm's 6.1 kernels: what
+/// `toolchain/gcc-12-debian12.json` pins.
+pub fn debian12_gcc12_spec() -> PinSpec {
+    PinSpec {
+        name: "gcc-12-debian12".into(),
+        version_text: "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0".into(),
+        host_arch: Arch::X86_64,
+        target_arch: Arch::X86_64,
+        target: "debian-bookworm".into(),
+        note: "Debian 12's gcc-12 and binutils 2.40 with every shared library they load, run \
+               with the packaged loader: the compiler of bookworm's 6.1 kernels."
+            .into(),
+        gcc: "usr/bin/gcc-12".into(),
+        binutils_prefix: "usr/bin/x86_64-linux-gnu-".into(),
+        loader: "lib64/ld-linux-x86-64.so.2".into(),
+        library_path: vec![
+            "lib/x86_64-linux-gnu".into(),
+            "usr/lib/x86_64-linux-gnu".into(),
+        ],
+        packages: [
+            "gcc-12",
+            "cpp-12",
+            "libgcc-12-dev",
+            "binutils-x86-64-linux-gnu",
+            "libbinutils",
+            "libctf0",
+            "libjansson4",
+            "libisl23",
+            "libmpc3",
+            "libmpfr6",
+            "libgmp10",
+            "zlib1g",
+            "libzstd1",
+            "libc6",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_manifests_parse_and_name_their_text() {
+        let all = GccManifest::embedded();
+        assert!(!all.is_empty());
+        for m in all {
+            assert!(m.version_text.starts_with("gcc"), "{}", m.name);
+            assert!(m.packages.iter().all(|p| p.sha256.len() == 64));
+        }
+    }
+
+    #[test]
+    fn a_compiler_nobody_has_is_refused_naming_both() {
+        let want = KernelCompiler {
+            text: "gcc-99 (Debian 99.1.0-1) 99.1.0".into(),
+            gcc_version: 990100,
+        };
+        let err = choose(&want, Arch::X86_64, &GccManifest::embedded()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("gcc-99 (Debian 99.1.0-1) 99.1.0"), "{msg}");
+        assert!(msg.contains("gcc-12-debian12"), "{msg}");
+    }
+}

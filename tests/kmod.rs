@@ -1,0 +1,372 @@
+//! Falco's kernel module built by probeforge's library: real Debian kernels picked from the live
+//! index, Debian's own driver sources (`falcosecurity-scap-dkms` 0.23.2 = 9.1.0+driver, and the
+//! `falcosecurity-libs` 0.20.0 orig tarball = 8.0.0+driver), Debian 12's gcc-12 pinned by
+//! digest. Each module costs ~15 s of CPU with its configure tests.
+
+mod common;
+#[path = "common/drivers.rs"]
+mod drivers;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::*;
+use probeforge::kernel::{Arch, KernelTree};
+use probeforge::kmod::{self, gcc, kbuild, Compiler, GccManifest, KernelCompiler, Symvers};
+use probeforge::repo::KernelRecord;
+
+/// The newest kernel of a Debian suite's own series and flavour, with its whole set (headers,
+/// `-common`, `linux-kbuild-*`), downloaded.
+fn debian_set(suite: &str, series: &str, flavour: &str) -> (KernelRecord, Vec<PathBuf>) {
+    let mut all: Vec<KernelRecord> = lister()
+        .list(&format!("debian-{suite}"), &[Arch::X86_64])
+        .unwrap_or_else(|e| panic!("listing debian-{suite}: {e:#?}"))
+        .into_iter()
+        .filter(|k| {
+            (k.origin == suite || k.origin == format!("{suite}-security"))
+                && k.release.starts_with(series)
+                && k.release
+                    .strip_suffix(&format!("-{flavour}"))
+                    .is_some_and(|rest| {
+                        // `6.1.0-57` or `6.12.118+deb13`, not `6.1.0-57-cloud` for `amd64`.
+                        let last = rest.rsplit('-').next().unwrap_or(rest);
+                        last.bytes().all(|b| b.is_ascii_digit()) || last.contains('+')
+                    })
+        })
+        .collect();
+    all.sort_by(|a, b| {
+        probeforge::repo::apt::compare_versions(&b.packages[0].version, &a.packages[0].version)
+    });
+    for k in all {
+        match lister().fetch(&k) {
+            Ok(files) => return (k, files),
+            Err(probeforge::repo::Error::Unavailable { .. }) => continue,
+            Err(e) => panic!("fetch {}: {e:#?}", k.release),
+        }
+    }
+    panic!("no {series}*-{flavour} kernel of debian-{suite} can be downloaded completely")
+}
+
+/// A kernel's set unpacked whole into `dir/root`, ready for kbuild.
+fn staged(files: &[PathBuf], dir: &Path) -> KernelTree {
+    kbuild::stage_kernel(files, &dir.join("root")).expect("stage kernel")
+}
+
+/// Debian 12's gcc-12, fetched by digest into the test cache.
+fn gcc12() -> &'static Compiler {
+    static C: OnceLock<Compiler> = OnceLock::new();
+    C.get_or_init(|| {
+        let m = GccManifest::embedded()
+            .into_iter()
+            .find(|m| m.name == "gcc-12-debian12")
+            .expect("gcc-12-debian12 is shipped");
+        let n = net();
+        let root = gcc::fetch(&m, &n.client, &n.catalog, &n.mirrors).expect("fetch gcc-12");
+        Compiler::pinned(&m, &root).expect("the pinned gcc-12 runs and says its text")
+    })
+}
+
+fn dkms_0_23_2(scratch: &Path) -> probeforge::driver::DriverSource {
+    probeforge::driver::open(&drivers::scap_dkms_0_23_2(), scratch).expect("open dkms 0.23.2")
+}
+
+struct Built {
+    _dir: tempfile::TempDir,
+    tree: KernelTree,
+    module: kmod::Module,
+    secs: f64,
+}
+
+/// 9.1.0+driver for the newest bookworm 6.1 amd64 kernel, built once for the tests below.
+fn built_9_1_0() -> &'static Built {
+    static B: OnceLock<Built> = OnceLock::new();
+    B.get_or_init(|| {
+        let (_, files) = debian_set("bookworm", "6.1.", "amd64");
+        let dir = tmpdir();
+        let tree = staged(&files, dir.path());
+        let want = KernelCompiler::of(&tree).unwrap();
+        assert!(want.text.starts_with("gcc-12 "), "{}", want.text);
+        let compiler = gcc12();
+        let driver = dkms_0_23_2(dir.path());
+        let t = std::time::Instant::now();
+        let module = kmod::build(&kmod::KmodRequest {
+            tree: &tree,
+            driver: &driver,
+            driver_version: Some("9.1.0+driver"),
+            compiler,
+            target_id: "debian",
+            scratch: &dir.path().join("build"),
+            jobs: 2,
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "9.1.0+driver on {}: {} bytes in {secs:.1} s",
+            tree.release,
+            module.bytes.len()
+        );
+        Built {
+            _dir: dir,
+            tree,
+            module,
+            secs,
+        }
+    })
+}
+
+fn symvers(tree: &KernelTree) -> Symvers {
+    Symvers::parse(&std::fs::read_to_string(tree.objtree.join("Module.symvers")).unwrap())
+}
+
+#[test]
+fn gcc_12_manifest_is_what_bookworm_ships() {
+    let spec = gcc::debian12_gcc12_spec();
+    let live = gcc::pin(&lister(), &spec).expect("pin gcc-12 from the live index");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("toolchain/gcc-12-debian12.json");
+    if std::env::var_os("PROBEFORGE_WRITE_PIN").is_some() {
+        let text = serde_json::to_string_pretty(&live).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    let shipped = GccManifest::embedded()
+        .into_iter()
+        .find(|m| m.name == spec.name)
+        .expect("shipped");
+    let names = |m: &GccManifest| {
+        m.packages
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&shipped), names(&live));
+    for (s, l) in shipped.packages.iter().zip(&live.packages) {
+        // The index may move on (a point release): a package of the same version must be the
+        // same file, and the compiler itself must not have changed.
+        if s.version == l.version {
+            assert_eq!(
+                (&s.filename, &s.sha256, s.size),
+                (&l.filename, &l.sha256, l.size)
+            );
+        }
+    }
+    let gcc = |m: &GccManifest| {
+        m.packages
+            .iter()
+            .find(|p| p.name == "gcc-12")
+            .unwrap()
+            .version
+            .clone()
+    };
+    assert_eq!(
+        gcc(&shipped),
+        gcc(&live),
+        "bookworm's gcc-12 changed: re-pin"
+    );
+}
+
+#[test]
+fn dkms_0_23_2_builds_as_9_1_0_for_bookworm_6_1_and_validates() {
+    let b = built_9_1_0();
+    let m = &b.module;
+    assert_eq!(
+        m.file_name,
+        format!("falco_debian_{}_1.ko", b.tree.release),
+        "Falco's name"
+    );
+    assert_eq!(m.compiler, "pinned gcc-12-debian12");
+    assert_eq!(m.compiler_text, KernelCompiler::of(&b.tree).unwrap().text);
+    assert!(
+        m.vermagic.starts_with(&format!("{} SMP ", b.tree.release)),
+        "{}",
+        m.vermagic
+    );
+    assert!(
+        m.configure.contains(&"HAS_0__SANITY".to_owned()),
+        "{:?}",
+        m.configure
+    );
+    let r = kmod::validate(&m.bytes, &b.tree, &symvers(&b.tree)).expect("validates");
+    assert_eq!(r.name, "falco");
+    assert_eq!(r.license, "Dual MIT/GPL");
+    assert_eq!(r.srcversion.len(), 23, "{}", r.srcversion);
+    assert!(r.imports > 50 && r.crcs_checked >= r.imports, "{r:?}");
+    let info = kmod::validate::modinfo(&m.bytes).unwrap();
+    assert!(
+        info.iter()
+            .any(|(k, v)| k == "version" && v == "9.1.0+driver"),
+        "the module carries the version it is published as: {info:?}"
+    );
+    eprintln!("built in {:.1} s", b.secs);
+}
+
+#[test]
+fn a_module_is_refused_for_another_kernel_and_when_altered() {
+    let b = built_9_1_0();
+    // The same release line's other flavour: another vermagic, other CRCs.
+    let (_, files) = debian_set("bookworm", "6.1.", "cloud-amd64");
+    let dir = tmpdir();
+    let other = staged(&files, dir.path());
+    assert_ne!(other.release, b.tree.release);
+    let err = kmod::validate(&b.module.bytes, &other, &symvers(&other)).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&other.release) && msg.contains(&b.tree.release),
+        "{msg}"
+    );
+    // Its release alone renamed to the other's: the CRCs still tell.
+    let mut renamed = b.tree.clone();
+    renamed.release = other.release.clone();
+    let mut bytes = b.module.bytes.clone();
+    let from = format!("vermagic={} ", b.tree.release);
+    let to = format!("vermagic={} ", other.release);
+    if from.len() == to.len() {
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .unwrap();
+        bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+        let err = kmod::validate(&bytes, &other, &symvers(&other)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                kmod::ValidateError::Crc { .. } | kmod::ValidateError::Unexported { .. }
+            ),
+            "{err}"
+        );
+    }
+    // A symbol the kernel does not export.
+    let text = std::fs::read_to_string(b.tree.objtree.join("Module.symvers")).unwrap();
+    let sv = Symvers::parse(
+        &text
+            .lines()
+            .filter(|l| !l.contains("\t_printk\t"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let err = kmod::validate(&b.module.bytes, &b.tree, &sv).unwrap_err();
+    assert!(err.to_string().contains("_printk"), "{err}");
+    // An arm64 kernel: wrong machine.
+    let mut arm = b.tree.clone();
+    arm.arch = Arch::Aarch64;
+    let err = kmod::validate(&b.module.bytes, &arm, &symvers(&b.tree)).unwrap_err();
+    assert!(matches!(err, kmod::ValidateError::Machine { .. }), "{err}");
+}
+
+#[test]
+fn same_bytes_from_other_directories() {
+    let b = built_9_1_0();
+    let (_, files) = debian_set("bookworm", "6.1.", "amd64");
+    let dir = tmpdir();
+    let deeper = dir.path().join("somewhere/else entirely".replace(' ', "_"));
+    let tree = staged(&files, &deeper);
+    assert_eq!(tree.release, b.tree.release);
+    let driver = dkms_0_23_2(&deeper);
+    let again = kmod::build(&kmod::KmodRequest {
+        tree: &tree,
+        driver: &driver,
+        driver_version: Some("9.1.0+driver"),
+        compiler: gcc12(),
+        target_id: "debian",
+        scratch: &deeper.join("other-scratch"),
+        jobs: 1,
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
+    assert_eq!(
+        again.sha256, b.module.sha256,
+        "two builds of the same inputs in two directories differ"
+    );
+    let root = tree.root.canonicalize().unwrap();
+    let root = root.to_string_lossy();
+    assert!(
+        !again
+            .bytes
+            .windows(root.len())
+            .any(|w| w == root.as_bytes()),
+        "the build directory leaks into the module"
+    );
+}
+
+#[test]
+fn a_kernel_whose_compiler_is_unavailable_is_refused_naming_both() {
+    // trixie's 6.12 was built by gcc-14: nothing pinned here, and no such host compiler.
+    let (_, files) = debian_set("trixie", "6.12.", "amd64");
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    let want = KernelCompiler::of(&tree).unwrap();
+    assert!(want.text.contains("gcc-14 ("), "{}", want.text);
+    let err = gcc::choose(&want, tree.arch, &GccManifest::embedded()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&want.text) && msg.contains("gcc-12-debian12"),
+        "{msg}"
+    );
+    // Handing kbuild another compiler anyway is refused too, naming both.
+    let driver = dkms_0_23_2(dir.path());
+    let err = kmod::build(&kmod::KmodRequest {
+        tree: &tree,
+        driver: &driver,
+        driver_version: Some("9.1.0+driver"),
+        compiler: gcc12(),
+        target_id: "debian",
+        scratch: &dir.path().join("build"),
+        jobs: 1,
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, kmod::Error::CompilerMismatch { .. })
+            && msg.contains(&want.text)
+            && msg.contains("gcc-12 (Debian 12.2.0"),
+        "{msg}"
+    );
+    let host12 = Path::new("/usr/bin/gcc-12");
+    if host12.is_file() {
+        let err = Compiler::host(host12, &want).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&want.text) && msg.contains("gcc-12"), "{msg}");
+    }
+}
+
+#[test]
+fn a_driver_without_main_c_is_refused() {
+    let dir = tmpdir();
+    let src = dkms_0_23_2(dir.path());
+    let copy = dir.path().join("no-kmod/scap-0.23.2");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&src.dir)
+        .arg(&copy)
+        .status()
+        .unwrap()
+        .success());
+    std::fs::remove_file(copy.join("main.c")).unwrap();
+    let s = probeforge::driver::DriverSource::find(&copy).unwrap();
+    let err = kbuild::stage_driver(&s, "9.1.0+driver", &dir.path().join("out")).unwrap_err();
+    assert!(matches!(err, kmod::Error::NoModule { .. }), "{err}");
+    assert!(err.to_string().contains("main.c"), "{err}");
+}
+
+#[test]
+fn libs_0_20_0_builds_as_8_0_0_for_bookworm_6_1() {
+    let (_, files) = debian_set("bookworm", "6.1.", "amd64");
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    let driver = probeforge::driver::open(&libs_0_20_0(), dir.path()).expect("open libs 0.20.0");
+    let m = kmod::build(&kmod::KmodRequest {
+        tree: &tree,
+        driver: &driver,
+        driver_version: Some("8.0.0+driver"),
+        compiler: gcc12(),
+        target_id: "debian",
+        scratch: &dir.path().join("build"),
+        jobs: 2,
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
+    let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
+    assert_eq!(r.name, "falco");
+    assert!(
+        m.configure.iter().any(|c| c.starts_with("HAS_")),
+        "{:?}",
+        m.configure
+    );
+}
