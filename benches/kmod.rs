@@ -4,7 +4,8 @@
 //! (`make -C <objtree> M=<driver> modules -j2` per kernel with the host's gcc-12, the distro's
 //! compiler, as dkms runs it). Both start from unpacked kernel trees and the same staged
 //! 9.1.0+driver sources (Debian's `falcosecurity-scap-dkms` 0.23.2). Prints wall time per module
-//! and the ratio, and whether both paths gave the same bytes.
+//! and the ratio, and whether both paths gave the same bytes (the dkms-style loop is given the
+//! same `-ffile-prefix-map`s for that: the pinned gcc-12 and the host's must agree).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -120,6 +121,13 @@ fn main() {
             .arg(format!("M={}", staged.dir.display()))
             .arg(format!("KERNELDIR={}", tree.objtree.display()))
             .arg(format!("CC={}", host.display()))
+            // Only so the bytes can be compared with probeforge's: paths as on the target.
+            .arg(format!(
+                "KCFLAGS=-ffile-prefix-map={}={} -ffile-prefix-map={}/=",
+                staged.dir.canonicalize().unwrap().display(),
+                staged.mapped,
+                tree.root.canonicalize().unwrap().display()
+            ))
             .arg("-j2")
             .arg("modules")
             .output()
