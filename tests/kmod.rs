@@ -52,18 +52,22 @@ fn staged(files: &[PathBuf], dir: &Path) -> KernelTree {
     kbuild::stage_kernel(files, &dir.join("root")).expect("stage kernel")
 }
 
-/// Debian 12's gcc-12, fetched by digest into the test cache.
+/// A pinned compiler, fetched by digest into the test cache.
+fn pinned(name: &str) -> Compiler {
+    let m = GccManifest::embedded()
+        .into_iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("{name} is shipped"));
+    let n = net();
+    let root = gcc::fetch(&m, &n.client, &n.catalog, &n.mirrors)
+        .unwrap_or_else(|e| panic!("fetch {name}: {e:#?}"));
+    Compiler::pinned(&m, &root).unwrap_or_else(|e| panic!("{name} runs and says its text: {e}"))
+}
+
+/// Debian 12's gcc-12.
 fn gcc12() -> &'static Compiler {
     static C: OnceLock<Compiler> = OnceLock::new();
-    C.get_or_init(|| {
-        let m = GccManifest::embedded()
-            .into_iter()
-            .find(|m| m.name == "gcc-12-debian12")
-            .expect("gcc-12-debian12 is shipped");
-        let n = net();
-        let root = gcc::fetch(&m, &n.client, &n.catalog, &n.mirrors).expect("fetch gcc-12");
-        Compiler::pinned(&m, &root).expect("the pinned gcc-12 runs and says its text")
-    })
+    C.get_or_init(|| pinned("gcc-12-debian12"))
 }
 
 fn dkms_0_23_2(scratch: &Path) -> probeforge::driver::DriverSource {
@@ -118,19 +122,23 @@ fn symvers(tree: &KernelTree) -> Symvers {
     Symvers::parse(&std::fs::read_to_string(tree.objtree.join("Module.symvers")).unwrap())
 }
 
-#[test]
-fn gcc_12_manifest_is_what_bookworm_ships() {
-    let spec = gcc::debian12_gcc12_spec();
-    let live = gcc::pin(&lister(), &spec).expect("pin gcc-12 from the live index");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("toolchain/gcc-12-debian12.json");
+/// A shipped manifest against its spec pinned from the live index now. With
+/// `PROBEFORGE_WRITE_PIN` set, (re)writes the manifest from the index first.
+fn manifest_is_what_the_index_ships(spec: gcc::PinSpec) {
+    let live = gcc::pin(&lister(), &spec).expect("pin from the live index");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("toolchain/{}.json", spec.name));
     if std::env::var_os("PROBEFORGE_WRITE_PIN").is_some() {
         let text = serde_json::to_string_pretty(&live).unwrap() + "\n";
         std::fs::write(&path, text).unwrap();
     }
-    let shipped = GccManifest::embedded()
-        .into_iter()
-        .find(|m| m.name == spec.name)
-        .expect("shipped");
+    let shipped: GccManifest =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        GccManifest::embedded().contains(&shipped),
+        "{} is embedded",
+        spec.name
+    );
+    assert_eq!(shipped.version_text, spec.version_text);
     let names = |m: &GccManifest| {
         m.packages
             .iter()
@@ -148,19 +156,21 @@ fn gcc_12_manifest_is_what_bookworm_ships() {
             );
         }
     }
-    let gcc = |m: &GccManifest| {
-        m.packages
-            .iter()
-            .find(|p| p.name == "gcc-12")
-            .unwrap()
-            .version
-            .clone()
-    };
     assert_eq!(
-        gcc(&shipped),
-        gcc(&live),
-        "bookworm's gcc-12 changed: re-pin"
+        shipped.packages[0].version, live.packages[0].version,
+        "{}: the compiler in the index changed: re-pin",
+        spec.name
     );
+}
+
+#[test]
+fn gcc_12_manifest_is_what_bookworm_ships() {
+    manifest_is_what_the_index_ships(gcc::debian12_gcc12_spec());
+}
+
+#[test]
+fn gcc_14_manifest_is_what_trixie_ships() {
+    manifest_is_what_the_index_ships(gcc::debian13_gcc14_spec());
 }
 
 #[test]
@@ -280,16 +290,18 @@ fn same_bytes_from_other_directories() {
 
 #[test]
 fn a_kernel_whose_compiler_is_unavailable_is_refused_naming_both() {
-    // trixie's 6.12 was built by gcc-14: nothing pinned here, and no such host compiler.
-    let (_, files) = debian_set("trixie", "6.12.", "amd64");
+    // bullseye's 5.10 was built by gcc-10: nothing pinned here, and no such host compiler.
+    let (_, files) = debian_set("bullseye", "5.10.", "amd64");
     let dir = tmpdir();
     let tree = staged(&files, dir.path());
     let want = KernelCompiler::of(&tree).unwrap();
-    assert!(want.text.contains("gcc-14 ("), "{}", want.text);
+    assert!(want.text.contains("gcc-10 ("), "{}", want.text);
     let err = gcc::choose(&want, tree.arch, &GccManifest::embedded()).unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains(&want.text) && msg.contains("gcc-12-debian12"),
+        msg.contains(&want.text)
+            && msg.contains("gcc-12-debian12")
+            && msg.contains("gcc-14-debian13"),
         "{msg}"
     );
     // Handing kbuild another compiler anyway is refused too, naming both.
@@ -362,4 +374,34 @@ fn libs_0_20_0_builds_as_8_0_0_for_bookworm_6_1() {
         "{:?}",
         m.configure
     );
+}
+
+#[test]
+fn dkms_0_23_2_builds_as_9_1_0_for_trixie_6_12_with_its_gcc_14() {
+    let (_, files) = debian_set("trixie", "6.12.", "amd64");
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    let want = KernelCompiler::of(&tree).unwrap();
+    // The compiler is chosen from the headers, not named by the test.
+    let compiler = match gcc::choose(&want, tree.arch, &GccManifest::embedded()).unwrap() {
+        kmod::CompilerSource::Pinned(m) => pinned(&m.name),
+        other => panic!("{}: expected a pinned compiler, got {other:?}", want.text),
+    };
+    assert_eq!(compiler.origin, "pinned gcc-14-debian13");
+    let m = kmod::build(&kmod::KmodRequest {
+        tree: &tree,
+        driver: &dkms_0_23_2(dir.path()),
+        driver_version: Some("9.1.0+driver"),
+        compiler: &compiler,
+        target_id: "debian",
+        scratch: &dir.path().join("build"),
+        jobs: 2,
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
+    let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
+    assert_eq!(r.name, "falco");
+    assert!(r.crcs_checked > 50, "{r:?}");
+    // The bookworm module is refused here.
+    let b = built_9_1_0();
+    assert!(kmod::validate(&b.module.bytes, &tree, &symvers(&tree)).is_err());
 }

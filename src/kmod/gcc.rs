@@ -83,7 +83,10 @@ pub struct GccManifest {
     pub packages: Vec<GccPackage>,
 }
 
-const EMBEDDED: &[&str] = &[include_str!("../../toolchain/gcc-12-debian12.json")];
+const EMBEDDED: &[&str] = &[
+    include_str!("../../toolchain/gcc-12-debian12.json"),
+    include_str!("../../toolchain/gcc-14-debian13.json"),
+];
 
 impl GccManifest {
     /// The manifests shipped in `toolchain/`.
@@ -191,6 +194,10 @@ pub struct Compiler {
     /// Pinned only: make variable -> command, and the programs `gcc -B` must find (`as`).
     binutils: BTreeMap<String, Vec<String>>,
     as_path: Option<PathBuf>,
+    /// Pinned only: other programs of the root kbuild calls by name (`pahole`).
+    extra: Vec<(String, Vec<String>)>,
+    /// Pinned only: the loader and library path its programs start with.
+    launcher: Option<(PathBuf, String)>,
 }
 
 impl Compiler {
@@ -231,6 +238,13 @@ impl Compiler {
             cc,
             binutils,
             as_path: Some(as_path),
+            launcher: Some((PathBuf::from(&loader), lp.clone())),
+            extra: ["pahole"]
+                .iter()
+                .map(|p| (p.to_string(), root.join("usr/bin").join(p)))
+                .filter(|(_, p)| p.is_file())
+                .map(|(n, p)| (n, launch(&p)))
+                .collect(),
         };
         let found = version_line(&mut c.command()).map_err(|source| Error::RunCompiler {
             compiler: c.origin.clone(),
@@ -266,7 +280,18 @@ impl Compiler {
             cc: vec![path.display().to_string()],
             binutils: BTreeMap::new(),
             as_path: None,
+            extra: Vec::new(),
+            launcher: None,
         })
+    }
+
+    /// For a pinned compiler: its loader and library path, which also start the kernel's own
+    /// kbuild tools (built on the same distro release, they may need a newer C library than
+    /// the host's).
+    pub fn launcher(&self) -> Option<(&Path, &str)> {
+        self.launcher
+            .as_ref()
+            .map(|(l, p)| (l.as_path(), p.as_str()))
     }
 
     /// A command running the compiler driver.
@@ -294,12 +319,16 @@ impl Compiler {
             cc.push(format!("-B{}/", b.display()));
             let bin = dir.join("bin");
             fs::create_dir_all(&bin).map_err(|e| super::io_err(&bin, e))?;
-            for (var, cmd) in &self.binutils {
+            let named = self.binutils.iter().map(|(var, cmd)| {
                 let prog = BINUTILS
                     .iter()
                     .find(|(v, _)| v == var)
                     .map(|(_, p)| *p)
                     .expect("a known variable");
+                (prog.to_owned(), cmd)
+            });
+            let extra = self.extra.iter().map(|(n, c)| (n.clone(), c));
+            for (prog, cmd) in named.chain(extra).collect::<Vec<_>>() {
                 let script = format!(
                     "#!/bin/sh\nexec {} \"$@\"\n",
                     cmd.iter()
@@ -307,7 +336,7 @@ impl Compiler {
                         .collect::<Vec<_>>()
                         .join(" ")
                 );
-                let p = bin.join(prog);
+                let p = bin.join(&prog);
                 fs::write(&p, script).map_err(|e| super::io_err(&p, e))?;
                 use std::os::unix::fs::PermissionsExt;
                 fs::set_permissions(&p, fs::Permissions::from_mode(0o755))
@@ -458,6 +487,10 @@ pub fn pin(lister: &crate::repo::Lister, spec: &PinSpec) -> Result<GccManifest, 
     })
 }
 
+fn packages(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
 /// Debian 12's gcc-12 for x86_64, which builds bookworm's 6.1 kernels: what
 /// `toolchain/gcc-12-debian12.json` pins.
 pub fn debian12_gcc12_spec() -> PinSpec {
@@ -467,8 +500,9 @@ pub fn debian12_gcc12_spec() -> PinSpec {
         host_arch: Arch::X86_64,
         target_arch: Arch::X86_64,
         target: "debian-bookworm".into(),
-        note: "Debian 12's gcc-12 and binutils 2.40 with every shared library they load, run \
-               with the packaged loader: the compiler of bookworm's 6.1 kernels."
+        note: "Debian 12's gcc-12 and binutils 2.40 with every shared library they load (and \
+               libelf, for the kernel's kbuild tools), run with the packaged loader: the \
+               compiler of bookworm's 6.1 kernels."
             .into(),
         gcc: "usr/bin/gcc-12".into(),
         binutils_prefix: "usr/bin/x86_64-linux-gnu-".into(),
@@ -477,7 +511,7 @@ pub fn debian12_gcc12_spec() -> PinSpec {
             "lib/x86_64-linux-gnu".into(),
             "usr/lib/x86_64-linux-gnu".into(),
         ],
-        packages: [
+        packages: packages(&[
             "gcc-12",
             "cpp-12",
             "libgcc-12-dev",
@@ -491,12 +525,59 @@ pub fn debian12_gcc12_spec() -> PinSpec {
             "libgmp10",
             "zlib1g",
             "libzstd1",
+            "libelf1",
             "libc6",
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect(),
+        ]),
     }
+}
+
+/// Debian 13's gcc-14 for x86_64, which builds trixie's 6.12 kernels (their text names the
+/// triplet-prefixed driver): what `toolchain/gcc-14-debian13.json` pins.
+pub fn debian13_gcc14_spec() -> PinSpec {
+    PinSpec {
+        name: "gcc-14-debian13".into(),
+        version_text: "x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0".into(),
+        host_arch: Arch::X86_64,
+        target_arch: Arch::X86_64,
+        target: "debian-trixie".into(),
+        note: "Debian 13's gcc-14 and binutils 2.44 with every shared library they load (and \
+               libelf, for the kernel's kbuild tools), run with the packaged loader: the \
+               compiler of trixie's 6.12 kernels."
+            .into(),
+        gcc: "usr/bin/x86_64-linux-gnu-gcc-14".into(),
+        binutils_prefix: "usr/bin/x86_64-linux-gnu-".into(),
+        loader: "usr/lib64/ld-linux-x86-64.so.2".into(),
+        library_path: vec!["usr/lib/x86_64-linux-gnu".into()],
+        packages: packages(&[
+            "gcc-14-x86-64-linux-gnu",
+            "cpp-14-x86-64-linux-gnu",
+            "libgcc-14-dev",
+            "binutils-x86-64-linux-gnu",
+            "libbinutils",
+            "libctf0",
+            "libsframe1",
+            "libjansson4",
+            "libisl23",
+            "libmpc3",
+            "libmpfr6",
+            "libgmp10",
+            "zlib1g",
+            "libzstd1",
+            "libelf1t64",
+            // kbuild's BTF step for modules (trixie's linux-kbuild depends on pahole).
+            "pahole",
+            "libdw1t64",
+            "libbpf1",
+            "liblzma5",
+            "libbz2-1.0",
+            "libc6",
+        ]),
+    }
+}
+
+/// Every compiler `toolchain/` pins, as specified (for re-pinning and checking).
+pub fn specs() -> Vec<PinSpec> {
+    vec![debian12_gcc12_spec(), debian13_gcc14_spec()]
 }
 
 #[cfg(test)]

@@ -71,6 +71,63 @@ pub fn prepare_tree(tree: &KernelTree) -> Result<(), Error> {
     Ok(())
 }
 
+/// Makes the kernel's kbuild tools (`fixdep`, `modpost`, `objtool`, ...: ELF programs of the
+/// kernel's distro release) start through `loader` with `library_path`, as the pinned
+/// compiler of that release does: each becomes a small script beside `<tool>.real`. A no-op
+/// for tools already wrapped.
+pub fn wrap_host_tools(tree: &KernelTree, loader: &Path, library_path: &str) -> Result<(), Error> {
+    let mut dirs: Vec<PathBuf> = ["scripts", "tools"]
+        .iter()
+        .filter_map(|d| fs::canonicalize(tree.objtree.join(d)).ok())
+        .collect();
+    let mut tools = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for p in sorted_entries(&d)? {
+            let m = fs::symlink_metadata(&p).map_err(|e| io_err(&p, e))?;
+            if m.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            use std::os::unix::fs::PermissionsExt;
+            if !m.is_file() || m.permissions().mode() & 0o111 == 0 {
+                continue;
+            }
+            let mut magic = [0u8; 4];
+            let is_elf = fs::File::open(&p)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+                .is_ok()
+                && &magic == b"\x7fELF";
+            if is_elf {
+                tools.push(p);
+            }
+        }
+    }
+    for tool in tools {
+        let real = tool.with_file_name(format!(
+            "{}.real",
+            tool.file_name().unwrap().to_string_lossy()
+        ));
+        if real.exists() {
+            continue;
+        }
+        fs::rename(&tool, &real).map_err(|e| io_err(&tool, e))?;
+        // `--argv0`: a tool that finds its siblings by its own name (Debian's `objtool` runs
+        // `objtool-<arch>`) sees the name it was called by.
+        let script = format!(
+            "#!/bin/sh\nexec '{}' --library-path '{}' --argv0 '{}' '{}' \"$@\"\n",
+            loader.display(),
+            library_path,
+            tool.display(),
+            real.display()
+        );
+        write(&tool, &script)?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o755))
+            .map_err(|e| io_err(&tool, e))?;
+    }
+    Ok(())
+}
+
 /// The driver laid out for kbuild.
 #[derive(Debug, Clone)]
 pub struct StagedDriver {
@@ -307,6 +364,9 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
         });
     }
     prepare_tree(tree)?;
+    if let Some((loader, lp)) = req.compiler.launcher() {
+        wrap_host_tools(tree, loader, lp)?;
+    }
     fs::create_dir_all(req.scratch).map_err(|e| io_err(req.scratch, e))?;
     let scratch = canonical(req.scratch)?;
     let dir = scratch.join("driver");
