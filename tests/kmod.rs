@@ -1,7 +1,8 @@
 //! Falco's kernel module built by probeforge's library: real Debian kernels picked from the live
 //! index, Debian's own driver sources (`falcosecurity-scap-dkms` 0.23.2 = 9.1.0+driver, and the
-//! `falcosecurity-libs` 0.20.0 orig tarball = 8.0.0+driver), Debian 12's gcc-12 pinned by
-//! digest. Each module costs ~15 s of CPU with its configure tests.
+//! `falcosecurity-libs` 0.20.0 orig tarball = 8.0.0+driver), the kernels' own compilers pinned
+//! by digest (Debian 12's gcc-12 for bookworm 6.1, Debian 13's gcc-14 for trixie 6.12). Each
+//! module costs ~15 s of CPU, most of it the driver's configure tests (each a kbuild run).
 
 mod common;
 #[path = "common/drivers.rs"]

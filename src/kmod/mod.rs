@@ -10,7 +10,11 @@
 //! - [`gcc`]: the kernel's compiler: read from the headers, pinned by digest in
 //!   `toolchain/gcc-*.json` or found on the host with exactly the same `--version` text.
 //! - [`kbuild`]: the driver staged as its CMake install lays it out (`driver_config.h`,
-//!   `Makefile`, configure modules), and kbuild run in a private scratch directory.
+//!   `Makefile`, configure modules; the module and its devices named `falco`), and kbuild run
+//!   in a private scratch directory. With a pinned compiler, its binutils come first on `PATH`
+//!   and the kernel's kbuild tools (`fixdep`, `modpost`, `objtool`, of the kernel's own distro
+//!   release) start through the compiler's packaged loader, so a newer release's kernel builds
+//!   on an older host.
 //! - [`validate`]: a module's ELF machine, `.modinfo`, undefined symbols and `__versions` CRCs
 //!   against the kernel's `Module.symvers` (pure over bytes).
 //!
