@@ -80,6 +80,9 @@ pub struct KernelSpec {
     pub kernel: String,
     /// `None`: x86_64.
     pub arch: Option<Arch>,
+    /// Keep kbuild's own package (`linux-kbuild-*`): a kernel module is built by kbuild; a
+    /// probe never reads it.
+    pub with_kbuild: bool,
 }
 
 /// A kernel settled: its header packages on disk and what it says of itself.
@@ -154,7 +157,10 @@ impl Session {
                     spec.kernel
                 ))
             })?;
-            let record = Lister::for_build(&k);
+            let record = match spec.with_kbuild {
+                true => k,
+                false => Lister::for_build(&k),
+            };
             let headers = self.lister().fetch(&record)?;
             return Ok(Kernel {
                 record,
@@ -167,7 +173,9 @@ impl Session {
                 "a kernel needs --target or --from (or its header packages as files)".into(),
             ));
         };
-        let got = self.lister().fetch_kernel(t, arch, &spec.kernel, true)?;
+        let got = self
+            .lister()
+            .fetch_kernel(t, arch, &spec.kernel, !spec.with_kbuild)?;
         Ok(Kernel {
             record: got.kernel,
             headers: got.files,
@@ -295,6 +303,7 @@ mod tests {
             from: None,
             kernel: "latest".into(),
             arch: None,
+            with_kbuild: false,
         };
         assert!(s.kernel(&spec).unwrap_err().is_usage());
         let list = d.path().join("list.json");

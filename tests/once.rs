@@ -30,6 +30,7 @@ fn each_header_package_is_hashed_once_per_build() {
             from: None,
             kernel: k.release.clone(),
             arch: Some(Arch::X86_64),
+            with_kbuild: false,
         })
         .unwrap();
     assert_eq!(got.headers.len(), got.header_digests().len());

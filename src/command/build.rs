@@ -39,14 +39,56 @@ pub struct Options {
     /// Boot the kernel with the probe before saying it is built.
     pub verify: bool,
     pub kernel_image: Option<PathBuf>,
+    /// The probe (default) or the kernel module.
+    pub driver: Driver,
+    /// `make -j` for a module (`None`: every CPU).
+    pub jobs: Option<usize>,
+}
+
+/// Which driver a build makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// The legacy eBPF probe (`falco_*.o`): clang and llc.
+    #[default]
+    Ebpf,
+    /// The kernel module (`falco_*.ko`): kbuild with the kernel's own gcc.
+    Kmod,
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Driver, String> {
+        match s {
+            "ebpf" | "bpf" | "probe" => Ok(Driver::Ebpf),
+            "kmod" | "module" => Ok(Driver::Kmod),
+            _ => Err(format!("unknown driver `{s}` (ebpf, kmod)")),
+        }
+    }
 }
 
 /// What a build made.
 #[derive(Debug)]
 pub struct Built {
-    pub output: Output,
+    pub product: Product,
     /// The VM's verdict, with `verify`.
     pub verdict: Option<super::verify::OneVerdict>,
+}
+
+/// A probe, or a kernel module.
+#[derive(Debug)]
+pub enum Product {
+    Probe(Output),
+    Module(BuiltModule),
+}
+
+/// A kernel module written to the output directory, validated against its kernel.
+#[derive(Debug, serde::Serialize)]
+pub struct BuiltModule {
+    #[serde(flatten)]
+    pub module: crate::kmod::Module,
+    pub path: PathBuf,
+    /// The kernel's `Module.symvers` symbols the module was checked against.
+    pub symbols_checked: usize,
 }
 
 /// Builds (and with `verify`, proves) one probe. A verdict that is not ok is returned, not an
@@ -77,6 +119,7 @@ pub fn run(
                 from: o.from.clone(),
                 kernel: o.kernel.clone(),
                 arch: o.arch,
+                with_kbuild: o.driver == Driver::Kmod,
             })?;
             rep.done(&o.kernel);
             super::report_passed_over(&got.passed_over, rep);
@@ -115,6 +158,25 @@ pub fn run(
         )?,
         (None, None) => unreachable!("a session is opened when no driver source is given"),
     };
+    if o.driver == Driver::Kmod {
+        let m = module(
+            o,
+            net,
+            session.as_ref(),
+            &headers,
+            &driver_source,
+            rep,
+            ModuleFacts {
+                driver_version: driver_version.as_deref(),
+                target_id: target_id.as_deref(),
+                kernel_release: kernel_release.as_deref(),
+            },
+        )?;
+        return Ok(Built {
+            product: Product::Module(m),
+            verdict: None,
+        });
+    }
     let patches = match &o.patches {
         Some(d) => Catalog::from_dir(d).map_err(|source| Error::Patches {
             path: d.clone(),
@@ -187,7 +249,7 @@ pub fn run(
         if !proven {
             // Not proven: no provenance statement for it.
             return Ok(Built {
-                output: out,
+                product: Product::Probe(out),
                 verdict,
             });
         }
@@ -203,7 +265,7 @@ pub fn run(
         crate::base::write_atomic(p, &text).map_err(Error::write(p))?;
     }
     Ok(Built {
-        output: out,
+        product: Product::Probe(out),
         verdict,
     })
 }
@@ -213,4 +275,117 @@ impl Built {
     pub fn ok(&self) -> bool {
         self.verdict.as_ref().is_none_or(|v| v.judgement.ok)
     }
+}
+
+/// What the request says of the kernel and driver, before the headers are unpacked.
+struct ModuleFacts<'a> {
+    driver_version: Option<&'a str>,
+    target_id: Option<&'a str>,
+    kernel_release: Option<&'a str>,
+}
+
+/// Builds the kernel module: the kernel's packages unpacked whole (kbuild's tools included),
+/// its own compiler (pinned by digest, or the host's with the very same version text), kbuild,
+/// validation against the kernel's `Module.symvers`; the `.ko` written into `o.output`.
+fn module(
+    o: &Options,
+    net: &session::Options,
+    session: Option<&Session>,
+    headers: &[PathBuf],
+    driver_source: &std::path::Path,
+    rep: &dyn Reporter,
+    facts: ModuleFacts,
+) -> Result<BuiltModule> {
+    use crate::kmod::{self, gcc, Compiler, CompilerSource, GccManifest, KernelCompiler};
+    if o.verify {
+        return Err(Error::Usage(
+            "--verify boots probes; proving a kernel module in its VM is not built yet".into(),
+        ));
+    }
+    let scratch = o.scratch.clone().unwrap_or_else(pipeline::default_scratch);
+    let work = tempfile::Builder::new()
+        .prefix("probeforge-kmod-")
+        .tempdir_in(&scratch)
+        .map_err(Error::write(&scratch))?;
+    let subject = facts.kernel_release.unwrap_or("kernel").to_owned();
+    rep.phase(&subject, Phase::Unpack);
+    let staged = kmod::kbuild::stage_kernel(headers, &work.path().join("root"));
+    rep.done(&subject);
+    let tree = staged?;
+    if let Some(r) = facts.kernel_release.filter(|r| *r != tree.release) {
+        return Err(Error::Usage(format!(
+            "the headers are kernel `{}`, not `{r}`",
+            tree.release
+        )));
+    }
+    if let Some(a) = o.arch.filter(|a| *a != tree.arch) {
+        return Err(Error::Usage(format!(
+            "kernel `{}` is {}, but {a} was asked for",
+            tree.release, tree.arch
+        )));
+    }
+    let target_id = match facts.target_id {
+        Some(t) => t.to_owned(),
+        None => pipeline::default_target_id(&tree).ok_or_else(|| {
+            Error::Usage(format!(
+                "kernel `{}`: cannot tell the target id from the headers: pass --target-id",
+                tree.release
+            ))
+        })?,
+    };
+    let driver = crate::driver::open(driver_source, work.path())?;
+    let want = KernelCompiler::of(&tree)?;
+    let compiler = match gcc::choose(&want, tree.arch, &GccManifest::embedded())? {
+        CompilerSource::Host(path) => Compiler::host(&path, &want)?,
+        CompilerSource::Pinned(m) => {
+            let opened;
+            let s = match session {
+                Some(s) => s,
+                None => {
+                    opened = Session::open(net)?;
+                    &opened
+                }
+            };
+            rep.phase(&m.name, Phase::Download);
+            let root = gcc::fetch(&m, &s.client, &s.catalog, &s.mirrors);
+            rep.done(&m.name);
+            Compiler::pinned(&m, &root?)?
+        }
+    };
+    rep.phase(&tree.release, Phase::Compile);
+    let built = kmod::build(&kmod::KmodRequest {
+        tree: &tree,
+        driver: &driver,
+        driver_version: facts.driver_version,
+        compiler: &compiler,
+        target_id: &target_id,
+        scratch: &work.path().join("build"),
+        jobs: o.jobs.unwrap_or_else(super::default_jobs),
+    });
+    rep.done(&tree.release);
+    let module = built?;
+    rep.phase(&tree.release, Phase::Validate);
+    let symvers_path = tree.objtree.join("Module.symvers");
+    let symvers = std::fs::read_to_string(&symvers_path).map_err(Error::read(&symvers_path))?;
+    let symvers = kmod::Symvers::parse(&symvers);
+    let checked = kmod::validate(&module.bytes, &tree, &symvers);
+    rep.done(&tree.release);
+    checked?;
+    let path = o.output.join(&module.file_name);
+    crate::base::write_atomic(&path, &module.bytes).map_err(Error::write(&path))?;
+    if let Some(p) = &o.provenance {
+        let v = serde_json::json!({
+            "subject": [{"name": module.file_name, "digest": {"sha256": module.sha256}}],
+            "builder": {"compiler": module.compiler, "compiler_text": module.compiler_text},
+            "kernel": {"release": module.kernel_release, "vermagic": module.vermagic},
+            "driver": {"version": module.driver_version, "sha256": driver.sha256},
+        });
+        let text = serde_json::to_vec_pretty(&v).expect("JSON values serialize");
+        crate::base::write_atomic(p, &text).map_err(Error::write(p))?;
+    }
+    Ok(BuiltModule {
+        symbols_checked: symvers.len(),
+        module,
+        path,
+    })
 }

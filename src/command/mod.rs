@@ -53,6 +53,10 @@ pub enum Error {
     Extract(#[from] crate::extract::Error),
     #[error(transparent)]
     Kernel(#[from] crate::kernel::Error),
+    #[error(transparent)]
+    Kmod(Box<crate::kmod::Error>),
+    #[error(transparent)]
+    Module(#[from] crate::kmod::ValidateError),
     #[error("patch directory `{}`", path.display())]
     Patches {
         path: PathBuf,
@@ -94,7 +98,8 @@ boxed_from!(
     Session: crate::session::Error,
     Driver: crate::driver::Error,
     Pipeline: crate::pipeline::Error,
-    ToolchainFetch: crate::toolchain::FetchError
+    ToolchainFetch: crate::toolchain::FetchError,
+    Kmod: crate::kmod::Error
 );
 
 impl Error {

@@ -427,6 +427,16 @@ pub struct BuildArgs {
     /// The kernel image for --verify (a vmlinuz or a linux-image package).
     #[arg(long, requires = "verify")]
     pub kernel_image: Option<PathBuf>,
+    /// Which driver: `ebpf` (the legacy eBPF probe, `falco_*.o`, clang + llc) or `kmod` (the
+    /// kernel module, `falco_*.ko`, built by kbuild with the compiler that built the kernel:
+    /// Debian's own gcc, pinned by digest and fetched into the cache once, or the host's when
+    /// its `--version` is exactly the kernel's; any other compiler is refused, naming both).
+    /// The module is validated against the kernel's Module.symvers (vermagic, symbols, CRCs).
+    #[arg(long, default_value = "ebpf", value_name = "ebpf|kmod")]
+    pub driver: command::build::Driver,
+    /// kbuild jobs for --driver kmod (default: the number of CPUs).
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
     #[command(flatten)]
     pub toolchain: ToolchainArgs,
     /// Print a JSON report instead of text.
@@ -502,6 +512,8 @@ impl BuildArgs {
             provenance: self.provenance.clone(),
             verify: self.verify,
             kernel_image: self.kernel_image.clone(),
+            driver: self.driver,
+            jobs: self.jobs,
         })
     }
 }

@@ -91,7 +91,7 @@ fn run(cli: Cli) -> Result<bool> {
             let built = built?;
             // A probe that failed its proof is reported, not printed as built.
             if a.json && built.ok() {
-                render::json(&built.output);
+                render::build_json(&built);
             } else {
                 render::build(&built);
             }

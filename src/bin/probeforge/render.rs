@@ -141,7 +141,24 @@ pub fn build(b: &build::Built) {
             return;
         }
     }
-    let out = &b.output;
+    let out = match &b.product {
+        build::Product::Probe(out) => out,
+        build::Product::Module(m) => {
+            let k = &m.module;
+            println!("{}  {}", k.sha256, m.path.display());
+            eprintln!(
+                "built for {}, driver {}, with {} ({}); configure: [{}]; vermagic `{}`, {} kernel symbols checked",
+                k.kernel_release,
+                k.driver_version,
+                k.compiler,
+                k.compiler_text,
+                k.configure.join(", "),
+                k.vermagic.trim(),
+                m.symbols_checked
+            );
+            return;
+        }
+    };
     println!("{}  {}", out.sha256, out.path.display());
     let has: Vec<_> = out
         .configure
@@ -159,6 +176,14 @@ pub fn build(b: &build::Built) {
         out.timing.probe.clang_cpu.as_secs_f64(),
         out.timing.probe.llc_cpu.as_secs_f64()
     );
+}
+
+/// What `build --json` prints: the probe's build report, or the module's.
+pub fn build_json(b: &build::Built) {
+    match &b.product {
+        build::Product::Probe(out) => json(out),
+        build::Product::Module(m) => json(m),
+    }
 }
 
 pub fn build_all(o: &build_all::Outcome) {
