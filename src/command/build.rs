@@ -77,8 +77,8 @@ pub struct Built {
 /// A probe, or a kernel module.
 #[derive(Debug)]
 pub enum Product {
-    Probe(Output),
-    Module(BuiltModule),
+    Probe(Box<Output>),
+    Module(Box<BuiltModule>),
 }
 
 /// A kernel module written to the output directory, validated against its kernel.
@@ -173,7 +173,7 @@ pub fn run(
             },
         )?;
         return Ok(Built {
-            product: Product::Module(m),
+            product: Product::Module(Box::new(m)),
             verdict: None,
         });
     }
@@ -249,7 +249,7 @@ pub fn run(
         if !proven {
             // Not proven: no provenance statement for it.
             return Ok(Built {
-                product: Product::Probe(out),
+                product: Product::Probe(Box::new(out)),
                 verdict,
             });
         }
@@ -265,7 +265,7 @@ pub fn run(
         crate::base::write_atomic(p, &text).map_err(Error::write(p))?;
     }
     Ok(Built {
-        product: Product::Probe(out),
+        product: Product::Probe(Box::new(out)),
         verdict,
     })
 }
