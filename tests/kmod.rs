@@ -406,3 +406,48 @@ fn dkms_0_23_2_builds_as_9_1_0_for_trixie_6_12_with_its_gcc_14() {
     let b = built_9_1_0();
     assert!(kmod::validate(&b.module.bytes, &tree, &symvers(&tree)).is_err());
 }
+
+/// `probeforge build --driver kmod` as a user runs it: the kernel from its target (kbuild's
+/// package kept), the compiler chosen from its headers and fetched, the module validated and
+/// written under Falco's name, with the same bytes as the library's build of that kernel in
+/// another directory. A module cannot be `--verify`'d yet: said plainly, exit 2.
+#[test]
+fn build_driver_kmod_from_a_target_writes_the_same_module_under_falcos_name() {
+    let b = built_9_1_0();
+    let out = tmpdir();
+    let src = drivers::scap_dkms_0_23_2();
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "build",
+            "--target",
+            "debian-bookworm",
+            "--kernel",
+            &b.tree.release,
+            "--driver",
+            "kmod",
+            "--driver-source",
+            src.to_str().unwrap(),
+            "-o",
+            out.path().to_str().unwrap(),
+        ];
+        a.extend(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<String>>()
+    };
+    let (code, stdout, err) = run(&args(&["--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["file_name"], b.module.file_name.as_str(), "{stdout}");
+    assert_eq!(v["driver_version"], "9.1.0+driver", "{stdout}");
+    assert!(v["symbols_checked"].as_u64().unwrap() > 1000, "{stdout}");
+    let written = out.path().join(&b.module.file_name);
+    assert_eq!(
+        sha256_file(&written),
+        b.module.sha256,
+        "same inputs, same bytes"
+    );
+    assert_eq!(v["sha256"], b.module.sha256.as_str());
+
+    let (code, _, err) = run(&args(&["--verify"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("kernel module"), "{err}");
+}
