@@ -264,6 +264,129 @@ fn driver_3_0_1_probe_for_7x_loads_in_its_kernel() {
     assert!(r["events"]["decoded"].as_u64().unwrap() >= 10, "{r}");
 }
 
+/// Three Falco-pinned drivers in one VM: the 4.0.0, 6.0.1 and 7.0.0+driver probes for Debian
+/// 6.12 amd64 (each bridged by its driver-patches), booted once with their three sources. Every
+/// program of each loads and attaches, every map is created, and the loader's workload is
+/// captured and decoded with that driver's own tables. Each probe takes its own source: leaving
+/// any one source out is refused, naming that probe alone.
+#[test]
+fn old_driver_releases_load_and_capture_events_in_one_vm() {
+    let (k, files) = debian_kernel("trixie", Arch::X86_64);
+    let headers = header_files(&k, &files);
+    let t = tmpdir();
+    let versions = ["4.0.0+driver", "6.0.1+driver", "7.0.0+driver"];
+    let sources: Vec<PathBuf> = versions.iter().map(|v| shared_driver(v)).collect();
+    // The three builds at once: each clang and llc is single-threaded.
+    let built: Vec<_> = std::thread::scope(|s| {
+        let jobs: Vec<_> = sources
+            .iter()
+            .enumerate()
+            .map(|(i, src)| {
+                let out = t.path().join(format!("out{i}"));
+                let headers = &headers;
+                s.spawn(move || build(headers, src, None, &out))
+            })
+            .collect();
+        jobs.into_iter().map(|j| j.join().unwrap()).collect()
+    });
+    // Every driver's probe has the same Falco file name: each goes in under its driver's.
+    let mut probes = Vec::new();
+    for (v, (code, json, stderr)) in versions.iter().zip(&built) {
+        assert_eq!(code, &0, "{v} on {}:\n{stderr}", k.release);
+        assert_eq!(json["driver_version"], *v, "{json}");
+        validated(json, &k.release, v, Arch::X86_64);
+        as_table_says(v, "6.12", Arch::X86_64, json);
+        let p = t.path().join(format!("{v}.o"));
+        std::fs::rename(json["path"].as_str().unwrap(), &p).unwrap();
+        probes.push(p);
+    }
+    let image = debian_package(
+        &k.target,
+        Arch::X86_64,
+        &format!("linux-image-{}-unsigned", k.release),
+    );
+    let verify = |sources: &[&PathBuf]| {
+        let mut a = vec![
+            "verify".to_owned(),
+            "--json".into(),
+            "--kernel-image".into(),
+            image.display().to_string(),
+        ];
+        for s in sources {
+            a.extend(["--driver-source".into(), s.display().to_string()]);
+        }
+        a.extend(probes.iter().map(|p| p.display().to_string()));
+        run(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // Refused before any boot: the probe whose source is missing, and no other.
+    for (i, v) in versions.iter().enumerate() {
+        let others: Vec<&PathBuf> = sources
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, s)| s)
+            .collect();
+        let (code, out, err) = verify(&others);
+        assert_eq!(code, 2, "without the {v} source:\n{out}{err}");
+        assert!(
+            err.contains(&format!(
+                "`{v}.o` (probe_version {v}) was built from none of the --driver-source given"
+            )),
+            "without the {v} source:\n{err}"
+        );
+        for other in versions.iter().filter(|o| *o != v) {
+            assert!(!err.contains(&format!("`{other}.o`")), "{err}");
+        }
+    }
+    let (code, out, err) = verify(&sources.iter().collect::<Vec<_>>());
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["booted_release"], k.release.as_str(), "{v}");
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), versions.len(), "{v}");
+    for ver in versions {
+        let name = format!("{ver}.o");
+        let r = reports
+            .iter()
+            .find(|r| r["probe"] == name.as_str())
+            .unwrap_or_else(|| panic!("no report for {name}: {v}"));
+        let j = probeforge::verify::judge(r);
+        assert!(j.ok, "{}", j.line);
+        let n = r["programs"].as_u64().unwrap();
+        assert!(n >= 100, "{name}: {r}");
+        assert_eq!(r["loaded"].as_u64(), Some(n), "{name}: {r}");
+        assert!(r["maps"].as_u64().unwrap() >= 10, "{name}: {r}");
+        assert_eq!(r["map_errors"].as_array().map_or(0, Vec::len), 0, "{r}");
+        for tp in ["raw_tracepoint/sys_enter", "raw_tracepoint/sys_exit"] {
+            let p = r["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == tp)
+                .unwrap_or_else(|| panic!("{name}: no {tp}"));
+            assert_eq!(p["attached"], true, "{name}: {p}");
+        }
+        // The workload, decoded with this driver's tables: the marker opened, the child exec'd.
+        let ev = &r["events"];
+        assert_eq!(ev["ok"], true, "{name}: {:#}", ev["expectations"]);
+        assert_eq!(ev["errors"].as_array().map(Vec::len), Some(0), "{ev}");
+        assert!(ev["decoded"].as_u64().unwrap() >= 10, "{name}: {ev}");
+        let proof = ev["proof"].as_array().unwrap();
+        assert_eq!(proof.len(), 3, "{name}: {proof:#?}");
+        assert_eq!(proof[0]["name"], "openat", "{name}: {}", proof[0]);
+        assert!(
+            proof[0]["params"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p[0] == "name" && p[1] == "/tmp/probeforge-marker"),
+            "{name}: {}",
+            proof[0]
+        );
+        assert_eq!(proof[2]["name"], "execve", "{name}: {}", proof[2]);
+    }
+}
+
 /// A flavour headers package given without its `-common` package: the error names the missing
 /// package (from the flavour package's own Depends) and the package given by its file name,
 /// never the private directory it was unpacked into.
