@@ -264,19 +264,33 @@ fn driver_3_0_1_probe_for_7x_loads_in_its_kernel() {
     assert!(r["events"]["decoded"].as_u64().unwrap() >= 10, "{r}");
 }
 
-/// Three Falco-pinned drivers in one VM: the 4.0.0, 6.0.1 and 7.0.0+driver probes for Debian
-/// 6.12 amd64 (each bridged by its driver-patches), booted once with their three sources. Every
-/// program of each loads and attaches, every map is created, and the loader's workload is
-/// captured and decoded with that driver's own tables. Each probe takes its own source: leaving
-/// any one source out is refused, naming that probe alone.
+/// Four Falco-pinned drivers in one VM: the 4.0.0, 6.0.1 and 7.0.0+driver probes for Debian
+/// 6.12 amd64 (each bridged by its driver-patches) and 9.1.0+driver (Debian's dkms 0.23.2),
+/// booted once with their four sources. Every program of each loads and attaches, every map is
+/// created, and the loader's workload is captured and decoded with that driver's own tables.
+/// Each probe takes its own source: leaving any one source out is refused, naming that probe
+/// alone.
 #[test]
-fn old_driver_releases_load_and_capture_events_in_one_vm() {
+fn driver_releases_load_and_capture_events_in_one_vm() {
     let (k, files) = debian_kernel("trixie", Arch::X86_64);
     let headers = header_files(&k, &files);
     let t = tmpdir();
-    let versions = ["4.0.0+driver", "6.0.1+driver", "7.0.0+driver"];
-    let sources: Vec<PathBuf> = versions.iter().map(|v| shared_driver(v)).collect();
-    // The three builds at once: each clang and llc is single-threaded.
+    // The three oldest with patches for 6.12, and the newest (Debian's dkms 0.23.2 tree, whose
+    // event tables include `syscall_compat.h` from its `bpf/`).
+    let versions = [
+        "4.0.0+driver",
+        "6.0.1+driver",
+        "7.0.0+driver",
+        "9.1.0+driver",
+    ];
+    let sources: Vec<PathBuf> = versions
+        .iter()
+        .map(|v| match *v {
+            "9.1.0+driver" => scap_dkms_0_23_2(),
+            v => shared_driver(v),
+        })
+        .collect();
+    // The builds at once: each clang and llc is single-threaded.
     let built: Vec<_> = std::thread::scope(|s| {
         let jobs: Vec<_> = sources
             .iter()

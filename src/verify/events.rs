@@ -241,7 +241,10 @@ pub fn driver_tables(
         .args(["-c", "-O0", "-w", "-fno-common"])
         .arg(format!("-DPF_SYSCALL_TABLE=\"{syscall_table}\""))
         .arg(format!("-I{}", driver_dir.display()))
-        .arg(format!("-I{}", shim.join("inc").display()));
+        .arg(format!("-I{}", shim.join("inc").display()))
+        // Debian's dkms trees from libs 0.23 ship `syscall_compat.h` (and the aarch64 table it
+        // picks) only in `bpf/`, where the probe's install puts them: searched last.
+        .arg(format!("-I{}", driver_dir.join("bpf").display()));
     if driver_dir.join("syscall_ia32_64_map.c").is_file() {
         cmd.arg("-DPF_IA32_MAP");
     }
