@@ -417,35 +417,18 @@ pub fn fetch(
             })?;
         files.push(f);
     }
-    let parent = root.parent().expect("has a parent");
-    let io = |path: &Path, source| FetchError::Io {
-        name: m.name.clone(),
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".unpacking-")
-        .tempdir_in(parent)
-        .map_err(|e| io(parent, e))?;
-    let staged = tmp.path().join("root");
-    crate::extract::unpack_all(
-        &files,
-        &staged,
-        crate::extract::Selection::Everything,
-        Default::default(),
-    )
-    .map_err(|source| FetchError::Unpack {
-        name: m.name.clone(),
-        source,
+    crate::extract::unpack_into_place(&files, &root, &m.digest()).map_err(|e| match e {
+        crate::extract::PlaceError::Io { path, source } => FetchError::Io {
+            name: m.name.clone(),
+            path,
+            source,
+        },
+        crate::extract::PlaceError::Unpack(source) => FetchError::Unpack {
+            name: m.name.clone(),
+            source,
+        },
     })?;
-    std::fs::write(staged.join(".complete"), m.digest()).map_err(|e| io(&staged, e))?;
-    match std::fs::rename(&staged, &root) {
-        Ok(()) => Ok(root),
-        // Someone else finished first.
-        Err(_) if root.join(".complete").is_file() => Ok(root),
-        Err(e) => Err(io(&root, e)),
-    }
+    Ok(root)
 }
 
 #[cfg(test)]

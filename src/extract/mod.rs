@@ -673,6 +673,44 @@ pub fn peek_arch(path: &Path) -> Option<String> {
     }
 }
 
+/// Why a tree could not be put in place by [`unpack_into_place`].
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("`{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Unpack(#[from] Error),
+}
+
+/// Unpacks `files` whole into `root`, which appears complete or not at all: unpacked into a
+/// temporary sibling, marked with `.complete` holding `marker`, then renamed into place; a
+/// `root` another process completed first is accepted.
+pub fn unpack_into_place(files: &[PathBuf], root: &Path, marker: &str) -> Result<(), PlaceError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PlaceError::Io { path, source }
+    };
+    let parent = root.parent().expect("a root has a parent");
+    fs::create_dir_all(parent).map_err(io(parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpacking-")
+        .tempdir_in(parent)
+        .map_err(io(parent))?;
+    let staged = tmp.path().join("root");
+    unpack_all(files, &staged, Selection::Everything, Limits::default())?;
+    fs::write(staged.join(".complete"), marker).map_err(io(&staged))?;
+    match fs::rename(&staged, root) {
+        Ok(()) => Ok(()),
+        // Someone else finished first.
+        Err(_) if root.join(".complete").is_file() => Ok(()),
+        Err(e) => Err(io(root)(e)),
+    }
+}
+
 /// Unpacks several packages into one new root. On failure the root is removed entirely.
 pub fn unpack_all(
     packages: &[PathBuf],

@@ -389,29 +389,14 @@ pub fn fetch(
             })?;
         files.push(f);
     }
-    let parent = root.parent().expect("has a parent");
-    fs::create_dir_all(parent).map_err(|e| super::io_err(parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".unpacking-")
-        .tempdir_in(parent)
-        .map_err(|e| super::io_err(parent, e))?;
-    let staged = tmp.path().join("root");
-    crate::extract::unpack_all(
-        &files,
-        &staged,
-        crate::extract::Selection::Everything,
-        Default::default(),
-    )
-    .map_err(|source| Error::Unpack {
-        what: m.name.clone(),
-        source: Box::new(source),
+    crate::extract::unpack_into_place(&files, &root, &m.digest()).map_err(|e| match e {
+        crate::extract::PlaceError::Io { path, source } => super::io_err(&path, source),
+        crate::extract::PlaceError::Unpack(source) => Error::Unpack {
+            what: m.name.clone(),
+            source: Box::new(source),
+        },
     })?;
-    fs::write(staged.join(".complete"), m.digest()).map_err(|e| super::io_err(&staged, e))?;
-    match fs::rename(&staged, &root) {
-        Ok(()) => Ok(root),
-        Err(_) if root.join(".complete").is_file() => Ok(root),
-        Err(e) => Err(super::io_err(&root, e)),
-    }
+    Ok(root)
 }
 
 /// What a manifest is to hold, before its packages are looked up.
