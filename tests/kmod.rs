@@ -410,7 +410,7 @@ fn dkms_0_23_2_builds_as_9_1_0_for_trixie_6_12_with_its_gcc_14() {
 /// `probeforge build --driver kmod` as a user runs it: the kernel from its target (kbuild's
 /// package kept), the compiler chosen from its headers and fetched, the module validated and
 /// written under Falco's name, with the same bytes as the library's build of that kernel in
-/// another directory. A module cannot be `--verify`'d yet: said plainly, exit 2.
+/// another directory; with `--verify`, proven in its kernel's VM.
 #[test]
 fn build_driver_kmod_from_a_target_writes_the_same_module_under_falcos_name() {
     let b = built_9_1_0();
@@ -447,7 +447,19 @@ fn build_driver_kmod_from_a_target_writes_the_same_module_under_falcos_name() {
     );
     assert_eq!(v["sha256"], b.module.sha256.as_str());
 
-    let (code, _, err) = run(&args(&["--verify"]));
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("kernel module"), "{err}");
+    // Proven in its kernel: loaded under QEMU, its devices opened and mapped, capture
+    // enabled through its ioctls, the workload's events decoded with the driver's own tables.
+    let (code, stdout, err) = run(&args(&["--verify", "--json"]));
+    assert_eq!(code, 0, "{err}\n{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let verdict = &v["verdict"];
+    assert_eq!(verdict["judgement"]["ok"], true, "{stdout}");
+    assert_eq!(
+        verdict["booted_release"],
+        b.tree.release.as_str(),
+        "{stdout}"
+    );
+    let line = verdict["judgement"]["line"].as_str().unwrap();
+    assert!(line.contains("module `falco` loaded"), "{line}");
+    assert!(line.contains("workload events decoded"), "{line}");
 }

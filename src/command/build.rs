@@ -159,10 +159,11 @@ pub fn run(
         (None, None) => unreachable!("a session is opened when no driver source is given"),
     };
     if o.driver == Driver::Kmod {
-        let m = module(
+        let (m, verdict) = module(
             o,
             net,
             session.as_ref(),
+            tc,
             &headers,
             &driver_source,
             rep,
@@ -174,7 +175,7 @@ pub fn run(
         )?;
         return Ok(Built {
             product: Product::Module(Box::new(m)),
-            verdict: None,
+            verdict,
         });
     }
     let patches = match &o.patches {
@@ -219,17 +220,7 @@ pub fn run(
     let out = out?;
     let mut verdict = None;
     if o.verify {
-        let image = match (&o.kernel_image, &o.target, &session) {
-            (Some(i), _, _) => i.clone(),
-            (None, Some(t), Some(s)) => {
-                super::verify::kernel_image_for(s, t, out.kernel.arch, &out.kernel.release)?
-            }
-            _ => {
-                return Err(Error::Usage(
-                    "--verify needs --kernel-image when the headers are files".into(),
-                ))
-            }
-        };
+        let image = image_to_verify(o, session.as_ref(), out.kernel.arch, &out.kernel.release)?;
         let bytes = std::fs::read(&out.path).map_err(Error::read(&out.path))?;
         let tables_work = work.path().join("tables");
         std::fs::create_dir_all(&tables_work).map_err(Error::write(&tables_work))?;
@@ -270,6 +261,23 @@ pub fn run(
     })
 }
 
+/// The kernel image `--verify` boots: `--kernel-image`, else the kernel's own from the
+/// repository of its headers.
+fn image_to_verify(
+    o: &Options,
+    session: Option<&Session>,
+    arch: crate::kernel::Arch,
+    release: &str,
+) -> Result<PathBuf> {
+    match (&o.kernel_image, &o.target, session) {
+        (Some(i), _, _) => Ok(i.clone()),
+        (None, Some(t), Some(s)) => super::verify::kernel_image_for(s, t, arch, release),
+        _ => Err(Error::Usage(
+            "--verify needs --kernel-image when the headers are files".into(),
+        )),
+    }
+}
+
 impl Built {
     /// Whether the probe is built and, when it was verified, proven.
     pub fn ok(&self) -> bool {
@@ -286,22 +294,20 @@ struct ModuleFacts<'a> {
 
 /// Builds the kernel module: the kernel's packages unpacked whole (kbuild's tools included),
 /// its own compiler (pinned by digest, or the host's with the very same version text), kbuild,
-/// validation against the kernel's `Module.symvers`; the `.ko` written into `o.output`.
+/// validation against the kernel's `Module.symvers`; the `.ko` written into `o.output`. With
+/// `verify`, the module is then loaded in its kernel under QEMU and its events decoded.
+#[allow(clippy::too_many_arguments)]
 fn module(
     o: &Options,
     net: &session::Options,
     session: Option<&Session>,
+    tc: &crate::toolchain::Toolchain,
     headers: &[PathBuf],
     driver_source: &std::path::Path,
     rep: &dyn Reporter,
     facts: ModuleFacts,
-) -> Result<BuiltModule> {
+) -> Result<(BuiltModule, Option<super::verify::OneVerdict>)> {
     use crate::kmod::{self, gcc, Compiler, CompilerSource, GccManifest, KernelCompiler};
-    if o.verify {
-        return Err(Error::Usage(
-            "--verify boots probes; proving a kernel module in its VM is not built yet".into(),
-        ));
-    }
     let scratch = o.scratch.clone().unwrap_or_else(pipeline::default_scratch);
     let work = tempfile::Builder::new()
         .prefix("probeforge-kmod-")
@@ -373,7 +379,26 @@ fn module(
     checked?;
     let path = o.output.join(&module.file_name);
     crate::base::write_atomic(&path, &module.bytes).map_err(Error::write(&path))?;
-    if let Some(p) = &o.provenance {
+    let mut verdict = None;
+    if o.verify {
+        let image = image_to_verify(o, session, tree.arch, &tree.release)?;
+        let tables_work = work.path().join("tables");
+        std::fs::create_dir_all(&tables_work).map_err(Error::write(&tables_work))?;
+        let tables = crate::verify::events::module_tables(&driver.dir, tree.arch, tc, &tables_work)
+            .map_err(Error::tables)?;
+        rep.phase(&tree.release, Phase::Boot);
+        let v = super::verify::one(
+            &image,
+            &module.file_name,
+            module.bytes.clone(),
+            Some(tables),
+        );
+        rep.done(&tree.release);
+        verdict = Some(v?);
+    }
+    // Not proven: no provenance statement for it.
+    let proven = verdict.as_ref().is_none_or(|v| v.judgement.ok);
+    if let (Some(p), true) = (&o.provenance, proven) {
         let v = serde_json::json!({
             "subject": [{"name": module.file_name, "digest": {"sha256": module.sha256}}],
             "builder": {"compiler": module.compiler, "compiler_text": module.compiler_text},
@@ -383,9 +408,12 @@ fn module(
         let text = serde_json::to_vec_pretty(&v).expect("JSON values serialize");
         crate::base::write_atomic(p, &text).map_err(Error::write(p))?;
     }
-    Ok(BuiltModule {
-        symbols_checked: symvers.len(),
-        module,
-        path,
-    })
+    Ok((
+        BuiltModule {
+            symbols_checked: symvers.len(),
+            module,
+            path,
+        },
+        verdict,
+    ))
 }

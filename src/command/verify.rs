@@ -162,7 +162,16 @@ fn attach_tables(
 ) -> Result<()> {
     let tc = super::toolchain::resolve(&o.toolchain, net, rep)?;
     let scratch = pipeline::default_scratch();
-    let tables_of = |p: &Path| events::tables_from_source(p, arch, &tc, &scratch);
+    // A module's events need only the schema (10.x drivers have no `bpf/`); a probe's, its
+    // maps and settings too.
+    let only_modules = probes.iter().all(VmProbe::is_module);
+    let tables_of = |p: &Path| {
+        if only_modules {
+            events::module_tables_from_source(p, arch, &tc, &scratch)
+        } else {
+            events::tables_from_source(p, arch, &tc, &scratch)
+        }
+    };
     let given = !o.driver_sources.is_empty();
     let mut sources = o
         .driver_sources
@@ -170,7 +179,11 @@ fn attach_tables(
         .map(|p| tables_of(p).map_err(Error::tables))
         .collect::<Result<Vec<_>>>()?;
     for p in probes.iter_mut() {
-        let meta = crate::validate::validate(&p.bytes, &Default::default());
+        let meta = if p.is_module() {
+            module_meta(&p.bytes)
+        } else {
+            crate::validate::validate(&p.bytes, &Default::default())
+        };
         let found = match sources.len() {
             1 if given => Some(0),
             _ => sources
@@ -214,6 +227,34 @@ fn attach_tables(
     Ok(())
 }
 
+/// What a module says of its driver (`.modinfo`: `version`, `api_version`, `schema_version`),
+/// as a probe's validation report says it, to match it with its source.
+fn module_meta(bytes: &[u8]) -> crate::validate::Report {
+    let info = crate::kmod::validate::modinfo(bytes).unwrap_or_default();
+    let get = |k: &str| {
+        info.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let semver = |k: &str| {
+        let v = get(k)?;
+        let mut n = v.split('.').map(|x| x.parse::<u64>().ok());
+        Some(crate::driver::encode_semver((
+            n.next()??,
+            n.next()??,
+            n.next()??,
+        )))
+    };
+    crate::validate::Report {
+        probe_version: get("version"),
+        api_version: semver("api_version"),
+        schema_version: semver("schema_version"),
+        license: get("license"),
+        build_commit: get("build_commit"),
+        ..Default::default()
+    }
+}
+
 /// The kernel image for probes given without one: the release and target id from Falco's file
 /// name (`falco_<target-id>_<release>_<version>.o`; all probes for one kernel), the arch from
 /// the release's flavour, the image from `target` or each catalog target with that id.
@@ -226,10 +267,11 @@ pub fn image_for_probe_names(
     let mut kernels = std::collections::BTreeSet::new();
     for p in probes {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
-        let parts: Vec<&str> = name.trim_end_matches(".o").split('_').collect();
+        let stem = name.strip_suffix(".ko").or_else(|| name.strip_suffix(".o"));
+        let parts: Vec<&str> = stem.unwrap_or(&name).split('_').collect();
         let [_, target_id, release, _] = parts[..] else {
             return Err(Error::Usage(format!(
-                "`{}` is not named falco_<target-id>_<release>_<version>.o: give --kernel-image",
+                "`{}` is not named falco_<target-id>_<release>_<version>.o (or .ko): give --kernel-image",
                 p.display()
             )));
         };

@@ -204,6 +204,30 @@ pub fn driver_tables(
     tc: &Toolchain,
     work: &Path,
 ) -> Result<DriverTables, Error> {
+    tables(driver_dir, arch, tc, work, true)
+}
+
+/// What a kernel module's events need: the driver's event schema (no probe settings: a
+/// module fills its own tables, and drivers from 10.0.0 on have no `bpf/`).
+pub fn module_tables(
+    driver_dir: &Path,
+    arch: Arch,
+    tc: &Toolchain,
+    work: &Path,
+) -> Result<DriverTables, Error> {
+    let mut t = tables(driver_dir, arch, tc, work, false)?;
+    t.maps.clear();
+    t.filler_names.clear();
+    Ok(t)
+}
+
+fn tables(
+    driver_dir: &Path,
+    arch: Arch,
+    tc: &Toolchain,
+    work: &Path,
+    probe: bool,
+) -> Result<DriverTables, Error> {
     let missing = |file| Error::Missing {
         driver: driver_dir.to_owned(),
         file,
@@ -217,10 +241,13 @@ pub fn driver_tables(
         .into_iter()
         .find(|f| driver_dir.join(f).is_file())
         .ok_or_else(|| missing("syscall_table.c"))?;
-    let types_h = driver_dir.join("bpf/types.h");
-    let types = std::fs::read_to_string(&types_h).map_err(|_| missing("bpf/types.h"))?;
-    let (settings, settings_size) =
-        parse_settings(&types).ok_or_else(|| Error::NoSettings(driver_dir.to_owned()))?;
+    let (settings, settings_size) = if probe {
+        let types_h = driver_dir.join("bpf/types.h");
+        let types = std::fs::read_to_string(&types_h).map_err(|_| missing("bpf/types.h"))?;
+        parse_settings(&types).ok_or_else(|| Error::NoSettings(driver_dir.to_owned()))?
+    } else {
+        (Vec::new(), 0)
+    };
 
     // The 2022 drivers include "../userspace/common/types.h" outside the kernel: give that
     // relative path something to find (what libscap's tree has there: the fixed-width types).
@@ -282,12 +309,34 @@ pub fn tables_from_source(
     tc: &Toolchain,
     scratch: &Path,
 ) -> Result<(crate::driver::DriverSource, DriverTables), Error> {
+    from_source(input, arch, tc, scratch, driver_tables)
+}
+
+/// [`module_tables`] for a driver source as users give it (see [`tables_from_source`]).
+pub fn module_tables_from_source(
+    input: &Path,
+    arch: Arch,
+    tc: &Toolchain,
+    scratch: &Path,
+) -> Result<(crate::driver::DriverSource, DriverTables), Error> {
+    from_source(input, arch, tc, scratch, module_tables)
+}
+
+type TablesFn = fn(&Path, Arch, &Toolchain, &Path) -> Result<DriverTables, Error>;
+
+fn from_source(
+    input: &Path,
+    arch: Arch,
+    tc: &Toolchain,
+    scratch: &Path,
+    tables: TablesFn,
+) -> Result<(crate::driver::DriverSource, DriverTables), Error> {
     let work = tempfile::Builder::new()
         .prefix("probeforge-tables-")
         .tempdir_in(scratch)
         .map_err(io(scratch))?;
     let src = crate::driver::open(input, work.path())?;
-    let tables = driver_tables(&src.dir, arch, tc, work.path())?;
+    let tables = tables(&src.dir, arch, tc, work.path())?;
     Ok((src, tables))
 }
 

@@ -264,12 +264,20 @@ pub fn libraries(bin: &Path) -> Result<Vec<PathBuf>, Error> {
     Ok(v)
 }
 
-/// A probe to boot with, and the tables of the driver it was built from (for event capture).
+/// A probe or a module (`.ko`) to boot with, and the tables of the driver it was built from
+/// (for event capture).
 #[derive(Debug, Clone)]
 pub struct VmProbe {
     pub name: String,
     pub bytes: Vec<u8>,
     pub tables: Option<events::DriverTables>,
+}
+
+impl VmProbe {
+    /// A kernel module (`.ko`), loaded with `finit_module`, rather than a probe.
+    pub fn is_module(&self) -> bool {
+        self.name.ends_with(".ko")
+    }
 }
 
 /// The initramfs: `/init`, its libraries at their paths, `/dev/console`, the probes, and beside
@@ -327,6 +335,10 @@ pub fn initramfs_with(
         if let Some(t) = &p.tables {
             let dir = format!("probes/{}.tables", p.name);
             c.dir(&dir);
+            if p.is_module() {
+                // A module fills its own tables: the folder only asks for capture.
+                continue;
+            }
             for (map, values) in &t.maps {
                 c.file(&format!("{dir}/{map}"), 0o644, values);
             }
@@ -420,6 +432,21 @@ pub struct Judgement {
 fn judge_report(report: &serde_json::Value) -> (bool, String) {
     let name = report["probe"].as_str().unwrap_or("?");
     if let Some(e) = report["error"].as_str() {
+        let log: Vec<&str> = report["kernel_log"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str())
+            .collect();
+        if log.len() > 1 {
+            return (
+                false,
+                format!(
+                    "FAIL {name}: {e}\n  the kernel said:\n    {}",
+                    log.join("\n    ")
+                ),
+            );
+        }
         return (false, format!("FAIL {name}: {e}"));
     }
     let sysdig = &report["sysdig"];
@@ -516,10 +543,35 @@ fn judge_report(report: &serde_json::Value) -> (bool, String) {
     } else {
         String::new()
     };
-    let head = format!(
-        "{name}: {}/{} programs loaded, {} maps{events}",
-        report["loaded"], report["programs"], report["maps"]
-    );
+    let head = if report["kind"] == "kmod" {
+        if report["unloaded"] != true {
+            bad.push(format!(
+                "the module did not unload: {}",
+                report["unload_error"].as_str().unwrap_or("?")
+            ));
+        }
+        let taint: Vec<&str> = report["taint"]["new"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str())
+            .collect();
+        format!(
+            "{name}: module `{}` loaded{}, {}{events}",
+            report["module"].as_str().unwrap_or("?"),
+            if taint.is_empty() {
+                String::new()
+            } else {
+                format!(" (taint {})", taint.join(", "))
+            },
+            report["device"].as_str().unwrap_or("no device")
+        )
+    } else {
+        format!(
+            "{name}: {}/{} programs loaded, {} maps{events}",
+            report["loaded"], report["programs"], report["maps"]
+        )
+    };
     const SHOWN: usize = 12;
     if bad.len() > SHOWN {
         let more = bad.len() - SHOWN;

@@ -1,5 +1,5 @@
 //! What the loader does in the VM to prove a probe captures, shared by the loader
-//! (`src/bin/probeforge-init.rs`, which also builds alone from `init/` for other arches) and
+//! (`src/bin/probeforge-init/`, which also builds alone from `init/` for other arches) and
 //! the host that checks the events.
 
 /// The file the loader opens (after creating it) while capturing.

@@ -178,12 +178,21 @@ pub fn build(b: &build::Built) {
     );
 }
 
-/// What `build --json` prints: the probe's build report, or the module's.
+/// What `build --json` prints: the probe's build report, or the module's, with the VM's
+/// `verdict` where it was proven (`--verify`).
 pub fn build_json(b: &build::Built) {
-    match &b.product {
-        build::Product::Probe(out) => json(out),
-        build::Product::Module(m) => json(m),
+    let mut v = match &b.product {
+        build::Product::Probe(out) => serde_json::to_value(out),
+        build::Product::Module(m) => serde_json::to_value(m),
     }
+    .expect("JSON values serialize");
+    if let (Some(verdict), Some(o)) = (&b.verdict, v.as_object_mut()) {
+        o.insert(
+            "verdict".into(),
+            serde_json::to_value(verdict).expect("JSON values serialize"),
+        );
+    }
+    json(&v);
 }
 
 pub fn build_all(o: &build_all::Outcome) {

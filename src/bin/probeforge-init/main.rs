@@ -27,7 +27,8 @@ use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 
 // The loader builds alone too (`init/Cargo.toml`, for other arches), so it shares only this
 // file with the library.
-#[path = "../verify/workload.rs"]
+mod kmod;
+#[path = "../../verify/workload.rs"]
 mod workload;
 use workload::{EXEC_ARG, INIT_PATH, MARKER_PATH, USERSPACE_MANIFEST};
 
@@ -1017,6 +1018,8 @@ fn main() {
     }
     mount("proc", "/proc", "proc");
     mount("sysfs", "/sys", "sysfs");
+    // The lockdown level, reported with a module's load.
+    mount("securityfs", "/sys/kernel/security", "securityfs");
     // Locked memory: 5.10 still charges BPF maps and programs to RLIMIT_MEMLOCK.
     let inf = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
@@ -1072,6 +1075,9 @@ fn main() {
             continue;
         }
         let report = match fs::read(&p) {
+            Ok(b) if name.ends_with(".ko") => {
+                kmod::verify(&name, &p, &b, &release, ncpus, tables.is_some())
+            }
             Ok(b) => verify(&name, &b, &release, ncpus, tables.as_deref()),
             Err(e) => serde_json::json!({"probe": name, "error": e.to_string()}),
         };
@@ -1079,6 +1085,7 @@ fn main() {
             "probeforge: {name}: {}",
             match report["error"].as_str() {
                 Some(e) => e.to_owned(),
+                None if report["kind"] == "kmod" => format!("module {} loaded", report["module"]),
                 None => format!(
                     "{}/{} programs loaded",
                     report["loaded"], report["programs"]
