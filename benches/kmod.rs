@@ -1,8 +1,9 @@
 //! Falco's kernel module for 4 bookworm 6.1 kernels that share Debian 12's gcc-12 (the newest
-//! of each flavour the mirror serves, then older ABIs): probeforge's kmod path (`kmod::build`,
-//! kernels in parallel over 2 cores, one `make` job each) against a serial dkms-style loop
+//! of each flavour the mirror serves, then older ABIs): `probeforge build-all --driver kmod`
+//! (kernels in parallel over 2 cores, one `make` job each; its compile cache emptied first;
+//! unpacking and publishing included) against a serial dkms-style loop
 //! (`make -C <objtree> M=<driver> modules -j2` per kernel with the host's gcc-12, the distro's
-//! compiler, as dkms runs it). Both start from unpacked kernel trees and the same staged
+//! compiler, as dkms runs it, from unpacked kernel trees). Both build the same
 //! 9.1.0+driver sources (Debian's `falcosecurity-scap-dkms` 0.23.2). Prints wall time per module
 //! and the ratio, and whether both paths gave the same bytes (the dkms-style loop is given the
 //! same `-ffile-prefix-map`s for that: the pinned gcc-12 and the host's must agree).
@@ -17,8 +18,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use probeforge::kernel::{Arch, KernelTree};
-use probeforge::kmod::{self, gcc, kbuild, Compiler, GccManifest, KernelCompiler};
-use rayon::prelude::*;
+use probeforge::kmod::{gcc, kbuild, Compiler, GccManifest, KernelCompiler};
 
 fn main() {
     let manifest = GccManifest::embedded()
@@ -27,7 +27,7 @@ fn main() {
         .expect("gcc-12-debian12");
     let n = common::net();
     let gcc_root = gcc::fetch(&manifest, &n.client, &n.catalog, &n.mirrors).expect("gcc-12");
-    let pinned = Compiler::pinned(&manifest, &gcc_root).expect("pinned gcc-12");
+    Compiler::pinned(&manifest, &gcc_root).expect("pinned gcc-12 runs");
 
     // Bookworm's own 6.1 kernels, newest first; one per flavour first, then older ABIs.
     let mut all: Vec<_> = common::lister()
@@ -74,8 +74,6 @@ fn main() {
     assert_eq!(trees.len(), 4, "4 bookworm 6.1 kernels built by gcc-12");
     let dkms = drivers::scap_dkms_0_23_2();
 
-    // The dkms-style loop first, on the trees as unpacked (probeforge's pinned path makes
-    // their kbuild tools start through its loader).
     // dkms-style: one kernel after the other, `make -j2`, the host's gcc-12.
     let host = Path::new("/usr/bin/gcc-12");
     let started = Instant::now();
@@ -117,36 +115,62 @@ fn main() {
     }
     let serial_wall = started.elapsed().as_secs_f64();
 
-    // probeforge: every kernel in parallel, 2 at a time.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let built: Vec<(String, f64, String)> = pool.install(|| {
+    // probeforge as the nightly job runs it: `build-all --driver kmod` over the 4 kernels (2
+    // at a time, one make job each), its compile cache emptied first; its time includes what
+    // the loop's does not: unpacking each kernel's packages (already downloaded) and
+    // publishing into a repository.
+    let _ = std::fs::remove_dir_all(common::cache_dir().join("modules"));
+    let repo = t.path().join("repo");
+    let only = format!(
+        "^({})$",
         trees
-            .par_iter()
-            .map(|tree| {
-                let scratch = tree.root.parent().unwrap().join("pf");
-                let driver = probeforge::driver::open(&dkms, &scratch).expect("open driver");
-                let t0 = Instant::now();
-                let m = kmod::build(&kmod::KmodRequest {
-                    tree,
-                    driver: &driver,
-                    driver_version: Some("9.1.0+driver"),
-                    compiler: &pinned,
-                    target_id: "debian",
-                    scratch: &scratch,
-                    jobs: 1,
-                })
-                .unwrap_or_else(|e| panic!("{}: {e}", tree.release));
-                (tree.release.clone(), t0.elapsed().as_secs_f64(), m.sha256)
-            })
-            .collect()
-    });
+            .iter()
+            .map(|t| regex::escape(&t.release))
+            .collect::<Vec<_>>()
+            .join("|")
+    );
+    let started = Instant::now();
+    let (code, out, err) = common::run(&[
+        "build-all",
+        "debian-bookworm",
+        "--arch",
+        "x86_64",
+        "--only",
+        &only,
+        "--driver",
+        "kmod",
+        "--driver-source",
+        dkms.to_str().unwrap(),
+        "--driver-version",
+        "9.1.0+driver",
+        "--jobs",
+        "2",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--json",
+    ]);
     let pf_wall = started.elapsed().as_secs_f64();
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let built: Vec<(String, f64, String)> = trees
+        .iter()
+        .map(|tree| {
+            let r = v["kernels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["release"] == tree.release.as_str())
+                .unwrap_or_else(|| panic!("no result for {}: {v:#}", tree.release));
+            assert_eq!(r["status"], "built", "{r}");
+            (
+                tree.release.clone(),
+                r["seconds"].as_f64().unwrap(),
+                r["sha256"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
 
-    println!("kernel                       probeforge (s, in parallel)   dkms-style (s, serial)");
+    println!("kernel                       build-all (s, 2 at once)   dkms-style (s, serial)");
     for ((r, a, _), (_, b, _)) in built.iter().zip(&serial) {
         println!("{r:<28} {a:>10.1} {b:>26.1}");
     }
@@ -156,7 +180,7 @@ fn main() {
         .filter(|((_, _, a), (_, _, b))| a == b)
         .count();
     println!(
-        "probeforge kmod: {} modules in {pf_wall:.1} s wall = {:.1} s per module",
+        "probeforge build-all --driver kmod: {} modules in {pf_wall:.1} s wall = {:.1} s per module",
         built.len(),
         pf_wall / built.len() as f64
     );

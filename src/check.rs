@@ -134,7 +134,7 @@ fn read_local(root: &Path) -> Result<Seen> {
                     seen.sums.insert(dir.clone(), fs::read(&p).map_err(io(&p))?);
                 } else if name == SIGNATURE_FILE {
                     seen.sigs.insert(dir.clone(), fs::read(&p).map_err(io(&p))?);
-                } else if name.ends_with(".o") && p.is_file() {
+                } else if (name.ends_with(".o") || name.ends_with(".ko")) && p.is_file() {
                     let bytes = fs::read(&p).map_err(io(&p))?;
                     seen.files.insert(
                         format!("{dir}/{name}"),
@@ -610,6 +610,9 @@ fn rebuild_all(
             driver_digest: digest,
             toolchain: env.toolchain,
             patches: &crate::patch::Catalog::embedded(),
+            drivers: vec![crate::pipeline::Driver::Ebpf],
+            module_source: None,
+            kbuild_jobs: 1,
             jobs: env.jobs,
             scratch: env.scratch.clone(),
             cache_dir: env.lister.client.config().cache_dir.clone(),

@@ -1,6 +1,8 @@
-//! The nightly job: many kernels, every core busy with clang/llc while the next kernels
-//! download, a compile cache keyed by everything that determines the bytes, publication into
-//! the repository, and one kernel's failure never stopping the others.
+//! The nightly job: many kernels, every core busy with clang/llc (and kbuild, for kernel
+//! modules) while the next kernels download, a compile cache keyed by everything that
+//! determines the bytes, publication into the repository, and one kernel's failure never
+//! stopping the others. Each kernel gets every driver asked for (`ebpf`, `kmod`): one download
+//! serves both, each is its own result.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
@@ -10,7 +12,7 @@ use std::time::Instant;
 use crate::base::write_atomic;
 use crate::kernel::Arch;
 use crate::patch::Catalog;
-use crate::pipeline::{self, probe_file_name, Request};
+use crate::pipeline::{self, Driver, Request};
 use crate::publish::{LocalRepo, ProbeMeta, Published, Repo};
 use crate::repo::{KernelRecord, Lister};
 use crate::report::Phase;
@@ -47,6 +49,7 @@ pub enum Status {
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KernelResult {
+    pub driver: Driver,
     pub target_id: String,
     pub release: String,
     pub arch: Arch,
@@ -57,7 +60,7 @@ pub struct KernelResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub seconds: f64,
-    /// CPU seconds of clang and llc for this kernel (0 when cached).
+    /// CPU seconds of clang and llc for this kernel's probe (0 when cached, and for a module).
     pub clang_llc_cpu: f64,
     /// The VM's verdict, when verified before publishing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +78,12 @@ pub struct Farm<'a> {
     pub driver_digest: String,
     pub toolchain: &'a Toolchain,
     pub patches: &'a Catalog,
+    /// The drivers each kernel gets, in order.
+    pub drivers: Vec<Driver>,
+    /// The driver source, opened (kernel modules are built from it: needed with `kmod`).
+    pub module_source: Option<&'a crate::driver::DriverSource>,
+    /// `make -j` of each module build (the farm runs `jobs` builds at once).
+    pub kbuild_jobs: usize,
     pub jobs: usize,
     pub scratch: Option<PathBuf>,
     pub cache_dir: PathBuf,
@@ -106,53 +115,58 @@ impl Farm<'_> {
             _ => Default::default(),
         };
         for k in kernels {
-            let file = probe_file_name(&k.target_id, &k.release, &k.kernel_version);
-            let exists = self
-                .repo
-                .exists(client, &self.driver_version, k.arch.uname_m(), &file);
-            let damaged = sizes.differs(&self.driver_version, k.arch.uname_m(), &file);
-            if let (Ok(true), Some(why)) = (&exists, &damaged) {
-                tracing::warn!("{why}: building it again");
+            let mut wanted = Vec::new();
+            for &driver in &self.drivers {
+                let file = driver.file_name(&k.target_id, &k.release, &k.kernel_version);
+                let exists =
+                    self.repo
+                        .exists(client, &self.driver_version, k.arch.uname_m(), &file);
+                let damaged = sizes.differs(&self.driver_version, k.arch.uname_m(), &file);
+                if let (Ok(true), Some(why)) = (&exists, &damaged) {
+                    tracing::warn!("{why}: building it again");
+                }
+                match exists.map(|e| e && damaged.is_none()) {
+                    Ok(true) => {
+                        let mut r = self.failed(&k, driver, file, String::new(), 0.0);
+                        r.status = Status::Skipped;
+                        r.error = None;
+                        results.push(r);
+                    }
+                    Ok(false) => wanted.push((driver, file)),
+                    Err(e) => results.push(self.failed(&k, driver, file, error_chain(&e), 0.0)),
+                }
             }
-            match exists.map(|e| e && damaged.is_none()) {
-                Ok(true) => results.push(KernelResult {
-                    target_id: k.target_id.clone(),
-                    release: k.release.clone(),
-                    arch: k.arch,
-                    file,
-                    status: Status::Skipped,
-                    sha256: None,
-                    error: None,
-                    seconds: 0.0,
-                    clang_llc_cpu: 0.0,
-                    verified: None,
-                }),
-                Ok(false) => todo.push((k, file)),
-                Err(e) => results.push(self.failed(&k, file, error_chain(&e), 0.0)),
+            if !wanted.is_empty() {
+                todo.push((k, wanted));
             }
         }
-        rep.planned(todo.len(), results.len());
+        let planned: usize = todo.iter().map(|(_, w)| w.len()).sum();
+        rep.planned(planned, results.len());
         for r in &results {
             rep.finished(r);
         }
         let built = Mutex::new(Vec::new());
         // Downloads run ahead of the compilers by at most `jobs` kernels: bounded disk use.
-        let (tx, rx) = sync_channel::<(
+        type Fetched = (
             KernelRecord,
-            String,
+            Vec<(Driver, String)>,
             Result<Vec<PathBuf>, crate::repo::Error>,
             Instant,
-        )>(self.jobs);
+        );
+        let (tx, rx) = sync_channel::<Fetched>(self.jobs);
         let rx = Mutex::new(rx);
         std::thread::scope(|s| {
             s.spawn(|| {
-                for (k, file) in todo {
+                for (k, wanted) in todo {
                     let start = Instant::now();
                     rep.phase(&k.release, Phase::Download);
-                    // Only what the build reads: not kbuild's own package.
-                    let k = Lister::for_build(&k);
+                    // Only what the builds read: kbuild's own package only for a module.
+                    let k = match wanted.iter().any(|(d, _)| *d == Driver::Kmod) {
+                        true => k,
+                        false => Lister::for_build(&k),
+                    };
                     let files = self.lister.fetch(&k);
-                    if tx.send((k, file, files, start)).is_err() {
+                    if tx.send((k, wanted, files, start)).is_err() {
                         return;
                     }
                 }
@@ -161,26 +175,36 @@ impl Farm<'_> {
             for _ in 0..self.jobs.max(1) {
                 s.spawn(|| loop {
                     let next = rx.lock().unwrap().recv();
-                    let Ok((k, file, files, start)) = next else {
+                    let Ok((k, wanted, files, start)) = next else {
                         return;
                     };
-                    let r = match files {
-                        Ok(f) => self.one(&k, file, &f, start, rep),
-                        Err(e) => {
-                            let mut r = self.failed(
-                                &k,
-                                file,
-                                error_chain(&e),
-                                start.elapsed().as_secs_f64(),
-                            );
-                            if matches!(e, crate::repo::Error::Unavailable { .. }) {
-                                r.status = Status::Unavailable;
+                    for (driver, file) in wanted {
+                        let r = match &files {
+                            Ok(f) if driver == Driver::Kmod => {
+                                self.one_module(&k, file, f, start, rep)
                             }
-                            r
-                        }
-                    };
-                    rep.finished(&r);
-                    built.lock().unwrap().push(r);
+                            Ok(f) => {
+                                // The probe reads the headers only, whatever was fetched.
+                                let (probe_k, probe_files) = for_probe(&k, f);
+                                self.one(&probe_k, file, &probe_files, start, rep)
+                            }
+                            Err(e) => {
+                                let mut r = self.failed(
+                                    &k,
+                                    driver,
+                                    file,
+                                    error_chain(e),
+                                    start.elapsed().as_secs_f64(),
+                                );
+                                if matches!(e, crate::repo::Error::Unavailable { .. }) {
+                                    r.status = Status::Unavailable;
+                                }
+                                r
+                            }
+                        };
+                        rep.finished(&r);
+                        built.lock().unwrap().push(r);
+                    }
                 });
             }
         });
@@ -189,13 +213,26 @@ impl Farm<'_> {
             tracing::error!("reindex: {}", error_chain(&e));
         }
         results.sort_by(|a, b| {
-            (a.arch, &a.release, &a.target_id).cmp(&(b.arch, &b.release, &b.target_id))
+            (a.arch, &a.release, &a.target_id, a.driver).cmp(&(
+                b.arch,
+                &b.release,
+                &b.target_id,
+                b.driver,
+            ))
         });
         results
     }
 
-    fn failed(&self, k: &KernelRecord, file: String, error: String, secs: f64) -> KernelResult {
+    fn failed(
+        &self,
+        k: &KernelRecord,
+        driver: Driver,
+        file: String,
+        error: String,
+        secs: f64,
+    ) -> KernelResult {
         KernelResult {
+            driver,
             target_id: k.target_id.clone(),
             release: k.release.clone(),
             arch: k.arch,
@@ -217,7 +254,15 @@ impl Farm<'_> {
         start: Instant,
         rep: &dyn Reporter,
     ) -> KernelResult {
-        let fail = |e: String| self.failed(k, file.clone(), e, start.elapsed().as_secs_f64());
+        let fail = |e: String| {
+            self.failed(
+                k,
+                Driver::Ebpf,
+                file.clone(),
+                e,
+                start.elapsed().as_secs_f64(),
+            )
+        };
         // `k` is already what a probe build reads ([`Lister::for_build`], applied before the
         // download): no kbuild package among them.
         let (headers, header_digests): (Vec<PathBuf>, Vec<Option<String>>) = k
@@ -296,6 +341,7 @@ impl Farm<'_> {
             if !j.ok {
                 return self.failed(
                     k,
+                    Driver::Ebpf,
                     file,
                     format!("not published: {}", j.line),
                     start.elapsed().as_secs_f64(),
@@ -324,6 +370,7 @@ impl Farm<'_> {
         rep.phase(&k.release, Phase::Publish);
         match self.publish_to.publish(&pm, &bytes) {
             Ok(p) => KernelResult {
+                driver: Driver::Ebpf,
                 target_id: k.target_id.clone(),
                 release: k.release.clone(),
                 arch: k.arch,
@@ -339,9 +386,182 @@ impl Farm<'_> {
                 clang_llc_cpu: cpu,
                 verified,
             },
-            Err(e) => self.failed(k, file, error_chain(&e), start.elapsed().as_secs_f64()),
+            Err(e) => self.failed(
+                k,
+                Driver::Ebpf,
+                file,
+                error_chain(&e),
+                start.elapsed().as_secs_f64(),
+            ),
         }
     }
+}
+
+impl Farm<'_> {
+    /// One kernel's module: from the compile cache (keyed by everything that determines its
+    /// bytes, known before unpacking: the driver, the packages' digests, the compilers
+    /// `toolchain/` pins), else built from the kernel's whole set with its own compiler;
+    /// validated, optionally proven, published.
+    fn one_module(
+        &self,
+        k: &KernelRecord,
+        file: String,
+        files: &[PathBuf],
+        start: Instant,
+        rep: &dyn Reporter,
+    ) -> KernelResult {
+        let secs = || start.elapsed().as_secs_f64();
+        let fail = |e: String| self.failed(k, Driver::Kmod, file.clone(), e, secs());
+        let Some(src) = self.module_source else {
+            return fail("no driver source was opened for kernel modules".into());
+        };
+        let inputs: Vec<(String, String)> = k
+            .packages
+            .iter()
+            .zip(files)
+            .map(|(p, f)| {
+                let d = p
+                    .known_sha256()
+                    .or_else(|| crate::base::digest_input(f).ok());
+                (p.name.clone(), d.unwrap_or_default())
+            })
+            .collect();
+        let pins: Vec<String> = crate::kmod::GccManifest::embedded()
+            .iter()
+            .map(|m| m.digest())
+            .collect();
+        let key = crate::base::sha256(
+            serde_json::json!({
+                "kind": "kmod-1",
+                "driver": [&self.driver_digest, &self.driver_version],
+                "kernel": [&k.target_id, &k.release, &k.kernel_version, k.arch.uname_m()],
+                "inputs": inputs,
+                "pins": pins,
+            })
+            .to_string()
+            .as_bytes(),
+        );
+        let cache = crate::base::Cache(&self.cache_dir);
+        let (cache_ko, cache_meta) = (cache.module(&key), cache.module_meta(&key));
+        let cached = std::fs::read(&cache_ko).ok().and_then(|b| {
+            let meta: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&cache_meta).ok()?).ok()?;
+            let toolchain = meta["toolchain"].as_str()?.to_owned();
+            // A cached module still says it is for this kernel.
+            let info = crate::kmod::validate::modinfo(&b).ok()?;
+            let vermagic = info.iter().find(|(k, _)| k == "vermagic")?;
+            vermagic
+                .1
+                .starts_with(&format!("{} ", k.release))
+                .then_some((b, toolchain))
+        });
+        let (bytes, toolchain, status) = match cached {
+            Some((b, t)) => (b, t, Status::Cached),
+            None => {
+                let scratch = self
+                    .scratch
+                    .clone()
+                    .unwrap_or_else(pipeline::default_scratch);
+                let work = match tempfile::Builder::new()
+                    .prefix("probeforge-kmod-")
+                    .tempdir_in(&scratch)
+                {
+                    Ok(w) => w,
+                    Err(e) => return fail(format!("scratch `{}`: {e}", scratch.display())),
+                };
+                let l = self.lister;
+                let fetch = |m: &crate::kmod::GccManifest| {
+                    crate::kmod::gcc::fetch(m, l.client, l.catalog, l.mirrors)
+                };
+                let built = crate::kmod::package::build(
+                    &crate::kmod::package::FromPackages {
+                        packages: files,
+                        driver: src,
+                        driver_version: Some(&self.driver_version),
+                        target_id: Some(&k.target_id),
+                        release: Some(&k.release),
+                        arch: Some(k.arch),
+                        scratch: work.path(),
+                        jobs: self.kbuild_jobs,
+                        fetch: &fetch,
+                    },
+                    rep,
+                );
+                match built {
+                    Ok(b) => {
+                        let toolchain =
+                            format!("{} ({})", b.module.compiler, b.module.compiler_text);
+                        let meta = serde_json::json!({ "toolchain": toolchain });
+                        let _ = write_atomic(&cache_meta, meta.to_string().as_bytes());
+                        let _ = write_atomic(&cache_ko, &b.module.bytes);
+                        (b.module.bytes, toolchain, Status::Built)
+                    }
+                    Err(e) => return fail(error_chain(&e)),
+                }
+            }
+        };
+        let mut verified = None;
+        if let Some(v) = self.verify {
+            rep.phase(&k.release, Phase::Boot);
+            let j = v(k, &file, &bytes);
+            if !j.ok {
+                return fail(format!("not published: {}", j.line));
+            }
+            verified = Some(j.line);
+        }
+        let sha = crate::base::sha256(&bytes);
+        let pm = ProbeMeta {
+            driver_version: self.driver_version.clone(),
+            arch: k.arch.uname_m().to_owned(),
+            target_id: k.target_id.clone(),
+            kernel_release: k.release.clone(),
+            kernel_version: k.kernel_version.clone(),
+            file: file.clone(),
+            size: bytes.len() as u64,
+            sha256: sha.clone(),
+            inputs,
+            driver_source_sha256: self.driver_digest.clone(),
+            patches: Vec::new(),
+            toolchain,
+            flags_sha256: String::new(),
+            built_at: crate::base::timestamp(),
+            unsigned_metadata: k.unsigned_metadata,
+        };
+        rep.phase(&k.release, Phase::Publish);
+        match self.publish_to.publish(&pm, &bytes) {
+            Ok(p) => KernelResult {
+                driver: Driver::Kmod,
+                target_id: k.target_id.clone(),
+                release: k.release.clone(),
+                arch: k.arch,
+                file,
+                status: if p == Published::Unchanged {
+                    Status::Unchanged
+                } else {
+                    status
+                },
+                sha256: Some(sha),
+                error: None,
+                seconds: secs(),
+                clang_llc_cpu: 0.0,
+                verified,
+            },
+            Err(e) => fail(error_chain(&e)),
+        }
+    }
+}
+
+/// The record and files of a probe build out of a kernel's whole set: its headers only.
+fn for_probe(k: &KernelRecord, files: &[PathBuf]) -> (KernelRecord, Vec<PathBuf>) {
+    let probe_k = Lister::for_build(k);
+    let probe_files = k
+        .packages
+        .iter()
+        .zip(files)
+        .filter(|(p, _)| probe_k.packages.iter().any(|q| q.name == p.name))
+        .map(|(_, f)| f.clone())
+        .collect();
+    (probe_k, probe_files)
 }
 
 /// Unpacks the driver source once for a whole batch; returns its directory and digest (the

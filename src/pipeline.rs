@@ -16,6 +16,48 @@ use crate::patch::Catalog;
 use crate::toolchain::Toolchain;
 use crate::validate::{self, Expect, Report};
 
+/// Which driver a build makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// The legacy eBPF probe (`falco_*.o`): clang and llc.
+    #[default]
+    Ebpf,
+    /// The kernel module (`falco_*.ko`): kbuild with the kernel's own gcc.
+    Kmod,
+}
+
+impl Driver {
+    /// Falco's file name of this driver for a kernel.
+    pub fn file_name(self, target_id: &str, release: &str, kernel_version: &str) -> String {
+        let ext = match self {
+            Driver::Ebpf => "o",
+            Driver::Kmod => "ko",
+        };
+        format!("falco_{target_id}_{release}_{kernel_version}.{ext}")
+    }
+}
+
+impl std::str::FromStr for Driver {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Driver, String> {
+        match s {
+            "ebpf" | "bpf" | "probe" => Ok(Driver::Ebpf),
+            "kmod" | "module" => Ok(Driver::Kmod),
+            _ => Err(format!("unknown driver `{s}` (ebpf, kmod)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Driver::Ebpf => "ebpf",
+            Driver::Kmod => "kmod",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
@@ -155,7 +197,7 @@ pub fn default_target_id(k: &KernelTree) -> Option<String> {
 
 /// Falco's probe file name.
 pub fn probe_file_name(target_id: &str, release: &str, kernel_version: &str) -> String {
-    format!("falco_{target_id}_{release}_{kernel_version}.o")
+    Driver::Ebpf.file_name(target_id, release, kernel_version)
 }
 
 /// Builds one probe and writes it to `req.out_dir` (only once it validated).

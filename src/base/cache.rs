@@ -62,6 +62,16 @@ impl Cache<'_> {
         self.0.join("probes").join(format!("{key}.o"))
     }
 
+    /// A built kernel module, by its cache key.
+    pub fn module(&self, key: &str) -> PathBuf {
+        self.0.join("modules").join(format!("{key}.ko"))
+    }
+
+    /// What a cached module was built with (`{"toolchain": ...}`).
+    pub fn module_meta(&self, key: &str) -> PathBuf {
+        self.0.join("modules").join(format!("{key}.json"))
+    }
+
     /// Unpacked toolchains.
     pub fn toolchains(&self) -> PathBuf {
         self.0.join("toolchains")

@@ -45,26 +45,7 @@ pub struct Options {
     pub jobs: Option<usize>,
 }
 
-/// Which driver a build makes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Driver {
-    /// The legacy eBPF probe (`falco_*.o`): clang and llc.
-    #[default]
-    Ebpf,
-    /// The kernel module (`falco_*.ko`): kbuild with the kernel's own gcc.
-    Kmod,
-}
-
-impl std::str::FromStr for Driver {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Driver, String> {
-        match s {
-            "ebpf" | "bpf" | "probe" => Ok(Driver::Ebpf),
-            "kmod" | "module" => Ok(Driver::Kmod),
-            _ => Err(format!("unknown driver `{s}` (ebpf, kmod)")),
-        }
-    }
-}
+pub use crate::pipeline::Driver;
 
 /// What a build made.
 #[derive(Debug)]
@@ -307,76 +288,41 @@ fn module(
     rep: &dyn Reporter,
     facts: ModuleFacts,
 ) -> Result<(BuiltModule, Option<super::verify::OneVerdict>)> {
-    use crate::kmod::{self, gcc, Compiler, CompilerSource, GccManifest, KernelCompiler};
     let scratch = o.scratch.clone().unwrap_or_else(pipeline::default_scratch);
     let work = tempfile::Builder::new()
         .prefix("probeforge-kmod-")
         .tempdir_in(&scratch)
         .map_err(Error::write(&scratch))?;
-    let subject = facts.kernel_release.unwrap_or("kernel").to_owned();
-    rep.phase(&subject, Phase::Unpack);
-    let staged = kmod::kbuild::stage_kernel(headers, &work.path().join("root"));
-    rep.done(&subject);
-    let tree = staged?;
-    if let Some(r) = facts.kernel_release.filter(|r| *r != tree.release) {
-        return Err(Error::Usage(format!(
-            "the headers are kernel `{}`, not `{r}`",
-            tree.release
-        )));
-    }
-    if let Some(a) = o.arch.filter(|a| *a != tree.arch) {
-        return Err(Error::Usage(format!(
-            "kernel `{}` is {}, but {a} was asked for",
-            tree.release, tree.arch
-        )));
-    }
-    let target_id = match facts.target_id {
-        Some(t) => t.to_owned(),
-        None => pipeline::default_target_id(&tree).ok_or_else(|| {
-            Error::Usage(format!(
-                "kernel `{}`: cannot tell the target id from the headers: pass --target-id",
-                tree.release
-            ))
-        })?,
-    };
     let driver = crate::driver::open(driver_source, work.path())?;
-    let want = KernelCompiler::of(&tree)?;
-    let compiler = match gcc::choose(&want, tree.arch, &GccManifest::embedded())? {
-        CompilerSource::Host(path) => Compiler::host(&path, &want)?,
-        CompilerSource::Pinned(m) => {
-            let opened;
-            let s = match session {
-                Some(s) => s,
-                None => {
-                    opened = Session::open(net)?;
-                    &opened
-                }
-            };
-            rep.phase(&m.name, Phase::Download);
-            let root = gcc::fetch(&m, &s.client, &s.catalog, &s.mirrors);
-            rep.done(&m.name);
-            Compiler::pinned(&m, &root?)?
+    let opened;
+    let s = match session {
+        Some(s) => s,
+        None => {
+            opened = Session::open(net)?;
+            &opened
         }
     };
-    rep.phase(&tree.release, Phase::Compile);
-    let built = kmod::build(&kmod::KmodRequest {
-        tree: &tree,
-        driver: &driver,
-        driver_version: facts.driver_version,
-        compiler: &compiler,
-        target_id: &target_id,
-        scratch: &work.path().join("build"),
-        jobs: o.jobs.unwrap_or_else(super::default_jobs),
-    });
-    rep.done(&tree.release);
-    let module = built?;
-    rep.phase(&tree.release, Phase::Validate);
-    let symvers_path = tree.objtree.join("Module.symvers");
-    let symvers = std::fs::read_to_string(&symvers_path).map_err(Error::read(&symvers_path))?;
-    let symvers = kmod::Symvers::parse(&symvers);
-    let checked = kmod::validate(&module.bytes, &tree, &symvers);
-    rep.done(&tree.release);
-    checked?;
+    let fetch = |m: &crate::kmod::GccManifest| {
+        crate::kmod::gcc::fetch(m, &s.client, &s.catalog, &s.mirrors)
+    };
+    let crate::kmod::package::Built {
+        module,
+        tree,
+        symbols_checked,
+    } = crate::kmod::package::build(
+        &crate::kmod::package::FromPackages {
+            packages: headers,
+            driver: &driver,
+            driver_version: facts.driver_version,
+            target_id: facts.target_id,
+            release: facts.kernel_release,
+            arch: o.arch,
+            scratch: work.path(),
+            jobs: o.jobs.unwrap_or_else(super::default_jobs),
+            fetch: &fetch,
+        },
+        rep,
+    )?;
     let path = o.output.join(&module.file_name);
     crate::base::write_atomic(&path, &module.bytes).map_err(Error::write(&path))?;
     let mut verdict = None;
@@ -410,7 +356,7 @@ fn module(
     }
     Ok((
         BuiltModule {
-            symbols_checked: symvers.len(),
+            symbols_checked,
             module,
             path,
         },

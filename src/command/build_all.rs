@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::farm::{self, Farm, KernelResult, Status};
 use crate::kernel::Arch;
 use crate::patch::Catalog;
+use crate::pipeline::Driver;
 use crate::publish::{LocalRepo, Repo};
 use crate::repo::KernelRecord;
 use crate::report::Phase;
@@ -34,6 +35,8 @@ pub struct Options {
     pub arch: Option<Arch>,
     pub driver_version: Option<String>,
     pub driver_source: Option<PathBuf>,
+    /// The drivers each kernel gets (empty: the probe only).
+    pub drivers: Vec<Driver>,
     /// `None`: every CPU.
     pub jobs: Option<usize>,
     pub verify: bool,
@@ -137,6 +140,15 @@ pub fn run(
     // The version the probes are published under: given, else what the source says it is.
     let mut found = crate::driver::DriverSource::find(&driver_dir)?;
     found.identify(&driver_digest);
+    let drivers = match o.drivers.is_empty() {
+        true => vec![Driver::Ebpf],
+        false => {
+            let mut d = o.drivers.clone();
+            d.sort();
+            d.dedup();
+            d
+        }
+    };
     let given = match &o.driver_source {
         Some(_) => o.driver_version.clone(),
         None => Some(version.clone()),
@@ -144,22 +156,41 @@ pub fn run(
     version = found.version(given.as_deref())?;
     let lister = s.lister();
     let patches = Catalog::embedded();
-    // The driver's event tables, once per arch of the batch, for the VM's event capture.
+    // The driver's event tables, once per arch and driver of the batch, for the VM's event
+    // capture (a module's: the schema only).
     let mut tables = BTreeMap::new();
     if o.verify {
         let batch_arches: BTreeSet<Arch> = kernels.iter().map(|k| k.arch).collect();
         for &arch in &batch_arches {
-            let work = batch.path().join(format!("tables-{}", arch.uname_m()));
-            std::fs::create_dir_all(&work).map_err(Error::write(&work))?;
-            let t = crate::verify::events::driver_tables(&driver_dir, arch, tc, &work)
+            for &d in &drivers {
+                let work = batch.path().join(format!("tables-{}-{d}", arch.uname_m()));
+                std::fs::create_dir_all(&work).map_err(Error::write(&work))?;
+                let t = match d {
+                    Driver::Ebpf => {
+                        crate::verify::events::driver_tables(&driver_dir, arch, tc, &work)
+                    }
+                    Driver::Kmod => {
+                        crate::verify::events::module_tables(&driver_dir, arch, tc, &work)
+                    }
+                }
                 .map_err(Error::tables)?;
-            tables.insert(arch, t);
+                tables.insert((arch, d), t);
+            }
         }
     }
     let verifier = |k: &KernelRecord, file: &str, bytes: &[u8]| -> Judgement {
+        let d = match file.ends_with(".ko") {
+            true => Driver::Kmod,
+            false => Driver::Ebpf,
+        };
         let proven =
             super::verify::kernel_image_for(&s, &k.target, k.arch, &k.release).and_then(|image| {
-                super::verify::one(&image, file, bytes.to_vec(), tables.get(&k.arch).cloned())
+                super::verify::one(
+                    &image,
+                    file,
+                    bytes.to_vec(),
+                    tables.get(&(k.arch, d)).cloned(),
+                )
             });
         match proven {
             Ok(v) => Judgement {
@@ -172,6 +203,7 @@ pub fn run(
             },
         }
     };
+    let jobs = o.jobs.unwrap_or_else(super::default_jobs).max(1);
     let farm = Farm {
         verify: if o.verify { Some(&verifier) } else { None },
         lister: &lister,
@@ -182,7 +214,11 @@ pub fn run(
         driver_digest,
         toolchain: tc,
         patches: &patches,
-        jobs: o.jobs.unwrap_or_else(super::default_jobs),
+        module_source: drivers.contains(&Driver::Kmod).then_some(&found),
+        drivers,
+        // The farm runs `jobs` builds at once: each kbuild gets its share of the CPUs.
+        kbuild_jobs: (super::default_jobs() / jobs).max(1),
+        jobs,
         scratch: o.scratch.clone(),
         cache_dir: s.client.config().cache_dir.clone(),
     };

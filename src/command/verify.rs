@@ -179,11 +179,7 @@ fn attach_tables(
         .map(|p| tables_of(p).map_err(Error::tables))
         .collect::<Result<Vec<_>>>()?;
     for p in probes.iter_mut() {
-        let meta = if p.is_module() {
-            module_meta(&p.bytes)
-        } else {
-            crate::validate::validate(&p.bytes, &Default::default())
-        };
+        let meta = p.driver_meta();
         let found = match sources.len() {
             1 if given => Some(0),
             _ => sources
@@ -225,34 +221,6 @@ fn attach_tables(
         p.tables = Some(sources[i].1.clone());
     }
     Ok(())
-}
-
-/// What a module says of its driver (`.modinfo`: `version`, `api_version`, `schema_version`),
-/// as a probe's validation report says it, to match it with its source.
-fn module_meta(bytes: &[u8]) -> crate::validate::Report {
-    let info = crate::kmod::validate::modinfo(bytes).unwrap_or_default();
-    let get = |k: &str| {
-        info.iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    let semver = |k: &str| {
-        let v = get(k)?;
-        let mut n = v.split('.').map(|x| x.parse::<u64>().ok());
-        Some(crate::driver::encode_semver((
-            n.next()??,
-            n.next()??,
-            n.next()??,
-        )))
-    };
-    crate::validate::Report {
-        probe_version: get("version"),
-        api_version: semver("api_version"),
-        schema_version: semver("schema_version"),
-        license: get("license"),
-        build_commit: get("build_commit"),
-        ..Default::default()
-    }
 }
 
 /// The kernel image for probes given without one: the release and target id from Falco's file

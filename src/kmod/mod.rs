@@ -18,11 +18,14 @@
 //! - [`validate`]: a module's ELF machine, `.modinfo`, undefined symbols and `__versions` CRCs
 //!   against the kernel's `Module.symvers` (pure over bytes).
 //!
-//! The entry points: [`build`] and [`validate::validate`]. This module never prints, never
+//! - [`package`]: from a kernel's packages to a validated module (unpack, compiler, kbuild).
+//!
+//! The entry points: [`package::build`], [`build`] and [`validate::validate`]. This module never prints, never
 //! publishes and never decides which kernel or driver is meant.
 
 pub mod gcc;
 pub mod kbuild;
+pub mod package;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -111,6 +114,16 @@ pub enum Error {
         #[source]
         source: ValidateError,
     },
+    #[error("the headers are kernel `{found}`, not `{want}`")]
+    OtherKernel { want: String, found: String },
+    #[error("kernel `{release}` is {found}, but {want} was asked for")]
+    OtherArch {
+        release: String,
+        want: Arch,
+        found: Arch,
+    },
+    #[error("kernel `{release}`: cannot tell the target id from the headers: pass --target-id")]
+    NoTargetId { release: String },
     #[error("i/o on `{}`", .path.display())]
     Io {
         path: PathBuf,
@@ -174,7 +187,7 @@ pub struct Module {
 
 /// Falco's module file name, as its loaders download it.
 pub fn module_file_name(target_id: &str, release: &str, kernel_version: &str) -> String {
-    format!("falco_{target_id}_{release}_{kernel_version}.ko")
+    crate::pipeline::Driver::Kmod.file_name(target_id, release, kernel_version)
 }
 
 /// Builds one module with kbuild and validates it against the kernel it was built for.

@@ -278,6 +278,38 @@ impl VmProbe {
     pub fn is_module(&self) -> bool {
         self.name.ends_with(".ko")
     }
+
+    /// What it says of the driver it was built from (versions, license), to match it with its
+    /// source and its userspace: a probe's sections, or a module's `.modinfo` (`version`,
+    /// `api_version`, `schema_version`) in the same words.
+    pub fn driver_meta(&self) -> crate::validate::Report {
+        if !self.is_module() {
+            return crate::validate::validate(&self.bytes, &Default::default());
+        }
+        let info = crate::kmod::validate::modinfo(&self.bytes).unwrap_or_default();
+        let get = |k: &str| {
+            info.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let semver = |k: &str| {
+            let v = get(k)?;
+            let mut n = v.split('.').map(|x| x.parse::<u64>().ok());
+            Some(crate::driver::encode_semver((
+                n.next()??,
+                n.next()??,
+                n.next()??,
+            )))
+        };
+        crate::validate::Report {
+            probe_version: get("version"),
+            api_version: semver("api_version"),
+            schema_version: semver("schema_version"),
+            license: get("license"),
+            build_commit: get("build_commit"),
+            ..Default::default()
+        }
+    }
 }
 
 /// The initramfs: `/init`, its libraries at their paths, `/dev/console`, the probes, and beside
@@ -550,7 +582,7 @@ fn judge_report(report: &serde_json::Value) -> (bool, String) {
                 report["unload_error"].as_str().unwrap_or("?")
             ));
         }
-        let taint: Vec<&str> = report["taint"]["new"]
+        let taint: Vec<&str> = report["taint"]["flags"]
             .as_array()
             .into_iter()
             .flatten()

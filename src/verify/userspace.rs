@@ -241,8 +241,7 @@ pub fn prepare(
 ) -> Result<Userspace, Error> {
     let mut chosen: Option<(&'static Suite, &str)> = None;
     for p in probes {
-        let report = crate::validate::validate(&p.bytes, &Default::default());
-        let s = request.suite_for(&report)?;
+        let s = request.suite_for(&p.driver_meta())?;
         match chosen {
             Some((c, other)) if c.name != s.name => {
                 return Err(Error::MixedSuites {

@@ -294,6 +294,13 @@ impl Device {
     }
 }
 
+/// A module loaded, and what its report says so far.
+pub struct Loaded {
+    pub module: String,
+    /// The character device that appeared with it: (major, name).
+    pub device: Option<(u32, String)>,
+}
+
 /// Loads, proves and unloads one module; the report the host judges.
 pub fn verify(
     name: &str,
@@ -303,6 +310,48 @@ pub fn verify(
     ncpus: u32,
     capture: bool,
 ) -> serde_json::Value {
+    let (loaded, mut report) = load(name, path, bytes, release);
+    let Some(loaded) = loaded else {
+        return report;
+    };
+    match &loaded.device {
+        None => report["error"] = "the module registered no character device".into(),
+        Some((major, dev)) => {
+            report["device"] = format!("/dev/{dev}[0-{}] (major {major})", ncpus - 1).into();
+            let paths = device_nodes("/dev", *major, dev, ncpus);
+            if capture {
+                match capture_events(&loaded.module, &paths) {
+                    Ok(c) => {
+                        report["api_version"] = c["api_version"].clone();
+                        report["schema_version"] = c["schema_version"].clone();
+                        report["capture"] = c;
+                    }
+                    Err(e) => report["capture"] = serde_json::json!({"capture_error": e}),
+                }
+            } else {
+                // Without capture, the devices still open and map as a consumer's would.
+                let opened: Result<Vec<Device>, String> = paths
+                    .iter()
+                    .map(|p| open_device(p, ring_bytes(&loaded.module)))
+                    .collect();
+                if let Err(e) = opened {
+                    report["error"] = e.into();
+                }
+            }
+        }
+    }
+    unload(&loaded, &mut report);
+    report
+}
+
+/// Loads a module with `finit_module`: `Some` when the kernel took it; the report says what the
+/// kernel said either way (its log lines, the taint it took, signatures and lockdown).
+pub fn load(
+    name: &str,
+    path: &std::path::Path,
+    bytes: &[u8],
+    release: &str,
+) -> (Option<Loaded>, serde_json::Value) {
     let info = modinfo(bytes);
     let get = |k: &str| {
         info.iter()
@@ -328,7 +377,7 @@ pub fn verify(
     let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
         report["error"] = format!("open: {}", std::io::Error::last_os_error()).into();
-        return report;
+        return (None, report);
     }
     // SAFETY: finit_module(fd, "", 0) reads the module from our fd.
     let r = unsafe { libc::syscall(libc::SYS_finit_module, fd, c"".as_ptr(), 0) };
@@ -349,26 +398,28 @@ pub fn verify(
             }
         )
         .into();
-        return report;
+        return (None, report);
     }
     report["loaded"] = true.into();
     let taint = tainted();
+    // The kernel's taint after the load (a module loaded before may have set it already).
     report["taint"] = serde_json::json!({
         "value": taint,
+        "flags": taint_words(taint),
         "new": taint_words(taint & !taint_before),
     });
-    // Its character device: the one that appeared with it.
-    let dev = char_devices().into_iter().find(|d| !before.contains(d));
-    match dev {
-        None => report["error"] = "the module registered no character device".into(),
-        Some((major, dev)) => {
-            report["device"] = format!("/dev/{dev}[0-{}] (major {major})", ncpus - 1).into();
-            let mut paths = Vec::new();
-            for cpu in 0..ncpus {
-                let p = format!("/dev/{dev}{cpu}");
+    let device = char_devices().into_iter().find(|d| !before.contains(d));
+    (Some(Loaded { module, device }), report)
+}
+
+/// `<dir>/<name><cpu>` for every CPU, made with the driver's major (minor: the CPU).
+pub fn device_nodes(dir: &str, major: u32, name: &str, ncpus: u32) -> Vec<String> {
+    (0..ncpus)
+        .map(|cpu| {
+            let p = format!("{dir}/{name}{cpu}");
+            if !std::path::Path::new(&p).exists() {
                 let cp = CString::new(p.clone()).unwrap();
-                let _ = fs::remove_file(&p);
-                // SAFETY: mknod(2) with a valid C string; minor = the CPU, as the driver's.
+                // SAFETY: mknod(2) with a valid C string.
                 unsafe {
                     libc::mknod(
                         cp.as_ptr(),
@@ -376,37 +427,21 @@ pub fn verify(
                         libc::makedev(major, cpu),
                     )
                 };
-                paths.push(p);
             }
-            if capture {
-                match capture_events(&module, &paths) {
-                    Ok(c) => {
-                        report["api_version"] = c["api_version"].clone();
-                        report["schema_version"] = c["schema_version"].clone();
-                        report["capture"] = c;
-                    }
-                    Err(e) => report["capture"] = serde_json::json!({"capture_error": e}),
-                }
-            } else {
-                // Without capture, the devices still open and map as a consumer's would.
-                let opened: Result<Vec<Device>, String> = paths
-                    .iter()
-                    .map(|p| open_device(p, ring_bytes(&module)))
-                    .collect();
-                if let Err(e) = opened {
-                    report["error"] = e.into();
-                }
-            }
-        }
-    }
-    let cm = CString::new(module.clone()).unwrap();
-    // SAFETY: delete_module(2) with a valid C string; every fd and mapping is gone by now.
+            p
+        })
+        .collect()
+}
+
+/// Unloads the module (every fd and mapping of ours is gone by now); a failure is reported.
+pub fn unload(loaded: &Loaded, report: &mut serde_json::Value) {
+    let cm = CString::new(loaded.module.clone()).unwrap();
+    // SAFETY: delete_module(2) with a valid C string.
     let r = unsafe { libc::syscall(libc::SYS_delete_module, cm.as_ptr(), libc::O_NONBLOCK) };
     report["unloaded"] = (r == 0).into();
     if r != 0 {
         report["unload_error"] = std::io::Error::last_os_error().to_string().into();
     }
-    report
 }
 
 fn ring_bytes(module: &str) -> usize {

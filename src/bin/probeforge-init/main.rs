@@ -722,7 +722,14 @@ fn userspace_stdout(path: &str) -> (String, bool) {
 }
 
 /// Runs the userspace of the manifest on one probe over the workload; the raw outcome.
-fn run_userspace(name: &str, probe: &std::path::Path, m: &serde_json::Value) -> serde_json::Value {
+/// With `module`, the module is loaded already: the arguments naming the probe are left out,
+/// so the userspace uses its kernel module engine.
+fn run_userspace(
+    name: &str,
+    probe: &std::path::Path,
+    m: &serde_json::Value,
+    module: bool,
+) -> serde_json::Value {
     let start = std::time::Instant::now();
     let who = m["name"].as_str().unwrap_or("userspace").to_owned();
     let root = m["root"].as_str().unwrap_or("/userspace").to_owned();
@@ -746,6 +753,7 @@ fn run_userspace(name: &str, probe: &std::path::Path, m: &serde_json::Value) -> 
             .into_iter()
             .flatten()
             .filter_map(|a| a.as_str())
+            .filter(|a| !(module && a.contains("{probe}")))
             .filter_map(|a| CString::new(a.replace("{probe}", &inside)).ok())
             .collect()
     };
@@ -1058,7 +1066,24 @@ fn main() {
                 "probeforge: {name}: running {}",
                 m["name"].as_str().unwrap_or("the userspace")
             ));
-            let report = run_userspace(&name, &p, m);
+            // A module is loaded first (sysdig's kmod engine opens its devices, which
+            // devtmpfs makes in the userspace's /dev), and unloaded after.
+            let report = if name.ends_with(".ko") {
+                let bytes = fs::read(&p).unwrap_or_default();
+                match kmod::load(&name, &p, &bytes, &release) {
+                    (None, refused) => refused,
+                    (Some(loaded), base) => {
+                        let mut r = run_userspace(&name, &p, m, true);
+                        for k in ["kind", "module", "taint", "kernel_log"] {
+                            r[k] = base[k].clone();
+                        }
+                        kmod::unload(&loaded, &mut r);
+                        r
+                    }
+                }
+            } else {
+                run_userspace(&name, &p, m, false)
+            };
             let u = &report["userspace"];
             out.person(&format!(
                 "probeforge: {name}: {} exited {}, {} workload round(s), capture seen {}",

@@ -198,11 +198,21 @@ pub struct BuildAllArgs {
     /// The driver source (default: downloaded for --driver-version).
     #[arg(long)]
     pub driver_source: Option<PathBuf>,
+    /// Which drivers each kernel gets: `ebpf` (the probe, `falco_*.o`), `kmod` (the kernel
+    /// module, `falco_*.ko`, built by kbuild with the kernel's own compiler), or both
+    /// (`ebpf,kmod`): one download serves both, each is published (or fails) on its own.
+    #[arg(
+        long,
+        default_value = "ebpf",
+        value_name = "ebpf,kmod",
+        value_delimiter = ','
+    )]
+    pub driver: Vec<command::build::Driver>,
     /// Kernels compiled at once (default: the number of CPUs).
     #[arg(short, long)]
     pub jobs: Option<usize>,
-    /// Prove each probe loads in its own kernel (QEMU) before publishing it; the kernel image
-    /// comes from the target's repository.
+    /// Prove each probe or module loads (and captures) in its own kernel (QEMU) before
+    /// publishing it; the kernel image comes from the target's repository.
     #[arg(long)]
     pub verify: bool,
     /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
@@ -529,6 +539,7 @@ impl BuildAllArgs {
             arch: command::parse_arch(self.arch.as_deref())?,
             driver_version: self.driver_version.clone(),
             driver_source: self.driver_source.clone(),
+            drivers: self.driver.clone(),
             jobs: self.jobs,
             verify: self.verify,
             scratch: self.scratch.clone(),

@@ -199,7 +199,7 @@ pub fn build_all(o: &build_all::Outcome) {
     let rs = &o.kernels;
     for r in rs {
         if let Some(v) = &r.verified {
-            eprintln!("{} {}: {v}", r.arch, r.release);
+            eprintln!("{} {} {}: {v}", r.arch, r.release, r.driver);
         }
     }
     let error = |r: &KernelResult| r.error.clone().unwrap_or_default();
@@ -207,7 +207,13 @@ pub fn build_all(o: &build_all::Outcome) {
         eprintln!("unavailable: {} {}: {}", r.arch, r.release, error(r));
     }
     for r in rs.iter().filter(|r| r.status == Status::Failed) {
-        eprintln!("\n--- {} {} failed:\n{}", r.arch, r.release, error(r));
+        eprintln!(
+            "\n--- {} {} {} failed:\n{}",
+            r.arch,
+            r.release,
+            r.driver,
+            error(r)
+        );
     }
     println!(
         "{} built, {} from cache, {} unchanged, {} already published, {} unavailable from this mirror, {} failed in {:.1}s -> {}",

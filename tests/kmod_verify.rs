@@ -1,0 +1,242 @@
+//! Falco's kernel modules proven in their kernels, as a user runs probeforge: `build --driver
+//! kmod` from a Debian target (the kernel's own compiler chosen from its headers, pinned by
+//! digest), then one `verify` boot per kernel under QEMU with every module of it: each loaded
+//! with `finit_module`, its devices opened and mapped, capture enabled through its ioctls, the
+//! workload's events decoded with its own driver's schema, then unloaded for the next one.
+//! Drivers: 8.0.0+driver (Debian's `falcosecurity-libs` 0.20.0 orig tarball) and 9.1.0+driver
+//! (Debian's `falcosecurity-scap-dkms` 0.23.2), on the newest kernel of each Debian line picked
+//! from the live index. A module built for another kernel goes into the same boot and must be
+//! refused by the kernel, and said so.
+
+mod common;
+#[path = "common/drivers.rs"]
+mod drivers;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::*;
+use probeforge::kernel::Arch;
+use probeforge::repo::KernelRecord;
+
+/// The drivers every kernel line gets: (version, source).
+fn sources() -> [(&'static str, PathBuf); 2] {
+    [
+        ("8.0.0+driver", libs_0_20_0()),
+        ("9.1.0+driver", drivers::scap_dkms_0_23_2()),
+    ]
+}
+
+/// The modules of one kernel line, built by the CLI into a directory kept for the test run.
+struct Line {
+    kernel: KernelRecord,
+    _dir: tempfile::TempDir,
+    /// `<version>.ko` for each driver.
+    modules: Vec<(&'static str, PathBuf)>,
+}
+
+fn build_line(line: &str) -> Line {
+    let (kernel, _) = drivers::kernel_line(line, Arch::X86_64);
+    let dir = tmpdir();
+    let mut modules = Vec::new();
+    for (version, src) in sources() {
+        let out = dir.path().join(version);
+        let (code, stdout, err) = run(&[
+            "build",
+            "--target",
+            &kernel.target,
+            "--kernel",
+            &kernel.release,
+            "--driver",
+            "kmod",
+            "--driver-source",
+            src.to_str().unwrap(),
+            "--driver-version",
+            version,
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{version} on {}:\n{err}", kernel.release);
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["driver_version"], version, "{stdout}");
+        assert_eq!(v["kernel_release"], kernel.release.as_str(), "{stdout}");
+        assert!(v["symbols_checked"].as_u64().unwrap() > 1000, "{stdout}");
+        // Both drivers' modules have the same Falco name: each goes in under its version.
+        let ko = dir.path().join(format!("{line}-{version}.ko"));
+        std::fs::rename(v["path"].as_str().unwrap(), &ko).unwrap();
+        modules.push((version, ko));
+    }
+    Line {
+        kernel,
+        _dir: dir,
+        modules,
+    }
+}
+
+/// Each line built once per test run (another line's test borrows a module of it).
+fn line(line: &'static str) -> &'static Line {
+    static L: [OnceLock<Line>; 4] = [const { OnceLock::new() }; 4];
+    let i = drivers::LINES.iter().position(|l| *l == line).unwrap();
+    L[i].get_or_init(|| build_line(line))
+}
+
+/// The kernel image package of a Debian kernel (7.x keeps it in `linux-binary-*`).
+fn image(k: &KernelRecord) -> PathBuf {
+    let name = if k.release.starts_with("7.") {
+        format!("linux-binary-unsigned-{}", k.release)
+    } else {
+        format!("linux-image-{}-unsigned", k.release)
+    };
+    debian_package(&k.target, k.arch, &name)
+}
+
+/// One boot of `l`'s kernel with its modules (and `foreign`, a module of another kernel, which
+/// must be refused); every module of its own proven.
+fn prove(l: &Line, foreign: Option<&Path>) {
+    let img = image(&l.kernel);
+    let mut a: Vec<String> = vec![
+        "verify".into(),
+        "--json".into(),
+        "--kernel-image".into(),
+        img.display().to_string(),
+    ];
+    for (_, src) in sources() {
+        a.extend(["--driver-source".into(), src.display().to_string()]);
+    }
+    a.extend(l.modules.iter().map(|(_, p)| p.display().to_string()));
+    a.extend(foreign.map(|p| p.display().to_string()));
+    let (code, out, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let want = if foreign.is_some() { 1 } else { 0 };
+    assert_eq!(code, want, "{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["booted_release"], l.kernel.release.as_str(), "{v}");
+    let reports = v["reports"].as_array().unwrap();
+    let report = |p: &Path| {
+        let name = p.file_name().unwrap().to_str().unwrap();
+        reports
+            .iter()
+            .find(|r| r["probe"] == name)
+            .unwrap_or_else(|| panic!("no report for {name}: {v}"))
+    };
+    for (version, ko) in &l.modules {
+        let r = report(ko);
+        let j = probeforge::verify::judge(r);
+        assert!(j.ok, "{version} on {}: {}", l.kernel.release, j.line);
+        assert_eq!(r["kind"], "kmod", "{r}");
+        assert_eq!(r["module"], "falco", "{r}");
+        assert_eq!(r["version"], *version, "{r}");
+        assert_eq!(r["unloaded"], true, "{r}");
+        // Unsigned and out of tree: the kernel says so in its taint, and loads it.
+        let taint = r["taint"]["flags"].to_string();
+        assert!(taint.contains("out-of-tree"), "{taint}");
+        let ev = &r["events"];
+        assert_eq!(ev["ok"], true, "{version}: {:#}", ev["expectations"]);
+        assert_eq!(ev["errors"].as_array().map(Vec::len), Some(0), "{ev}");
+        assert!(ev["decoded"].as_u64().unwrap() >= 10, "{version}: {ev}");
+        let proof = ev["proof"].as_array().unwrap();
+        assert_eq!(proof.len(), 3, "{version}: {proof:#?}");
+        assert_eq!(proof[2]["name"], "execve", "{version}: {}", proof[2]);
+        assert_eq!(
+            r["capture"]["engine"], "ENABLE_SYSCALL/ENABLE_TP",
+            "{version}: {r}"
+        );
+    }
+    if let Some(f) = foreign {
+        let r = report(f);
+        let j = probeforge::verify::judge(r);
+        assert!(!j.ok, "{}", j.line);
+        assert!(
+            j.line.contains("built for another kernel"),
+            "the refusal says why: {}",
+            j.line
+        );
+        // ENOEXEC: the kernel's "disagrees about version of symbol module_layout".
+        assert_eq!(r["load_errno"], 8, "{r}");
+    }
+}
+
+#[test]
+fn modules_of_8_0_0_and_9_1_0_load_and_capture_on_debian_6_1() {
+    prove(line("6.1"), None);
+}
+
+/// The 6.1 module goes into the 6.12 boot: the kernel refuses it (another `module_layout`).
+#[test]
+fn modules_of_8_0_0_and_9_1_0_load_and_capture_on_debian_6_12_and_a_6_1_module_is_refused() {
+    let other = &line("6.1").modules[1].1;
+    let foreign = tmpdir();
+    let renamed = foreign.path().join("from-6.1.ko");
+    std::fs::copy(other, &renamed).unwrap();
+    prove(line("6.12"), Some(&renamed));
+}
+
+#[test]
+fn modules_of_8_0_0_and_9_1_0_load_and_capture_on_debian_7x() {
+    prove(line("7.x"), None);
+}
+
+/// The nightly job with both drivers: one download of the kernel's set serves the probe and
+/// the module; both are published under Falco's names beside each other, in `SHA256SUMS` and
+/// `index.json`; the module has the very bytes `build --driver kmod` made; the next night
+/// finds both published and builds nothing.
+#[test]
+fn build_all_publishes_the_probe_and_the_module_then_skips_both() {
+    let l = line("6.1");
+    let k = &l.kernel;
+    let repo = tmpdir();
+    let only = format!("^{}$", regex::escape(&k.release));
+    let mut a = build_all_args(&["debian-bookworm", "--arch", "x86_64"], &only, repo.path());
+    a.extend(["--driver".into(), "ebpf,kmod".into()]);
+    let (code, out, err) = run(&a);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let results = v["kernels"].as_array().unwrap();
+    let drivers: Vec<&str> = results
+        .iter()
+        .map(|r| r["driver"].as_str().unwrap())
+        .collect();
+    assert_eq!(drivers, ["ebpf", "kmod"], "{v:#}");
+    let dir = repo.path().join("8.0.0+driver/x86_64");
+    let sums = std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap();
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.path().join("index.json")).unwrap()).unwrap();
+    for (r, ext) in results.iter().zip(["o", "ko"]) {
+        assert!(
+            matches!(r["status"].as_str(), Some("built" | "cached")),
+            "{r}"
+        );
+        let file = format!("falco_debian_{}_{}.{ext}", k.release, k.kernel_version);
+        assert_eq!(r["file"], file.as_str(), "{r}");
+        let digest = sha256_file(&dir.join(&file));
+        assert_eq!(r["sha256"], digest.as_str(), "{r}");
+        assert!(
+            sums.lines().any(|l| l == format!("{digest}  {file}")),
+            "{file} not in SHA256SUMS:\n{sums}"
+        );
+        assert!(
+            index["probes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["sha256"] == digest.as_str()),
+            "{file} not in index.json"
+        );
+    }
+    let built = &l
+        .modules
+        .iter()
+        .find(|(v, _)| *v == "8.0.0+driver")
+        .unwrap()
+        .1;
+    assert_eq!(
+        results[1]["sha256"],
+        sha256_file(built).as_str(),
+        "the batch's module is the single build's"
+    );
+    let (code, out, err) = run(&a);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["skipped"], 2, "{v:#}");
+    assert_eq!(v["built"], 0, "{v:#}");
+}
