@@ -164,11 +164,33 @@ fn modules_of_8_0_0_and_9_1_0_load_and_capture_on_debian_6_1() {
 /// The 6.1 module goes into the 6.12 boot: the kernel refuses it (another `module_layout`).
 #[test]
 fn modules_of_8_0_0_and_9_1_0_load_and_capture_on_debian_6_12_and_a_6_1_module_is_refused() {
-    let other = &line("6.1").modules[1].1;
+    let (six_one, six_twelve) = (line("6.1"), line("6.12"));
+    let other = &six_one.modules[1].1;
+    // `validate` refuses it for the 6.12 kernel and takes it for its own.
+    let validate = |release: &str| {
+        run(&[
+            "validate",
+            other.to_str().unwrap(),
+            "--kernel-release",
+            release,
+            "--driver-version",
+            "9.1.0+driver",
+            "--arch",
+            "x86_64",
+        ])
+    };
+    let (code, out, err) = validate(&six_twelve.kernel.release);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("FAIL vermagic") && out.contains(&six_one.kernel.release),
+        "{out}"
+    );
+    let (code, out, err) = validate(&six_one.kernel.release);
+    assert_eq!(code, 0, "{out}{err}");
     let foreign = tmpdir();
     let renamed = foreign.path().join("from-6.1.ko");
     std::fs::copy(other, &renamed).unwrap();
-    prove(line("6.12"), Some(&renamed));
+    prove(six_twelve, Some(&renamed));
 }
 
 #[test]

@@ -109,7 +109,13 @@ fn run(cli: Cli) -> Result<bool> {
                 arch: command::parse_arch(a.arch.as_deref())?,
                 ..Default::default()
             };
-            let report = probeforge::validate::validate(&bytes, &expect);
+            // A kernel module by its name, or by its `.modinfo`.
+            let is_module = a.probe.extension().is_some_and(|e| e == "ko")
+                || probeforge::kmod::validate::modinfo(&bytes).is_ok();
+            let report = match is_module {
+                true => probeforge::validate::module(&bytes, &expect),
+                false => probeforge::validate::validate(&bytes, &expect),
+            };
             match a.json {
                 true => render::json(&report),
                 false => render::validate(&report),

@@ -365,6 +365,15 @@ pub fn validate(report: &probeforge::validate::Report) {
         let mark = if c.ok { "ok  " } else { "FAIL" };
         println!("{mark} {:<22} {}", c.name, c.detail);
     }
+    if report.programs.is_empty() && report.maps.is_empty() && report.api_version.is_none() {
+        // A kernel module: its `vermagic` release and driver version.
+        println!(
+            "kernel module for {:?}, version {:?}",
+            report.kernel_version.clone().unwrap_or_default(),
+            report.probe_version.clone().unwrap_or_default()
+        );
+        return;
+    }
     println!(
         "{} programs, {} maps, kernel_version {:?}, probe_version {:?}",
         report.programs.len(),
