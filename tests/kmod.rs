@@ -19,12 +19,25 @@ use probeforge::repo::KernelRecord;
 /// The newest kernel of a Debian suite's own series and flavour, with its whole set (headers,
 /// `-common`, `linux-kbuild-*`), downloaded.
 fn debian_set(suite: &str, series: &str, flavour: &str) -> (KernelRecord, Vec<PathBuf>) {
+    let security = format!("{suite}-security");
+    debian_set_from(suite, &[suite, &security], series, flavour, Arch::X86_64)
+}
+
+/// The newest kernel of a series and flavour that a Debian release's target lists from the
+/// given suites (`bookworm-security`, `bookworm-backports`), for `arch`, with its whole set.
+fn debian_set_from(
+    suite: &str,
+    origins: &[&str],
+    series: &str,
+    flavour: &str,
+    arch: Arch,
+) -> (KernelRecord, Vec<PathBuf>) {
     let mut all: Vec<KernelRecord> = lister()
-        .list(&format!("debian-{suite}"), &[Arch::X86_64])
+        .list(&format!("debian-{suite}"), &[arch])
         .unwrap_or_else(|e| panic!("listing debian-{suite}: {e:#?}"))
         .into_iter()
         .filter(|k| {
-            (k.origin == suite || k.origin == format!("{suite}-security"))
+            origins.contains(&k.origin.as_str())
                 && k.release.starts_with(series)
                 && k.release
                     .strip_suffix(&format!("-{flavour}"))
@@ -45,7 +58,7 @@ fn debian_set(suite: &str, series: &str, flavour: &str) -> (KernelRecord, Vec<Pa
             Err(e) => panic!("fetch {}: {e:#?}", k.release),
         }
     }
-    panic!("no {series}*-{flavour} kernel of debian-{suite} can be downloaded completely")
+    panic!("no {series}*-{flavour} kernel of debian-{suite} ({origins:?}) can be downloaded completely")
 }
 
 /// A kernel's set unpacked whole into `dir/root`, ready for kbuild.
@@ -53,8 +66,9 @@ fn staged(files: &[PathBuf], dir: &Path) -> KernelTree {
     kbuild::stage_kernel(files, &dir.join("root")).expect("stage kernel")
 }
 
-/// A pinned compiler, fetched by digest into the test cache.
-fn pinned(name: &str) -> Compiler {
+/// A pinned compiler, fetched by digest into the test cache, for a kernel built by `kernel`
+/// (by default: by the compiler as its manifest names it).
+fn pinned(name: &str, kernel: Option<&KernelCompiler>) -> Compiler {
     let m = GccManifest::embedded()
         .into_iter()
         .find(|m| m.name == name)
@@ -62,13 +76,28 @@ fn pinned(name: &str) -> Compiler {
     let n = net();
     let root = gcc::fetch(&m, &n.client, &n.catalog, &n.mirrors)
         .unwrap_or_else(|e| panic!("fetch {name}: {e:#?}"));
-    Compiler::pinned(&m, &root).unwrap_or_else(|e| panic!("{name} runs and says its text: {e}"))
+    let own = KernelCompiler {
+        text: m.version_text.clone(),
+        gcc_version: 0,
+    };
+    Compiler::pinned(&m, &root, kernel.unwrap_or(&own))
+        .unwrap_or_else(|e| panic!("{name} runs and says its text: {e}"))
+}
+
+/// The compiler a kernel's headers name, chosen among the shipped pins (never named by the
+/// test), fetched.
+fn chosen(tree: &KernelTree) -> Compiler {
+    let want = KernelCompiler::of(tree).unwrap();
+    match gcc::choose(&want, tree.arch, &GccManifest::embedded()) {
+        Ok(kmod::CompilerSource::Pinned(m)) => pinned(&m.name, Some(&want)),
+        other => panic!("{}: expected a pinned compiler, got {other:?}", want.text),
+    }
 }
 
 /// Debian 12's gcc-12.
 fn gcc12() -> &'static Compiler {
     static C: OnceLock<Compiler> = OnceLock::new();
-    C.get_or_init(|| pinned("gcc-12-debian12"))
+    C.get_or_init(|| pinned("gcc-12-debian12", None))
 }
 
 fn dkms_0_23_2(scratch: &Path) -> probeforge::driver::DriverSource {
@@ -382,12 +411,8 @@ fn dkms_0_23_2_builds_as_9_1_0_for_trixie_6_12_with_its_gcc_14() {
     let (_, files) = debian_set("trixie", "6.12.", "amd64");
     let dir = tmpdir();
     let tree = staged(&files, dir.path());
-    let want = KernelCompiler::of(&tree).unwrap();
     // The compiler is chosen from the headers, not named by the test.
-    let compiler = match gcc::choose(&want, tree.arch, &GccManifest::embedded()).unwrap() {
-        kmod::CompilerSource::Pinned(m) => pinned(&m.name),
-        other => panic!("{}: expected a pinned compiler, got {other:?}", want.text),
-    };
+    let compiler = chosen(&tree);
     assert_eq!(compiler.origin, "pinned gcc-14-debian13");
     let m = kmod::build(&kmod::KmodRequest {
         tree: &tree,
@@ -405,6 +430,87 @@ fn dkms_0_23_2_builds_as_9_1_0_for_trixie_6_12_with_its_gcc_14() {
     // The bookworm module is refused here.
     let b = built_9_1_0();
     assert!(kmod::validate(&b.module.bytes, &tree, &symvers(&tree)).is_err());
+}
+
+/// Whether a module carries BTF (kbuild's `BTF [M]` step ran rather than being skipped).
+fn has_btf(ko: &[u8]) -> bool {
+    use object::{Object, ObjectSection};
+    let f = object::File::parse(ko).expect("the module is ELF");
+    f.section_by_name(".BTF").is_some_and(|s| s.size() > 0)
+}
+
+/// Bookworm's 6.12 backports (`6.12.N+deb12-amd64`, in bookworm-security and -backports) were
+/// built by bookworm's gcc-12 under its triplet name (`x86_64-linux-gnu-gcc-12`), and their
+/// kbuild adds BTF to a module with the pahole they were configured with (1.24) against the
+/// `vmlinux` their headers ship: the gcc-12 pin, chosen from the headers, builds them with its
+/// own pahole, with BTF, the same bytes twice.
+#[test]
+fn dkms_0_23_2_builds_as_9_1_0_for_bookworm_6_12_backports_with_btf() {
+    let (_, files) = debian_set_from(
+        "bookworm",
+        &["bookworm-security", "bookworm-backports"],
+        "6.12.",
+        "amd64",
+        Arch::X86_64,
+    );
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    assert!(tree.release.ends_with("+deb12-amd64"), "{}", tree.release);
+    let want = KernelCompiler::of(&tree).unwrap();
+    assert!(
+        want.text.starts_with("x86_64-linux-gnu-gcc-12 (Debian 12."),
+        "{}",
+        want.text
+    );
+    assert_eq!(tree.config.get("PAHOLE_VERSION"), Some("124"));
+    assert!(
+        tree.objtree.join("vmlinux").is_file(),
+        "no vmlinux: BTF skipped"
+    );
+    let compiler = chosen(&tree);
+    assert_eq!(compiler.origin, "pinned gcc-12-debian12");
+    assert_eq!(
+        compiler.version_text, want.text,
+        "started by the kernel's name"
+    );
+    let build = |scratch: &Path, jobs: usize| {
+        let t = std::time::Instant::now();
+        let m = kmod::build(&kmod::KmodRequest {
+            tree: &tree,
+            driver: &dkms_0_23_2(scratch),
+            driver_version: Some("9.1.0+driver"),
+            compiler: &compiler,
+            target_id: "debian",
+            scratch: &scratch.join("build"),
+            jobs,
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
+        eprintln!(
+            "9.1.0+driver on {} (-j{jobs}): {} bytes in {:.1} s",
+            tree.release,
+            m.bytes.len(),
+            t.elapsed().as_secs_f64()
+        );
+        m
+    };
+    let m = build(&dir.path().join("one"), 2);
+    let log = std::fs::read_to_string(&m.log).unwrap();
+    assert!(!log.contains("Skipping BTF"), "BTF skipped:\n{log}");
+    assert!(has_btf(&m.bytes), "the module has no .BTF");
+    let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
+    assert_eq!(r.name, "falco");
+    assert!(r.crcs_checked > 50, "{r:?}");
+    assert!(
+        m.vermagic.starts_with(&format!("{} SMP ", tree.release)),
+        "{}",
+        m.vermagic
+    );
+    // pahole writes BTF too: still the same bytes from another directory and job count.
+    let again = build(&dir.path().join("two/deeper"), 1);
+    assert_eq!(
+        again.sha256, m.sha256,
+        "two builds of the same inputs differ"
+    );
 }
 
 /// `probeforge build --driver kmod` as a user runs it: the kernel from its target (kbuild's

@@ -349,7 +349,7 @@ fn module(
             rep.phase(&m.name, Phase::Download);
             let root = gcc::fetch(&m, &s.client, &s.catalog, &s.mirrors);
             rep.done(&m.name);
-            Compiler::pinned(&m, &root?)?
+            Compiler::pinned(&m, &root?, &want)?
         }
     };
     rep.phase(&tree.release, Phase::Compile);

@@ -74,7 +74,7 @@ pub fn prepare_tree(tree: &KernelTree) -> Result<(), Error> {
 /// Makes the kernel's kbuild tools (`fixdep`, `modpost`, `objtool`, ...: ELF programs of the
 /// kernel's distro release) start through `loader` with `library_path`, as the pinned
 /// compiler of that release does: each becomes a small script beside `<tool>.real`. A no-op
-/// for tools already wrapped.
+/// for tools already wrapped, so one tree serves any number of builds.
 pub fn wrap_host_tools(tree: &KernelTree, loader: &Path, library_path: &str) -> Result<(), Error> {
     let mut dirs: Vec<PathBuf> = ["scripts", "tools"]
         .iter()
@@ -97,7 +97,13 @@ pub fn wrap_host_tools(tree: &KernelTree, loader: &Path, library_path: &str) -> 
                 .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
                 .is_ok()
                 && &magic == b"\x7fELF";
-            if is_elf {
+            // `<tool>.real` beside its wrapper is a tool already wrapped, never wrapped again
+            // (a second build in the same tree would make the wrapper start itself).
+            let wrapped = p
+                .to_str()
+                .and_then(|s| s.strip_suffix(".real"))
+                .is_some_and(|t| Path::new(t).is_file());
+            if is_elf && !wrapped {
                 tools.push(p);
             }
         }
@@ -356,7 +362,7 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
     let version = req.driver.version(req.driver_version)?;
     // Never a silent build with another compiler than the kernel's.
     let want = super::KernelCompiler::of(tree)?;
-    if req.compiler.version_text != want.text {
+    if !super::gcc::same_release(&want.text, &req.compiler.version_text, tree.arch) {
         return Err(Error::CompilerMismatch {
             kernel: want.text,
             found: req.compiler.version_text.clone(),
