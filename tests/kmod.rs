@@ -199,6 +199,11 @@ fn gcc_12_manifest_is_what_bookworm_ships() {
 }
 
 #[test]
+fn gcc_10_manifest_is_what_bullseye_ships() {
+    manifest_is_what_the_index_ships(gcc::debian11_gcc10_spec());
+}
+
+#[test]
 fn gcc_14_manifest_is_what_trixie_ships() {
     manifest_is_what_the_index_ships(gcc::debian13_gcc14_spec());
 }
@@ -320,16 +325,17 @@ fn same_bytes_from_other_directories() {
 
 #[test]
 fn a_kernel_whose_compiler_is_unavailable_is_refused_naming_both() {
-    // bullseye's 5.10 was built by gcc-10: nothing pinned here, and no such host compiler.
-    let (_, files) = debian_set("bullseye", "5.10.", "amd64");
+    // forky's kernels are built by a gcc newer than any pinned here, and than the host's.
+    let (_, files) = debian_set_from("forky", &["forky"], "", "amd64", Arch::X86_64);
     let dir = tmpdir();
     let tree = staged(&files, dir.path());
     let want = KernelCompiler::of(&tree).unwrap();
-    assert!(want.text.contains("gcc-10 ("), "{}", want.text);
+    assert!(want.text.contains("gcc-1"), "{}", want.text);
     let err = gcc::choose(&want, tree.arch, &GccManifest::embedded()).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains(&want.text)
+            && msg.contains("gcc-10-debian11")
             && msg.contains("gcc-12-debian12")
             && msg.contains("gcc-14-debian13"),
         "{msg}"
@@ -511,6 +517,64 @@ fn dkms_0_23_2_builds_as_9_1_0_for_bookworm_6_12_backports_with_btf() {
         again.sha256, m.sha256,
         "two builds of the same inputs differ"
     );
+}
+
+/// Bullseye's 5.10 (built by Debian 11's gcc-10) with the gcc-10 pin chosen from its headers
+/// and bullseye's own kbuild tools started through that pin's loader on this newer host: the
+/// 8.0.0+driver (Debian's `falcosecurity-libs` 0.20.0), 9.1.0+driver (dkms 0.23.2) and the 2022
+/// dkms package's modules, in one kernel tree, each validated against its `Module.symvers`.
+#[test]
+fn libs_0_20_0_and_dkms_packages_build_for_bullseye_5_10_with_its_gcc_10() {
+    let (_, files) = debian_set("bullseye", "5.10.", "amd64");
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    let want = KernelCompiler::of(&tree).unwrap();
+    assert!(want.text.starts_with("gcc-10 (Debian 10."), "{}", want.text);
+    let compiler = chosen(&tree);
+    assert_eq!(compiler.origin, "pinned gcc-10-debian11");
+    assert_eq!(compiler.version_text, want.text);
+    let drivers = [
+        (
+            "8.0.0+driver",
+            probeforge::driver::open(&libs_0_20_0(), &dir.path().join("libs"))
+                .expect("open libs 0.20.0"),
+        ),
+        ("9.1.0+driver", dkms_0_23_2(&dir.path().join("dkms"))),
+        // bookworm's 2022 dkms package, the driver of Debian's sysdig 0.29.3.
+        (
+            "0.1.1dev+git20220316.e5c53d64",
+            probeforge::driver::open(&scap_dkms(), &dir.path().join("dkms-2022"))
+                .expect("open the 2022 dkms package"),
+        ),
+    ];
+    for (version, driver) in &drivers {
+        let t = std::time::Instant::now();
+        let m = kmod::build(&kmod::KmodRequest {
+            tree: &tree,
+            driver,
+            driver_version: Some(version),
+            compiler: &compiler,
+            target_id: "debian",
+            scratch: &dir.path().join(format!("build-{version}")),
+            jobs: 2,
+        })
+        .unwrap_or_else(|e| panic!("{version}: {e}\n{e:#?}"));
+        eprintln!(
+            "{version} on {}: {} bytes in {:.1} s",
+            tree.release,
+            m.bytes.len(),
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(m.compiler_text, want.text);
+        let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
+        assert_eq!(r.name, "falco");
+        assert!(r.crcs_checked > 50, "{r:?}");
+        let info = kmod::validate::modinfo(&m.bytes).unwrap();
+        assert!(
+            info.iter().any(|(k, v)| k == "version" && v == version),
+            "{info:?}"
+        );
+    }
 }
 
 /// `probeforge build --driver kmod` as a user runs it: the kernel from its target (kbuild's

@@ -84,6 +84,7 @@ pub struct GccManifest {
 }
 
 const EMBEDDED: &[&str] = &[
+    include_str!("../../toolchain/gcc-10-debian11.json"),
     include_str!("../../toolchain/gcc-12-debian12.json"),
     include_str!("../../toolchain/gcc-14-debian13.json"),
 ];
@@ -629,9 +630,58 @@ pub fn debian13_gcc14_spec() -> PinSpec {
     }
 }
 
+/// Debian 11's gcc-10 for x86_64, which builds bullseye's 5.10 kernels: what
+/// `toolchain/gcc-10-debian11.json` pins.
+pub fn debian11_gcc10_spec() -> PinSpec {
+    PinSpec {
+        name: "gcc-10-debian11".into(),
+        version_text: "gcc-10 (Debian 10.2.1-6) 10.2.1 20210110".into(),
+        host_arch: Arch::X86_64,
+        target_arch: Arch::X86_64,
+        target: "debian-bullseye".into(),
+        note: "Debian 11's gcc-10 and binutils 2.35.2 with every shared library they load (and \
+               libelf and libssl1.1, for the kernel's kbuild tools), run with the packaged \
+               loader: the compiler of bullseye's 5.10 kernels."
+            .into(),
+        gcc: "usr/bin/gcc-10".into(),
+        binutils_prefix: "usr/bin/x86_64-linux-gnu-".into(),
+        loader: "lib64/ld-linux-x86-64.so.2".into(),
+        library_path: vec![
+            "lib/x86_64-linux-gnu".into(),
+            "usr/lib/x86_64-linux-gnu".into(),
+        ],
+        packages: packages(&[
+            "gcc-10",
+            "cpp-10",
+            "libgcc-10-dev",
+            "binutils-x86-64-linux-gnu",
+            "libbinutils",
+            "libctf0",
+            "libctf-nobfd0",
+            "libisl23",
+            "libmpc3",
+            "libmpfr6",
+            "libgmp10",
+            "zlib1g",
+            "libzstd1",
+            "libstdc++6",
+            "libgcc-s1",
+            "libelf1",
+            // bullseye's kbuild tools (`sign-file`, `extract-cert`) link OpenSSL 1.1, which a
+            // newer host does not have.
+            "libssl1.1",
+            "libc6",
+        ]),
+    }
+}
+
 /// Every compiler `toolchain/` pins, as specified (for re-pinning and checking).
 pub fn specs() -> Vec<PinSpec> {
-    vec![debian12_gcc12_spec(), debian13_gcc14_spec()]
+    vec![
+        debian11_gcc10_spec(),
+        debian12_gcc12_spec(),
+        debian13_gcc14_spec(),
+    ]
 }
 
 #[cfg(test)]

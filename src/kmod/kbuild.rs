@@ -108,23 +108,29 @@ pub fn wrap_host_tools(tree: &KernelTree, loader: &Path, library_path: &str) -> 
             }
         }
     }
+    // glibc's loader takes `--argv0` from 2.33 (Debian 12); bullseye's 2.31 does not.
+    let has_argv0 = Command::new(loader).arg("--help").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--argv0")
+    });
     for tool in tools {
-        let real = tool.with_file_name(format!(
-            "{}.real",
-            tool.file_name().unwrap().to_string_lossy()
-        ));
+        let name = tool.file_name().unwrap().to_string_lossy().into_owned();
+        let real = tool.with_file_name(format!("{name}.real"));
         if real.exists() {
             continue;
         }
         fs::rename(&tool, &real).map_err(|e| io_err(&tool, e))?;
-        // `--argv0`: a tool that finds its siblings by its own name (Debian's `objtool` runs
-        // `objtool-<arch>`) sees the name it was called by.
+        // A tool that finds its siblings by its own name (Debian's `modpost` runs
+        // `<argv0>.real-lsb-64`, its `objtool` runs `objtool-<arch>`) must see the name it was
+        // called by: `--argv0`, or without it the tool started as `.<name>.argv0/<name>`, a
+        // link to the real program beside links to its siblings' wrappers.
+        let start = match has_argv0 {
+            true => format!("--argv0 '{}' '{}'", tool.display(), real.display()),
+            false => format!("'{}'", argv0_dir(&tool, &name)?.join(&name).display()),
+        };
         let script = format!(
-            "#!/bin/sh\nexec '{}' --library-path '{}' --argv0 '{}' '{}' \"$@\"\n",
+            "#!/bin/sh\nexec '{}' --library-path '{}' {start} \"$@\"\n",
             loader.display(),
             library_path,
-            tool.display(),
-            real.display()
         );
         write(&tool, &script)?;
         use std::os::unix::fs::PermissionsExt;
@@ -132,6 +138,28 @@ pub fn wrap_host_tools(tree: &KernelTree, loader: &Path, library_path: &str) -> 
             .map_err(|e| io_err(&tool, e))?;
     }
     Ok(())
+}
+
+/// `<dir>/.<name>.argv0/`: `<name>` linked to `../<name>.real`, every other entry of `<dir>`
+/// linked to itself (`../<entry>`, a wrapper once wrapped).
+fn argv0_dir(tool: &Path, name: &str) -> Result<PathBuf, Error> {
+    let dir = tool.parent().expect("a tool in a directory");
+    let d = dir.join(format!(".{name}.argv0"));
+    fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
+    let link = |target: String, at: PathBuf| -> Result<(), Error> {
+        let _ = fs::remove_file(&at);
+        std::os::unix::fs::symlink(target, &at).map_err(|e| io_err(&at, e))
+    };
+    link(format!("../{name}.real"), d.join(name))?;
+    for p in sorted_entries(dir)? {
+        let Some(entry) = p.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if entry != name && !entry.starts_with('.') {
+            link(format!("../{entry}"), d.join(entry))?;
+        }
+    }
+    Ok(d)
 }
 
 /// The driver laid out for kbuild.
