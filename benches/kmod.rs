@@ -27,7 +27,11 @@ fn main() {
         .expect("gcc-12-debian12");
     let n = common::net();
     let gcc_root = gcc::fetch(&manifest, &n.client, &n.catalog, &n.mirrors).expect("gcc-12");
-    Compiler::pinned(&manifest, &gcc_root).expect("pinned gcc-12 runs");
+    let as_named = KernelCompiler {
+        text: manifest.version_text.clone(),
+        gcc_version: 120200,
+    };
+    Compiler::pinned(&manifest, &gcc_root, &as_named).expect("pinned gcc-12 runs");
 
     // Bookworm's own 6.1 kernels, newest first; one per flavour first, then older ABIs.
     let mut all: Vec<_> = common::lister()

@@ -19,12 +19,25 @@ use probeforge::repo::KernelRecord;
 /// The newest kernel of a Debian suite's own series and flavour, with its whole set (headers,
 /// `-common`, `linux-kbuild-*`), downloaded.
 fn debian_set(suite: &str, series: &str, flavour: &str) -> (KernelRecord, Vec<PathBuf>) {
+    let security = format!("{suite}-security");
+    debian_set_from(suite, &[suite, &security], series, flavour, Arch::X86_64)
+}
+
+/// The newest kernel of a series and flavour that a Debian release's target lists from the
+/// given suites (`bookworm-security`, `bookworm-backports`), for `arch`, with its whole set.
+fn debian_set_from(
+    suite: &str,
+    origins: &[&str],
+    series: &str,
+    flavour: &str,
+    arch: Arch,
+) -> (KernelRecord, Vec<PathBuf>) {
     let mut all: Vec<KernelRecord> = lister()
-        .list(&format!("debian-{suite}"), &[Arch::X86_64])
+        .list(&format!("debian-{suite}"), &[arch])
         .unwrap_or_else(|e| panic!("listing debian-{suite}: {e:#?}"))
         .into_iter()
         .filter(|k| {
-            (k.origin == suite || k.origin == format!("{suite}-security"))
+            origins.contains(&k.origin.as_str())
                 && k.release.starts_with(series)
                 && k.release
                     .strip_suffix(&format!("-{flavour}"))
@@ -45,7 +58,7 @@ fn debian_set(suite: &str, series: &str, flavour: &str) -> (KernelRecord, Vec<Pa
             Err(e) => panic!("fetch {}: {e:#?}", k.release),
         }
     }
-    panic!("no {series}*-{flavour} kernel of debian-{suite} can be downloaded completely")
+    panic!("no {series}*-{flavour} kernel of debian-{suite} ({origins:?}) can be downloaded completely")
 }
 
 /// A kernel's set unpacked whole into `dir/root`, ready for kbuild.
@@ -53,8 +66,9 @@ fn staged(files: &[PathBuf], dir: &Path) -> KernelTree {
     kbuild::stage_kernel(files, &dir.join("root")).expect("stage kernel")
 }
 
-/// A pinned compiler, fetched by digest into the test cache.
-fn pinned(name: &str) -> Compiler {
+/// A pinned compiler, fetched by digest into the test cache, for a kernel built by `kernel`
+/// (by default: by the compiler as its manifest names it).
+fn pinned(name: &str, kernel: Option<&KernelCompiler>) -> Compiler {
     let m = GccManifest::embedded()
         .into_iter()
         .find(|m| m.name == name)
@@ -62,13 +76,28 @@ fn pinned(name: &str) -> Compiler {
     let n = net();
     let root = gcc::fetch(&m, &n.client, &n.catalog, &n.mirrors)
         .unwrap_or_else(|e| panic!("fetch {name}: {e:#?}"));
-    Compiler::pinned(&m, &root).unwrap_or_else(|e| panic!("{name} runs and says its text: {e}"))
+    let own = KernelCompiler {
+        text: m.version_text.clone(),
+        gcc_version: 0,
+    };
+    Compiler::pinned(&m, &root, kernel.unwrap_or(&own))
+        .unwrap_or_else(|e| panic!("{name} runs and says its text: {e}"))
+}
+
+/// The compiler a kernel's headers name, chosen among the shipped pins (never named by the
+/// test), fetched.
+fn chosen(tree: &KernelTree) -> Compiler {
+    let want = KernelCompiler::of(tree).unwrap();
+    match gcc::choose(&want, tree.arch, &GccManifest::embedded()) {
+        Ok(kmod::CompilerSource::Pinned(m)) => pinned(&m.name, Some(&want)),
+        other => panic!("{}: expected a pinned compiler, got {other:?}", want.text),
+    }
 }
 
 /// Debian 12's gcc-12.
 fn gcc12() -> &'static Compiler {
     static C: OnceLock<Compiler> = OnceLock::new();
-    C.get_or_init(|| pinned("gcc-12-debian12"))
+    C.get_or_init(|| pinned("gcc-12-debian12", None))
 }
 
 fn dkms_0_23_2(scratch: &Path) -> probeforge::driver::DriverSource {
@@ -167,6 +196,11 @@ fn manifest_is_what_the_index_ships(spec: gcc::PinSpec) {
 #[test]
 fn gcc_12_manifest_is_what_bookworm_ships() {
     manifest_is_what_the_index_ships(gcc::debian12_gcc12_spec());
+}
+
+#[test]
+fn gcc_10_manifest_is_what_bullseye_ships() {
+    manifest_is_what_the_index_ships(gcc::debian11_gcc10_spec());
 }
 
 #[test]
@@ -291,16 +325,17 @@ fn same_bytes_from_other_directories() {
 
 #[test]
 fn a_kernel_whose_compiler_is_unavailable_is_refused_naming_both() {
-    // bullseye's 5.10 was built by gcc-10: nothing pinned here, and no such host compiler.
-    let (_, files) = debian_set("bullseye", "5.10.", "amd64");
+    // forky's kernels are built by a gcc newer than any pinned here, and than the host's.
+    let (_, files) = debian_set_from("forky", &["forky"], "", "amd64", Arch::X86_64);
     let dir = tmpdir();
     let tree = staged(&files, dir.path());
     let want = KernelCompiler::of(&tree).unwrap();
-    assert!(want.text.contains("gcc-10 ("), "{}", want.text);
+    assert!(want.text.contains("gcc-1"), "{}", want.text);
     let err = gcc::choose(&want, tree.arch, &GccManifest::embedded()).unwrap_err();
     let msg = err.to_string();
     assert!(
         msg.contains(&want.text)
+            && msg.contains("gcc-10-debian11")
             && msg.contains("gcc-12-debian12")
             && msg.contains("gcc-14-debian13"),
         "{msg}"
@@ -382,12 +417,8 @@ fn dkms_0_23_2_builds_as_9_1_0_for_trixie_6_12_with_its_gcc_14() {
     let (_, files) = debian_set("trixie", "6.12.", "amd64");
     let dir = tmpdir();
     let tree = staged(&files, dir.path());
-    let want = KernelCompiler::of(&tree).unwrap();
     // The compiler is chosen from the headers, not named by the test.
-    let compiler = match gcc::choose(&want, tree.arch, &GccManifest::embedded()).unwrap() {
-        kmod::CompilerSource::Pinned(m) => pinned(&m.name),
-        other => panic!("{}: expected a pinned compiler, got {other:?}", want.text),
-    };
+    let compiler = chosen(&tree);
     assert_eq!(compiler.origin, "pinned gcc-14-debian13");
     let m = kmod::build(&kmod::KmodRequest {
         tree: &tree,
@@ -405,6 +436,145 @@ fn dkms_0_23_2_builds_as_9_1_0_for_trixie_6_12_with_its_gcc_14() {
     // The bookworm module is refused here.
     let b = built_9_1_0();
     assert!(kmod::validate(&b.module.bytes, &tree, &symvers(&tree)).is_err());
+}
+
+/// Whether a module carries BTF (kbuild's `BTF [M]` step ran rather than being skipped).
+fn has_btf(ko: &[u8]) -> bool {
+    use object::{Object, ObjectSection};
+    let f = object::File::parse(ko).expect("the module is ELF");
+    f.section_by_name(".BTF").is_some_and(|s| s.size() > 0)
+}
+
+/// Bookworm's 6.12 backports (`6.12.N+deb12-amd64`, in bookworm-security and -backports) were
+/// built by bookworm's gcc-12 under its triplet name (`x86_64-linux-gnu-gcc-12`), and their
+/// kbuild adds BTF to a module with the pahole they were configured with (1.24) against the
+/// `vmlinux` their headers ship: the gcc-12 pin, chosen from the headers, builds them with its
+/// own pahole, with BTF, the same bytes twice.
+#[test]
+fn dkms_0_23_2_builds_as_9_1_0_for_bookworm_6_12_backports_with_btf() {
+    let (_, files) = debian_set_from(
+        "bookworm",
+        &["bookworm-security", "bookworm-backports"],
+        "6.12.",
+        "amd64",
+        Arch::X86_64,
+    );
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    assert!(tree.release.ends_with("+deb12-amd64"), "{}", tree.release);
+    let want = KernelCompiler::of(&tree).unwrap();
+    assert!(
+        want.text.starts_with("x86_64-linux-gnu-gcc-12 (Debian 12."),
+        "{}",
+        want.text
+    );
+    assert_eq!(tree.config.get("PAHOLE_VERSION"), Some("124"));
+    assert!(
+        tree.objtree.join("vmlinux").is_file(),
+        "no vmlinux: BTF skipped"
+    );
+    let compiler = chosen(&tree);
+    assert_eq!(compiler.origin, "pinned gcc-12-debian12");
+    assert_eq!(
+        compiler.version_text, want.text,
+        "started by the kernel's name"
+    );
+    let build = |scratch: &Path, jobs: usize| {
+        let t = std::time::Instant::now();
+        let m = kmod::build(&kmod::KmodRequest {
+            tree: &tree,
+            driver: &dkms_0_23_2(scratch),
+            driver_version: Some("9.1.0+driver"),
+            compiler: &compiler,
+            target_id: "debian",
+            scratch: &scratch.join("build"),
+            jobs,
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
+        eprintln!(
+            "9.1.0+driver on {} (-j{jobs}): {} bytes in {:.1} s",
+            tree.release,
+            m.bytes.len(),
+            t.elapsed().as_secs_f64()
+        );
+        m
+    };
+    let m = build(&dir.path().join("one"), 2);
+    let log = std::fs::read_to_string(&m.log).unwrap();
+    assert!(!log.contains("Skipping BTF"), "BTF skipped:\n{log}");
+    assert!(has_btf(&m.bytes), "the module has no .BTF");
+    let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
+    assert_eq!(r.name, "falco");
+    assert!(r.crcs_checked > 50, "{r:?}");
+    assert!(
+        m.vermagic.starts_with(&format!("{} SMP ", tree.release)),
+        "{}",
+        m.vermagic
+    );
+    // pahole writes BTF too: still the same bytes from another directory and job count.
+    let again = build(&dir.path().join("two/deeper"), 1);
+    assert_eq!(
+        again.sha256, m.sha256,
+        "two builds of the same inputs differ"
+    );
+}
+
+/// Bullseye's 5.10 (built by Debian 11's gcc-10) with the gcc-10 pin chosen from its headers
+/// and bullseye's own kbuild tools started through that pin's loader on this newer host: the
+/// 8.0.0+driver (Debian's `falcosecurity-libs` 0.20.0), 9.1.0+driver (dkms 0.23.2) and the 2022
+/// dkms package's modules, in one kernel tree, each validated against its `Module.symvers`.
+#[test]
+fn libs_0_20_0_and_dkms_packages_build_for_bullseye_5_10_with_its_gcc_10() {
+    let (_, files) = debian_set("bullseye", "5.10.", "amd64");
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    let want = KernelCompiler::of(&tree).unwrap();
+    assert!(want.text.starts_with("gcc-10 (Debian 10."), "{}", want.text);
+    let compiler = chosen(&tree);
+    assert_eq!(compiler.origin, "pinned gcc-10-debian11");
+    assert_eq!(compiler.version_text, want.text);
+    let drivers = [
+        (
+            "8.0.0+driver",
+            probeforge::driver::open(&libs_0_20_0(), &dir.path().join("libs"))
+                .expect("open libs 0.20.0"),
+        ),
+        ("9.1.0+driver", dkms_0_23_2(&dir.path().join("dkms"))),
+        // bookworm's 2022 dkms package, the driver of Debian's sysdig 0.29.3.
+        (
+            "0.1.1dev+git20220316.e5c53d64",
+            probeforge::driver::open(&scap_dkms(), &dir.path().join("dkms-2022"))
+                .expect("open the 2022 dkms package"),
+        ),
+    ];
+    for (version, driver) in &drivers {
+        let t = std::time::Instant::now();
+        let m = kmod::build(&kmod::KmodRequest {
+            tree: &tree,
+            driver,
+            driver_version: Some(version),
+            compiler: &compiler,
+            target_id: "debian",
+            scratch: &dir.path().join(format!("build-{version}")),
+            jobs: 2,
+        })
+        .unwrap_or_else(|e| panic!("{version}: {e}\n{e:#?}"));
+        eprintln!(
+            "{version} on {}: {} bytes in {:.1} s",
+            tree.release,
+            m.bytes.len(),
+            t.elapsed().as_secs_f64()
+        );
+        assert_eq!(m.compiler_text, want.text);
+        let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
+        assert_eq!(r.name, "falco");
+        assert!(r.crcs_checked > 50, "{r:?}");
+        let info = kmod::validate::modinfo(&m.bytes).unwrap();
+        assert!(
+            info.iter().any(|(k, v)| k == "version" && v == version),
+            "{info:?}"
+        );
+    }
 }
 
 /// `probeforge build --driver kmod` as a user runs it: the kernel from its target (kbuild's

@@ -84,6 +84,7 @@ pub struct GccManifest {
 }
 
 const EMBEDDED: &[&str] = &[
+    include_str!("../../toolchain/gcc-10-debian11.json"),
     include_str!("../../toolchain/gcc-12-debian12.json"),
     include_str!("../../toolchain/gcc-14-debian13.json"),
 ];
@@ -95,6 +96,11 @@ impl GccManifest {
             .iter()
             .map(|t| serde_json::from_str(t).expect("embedded compiler manifest is valid"))
             .collect()
+    }
+
+    /// The driver's file name (`gcc-12`).
+    pub fn gcc_program(&self) -> &str {
+        self.gcc.rsplit('/').next().unwrap_or(&self.gcc)
     }
 
     /// The cache directory's identity: the digests of its packages.
@@ -133,9 +139,19 @@ pub fn choose(
     manifests: &[GccManifest],
 ) -> Result<CompilerSource, Error> {
     let host = Arch::host();
-    if let Some(m) = manifests.iter().find(|m| {
-        Some(m.host_arch) == host && m.target_arch == kernel_arch && m.version_text == want.text
-    }) {
+    let usable = |m: &&GccManifest| Some(m.host_arch) == host && m.target_arch == kernel_arch;
+    // The very text first; else the same release under a triplet-prefixed name.
+    if let Some(m) = manifests
+        .iter()
+        .filter(usable)
+        .find(|m| m.version_text == want.text)
+        .or_else(|| {
+            manifests
+                .iter()
+                .filter(usable)
+                .find(|m| same_release(&want.text, &m.version_text, kernel_arch))
+        })
+    {
         return Ok(CompilerSource::Pinned(Box::new(m.clone())));
     }
     let mut available: Vec<String> = manifests
@@ -163,6 +179,30 @@ pub fn choose(
         arch: kernel_arch,
         available,
     })
+}
+
+/// Whether a compiler whose `--version` says `found` is the compiler that built a kernel of
+/// `arch` whose headers say `kernel`: the same text, or the same but for the program name
+/// carrying the target's triplet prefix on one side. Debian's `gcc-12` is a link to
+/// `x86_64-linux-gnu-gcc-12`, and its cross compiler for arm64 is `aarch64-linux-gnu-gcc-12`:
+/// one compiler release under several names. The release in the parentheses (Debian's package
+/// version) and the upstream version after it must be equal: `12.2.0-14` is not
+/// `12.2.0-14+deb12u1` (that update changes AArch64 code generation).
+pub fn same_release(kernel: &str, found: &str, arch: Arch) -> bool {
+    if kernel == found {
+        return true;
+    }
+    let prefix = format!("{}-", arch.triple());
+    match (unprefixed(kernel, &prefix), unprefixed(found, &prefix)) {
+        (Some(a), Some(b)) => a == b && !a.0.is_empty(),
+        _ => false,
+    }
+}
+
+/// A `--version` line as (program name without `prefix`, the rest).
+fn unprefixed<'t>(text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
+    let (prog, rest) = text.split_once(' ')?;
+    Some((prog.strip_prefix(prefix).unwrap_or(prog), rest))
 }
 
 fn which(name: &str) -> Option<PathBuf> {
@@ -201,8 +241,15 @@ pub struct Compiler {
 }
 
 impl Compiler {
-    /// The pinned compiler unpacked at `root`, checked to say its manifest's text.
-    pub fn pinned(m: &GccManifest, root: &Path) -> Result<Compiler, Error> {
+    /// The pinned compiler unpacked at `root`, for a kernel built by `kernel`: started by the
+    /// name the kernel's text gives when the root has that program (`x86_64-linux-gnu-gcc-12`
+    /// beside `gcc-12`), else by the manifest's, and checked to say the same release as the
+    /// kernel ([`same_release`]).
+    pub fn pinned(
+        m: &GccManifest,
+        root: &Path,
+        kernel: &KernelCompiler,
+    ) -> Result<Compiler, Error> {
         // kbuild runs it from other directories.
         let root = &fs::canonicalize(root).map_err(|e| super::io_err(root, e))?;
         let loader = root.join(&m.loader).display().to_string();
@@ -220,8 +267,17 @@ impl Compiler {
                 prog.display().to_string(),
             ]
         };
+        let gcc = root.join(&m.gcc);
+        let named = gcc.with_file_name(kernel.program());
+        let gcc = match kernel.program() != m.gcc_program()
+            && same_release(&kernel.text, &m.version_text, m.target_arch)
+            && named.is_file()
+        {
+            true => named,
+            false => gcc,
+        };
         // gcc's own subprograms (cc1, as) start through the same loader: `-wrapper`.
-        let mut cc = launch(&root.join(&m.gcc));
+        let mut cc = launch(&gcc);
         cc.push("-wrapper".into());
         cc.push(format!("{loader},--library-path,{lp}"));
         let binutils: BTreeMap<String, Vec<String>> = BINUTILS
@@ -250,14 +306,19 @@ impl Compiler {
             compiler: c.origin.clone(),
             source,
         })?;
-        if found != m.version_text {
+        if !same_release(&m.version_text, &found, m.target_arch)
+            || !same_release(&kernel.text, &found, m.target_arch)
+        {
             return Err(Error::CompilerMismatch {
-                kernel: m.version_text.clone(),
+                kernel: kernel.text.clone(),
                 found,
                 compiler: c.origin,
             });
         }
-        Ok(c)
+        Ok(Compiler {
+            version_text: found,
+            ..c
+        })
     }
 
     /// The host's program, checked to say exactly `want`.
@@ -487,7 +548,8 @@ pub fn debian12_gcc12_spec() -> PinSpec {
         target: "debian-bookworm".into(),
         note: "Debian 12's gcc-12 and binutils 2.40 with every shared library they load (and \
                libelf, for the kernel's kbuild tools), run with the packaged loader: the \
-               compiler of bookworm's 6.1 kernels."
+               compiler of bookworm's 6.1 kernels and (as x86_64-linux-gnu-gcc-12) of its \
+               6.12 backports, with bookworm's pahole 1.24 for their modules' BTF."
             .into(),
         gcc: "usr/bin/gcc-12".into(),
         binutils_prefix: "usr/bin/x86_64-linux-gnu-".into(),
@@ -511,6 +573,14 @@ pub fn debian12_gcc12_spec() -> PinSpec {
             "zlib1g",
             "libzstd1",
             "libelf1",
+            // The 6.12 backports' kbuild (it depends on pahole) adds BTF to modules against
+            // the `vmlinux` their headers ship, with the pahole they were configured with
+            // (CONFIG_PAHOLE_VERSION=124: bookworm's 1.24) and kbuild's `resolve_btfids`.
+            "pahole",
+            "libdw1",
+            "libbpf1",
+            "liblzma5",
+            "libbz2-1.0",
             "libc6",
         ]),
     }
@@ -560,9 +630,58 @@ pub fn debian13_gcc14_spec() -> PinSpec {
     }
 }
 
+/// Debian 11's gcc-10 for x86_64, which builds bullseye's 5.10 kernels: what
+/// `toolchain/gcc-10-debian11.json` pins.
+pub fn debian11_gcc10_spec() -> PinSpec {
+    PinSpec {
+        name: "gcc-10-debian11".into(),
+        version_text: "gcc-10 (Debian 10.2.1-6) 10.2.1 20210110".into(),
+        host_arch: Arch::X86_64,
+        target_arch: Arch::X86_64,
+        target: "debian-bullseye".into(),
+        note: "Debian 11's gcc-10 and binutils 2.35.2 with every shared library they load (and \
+               libelf and libssl1.1, for the kernel's kbuild tools), run with the packaged \
+               loader: the compiler of bullseye's 5.10 kernels."
+            .into(),
+        gcc: "usr/bin/gcc-10".into(),
+        binutils_prefix: "usr/bin/x86_64-linux-gnu-".into(),
+        loader: "lib64/ld-linux-x86-64.so.2".into(),
+        library_path: vec![
+            "lib/x86_64-linux-gnu".into(),
+            "usr/lib/x86_64-linux-gnu".into(),
+        ],
+        packages: packages(&[
+            "gcc-10",
+            "cpp-10",
+            "libgcc-10-dev",
+            "binutils-x86-64-linux-gnu",
+            "libbinutils",
+            "libctf0",
+            "libctf-nobfd0",
+            "libisl23",
+            "libmpc3",
+            "libmpfr6",
+            "libgmp10",
+            "zlib1g",
+            "libzstd1",
+            "libstdc++6",
+            "libgcc-s1",
+            "libelf1",
+            // bullseye's kbuild tools (`sign-file`, `extract-cert`) link OpenSSL 1.1, which a
+            // newer host does not have.
+            "libssl1.1",
+            "libc6",
+        ]),
+    }
+}
+
 /// Every compiler `toolchain/` pins, as specified (for re-pinning and checking).
 pub fn specs() -> Vec<PinSpec> {
-    vec![debian12_gcc12_spec(), debian13_gcc14_spec()]
+    vec![
+        debian11_gcc10_spec(),
+        debian12_gcc12_spec(),
+        debian13_gcc14_spec(),
+    ]
 }
 
 #[cfg(test)]
@@ -577,6 +696,31 @@ mod tests {
             assert!(m.version_text.contains("gcc-"), "{}", m.name);
             assert!(m.packages.iter().all(|p| p.sha256.len() == 64));
         }
+    }
+
+    #[test]
+    fn one_release_under_its_triplet_names_and_nothing_else() {
+        let native = "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0";
+        let x86 = "x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0";
+        let cross = "aarch64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0";
+        assert!(same_release(native, native, Arch::X86_64));
+        assert!(same_release(x86, native, Arch::X86_64));
+        assert!(same_release(native, x86, Arch::X86_64));
+        assert!(same_release(native, cross, Arch::Aarch64));
+        // Another target's triplet, another program, another Debian build: refused.
+        assert!(!same_release(native, cross, Arch::X86_64));
+        assert!(!same_release(x86, cross, Arch::Aarch64));
+        assert!(!same_release(
+            native,
+            "x86_64-linux-gnu-gcc-14 (Debian 12.2.0-14+deb12u1) 12.2.0",
+            Arch::X86_64
+        ));
+        assert!(!same_release(
+            native,
+            "aarch64-linux-gnu-gcc-12 (Debian 12.2.0-14) 12.2.0",
+            Arch::Aarch64
+        ));
+        assert!(!same_release(native, "", Arch::X86_64));
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn prepare_tree(tree: &KernelTree) -> Result<(), Error> {
 /// Makes the kernel's kbuild tools (`fixdep`, `modpost`, `objtool`, ...: ELF programs of the
 /// kernel's distro release) start through `loader` with `library_path`, as the pinned
 /// compiler of that release does: each becomes a small script beside `<tool>.real`. A no-op
-/// for tools already wrapped.
+/// for tools already wrapped, so one tree serves any number of builds.
 pub fn wrap_host_tools(tree: &KernelTree, loader: &Path, library_path: &str) -> Result<(), Error> {
     let mut dirs: Vec<PathBuf> = ["scripts", "tools"]
         .iter()
@@ -97,28 +97,40 @@ pub fn wrap_host_tools(tree: &KernelTree, loader: &Path, library_path: &str) -> 
                 .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
                 .is_ok()
                 && &magic == b"\x7fELF";
-            if is_elf {
+            // `<tool>.real` beside its wrapper is a tool already wrapped, never wrapped again
+            // (a second build in the same tree would make the wrapper start itself).
+            let wrapped = p
+                .to_str()
+                .and_then(|s| s.strip_suffix(".real"))
+                .is_some_and(|t| Path::new(t).is_file());
+            if is_elf && !wrapped {
                 tools.push(p);
             }
         }
     }
+    // glibc's loader takes `--argv0` from 2.33 (Debian 12); bullseye's 2.31 does not.
+    let has_argv0 = Command::new(loader).arg("--help").output().is_ok_and(|o| {
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--argv0")
+    });
     for tool in tools {
-        let real = tool.with_file_name(format!(
-            "{}.real",
-            tool.file_name().unwrap().to_string_lossy()
-        ));
+        let name = tool.file_name().unwrap().to_string_lossy().into_owned();
+        let real = tool.with_file_name(format!("{name}.real"));
         if real.exists() {
             continue;
         }
         fs::rename(&tool, &real).map_err(|e| io_err(&tool, e))?;
-        // `--argv0`: a tool that finds its siblings by its own name (Debian's `objtool` runs
-        // `objtool-<arch>`) sees the name it was called by.
+        // A tool that finds its siblings by its own name (Debian's `modpost` runs
+        // `<argv0>.real-lsb-64`, its `objtool` runs `objtool-<arch>`) must see the name it was
+        // called by: `--argv0`, or without it the tool started as `.<name>.argv0/<name>`, a
+        // link to the real program beside links to its siblings' wrappers.
+        let start = match has_argv0 {
+            true => format!("--argv0 '{}' '{}'", tool.display(), real.display()),
+            false => format!("'{}'", argv0_dir(&tool, &name)?.join(&name).display()),
+        };
         let script = format!(
-            "#!/bin/sh\nexec '{}' --library-path '{}' --argv0 '{}' '{}' \"$@\"\n",
+            "#!/bin/sh\nexec '{}' --library-path '{}' {start} \"$@\"\n",
             loader.display(),
             library_path,
-            tool.display(),
-            real.display()
         );
         write(&tool, &script)?;
         use std::os::unix::fs::PermissionsExt;
@@ -126,6 +138,28 @@ pub fn wrap_host_tools(tree: &KernelTree, loader: &Path, library_path: &str) -> 
             .map_err(|e| io_err(&tool, e))?;
     }
     Ok(())
+}
+
+/// `<dir>/.<name>.argv0/`: `<name>` linked to `../<name>.real`, every other entry of `<dir>`
+/// linked to itself (`../<entry>`, a wrapper once wrapped).
+fn argv0_dir(tool: &Path, name: &str) -> Result<PathBuf, Error> {
+    let dir = tool.parent().expect("a tool in a directory");
+    let d = dir.join(format!(".{name}.argv0"));
+    fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
+    let link = |target: String, at: PathBuf| -> Result<(), Error> {
+        let _ = fs::remove_file(&at);
+        std::os::unix::fs::symlink(target, &at).map_err(|e| io_err(&at, e))
+    };
+    link(format!("../{name}.real"), d.join(name))?;
+    for p in sorted_entries(dir)? {
+        let Some(entry) = p.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if entry != name && !entry.starts_with('.') {
+            link(format!("../{entry}"), d.join(entry))?;
+        }
+    }
+    Ok(d)
 }
 
 /// The driver laid out for kbuild.
@@ -356,7 +390,7 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
     let version = req.driver.version(req.driver_version)?;
     // Never a silent build with another compiler than the kernel's.
     let want = super::KernelCompiler::of(tree)?;
-    if req.compiler.version_text != want.text {
+    if !super::gcc::same_release(&want.text, &req.compiler.version_text, tree.arch) {
         return Err(Error::CompilerMismatch {
             kernel: want.text,
             found: req.compiler.version_text.clone(),

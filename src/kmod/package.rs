@@ -72,7 +72,7 @@ pub fn build(r: &FromPackages, rep: &dyn Reporter) -> Result<Built, Error> {
             rep.phase(&m.name, Phase::Download);
             let root = (r.fetch)(&m);
             rep.done(&m.name);
-            Compiler::pinned(&m, &root?)?
+            Compiler::pinned(&m, &root?, &want)?
         }
     };
     rep.phase(&tree.release, Phase::Compile);
