@@ -87,8 +87,13 @@ fn main() {
         Compiler::host(host, &want).expect("the host's gcc-12 is the kernel's");
         let scratch = tree.root.parent().unwrap().join("dkms");
         let driver = probeforge::driver::open(&dkms, &scratch).expect("open driver");
-        let staged =
-            kbuild::stage_driver(&driver, "9.1.0+driver", &scratch.join("src")).expect("stage");
+        let staged = kbuild::stage_driver(
+            &driver,
+            "9.1.0+driver",
+            kbuild::MODULE_NAME,
+            &scratch.join("src"),
+        )
+        .expect("stage");
         let t0 = Instant::now();
         let out = Command::new("make")
             .arg("-C")

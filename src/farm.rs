@@ -479,6 +479,7 @@ impl Farm<'_> {
                         driver: src,
                         driver_version: Some(&self.driver_version),
                         target_id: Some(&k.target_id),
+                        module_name: crate::kmod::kbuild::MODULE_NAME,
                         release: Some(&k.release),
                         arch: Some(k.arch),
                         scratch: work.path(),

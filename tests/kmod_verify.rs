@@ -5,7 +5,7 @@
 //! workload's events decoded with its own driver's schema, then unloaded for the next one.
 //! Drivers: 8.0.0+driver (Debian's `falcosecurity-libs` 0.20.0 orig tarball) and 9.1.0+driver
 //! (Debian's `falcosecurity-scap-dkms` 0.23.2), on the newest kernel of each Debian line picked
-//! from the live index. A module built for another kernel goes into the same boot and must be
+//! from the live index (5.10 also the 2022 dkms driver, and Debian's sysdig on it). A module built for another kernel goes into the same boot and must be
 //! refused by the kernel, and said so.
 
 mod common;
@@ -19,27 +19,44 @@ use common::*;
 use probeforge::kernel::Arch;
 use probeforge::repo::KernelRecord;
 
-/// The drivers every kernel line gets: (version, source).
-fn sources() -> [(&'static str, PathBuf); 2] {
-    [
+/// The drivers a kernel line gets: (version, source). 5.10 also gets bookworm's 2022 dkms
+/// driver (the older ioctls: `PPM_IOCTL_ENABLE_CAPTURE`).
+fn sources(line: &str) -> Vec<(&'static str, PathBuf)> {
+    let mut v = vec![
         ("8.0.0+driver", libs_0_20_0()),
         ("9.1.0+driver", drivers::scap_dkms_0_23_2()),
-    ]
+    ];
+    if line == "5.10" {
+        v.push((DRIVER_2022, scap_dkms()));
+    }
+    v
+}
+
+const DRIVER_2022: &str = "0.1.1dev+git20220316.e5c53d64";
+
+/// The compiler each line's kernels were built with, pinned in `toolchain/`.
+fn pinned_compiler(line: &str) -> &'static str {
+    match line {
+        "5.10" => "pinned gcc-10-debian11",
+        "6.1" => "pinned gcc-12-debian12",
+        _ => "pinned gcc-14-debian13",
+    }
 }
 
 /// The modules of one kernel line, built by the CLI into a directory kept for the test run.
 struct Line {
+    line: &'static str,
     kernel: KernelRecord,
     _dir: tempfile::TempDir,
     /// `<version>.ko` for each driver.
     modules: Vec<(&'static str, PathBuf)>,
 }
 
-fn build_line(line: &str) -> Line {
+fn build_line(line: &'static str) -> Line {
     let (kernel, _) = drivers::kernel_line(line, Arch::X86_64);
     let dir = tmpdir();
     let mut modules = Vec::new();
-    for (version, src) in sources() {
+    for (version, src) in sources(line) {
         let out = dir.path().join(version);
         let (code, stdout, err) = run(&[
             "build",
@@ -62,12 +79,15 @@ fn build_line(line: &str) -> Line {
         assert_eq!(v["driver_version"], version, "{stdout}");
         assert_eq!(v["kernel_release"], kernel.release.as_str(), "{stdout}");
         assert!(v["symbols_checked"].as_u64().unwrap() > 1000, "{stdout}");
+        // The kernel's own compiler, chosen from its headers.
+        assert_eq!(v["compiler"], pinned_compiler(line), "{stdout}");
         // Both drivers' modules have the same Falco name: each goes in under its version.
         let ko = dir.path().join(format!("{line}-{version}.ko"));
         std::fs::rename(v["path"].as_str().unwrap(), &ko).unwrap();
         modules.push((version, ko));
     }
     Line {
+        line,
         kernel,
         _dir: dir,
         modules,
@@ -101,7 +121,7 @@ fn prove(l: &Line, foreign: Option<&Path>) {
         "--kernel-image".into(),
         img.display().to_string(),
     ];
-    for (_, src) in sources() {
+    for (_, src) in sources(l.line) {
         a.extend(["--driver-source".into(), src.display().to_string()]);
     }
     a.extend(l.modules.iter().map(|(_, p)| p.display().to_string()));
@@ -137,10 +157,11 @@ fn prove(l: &Line, foreign: Option<&Path>) {
         let proof = ev["proof"].as_array().unwrap();
         assert_eq!(proof.len(), 3, "{version}: {proof:#?}");
         assert_eq!(proof[2]["name"], "execve", "{version}: {}", proof[2]);
-        assert_eq!(
-            r["capture"]["engine"], "ENABLE_SYSCALL/ENABLE_TP",
-            "{version}: {r}"
-        );
+        let engine = match *version {
+            DRIVER_2022 => "ENABLE_CAPTURE",
+            _ => "ENABLE_SYSCALL/ENABLE_TP",
+        };
+        assert_eq!(r["capture"]["engine"], engine, "{version}: {r}");
     }
     if let Some(f) = foreign {
         let r = report(f);
@@ -154,6 +175,61 @@ fn prove(l: &Line, foreign: Option<&Path>) {
         // ENOEXEC: the kernel's "disagrees about version of symbol module_layout".
         assert_eq!(r["load_errno"], 8, "{r}");
     }
+}
+
+/// Bullseye's 5.10 (gcc-10), with the 2022 driver beside 8.0.0 and 9.1.0.
+#[test]
+fn modules_of_8_0_0_9_1_0_and_2022_load_and_capture_on_debian_5_10() {
+    prove(line("5.10"), None);
+}
+
+/// Falco's real userspace on a module: Debian's sysdig 0.29.3 (bookworm, its 2022 libscap)
+/// with the 2022 dkms driver built for 5.10 under the name its kmod engine opens (`scap`,
+/// `--module-name`). sysdig's eBPF path fails on this kernel in its own ring mapping; its
+/// kernel module path captures the workload.
+#[test]
+fn debians_sysdig_captures_through_the_2022_module_on_debian_5_10() {
+    let l = line("5.10");
+    let dir = tmpdir();
+    let (code, stdout, err) = run(&[
+        "build",
+        "--target",
+        &l.kernel.target,
+        "--kernel",
+        &l.kernel.release,
+        "--driver",
+        "kmod",
+        "--driver-source",
+        scap_dkms().to_str().unwrap(),
+        "--module-name",
+        "scap",
+        "-o",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let ko = v["path"].as_str().unwrap();
+    let info = probeforge::kmod::validate::modinfo(&std::fs::read(ko).unwrap()).unwrap();
+    assert!(info.contains(&("name".into(), "scap".into())), "{info:?}");
+    let (code, out, err) = run(&[
+        "verify",
+        "--json",
+        "--kernel-image",
+        image(&l.kernel).to_str().unwrap(),
+        "--userspace",
+        "sysdig",
+        ko,
+    ]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let sysdig = v["userspace"]["sysdig_version"].as_str().unwrap_or("");
+    assert!(sysdig.starts_with("0.29.3"), "{v}");
+    let r = &v["reports"][0];
+    assert_eq!(r["kind"], "kmod", "{r}");
+    assert_eq!(r["module"], "scap", "{r}");
+    assert_eq!(r["sysdig"]["ok"], true, "{r:#}");
+    assert_eq!(r["unloaded"], true, "{r}");
 }
 
 #[test]
@@ -261,4 +337,46 @@ fn build_all_publishes_the_probe_and_the_module_then_skips_both() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["skipped"], 2, "{v:#}");
     assert_eq!(v["built"], 0, "{v:#}");
+}
+
+/// What the kernel's policy says, plainly: with `module.sig_enforce=1` the unsigned module is
+/// rejected (the kernel's own line), under `--lockdown integrity` loading it is forbidden.
+/// Both refusals in one boot each of the 6.1 kernel.
+#[test]
+fn signature_enforcement_and_lockdown_refuse_an_unsigned_module_plainly() {
+    let l = line("6.1");
+    let img = image(&l.kernel);
+    let ko = &l.modules[1].1;
+    for (flag, value, why, kernel_said) in [
+        (
+            "--cmdline",
+            "module.sig_enforce=1",
+            "accepts only signed modules",
+            "unsigned module",
+        ),
+        (
+            "--lockdown",
+            "integrity",
+            "forbids loading modules",
+            "Lockdown",
+        ),
+    ] {
+        let (code, out, err) = run(&[
+            "verify",
+            "--json",
+            "--no-events",
+            "--kernel-image",
+            img.to_str().unwrap(),
+            flag,
+            value,
+            ko.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{flag} {value}: {err}\n{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let r = &v["reports"][0];
+        let j = probeforge::verify::judge(r);
+        assert!(!j.ok, "{}", j.line);
+        assert!(j.line.contains(why), "{flag} {value}: {}", j.line);
+        assert!(j.line.contains(kernel_said), "{flag} {value}: {}", j.line);
+    }
 }

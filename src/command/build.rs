@@ -43,6 +43,8 @@ pub struct Options {
     pub driver: Driver,
     /// `make -j` for a module (`None`: every CPU).
     pub jobs: Option<usize>,
+    /// The module's and its devices' name (`None`: Falco's, `falco`).
+    pub module_name: Option<String>,
 }
 
 pub use crate::pipeline::Driver;
@@ -315,6 +317,10 @@ fn module(
             driver: &driver,
             driver_version: facts.driver_version,
             target_id: facts.target_id,
+            module_name: o
+                .module_name
+                .as_deref()
+                .unwrap_or(crate::kmod::kbuild::MODULE_NAME),
             release: facts.kernel_release,
             arch: o.arch,
             scratch: work.path(),

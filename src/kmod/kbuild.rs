@@ -169,6 +169,8 @@ pub struct StagedDriver {
     pub version: String,
     /// Where the tree would be on a target (`/usr/src/falco-<version>`): debug info says this.
     pub mapped: String,
+    /// The module's name (`falco`, or what the build asked for).
+    pub name: String,
 }
 
 fn copy(from: &Path, to: &Path) -> Result<(), Error> {
@@ -222,10 +224,16 @@ fn cmake_sources(driver_dir: &Path) -> Option<Vec<String>> {
 }
 
 /// Lays the driver out in `dest` as its install does, configured for Falco (module and
-/// devices named [`MODULE_NAME`], version `version`). Libs trees: `driver_config.h`,
+/// devices named `name`, Falco's [`MODULE_NAME`] unless a consumer needs another, such as
+/// Debian's sysdig `scap`; version `version`). Libs trees: `driver_config.h`,
 /// `Makefile` and `dkms.conf` from their templates, `DRIVER_SOURCES`, and each configure module
 /// with its `Makefile`, `build.sh` and `Makefile.inc`. Dkms trees: copied, renamed.
-pub fn stage_driver(src: &DriverSource, version: &str, dest: &Path) -> Result<StagedDriver, Error> {
+pub fn stage_driver(
+    src: &DriverSource,
+    version: &str,
+    name: &str,
+    dest: &Path,
+) -> Result<StagedDriver, Error> {
     if !src.dir.join("main.c").is_file() {
         return Err(Error::NoModule {
             path: src.dir.clone(),
@@ -237,6 +245,9 @@ pub fn stage_driver(src: &DriverSource, version: &str, dest: &Path) -> Result<St
         Layout::Libs => stage_libs(src, version, dest)?,
         Layout::Dkms => stage_dkms(src, version, dest)?,
     }
+    if name != MODULE_NAME {
+        rename_module(dest, MODULE_NAME, name)?;
+    }
     // The configure modules are included in `find` order, which is the directory's: sorted,
     // so the compiler's command line does not depend on the file system.
     let mk = dest.join("Makefile");
@@ -246,7 +257,8 @@ pub fn stage_driver(src: &DriverSource, version: &str, dest: &Path) -> Result<St
     Ok(StagedDriver {
         dir: dest.to_owned(),
         version: version.to_owned(),
-        mapped: format!("/usr/src/{MODULE_NAME}-{version}"),
+        mapped: format!("/usr/src/{name}-{version}"),
+        name: name.to_owned(),
     })
 }
 
@@ -332,25 +344,33 @@ fn stage_dkms(src: &DriverSource, version: &str, dest: &Path) -> Result<(), Erro
     let cfg = dest.join("driver_config.h");
     let text = read(&cfg)?;
     let old = crate::kernel::define_string(&text, "DRIVER_NAME").unwrap_or_else(|| "scap".into());
-    let text = set_define(&text, "DRIVER_VERSION", version);
-    let text = set_define(&text, "DRIVER_NAME", MODULE_NAME);
-    let text = set_define(&text, "DRIVER_DEVICE_NAME", MODULE_NAME);
+    write(&cfg, &set_define(&text, "DRIVER_VERSION", version))?;
+    rename_module(dest, &old, MODULE_NAME)
+}
+
+/// Names the staged module and its devices `new` (from `old`): `DRIVER_NAME` and
+/// `DRIVER_DEVICE_NAME` in `driver_config.h`, `old-y += main.o ...` and `obj-m += old.o` in
+/// the `Makefile`.
+fn rename_module(dest: &Path, old: &str, new: &str) -> Result<(), Error> {
+    let cfg = dest.join("driver_config.h");
+    let text = read(&cfg)?;
+    let text = set_define(&text, "DRIVER_NAME", new);
+    let text = set_define(&text, "DRIVER_DEVICE_NAME", new);
     write(&cfg, &text)?;
-    // `scap-y += main.o ...` / `obj-m += scap.o`: the module takes Falco's name.
     let mk = dest.join("Makefile");
     let text: String = read(&mk)?
         .split_inclusive('\n')
         .map(|l| {
             if let Some(rest) = l.strip_prefix(&format!("{old}-y")) {
-                format!("{MODULE_NAME}-y{rest}")
+                format!("{new}-y{rest}")
             } else if l.trim_start().starts_with("obj-m") {
-                l.replace(&format!("{old}.o"), &format!("{MODULE_NAME}.o"))
+                l.replace(&format!("{old}.o"), &format!("{new}.o"))
             } else {
                 l.to_owned()
             }
         })
         .collect();
-    if !text.contains(&format!("{MODULE_NAME}.o")) {
+    if !text.contains(&format!("{new}.o")) {
         return Err(Error::NoModule {
             path: mk,
             why: format!("its Makefile builds no `{old}.o` module"),
@@ -407,7 +427,7 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
     if dir.exists() {
         fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
     }
-    let staged = stage_driver(req.driver, &version, &dir)?;
+    let staged = stage_driver(req.driver, &version, req.module_name, &dir)?;
     let root = canonical(&tree.root)?;
     let objtree = canonical(&tree.objtree)?;
     let cc_dir = scratch.join("cc");
@@ -470,7 +490,7 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
             tail: tail(&text, 25),
         });
     }
-    let ko = staged.dir.join(format!("{MODULE_NAME}.ko"));
+    let ko = staged.dir.join(format!("{}.ko", staged.name));
     let bytes = fs::read(&ko).map_err(|_| Error::NoOutput {
         driver: version.clone(),
         release: tree.release.clone(),

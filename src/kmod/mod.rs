@@ -158,6 +158,9 @@ pub struct KmodRequest<'a> {
     pub compiler: &'a Compiler,
     /// Falco's target id (`debian`), for the file name.
     pub target_id: &'a str,
+    /// The module's and its devices' name: [`kbuild::MODULE_NAME`] (`falco`, what Falco opens),
+    /// or another consumer's (Debian's sysdig opens `scap`).
+    pub module_name: &'a str,
     /// A private directory for this build; it is created and may be left behind.
     pub scratch: &'a Path,
     /// `make -j`.

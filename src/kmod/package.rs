@@ -20,6 +20,8 @@ pub struct FromPackages<'a> {
     pub driver_version: Option<&'a str>,
     /// Falco's target id; `None`: read from the headers' os-release.
     pub target_id: Option<&'a str>,
+    /// The module's name (see [`super::KmodRequest::module_name`]).
+    pub module_name: &'a str,
     /// What the caller expects the packages to be (a mismatch is an error naming both).
     pub release: Option<&'a str>,
     pub arch: Option<Arch>,
@@ -82,6 +84,7 @@ pub fn build(r: &FromPackages, rep: &dyn Reporter) -> Result<Built, Error> {
         driver_version: r.driver_version,
         compiler: &compiler,
         target_id: &target_id,
+        module_name: r.module_name,
         scratch: &r.scratch.join("build"),
         jobs: r.jobs,
     });

@@ -447,6 +447,10 @@ pub struct BuildArgs {
     /// kbuild jobs for --driver kmod (default: the number of CPUs).
     #[arg(short, long)]
     pub jobs: Option<usize>,
+    /// --driver kmod: the module's and its devices' name (default `falco`, what Falco opens;
+    /// Debian's sysdig opens `scap`). driverkit's `moduledrivername`/`moduledevicename`.
+    #[arg(long, value_name = "NAME")]
+    pub module_name: Option<String>,
     #[command(flatten)]
     pub toolchain: ToolchainArgs,
     /// Print a JSON report instead of text.
@@ -524,6 +528,7 @@ impl BuildArgs {
             kernel_image: self.kernel_image.clone(),
             driver: self.driver,
             jobs: self.jobs,
+            module_name: self.module_name.clone(),
         })
     }
 }
