@@ -334,22 +334,47 @@ impl Farm<'_> {
             let e = validate::Invalid(out.report);
             return fail(e.to_string());
         }
+        self.finish(
+            k,
+            Driver::Ebpf,
+            file,
+            Made {
+                bytes,
+                status,
+                inputs: named_inputs,
+                driver_source_sha256: out.driver_source_sha256,
+                patches: out.patches,
+                toolchain: out.toolchain,
+                flags_sha256: out.flags_sha256,
+                clang_llc_cpu: cpu,
+            },
+            start,
+            rep,
+        )
+    }
+
+    /// A driver made (built or cached, validated): proven when asked, recorded and published.
+    fn finish(
+        &self,
+        k: &KernelRecord,
+        driver: Driver,
+        file: String,
+        made: Made,
+        start: Instant,
+        rep: &dyn Reporter,
+    ) -> KernelResult {
+        let fail =
+            |e: String| self.failed(k, driver, file.clone(), e, start.elapsed().as_secs_f64());
         let mut verified = None;
         if let Some(v) = self.verify {
             rep.phase(&k.release, Phase::Boot);
-            let j = v(k, &file, &bytes);
+            let j = v(k, &file, &made.bytes);
             if !j.ok {
-                return self.failed(
-                    k,
-                    Driver::Ebpf,
-                    file,
-                    format!("not published: {}", j.line),
-                    start.elapsed().as_secs_f64(),
-                );
+                return fail(format!("not published: {}", j.line));
             }
             verified = Some(j.line);
         }
-        let sha = crate::base::sha256(&bytes);
+        let sha = crate::base::sha256(&made.bytes);
         let pm = ProbeMeta {
             driver_version: self.driver_version.clone(),
             arch: k.arch.uname_m().to_owned(),
@@ -357,42 +382,36 @@ impl Farm<'_> {
             kernel_release: k.release.clone(),
             kernel_version: k.kernel_version.clone(),
             file: file.clone(),
-            size: bytes.len() as u64,
+            size: made.bytes.len() as u64,
             sha256: sha.clone(),
-            inputs: named_inputs,
-            driver_source_sha256: out.driver_source_sha256,
-            patches: out.patches,
-            toolchain: out.toolchain,
-            flags_sha256: out.flags_sha256,
+            inputs: made.inputs,
+            driver_source_sha256: made.driver_source_sha256,
+            patches: made.patches,
+            toolchain: made.toolchain,
+            flags_sha256: made.flags_sha256,
             built_at: crate::base::timestamp(),
             unsigned_metadata: k.unsigned_metadata,
         };
         rep.phase(&k.release, Phase::Publish);
-        match self.publish_to.publish(&pm, &bytes) {
+        match self.publish_to.publish(&pm, &made.bytes) {
             Ok(p) => KernelResult {
-                driver: Driver::Ebpf,
+                driver,
                 target_id: k.target_id.clone(),
                 release: k.release.clone(),
                 arch: k.arch,
-                file,
                 status: if p == Published::Unchanged {
                     Status::Unchanged
                 } else {
-                    status
+                    made.status
                 },
+                file,
                 sha256: Some(sha),
                 error: None,
                 seconds: start.elapsed().as_secs_f64(),
-                clang_llc_cpu: cpu,
+                clang_llc_cpu: made.clang_llc_cpu,
                 verified,
             },
-            Err(e) => self.failed(
-                k,
-                Driver::Ebpf,
-                file,
-                error_chain(&e),
-                start.elapsed().as_secs_f64(),
-            ),
+            Err(e) => fail(error_chain(&e)),
         }
     }
 }
@@ -501,55 +520,37 @@ impl Farm<'_> {
                 }
             }
         };
-        let mut verified = None;
-        if let Some(v) = self.verify {
-            rep.phase(&k.release, Phase::Boot);
-            let j = v(k, &file, &bytes);
-            if !j.ok {
-                return fail(format!("not published: {}", j.line));
-            }
-            verified = Some(j.line);
-        }
-        let sha = crate::base::sha256(&bytes);
-        let pm = ProbeMeta {
-            driver_version: self.driver_version.clone(),
-            arch: k.arch.uname_m().to_owned(),
-            target_id: k.target_id.clone(),
-            kernel_release: k.release.clone(),
-            kernel_version: k.kernel_version.clone(),
-            file: file.clone(),
-            size: bytes.len() as u64,
-            sha256: sha.clone(),
-            inputs,
-            driver_source_sha256: self.driver_digest.clone(),
-            patches: Vec::new(),
-            toolchain,
-            flags_sha256: String::new(),
-            built_at: crate::base::timestamp(),
-            unsigned_metadata: k.unsigned_metadata,
-        };
-        rep.phase(&k.release, Phase::Publish);
-        match self.publish_to.publish(&pm, &bytes) {
-            Ok(p) => KernelResult {
-                driver: Driver::Kmod,
-                target_id: k.target_id.clone(),
-                release: k.release.clone(),
-                arch: k.arch,
-                file,
-                status: if p == Published::Unchanged {
-                    Status::Unchanged
-                } else {
-                    status
-                },
-                sha256: Some(sha),
-                error: None,
-                seconds: secs(),
+        self.finish(
+            k,
+            Driver::Kmod,
+            file,
+            Made {
+                bytes,
+                status,
+                inputs,
+                driver_source_sha256: self.driver_digest.clone(),
+                patches: Vec::new(),
+                toolchain,
+                flags_sha256: String::new(),
                 clang_llc_cpu: 0.0,
-                verified,
             },
-            Err(e) => fail(error_chain(&e)),
-        }
+            start,
+            rep,
+        )
     }
+}
+
+/// A driver's bytes and what its record says of how they were made.
+struct Made {
+    bytes: Vec<u8>,
+    status: Status,
+    /// The kernel's packages: (name, sha256).
+    inputs: Vec<(String, String)>,
+    driver_source_sha256: String,
+    patches: Vec<String>,
+    toolchain: String,
+    flags_sha256: String,
+    clang_llc_cpu: f64,
 }
 
 /// The record and files of a probe build out of a kernel's whole set: its headers only.
