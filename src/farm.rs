@@ -159,13 +159,22 @@ impl Farm<'_> {
             s.spawn(|| {
                 for (k, wanted) in todo {
                     let start = Instant::now();
+                    let todo_kernel = k.clone();
                     rep.phase(&k.release, Phase::Download);
-                    // Only what the builds read: kbuild's own package only for a module.
-                    let k = match wanted.iter().any(|(d, _)| *d == Driver::Kmod) {
-                        true => k,
-                        false => Lister::for_build(&k),
+                    // Only what the builds read: kbuild's own package only for a module, of
+                    // this host's arch (its programs run here).
+                    let k = match (wanted.iter().any(|(d, _)| *d == Driver::Kmod), Arch::host()) {
+                        (false, _) => Ok(Lister::for_build(&k)),
+                        (true, Some(host)) => self.lister.with_host_kbuild(&k, host),
+                        (true, None) => Ok(k),
                     };
-                    let files = self.lister.fetch(&k);
+                    let (k, files) = match k {
+                        Ok(k) => {
+                            let files = self.lister.fetch(&k);
+                            (k, files)
+                        }
+                        Err(e) => (todo_kernel.clone(), Err(e)),
+                    };
                     if tx.send((k, wanted, files, start)).is_err() {
                         return;
                     }

@@ -1,8 +1,10 @@
 //! Falco's kernel module built by probeforge's library: real Debian kernels picked from the live
 //! index, Debian's own driver sources (`falcosecurity-scap-dkms` 0.23.2 = 9.1.0+driver, and the
 //! `falcosecurity-libs` 0.20.0 orig tarball = 8.0.0+driver), the kernels' own compilers pinned
-//! by digest (Debian 12's gcc-12 for bookworm 6.1, Debian 13's gcc-14 for trixie 6.12). Each
-//! module costs ~15 s of CPU, most of it the driver's configure tests (each a kbuild run).
+//! by digest (Debian 11's gcc-10 for bullseye 5.10, Debian 12's gcc-12 for bookworm 6.1 and its
+//! 6.12 backports, Debian 13's gcc-14 for trixie 6.12, and its cross gcc-14 for trixie's arm64
+//! 6.12). Each module costs ~15 s of CPU, most of it the driver's configure tests (each a kbuild
+//! run).
 
 mod common;
 #[path = "common/drivers.rs"]
@@ -52,6 +54,10 @@ fn debian_set_from(
         probeforge::repo::apt::compare_versions(&b.packages[0].version, &a.packages[0].version)
     });
     for k in all {
+        // kbuild's own programs run here: for an arm64 kernel, the amd64 kbuild package.
+        let k = lister()
+            .with_host_kbuild(&k, Arch::host().unwrap())
+            .unwrap_or_else(|e| panic!("{}: {e}", k.release));
         match lister().fetch(&k) {
             Ok(files) => return (k, files),
             Err(probeforge::repo::Error::Unavailable { .. }) => continue,
@@ -207,6 +213,16 @@ fn gcc_10_manifest_is_what_bullseye_ships() {
 #[test]
 fn gcc_14_manifest_is_what_trixie_ships() {
     manifest_is_what_the_index_ships(gcc::debian13_gcc14_spec());
+}
+
+#[test]
+fn gcc_12_arm64_cross_manifest_is_what_bookworm_ships() {
+    manifest_is_what_the_index_ships(gcc::debian12_gcc12_arm64_cross_spec());
+}
+
+#[test]
+fn gcc_14_arm64_cross_manifest_is_what_trixie_ships() {
+    manifest_is_what_the_index_ships(gcc::debian13_gcc14_arm64_cross_spec());
 }
 
 #[test]
@@ -476,6 +492,156 @@ fn dkms_0_23_2_builds_as_9_1_0_for_bookworm_6_12_backports_with_btf() {
         again.sha256, m.sha256,
         "two builds of the same inputs differ"
     );
+}
+
+/// The ELF machine of a module.
+fn machine(ko: &[u8]) -> object::Architecture {
+    use object::Object;
+    object::File::parse(ko)
+        .expect("the module is ELF")
+        .architecture()
+}
+
+/// An arm64 kernel's set for this x86_64 host holds the headers of arm64 and kbuild's programs
+/// of amd64, of the same version.
+fn assert_host_kbuild(k: &KernelRecord, files: &[PathBuf]) {
+    let (p, f) = k
+        .packages
+        .iter()
+        .zip(files)
+        .find(|(p, _)| p.name.starts_with("linux-kbuild-"))
+        .expect("a kbuild package");
+    assert!(p.url.ends_with("_amd64.deb"), "{}", p.url);
+    let dir = tmpdir();
+    probeforge::extract::unpack_all(
+        std::slice::from_ref(f),
+        dir.path(),
+        probeforge::extract::Selection::Everything,
+        Default::default(),
+    )
+    .unwrap();
+    let fixdep = walkdir::WalkDir::new(dir.path())
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_name() == "fixdep")
+        .expect("fixdep in kbuild");
+    let bytes = std::fs::read(fixdep.path()).unwrap();
+    assert_eq!(machine(&bytes), object::Architecture::X86_64);
+}
+
+/// Bookworm's arm64 kernels say `gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0`; bookworm's cross
+/// compiler for arm64 is built from 12.2.0-14 and says `aarch64-linux-gnu-gcc-12 (Debian
+/// 12.2.0-14) 12.2.0`. The one change between them (CVE-2023-4039) is AArch64's stack
+/// protector: not the kernel's compiler, refused naming both texts, whether chosen or handed
+/// to kbuild.
+#[test]
+fn bookworm_6_1_arm64_is_refused_to_its_cross_gcc_12_of_another_debian_build() {
+    let (k, files) = debian_set_from(
+        "bookworm",
+        &["bookworm", "bookworm-security"],
+        "6.1.",
+        "arm64",
+        Arch::Aarch64,
+    );
+    assert_host_kbuild(&k, &files);
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    assert_eq!(tree.arch, Arch::Aarch64);
+    let want = KernelCompiler::of(&tree).unwrap();
+    let cross = pinned("gcc-12-debian12-arm64-cross", None);
+    assert!(!gcc::same_release(
+        &want.text,
+        &cross.version_text,
+        Arch::Aarch64
+    ));
+    let err = gcc::choose(&want, tree.arch, &GccManifest::embedded()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&want.text) && msg.contains(&cross.version_text),
+        "{msg}"
+    );
+    let driver = dkms_0_23_2(dir.path());
+    let err = kmod::build(&kmod::KmodRequest {
+        tree: &tree,
+        driver: &driver,
+        driver_version: Some("9.1.0+driver"),
+        compiler: &cross,
+        target_id: "debian",
+        module_name: kbuild::MODULE_NAME,
+        scratch: &dir.path().join("build"),
+        jobs: 2,
+    })
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, kmod::Error::CompilerMismatch { .. })
+            && msg.contains(&want.text)
+            && msg.contains(&cross.version_text),
+        "{msg}"
+    );
+    // The native x86_64 gcc-12 says the kernel's very text, and compiles for another machine.
+    let err = kmod::build(&kmod::KmodRequest {
+        tree: &tree,
+        driver: &driver,
+        driver_version: Some("9.1.0+driver"),
+        compiler: gcc12(),
+        target_id: "debian",
+        module_name: kbuild::MODULE_NAME,
+        scratch: &dir.path().join("build"),
+        jobs: 2,
+    })
+    .unwrap_err();
+    assert!(matches!(err, kmod::Error::CompilerArch { .. }), "{err}");
+}
+
+/// Trixie's arm64 6.12 kernels say `aarch64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0`, which
+/// trixie's cross compiler on x86_64 says too: cross-built (`ARCH=arm64`,
+/// `CROSS_COMPILE=aarch64-linux-gnu-`, amd64 kbuild programs with the arm64 headers), an
+/// AArch64 module that validates against the kernel's `Module.symvers`.
+#[test]
+fn dkms_0_23_2_cross_builds_as_9_1_0_for_trixie_6_12_arm64() {
+    let (k, files) = debian_set_from(
+        "trixie",
+        &["trixie", "trixie-security"],
+        "6.12.",
+        "arm64",
+        Arch::Aarch64,
+    );
+    assert_host_kbuild(&k, &files);
+    let dir = tmpdir();
+    let tree = staged(&files, dir.path());
+    assert_eq!(tree.arch, Arch::Aarch64);
+    let compiler = chosen(&tree);
+    assert_eq!(compiler.origin, "pinned gcc-14-debian13-arm64-cross");
+    assert!(compiler.is_cross());
+    let t = std::time::Instant::now();
+    let m = kmod::build(&kmod::KmodRequest {
+        tree: &tree,
+        driver: &dkms_0_23_2(dir.path()),
+        driver_version: Some("9.1.0+driver"),
+        compiler: &compiler,
+        target_id: "debian",
+        module_name: kbuild::MODULE_NAME,
+        scratch: &dir.path().join("build"),
+        jobs: 2,
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{e:#?}"));
+    eprintln!(
+        "9.1.0+driver on {} (cross): {} bytes in {:.1} s",
+        tree.release,
+        m.bytes.len(),
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(machine(&m.bytes), object::Architecture::Aarch64);
+    assert!(
+        m.configure.contains(&"HAS_0__SANITY".to_owned()),
+        "the configure tests built for arm64: {:?}",
+        m.configure
+    );
+    let r = kmod::validate(&m.bytes, &tree, &symvers(&tree)).expect("validates");
+    assert_eq!(r.name, "falco");
+    assert!(r.crcs_checked > 50, "{r:?}");
+    assert!(m.vermagic.ends_with(" aarch64"), "{}", m.vermagic);
 }
 
 /// `probeforge build --driver kmod` as a user runs it: the kernel from its target (kbuild's

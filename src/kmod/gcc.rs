@@ -87,6 +87,8 @@ const EMBEDDED: &[&str] = &[
     include_str!("../../toolchain/gcc-10-debian11.json"),
     include_str!("../../toolchain/gcc-12-debian12.json"),
     include_str!("../../toolchain/gcc-14-debian13.json"),
+    include_str!("../../toolchain/gcc-12-debian12-arm64-cross.json"),
+    include_str!("../../toolchain/gcc-14-debian13-arm64-cross.json"),
 ];
 
 impl GccManifest {
@@ -229,6 +231,8 @@ pub struct Compiler {
     pub version_text: String,
     /// `pinned <name>` or `host <path>`.
     pub origin: String,
+    /// The machine it compiles for: a cross compiler's differs from this host's.
+    pub target_arch: Arch,
     /// The arguments that start the driver (`CC`), through the pinned loader when pinned.
     cc: Vec<String>,
     /// Pinned only: make variable -> command, and the programs `gcc -B` must find (`as`).
@@ -269,7 +273,8 @@ impl Compiler {
         };
         let gcc = root.join(&m.gcc);
         let named = gcc.with_file_name(kernel.program());
-        let gcc = match kernel.program() != m.gcc_program()
+        let gcc = match m.host_arch == m.target_arch
+            && kernel.program() != m.gcc_program()
             && same_release(&kernel.text, &m.version_text, m.target_arch)
             && named.is_file()
         {
@@ -291,6 +296,7 @@ impl Compiler {
         let c = Compiler {
             version_text: m.version_text.clone(),
             origin: format!("pinned {}", m.name),
+            target_arch: m.target_arch,
             cc,
             binutils,
             as_path: Some(as_path),
@@ -335,9 +341,14 @@ impl Compiler {
                 compiler: origin,
             });
         }
+        let target_arch = Arch::host().ok_or_else(|| Error::RunCompiler {
+            compiler: origin.clone(),
+            source: std::io::Error::other("this host's architecture is not one probeforge knows"),
+        })?;
         Ok(Compiler {
             version_text: found,
             origin,
+            target_arch,
             cc: vec![path.display().to_string()],
             binutils: BTreeMap::new(),
             as_path: None,
@@ -355,6 +366,11 @@ impl Compiler {
             .map(|(l, p)| (l.as_path(), p.as_str()))
     }
 
+    /// Whether it compiles for another machine than this one.
+    pub fn is_cross(&self) -> bool {
+        Some(self.target_arch) != Arch::host()
+    }
+
     /// A command running the compiler driver.
     pub fn command(&self) -> Command {
         let mut c = Command::new(&self.cc[0]);
@@ -363,9 +379,10 @@ impl Compiler {
     }
 
     /// The make variables that make kbuild use this compiler (`CC=`, and for a pinned one its
-    /// binutils), and a directory to put first on `PATH`, both written into `dir`. The driver's
-    /// configure tests run kbuild again with only `CC` and `PATH` (`env -i`): for a pinned
-    /// compiler `PATH` gives them its binutils too, never the host's.
+    /// binutils; for a cross compiler `ARCH=` and `CROSS_COMPILE=`), and a directory to put
+    /// first on `PATH`, both written into `dir`. The driver's configure tests run kbuild again
+    /// with only `CC` and `PATH` (`env -i`): for a pinned compiler `PATH` gives them its
+    /// binutils too (also by their triplet names, for a cross compiler), never the host's.
     pub fn make_vars(&self, dir: &Path) -> Result<(Vec<String>, Option<PathBuf>), Error> {
         let mut cc = self.cc.clone();
         let mut path_dir = None;
@@ -389,7 +406,16 @@ impl Compiler {
                 (prog.to_owned(), cmd)
             });
             let extra = self.extra.iter().map(|(n, c)| (n.clone(), c));
-            for (prog, cmd) in named.chain(extra).collect::<Vec<_>>() {
+            let mut all: Vec<(String, &Vec<String>)> = named.chain(extra).collect();
+            if self.is_cross() {
+                let prefixed: Vec<_> = all
+                    .iter()
+                    .filter(|(p, _)| p != "pahole")
+                    .map(|(p, c)| (format!("{}-{p}", self.target_arch.triple()), *c))
+                    .collect();
+                all.extend(prefixed);
+            }
+            for (prog, cmd) in all {
                 let script = format!(
                     "#!/bin/sh\nexec {} \"$@\"\n",
                     cmd.iter()
@@ -406,6 +432,10 @@ impl Compiler {
             path_dir = Some(bin);
         }
         let mut vars = vec![format!("CC={}", cc.join(" "))];
+        if self.is_cross() {
+            vars.push(format!("ARCH={}", self.target_arch.kernel_dir()));
+            vars.push(format!("CROSS_COMPILE={}-", self.target_arch.triple()));
+        }
         for (var, cmd) in &self.binutils {
             vars.push(format!("{var}={}", cmd.join(" ")));
         }
@@ -675,12 +705,100 @@ pub fn debian11_gcc10_spec() -> PinSpec {
     }
 }
 
+/// Debian 12's cross gcc-12 for arm64 on x86_64 (`gcc-12-cross`): what
+/// `toolchain/gcc-12-debian12-arm64-cross.json` pins. Built from gcc-12 12.2.0-14, it is not
+/// the compiler of bookworm's arm64 kernels (12.2.0-14+deb12u1, whose one change is AArch64's
+/// stack protector, CVE-2023-4039), and is refused for them ([`same_release`]).
+pub fn debian12_gcc12_arm64_cross_spec() -> PinSpec {
+    PinSpec {
+        name: "gcc-12-debian12-arm64-cross".into(),
+        version_text: "aarch64-linux-gnu-gcc-12 (Debian 12.2.0-14) 12.2.0".into(),
+        host_arch: Arch::X86_64,
+        target_arch: Arch::Aarch64,
+        target: "debian-bookworm".into(),
+        note: "Debian 12's cross gcc-12 for arm64 and binutils 2.40 on x86_64 with every shared \
+               library they load, run with the packaged loader. gcc-12-cross 12.2.0-14cross1 \
+               says (Debian 12.2.0-14): bookworm's arm64 kernels say 12.2.0-14+deb12u1."
+            .into(),
+        gcc: "usr/bin/aarch64-linux-gnu-gcc-12".into(),
+        binutils_prefix: "usr/bin/aarch64-linux-gnu-".into(),
+        loader: "lib64/ld-linux-x86-64.so.2".into(),
+        library_path: vec![
+            "lib/x86_64-linux-gnu".into(),
+            "usr/lib/x86_64-linux-gnu".into(),
+        ],
+        packages: packages(&[
+            "gcc-12-aarch64-linux-gnu",
+            "cpp-12-aarch64-linux-gnu",
+            "libgcc-12-dev-arm64-cross",
+            "binutils-aarch64-linux-gnu",
+            "libbinutils",
+            "libctf0",
+            "libjansson4",
+            "libisl23",
+            "libmpc3",
+            "libmpfr6",
+            "libgmp10",
+            "zlib1g",
+            "libzstd1",
+            "libelf1",
+            "libc6",
+        ]),
+    }
+}
+
+/// Debian 13's cross gcc-14 for arm64 on x86_64 (`gcc-14-cross` 14.2.0-19cross1, from gcc-14
+/// 14.2.0-19, the compiler of trixie's arm64 6.12 kernels): what
+/// `toolchain/gcc-14-debian13-arm64-cross.json` pins.
+pub fn debian13_gcc14_arm64_cross_spec() -> PinSpec {
+    PinSpec {
+        name: "gcc-14-debian13-arm64-cross".into(),
+        version_text: "aarch64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0".into(),
+        host_arch: Arch::X86_64,
+        target_arch: Arch::Aarch64,
+        target: "debian-trixie".into(),
+        note: "Debian 13's cross gcc-14 for arm64 and binutils 2.44 on x86_64 with every shared \
+               library they load (and libelf and pahole, for the kernel's kbuild), run with \
+               the packaged loader: the compiler of trixie's arm64 6.12 kernels."
+            .into(),
+        gcc: "usr/bin/aarch64-linux-gnu-gcc-14".into(),
+        binutils_prefix: "usr/bin/aarch64-linux-gnu-".into(),
+        loader: "usr/lib64/ld-linux-x86-64.so.2".into(),
+        library_path: vec!["usr/lib/x86_64-linux-gnu".into()],
+        packages: packages(&[
+            "gcc-14-aarch64-linux-gnu",
+            "cpp-14-aarch64-linux-gnu",
+            "libgcc-14-dev-arm64-cross",
+            "binutils-aarch64-linux-gnu",
+            "libbinutils",
+            "libctf0",
+            "libsframe1",
+            "libjansson4",
+            "libisl23",
+            "libmpc3",
+            "libmpfr6",
+            "libgmp10",
+            "zlib1g",
+            "libzstd1",
+            "libelf1t64",
+            "pahole",
+            "libdw1t64",
+            "libbpf1",
+            "liblzma5",
+            "libbz2-1.0",
+            "libc6",
+        ]),
+    }
+}
+
 /// Every compiler `toolchain/` pins, as specified (for re-pinning and checking).
 pub fn specs() -> Vec<PinSpec> {
     vec![
         debian11_gcc10_spec(),
         debian12_gcc12_spec(),
         debian13_gcc14_spec(),
+        debian12_gcc12_arm64_cross_spec(),
+        debian13_gcc14_arm64_cross_spec(),
     ]
 }
 

@@ -71,6 +71,25 @@ pub fn prepare_tree(tree: &KernelTree) -> Result<(), Error> {
     Ok(())
 }
 
+/// Makes every kbuild run against the tree (the driver's configure tests too, which start
+/// kbuild with nothing but `CC` and `PATH`) build for the tree's architecture with its triplet's
+/// binutils: `ARCH` and `CROSS_COMPILE` set in the objtree `Makefile` unless given. The kbuild
+/// tools stay the host's (Debian's `linux-kbuild-*` of the host's architecture, with the
+/// kernel's headers).
+pub fn cross_tree(tree: &KernelTree) -> Result<(), Error> {
+    let mk = tree.objtree.join("Makefile");
+    let text = fs::read_to_string(&mk).map_err(|e| io_err(&mk, e))?;
+    let head = format!(
+        "export ARCH ?= {}\nexport CROSS_COMPILE ?= {}-\n",
+        tree.arch.kernel_dir(),
+        tree.arch.triple()
+    );
+    if !text.starts_with(&head) {
+        fs::write(&mk, head + &text).map_err(|e| io_err(&mk, e))?;
+    }
+    Ok(())
+}
+
 /// Makes the kernel's kbuild tools (`fixdep`, `modpost`, `objtool`, ...: ELF programs of the
 /// kernel's distro release) start through `loader` with `library_path`, as the pinned
 /// compiler of that release does: each becomes a small script beside `<tool>.real`. A no-op
@@ -417,7 +436,18 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
             compiler: req.compiler.origin.clone(),
         });
     }
+    if req.compiler.target_arch != tree.arch {
+        return Err(Error::CompilerArch {
+            release: tree.release.clone(),
+            kernel: tree.arch,
+            compiler: req.compiler.origin.clone(),
+            compiles_for: req.compiler.target_arch,
+        });
+    }
     prepare_tree(tree)?;
+    if req.compiler.is_cross() {
+        cross_tree(tree)?;
+    }
     if let Some((loader, lp)) = req.compiler.launcher() {
         wrap_host_tools(tree, loader, lp)?;
     }

@@ -52,6 +52,13 @@ pub enum Error {
         found: String,
         compiler: String,
     },
+    #[error("kernel `{release}` is {kernel:?}, but {compiler} compiles for {compiles_for:?}")]
+    CompilerArch {
+        release: String,
+        kernel: Arch,
+        compiler: String,
+        compiles_for: Arch,
+    },
     #[error("cannot run the compiler ({compiler})")]
     RunCompiler {
         compiler: String,

@@ -96,7 +96,8 @@ pub struct Report {
 
 /// The `vermagic` a module of this kernel must carry (`include/linux/vermagic.h`): the release,
 /// then `SMP `, `preempt `/`preempt_rt `, `mod_unload `, `modversions ` and the architecture's
-/// own word, each where the kernel's configuration has it.
+/// own word (arm64's `MODULE_ARCH_VERMAGIC` is `aarch64`, with no space after it), each where
+/// the kernel's configuration has it.
 pub fn expected_vermagic(tree: &KernelTree) -> String {
     let c = &tree.config;
     let mut v = format!("{} ", tree.release);
@@ -115,7 +116,7 @@ pub fn expected_vermagic(tree: &KernelTree) -> String {
         v.push_str("modversions ");
     }
     if tree.arch == Arch::Aarch64 {
-        v.push_str("aarch64 ");
+        v.push_str("aarch64");
     }
     v
 }

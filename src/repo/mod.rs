@@ -61,6 +61,14 @@ pub enum Error {
     Trust(#[source] crate::trust::Error),
     #[error("target `{target}`: {what}")]
     Keys { target: String, what: String },
+    #[error("kernel `{release}`: its kbuild package `{package}` is version {kernel_version}, but the {host} one is {host_version}")]
+    KbuildVersion {
+        release: String,
+        package: String,
+        kernel_version: String,
+        host: Arch,
+        host_version: String,
+    },
     #[error("target `{target}`: no kernel `{release}` for {arch} (closest: {closest}; newest: {newest})")]
     NoSuchKernel {
         target: String,
@@ -871,7 +879,12 @@ impl Lister<'_> {
             .unwrap_or_default();
         let mut unavailable = Vec::new();
         for k in candidates {
-            let k = if for_build { Self::for_build(&k) } else { k };
+            let k = match (for_build, Arch::host()) {
+                (true, _) => Self::for_build(&k),
+                // kbuild's own programs run here: the host's build of them.
+                (false, Some(host)) => self.with_host_kbuild(&k, host)?,
+                (false, None) => k,
+            };
             match self.fetch(&k) {
                 Ok(files) => {
                     return Ok(Fetched {
@@ -889,6 +902,38 @@ impl Lister<'_> {
             arch,
             count,
             newest,
+        })
+    }
+
+    /// A kernel's set for a module built on a `host` of another architecture: its kbuild
+    /// package (`linux-kbuild-*`: programs kbuild runs on the build machine) for the host's
+    /// architecture, of the same name and version, from the same target; the headers stay the
+    /// kernel's. The set itself when the kernel is the host's architecture.
+    pub fn with_host_kbuild(&self, k: &KernelRecord, host: Arch) -> Result<KernelRecord> {
+        if k.arch == host {
+            return Ok(k.clone());
+        }
+        let mut packages = Vec::with_capacity(k.packages.len());
+        for p in &k.packages {
+            if !p.name.starts_with("linux-kbuild-") {
+                packages.push(p.clone());
+                continue;
+            }
+            let h = self.find_package(&k.target, host, &p.name)?;
+            if h.version != p.version {
+                return Err(Error::KbuildVersion {
+                    release: k.release.clone(),
+                    package: p.name.clone(),
+                    kernel_version: p.version.clone(),
+                    host,
+                    host_version: h.version,
+                });
+            }
+            packages.push(h);
+        }
+        Ok(KernelRecord {
+            packages,
+            ..k.clone()
         })
     }
 
