@@ -211,6 +211,9 @@ impl Farm<'_> {
                                 r
                             }
                         };
+                        if r.status == Status::Failed {
+                            self.keep_failure(&k, &r);
+                        }
                         rep.finished(&r);
                         built.lock().unwrap().push(r);
                     }
@@ -546,6 +549,34 @@ impl Farm<'_> {
             start,
             rep,
         )
+    }
+}
+
+impl Farm<'_> {
+    /// Keeps a failed kernel's record in the repository (`index.json` carries it) until a
+    /// later run publishes its driver. A repository that cannot keep it still has the result.
+    fn keep_failure(&self, k: &KernelRecord, r: &KernelResult) {
+        let log = r.error.clone().unwrap_or_default();
+        let f = crate::publish::FailureRecord {
+            driver_version: self.driver_version.clone(),
+            arch: k.arch.uname_m().to_owned(),
+            driver: r.driver.to_string(),
+            target_id: k.target_id.clone(),
+            kernel_release: k.release.clone(),
+            kernel_version: k.kernel_version.clone(),
+            file: r.file.clone(),
+            reason: log.lines().next().unwrap_or("").to_owned(),
+            log,
+            inputs: k
+                .packages
+                .iter()
+                .map(|p| (p.name.clone(), p.known_sha256().unwrap_or_default()))
+                .collect(),
+            at: crate::base::timestamp(),
+        };
+        if let Err(e) = self.publish_to.record_failure(&f) {
+            tracing::warn!("keeping the failure of {}: {}", r.file, error_chain(&e));
+        }
     }
 }
 

@@ -72,6 +72,29 @@ pub struct ProbeMeta {
     pub unsigned_metadata: bool,
 }
 
+/// A kernel whose driver failed to build (or to prove itself), as the repository keeps it
+/// until a later run publishes that driver: the gaps a repository knows of itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailureRecord {
+    pub driver_version: String,
+    pub arch: String,
+    /// `ebpf` or `kmod`.
+    pub driver: String,
+    pub target_id: String,
+    pub kernel_release: String,
+    pub kernel_version: String,
+    /// The file Falco's loaders would download.
+    pub file: String,
+    /// The error's first line.
+    pub reason: String,
+    /// The whole error (kbuild's or the compiler's last lines, the VM's verdict).
+    pub log: String,
+    /// The kernel's packages: (name, sha256 where the index gave one).
+    pub inputs: Vec<(String, String)>,
+    /// RFC 3339 UTC; `SOURCE_DATE_EPOCH` when set.
+    pub at: String,
+}
+
 /// Falco's loaders escape the driver version and the file name as URL path segments.
 pub fn url_path(driver_version: &str, arch: &str, file: &str) -> String {
     format!(
@@ -214,13 +237,60 @@ impl LocalRepo {
             .join(format!("{file}.json"))
     }
 
+    fn failure_path(&self, driver_version: &str, arch: &str, file: &str) -> PathBuf {
+        self.root
+            .join(".probeforge/failures")
+            .join(driver_version)
+            .join(arch)
+            .join(format!("{file}.json"))
+    }
+
+    /// Keeps a failure (replacing an older one of the same file) and reindexes.
+    pub fn record_failure(&self, f: &FailureRecord) -> Result<()> {
+        let p = self.failure_path(&f.driver_version, &f.arch, &f.file);
+        let json = serde_json::to_vec_pretty(f).expect("serializable");
+        write_atomic(&p, &json).map_err(io(&p))?;
+        self.reindex().map(|_| ())
+    }
+
+    /// Every kept failure whose file is still not published.
+    pub fn failures(&self) -> Result<Vec<FailureRecord>> {
+        let base = self.root.join(".probeforge/failures");
+        let mut out = Vec::new();
+        for p in walk_json(&base)? {
+            let Ok(f) = serde_json::from_slice::<FailureRecord>(&fs::read(&p).map_err(io(&p))?)
+            else {
+                continue;
+            };
+            if !self.exists(&f.driver_version, &f.arch, &f.file) {
+                out.push(f);
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.driver_version, &a.arch, &a.file).cmp(&(&b.driver_version, &b.arch, &b.file))
+        });
+        Ok(out)
+    }
+
     pub fn exists(&self, driver_version: &str, arch: &str, file: &str) -> bool {
         self.probe_path(driver_version, arch, file).is_file()
     }
 
     /// Publishes one probe; never replaces different bytes. Call [`LocalRepo::reindex`] after
     /// a batch.
+    /// Publishes a probe or module under its name, never replacing other bytes there; a
+    /// failure kept for that name is dropped once it is published.
     pub fn publish(&self, meta: &ProbeMeta, bytes: &[u8]) -> Result<Published> {
+        let done = self.publish_file(meta, bytes)?;
+        let f = self.failure_path(&meta.driver_version, &meta.arch, &meta.file);
+        if f.is_file() {
+            fs::remove_file(&f).map_err(io(&f))?;
+            self.reindex()?;
+        }
+        Ok(done)
+    }
+
+    fn publish_file(&self, meta: &ProbeMeta, bytes: &[u8]) -> Result<Published> {
         let path = self.probe_path(&meta.driver_version, &meta.arch, &meta.file);
         let mp = self.meta_path(&meta.driver_version, &meta.arch, &meta.file);
         // The record of what was published under this name, if any: the same bytes keep it
@@ -317,28 +387,13 @@ impl LocalRepo {
     pub fn entries(&self) -> Result<Vec<ProbeMeta>> {
         let base = self.root.join(".probeforge/meta");
         let mut out = Vec::new();
-        if !base.is_dir() {
-            return Ok(out);
-        }
-        for dv in fs::read_dir(&base).map_err(io(&base))?.flatten() {
-            for arch in fs::read_dir(dv.path()).map_err(io(&dv.path()))?.flatten() {
-                for m in fs::read_dir(arch.path())
-                    .map_err(io(&arch.path()))?
-                    .flatten()
-                {
-                    let p = m.path();
-                    if p.extension().is_none_or(|e| e != "json") {
-                        continue;
-                    }
-                    let Ok(meta) =
-                        serde_json::from_slice::<ProbeMeta>(&fs::read(&p).map_err(io(&p))?)
-                    else {
-                        continue;
-                    };
-                    if self.exists(&meta.driver_version, &meta.arch, &meta.file) {
-                        out.push(meta);
-                    }
-                }
+        for p in walk_json(&base)? {
+            let Ok(meta) = serde_json::from_slice::<ProbeMeta>(&fs::read(&p).map_err(io(&p))?)
+            else {
+                continue;
+            };
+            if self.exists(&meta.driver_version, &meta.arch, &meta.file) {
+                out.push(meta);
             }
         }
         out.sort_by(|a, b| {
@@ -402,6 +457,7 @@ impl LocalRepo {
                 before.as_deref() == Some(sums.as_bytes()),
             )?;
         }
+        let failures = self.failures()?;
         let index = serde_json::json!({
             "format": "probeforge-index-1",
             "probes": entries.iter().map(|e| {
@@ -409,6 +465,7 @@ impl LocalRepo {
                 v["path"] = serde_json::Value::String(url_path(&e.driver_version, &e.arch, &e.file));
                 v
             }).collect::<Vec<_>>(),
+            "failures": failures,
         });
         let p = self.root.join("index.json");
         write_atomic(
@@ -432,10 +489,51 @@ impl LocalRepo {
             }
             md.push('\n');
         }
+        if !failures.is_empty() {
+            md.push_str(&format!(
+                "## Failed ({})\n\n| driver | arch | kind | target | kernel release | why | when |\n|---|---|---|---|---|---|---|\n",
+                failures.len()
+            ));
+            for f in &failures {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} |\n",
+                    f.driver_version,
+                    f.arch,
+                    f.driver,
+                    f.target_id,
+                    f.kernel_release,
+                    f.reason.replace('|', "\\|"),
+                    f.at
+                ));
+            }
+            md.push('\n');
+        }
         let p = self.root.join("INDEX.md");
         write_atomic(&p, md.as_bytes()).map_err(io(&p))?;
         Ok(entries.len())
     }
+}
+
+/// The `.json` files two levels below `base` (`<driver-version>/<arch>/`), if it exists.
+fn walk_json(base: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    if !base.is_dir() {
+        return Ok(out);
+    }
+    for dv in fs::read_dir(base).map_err(io(base))?.flatten() {
+        for arch in fs::read_dir(dv.path()).map_err(io(&dv.path()))?.flatten() {
+            for m in fs::read_dir(arch.path())
+                .map_err(io(&arch.path()))?
+                .flatten()
+            {
+                let p = m.path();
+                if p.extension().is_some_and(|e| e == "json") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// GitHub Releases as a probe repository: one release per driver version (tag = the driver
@@ -688,5 +786,63 @@ mod tests {
             ),
             "8.0.0%2Bdriver/x86_64/falco_debian_6.12.57%2Bdeb13-amd64_1.o"
         );
+    }
+
+    /// A kept failure is in index.json and INDEX.md until its file is published, then gone;
+    /// a newer failure of the same file replaces the older.
+    #[test]
+    fn a_failure_is_kept_until_its_driver_is_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepo::new(dir.path());
+        let file = "falco_debian_6.1.0-1-amd64_1.ko";
+        let mut f = FailureRecord {
+            driver_version: "9.1.0+driver".into(),
+            arch: "x86_64".into(),
+            driver: "kmod".into(),
+            target_id: "debian".into(),
+            kernel_release: "6.1.0-1-amd64".into(),
+            kernel_version: "1".into(),
+            file: file.into(),
+            reason: "kbuild failed".into(),
+            log: "kbuild failed\nmain.c:1: error".into(),
+            inputs: vec![("linux-headers-6.1.0-1-amd64".into(), "ab".into())],
+            at: "2026-11-30T00:00:00Z".into(),
+        };
+        repo.record_failure(&f).unwrap();
+        f.reason = "no compiler `gcc-99`".into();
+        repo.record_failure(&f).unwrap();
+        let index = || -> serde_json::Value {
+            serde_json::from_slice(&fs::read(dir.path().join("index.json")).unwrap()).unwrap()
+        };
+        let kept = index()["failures"].as_array().unwrap().clone();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(kept[0]["reason"], "no compiler `gcc-99`");
+        let md = fs::read_to_string(dir.path().join("INDEX.md")).unwrap();
+        assert!(
+            md.contains("## Failed (1)") && md.contains("gcc-99"),
+            "{md}"
+        );
+        let bytes = b"module".to_vec();
+        let meta = ProbeMeta {
+            driver_version: f.driver_version.clone(),
+            arch: f.arch.clone(),
+            target_id: f.target_id.clone(),
+            kernel_release: f.kernel_release.clone(),
+            kernel_version: f.kernel_version.clone(),
+            file: file.into(),
+            size: bytes.len() as u64,
+            sha256: crate::base::sha256(&bytes),
+            inputs: f.inputs.clone(),
+            driver_source_sha256: String::new(),
+            patches: Vec::new(),
+            toolchain: String::new(),
+            flags_sha256: String::new(),
+            built_at: f.at.clone(),
+            unsigned_metadata: false,
+        };
+        assert_eq!(repo.publish(&meta, &bytes).unwrap(), Published::New);
+        assert_eq!(index()["failures"].as_array().unwrap().len(), 0);
+        assert_eq!(index()["probes"].as_array().unwrap().len(), 1);
+        assert!(repo.failures().unwrap().is_empty());
     }
 }

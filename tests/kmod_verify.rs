@@ -380,3 +380,53 @@ fn signature_enforcement_and_lockdown_refuse_an_unsigned_module_plainly() {
         assert!(j.line.contains(kernel_said), "{flag} {value}: {}", j.line);
     }
 }
+
+/// A kernel whose compiler nothing here has (forky's gcc is newer than every pin and than the
+/// host's): `build-all --driver kmod` fails it, exits 1, and the repository keeps the failure
+/// (driver, kernel, the one-line reason, the whole error, the packages) in `index.json` and
+/// `INDEX.md`, where a later successful run would drop it.
+#[test]
+fn build_all_keeps_a_failed_module_with_its_reason() {
+    let k = lister()
+        .list("debian-forky", &[Arch::X86_64])
+        .expect("listing debian-forky")
+        .into_iter()
+        .filter(|k| k.origin == "forky" && k.release.ends_with("-amd64"))
+        .filter(|k| !k.release.contains("-cloud-") && !k.release.contains("-rt-"))
+        .max_by(|a, b| {
+            probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
+        })
+        .expect("an amd64 kernel in forky");
+    let repo = tmpdir();
+    let only = format!("^{}$", regex::escape(&k.release));
+    let mut a = build_all_args(&["debian-forky", "--arch", "x86_64"], &only, repo.path());
+    a.extend(["--driver".into(), "kmod".into()]);
+    let (code, out, err) = run(&a);
+    assert_eq!(code, 1, "{err}\n{out}");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.path().join("index.json")).unwrap()).unwrap();
+    let failures = index["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{index:#}");
+    let f = &failures[0];
+    assert_eq!(
+        f["file"],
+        format!("falco_debian_{}_{}.ko", k.release, k.kernel_version).as_str()
+    );
+    assert_eq!(f["driver"], "kmod");
+    assert_eq!(f["driver_version"], "8.0.0+driver");
+    let reason = f["reason"].as_str().unwrap();
+    assert!(reason.contains("no compiler"), "{reason}");
+    assert!(
+        f["inputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i[0].as_str().unwrap().starts_with("linux-headers-")),
+        "{f}"
+    );
+    let md = std::fs::read_to_string(repo.path().join("INDEX.md")).unwrap();
+    assert!(
+        md.contains("## Failed (1)") && md.contains(&k.release),
+        "{md}"
+    );
+}

@@ -150,6 +150,102 @@ pub fn modinfo(bytes: &[u8]) -> Result<Vec<(String, String)>, ValidateError> {
         .collect())
 }
 
+/// Validates a kernel module (`.ko`) without its kernel's headers: a relocatable ELF for the
+/// expected machine, `.modinfo` whole (`name`, `vermagic`, `srcversion`, `license`, `version`),
+/// its `vermagic` naming the expected kernel release and its `version` the driver version.
+/// With the headers, [`validate`] also checks every symbol and CRC (`build` does); a kernel
+/// proves it by loading it (`verify`).
+pub fn headerless(bytes: &[u8], expect: &crate::validate::Expect) -> crate::validate::Report {
+    use object::Object;
+    let mut r = crate::validate::Report::default();
+    let file = match object::File::parse(bytes) {
+        Ok(f) if f.kind() == object::ObjectKind::Relocatable => f,
+        Ok(f) => {
+            r.check(
+                "elf-type",
+                false,
+                format!("{:?} object (want relocatable)", f.kind()),
+            );
+            return r;
+        }
+        Err(e) => {
+            r.check("elf-parse", false, format!("not an ELF object: {e}"));
+            return r;
+        }
+    };
+    let machine = match file.architecture() {
+        object::Architecture::X86_64 => Some(Arch::X86_64),
+        object::Architecture::Aarch64 => Some(Arch::Aarch64),
+        _ => None,
+    };
+    match expect.arch {
+        Some(want) => r.check(
+            "elf-machine",
+            machine == Some(want),
+            format!("{:?} (want {want})", file.architecture()),
+        ),
+        None => r.check(
+            "elf-machine",
+            machine.is_some(),
+            format!("{:?}", file.architecture()),
+        ),
+    }
+    let info = match modinfo(bytes) {
+        Ok(i) => i,
+        Err(e) => {
+            r.check("modinfo", false, e.to_string());
+            return r;
+        }
+    };
+    let get = |k: &str| {
+        info.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let missing: Vec<&str> = ["name", "vermagic", "srcversion", "license", "version"]
+        .into_iter()
+        .filter(|k| get(k).is_none())
+        .collect();
+    r.check(
+        "modinfo",
+        missing.is_empty(),
+        match missing.is_empty() {
+            true => format!("module `{}`", get("name").unwrap_or_default()),
+            false => format!("`.modinfo` lacks {}", missing.join(", ")),
+        },
+    );
+    r.license = get("license");
+    r.probe_version = get("version");
+    r.build_commit = get("build_commit");
+    let vermagic = get("vermagic").unwrap_or_default();
+    let release = vermagic.split_whitespace().next().unwrap_or("").to_owned();
+    r.kernel_version = Some(release.clone());
+    match &expect.kernel_release {
+        Some(want) => r.check(
+            "vermagic",
+            &release == want,
+            format!(
+                "vermagic `{}`, kernel release `{want}` (the kernel refuses a module of another)",
+                vermagic.trim()
+            ),
+        ),
+        None => r.check(
+            "vermagic",
+            !release.is_empty(),
+            format!("vermagic `{}`", vermagic.trim()),
+        ),
+    }
+    if let Some(want) = &expect.driver_version {
+        let got = r.probe_version.clone().unwrap_or_default();
+        r.check(
+            "driver-version",
+            &got == want,
+            format!("version `{got}`, driver version `{want}`"),
+        );
+    }
+    r
+}
+
 /// Checks a module against the kernel it is meant for and that kernel's `Module.symvers`.
 pub fn validate(
     bytes: &[u8],

@@ -113,7 +113,7 @@ fn run(cli: Cli) -> Result<bool> {
             let is_module = a.probe.extension().is_some_and(|e| e == "ko")
                 || probeforge::kmod::validate::modinfo(&bytes).is_ok();
             let report = match is_module {
-                true => probeforge::validate::module(&bytes, &expect),
+                true => probeforge::kmod::validate::headerless(&bytes, &expect),
                 false => probeforge::validate::validate(&bytes, &expect),
             };
             match a.json {
