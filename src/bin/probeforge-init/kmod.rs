@@ -486,10 +486,14 @@ fn capture_events(module: &str, paths: &[String]) -> Result<serde_json::Value, S
             generation = "ENABLE_SYSCALL/ENABLE_TP";
             // Syscalls first (nothing is attached to report them yet), then the tracepoints.
             first.ioctl(DISABLE_TP, TP_SYS_ENTER).ok();
+            // The driver's table is indexed by the native number: the first EINVAL is its end
+            // (and every refusal is a kernel log line, so no more are asked for).
             let mut enabled = 0;
             for id in 0..SYSCALL_IDS {
-                if first.ioctl(ENABLE_SYSCALL, id).is_ok() {
-                    enabled += 1;
+                match first.ioctl(ENABLE_SYSCALL, id) {
+                    Ok(_) => enabled += 1,
+                    Err(libc::EINVAL) => break,
+                    Err(_) => {}
                 }
             }
             if enabled == 0 {
@@ -521,7 +525,9 @@ fn capture_events(module: &str, paths: &[String]) -> Result<serde_json::Value, S
             first.ioctl(DISABLE_TP, tp).ok();
         }
         for id in 0..SYSCALL_IDS {
-            first.ioctl(DISABLE_SYSCALL, id).ok();
+            if first.ioctl(DISABLE_SYSCALL, id) == Err(libc::EINVAL) {
+                break;
+            }
         }
     }
     // SAFETY: getpid has no preconditions.
