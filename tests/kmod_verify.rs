@@ -430,3 +430,56 @@ fn build_all_keeps_a_failed_module_with_its_reason() {
         "{md}"
     );
 }
+
+/// An arm64 module, cross-built on this x86_64 host by trixie's cross gcc-14 (the very
+/// compiler text of trixie's arm64 kernels) with amd64 kbuild programs, loaded and captured in
+/// its kernel under qemu-system-aarch64 (whose CPU has no FEAT_LPA2: with it, Falco's ring info
+/// mapping faults in every consumer).
+#[test]
+fn an_arm64_module_cross_built_for_trixie_6_12_loads_and_captures() {
+    let (k, _) = common::debian_kernel("trixie", Arch::Aarch64);
+    let dir = tmpdir();
+    let (code, stdout, err) = run(&[
+        "build",
+        "--target",
+        &k.target,
+        "--kernel",
+        &k.release,
+        "--arch",
+        "aarch64",
+        "--driver",
+        "kmod",
+        "--driver-source",
+        drivers::scap_dkms_0_23_2().to_str().unwrap(),
+        "-o",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["compiler"], "pinned gcc-14-debian13-arm64-cross",
+        "{stdout}"
+    );
+    assert!(
+        v["vermagic"].as_str().unwrap().ends_with(" aarch64"),
+        "{stdout}"
+    );
+    let ko = v["path"].as_str().unwrap();
+    let (code, out, err) = run(&[
+        "verify",
+        "--json",
+        "--kernel-image",
+        image(&k).to_str().unwrap(),
+        "--driver-source",
+        drivers::scap_dkms_0_23_2().to_str().unwrap(),
+        ko,
+    ]);
+    assert_eq!(code, 0, "{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["booted_release"], k.release.as_str(), "{v}");
+    let r = &v["reports"][0];
+    let j = probeforge::verify::judge(r);
+    assert!(j.ok, "{}", j.line);
+    assert_eq!(r["events"]["ok"], true, "{:#}", r["events"]);
+}

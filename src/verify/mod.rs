@@ -764,13 +764,19 @@ fn qemu_args(arch: Arch, accel: &str, verdict: &Path) -> (Vec<String>, &'static 
         Arch::Aarch64 => {
             // `max` implements every translation granule (the 16 KiB of Debian's -arm64-16k;
             // a Cortex-A57 has none and the kernel never starts); its pointer authentication
-            // is the cheap implementation-defined one, else TCG spends ~2x on every boot.
+            // is the cheap implementation-defined one, else TCG spends ~2x on every boot. Its
+            // FEAT_LPA2 (52-bit addresses with 4/16 KiB pages, which Debian's 6.12 arm64
+            // kernels turn on) is off: with it, the first read of the ring info that Falco's
+            // kernel module maps with `remap_pfn_range` faults (SIGBUS) in every consumer,
+            // Debian's sysdig included; the CPUs Falco runs on have no LPA2 yet.
+            // `PROBEFORGE_QEMU_AARCH64_CPU` chooses another (`max` proves an LPA2 machine).
             let cpu = if accel == "kvm" {
-                "host"
+                "host".to_owned()
             } else {
-                "max,pauth-impdef=on"
+                std::env::var("PROBEFORGE_QEMU_AARCH64_CPU")
+                    .unwrap_or_else(|_| "max,pauth-impdef=on,lpa2=off".into())
             };
-            a.extend(["-M", "virt", "-cpu", cpu].map(String::from));
+            a.extend(["-M".into(), "virt".into(), "-cpu".into(), cpu]);
             // Semihosting from user mode: the loader's `hlt #0xf000` reaches QEMU without any
             // guest driver or interrupt. It also lets the guest open host files and run host
             // commands, so QEMU's sandbox denies it processes of its own.
