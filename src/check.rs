@@ -617,6 +617,7 @@ fn rebuild_all(
             scratch: env.scratch.clone(),
             cache_dir: env.lister.client.config().cache_dir.clone(),
             verify: None,
+            select: None,
         };
         let results = farm.run(kernels, &crate::farm::NoReport);
         for (name, r) in wanted {

@@ -91,6 +91,10 @@ pub struct Farm<'a> {
     /// not ok is not published, and the judgement says why.
     #[allow(clippy::type_complexity)]
     pub verify: Option<&'a (dyn Fn(&KernelRecord, &str, &[u8]) -> Judgement + Sync)>,
+    /// Which drivers of which kernels this run builds (`--shard`): the others are not looked
+    /// at, not even in the repository, and have no result.
+    #[allow(clippy::type_complexity)]
+    pub select: Option<&'a (dyn Fn(&KernelRecord, Driver) -> bool + Sync)>,
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -117,6 +121,9 @@ impl Farm<'_> {
         for k in kernels {
             let mut wanted = Vec::new();
             for &driver in &self.drivers {
+                if self.select.is_some_and(|keep| !keep(&k, driver)) {
+                    continue;
+                }
                 let file = driver.file_name(&k.target_id, &k.release, &k.kernel_version);
                 let exists =
                     self.repo

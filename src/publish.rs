@@ -281,16 +281,43 @@ impl LocalRepo {
     /// Publishes a probe or module under its name, never replacing other bytes there; a
     /// failure kept for that name is dropped once it is published.
     pub fn publish(&self, meta: &ProbeMeta, bytes: &[u8]) -> Result<Published> {
-        let done = self.publish_file(meta, bytes)?;
-        let f = self.failure_path(&meta.driver_version, &meta.arch, &meta.file);
-        if f.is_file() {
-            fs::remove_file(&f).map_err(io(&f))?;
+        let done = self.publish_file(meta, bytes, true)?;
+        if self.drop_failure(meta)? {
             self.reindex()?;
         }
         Ok(done)
     }
 
-    fn publish_file(&self, meta: &ProbeMeta, bytes: &[u8]) -> Result<Published> {
+    /// Adds a probe or module of another repository (a shard's) under its name, by the same
+    /// rule as [`LocalRepo::publish`] (never replacing other bytes), without reindexing: call
+    /// [`LocalRepo::reindex`] once after the last.
+    pub fn import(&self, meta: &ProbeMeta, bytes: &[u8]) -> Result<Published> {
+        let done = self.publish_file(meta, bytes, false)?;
+        self.drop_failure(meta)?;
+        Ok(done)
+    }
+
+    /// Keeps another repository's failure, unless its file is published here; no reindex.
+    pub fn import_failure(&self, f: &FailureRecord) -> Result<()> {
+        if self.exists(&f.driver_version, &f.arch, &f.file) {
+            return Ok(());
+        }
+        let p = self.failure_path(&f.driver_version, &f.arch, &f.file);
+        let json = serde_json::to_vec_pretty(f).expect("serializable");
+        write_atomic(&p, &json).map_err(io(&p))
+    }
+
+    /// Removes the failure kept for a published file; whether there was one.
+    fn drop_failure(&self, meta: &ProbeMeta) -> Result<bool> {
+        let f = self.failure_path(&meta.driver_version, &meta.arch, &meta.file);
+        if !f.is_file() {
+            return Ok(false);
+        }
+        fs::remove_file(&f).map_err(io(&f))?;
+        Ok(true)
+    }
+
+    fn publish_file(&self, meta: &ProbeMeta, bytes: &[u8], reindex: bool) -> Result<Published> {
         let path = self.probe_path(&meta.driver_version, &meta.arch, &meta.file);
         let mp = self.meta_path(&meta.driver_version, &meta.arch, &meta.file);
         // The record of what was published under this name, if any: the same bytes keep it
@@ -340,7 +367,9 @@ impl LocalRepo {
             Ok(()) => {
                 // The indexes follow each new probe at once: a run killed later leaves every
                 // published probe listed in its SHA256SUMS and index.json.
-                self.reindex()?;
+                if reindex {
+                    self.reindex()?;
+                }
                 Ok(Published::New)
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -649,41 +678,33 @@ impl GithubReleases {
                         Some(body.to_string().as_bytes()),
                     )
                     .map_err(|e| self.err(&url, e.to_string()))?;
-                if status != 201 {
-                    return Err(self.err(
-                        &url,
-                        format!(
-                            "creating the release: HTTP {status}: {}",
-                            String::from_utf8_lossy(&resp)
-                        ),
-                    ));
+                match status {
+                    201 => serde_json::from_slice(&resp)
+                        .map_err(|e| self.err(&url, format!("bad JSON: {e}")))?,
+                    // Another shard created it since we looked: take that one.
+                    422 => self.release(c, driver_version)?.ok_or_else(|| {
+                        self.err(
+                            &url,
+                            format!(
+                                "creating the release: HTTP 422: {}",
+                                String::from_utf8_lossy(&resp)
+                            ),
+                        )
+                    })?,
+                    _ => {
+                        return Err(self.err(
+                            &url,
+                            format!(
+                                "creating the release: HTTP {status}: {}",
+                                String::from_utf8_lossy(&resp)
+                            ),
+                        ))
+                    }
                 }
-                serde_json::from_slice(&resp)
-                    .map_err(|e| self.err(&url, format!("bad JSON: {e}")))?
             }
         };
         if let Some(a) = rel.assets.iter().find(|a| a.name == name) {
-            let existing = match &a.digest {
-                Some(d) => d.trim_start_matches("sha256:").to_owned(),
-                None => {
-                    let (_, b) = c
-                        .request("GET", &a.browser_download_url, &[], None)
-                        .map_err(|e| self.err(&a.browser_download_url, e.to_string()))?;
-                    crate::base::sha256(&b)
-                }
-            };
-            return if existing == sha {
-                Ok(Published::Unchanged)
-            } else {
-                Err(Error::Conflict {
-                    path: PathBuf::from(format!(
-                        "{}/{}@{}:{}",
-                        self.owner, self.repo, driver_version, name
-                    )),
-                    existing,
-                    new: sha,
-                })
-            };
+            return self.same_asset(c, driver_version, a, sha);
         }
         // upload_url is a URI template: `.../assets{?name,label}`.
         let base = rel
@@ -698,6 +719,13 @@ impl GithubReleases {
         let (status, resp) = c
             .request("POST", &url, &h, Some(bytes))
             .map_err(|e| self.err(&url, e.to_string()))?;
+        if status == 422 {
+            // Uploaded by another run since we looked: the same bytes are no conflict.
+            let now = self.release(c, driver_version)?;
+            if let Some(a) = now.iter().flat_map(|r| &r.assets).find(|a| a.name == name) {
+                return self.same_asset(c, driver_version, a, sha);
+            }
+        }
         if status != 201 {
             return Err(self.err(
                 &url,
@@ -708,6 +736,36 @@ impl GithubReleases {
             ));
         }
         Ok(Published::New)
+    }
+
+    /// An asset already there: unchanged when it holds `sha`, else a conflict.
+    fn same_asset(
+        &self,
+        c: &crate::http::Client,
+        driver_version: &str,
+        a: &GhAsset,
+        sha: String,
+    ) -> Result<Published> {
+        let existing = match &a.digest {
+            Some(d) => d.trim_start_matches("sha256:").to_owned(),
+            None => {
+                let (_, b) = c
+                    .request("GET", &a.browser_download_url, &[], None)
+                    .map_err(|e| self.err(&a.browser_download_url, e.to_string()))?;
+                crate::base::sha256(&b)
+            }
+        };
+        match existing == sha {
+            true => Ok(Published::Unchanged),
+            false => Err(Error::Conflict {
+                path: PathBuf::from(format!(
+                    "{}/{}@{}:{}",
+                    self.owner, self.repo, driver_version, a.name
+                )),
+                existing,
+                new: sha,
+            }),
+        }
     }
 }
 

@@ -10,10 +10,11 @@ use crate::farm::{self, Farm, KernelResult, Status};
 use crate::kernel::Arch;
 use crate::patch::Catalog;
 use crate::pipeline::Driver;
-use crate::publish::{LocalRepo, Repo};
+use crate::publish::Repo;
 use crate::repo::KernelRecord;
 use crate::report::Phase;
 use crate::session::{self, Session};
+use crate::shard::{self as sharding, Balance, Item, Load, Shard};
 use crate::toolchain::Toolchain;
 use crate::verify::Judgement;
 
@@ -44,6 +45,9 @@ pub struct Options {
     /// An OpenPGP secret key signing every `SHA256SUMS`, and its passphrase.
     pub sign_key: Option<PathBuf>,
     pub sign_passphrase: String,
+    /// Only the items of this shard (`--shard K/N`).
+    pub shard: Option<Shard>,
+    pub balance: Balance,
 }
 
 /// What a batch did.
@@ -58,6 +62,9 @@ pub struct Outcome {
     pub skipped: usize,
     pub unavailable: usize,
     pub failed: usize,
+    /// `K/N` when the run was one shard of a batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
     pub kernels: Vec<KernelResult>,
     /// A target that could not be listed (the others went on).
     #[serde(skip)]
@@ -85,8 +92,8 @@ pub fn run(
     let s = Session::open(net)?;
     let repo = Repo::parse(&o.repo);
     let publish_to = match (&repo, &o.output) {
-        (Repo::Local(l), None) => l.clone(),
-        (_, Some(out)) => LocalRepo::new(out),
+        (Repo::Local(l), None) => &l.root,
+        (_, Some(out)) => out,
         (Repo::Http(_), None) => {
             return Err(Error::Usage(
                 "--repo is a URL: say where new probes go with --output DIR".into(),
@@ -99,61 +106,25 @@ pub fn run(
             ))
         }
     };
-    let publish_to = match &o.sign_key {
-        Some(k) => {
-            need_files("signing key", [k])?;
-            let bytes = std::fs::read(k).map_err(Error::read(k))?;
-            let key = crate::trust::SigningKey::parse(
-                &bytes,
-                &k.display().to_string(),
-                &o.sign_passphrase,
-            )
-            .map_err(|e| Error::Usage(e.to_string()))?;
-            publish_to.with_signer(key)
-        }
-        None => publish_to,
+    let publish_to = super::local_repo(publish_to, o.sign_key.as_deref(), &o.sign_passphrase)?;
+    let Prepared {
+        kernels,
+        list_failed,
+        version,
+        batch,
+        driver_dir,
+        driver_digest,
+        found,
+        drivers,
+    } = prepare(o, &s, rep)?;
+    let select = o
+        .shard
+        .map(|shard| shard_keys(o, shard, &kernels, &version, &drivers));
+    let keep = |k: &KernelRecord, d: Driver| {
+        select
+            .as_ref()
+            .is_none_or(|keys| keys.contains(&sharding::key(k, &version, d)))
     };
-    let (kernels, list_failed) = kernels(o, &s, rep)?;
-    let cat = crate::driver::SourceCatalog::embedded();
-    let mut version = o
-        .driver_version
-        .clone()
-        .unwrap_or_else(|| cat.default_version.clone());
-    let source = match &o.driver_source {
-        Some(p) => p.clone(),
-        None => {
-            rep.phase(&version, Phase::Download);
-            let p = s.driver_source(&version, None);
-            rep.done(&version);
-            p?
-        }
-    };
-    let scratch_base = o
-        .scratch
-        .clone()
-        .unwrap_or_else(crate::pipeline::default_scratch);
-    let batch = tempfile::Builder::new()
-        .prefix("probeforge-batch-")
-        .tempdir_in(&scratch_base)
-        .map_err(Error::write(&scratch_base))?;
-    let (driver_dir, driver_digest) = farm::prepare_driver_source(&source, batch.path())?;
-    // The version the probes are published under: given, else what the source says it is.
-    let mut found = crate::driver::DriverSource::find(&driver_dir)?;
-    found.identify(&driver_digest);
-    let drivers = match o.drivers.is_empty() {
-        true => vec![Driver::Ebpf],
-        false => {
-            let mut d = o.drivers.clone();
-            d.sort();
-            d.dedup();
-            d
-        }
-    };
-    let given = match &o.driver_source {
-        Some(_) => o.driver_version.clone(),
-        None => Some(version.clone()),
-    };
-    version = found.version(given.as_deref())?;
     let lister = s.lister();
     let patches = Catalog::embedded();
     // The driver's event tables, once per arch and driver of the batch, for the VM's event
@@ -221,9 +192,12 @@ pub fn run(
         jobs,
         scratch: o.scratch.clone(),
         cache_dir: s.client.config().cache_dir.clone(),
+        select: Some(&keep),
     };
     let started = Instant::now();
     let mut results = farm.run(kernels, rep);
+    // Every run (every shard) leaves a complete repository of its part, even of nothing.
+    publish_to.reindex()?;
     // GitHub Releases: upload what this run built (and what was staged but not yet uploaded).
     if let Repo::Github(g) = &repo {
         for r in results
@@ -253,10 +227,205 @@ pub fn run(
         skipped: count(Status::Skipped),
         unavailable: count(Status::Unavailable),
         failed: count(Status::Failed),
+        shard: o.shard.map(|s| s.to_string()),
         kernels: results,
         list_failed,
         published_to: publish_to.root.clone(),
     })
+}
+
+/// What a batch and its plan share: the kernels, and the driver as the source says it is.
+struct Prepared {
+    kernels: Vec<KernelRecord>,
+    list_failed: bool,
+    version: String,
+    /// The batch's scratch directory (the driver is unpacked in it).
+    batch: tempfile::TempDir,
+    driver_dir: PathBuf,
+    driver_digest: String,
+    found: crate::driver::DriverSource,
+    drivers: Vec<Driver>,
+}
+
+fn prepare(o: &Options, s: &Session, rep: &dyn farm::Reporter) -> Result<Prepared> {
+    let (kernels, list_failed) = kernels(o, s, rep)?;
+    let cat = crate::driver::SourceCatalog::embedded();
+    let version = o
+        .driver_version
+        .clone()
+        .unwrap_or_else(|| cat.default_version.clone());
+    let source = match &o.driver_source {
+        Some(p) => p.clone(),
+        None => {
+            rep.phase(&version, Phase::Download);
+            let p = s.driver_source(&version, None);
+            rep.done(&version);
+            p?
+        }
+    };
+    let scratch_base = o
+        .scratch
+        .clone()
+        .unwrap_or_else(crate::pipeline::default_scratch);
+    let batch = tempfile::Builder::new()
+        .prefix("probeforge-batch-")
+        .tempdir_in(&scratch_base)
+        .map_err(Error::write(&scratch_base))?;
+    let (driver_dir, driver_digest) = farm::prepare_driver_source(&source, batch.path())?;
+    // The version the probes are published under: given, else what the source says it is.
+    let mut found = crate::driver::DriverSource::find(&driver_dir)?;
+    found.identify(&driver_digest);
+    let drivers = match o.drivers.is_empty() {
+        true => vec![Driver::Ebpf],
+        false => {
+            let mut d = o.drivers.clone();
+            d.sort();
+            d.dedup();
+            d
+        }
+    };
+    let given = match &o.driver_source {
+        Some(_) => o.driver_version.clone(),
+        None => Some(version.clone()),
+    };
+    let version = found.version(given.as_deref())?;
+    Ok(Prepared {
+        kernels,
+        list_failed,
+        version,
+        batch,
+        driver_dir,
+        driver_digest,
+        found,
+        drivers,
+    })
+}
+
+/// Every (kernel, driver) item of the list.
+fn items(kernels: &[KernelRecord], version: &str, drivers: &[Driver]) -> Vec<Item> {
+    let mut items: Vec<Item> = kernels
+        .iter()
+        .flat_map(|k| drivers.iter().map(|&d| Item::new(k, version, d)))
+        .collect();
+    items.sort_by(|a, b| a.key.cmp(&b.key));
+    items.dedup_by(|a, b| a.key == b.key);
+    items
+}
+
+/// The keys of the items that fall in `shard`.
+fn shard_keys(
+    o: &Options,
+    shard: Shard,
+    kernels: &[KernelRecord],
+    version: &str,
+    drivers: &[Driver],
+) -> BTreeSet<String> {
+    sharding::assign(&items(kernels, version, drivers), shard.n, o.balance)
+        .into_iter()
+        .filter(|&(_, s)| s == shard.k)
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// The format tag of a plan file (`build-all --plan --json`), which `--from` reads back.
+pub const PLAN_FORMAT: &str = "probeforge-plan-1";
+
+/// What a run (or one shard of it) would build, with estimated costs, and every kernel listed
+/// (so that one listing job's plan gives every shard the same list: `--from plan.json`).
+#[derive(Debug, serde::Serialize)]
+pub struct Plan {
+    pub format: &'static str,
+    pub driver_version: String,
+    pub repo: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
+    pub balance: Balance,
+    /// This shard's items (every item without `--shard`).
+    pub items: Vec<PlanItem>,
+    /// Of those: to build, and already published.
+    pub build: usize,
+    pub published: usize,
+    /// Estimated CPU seconds of what is to build.
+    pub cost_seconds: f64,
+    /// Every shard's load of items to build (one shard without `--shard`), and the heaviest
+    /// over the mean.
+    pub shards: Vec<Load>,
+    pub max_over_mean: f64,
+    pub kernels: Vec<KernelRecord>,
+    #[serde(skip)]
+    pub list_failed: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct PlanItem {
+    #[serde(flatten)]
+    pub item: Item,
+    pub shard: u32,
+    /// `build` or `published`.
+    pub status: &'static str,
+}
+
+/// The plan of `o`: lists, looks every item up in the repository, and builds nothing.
+pub fn plan(o: &Options, net: &session::Options, rep: &dyn farm::Reporter) -> Result<Plan> {
+    need_files("driver source", &o.driver_source)?;
+    need_files("kernel list", &o.from)?;
+    let s = Session::open(net)?;
+    let repo = Repo::parse(&o.repo);
+    let p = prepare(o, &s, rep)?;
+    let all = items(&p.kernels, &p.version, &p.drivers);
+    let n = o.shard.map_or(1, |s| s.n);
+    let assigned = sharding::assign(&all, n, o.balance);
+    let mut out = Vec::new();
+    for item in all {
+        let shard = assigned[&item.key];
+        let exists = repo
+            .exists(Some(&s.client), &p.version, &item.arch, &item.file)
+            .map_err(|e| {
+                Error::Usage(format!("looking up `{}`: {}", item.file, super::chain(&e)))
+            })?;
+        out.push(PlanItem {
+            item,
+            shard,
+            status: if exists { "published" } else { "build" },
+        });
+    }
+    let to_build: Vec<Item> = out
+        .iter()
+        .filter(|i| i.status == "build")
+        .map(|i| i.item.clone())
+        .collect();
+    let (shards, max_over_mean) = sharding::loads(&to_build, &assigned, n);
+    if let Some(sh) = o.shard {
+        out.retain(|i| i.shard == sh.k);
+    }
+    let mine = out.iter().filter(|i| i.status == "build");
+    let cost = mine.clone().map(|i| i.item.cost_seconds).sum::<f64>();
+    Ok(Plan {
+        format: PLAN_FORMAT,
+        driver_version: p.version,
+        repo: o.repo.clone(),
+        shard: o.shard.map(|s| s.to_string()),
+        balance: o.balance,
+        build: mine.count(),
+        published: out.iter().filter(|i| i.status == "published").count(),
+        cost_seconds: (cost * 10.0).round() / 10.0,
+        items: out,
+        shards,
+        max_over_mean,
+        kernels: p.kernels,
+        list_failed: p.list_failed,
+    })
+}
+
+/// The kernels of a plan file, or `None` when `text` is not one.
+fn plan_kernels(text: &str) -> Option<serde_json::Result<Vec<KernelRecord>>> {
+    #[derive(serde::Deserialize)]
+    struct PlanFile {
+        kernels: Vec<KernelRecord>,
+    }
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    (v.get("format")?.as_str()? == PLAN_FORMAT)
+        .then(|| serde_json::from_value::<PlanFile>(v).map(|p| p.kernels))
 }
 
 fn elapsed(t: Instant) -> f64 {
@@ -284,8 +453,12 @@ fn kernels(
     let mut kernels = Vec::new();
     if let Some(f) = &o.from {
         let text = std::fs::read_to_string(f).map_err(Error::read(f))?;
-        kernels = crate::repo::crawler::read(&text, arches[0])
-            .map_err(|e| Error::Usage(format!("`{}`: {e}", f.display())))?;
+        kernels = match plan_kernels(&text) {
+            // A plan keeps the listing's digests and signature state.
+            Some(plan) => plan.map_err(|e| Error::Usage(format!("plan `{}`: {e}", f.display())))?,
+            None => crate::repo::crawler::read(&text, arches[0])
+                .map_err(|e| Error::Usage(format!("`{}`: {e}", f.display())))?,
+        };
         kernels.retain(|k| arches.contains(&k.arch));
     } else if o.targets.is_empty() {
         return Err(Error::Usage(

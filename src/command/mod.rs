@@ -10,6 +10,7 @@
 pub mod build;
 pub mod build_all;
 pub mod check;
+pub mod merge;
 pub mod query;
 pub mod toolchain;
 pub mod verify;
@@ -47,6 +48,8 @@ pub enum Error {
     Check(#[from] crate::check::Error),
     #[error(transparent)]
     Publish(#[from] crate::publish::Error),
+    #[error(transparent)]
+    Merge(Box<crate::merge::Error>),
     #[error(transparent)]
     Trust(#[from] crate::trust::Error),
     #[error(transparent)]
@@ -193,4 +196,21 @@ pub fn arches(a: Option<&str>) -> Result<Vec<crate::kernel::Arch>> {
         Some(a) => vec![a],
         None => vec![Arch::X86_64, Arch::Aarch64],
     })
+}
+
+/// A local repository, signing every `SHA256SUMS` it writes when given a key.
+pub fn local_repo(
+    root: &std::path::Path,
+    sign_key: Option<&std::path::Path>,
+    passphrase: &str,
+) -> Result<crate::publish::LocalRepo> {
+    let repo = crate::publish::LocalRepo::new(root);
+    let Some(k) = sign_key else {
+        return Ok(repo);
+    };
+    need_files("signing key", [&k.to_path_buf()])?;
+    let bytes = std::fs::read(k).map_err(Error::read(k))?;
+    let key = crate::trust::SigningKey::parse(&bytes, &k.display().to_string(), passphrase)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    Ok(repo.with_signer(key))
 }

@@ -95,6 +95,16 @@ pub enum Command {
     ///
     /// Example: probeforge build-all debian-bookworm debian-trixie --repo probes/ --only '^6\.1\.'
     BuildAll(BuildAllArgs),
+    /// Merge shard repositories into one, as one run over all their kernels would have
+    /// written it.
+    ///
+    /// Checks each input against its own SHA256SUMS and index.json and every file against
+    /// its record, refuses two different bytes under one name (naming each, before anything is
+    /// written), keeps the failures no input has since published, and rebuilds SHA256SUMS,
+    /// index.json and INDEX.md. Never replaces a file; merging again adds only what is new.
+    ///
+    /// Example: probeforge merge probes/ shard-1/ shard-2/ shard-3/
+    Merge(MergeArgs),
     /// Is a probe published? Exit 0 present, 1 absent, 2 error.
     Exists(ExistsArgs),
     /// Prove probes work: boot their kernel under QEMU, run every program through that
@@ -228,6 +238,39 @@ pub struct BuildAllArgs {
     /// from PROBEFORGE_SIGN_PASSPHRASE): a detached, armored `SHA256SUMS.asc` beside it.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Build only shard K of N: the drivers of the kernels whose key (target id, arch,
+    /// release, kernel version, driver version, driver) falls in it. N runners of one CI
+    /// matrix, each with its own K, split the list with no coordination and no overlap; each
+    /// writes a complete repository of its part, and `probeforge merge` joins them.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<probeforge::shard::Shard>,
+    /// How --shard deals the items: `hash` (of each key alone: runners that list at different
+    /// moments still agree) or `cost` (estimated cost, heaviest first: every runner must read
+    /// the same list, a plan file given with --from).
+    #[arg(long, default_value = "hash", value_name = "hash|cost")]
+    pub balance: probeforge::shard::Balance,
+    /// Build nothing: print what this run (or shard) would build, each item with its
+    /// estimated cost and shard, every shard's load, and every kernel listed. With --json this
+    /// is a plan file: `--from plan.json` gives every shard the same list (digests and
+    /// signature state kept).
+    #[arg(long)]
+    pub plan: bool,
+}
+
+#[derive(clap::Args)]
+pub struct MergeArgs {
+    /// The repository to write (created when missing; one already there is added to).
+    pub output: PathBuf,
+    /// The shards' repositories (directories written by `build-all --shard`).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Sign every SHA256SUMS of the output with this OpenPGP secret key (passphrase from
+    /// PROBEFORGE_SIGN_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args)]
@@ -550,6 +593,8 @@ impl BuildAllArgs {
             scratch: self.scratch.clone(),
             sign_key: self.sign_key.clone(),
             sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
+            shard: self.shard,
+            balance: self.balance,
         })
     }
 }

@@ -142,6 +142,38 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(true)
         }
+        Command::BuildAll(a) if a.plan => {
+            let rep = Progress::new(a.json);
+            let plan = command::build_all::plan(&a.options()?, &net, &rep);
+            rep.finish();
+            let plan = plan?;
+            match a.json {
+                true => render::json(&plan),
+                false => render::plan(&plan),
+            }
+            Ok(!plan.list_failed)
+        }
+        Command::Merge(a) => {
+            let o = command::merge::Options {
+                output: a.output,
+                inputs: a.inputs,
+                sign_key: a.sign_key,
+                sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
+            };
+            let m = command::merge::run(&o)?;
+            match a.json {
+                true => render::json(&m),
+                false => println!(
+                    "{} new, {} already there, {} failures kept; {} files in {}",
+                    m.new,
+                    m.unchanged,
+                    m.failures,
+                    m.published,
+                    m.output.display()
+                ),
+            }
+            Ok(true)
+        }
         Command::BuildAll(a) => {
             let o = a.options()?;
             let rep = Progress::batch(a.json);

@@ -222,6 +222,33 @@ pub fn build_all(o: &build_all::Outcome) {
     );
 }
 
+pub fn plan(p: &build_all::Plan) {
+    for i in p.items.iter().filter(|i| i.status == "build") {
+        println!(
+            "{:>2}  {:<8} {:<5} {:<40} ~{:.0}s",
+            i.shard, i.item.arch, i.item.driver, i.item.release, i.item.cost_seconds
+        );
+    }
+    let shard = p
+        .shard
+        .as_deref()
+        .map(|s| format!("shard {s}: "))
+        .unwrap_or_default();
+    println!(
+        "{shard}{} to build (~{:.0} s of CPU), {} already published; driver {}",
+        p.build, p.cost_seconds, p.published, p.driver_version
+    );
+    if p.shards.len() > 1 {
+        for l in &p.shards {
+            println!(
+                "  shard {}: {} items, ~{:.0} s",
+                l.shard, l.items, l.cost_seconds
+            );
+        }
+        println!("  heaviest / mean: {:.3}", p.max_over_mean);
+    }
+}
+
 pub fn check(c: &check::Checked, repair: bool) {
     for p in &c.found.problems {
         println!("{:?}: {p}", p.kind);
