@@ -15,20 +15,6 @@ use common::server::Server;
 use common::*;
 use probeforge::kernel::Arch;
 
-/// A cache holding the test cache's packages as hard links (nothing copied), no metadata and
-/// no compiled probes. Never damage a file of it in place: see [`damage`].
-fn fresh_cache(at: &Path) -> PathBuf {
-    fs::create_dir_all(at).unwrap();
-    assert!(Command::new("cp")
-        .arg("-al")
-        .arg(cache_dir().join("sha256"))
-        .arg(at.join("sha256"))
-        .status()
-        .unwrap()
-        .success());
-    at.to_owned()
-}
-
 /// Flips one byte in the middle of a file, after giving it its own inode (it may be a hard
 /// link into the shared test cache). Returns the offset.
 fn damage(p: &Path) -> usize {

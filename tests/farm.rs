@@ -45,20 +45,6 @@ fn build_all(
     )
 }
 
-/// A download cache with the test cache's packages (hard links: nothing is copied) and no compile
-/// cache at all: a run with it compiles every probe, so "built" means built.
-fn fresh_cache(at: &Path) -> std::path::PathBuf {
-    fs::create_dir_all(at).unwrap();
-    assert!(Command::new("cp")
-        .arg("-al")
-        .arg(cache_dir().join("sha256"))
-        .arg(at.join("sha256"))
-        .status()
-        .unwrap()
-        .success());
-    at.to_owned()
-}
-
 /// The kernels' statuses of a `--json` run, in order.
 fn statuses(v: &serde_json::Value) -> Vec<String> {
     v["kernels"]

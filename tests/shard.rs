@@ -295,3 +295,50 @@ fn shards_publishing_to_one_github_release_at_once_lose_nothing() {
         assert_eq!(&fs::read(&staged[0]).unwrap(), bytes, "{name}");
     }
 }
+
+/// The example workflows call probeforge with flags it has: every `--flag` of a `probeforge
+/// <command>` line (and its continuation lines) is in that command's `--help`.
+#[test]
+fn example_workflows_use_only_flags_probeforge_has() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/github-actions");
+    let mut checked = 0;
+    for f in fs::read_dir(&dir).unwrap().flatten() {
+        let text = fs::read_to_string(f.path()).unwrap();
+        let mut lines = text.lines().peekable();
+        while let Some(line) = lines.next() {
+            let Some(at) = line
+                .find("probeforge ")
+                .filter(|_| line.contains("/probeforge "))
+            else {
+                continue;
+            };
+            let mut cmd = line[at..].to_owned();
+            while cmd.trim_end().ends_with('\\') {
+                cmd = format!(
+                    "{} {}",
+                    cmd.trim_end().trim_end_matches('\\'),
+                    lines.next().unwrap()
+                );
+            }
+            let words: Vec<&str> = cmd.split_whitespace().collect();
+            let sub = words[1];
+            let o = Command::new(bin()).args([sub, "--help"]).output().unwrap();
+            assert!(
+                o.status.success(),
+                "{}: `{sub}` is no command",
+                f.path().display()
+            );
+            let help = String::from_utf8_lossy(&o.stdout).into_owned();
+            for w in words.iter().filter(|w| w.starts_with("--")) {
+                let flag = w.split('=').next().unwrap();
+                assert!(
+                    help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+                    "{}: `probeforge {sub}` has no {flag}",
+                    f.path().display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 15, "{checked} flags checked");
+}

@@ -396,3 +396,18 @@ pub fn kbuild_name(suite: &str, arch: Arch, release: &str) -> String {
         .map(|p| p.name)
         .expect("a linux-kbuild dependency")
 }
+
+/// A download cache holding the test cache's packages as hard links (nothing copied), with no
+/// metadata and no compile cache: a run with it compiles every probe, so "built" means built.
+/// Never damage a file of it in place (it may be a hard link into the shared test cache).
+pub fn fresh_cache(at: &Path) -> PathBuf {
+    std::fs::create_dir_all(at).unwrap();
+    assert!(Command::new("cp")
+        .arg("-al")
+        .arg(cache_dir().join("sha256"))
+        .arg(at.join("sha256"))
+        .status()
+        .unwrap()
+        .success());
+    at.to_owned()
+}
