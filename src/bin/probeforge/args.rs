@@ -155,13 +155,15 @@ pub enum Command {
     /// its sha256 (warned).
     ///
     /// Example:
-    ///   probeforge bazel debian-bookworm --arch x86_64 --only '^6\.1\.0-4[0-9]-amd64$' -o falco-bazel/
-    ///   cd falco-bazel && bazel build //:all
-    ///   bazel build //:6.1.0-44-amd64 --remote_cache=grpc://cache.example:9092
+    ///   probeforge bazel debian-bookworm --arch x86_64 --only '^6\.1\.0-5[0-9]-amd64$' -o falco-bazel/
+    ///   cd falco-bazel && bazel build //:all                 every kernel
+    ///   bazel build //:6.1.0-57-amd64                        one
+    ///   bazel build //:all --remote_cache=http://cache.internal:8080
     ///
     /// With no network, put every file of `--json`'s `downloads` in a directory, each named by
     /// the last segment of its URL, and build with
     /// `bazel build //:all --distdir=DIR --experimental_repository_disable_download`.
+    #[command(verbatim_doc_comment)]
     Bazel(BazelArgs),
 }
 
