@@ -116,7 +116,7 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Wr
     })?;
     let s = Session::open(net)?;
 
-    let (mut kernels, complete) = kernels(o, &s, rep)?;
+    let (mut kernels, complete) = listed_kernels(o, &s, rep)?;
     if let Some(re) = &only {
         kernels.retain(|k| re.is_match(&k.release));
     }
@@ -127,7 +127,7 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Wr
     }
     let pinned_by_download = pin_digests(&mut kernels, &s, rep)?;
 
-    let (driver, driver_version, driver_file) = driver(o, &s)?;
+    let (driver, driver_version, driver_file) = driver_input(o, &s)?;
     let mirror = s.mirrors.resolve(&s.catalog, &m.mirror)?;
     let toolchain = m
         .packages
@@ -169,7 +169,11 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Wr
 
 /// The kernels asked for, as a probe build reads them (no kbuild package), one per
 /// (arch, target id, release, kernel version), sorted.
-fn kernels(o: &Options, s: &Session, rep: &dyn Reporter) -> Result<(Vec<KernelRecord>, bool)> {
+fn listed_kernels(
+    o: &Options,
+    s: &Session,
+    rep: &dyn Reporter,
+) -> Result<(Vec<KernelRecord>, bool)> {
     let arches = match o.arch {
         Some(a) => vec![a],
         None => vec![Arch::X86_64, Arch::Aarch64],
@@ -231,7 +235,10 @@ fn pin_digests(kernels: &mut [KernelRecord], s: &Session, rep: &dyn Reporter) ->
 
 /// The driver: the given file (copied into `driver/`), or the known copy of the version by
 /// URL and digest. Returns the input, its version when known, and the file to copy.
-fn driver(o: &Options, s: &Session) -> Result<(DriverInput, Option<String>, Option<PathBuf>)> {
+fn driver_input(
+    o: &Options,
+    s: &Session,
+) -> Result<(DriverInput, Option<String>, Option<PathBuf>)> {
     if let Some(f) = &o.driver_source {
         if !f.is_file() {
             return Err(Error::Usage(format!(
