@@ -417,7 +417,18 @@ pub fn fetch(
             })?;
         files.push(f);
     }
-    crate::extract::unpack_into_place(&files, &root, &m.digest()).map_err(|e| match e {
+    install(m, &files, &client.config().cache_dir)
+}
+
+/// Unpacks a pinned toolchain's package files, one per manifest package in its order and
+/// already checked against its digests, into its place in the cache (see [`root_in_cache`]);
+/// a no-op when it is already there. The root appears whole or not at all.
+pub fn install(m: &Manifest, files: &[PathBuf], cache_dir: &Path) -> Result<PathBuf, FetchError> {
+    let root = root_in_cache(m, cache_dir);
+    if root.join(".complete").is_file() {
+        return Ok(root);
+    }
+    crate::extract::unpack_into_place(files, &root, &m.digest()).map_err(|e| match e {
         crate::extract::PlaceError::Io { path, source } => FetchError::Io {
             name: m.name.clone(),
             path,

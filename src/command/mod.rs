@@ -1,5 +1,5 @@
 //! The commands as library functions: what `probeforge build`, `build-all`, `verify`, `check`,
-//! `fetch` and `list-kernels` do, callable by a CI wrapper or a Bazel rule with plain option
+//! `fetch`, `list-kernels` and `bazel` do, callable by a CI wrapper or a Bazel rule with plain option
 //! structs (no command-line types) and a [`Reporter`] for progress.
 //!
 //! Each command settles its choices once through [`crate::session`] (client, catalog, mirrors,
@@ -7,6 +7,7 @@
 //! prints: what a person may want to read goes to the reporter (`note`, `warn`, typed phases),
 //! what a machine reads comes back in the result, and the binary renders both.
 
+pub mod bazel;
 pub mod build;
 pub mod build_all;
 pub mod check;

@@ -18,6 +18,9 @@ pub struct Options {
     pub llc: Option<std::path::PathBuf>,
     /// Refuse any LLVM but this version ("14" or "14.0.6").
     pub require_llvm: Option<String>,
+    /// The pinned toolchain's packages as files (a hermetic build with no network): each
+    /// matched to its manifest package by sha256, then unpacked into the cache.
+    pub packages: Vec<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -27,6 +30,7 @@ impl Default for Options {
             clang: None,
             llc: None,
             require_llvm: None,
+            packages: Vec::new(),
         }
     }
 }
@@ -59,6 +63,46 @@ pub fn pinned(m: &Manifest, s: &Session, rep: &dyn Reporter) -> Result<Toolchain
     Ok(Toolchain::pinned(m, &root?)?)
 }
 
+/// A pinned toolchain from its package files: every file matched to a manifest package by
+/// sha256 and every package to a file (either missing is a usage error naming it), unpacked
+/// into the cache as [`toolchain::fetch`] does after downloading.
+pub fn from_files(
+    m: &Manifest,
+    files: &[std::path::PathBuf],
+    cache_dir: &std::path::Path,
+    rep: &dyn Reporter,
+) -> Result<Toolchain> {
+    super::need_files("toolchain package", files)?;
+    let mut by_digest = std::collections::BTreeMap::new();
+    for f in files {
+        let digest = crate::base::sha256_file(f).map_err(Error::read(f))?;
+        if !m.packages.iter().any(|p| p.sha256 == digest) {
+            return Err(Error::Usage(format!(
+                "toolchain package `{}` (sha256 {digest}) is none of the packages of `{}`",
+                f.display(),
+                m.name
+            )));
+        }
+        by_digest.insert(digest, f.clone());
+    }
+    let ordered = m
+        .packages
+        .iter()
+        .map(|p| {
+            by_digest.get(&p.sha256).cloned().ok_or_else(|| {
+                Error::Usage(format!(
+                    "--toolchain-packages lacks `{}` of `{}` ({}, sha256 {})",
+                    p.name, m.name, p.filename, p.sha256
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    rep.phase(&m.name, Phase::Unpack);
+    let root = toolchain::install(m, &ordered, cache_dir);
+    rep.done(&m.name);
+    Ok(Toolchain::pinned(m, &root?)?)
+}
+
 /// The toolchain `o` means. A session is opened only when a pinned toolchain must be fetched.
 /// What cannot be had is a usage error (exit 2): the environment lacks it.
 pub fn resolve(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Toolchain> {
@@ -70,7 +114,19 @@ pub fn resolve(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Resul
 
 fn resolve_inner(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Toolchain> {
     let explicit = o.clang.is_some() || o.llc.is_some();
-    let tc = if o.choice == "host" || o.choice == "auto" && explicit {
+    let pinned_choice = o.choice != "host" && o.choice != "auto";
+    if !o.packages.is_empty() && (!pinned_choice || explicit) {
+        return Err(Error::Usage(
+            "--toolchain-packages are the packages of a pinned toolchain: name it with --toolchain NAME (or a manifest file), without --clang/--llc".into(),
+        ));
+    }
+    let tc = if !o.packages.is_empty() {
+        let cache = net
+            .cache_dir
+            .clone()
+            .unwrap_or_else(crate::http::default_cache_dir);
+        from_files(&manifest(&o.choice)?, &o.packages, &cache, rep)?
+    } else if o.choice == "host" || o.choice == "auto" && explicit {
         Toolchain::find(o.clang.as_deref(), o.llc.as_deref())?
     } else if o.choice == "auto" {
         match Toolchain::find(None, None) {

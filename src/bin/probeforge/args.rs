@@ -150,6 +150,86 @@ pub enum Command {
     /// aarch64) whether it builds as is, builds with named driver-patches, or cannot and why.
     /// A cell not measured is shown as `-`.
     Drivers(DriversArgs),
+    /// Write a Bazel package that builds the probes of many kernels hermetically.
+    ///
+    /// DIR receives a WORKSPACE with one http_file per header package and one for the driver
+    /// source (URL and sha256; --driver-source copies the file into DIR/driver/ instead), the
+    /// pinned toolchain as a repository rule (probeforge.bzl), a copy of this probeforge in
+    /// DIR/tools/, and a BUILD.bazel with one genrule per kernel, named after its release, that
+    /// runs `probeforge build --offline` from those files only (tag block-network), plus
+    /// //:all. Bazel builds any subset, a remote executor spreads them, a remote cache shares
+    /// them; the same inputs write the same bytes.
+    ///
+    /// Kernels from targets come with the digests of their signed listing; a --from
+    /// kernel-crawler list carries none, so each of its packages is downloaded once to pin
+    /// its sha256 (warned).
+    ///
+    /// Example:
+    ///   probeforge bazel debian-bookworm --arch x86_64 --only '^6\.1\.0-5[0-9]-amd64$' -o falco-bazel/
+    ///   cd falco-bazel && bazel build //:all                 every kernel
+    ///   bazel build //:6.1.0-57-amd64                        one
+    ///   bazel build //:all --remote_cache=http://cache.internal:8080
+    ///
+    /// With no network, put every file of `--json`'s `downloads` in a directory, each named by
+    /// the last segment of its URL, and build with
+    /// `bazel build //:all --distdir=DIR --experimental_repository_disable_download`.
+    #[command(verbatim_doc_comment)]
+    Bazel(BazelArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BazelArgs {
+    /// Catalog targets whose kernels to build (debian-bookworm, ubuntu-jammy, ...).
+    pub targets: Vec<String>,
+    /// Take (also) the kernels of a kernel-crawler JSON list.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Only kernel releases matching this regular expression.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Only this architecture (x86_64, aarch64); default: both. arm64 probes are cross-built.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// The driver version (default: the --driver-source's own when known, else 9.1.0+driver,
+    /// whose known copy is pinned by digest).
+    #[arg(long)]
+    pub driver_version: Option<String>,
+    /// A driver source file (libs tarball, dkms package), copied into the package.
+    #[arg(long)]
+    pub driver_source: Option<PathBuf>,
+    /// The pinned toolchain every action builds with (default: this machine's,
+    /// llvm-14-debian12 on x86_64; see `probeforge toolchain list`).
+    #[arg(long)]
+    pub toolchain: Option<String>,
+    /// The package directory.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Print JSON (the kernels' targets and files, every download) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BazelArgs {
+    pub fn options(&self) -> command::Result<command::bazel::Options> {
+        let toolchain = match &self.toolchain {
+            Some(t) => t.clone(),
+            None => command::bazel::Options::default_toolchain().ok_or_else(|| {
+                command::Error::Usage(
+                    "no pinned toolchain runs on this machine: name one with --toolchain".into(),
+                )
+            })?,
+        };
+        Ok(command::bazel::Options {
+            targets: self.targets.clone(),
+            from: self.from.clone(),
+            only: self.only.clone(),
+            arch: command::parse_arch(self.arch.as_deref())?,
+            driver_version: self.driver_version.clone(),
+            driver_source: self.driver_source.clone(),
+            toolchain,
+            output: self.output.clone(),
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -416,6 +496,11 @@ pub struct ToolchainArgs {
     /// Refuse any clang/llc but this LLVM version ("14" or "14.0.6").
     #[arg(long)]
     pub require_llvm: Option<String>,
+    /// The packages of the pinned --toolchain as files, for a build with no network (a Bazel
+    /// action): each is matched to its manifest package by sha256 (a stray file or a missing
+    /// package is an error naming it) and unpacked into the cache.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub toolchain_packages: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -545,6 +630,7 @@ impl ToolchainArgs {
             clang: self.clang.clone(),
             llc: self.llc.clone(),
             require_llvm: self.require_llvm.clone(),
+            packages: self.toolchain_packages.clone(),
         }
     }
 }

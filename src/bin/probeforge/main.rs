@@ -208,6 +208,17 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(v.ok())
         }
+        Command::Bazel(a) => {
+            let rep = Progress::new(a.json);
+            let w = command::bazel::run(&a.options()?, &net, &rep);
+            rep.finish();
+            let w = w?;
+            match a.json {
+                true => render::json(&w),
+                false => render::bazel(&w),
+            }
+            Ok(w.complete)
+        }
         Command::Check(a) => {
             let rep = Progress::new(a.json);
             let c = command::check::run(&a.options(), &net, &rep)?;

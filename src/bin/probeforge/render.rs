@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
-use probeforge::command::{build, build_all, check, query, verify};
+use probeforge::command::{bazel, build, build_all, check, query, verify};
 use probeforge::farm::{KernelResult, Status};
 use probeforge::kernel::{Arch, KernelTree};
 use probeforge::report::{Phase, Reporter};
@@ -528,5 +528,31 @@ pub fn toolchain(m: &probeforge::toolchain::Manifest, cache: &std::path::Path) {
         "cache: {}{}",
         root.display(),
         if fetched { "" } else { " (not fetched)" }
+    );
+}
+
+pub fn bazel(w: &bazel::Written) {
+    for k in &w.kernels {
+        println!("//:{:<32} {:<8} {}", k.name, k.arch, k.file);
+    }
+    println!(
+        "{}: {} kernels, {} header packages{}, driver {}{}, toolchain {}",
+        w.package.display(),
+        w.kernels.len(),
+        w.header_packages,
+        match w.pinned_by_download {
+            0 => String::new(),
+            n => format!(" ({n} pinned by downloading)"),
+        },
+        w.driver,
+        w.driver_version
+            .as_deref()
+            .map(|v| format!(" ({v})"))
+            .unwrap_or_default(),
+        w.toolchain
+    );
+    println!(
+        "build them: cd {} && bazel build //:all",
+        w.package.display()
     );
 }
