@@ -28,7 +28,8 @@ use super::{need_files, Error, Result};
 pub struct Options {
     /// Catalog targets whose kernels the package builds.
     pub targets: Vec<String>,
-    /// A kernel-crawler list (its packages carry no digests: each is downloaded once to pin it).
+    /// A plan file (`build-all --plan --json`: digests kept) or a kernel-crawler list (no
+    /// digests: each package is downloaded once to pin it).
     pub from: Option<PathBuf>,
     /// Only kernel releases matching this regular expression.
     pub only: Option<String>,
@@ -180,10 +181,7 @@ fn listed_kernels(
     };
     let (mut all, failed) = super::query::list_targets(s, &o.targets, &arches, rep)?;
     if let Some(f) = &o.from {
-        let text = std::fs::read_to_string(f).map_err(Error::read(f))?;
-        let listed = crate::repo::crawler::read(&text, o.arch.unwrap_or(Arch::X86_64))
-            .map_err(|e| Error::Usage(format!("`{}`: {e}", f.display())))?;
-        all.extend(listed.into_iter().filter(|k| arches.contains(&k.arch)));
+        all.extend(super::read_list(f, &arches)?);
     }
     let mut seen = BTreeMap::new();
     for k in all {

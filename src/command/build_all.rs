@@ -417,17 +417,6 @@ pub fn plan(o: &Options, net: &session::Options, rep: &dyn farm::Reporter) -> Re
     })
 }
 
-/// The kernels of a plan file, or `None` when `text` is not one.
-fn plan_kernels(text: &str) -> Option<serde_json::Result<Vec<KernelRecord>>> {
-    #[derive(serde::Deserialize)]
-    struct PlanFile {
-        kernels: Vec<KernelRecord>,
-    }
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    (v.get("format")?.as_str()? == PLAN_FORMAT)
-        .then(|| serde_json::from_value::<PlanFile>(v).map(|p| p.kernels))
-}
-
 fn elapsed(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
@@ -452,14 +441,7 @@ fn kernels(
     };
     let mut kernels = Vec::new();
     if let Some(f) = &o.from {
-        let text = std::fs::read_to_string(f).map_err(Error::read(f))?;
-        kernels = match plan_kernels(&text) {
-            // A plan keeps the listing's digests and signature state.
-            Some(plan) => plan.map_err(|e| Error::Usage(format!("plan `{}`: {e}", f.display())))?,
-            None => crate::repo::crawler::read(&text, arches[0])
-                .map_err(|e| Error::Usage(format!("`{}`: {e}", f.display())))?,
-        };
-        kernels.retain(|k| arches.contains(&k.arch));
+        kernels = super::read_list(f, &arches)?;
     } else if o.targets.is_empty() {
         return Err(Error::Usage(
             "give targets, or --from a kernel-crawler list".into(),

@@ -215,3 +215,30 @@ pub fn local_repo(
         .map_err(|e| Error::Usage(e.to_string()))?;
     Ok(repo.with_signer(key))
 }
+
+/// The kernels of a list file (`--from`): a plan (`build-all --plan --json`, which keeps the
+/// listing's digests and signature state) or a kernel-crawler list (no digests), of `arches`.
+pub fn read_list(
+    f: &std::path::Path,
+    arches: &[crate::kernel::Arch],
+) -> Result<Vec<crate::repo::KernelRecord>> {
+    #[derive(serde::Deserialize)]
+    struct PlanFile {
+        kernels: Vec<crate::repo::KernelRecord>,
+    }
+    let text = std::fs::read_to_string(f).map_err(Error::read(f))?;
+    let value: Option<serde_json::Value> = serde_json::from_str(&text).ok();
+    let is_plan = value
+        .as_ref()
+        .and_then(|v| v.get("format")?.as_str())
+        .is_some_and(|t| t == build_all::PLAN_FORMAT);
+    let mut kernels = match (is_plan, value) {
+        (true, Some(v)) => serde_json::from_value::<PlanFile>(v)
+            .map(|p| p.kernels)
+            .map_err(|e| Error::Usage(format!("plan `{}`: {e}", f.display())))?,
+        _ => crate::repo::crawler::read(&text, arches[0])
+            .map_err(|e| Error::Usage(format!("`{}`: {e}", f.display())))?,
+    };
+    kernels.retain(|k| arches.contains(&k.arch));
+    Ok(kernels)
+}

@@ -160,9 +160,9 @@ pub enum Command {
     /// //:all. Bazel builds any subset, a remote executor spreads them, a remote cache shares
     /// them; the same inputs write the same bytes.
     ///
-    /// Kernels from targets come with the digests of their signed listing; a --from
-    /// kernel-crawler list carries none, so each of its packages is downloaded once to pin
-    /// its sha256 (warned).
+    /// Kernels from targets, or from a --from plan file (`build-all --plan --json`), come
+    /// with the digests of their signed listing; a --from kernel-crawler list carries none,
+    /// so each of its packages is downloaded once to pin its sha256 (warned).
     ///
     /// Example:
     ///   probeforge bazel debian-bookworm --arch x86_64 --only '^6\.1\.0-5[0-9]-amd64$' -o falco-bazel/
@@ -181,7 +181,8 @@ pub enum Command {
 pub struct BazelArgs {
     /// Catalog targets whose kernels to build (debian-bookworm, ubuntu-jammy, ...).
     pub targets: Vec<String>,
-    /// Take (also) the kernels of a kernel-crawler JSON list.
+    /// Take (also) the kernels of a list file: a plan (`build-all --plan --json`, digests
+    /// kept) or a kernel-crawler JSON list.
     #[arg(long)]
     pub from: Option<PathBuf>,
     /// Only kernel releases matching this regular expression.
@@ -265,7 +266,9 @@ pub struct BuildAllArgs {
     /// Catalog targets (`debian` = every supported Debian release, debian-bookworm,
     /// amazonlinux2, ...: see `list-kernels --targets-only`); not needed with --from.
     pub targets: Vec<String>,
-    /// Take the kernel list from a kernel-crawler JSON file instead of listing.
+    /// Take the kernels from a list file instead of listing: a plan (`build-all --plan
+    /// --json`: the listing's digests and signature state kept, so every shard of a fan-out
+    /// reads one list) or a kernel-crawler JSON list (no digests).
     #[arg(long)]
     pub from: Option<PathBuf>,
     /// The repository: a directory (published into), or an HTTP base URL (only looked up;
