@@ -30,4 +30,5 @@ pub mod shard;
 pub mod toolchain;
 pub mod trust;
 pub mod validate;
+pub mod vanilla;
 pub mod verify;

@@ -9,6 +9,7 @@
 //! | `parsed/<name>` | parsed indexes (memos), each with its own digest | index digest |
 //! | `probes/<key>.o` | compiled probes | everything the compiler sees |
 //! | `toolchains/<name>-<digest>` | unpacked pinned toolchains | the manifest's digest |
+//! | `kernel-trees/<key>` | kernel trees prepared from source and `.config` | source, config, release, arch, host compiler |
 
 use std::path::{Path, PathBuf};
 
@@ -73,6 +74,11 @@ impl Cache<'_> {
     }
 
     /// Unpacked toolchains.
+    /// Kernel trees prepared from their source and `.config` (`crate::vanilla`), by key.
+    pub fn kernel_trees(&self) -> PathBuf {
+        self.0.join("kernel-trees")
+    }
+
     pub fn toolchains(&self) -> PathBuf {
         self.0.join("toolchains")
     }

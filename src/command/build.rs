@@ -45,6 +45,11 @@ pub struct Options {
     pub jobs: Option<usize>,
     /// The module's and its devices' name (`None`: Falco's, `falco`).
     pub module_name: Option<String>,
+    /// A kernel source tarball (or a package holding one) and a `.config` (or the kernel image
+    /// package shipping one), instead of headers: the tree is prepared from them (see
+    /// [`crate::vanilla`]) for `kernel_release`.
+    pub kernel_source: Option<PathBuf>,
+    pub kernel_config: Option<PathBuf>,
 }
 
 pub use crate::pipeline::Driver;
@@ -125,12 +130,23 @@ pub fn run(
                 o.kernel_version.clone().or(Some(k.kernel_version)),
             )
         }
-        _ => (
-            o.headers.clone(),
-            o.kernel_release.clone(),
-            o.target_id.clone(),
-            o.kernel_version.clone(),
-        ),
+        _ => match (&o.kernel_source, &o.kernel_config) {
+            (Some(source), Some(config)) => {
+                let tree = prepared_tree(o, source, config, net, rep)?;
+                (
+                    vec![tree.tree],
+                    Some(tree.release),
+                    o.target_id.clone(),
+                    o.kernel_version.clone(),
+                )
+            }
+            _ => (
+                o.headers.clone(),
+                o.kernel_release.clone(),
+                o.target_id.clone(),
+                o.kernel_version.clone(),
+            ),
+        },
     };
     let (driver_source, driver_version) = match (&session, &o.driver_source) {
         (_, Some(p)) => (p.clone(), o.driver_version.clone()),
@@ -368,4 +384,53 @@ fn module(
         },
         verdict,
     ))
+}
+
+/// The kernel tree of `--kernel-source` and `--kernel-config`, prepared once into the cache.
+fn prepared_tree(
+    o: &Options,
+    source: &std::path::Path,
+    config: &std::path::Path,
+    net: &session::Options,
+    rep: &dyn Reporter,
+) -> Result<crate::vanilla::Prepared> {
+    need_files("kernel source", [&source.to_path_buf()])?;
+    need_files("kernel config", [&config.to_path_buf()])?;
+    let scratch = o
+        .scratch
+        .clone()
+        .unwrap_or_else(crate::pipeline::default_scratch);
+    let cache = net
+        .cache_dir
+        .clone()
+        .unwrap_or_else(crate::http::default_cache_dir);
+    let what = o
+        .kernel_release
+        .clone()
+        .unwrap_or_else(|| "kernel tree".into());
+    rep.phase(&what, Phase::Unpack);
+    let prepared = crate::vanilla::prepare(
+        &crate::vanilla::Request {
+            source: source.to_owned(),
+            config: config.to_owned(),
+            release: o.kernel_release.clone(),
+            arch: o.arch.or_else(Arch::host).unwrap_or(Arch::X86_64),
+            jobs: o.jobs.unwrap_or_else(super::default_jobs),
+        },
+        &cache,
+        &scratch,
+    );
+    rep.done(&what);
+    let prepared = prepared.map_err(|e| Error::Vanilla(Box::new(e)))?;
+    rep.note(&format!(
+        "kernel tree of {} {} ({})",
+        prepared.release,
+        if prepared.cached {
+            "from the cache"
+        } else {
+            "prepared"
+        },
+        prepared.tree.display()
+    ));
+    Ok(prepared)
 }

@@ -52,6 +52,8 @@ pub enum Error {
     #[error(transparent)]
     Merge(Box<crate::merge::Error>),
     #[error(transparent)]
+    Vanilla(Box<crate::vanilla::Error>),
+    #[error(transparent)]
     Trust(#[from] crate::trust::Error),
     #[error(transparent)]
     Extract(#[from] crate::extract::Error),
@@ -120,6 +122,11 @@ impl Error {
             Error::Repo(e) => matches!(
                 e,
                 crate::repo::Error::NoSuchKernel { .. } | crate::repo::Error::Keys { .. }
+            ),
+            // What was given is not what it must be, or the machine lacks a tool.
+            Error::Vanilla(e) => !matches!(
+                **e,
+                crate::vanilla::Error::Make { .. } | crate::vanilla::Error::WrongRelease { .. }
             ),
             _ => false,
         }

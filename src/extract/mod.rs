@@ -31,6 +31,9 @@ pub enum Selection {
     Everything,
     /// A driver source archive: only its `driver/` tree (libs) or `usr/src/` (dkms).
     Driver,
+    /// A kernel image package: only the `.config` it ships (`boot/config-<release>`, or
+    /// `lib/modules/<release>/config`).
+    KernelConfig,
 }
 
 impl Selection {
@@ -43,6 +46,11 @@ impl Selection {
         if self == Selection::Driver {
             return path.starts_with("usr/src")
                 || path.components().any(|c| c.as_os_str() == "driver");
+        }
+        if self == Selection::KernelConfig {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            return (path.starts_with("boot") && name.starts_with("config-"))
+                || (path.starts_with("lib/modules") && name == "config");
         }
         let comps: Vec<&std::ffi::OsStr> = path.components().map(|c| c.as_os_str()).collect();
         let depth = comps.len();

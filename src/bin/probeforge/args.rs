@@ -509,8 +509,19 @@ pub struct ToolchainArgs {
 #[derive(clap::Args)]
 pub struct BuildArgs {
     /// Kernel header packages (.deb, .rpm, tarballs), unpacked together, or one directory.
-    #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from"], conflicts_with = "target")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from", "kernel_source"], conflicts_with = "target")]
     pub headers: Vec<PathBuf>,
+    /// Build from the kernel's source instead of headers: a source tarball (kernel.org's
+    /// `linux-6.1.158.tar.xz`) or a package holding one (Debian's `linux-source-6.1`). With
+    /// --kernel-config; --kernel-release sets what `uname -r` says (KERNELRELEASE). The tree is
+    /// prepared once (`make olddefconfig modules_prepare` with the host's gcc: needs make, gcc,
+    /// flex, bison, bc, libelf and libssl headers) and kept in the cache by digest.
+    #[arg(long, requires = "kernel_config", conflicts_with_all = ["headers", "target", "from"])]
+    pub kernel_source: Option<PathBuf>,
+    /// The kernel's `.config`: a file, or the kernel image package that ships it
+    /// (`boot/config-<release>`, which also names the release).
+    #[arg(long, requires = "kernel_source")]
+    pub kernel_config: Option<PathBuf>,
     /// Fetch the headers from this catalog target's repositories instead (with --kernel):
     /// `debian` (every supported release), `debian-bookworm`, `ubuntu-jammy`, ...
     #[arg(long)]
@@ -661,6 +672,8 @@ impl BuildArgs {
             driver: self.driver,
             jobs: self.jobs,
             module_name: self.module_name.clone(),
+            kernel_source: self.kernel_source.clone(),
+            kernel_config: self.kernel_config.clone(),
         })
     }
 }

@@ -1,0 +1,155 @@
+//! Kernels from their source: Debian's own `linux-source-6.1` tarball and the `.config` of
+//! the matching `linux-image` package (both picked from the live bookworm index at run time)
+//! prepared by `make olddefconfig modules_prepare` with the release set as `uname -r` says it,
+//! a probe built from that tree, and the probe loaded and capturing in that kernel's VM.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+use probeforge::kernel::Arch;
+
+#[test]
+fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
+    let source = lister()
+        .find_package("debian-bookworm", Arch::X86_64, "linux-source-6.1")
+        .expect("linux-source-6.1 in bookworm");
+    // The kernel built from that very source version: its headers carry the same version.
+    let kernels = lister()
+        .list("debian-bookworm", &[Arch::X86_64])
+        .expect("list bookworm");
+    let k = kernels
+        .iter()
+        .find(|k| {
+            k.release.ends_with("-amd64")
+                && k.release.starts_with("6.1.")
+                && !k.release.contains("-cloud-")
+                && !k.release.contains("-rt-")
+                && k.packages.iter().any(|p| {
+                    p.name == format!("linux-headers-{}", k.release) && p.version == source.version
+                })
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no bookworm amd64 kernel of linux-source {}",
+                source.version
+            )
+        });
+    let image = debian_package(
+        "debian-bookworm",
+        Arch::X86_64,
+        &format!("linux-image-{}-unsigned", k.release),
+    );
+    let source_version = source.version.clone();
+    let source = net()
+        .client
+        .fetch_verified(&source.url, &source.sha256, Some(source.size))
+        .expect("linux-source")
+        .0;
+    let t = tmpdir();
+    // Its own cache for the tree (1.4 GB, prepared once, then taken from the cache); the
+    // packages and the driver from the test cache.
+    let cache = fresh_cache(&t.path().join("cache"));
+    let out = t.path().join("out");
+    let build = |extra: &[&str]| {
+        let o = std::process::Command::new(bin())
+            .args(["build", "--kernel-source"])
+            .arg(&source)
+            .arg("--kernel-config")
+            .arg(&image)
+            .args(["--target-id", "debian", "--kernel-version", "1", "-o"])
+            .arg(&out)
+            .args(driver_8_args())
+            .args(extra)
+            .env("PROBEFORGE_CACHE", &cache)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, err) = build(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("kernel tree of {} prepared", k.release)),
+        "{err}"
+    );
+    let probe = out.join(format!("falco_debian_{}_1.o", k.release));
+    let first = sha256_file(&probe);
+    // Again: the tree from the cache, the same bytes.
+    fs::remove_file(&probe).unwrap();
+    let (code, err) = build(&[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("from the cache"), "{err}");
+    assert_eq!(sha256_file(&probe), first);
+    // The proof: the probe in the kernel Debian built from that source.
+    let (code, stdout, stderr) = run(&[
+        "verify".to_owned(),
+        probe.display().to_string(),
+        "--target".into(),
+        "debian-bookworm".into(),
+        "--driver-source".into(),
+        libs_0_20_0().display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("programs loaded"), "{stdout}");
+    assert!(stdout.contains("workload events decoded"), "{stdout}");
+    // The config of another kernel than the source's: refused, both versions named.
+    let other = kernels
+        .iter()
+        .find(|o| {
+            o.release.ends_with("-amd64")
+                && o.release.starts_with("6.1.")
+                && !o.release.contains("-cloud-")
+                && !o.release.contains("-rt-")
+                && o.packages.iter().any(|p| {
+                    p.name == format!("linux-headers-{}", o.release)
+                        && p.version != k.packages[0].version
+                        && p.version != source_version
+                })
+        })
+        .expect("an older bookworm kernel");
+    let other_image = debian_package(
+        "debian-bookworm",
+        Arch::X86_64,
+        &format!("linux-image-{}-unsigned", other.release),
+    );
+    let o = std::process::Command::new(bin())
+        .args(["build", "--kernel-source"])
+        .arg(&source)
+        .arg("--kernel-config")
+        .arg(&other_image)
+        .args(["--target-id", "debian", "--kernel-version", "1", "-o"])
+        .arg(t.path().join("mismatch"))
+        .args(driver_8_args())
+        .env("PROBEFORGE_CACHE", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&source_version)
+            && err.contains("the source of one kernel and the config of another"),
+        "{err}"
+    );
+    assert!(!t.path().join("mismatch").exists());
+    // A config that is no config is named.
+    let junk = t.path().join("config");
+    fs::write(&junk, "not a kernel config\n").unwrap();
+    let o = std::process::Command::new(bin())
+        .args(["build", "--kernel-source"])
+        .arg(&source)
+        .arg("--kernel-config")
+        .arg(&junk)
+        .args(["--kernel-release", &k.release, "-o"])
+        .arg(&out)
+        .args(driver_8_args())
+        .env("PROBEFORGE_CACHE", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(junk.to_str().unwrap()), "{err}");
+}
