@@ -40,20 +40,6 @@ fn plan(list: &[&str], extra: &[&str], repo: &Path, cache: &Path) -> serde_json:
     json(&mut c)
 }
 
-fn tree(repo: &Path) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = walkdir::WalkDir::new(repo)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let rel = e.path().strip_prefix(repo).unwrap().display().to_string();
-            (rel, common::sha256_file(e.path()))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 fn main() {
     let t = common::tmpdir();
     let empty = t.path().join("empty");
@@ -185,7 +171,11 @@ fn main() {
     m.arg("merge").arg(&merged).args(&shards).arg("--json");
     json(&mut m);
     let merge = started.elapsed().as_secs_f64();
-    assert_eq!(tree(&merged), tree(&one), "merged shards equal the one run");
+    assert_eq!(
+        common::tree(&merged),
+        common::tree(&one),
+        "merged shards equal the one run"
+    );
     println!(
         "{want} probes: one run (--jobs 2) {single:.1} s; 2 shards side by side (--jobs 1 each, {per:?} probes) {split:.1} s; ratio {:.2}; merge {merge:.2} s, byte-identical to the one run",
         split / single

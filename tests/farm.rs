@@ -134,22 +134,6 @@ fn selection() -> String {
     )
 }
 
-fn tree(repo: &Path) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = walkdir::WalkDir::new(repo)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            (
-                e.path().strip_prefix(repo).unwrap().display().to_string(),
-                sha256_file(e.path()),
-            )
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn nightly_run_then_nothing_to_do_then_resume_after_kill() {
     let only = selection();

@@ -60,20 +60,6 @@ fn keys(plan: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
-fn tree(repo: &Path) -> Vec<(String, String)> {
-    let mut v: Vec<(String, String)> = walkdir::WalkDir::new(repo)
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-        .map(|e| {
-            let rel = e.path().strip_prefix(repo).unwrap().display().to_string();
-            (rel, sha256_file(e.path()))
-        })
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn shards_partition_a_real_debian_list_exactly() {
     let t = tmpdir();

@@ -411,3 +411,18 @@ pub fn fresh_cache(at: &Path) -> PathBuf {
         .success());
     at.to_owned()
 }
+
+/// Every file under `repo` (relative path, sha256), sorted: a repository's whole content.
+pub fn tree(repo: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = walkdir::WalkDir::new(repo)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            let rel = e.path().strip_prefix(repo).unwrap().display().to_string();
+            (rel, sha256_file(e.path()))
+        })
+        .collect();
+    v.sort();
+    v
+}
