@@ -165,10 +165,15 @@
     }
     $("result").innerHTML = "<h2>Search</h2>" + out;
   }
+  // Not URLSearchParams: it reads "+" as a space, and a pasted ?q=6.12.57+deb13-amd64 means "+".
+  function param(name) {
+    var m = location.search.slice(1).split("&").filter(function (kv) { return kv.split("=")[0] === name; })[0];
+    try { return m ? decodeURIComponent(m.slice(name.length + 1)).trim() : ""; } catch (err) { return ""; }
+  }
   function fromUrl() {
-    var u = new URLSearchParams(location.search), q = (u.get("q") || "").trim();
-    $("q").value = q; $("t").value = u.get("t") || "";
-    if (u.get("t") && $("t").value !== u.get("t")) { var o = document.createElement("option"); o.value = o.textContent = u.get("t"); $("t").appendChild(o); $("t").value = u.get("t"); } $("v").value = u.get("v") || "";
+    var q = param("q"), t = param("t");
+    $("q").value = q; $("t").value = t; $("v").value = param("v");
+    if (t && $("t").value !== t) { var o = document.createElement("option"); o.value = o.textContent = t; $("t").appendChild(o); $("t").value = t; }
     if (q) find(q, $("t").value, $("v").value);
   }
   $("search").addEventListener("submit", function (e) {
