@@ -32,7 +32,7 @@
   function cellHtml(r, c, long) {
     var s = state(r, c), x = s[1];
     if (s[0] === "published" || s[0] === "verified") {
-      return '<a href="' + path(r, c) + '">' + (long ? esc(file(r, c)) : s[0] === "verified" ? "verified" : "published") +
+      return '<a href="' + path(r, c) + '">' + (long ? esc(file(r, c)) : "published") +
         "</a> " + size(x[2]) + ' <code title="sha256 ' + x[3] + '">' + (long ? x[3] : x[3].slice(0, 12)) + "</code>" +
         (x[4] ? ' <span class="ok" title="' + esc(x[4]) + '">verified in a VM</span>' : "");
     }
