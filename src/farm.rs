@@ -410,6 +410,7 @@ impl Farm<'_> {
             flags_sha256: made.flags_sha256,
             built_at: crate::base::timestamp(),
             unsigned_metadata: k.unsigned_metadata,
+            verified: verified.clone(),
         };
         rep.phase(&k.release, Phase::Publish);
         match self.publish_to.publish(&pm, &made.bytes) {

@@ -27,6 +27,7 @@ pub mod repo;
 pub mod report;
 pub mod session;
 pub mod shard;
+pub mod site;
 pub mod toolchain;
 pub mod trust;
 pub mod validate;

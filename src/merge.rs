@@ -238,6 +238,7 @@ mod tests {
             flags_sha256: "0".repeat(64),
             built_at: "2026-01-01T00:00:00Z".into(),
             unsigned_metadata: false,
+            verified: None,
         }
     }
 

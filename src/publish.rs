@@ -70,6 +70,9 @@ pub struct ProbeMeta {
     /// (`--allow-unsigned`, a kernel-crawler list, a bucket listing).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unsigned_metadata: bool,
+    /// The VM's verdict when `--verify` proved the driver in its kernel before publishing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<String>,
 }
 
 /// A kernel whose driver failed to build (or to prove itself), as the repository keeps it
@@ -897,6 +900,7 @@ mod tests {
             flags_sha256: String::new(),
             built_at: f.at.clone(),
             unsigned_metadata: false,
+            verified: None,
         };
         assert_eq!(repo.publish(&meta, &bytes).unwrap(), Published::New);
         assert_eq!(index()["failures"].as_array().unwrap().len(), 0);

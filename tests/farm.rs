@@ -287,6 +287,7 @@ fn published_probes_are_never_replaced() {
         flags_sha256: "f".into(),
         built_at: "2023-11-14T22:13:20Z".into(),
         unsigned_metadata: false,
+        verified: None,
     };
     assert_eq!(repo.publish(&meta, b"one").unwrap(), Published::New);
     assert_eq!(repo.publish(&meta, b"one").unwrap(), Published::Unchanged);

@@ -48,6 +48,8 @@ pub struct Options {
     /// Only the items of this shard (`--shard K/N`).
     pub shard: Option<Shard>,
     pub balance: Balance,
+    /// Writes the repository's site after the batch (`--site`), with this run's build times.
+    pub site: bool,
 }
 
 /// What a batch did.
@@ -72,6 +74,9 @@ pub struct Outcome {
     /// Where new probes were published.
     #[serde(skip)]
     pub published_to: PathBuf,
+    /// The site written after the batch (`--site`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<crate::site::Written>,
 }
 
 impl Outcome {
@@ -195,6 +200,10 @@ pub fn run(
         select: Some(&keep),
     };
     let started = Instant::now();
+    let shipped: Vec<crate::site::Shipped> = match o.site {
+        true => kernels.iter().map(Into::into).collect(),
+        false => Vec::new(),
+    };
     let mut results = farm.run(kernels, rep);
     // Every run (every shard) leaves a complete repository of its part, even of nothing.
     publish_to.reindex()?;
@@ -216,6 +225,10 @@ pub fn run(
             }
         }
     }
+    let site = match o.site {
+        true => Some(write_site(o, &publish_to.root, shipped, &results, started)?),
+        false => None,
+    };
     let count = |st: Status| results.iter().filter(|r| r.status == st).count();
     Ok(Outcome {
         driver_version: version,
@@ -231,7 +244,40 @@ pub fn run(
         kernels: results,
         list_failed,
         published_to: publish_to.root.clone(),
+        site,
     })
+}
+
+/// `--site`: the repository's site over the batch's kernels, with this run's build times (of
+/// what it built or failed to; what it skipped took no time).
+fn write_site(
+    o: &Options,
+    root: &std::path::Path,
+    shipped: Vec<crate::site::Shipped>,
+    results: &[KernelResult],
+    started: Instant,
+) -> Result<crate::site::Written> {
+    let seconds = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.status,
+                Status::Built | Status::Cached | Status::Unchanged | Status::Failed
+            )
+        })
+        .map(|r| r.seconds)
+        .collect();
+    let times = crate::site::Times {
+        seconds,
+        run_seconds: elapsed(started),
+    };
+    // With --only the batch is part of its targets' listings: added to the kept list, which
+    // only a whole listing replaces.
+    let targets: &[String] = match o.only {
+        Some(_) => &[],
+        None => &o.targets,
+    };
+    super::site::write(root, targets, shipped, Some(times))
 }
 
 /// What a batch and its plan share: the kernels, and the driver as the source says it is.

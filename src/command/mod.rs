@@ -13,6 +13,7 @@ pub mod build_all;
 pub mod check;
 pub mod merge;
 pub mod query;
+pub mod site;
 pub mod toolchain;
 pub mod verify;
 
@@ -53,6 +54,8 @@ pub enum Error {
     Merge(Box<crate::merge::Error>),
     #[error(transparent)]
     Vanilla(Box<crate::vanilla::Error>),
+    #[error(transparent)]
+    Site(#[from] crate::site::Error),
     #[error(transparent)]
     Trust(#[from] crate::trust::Error),
     #[error(transparent)]

@@ -4,6 +4,8 @@
 //! test: these tests never skip.
 #![allow(dead_code)]
 
+/// Headless chromium and a loopback static server, for the site's tests and bench.
+pub mod browser;
 pub mod github;
 /// Throwaway OpenPGP keys made by gpg(1).
 pub mod gpg;

@@ -105,6 +105,22 @@ pub enum Command {
     ///
     /// Example: probeforge merge probes/ shard-1/ shard-2/ shard-3/
     Merge(MergeArgs),
+    /// Write the repository's static site: index.html and site/ (its own small script,
+    /// styles and data; nothing loaded from elsewhere, so it works from file://, any static
+    /// server, GitHub Pages or an air-gapped mirror).
+    ///
+    /// The page shows every kernel the targets ship (listed now, or read --from a plan or a
+    /// kernel-crawler list) against every driver version, kind and arch the repository has:
+    /// published (link, size, sha256), verified in a VM, failed (the reason, the record with
+    /// the whole log) or not built yet; newest kernels first, flagged when they have no driver
+    /// yet; a coverage bar per target and driver; and a search by `uname -r` (also from the
+    /// URL: index.html?q=6.1.0-50-cloud-amd64) naming the exact file Falco's loaders download.
+    /// The kernels used are kept (.probeforge/site/kernels.json): a later `site --repo DIR`
+    /// without targets still shows those not built. Build times come only from
+    /// `build-all --site` (that run's own).
+    ///
+    /// Example: probeforge site --repo probes/ debian-bookworm debian-trixie --arch x86_64
+    Site(SiteArgs),
     /// Is a probe published? Exit 0 present, 1 absent, 2 error.
     Exists(ExistsArgs),
     /// Prove probes work: boot their kernel under QEMU, run every program through that
@@ -338,6 +354,10 @@ pub struct BuildAllArgs {
     /// signature state kept).
     #[arg(long)]
     pub plan: bool,
+    /// After the batch, write the repository's site (see `probeforge site --help`) over the
+    /// batch's kernels, with this run's build time per probe.
+    #[arg(long)]
+    pub site: bool,
 }
 
 #[derive(clap::Args)]
@@ -351,6 +371,26 @@ pub struct MergeArgs {
     /// PROBEFORGE_SIGN_PASSPHRASE).
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Print a JSON summary instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct SiteArgs {
+    /// The local repository to write the site into.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Catalog targets whose listings are the shipped kernels (default: the list kept by the
+    /// last site, and what the repository itself records).
+    pub targets: Vec<String>,
+    /// Shipped kernels from a list file: a plan (`build-all --plan --json`) or a
+    /// kernel-crawler JSON list.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// Only this architecture's kernels from the listings (x86_64, aarch64); default: both.
+    #[arg(long)]
+    pub arch: Option<String>,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
@@ -697,6 +737,18 @@ impl BuildAllArgs {
             sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
             shard: self.shard,
             balance: self.balance,
+            site: self.site,
+        })
+    }
+}
+
+impl SiteArgs {
+    pub fn options(&self) -> command::Result<command::site::Options> {
+        Ok(command::site::Options {
+            repo: self.repo.clone(),
+            targets: self.targets.clone(),
+            from: self.from.clone(),
+            arch: command::parse_arch(self.arch.as_deref())?,
         })
     }
 }

@@ -185,7 +185,21 @@ fn run(cli: Cli) -> Result<bool> {
                 true => render::json(&done),
                 false => render::build_all(&done),
             }
+            if let (false, Some(w)) = (a.json, &done.site) {
+                render::site(w);
+            }
             Ok(done.ok())
+        }
+        Command::Site(a) => {
+            let rep = Progress::new(a.json);
+            let w = command::site::run(&a.options()?, &net, &rep);
+            rep.finish();
+            let w = w?;
+            match a.json {
+                true => render::json(&w),
+                false => render::site(&w),
+            }
+            Ok(true)
         }
         Command::Exists(a) => {
             let arch = command::parse_arch(Some(&a.arch))?.unwrap_or(Arch::X86_64);

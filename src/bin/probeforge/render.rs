@@ -556,3 +556,18 @@ pub fn bazel(w: &bazel::Written) {
         w.package.display()
     );
 }
+
+/// What `probeforge site` (or `build-all --site`) wrote.
+pub fn site(w: &probeforge::site::Written) {
+    println!(
+        "site: {} kernels; {} published ({} verified in a VM), {} failed, {} not built yet; page code {} bytes, data {} bytes -> {}",
+        w.kernels,
+        w.published,
+        w.verified,
+        w.failed,
+        w.not_built,
+        w.code_bytes,
+        w.data_bytes,
+        w.files.first().map(|f| f.display().to_string()).unwrap_or_default()
+    );
+}
