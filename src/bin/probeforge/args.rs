@@ -256,9 +256,24 @@ pub struct ListArgs {
     /// Print JSON records instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Output format: text, json, or crawler (falcosecurity/kernel-crawler's list).
-    #[arg(long, value_parser = ["text", "json", "crawler"], default_value = "text")]
+    /// Output format: text, json, crawler (falcosecurity/kernel-crawler's list), or driverkit
+    /// (a grid of driverkit configs written under -o DIR).
+    #[arg(long, value_parser = ["text", "json", "crawler", "driverkit"], default_value = "text")]
     pub format: String,
+    #[command(flatten)]
+    pub driverkit: DriverkitListArgs,
+}
+
+/// `list-kernels --format driverkit`: where the grid goes and for which driver versions.
+#[derive(clap::Args)]
+pub struct DriverkitListArgs {
+    /// --format driverkit: the grid's root (`DIR/<driver-version>/<arch>/<target>_<release>_<version>.yaml`).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// --format driverkit: the driver versions to write configs for (repeat or comma-separate;
+    /// default: the newest driver with a legacy probe).
+    #[arg(long = "driver-version", value_delimiter = ',', value_name = "VERSION")]
+    pub driver_versions: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -509,7 +524,7 @@ pub struct ToolchainArgs {
 #[derive(clap::Args)]
 pub struct BuildArgs {
     /// Kernel header packages (.deb, .rpm, tarballs), unpacked together, or one directory.
-    #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from"], conflicts_with = "target")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from", "config", "kernelurls"], conflicts_with = "target")]
     pub headers: Vec<PathBuf>,
     /// Fetch the headers from this catalog target's repositories instead (with --kernel):
     /// `debian` (every supported release), `debian-bookworm`, `ubuntu-jammy`, ...
@@ -521,8 +536,9 @@ pub struct BuildArgs {
     /// Take the kernel from a kernel-crawler JSON list (with --kernel).
     #[arg(long, conflicts_with_all = ["target", "headers"])]
     pub from: Option<PathBuf>,
-    /// Which kernel, when the headers hold several.
-    #[arg(long)]
+    /// Which kernel, when the headers hold several (with --target: the release, as driverkit's
+    /// --kernelrelease).
+    #[arg(long, visible_alias = "kernelrelease")]
     pub kernel_release: Option<String>,
     /// The driver: a falcosecurity/libs tree or tarball, or a dkms tree or package.
     /// Default: download the source of --driver-version.
@@ -531,7 +547,7 @@ pub struct BuildArgs {
     /// The driver version (e.g. 8.0.0+driver). Default: what the --driver-source says (a known
     /// copy's digest, a libs archive's top folder, a dkms tree's version mapped to its driver
     /// release), else the newest driver with a legacy probe (9.1.0+driver).
-    #[arg(long)]
+    #[arg(long, visible_alias = "driverversion")]
     pub driver_version: Option<String>,
     /// Base URL of falcosecurity/libs archives (GitHub's by default).
     #[arg(long, env = "PROBEFORGE_DRIVER_ARCHIVE")]
@@ -541,10 +557,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub target_id: Option<String>,
     /// The number after `#` in `uname -v` (default: from the headers, else 1).
-    #[arg(long)]
+    #[arg(long, visible_alias = "kernelversion")]
     pub kernel_version: Option<String>,
-    /// Refuse headers of another architecture (x86_64, aarch64).
-    #[arg(long)]
+    /// Refuse headers of another architecture (x86_64, aarch64; driverkit's amd64, arm64).
+    #[arg(long, visible_alias = "architecture")]
     pub arch: Option<String>,
     /// Output directory; receives only the probe.
     #[arg(short, long, default_value = ".")]
@@ -580,8 +596,10 @@ pub struct BuildArgs {
     pub jobs: Option<usize>,
     /// --driver kmod: the module's and its devices' name (default `falco`, what Falco opens;
     /// Debian's sysdig opens `scap`). driverkit's `moduledrivername`/`moduledevicename`.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", visible_aliases = ["moduledrivername", "moduledevicename"])]
     pub module_name: Option<String>,
+    #[command(flatten)]
+    pub driverkit: DriverkitBuildArgs,
     #[command(flatten)]
     pub toolchain: ToolchainArgs,
     /// Print a JSON report instead of text.
@@ -644,7 +662,7 @@ impl BuildArgs {
             headers: self.headers.clone(),
             target: self.target.clone(),
             from: self.from.clone(),
-            kernel: self.kernel.clone(),
+            kernel: self.kernel(),
             kernel_release: self.kernel_release.clone(),
             driver_source: self.driver_source.clone(),
             driver_version: self.driver_version.clone(),
@@ -661,6 +679,7 @@ impl BuildArgs {
             driver: self.driver,
             jobs: self.jobs,
             module_name: self.module_name.clone(),
+            driverkit: self.driverkit.request(),
         })
     }
 }
@@ -715,6 +734,54 @@ impl VerifyArgs {
             no_events: self.no_events,
             userspace: self.userspace.clone(),
             toolchain: self.toolchain.options(),
+        }
+    }
+}
+
+/// driverkit's config and flags on `probeforge build` (see docs/driverkit.md).
+#[derive(clap::Args)]
+pub struct DriverkitBuildArgs {
+    /// A driverkit config (YAML): kernelrelease, kernelversion, target (then a Falco target id,
+    /// as driverkit's --target), architecture, driverversion, output.probe/module,
+    /// kernelurls (checked against the signed listing where the catalog knows them),
+    /// kernelconfigdata, moduledrivername/moduledevicename. Flags win over its keys.
+    #[arg(short = 'c', long = "config", value_name = "FILE.yaml")]
+    pub config: Option<PathBuf>,
+    /// driverkit's header URLs (then --target is a Falco target id, as driverkit's).
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "URL")]
+    pub kernelurls: Vec<String>,
+    /// Write the probe exactly here (driverkit's --output-probe).
+    #[arg(long, value_name = "FILE")]
+    pub output_probe: Option<PathBuf>,
+    /// Write the kernel module exactly here (driverkit's --output-module).
+    #[arg(long, value_name = "FILE")]
+    pub output_module: Option<PathBuf>,
+    /// Refuse header URLs that no signed repository metadata gives a digest for.
+    #[arg(long)]
+    pub require_verified: bool,
+}
+
+impl DriverkitBuildArgs {
+    fn request(&self) -> command::driverkit::Request {
+        command::driverkit::Request {
+            config: self.config.clone(),
+            kernelurls: self.kernelurls.clone(),
+            output_probe: self.output_probe.clone(),
+            output_module: self.output_module.clone(),
+            require_verified: self.require_verified,
+            unauthenticated: Vec::new(),
+        }
+    }
+}
+
+impl BuildArgs {
+    /// `--kernel`, or with --target and driverkit's --kernelrelease (no config), that release.
+    fn kernel(&self) -> String {
+        match (&self.kernel_release, self.kernel.as_str()) {
+            (Some(r), "latest") if self.target.is_some() && self.driverkit.config.is_none() => {
+                r.clone()
+            }
+            _ => self.kernel.clone(),
         }
     }
 }

@@ -556,3 +556,20 @@ pub fn bazel(w: &bazel::Written) {
         w.package.display()
     );
 }
+
+/// `list-kernels --format driverkit`: the configs written.
+pub fn driverkit_grid(written: &[std::path::PathBuf], dir: &std::path::Path, as_json: bool) {
+    match as_json {
+        true => json(&serde_json::json!({"dir": dir, "configs": written})),
+        false => {
+            for p in written {
+                println!("{}", p.display());
+            }
+            eprintln!(
+                "{} driverkit configs under {}",
+                written.len(),
+                dir.display()
+            );
+        }
+    }
+}
