@@ -602,3 +602,248 @@ pub fn write_grid(
     written.dedup();
     Ok(written)
 }
+
+/// `build-all --driverkit-configs DIR`: every config of a grid tree, as one batch per driver
+/// version (and set of drivers its outputs name), with `build-all`'s skipping, reporting and
+/// outcome. Into `o.repo` (Falco's layout), or with `o.output_root`, each config's own output
+/// paths under that root (a config whose outputs are all there is skipped). A config that
+/// cannot be read or resolved is a failed item naming why; the others go on.
+pub fn grid(
+    o: &super::build_all::Options,
+    net: &crate::session::Options,
+    tc: &crate::toolchain::Toolchain,
+    rep: &dyn crate::farm::Reporter,
+) -> Result<super::build_all::Outcome> {
+    use crate::farm::{KernelResult, Status};
+    let dir = o.driverkit_configs.as_ref().expect("called for a grid");
+    super::need_files("driverkit config tree", [dir])?;
+    let files = driverkit::walk(dir).map_err(Error::read(dir))?;
+    if files.is_empty() {
+        return Err(Error::Usage(format!(
+            "no driverkit configs under `{}` (laid out as `<driver-version>/<arch>/*.yaml`)",
+            dir.display()
+        )));
+    }
+    if o.repo.is_empty() && o.output_root.is_none() {
+        return Err(Error::Usage(
+            "give --repo DIR, or --output-root ROOT for the configs' own output paths".into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let s = Session::open(net)?;
+    let listings = Listings::default();
+    type Group = Vec<(KernelRecord, Config)>;
+    let mut groups: BTreeMap<(String, Vec<Driver>), Group> = BTreeMap::new();
+    let mut done: Vec<KernelResult> = Vec::new();
+    let failed = |c: Option<&Config>, path: &Path, d: Driver, e: String| KernelResult {
+        driver: d,
+        target_id: c.map(|c| c.target.clone()).unwrap_or_default(),
+        release: c
+            .map(|c| c.kernelrelease.clone())
+            .unwrap_or_else(|| path.display().to_string()),
+        arch: c.and_then(|c| c.arch().ok()).unwrap_or(Arch::X86_64),
+        file: path.display().to_string(),
+        status: Status::Failed,
+        sha256: None,
+        error: Some(e),
+        seconds: 0.0,
+        clang_llc_cpu: 0.0,
+        verified: None,
+    };
+    for (vdir, adir, path) in files {
+        let c = match read(&path, rep) {
+            Ok(c) => c,
+            Err(e) => {
+                done.push(failed(None, &path, Driver::Ebpf, super::chain(&e)));
+                continue;
+            }
+        };
+        let version = c.driverversion.clone().unwrap_or_else(|| vdir.clone());
+        if version != vdir {
+            rep.warn(&format!(
+                "`{}`: driverversion: the config's `{version}`, its folder's `{vdir}` (the config's is used)",
+                path.display()
+            ));
+        }
+        let arch = match c.arch() {
+            Ok(a) => a,
+            Err(e) => {
+                done.push(failed(Some(&c), &path, Driver::Ebpf, e.to_string()));
+                continue;
+            }
+        };
+        if Arch::parse(&adir) != Some(arch) {
+            rep.warn(&format!(
+                "`{}`: architecture: the config's `{}`, its folder's `{adir}` (the config's is used)",
+                path.display(),
+                driverkit::arch_name(arch)
+            ));
+        }
+        if o.arch.is_some_and(|a| a != arch) {
+            continue;
+        }
+        let mut drivers = Vec::new();
+        if c.output.probe.is_some() {
+            drivers.push(Driver::Ebpf);
+        }
+        if c.output.module.is_some() {
+            drivers.push(Driver::Kmod);
+        }
+        if drivers.is_empty() {
+            drivers = match o.drivers.is_empty() {
+                true => vec![Driver::Ebpf],
+                false => o.drivers.clone(),
+            };
+        }
+        drivers.sort();
+        drivers.dedup();
+        if let Some(root) = &o.output_root {
+            let outs = [&c.output.probe, &c.output.module];
+            let all_there = outs
+                .iter()
+                .filter_map(|p| p.as_ref())
+                .all(|p| root.join(p).is_file());
+            if all_there && outs.iter().any(|p| p.is_some()) {
+                for &d in &drivers {
+                    done.push(KernelResult {
+                        status: Status::Skipped,
+                        error: None,
+                        ..failed(Some(&c), &path, d, String::new())
+                    });
+                }
+                continue;
+            }
+        }
+        let widest = match drivers.contains(&Driver::Kmod) {
+            true => Driver::Kmod,
+            false => Driver::Ebpf,
+        };
+        match resolve(&s, &listings, &c, widest, o.require_verified) {
+            Ok(r) => {
+                for d in &r.disagreements {
+                    rep.warn(&format!("`{}`: {d}", path.display()));
+                }
+                if !r.unauthenticated.is_empty() {
+                    rep.warn(&format!(
+                        "`{}`: fetched unauthenticated (no signed metadata gives a digest): {}",
+                        path.display(),
+                        r.unauthenticated.join(", ")
+                    ));
+                }
+                groups
+                    .entry((version, drivers))
+                    .or_default()
+                    .push((r.record, c));
+            }
+            Err(e) => {
+                for &d in &drivers {
+                    done.push(failed(Some(&c), &path, d, super::chain(&e)));
+                }
+            }
+        }
+    }
+    let versions: std::collections::BTreeSet<&String> = groups.keys().map(|(v, _)| v).collect();
+    if o.driver_source.is_some() && versions.len() > 1 {
+        return Err(Error::Usage(format!(
+            "--driver-source is one driver, the grid has {} versions ({}): leave it out (each version's source is downloaded)",
+            versions.len(),
+            versions.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut list_failed = false;
+    let mut versions_done = Vec::new();
+    let mut published_to = o.output_root.clone().unwrap_or_default();
+    for ((version, drivers), members) in groups {
+        let staging = match &o.output_root {
+            Some(root) => {
+                std::fs::create_dir_all(root).map_err(Error::write(root))?;
+                Some(
+                    tempfile::Builder::new()
+                        .prefix(".probeforge-grid-")
+                        .tempdir_in(root)
+                        .map_err(Error::write(root))?,
+                )
+            }
+            None => None,
+        };
+        let sub = super::build_all::Options {
+            targets: Vec::new(),
+            from: None,
+            repo: match &staging {
+                Some(t) => t.path().display().to_string(),
+                None => o.repo.clone(),
+            },
+            driver_version: Some(version.clone()),
+            drivers: drivers.clone(),
+            kernels: members.iter().map(|(k, _)| k.clone()).collect(),
+            driverkit_configs: None,
+            output_root: None,
+            ..o.clone()
+        };
+        let out = super::build_all::run(&sub, net, tc, rep)?;
+        list_failed |= out.list_failed;
+        if staging.is_none() {
+            published_to = out.published_to.clone();
+        }
+        versions_done.push(out.driver_version.clone());
+        for mut r in out.kernels {
+            if let (Some(root), true) = (
+                &o.output_root,
+                matches!(r.status, Status::Built | Status::Cached | Status::Unchanged),
+            ) {
+                // The config's own output path for this item.
+                let dest = members.iter().find_map(|(k, c)| {
+                    let same = k.release == r.release && k.arch == r.arch;
+                    let p = match r.driver {
+                        Driver::Ebpf => &c.output.probe,
+                        Driver::Kmod => &c.output.module,
+                    };
+                    same.then(|| p.clone()).flatten()
+                });
+                let from = out
+                    .published_to
+                    .join(&out.driver_version)
+                    .join(r.arch.uname_m())
+                    .join(&r.file);
+                if let Some(dest) = dest {
+                    let dest = root.join(dest);
+                    let copied = std::fs::read(&from)
+                        .map_err(Error::read(&from))
+                        .and_then(|b| {
+                            if let Some(parent) = dest.parent() {
+                                std::fs::create_dir_all(parent).map_err(Error::write(parent))?;
+                            }
+                            crate::base::write_atomic(&dest, &b).map_err(Error::write(&dest))
+                        });
+                    match copied {
+                        Ok(()) => r.file = dest.display().to_string(),
+                        Err(e) => {
+                            r.status = Status::Failed;
+                            r.error = Some(super::chain(&e));
+                        }
+                    }
+                }
+            }
+            done.push(r);
+        }
+    }
+    done.sort_by(|a, b| {
+        (a.arch, &a.release, a.driver, &a.file).cmp(&(b.arch, &b.release, b.driver, &b.file))
+    });
+    let count = |st: Status| done.iter().filter(|r| r.status == st).count();
+    Ok(super::build_all::Outcome {
+        driver_version: versions_done.join(","),
+        repo: o.repo.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        built: count(Status::Built),
+        cached: count(Status::Cached),
+        unchanged: count(Status::Unchanged),
+        skipped: count(Status::Skipped),
+        unavailable: count(Status::Unavailable),
+        failed: count(Status::Failed),
+        shard: o.shard.map(|s| s.to_string()),
+        kernels: done,
+        list_failed,
+        published_to,
+    })
+}

@@ -288,8 +288,8 @@ pub struct BuildAllArgs {
     pub from: Option<PathBuf>,
     /// The repository: a directory (published into), or an HTTP base URL (only looked up;
     /// new probes then go to --output).
-    #[arg(long)]
-    pub repo: String,
+    #[arg(long, required_unless_present = "output_root")]
+    pub repo: Option<String>,
     /// Where new probes go when --repo is a URL.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -353,6 +353,25 @@ pub struct BuildAllArgs {
     /// signature state kept).
     #[arg(long)]
     pub plan: bool,
+    #[command(flatten)]
+    pub driverkit: DriverkitGridArgs,
+}
+
+/// `build-all --driverkit-configs DIR`: a grid of driverkit configs instead of kernels.
+#[derive(clap::Args)]
+pub struct DriverkitGridArgs {
+    /// Build every driverkit config of a tree laid out as the public grid is
+    /// (`DIR/<driver-version>/<arch>/<target>_<release>_<version>.yaml`): one batch per driver
+    /// version, the drivers each config's outputs name.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["targets", "from"])]
+    pub driverkit_configs: Option<PathBuf>,
+    /// With --driverkit-configs: write each config's own output paths under ROOT (instead of
+    /// --repo); a config whose outputs are all there is skipped.
+    #[arg(long, value_name = "ROOT", requires = "driverkit_configs")]
+    pub output_root: Option<PathBuf>,
+    /// With --driverkit-configs: refuse header URLs no signed metadata gives a digest for.
+    #[arg(long, requires = "driverkit_configs")]
+    pub require_verified: bool,
 }
 
 #[derive(clap::Args)]
@@ -689,7 +708,7 @@ impl BuildAllArgs {
         Ok(command::build_all::Options {
             targets: self.targets.clone(),
             from: self.from.clone(),
-            repo: self.repo.clone(),
+            repo: self.repo.clone().unwrap_or_default(),
             output: self.output.clone(),
             only: self.only.clone(),
             arch: command::parse_arch(self.arch.as_deref())?,
@@ -703,6 +722,10 @@ impl BuildAllArgs {
             sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
             shard: self.shard,
             balance: self.balance,
+            kernels: Vec::new(),
+            driverkit_configs: self.driverkit.driverkit_configs.clone(),
+            output_root: self.driverkit.output_root.clone(),
+            require_verified: self.driverkit.require_verified,
         })
     }
 }
