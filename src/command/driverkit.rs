@@ -203,10 +203,12 @@ pub fn resolve(
             Driver::Ebpf => crate::repo::Lister::for_build(k),
             Driver::Kmod => k.clone(),
         };
+        // What an unauthenticated URL holds is not known before it is unpacked: with one, the
+        // unpacked tree says what is missing.
         let missing: Vec<String> = needed
             .packages
             .iter()
-            .filter(|p| !packages.iter().any(|q| q.name == p.name))
+            .filter(|p| unauthenticated.is_empty() && !packages.iter().any(|q| q.name == p.name))
             .map(|p| format!("`{}` ({})", p.name, crate::http::redact(&p.url)))
             .collect();
         if !missing.is_empty() {
