@@ -68,7 +68,7 @@ fn main() {
     common::libs_0_20_0();
     // The grid, written by probeforge itself from the signed listing.
     let all = t.path().join("all");
-    let (_, listed) = run(
+    let (listed, _) = run(
         &common::cache_dir(),
         &[
             "list-kernels",

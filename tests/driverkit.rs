@@ -194,7 +194,10 @@ fn configs_written_build_through_c_and_the_grid_into_build_alls_bytes() {
     write_config(&one, &c);
     let (code, out, err) = run(&["build", "-c", &one.display().to_string()]);
     assert_eq!(code, 0, "{}\n{out}\n{err}", p.display());
-    let name = format!("{V8}/x86_64/falco_debian_{}_{}.o", amd.release, amd.kernel_version);
+    let name = format!(
+        "{V8}/x86_64/falco_debian_{}_{}.o",
+        amd.release, amd.kernel_version
+    );
     let expected = &want.iter().find(|(n, _)| *n == name).unwrap().1;
     assert_eq!(&sha256_file(&dest), expected);
     assert!(out.contains(&dest.display().to_string()), "{out}");
@@ -227,12 +230,9 @@ fn kernelconfigdata_unknown_keys_and_images_are_said_and_the_probe_is_built() {
     let t = tmpdir();
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     // The kernel's real .config, from its headers package.
-    let staged = probeforge::extract::Staged::new(
-        &files,
-        probeforge::extract::Selection::ProbeBuild,
-        None,
-    )
-    .unwrap();
+    let staged =
+        probeforge::extract::Staged::new(&files, probeforge::extract::Selection::ProbeBuild, None)
+            .unwrap();
     let tree = probeforge::kernel::KernelTree::find(staged.root(), Some(&k.release)).unwrap();
     let dotconfig = fs::read(tree.objtree.join(".config")).unwrap();
     let dest = t.path().join("out/falco.o");
@@ -358,7 +358,12 @@ fn bytes_that_differ_from_the_signed_listing_are_refused_and_unknown_urls_need_c
         .iter()
         .position(|p| p.name == format!("linux-headers-{}", k.release))
         .unwrap();
-    let name = k.packages[headers].url.rsplit('/').next().unwrap().to_owned();
+    let name = k.packages[headers]
+        .url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
     // The same file name on a loopback server, one byte changed (same size).
     let served = t.path().join("served");
     fs::create_dir_all(served.join("pool")).unwrap();
@@ -410,7 +415,9 @@ fn bytes_that_differ_from_the_signed_listing_are_refused_and_unknown_urls_need_c
     let (code, out, err) = run(&args);
     assert_eq!(code, 0, "{out}\n{err}");
     assert_eq!(
-        err.lines().filter(|l| l.contains("unauthenticated")).count(),
+        err.lines()
+            .filter(|l| l.contains("unauthenticated"))
+            .count(),
         1,
         "{err}"
     );
