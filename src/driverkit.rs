@@ -166,10 +166,13 @@ impl Config {
     /// else the release's suffix, else x86_64 (driverkit's default).
     pub fn arch(&self) -> Result<Arch> {
         match &self.architecture {
-            Some(a) => Arch::parse(a).ok_or_else(|| Error::Key {
-                key: "architecture",
-                what: format!("`{a}` is neither amd64 nor arm64"),
-            }),
+            Some(a) => match Arch::parse(a) {
+                Some(arch @ (Arch::X86_64 | Arch::Aarch64)) => Ok(arch),
+                _ => Err(Error::Key {
+                    key: "architecture",
+                    what: format!("`{a}` is neither amd64 nor arm64"),
+                }),
+            },
             None => {
                 Ok(crate::repo::crawler::arch_of_release(&self.kernelrelease)
                     .unwrap_or(Arch::X86_64))
