@@ -15,6 +15,7 @@ pub mod check;
 pub mod command;
 pub mod compile;
 pub mod driver;
+pub mod driverkit;
 pub mod farm;
 pub mod flags;
 pub mod http;

@@ -50,6 +50,9 @@ pub struct Options {
     /// [`crate::vanilla`]) for `kernel_release`.
     pub kernel_source: Option<PathBuf>,
     pub kernel_config: Option<PathBuf>,
+    /// driverkit's config and flags (`command::driverkit::build` reads them; `run` only
+    /// records the URLs it fetched unauthenticated).
+    pub driverkit: super::driverkit::Request,
 }
 
 pub use crate::pipeline::Driver;
@@ -97,7 +100,8 @@ pub fn run(
     } else {
         None
     };
-    let mut unsigned_metadata = false;
+    // Headers from a driverkit config's URLs that no signed listing gave a digest for.
+    let mut unsigned_metadata = !o.driverkit.unauthenticated.is_empty();
     let mut header_digests = Vec::new();
     let (headers, kernel_release, target_id, kernel_version) = match &session {
         Some(s) if from_repo => {
@@ -113,7 +117,7 @@ pub fn run(
             super::report_passed_over(&got.passed_over, rep);
             header_digests = got.header_digests();
             let k = got.record;
-            unsigned_metadata = k.unsigned_metadata;
+            unsigned_metadata |= k.unsigned_metadata;
             if o.target.is_some() {
                 rep.note(&format!(
                     "kernel {} ({}) from {}: {} header packages",
@@ -250,6 +254,10 @@ pub fn run(
             // Say it where a reviewer looks: the headers' listing was not signed by a key
             // probeforge trusts (--allow-unsigned, or a kernel-crawler list).
             v["predicate"]["repository_metadata"] = serde_json::json!({"signed": false});
+            if !o.driverkit.unauthenticated.is_empty() {
+                v["predicate"]["repository_metadata"]["unauthenticated"] =
+                    serde_json::json!(o.driverkit.unauthenticated);
+            }
         }
         let text = serde_json::to_vec_pretty(&v).expect("JSON values serialize");
         crate::base::write_atomic(p, &text).map_err(Error::write(p))?;

@@ -50,6 +50,17 @@ pub struct Options {
     pub balance: Balance,
     /// Writes the repository's site after the batch (`--site`), with this run's build times.
     pub site: bool,
+    /// Kernels given as records (a driverkit grid's configs, resolved), besides `from` and
+    /// `targets`.
+    pub kernels: Vec<KernelRecord>,
+    /// `build-all --driverkit-configs DIR`: a tree of driverkit configs, instead of kernels
+    /// (see `command::driverkit::grid`).
+    pub driverkit_configs: Option<PathBuf>,
+    /// With `driverkit_configs`: write each config's own output paths under this root,
+    /// instead of publishing into `repo`.
+    pub output_root: Option<PathBuf>,
+    /// With `driverkit_configs`: refuse header URLs no signed metadata gives a digest for.
+    pub require_verified: bool,
 }
 
 /// What a batch did.
@@ -92,8 +103,14 @@ pub fn run(
     tc: &Toolchain,
     rep: &dyn farm::Reporter,
 ) -> Result<Outcome> {
+    if o.driverkit_configs.is_some() {
+        return super::driverkit::grid(o, net, tc, rep);
+    }
     need_files("driver source", &o.driver_source)?;
     need_files("kernel list", &o.from)?;
+    if o.repo.is_empty() {
+        return Err(Error::Usage("--repo is needed".into()));
+    }
     let s = Session::open(net)?;
     let repo = Repo::parse(&o.repo);
     let publish_to = match (&repo, &o.output) {
@@ -413,6 +430,11 @@ pub struct PlanItem {
 
 /// The plan of `o`: lists, looks every item up in the repository, and builds nothing.
 pub fn plan(o: &Options, net: &session::Options, rep: &dyn farm::Reporter) -> Result<Plan> {
+    if o.driverkit_configs.is_some() || o.repo.is_empty() {
+        return Err(Error::Usage(
+            "--plan reads --repo and kernels (not --driverkit-configs)".into(),
+        ));
+    }
     need_files("driver source", &o.driver_source)?;
     need_files("kernel list", &o.from)?;
     let s = Session::open(net)?;
@@ -488,13 +510,14 @@ fn kernels(
     let mut kernels = Vec::new();
     if let Some(f) = &o.from {
         kernels = super::read_list(f, &arches)?;
-    } else if o.targets.is_empty() {
+    } else if o.targets.is_empty() && o.kernels.is_empty() {
         return Err(Error::Usage(
             "give targets, or --from a kernel-crawler list".into(),
         ));
     }
     let (listed, list_failed) = super::query::list_targets(s, &o.targets, &arches, rep)?;
     kernels.extend(listed);
+    kernels.extend(o.kernels.iter().cloned());
     if let Some(re) = &only {
         // A filter that matches nothing of a source is a mistake to name, not "0 to build".
         let from = o.from.iter().map(|f| (f.display().to_string(), true));

@@ -11,6 +11,7 @@ pub mod bazel;
 pub mod build;
 pub mod build_all;
 pub mod check;
+pub mod driverkit;
 pub mod merge;
 pub mod query;
 pub mod site;

@@ -272,9 +272,24 @@ pub struct ListArgs {
     /// Print JSON records instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Output format: text, json, or crawler (falcosecurity/kernel-crawler's list).
-    #[arg(long, value_parser = ["text", "json", "crawler"], default_value = "text")]
+    /// Output format: text, json, crawler (falcosecurity/kernel-crawler's list), or driverkit
+    /// (a grid of driverkit configs written under -o DIR).
+    #[arg(long, value_parser = ["text", "json", "crawler", "driverkit"], default_value = "text")]
     pub format: String,
+    #[command(flatten)]
+    pub driverkit: DriverkitListArgs,
+}
+
+/// `list-kernels --format driverkit`: where the grid goes and for which driver versions.
+#[derive(clap::Args)]
+pub struct DriverkitListArgs {
+    /// --format driverkit: the grid's root (`DIR/<driver-version>/<arch>/<target>_<release>_<version>.yaml`).
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// --format driverkit: the driver versions to write configs for (repeat or comma-separate;
+    /// default: the newest driver with a legacy probe).
+    #[arg(long = "driver-version", value_delimiter = ',', value_name = "VERSION")]
+    pub driver_versions: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -289,8 +304,8 @@ pub struct BuildAllArgs {
     pub from: Option<PathBuf>,
     /// The repository: a directory (published into), or an HTTP base URL (only looked up;
     /// new probes then go to --output).
-    #[arg(long)]
-    pub repo: String,
+    #[arg(long, required_unless_present = "output_root")]
+    pub repo: Option<String>,
     /// Where new probes go when --repo is a URL.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -358,6 +373,25 @@ pub struct BuildAllArgs {
     /// batch's kernels, with this run's build time per probe.
     #[arg(long)]
     pub site: bool,
+    #[command(flatten)]
+    pub driverkit: DriverkitGridArgs,
+}
+
+/// `build-all --driverkit-configs DIR`: a grid of driverkit configs instead of kernels.
+#[derive(clap::Args)]
+pub struct DriverkitGridArgs {
+    /// Build every driverkit config of a tree laid out as the public grid is
+    /// (`DIR/<driver-version>/<arch>/<target>_<release>_<version>.yaml`): one batch per driver
+    /// version, the drivers each config's outputs name.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["targets", "from"])]
+    pub driverkit_configs: Option<PathBuf>,
+    /// With --driverkit-configs: write each config's own output paths under ROOT (instead of
+    /// --repo); a config whose outputs are all there is skipped.
+    #[arg(long, value_name = "ROOT", requires = "driverkit_configs")]
+    pub output_root: Option<PathBuf>,
+    /// With --driverkit-configs: refuse header URLs no signed metadata gives a digest for.
+    #[arg(long, requires = "driverkit_configs")]
+    pub require_verified: bool,
 }
 
 #[derive(clap::Args)]
@@ -550,6 +584,7 @@ pub struct ToolchainArgs {
 pub struct BuildArgs {
     /// Kernel header packages (.deb, .rpm, tarballs), unpacked together, or one directory.
     #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from", "kernel_source"], conflicts_with = "target")]
+    #[arg(long, num_args = 1.., required_unless_present_any = ["target", "from", "config", "kernelurls"], conflicts_with = "target")]
     pub headers: Vec<PathBuf>,
     /// Build from the kernel's source instead of headers: a source tarball (kernel.org's
     /// `linux-6.1.158.tar.xz`) or a package holding one (Debian's `linux-source-6.1`). With
@@ -572,8 +607,9 @@ pub struct BuildArgs {
     /// Take the kernel from a kernel-crawler JSON list (with --kernel).
     #[arg(long, conflicts_with_all = ["target", "headers"])]
     pub from: Option<PathBuf>,
-    /// Which kernel, when the headers hold several.
-    #[arg(long)]
+    /// Which kernel, when the headers hold several (with --target: the release, as driverkit's
+    /// --kernelrelease).
+    #[arg(long, visible_alias = "kernelrelease")]
     pub kernel_release: Option<String>,
     /// The driver: a falcosecurity/libs tree or tarball, or a dkms tree or package.
     /// Default: download the source of --driver-version.
@@ -582,7 +618,7 @@ pub struct BuildArgs {
     /// The driver version (e.g. 8.0.0+driver). Default: what the --driver-source says (a known
     /// copy's digest, a libs archive's top folder, a dkms tree's version mapped to its driver
     /// release), else the newest driver with a legacy probe (9.1.0+driver).
-    #[arg(long)]
+    #[arg(long, visible_alias = "driverversion")]
     pub driver_version: Option<String>,
     /// Base URL of falcosecurity/libs archives (GitHub's by default).
     #[arg(long, env = "PROBEFORGE_DRIVER_ARCHIVE")]
@@ -592,10 +628,10 @@ pub struct BuildArgs {
     #[arg(long)]
     pub target_id: Option<String>,
     /// The number after `#` in `uname -v` (default: from the headers, else 1).
-    #[arg(long)]
+    #[arg(long, visible_alias = "kernelversion")]
     pub kernel_version: Option<String>,
-    /// Refuse headers of another architecture (x86_64, aarch64).
-    #[arg(long)]
+    /// Refuse headers of another architecture (x86_64, aarch64; driverkit's amd64, arm64).
+    #[arg(long, visible_alias = "architecture")]
     pub arch: Option<String>,
     /// Output directory; receives only the probe.
     #[arg(short, long, default_value = ".")]
@@ -631,8 +667,10 @@ pub struct BuildArgs {
     pub jobs: Option<usize>,
     /// --driver kmod: the module's and its devices' name (default `falco`, what Falco opens;
     /// Debian's sysdig opens `scap`). driverkit's `moduledrivername`/`moduledevicename`.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", visible_aliases = ["moduledrivername", "moduledevicename"])]
     pub module_name: Option<String>,
+    #[command(flatten)]
+    pub driverkit: DriverkitBuildArgs,
     #[command(flatten)]
     pub toolchain: ToolchainArgs,
     /// Print a JSON report instead of text.
@@ -695,7 +733,7 @@ impl BuildArgs {
             headers: self.headers.clone(),
             target: self.target.clone(),
             from: self.from.clone(),
-            kernel: self.kernel.clone(),
+            kernel: self.kernel(),
             kernel_release: self.kernel_release.clone(),
             driver_source: self.driver_source.clone(),
             driver_version: self.driver_version.clone(),
@@ -714,6 +752,7 @@ impl BuildArgs {
             module_name: self.module_name.clone(),
             kernel_source: self.kernel_source.clone(),
             kernel_config: self.kernel_config.clone(),
+            driverkit: self.driverkit.request(),
         })
     }
 }
@@ -723,7 +762,7 @@ impl BuildAllArgs {
         Ok(command::build_all::Options {
             targets: self.targets.clone(),
             from: self.from.clone(),
-            repo: self.repo.clone(),
+            repo: self.repo.clone().unwrap_or_default(),
             output: self.output.clone(),
             only: self.only.clone(),
             arch: command::parse_arch(self.arch.as_deref())?,
@@ -738,6 +777,10 @@ impl BuildAllArgs {
             shard: self.shard,
             balance: self.balance,
             site: self.site,
+            kernels: Vec::new(),
+            driverkit_configs: self.driverkit.driverkit_configs.clone(),
+            output_root: self.driverkit.output_root.clone(),
+            require_verified: self.driverkit.require_verified,
         })
     }
 }
@@ -780,6 +823,54 @@ impl VerifyArgs {
             no_events: self.no_events,
             userspace: self.userspace.clone(),
             toolchain: self.toolchain.options(),
+        }
+    }
+}
+
+/// driverkit's config and flags on `probeforge build` (see docs/driverkit.md).
+#[derive(clap::Args)]
+pub struct DriverkitBuildArgs {
+    /// A driverkit config (YAML): kernelrelease, kernelversion, target (then a Falco target id,
+    /// as driverkit's --target), architecture, driverversion, output.probe/module,
+    /// kernelurls (checked against the signed listing where the catalog knows them),
+    /// kernelconfigdata, moduledrivername/moduledevicename. Flags win over its keys.
+    #[arg(short = 'c', long = "config", value_name = "FILE.yaml")]
+    pub config: Option<PathBuf>,
+    /// driverkit's header URLs (then --target is a Falco target id, as driverkit's).
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "URL")]
+    pub kernelurls: Vec<String>,
+    /// Write the probe exactly here (driverkit's --output-probe).
+    #[arg(long, value_name = "FILE")]
+    pub output_probe: Option<PathBuf>,
+    /// Write the kernel module exactly here (driverkit's --output-module).
+    #[arg(long, value_name = "FILE")]
+    pub output_module: Option<PathBuf>,
+    /// Refuse header URLs that no signed repository metadata gives a digest for.
+    #[arg(long)]
+    pub require_verified: bool,
+}
+
+impl DriverkitBuildArgs {
+    fn request(&self) -> command::driverkit::Request {
+        command::driverkit::Request {
+            config: self.config.clone(),
+            kernelurls: self.kernelurls.clone(),
+            output_probe: self.output_probe.clone(),
+            output_module: self.output_module.clone(),
+            require_verified: self.require_verified,
+            unauthenticated: Vec::new(),
+        }
+    }
+}
+
+impl BuildArgs {
+    /// `--kernel`, or with --target and driverkit's --kernelrelease (no config), that release.
+    fn kernel(&self) -> String {
+        match (&self.kernel_release, self.kernel.as_str()) {
+            (Some(r), "latest") if self.target.is_some() && self.driverkit.config.is_none() => {
+                r.clone()
+            }
+            _ => self.kernel.clone(),
         }
     }
 }

@@ -83,6 +83,28 @@ fn run(cli: Cli) -> Result<bool> {
             render::inspect(&k, &a.configs, a.json);
             Ok(true)
         }
+        // driverkit's config or flags, or exact output paths: one build per output named.
+        Command::Build(a)
+            if a.driverkit.config.is_some()
+                || !a.driverkit.kernelurls.is_empty()
+                || a.driverkit.output_probe.is_some()
+                || a.driverkit.output_module.is_some() =>
+        {
+            let rep = Progress::new(a.json);
+            let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep)?;
+            let built = command::driverkit::build(&a.options()?, &net, &tc, &rep);
+            rep.finish();
+            let mut ok = true;
+            for b in built? {
+                if a.json && b.ok() {
+                    render::build_json(&b);
+                } else {
+                    render::build(&b);
+                }
+                ok &= b.ok();
+            }
+            Ok(ok)
+        }
         Command::Build(a) => {
             let rep = Progress::new(a.json);
             let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep)?;
@@ -259,7 +281,17 @@ fn list_kernels(a: args::ListArgs, net: &probeforge::session::Options) -> Result
     let arches = command::arches(a.arch.as_deref())?;
     let rep = Progress::new(a.json);
     let (all, failed) = command::query::list_targets(&s, &a.targets, &arches, &rep)?;
-    if a.format == "crawler" {
+    if a.format == "driverkit" {
+        let Some(dir) = &a.driverkit.output else {
+            return Err(Error::Usage("--format driverkit needs -o DIR".into()));
+        };
+        let versions = match a.driverkit.driver_versions.is_empty() {
+            true => vec![probeforge::session::default_driver_version()],
+            false => a.driverkit.driver_versions.clone(),
+        };
+        let written = command::driverkit::write_grid(&all, &versions, dir)?;
+        render::driverkit_grid(&written, dir, a.json);
+    } else if a.format == "crawler" {
         render::json(&probeforge::repo::crawler::write(&all));
     } else if a.json || a.format == "json" {
         render::json(&all);

@@ -571,3 +571,20 @@ pub fn site(w: &probeforge::site::Written) {
         w.files.first().map(|f| f.display().to_string()).unwrap_or_default()
     );
 }
+
+/// `list-kernels --format driverkit`: the configs written.
+pub fn driverkit_grid(written: &[std::path::PathBuf], dir: &std::path::Path, as_json: bool) {
+    match as_json {
+        true => json(&serde_json::json!({"dir": dir, "configs": written})),
+        false => {
+            for p in written {
+                println!("{}", p.display());
+            }
+            eprintln!(
+                "{} driverkit configs under {}",
+                written.len(),
+                dir.display()
+            );
+        }
+    }
+}

@@ -1,0 +1,852 @@
+//! driverkit's configs as inputs and outputs: `build -c FILE.yaml`, `build-all
+//! --driverkit-configs DIR`, `list-kernels --format driverkit`.
+//!
+//! A config's `kernelurls` are downloaded as given, but never trusted on their word: a URL
+//! whose file the signed listing of the catalog target (the one driverkit's `target` maps to)
+//! names must have the listing's digest, or it is refused naming the URL and both digests; a
+//! URL no catalog repository knows is fetched unverified, recorded as such and said in one
+//! line (`require_verified` refuses it). Where driverkit and probeforge read a config
+//! differently, one line names both readings.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::driverkit::{self, Config};
+use crate::kernel::Arch;
+use crate::pipeline::Driver;
+use crate::repo::{KernelRecord, PackageRef};
+use crate::report::Reporter;
+use crate::session::Session;
+
+use super::{Error, Result};
+
+/// What builds without images say instead of `builderimage`, `builderrepo`, `gccversion`.
+pub const NO_IMAGES: &str = "no builder images here: the probe is built with the pinned clang/llc, the module with the kernel's own gcc (its CONFIG_CC_VERSION_TEXT, pinned by digest)";
+
+/// Reads a config file; unknown keys and image keys are said (one line each) to `rep`.
+pub fn read(path: &Path, rep: &dyn Reporter) -> Result<Config> {
+    let bytes = std::fs::read(path).map_err(Error::read(path))?;
+    let p =
+        driverkit::parse(&bytes).map_err(|e| Error::Usage(format!("`{}`: {e}", path.display())))?;
+    if !p.unknown.is_empty() {
+        rep.warn(&format!(
+            "`{}`: probeforge does not know {} (ignored)",
+            path.display(),
+            p.unknown
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let c = p.config;
+    if c.builderimage.is_some() || !c.builderrepo.is_empty() || c.gccversion.is_some() {
+        rep.note(&format!(
+            "`{}`: builderimage/builderrepo/gccversion ignored: {NO_IMAGES}",
+            path.display()
+        ));
+    }
+    c.kernel_config()
+        .map_err(|e| Error::Usage(format!("`{}`: {e}", path.display())))?;
+    Ok(c)
+}
+
+/// Falco's target id for driverkit's `target` (driverkit's plain `ubuntu` reads its flavour
+/// from the release, as Falco's loader does: `ubuntu-generic`, `ubuntu-aws`, ...).
+pub fn falco_target_id(target: &str, release: &str) -> String {
+    if target == "ubuntu" {
+        let flavour = release.rsplit('-').next().unwrap_or("generic");
+        let flavour = match flavour.chars().all(|c| c.is_ascii_digit()) {
+            true => "generic",
+            false => flavour,
+        };
+        return format!("ubuntu-{flavour}");
+    }
+    target.to_owned()
+}
+
+/// The catalog target whose signed listing authenticates a Falco target id's URLs: the one
+/// named as the id (Debian's union of releases), else the first with that id.
+fn catalog_target(s: &Session, target_id: &str) -> Option<String> {
+    let id = match target_id.starts_with("ubuntu") {
+        true => "ubuntu",
+        false => target_id,
+    };
+    let mut with_id = s.catalog.targets.iter().filter(|t| t.target_id == id);
+    s.catalog
+        .targets
+        .iter()
+        .find(|t| t.target_id == id && t.name == id)
+        .or_else(|| with_id.next())
+        .map(|t| t.name.clone())
+}
+
+/// A config's kernel, its packages authenticated where the catalog can.
+#[derive(Debug)]
+pub struct Resolved {
+    pub record: KernelRecord,
+    /// URLs no signed listing gives a digest for (fetched unverified).
+    pub unauthenticated: Vec<String>,
+    /// Where driverkit's reading and probeforge's differ: one line each.
+    pub disagreements: Vec<String>,
+}
+
+/// Listings by (catalog target, arch), listed once per run.
+#[derive(Default)]
+pub struct Listings(std::sync::Mutex<BTreeMap<(String, Arch), Vec<KernelRecord>>>);
+
+impl Listings {
+    fn get(&self, s: &Session, target: &str, arch: Arch) -> Result<Vec<KernelRecord>> {
+        let key = (target.to_owned(), arch);
+        if let Some(l) = self.0.lock().expect("not poisoned").get(&key) {
+            return Ok(l.clone());
+        }
+        let l = s.lister().list(target, &[arch])?;
+        self.0.lock().expect("not poisoned").insert(key, l.clone());
+        Ok(l)
+    }
+}
+
+fn file_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+/// The kernel a config means: its `kernelurls` as packages, each with the digest the signed
+/// listing gives its file; the packages the listing says the kernel needs (for `driver`) and
+/// the config lacks are an error naming them.
+pub fn resolve(
+    s: &Session,
+    listings: &Listings,
+    c: &Config,
+    driver: Driver,
+    require_verified: bool,
+) -> Result<Resolved> {
+    let arch = c
+        .arch()
+        .map_err(|e| Error::Usage(format!("kernel `{}`: {e}", c.kernelrelease)))?;
+    if c.kernelurls.is_empty() {
+        return Err(Error::Usage(format!(
+            "kernel `{}`: the config has no `kernelurls` (probeforge does not guess them: `list-kernels --format driverkit` writes configs that have them)",
+            c.kernelrelease
+        )));
+    }
+    let target_id = falco_target_id(&c.target, &c.kernelrelease);
+    let mut disagreements = Vec::new();
+    if target_id != c.target {
+        disagreements.push(format!(
+            "target: driverkit's `{}`, Falco's file names and probeforge's `{target_id}`",
+            c.target
+        ));
+    }
+    let catalog = catalog_target(s, &target_id);
+    // The signed listing's packages of this kernel, by file name.
+    let mut listed: Option<KernelRecord> = None;
+    let mut by_file: BTreeMap<String, PackageRef> = BTreeMap::new();
+    if let Some(t) = &catalog {
+        let all = listings.get(s, t, arch)?;
+        let mut same: Vec<KernelRecord> = all
+            .into_iter()
+            .filter(|k| k.release == c.kernelrelease)
+            .collect();
+        // The record whose files the config names most (a release can be in several suites).
+        same.sort_by_key(|k| {
+            std::cmp::Reverse(
+                k.packages
+                    .iter()
+                    .filter(|p| {
+                        c.kernelurls
+                            .iter()
+                            .any(|u| file_name(u) == file_name(&p.url))
+                    })
+                    .count(),
+            )
+        });
+        for k in &same {
+            for p in &k.packages {
+                by_file
+                    .entry(file_name(&p.url).to_owned())
+                    .or_insert_with(|| p.clone());
+            }
+        }
+        listed = same.into_iter().next();
+    }
+    let mut packages = Vec::new();
+    let mut unauthenticated = Vec::new();
+    for u in &c.kernelurls {
+        match by_file.get(file_name(u)) {
+            Some(p) => packages.push(PackageRef {
+                url: u.clone(),
+                ..p.clone()
+            }),
+            None => {
+                unauthenticated.push(crate::http::redact(u));
+                packages.push(PackageRef {
+                    name: file_name(u).to_owned(),
+                    version: String::new(),
+                    url: u.clone(),
+                    size: 0,
+                    sha256: String::new(),
+                });
+            }
+        }
+    }
+    if let Some(k) = &listed {
+        if k.kernel_version != c.kernel_version() {
+            disagreements.push(format!(
+                "kernelversion: the config's `{}`, the listing of `{}` says `{}` (the config's is used)",
+                c.kernel_version(),
+                k.target,
+                k.kernel_version
+            ));
+        }
+        let needed = match driver {
+            Driver::Ebpf => crate::repo::Lister::for_build(k),
+            Driver::Kmod => k.clone(),
+        };
+        // What an unauthenticated URL holds is not known before it is unpacked: with one, the
+        // unpacked tree says what is missing.
+        let missing: Vec<String> = needed
+            .packages
+            .iter()
+            .filter(|p| unauthenticated.is_empty() && !packages.iter().any(|q| q.name == p.name))
+            .map(|p| format!("`{}` ({})", p.name, crate::http::redact(&p.url)))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Usage(format!(
+                "kernel `{}`: the config's kernelurls lack {}, which the signed listing of `{}` says this kernel needs",
+                c.kernelrelease,
+                missing.join(", "),
+                k.target
+            )));
+        }
+    }
+    if require_verified && !unauthenticated.is_empty() {
+        return Err(Error::Usage(format!(
+            "kernel `{}`: no signed metadata gives a digest for {} (--require-verified)",
+            c.kernelrelease,
+            unauthenticated.join(", ")
+        )));
+    }
+    // A probe never reads kbuild's tools: leave them out, as a listed kernel would.
+    let mut record = KernelRecord {
+        target: catalog.clone().unwrap_or_else(|| c.target.clone()),
+        target_id,
+        release: c.kernelrelease.clone(),
+        kernel_version: c.kernel_version().to_owned(),
+        arch,
+        origin: "driverkit config".into(),
+        packages,
+        unsigned_metadata: !unauthenticated.is_empty(),
+    };
+    if driver == Driver::Ebpf {
+        record = crate::repo::Lister::for_build(&record);
+    }
+    Ok(Resolved {
+        record,
+        unauthenticated,
+        disagreements,
+    })
+}
+
+/// Downloads a resolved kernel's packages (checked against the listing's digests where it
+/// gives them). A URL that does not exist any more, whose file the signed listing serves at
+/// another URL, is taken from there, said in one line naming both.
+pub fn fetch(
+    s: &Session,
+    listings: &Listings,
+    r: &mut Resolved,
+    rep: &dyn Reporter,
+) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut gone = Vec::new();
+    let base = KernelRecord {
+        packages: Vec::new(),
+        ..r.record.clone()
+    };
+    for p in &mut r.record.packages {
+        let one = KernelRecord {
+            packages: vec![p.clone()],
+            ..base.clone()
+        };
+        match s.lister().fetch(&one) {
+            Ok(mut f) => files.append(&mut f),
+            Err(e @ crate::repo::Error::Unavailable { .. }) if !p.sha256.is_empty() => {
+                let listed = listings
+                    .get(s, &base.target, base.arch)?
+                    .into_iter()
+                    .flat_map(|k| k.packages)
+                    .find(|q| q.sha256 == p.sha256 && q.url != p.url);
+                let Some(q) = listed else {
+                    return Err(e.into());
+                };
+                let line = format!(
+                    "url: driverkit's `{}` is gone ({e}); the signed listing's `{}` is used",
+                    crate::http::redact(&p.url),
+                    crate::http::redact(&q.url)
+                );
+                rep.warn(&line);
+                gone.push(line);
+                p.url = q.url.clone();
+                let one = KernelRecord {
+                    packages: vec![p.clone()],
+                    ..base.clone()
+                };
+                files.append(&mut s.lister().fetch(&one)?);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    r.disagreements.append(&mut gone);
+    Ok(files)
+}
+
+/// `kernelconfigdata` against the headers' own `.config`: the same, or a line saying how they
+/// differ (probeforge builds against the headers' configuration; it has no vanilla target
+/// whose tree the config would configure).
+pub fn check_kernel_config(
+    given: &[u8],
+    headers: &[PathBuf],
+    release: &str,
+    scratch: Option<&Path>,
+) -> Result<Option<String>> {
+    let staged =
+        crate::extract::Staged::new(headers, crate::extract::Selection::ProbeBuild, scratch)?;
+    let tree = crate::kernel::KernelTree::find(staged.root(), Some(release))?;
+    let path = tree.objtree.join(".config");
+    let own = std::fs::read(&path).map_err(Error::read(&path))?;
+    if own == given {
+        return Ok(None);
+    }
+    // The options set differently (or only in one): named, a few.
+    let set = |b: &[u8]| -> BTreeMap<String, String> {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let (mine, theirs) = (set(&own), set(given));
+    let differ = mine
+        .iter()
+        .filter(|(k, v)| theirs.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .chain(theirs.keys().filter(|k| !mine.contains_key(*k)).cloned())
+        .take(3)
+        .collect::<Vec<_>>();
+    Ok(Some(format!(
+        "kernelconfigdata: the config's `.config` differs from the headers' ({}...): the headers' is what the build uses",
+        differ.join(", ")
+    )))
+}
+
+/// driverkit's part of a `build` request: a config file and driverkit's flags (which win over
+/// its keys, as in driverkit).
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `-c FILE.yaml`.
+    pub config: Option<PathBuf>,
+    /// `--kernelurls`.
+    pub kernelurls: Vec<String>,
+    /// `--output-probe`, `--output-module`: written exactly there.
+    pub output_probe: Option<PathBuf>,
+    pub output_module: Option<PathBuf>,
+    /// Refuse a URL no signed metadata gives a digest for.
+    pub require_verified: bool,
+    /// Set by [`build`] for the build it runs: the header URLs fetched unverified (recorded
+    /// in the provenance statement).
+    pub unauthenticated: Vec<String>,
+}
+
+impl Request {
+    /// Whether the build is driverkit-shaped: a config, or its URLs given as flags.
+    pub fn is_config(&self) -> bool {
+        self.config.is_some() || !self.kernelurls.is_empty()
+    }
+}
+
+/// The config a `build` means: the file's keys, with driverkit's flags over them. `--target`
+/// is driverkit's target here (a Falco target id), not a catalog target.
+pub fn config_of(o: &super::build::Options, rep: &dyn Reporter) -> Result<Config> {
+    let d = &o.driverkit;
+    let mut c = match &d.config {
+        Some(p) => {
+            super::need_files("driverkit config", [p])?;
+            read(p, rep)?
+        }
+        None => Config::default(),
+    };
+    if !d.kernelurls.is_empty() {
+        c.kernelurls = d.kernelurls.clone();
+    }
+    if let Some(r) = &o.kernel_release {
+        c.kernelrelease = r.clone();
+    }
+    if let Some(v) = &o.kernel_version {
+        c.kernelversion = v.clone();
+    }
+    if let Some(t) = &o.target {
+        c.target = t.clone();
+    }
+    if let Some(a) = o.arch {
+        c.architecture = Some(driverkit::arch_name(a).to_owned());
+    }
+    if let Some(v) = &o.driver_version {
+        c.driverversion = Some(v.clone());
+    }
+    if let Some(p) = &d.output_probe {
+        c.output.probe = Some(p.display().to_string());
+    }
+    if let Some(p) = &d.output_module {
+        c.output.module = Some(p.display().to_string());
+    }
+    if let Some(n) = &o.module_name {
+        c.moduledrivername = Some(n.clone());
+    }
+    for (key, v) in [("kernelrelease", &c.kernelrelease), ("target", &c.target)] {
+        if v.is_empty() {
+            return Err(Error::Usage(format!(
+                "a driverkit build needs `{key}` (in the config, or --{key})"
+            )));
+        }
+    }
+    Ok(c)
+}
+
+/// `probeforge build -c FILE.yaml` (or driverkit's flags): every driver the config's outputs
+/// name, each written exactly at its output path (none named: the probe, into `o.output`).
+pub fn build(
+    o: &super::build::Options,
+    net: &crate::session::Options,
+    tc: &crate::toolchain::Toolchain,
+    rep: &dyn Reporter,
+) -> Result<Vec<super::build::Built>> {
+    if !o.driverkit.is_config() {
+        return exact_outputs(o, net, tc, rep);
+    }
+    let c = config_of(o, rep)?;
+    let s = Session::open(net)?;
+    let listings = Listings::default();
+    let mut wanted: Vec<(Driver, Option<PathBuf>)> = Vec::new();
+    if let Some(p) = &c.output.probe {
+        wanted.push((Driver::Ebpf, Some(PathBuf::from(p))));
+    }
+    if let Some(p) = &c.output.module {
+        wanted.push((Driver::Kmod, Some(PathBuf::from(p))));
+    }
+    if wanted.is_empty() {
+        wanted.push((o.driver, None));
+    }
+    let given_config = c.kernel_config().map_err(|e| Error::Usage(e.to_string()))?;
+    let mut config_checked = false;
+    let mut out = Vec::new();
+    for (driver, dest) in wanted {
+        let mut r = resolve(&s, &listings, &c, driver, o.driverkit.require_verified)?;
+        if driver == Driver::Kmod {
+            if let (Some(host), true) = (Arch::host(), s.catalog.target(&r.record.target).is_ok()) {
+                // kbuild's own programs run here: the host's build of them, from the listing.
+                r.record = s.lister().with_host_kbuild(&r.record, host)?;
+            }
+        }
+        for d in &r.disagreements {
+            rep.warn(d);
+        }
+        if !r.unauthenticated.is_empty() {
+            rep.warn(&format!(
+                "kernel `{}`: no signed metadata the catalog knows gives a digest for {}: fetched unauthenticated (recorded in the provenance; --require-verified refuses it)",
+                c.kernelrelease,
+                r.unauthenticated.join(", ")
+            ));
+        }
+        rep.phase(&c.kernelrelease, crate::report::Phase::Download);
+        let files = fetch(&s, &listings, &mut r, rep);
+        rep.done(&c.kernelrelease);
+        let files = files?;
+        if let (Some(given), false) = (&given_config, config_checked) {
+            config_checked = true;
+            match check_kernel_config(given, &files, &c.kernelrelease, o.scratch.as_deref())? {
+                Some(line) => rep.warn(&line),
+                None => rep.note("kernelconfigdata: the same `.config` as the headers'"),
+            }
+        }
+        let staging = match &dest {
+            Some(d) => {
+                let dir = d.parent().filter(|p| !p.as_os_str().is_empty());
+                let dir = dir.unwrap_or(Path::new("."));
+                std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
+                Some(
+                    tempfile::Builder::new()
+                        .prefix(".probeforge-")
+                        .tempdir_in(dir)
+                        .map_err(Error::write(dir))?,
+                )
+            }
+            None => None,
+        };
+        let one = super::build::Options {
+            headers: files,
+            target: None,
+            from: None,
+            kernel: c.kernelrelease.clone(),
+            kernel_release: Some(c.kernelrelease.clone()),
+            target_id: Some(r.record.target_id.clone()),
+            kernel_version: Some(r.record.kernel_version.clone()),
+            arch: Some(r.record.arch),
+            driver_version: o.driver_version.clone().or(c.driverversion.clone()),
+            output: staging
+                .as_ref()
+                .map_or(o.output.clone(), |t| t.path().to_owned()),
+            driver,
+            module_name: c.module_name().map(str::to_owned),
+            driverkit: Request {
+                unauthenticated: r.unauthenticated.clone(),
+                ..Request::default()
+            },
+            ..o.clone()
+        };
+        let mut built = super::build::run(&one, net, tc, rep)?;
+        if let Some(dest) = &dest {
+            place(&mut built, dest)?;
+        }
+        out.push(built);
+    }
+    Ok(out)
+}
+
+/// A build of `--target`/`--headers`/`--from` with `--output-probe`/`--output-module`: the
+/// one driver each names, written exactly there.
+fn exact_outputs(
+    o: &super::build::Options,
+    net: &crate::session::Options,
+    tc: &crate::toolchain::Toolchain,
+    rep: &dyn Reporter,
+) -> Result<Vec<super::build::Built>> {
+    let d = &o.driverkit;
+    let mut wanted = Vec::new();
+    if let Some(p) = &d.output_probe {
+        wanted.push((Driver::Ebpf, p.clone()));
+    }
+    if let Some(p) = &d.output_module {
+        wanted.push((Driver::Kmod, p.clone()));
+    }
+    if wanted.is_empty() {
+        return Ok(vec![super::build::run(o, net, tc, rep)?]);
+    }
+    let mut out = Vec::new();
+    for (driver, dest) in wanted {
+        let dir = dest.parent().filter(|p| !p.as_os_str().is_empty());
+        let dir = dir.unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(Error::write(dir))?;
+        let staging = tempfile::Builder::new()
+            .prefix(".probeforge-")
+            .tempdir_in(dir)
+            .map_err(Error::write(dir))?;
+        let one = super::build::Options {
+            output: staging.path().to_owned(),
+            driver,
+            ..o.clone()
+        };
+        let mut built = super::build::run(&one, net, tc, rep)?;
+        place(&mut built, &dest)?;
+        out.push(built);
+    }
+    Ok(out)
+}
+
+/// Moves what a build wrote into its staging directory to the exact path asked for.
+pub fn place(built: &mut super::build::Built, dest: &Path) -> Result<()> {
+    let from = match &mut built.product {
+        super::build::Product::Probe(p) => &mut p.path,
+        super::build::Product::Module(m) => &mut m.path,
+    };
+    std::fs::rename(&*from, dest).map_err(Error::write(dest))?;
+    *from = dest.to_owned();
+    Ok(())
+}
+
+/// The config of a listed kernel for one driver version, as the public grid writes it: its
+/// whole package set from the signed listing (headers, `-common`, kbuild) as `kernelurls`,
+/// both outputs under `output/<driver-version>/<arch>/` with Falco's file names.
+pub fn config_for(k: &KernelRecord, driver_version: &str) -> Config {
+    let mut c = Config {
+        kernelversion: k.kernel_version.clone(),
+        kernelrelease: k.release.clone(),
+        target: k.target_id.clone(),
+        architecture: Some(driverkit::arch_name(k.arch).to_owned()),
+        driverversion: Some(driver_version.to_owned()),
+        kernelurls: k.packages.iter().map(|p| p.url.clone()).collect(),
+        ..Config::default()
+    };
+    c.output.probe = Some(driverkit::grid_output(&c, driver_version, k.arch, "o"));
+    c.output.module = Some(driverkit::grid_output(&c, driver_version, k.arch, "ko"));
+    c
+}
+
+/// Writes a grid tree of configs (`DIR/<driver-version>/<arch>/<target>_<release>_<version>.yaml`)
+/// for every kernel and driver version; returns the files written, sorted.
+pub fn write_grid(
+    kernels: &[KernelRecord],
+    driver_versions: &[String],
+    dir: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for v in driver_versions {
+        for k in kernels {
+            let c = config_for(k, v);
+            let path = dir.join(driverkit::grid_path(&c, v, k.arch));
+            let parent = path.parent().expect("a grid path has folders");
+            std::fs::create_dir_all(parent).map_err(Error::write(parent))?;
+            crate::base::write_atomic(&path, &driverkit::to_yaml(&c))
+                .map_err(Error::write(&path))?;
+            written.push(path);
+        }
+    }
+    written.sort();
+    written.dedup();
+    Ok(written)
+}
+
+/// `build-all --driverkit-configs DIR`: every config of a grid tree, as one batch per driver
+/// version (and set of drivers its outputs name), with `build-all`'s skipping, reporting and
+/// outcome. Into `o.repo` (Falco's layout), or with `o.output_root`, each config's own output
+/// paths under that root (a config whose outputs are all there is skipped). A config that
+/// cannot be read or resolved is a failed item naming why; the others go on.
+pub fn grid(
+    o: &super::build_all::Options,
+    net: &crate::session::Options,
+    tc: &crate::toolchain::Toolchain,
+    rep: &dyn crate::farm::Reporter,
+) -> Result<super::build_all::Outcome> {
+    use crate::farm::{KernelResult, Status};
+    let dir = o.driverkit_configs.as_ref().expect("called for a grid");
+    super::need_files("driverkit config tree", [dir])?;
+    let files = driverkit::walk(dir).map_err(Error::read(dir))?;
+    if files.is_empty() {
+        return Err(Error::Usage(format!(
+            "no driverkit configs under `{}` (laid out as `<driver-version>/<arch>/*.yaml`)",
+            dir.display()
+        )));
+    }
+    if o.repo.is_empty() && o.output_root.is_none() {
+        return Err(Error::Usage(
+            "give --repo DIR, or --output-root ROOT for the configs' own output paths".into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let s = Session::open(net)?;
+    let listings = Listings::default();
+    type Group = Vec<(KernelRecord, Config)>;
+    let mut groups: BTreeMap<(String, Vec<Driver>), Group> = BTreeMap::new();
+    let mut done: Vec<KernelResult> = Vec::new();
+    let failed = |c: Option<&Config>, path: &Path, d: Driver, e: String| KernelResult {
+        driver: d,
+        target_id: c.map(|c| c.target.clone()).unwrap_or_default(),
+        release: c
+            .map(|c| c.kernelrelease.clone())
+            .unwrap_or_else(|| path.display().to_string()),
+        arch: c.and_then(|c| c.arch().ok()).unwrap_or(Arch::X86_64),
+        file: path.display().to_string(),
+        status: Status::Failed,
+        sha256: None,
+        error: Some(e),
+        seconds: 0.0,
+        clang_llc_cpu: 0.0,
+        verified: None,
+    };
+    for (vdir, adir, path) in files {
+        let c = match read(&path, rep) {
+            Ok(c) => c,
+            Err(e) => {
+                done.push(failed(None, &path, Driver::Ebpf, super::chain(&e)));
+                continue;
+            }
+        };
+        let version = c.driverversion.clone().unwrap_or_else(|| vdir.clone());
+        if version != vdir {
+            rep.warn(&format!(
+                "`{}`: driverversion: the config's `{version}`, its folder's `{vdir}` (the config's is used)",
+                path.display()
+            ));
+        }
+        let arch = match c.arch() {
+            Ok(a) => a,
+            Err(e) => {
+                done.push(failed(Some(&c), &path, Driver::Ebpf, e.to_string()));
+                continue;
+            }
+        };
+        if Arch::parse(&adir) != Some(arch) {
+            rep.warn(&format!(
+                "`{}`: architecture: the config's `{}`, its folder's `{adir}` (the config's is used)",
+                path.display(),
+                driverkit::arch_name(arch)
+            ));
+        }
+        if o.arch.is_some_and(|a| a != arch) {
+            continue;
+        }
+        let mut drivers = Vec::new();
+        if c.output.probe.is_some() {
+            drivers.push(Driver::Ebpf);
+        }
+        if c.output.module.is_some() {
+            drivers.push(Driver::Kmod);
+        }
+        if drivers.is_empty() {
+            drivers = match o.drivers.is_empty() {
+                true => vec![Driver::Ebpf],
+                false => o.drivers.clone(),
+            };
+        }
+        drivers.sort();
+        drivers.dedup();
+        if let Some(root) = &o.output_root {
+            let outs = [&c.output.probe, &c.output.module];
+            let all_there = outs
+                .iter()
+                .filter_map(|p| p.as_ref())
+                .all(|p| root.join(p).is_file());
+            if all_there && outs.iter().any(|p| p.is_some()) {
+                for &d in &drivers {
+                    done.push(KernelResult {
+                        status: Status::Skipped,
+                        error: None,
+                        ..failed(Some(&c), &path, d, String::new())
+                    });
+                }
+                continue;
+            }
+        }
+        let widest = match drivers.contains(&Driver::Kmod) {
+            true => Driver::Kmod,
+            false => Driver::Ebpf,
+        };
+        match resolve(&s, &listings, &c, widest, o.require_verified) {
+            Ok(r) => {
+                for d in &r.disagreements {
+                    rep.warn(&format!("`{}`: {d}", path.display()));
+                }
+                if !r.unauthenticated.is_empty() {
+                    rep.warn(&format!(
+                        "`{}`: fetched unauthenticated (no signed metadata gives a digest): {}",
+                        path.display(),
+                        r.unauthenticated.join(", ")
+                    ));
+                }
+                groups
+                    .entry((version, drivers))
+                    .or_default()
+                    .push((r.record, c));
+            }
+            Err(e) => {
+                for &d in &drivers {
+                    done.push(failed(Some(&c), &path, d, super::chain(&e)));
+                }
+            }
+        }
+    }
+    let versions: std::collections::BTreeSet<&String> = groups.keys().map(|(v, _)| v).collect();
+    if o.driver_source.is_some() && versions.len() > 1 {
+        return Err(Error::Usage(format!(
+            "--driver-source is one driver, the grid has {} versions ({}): leave it out (each version's source is downloaded)",
+            versions.len(),
+            versions.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut list_failed = false;
+    let mut versions_done = Vec::new();
+    let mut published_to = o.output_root.clone().unwrap_or_default();
+    for ((version, drivers), members) in groups {
+        let staging = match &o.output_root {
+            Some(root) => {
+                std::fs::create_dir_all(root).map_err(Error::write(root))?;
+                Some(
+                    tempfile::Builder::new()
+                        .prefix(".probeforge-grid-")
+                        .tempdir_in(root)
+                        .map_err(Error::write(root))?,
+                )
+            }
+            None => None,
+        };
+        let sub = super::build_all::Options {
+            targets: Vec::new(),
+            from: None,
+            repo: match &staging {
+                Some(t) => t.path().display().to_string(),
+                None => o.repo.clone(),
+            },
+            driver_version: Some(version.clone()),
+            drivers: drivers.clone(),
+            kernels: members.iter().map(|(k, _)| k.clone()).collect(),
+            driverkit_configs: None,
+            output_root: None,
+            ..o.clone()
+        };
+        let out = super::build_all::run(&sub, net, tc, rep)?;
+        list_failed |= out.list_failed;
+        if staging.is_none() {
+            published_to = out.published_to.clone();
+        }
+        versions_done.push(out.driver_version.clone());
+        for mut r in out.kernels {
+            if let (Some(root), true) = (
+                &o.output_root,
+                matches!(r.status, Status::Built | Status::Cached | Status::Unchanged),
+            ) {
+                // The config's own output path for this item.
+                let dest = members.iter().find_map(|(k, c)| {
+                    let same = k.release == r.release && k.arch == r.arch;
+                    let p = match r.driver {
+                        Driver::Ebpf => &c.output.probe,
+                        Driver::Kmod => &c.output.module,
+                    };
+                    same.then(|| p.clone()).flatten()
+                });
+                let from = out
+                    .published_to
+                    .join(&out.driver_version)
+                    .join(r.arch.uname_m())
+                    .join(&r.file);
+                if let Some(dest) = dest {
+                    let dest = root.join(dest);
+                    let copied = std::fs::read(&from)
+                        .map_err(Error::read(&from))
+                        .and_then(|b| {
+                            if let Some(parent) = dest.parent() {
+                                std::fs::create_dir_all(parent).map_err(Error::write(parent))?;
+                            }
+                            crate::base::write_atomic(&dest, &b).map_err(Error::write(&dest))
+                        });
+                    match copied {
+                        Ok(()) => r.file = dest.display().to_string(),
+                        Err(e) => {
+                            r.status = Status::Failed;
+                            r.error = Some(super::chain(&e));
+                        }
+                    }
+                }
+            }
+            done.push(r);
+        }
+    }
+    done.sort_by(|a, b| {
+        (a.arch, &a.release, a.driver, &a.file).cmp(&(b.arch, &b.release, b.driver, &b.file))
+    });
+    let count = |st: Status| done.iter().filter(|r| r.status == st).count();
+    Ok(super::build_all::Outcome {
+        driver_version: versions_done.join(","),
+        repo: o.repo.clone(),
+        seconds: started.elapsed().as_secs_f64(),
+        built: count(Status::Built),
+        cached: count(Status::Cached),
+        unchanged: count(Status::Unchanged),
+        skipped: count(Status::Skipped),
+        unavailable: count(Status::Unavailable),
+        failed: count(Status::Failed),
+        shard: o.shard.map(|s| s.to_string()),
+        kernels: done,
+        list_failed,
+        published_to,
+        site: None,
+    })
+}
