@@ -71,6 +71,8 @@ impl NetArgs {
 }
 
 #[derive(Subcommand)]
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Show what a kernel header set says about its kernel, and which Falco drivers fit it.
     Inspect(InspectArgs),
