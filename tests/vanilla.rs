@@ -10,6 +10,19 @@ use std::fs;
 use common::*;
 use probeforge::kernel::Arch;
 
+/// The version of a plain 6.1 amd64 kernel's own headers package (not cloud, not rt).
+fn plain_headers_version(k: &probeforge::repo::KernelRecord) -> Option<&str> {
+    let plain = k.release.ends_with("-amd64")
+        && k.release.starts_with("6.1.")
+        && !k.release.contains("-cloud-")
+        && !k.release.contains("-rt-");
+    let own = format!("linux-headers-{}", k.release);
+    plain
+        .then(|| k.packages.iter().find(|p| p.name == own))
+        .flatten()
+        .map(|p| p.version.as_str())
+}
+
 #[test]
 fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     let source = lister()
@@ -21,14 +34,7 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
         .expect("list bookworm");
     let k = kernels
         .iter()
-        .find(|k| {
-            k.release.ends_with("-amd64")
-                && k.release.starts_with("6.1.")
-                && !k.release.contains("-cloud-")
-                && !k.release.contains("-rt-")
-                && k.packages.iter().any(|p| {
-                    p.name == format!("linux-headers-{}", k.release) && p.version == source.version
-                })
+        .find(|k| plain_headers_version(k) == Some(source.version.as_str()))
         })
         .unwrap_or_else(|| {
             panic!(
@@ -100,15 +106,9 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     let other = kernels
         .iter()
         .find(|o| {
-            o.release.ends_with("-amd64")
-                && o.release.starts_with("6.1.")
-                && !o.release.contains("-cloud-")
-                && !o.release.contains("-rt-")
-                && o.packages.iter().any(|p| {
-                    p.name == format!("linux-headers-{}", o.release)
-                        && p.version != k.packages[0].version
-                        && p.version != source_version
-                })
+            plain_headers_version(o)
+                .is_some_and(|v| v != k.packages[0].version && v != source_version)
+        })
         })
         .expect("an older bookworm kernel");
     let other_image = debian_package(
