@@ -35,7 +35,6 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     let k = kernels
         .iter()
         .find(|k| plain_headers_version(k) == Some(source.version.as_str()))
-        })
         .unwrap_or_else(|| {
             panic!(
                 "no bookworm amd64 kernel of linux-source {}",
@@ -108,7 +107,6 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
         .find(|o| {
             plain_headers_version(o)
                 .is_some_and(|v| v != k.packages[0].version && v != source_version)
-        })
         })
         .expect("an older bookworm kernel");
     let other_image = debian_package(
