@@ -9,6 +9,7 @@ pub mod base;
 pub mod extract;
 pub mod kernel;
 pub mod kmod;
+pub mod loader;
 
 pub use kernel::{Arch, KernelTree};
 pub mod check;
