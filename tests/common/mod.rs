@@ -11,6 +11,8 @@ pub mod github;
 pub mod gpg;
 /// The kbuild reference, staged without probeforge's library.
 pub mod kbuild;
+/// The probe against kbuild, cell by cell.
+pub mod matrix;
 pub mod server;
 
 #[allow(unused_imports)]
