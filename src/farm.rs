@@ -124,7 +124,7 @@ impl Farm<'_> {
                 if self.select.is_some_and(|keep| !keep(&k, driver)) {
                     continue;
                 }
-                let file = driver.file_name(&k.target_id, &k.release, &k.kernel_version);
+                let file = driver.file_name(&k.target_id, &k.file_release(), &k.kernel_version);
                 let exists =
                     self.repo
                         .exists(client, &self.driver_version, k.arch.uname_m(), &file);

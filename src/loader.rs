@@ -3,9 +3,9 @@
 //! `falco_<target-id>_<kernel-release>_<kernel-version>.{o,ko}`, from `/etc/os-release`,
 //! `uname -r` and `uname -v` (and minikube's `/etc/VERSION`).
 //!
-//! This module is that rule and nothing else: pure, over strings. The listings of the targets
-//! whose names are not `uname -r` and `#N` (Bottlerocket, Talos, minikube, Flatcar) name their
-//! kernels through it, and the table test in `tests/naming.rs` holds every listing to it.
+//! This module is that rule and nothing else: pure, over strings. Listings name their kernels
+//! through it and the build names its files through [`file_release`], so what is published is
+//! what a loader downloads; the table test in `tests/naming.rs` holds every listing to it.
 
 use std::sync::LazyLock;
 
@@ -40,6 +40,9 @@ static DEBIAN_ARCH: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"-?(rt-|cloud-|)(amd64|arm64)").expect("valid"));
 static DEBIAN_VERSION: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d+\.\d+\.\d+-\d+").expect("valid"));
+static DEBIAN_FLAVOUR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^\d+\.\d+(?:\.\d+)?(?:-\d+|-0\.deb\d+\.\d+|\+deb\d+)-(.+)$").expect("valid")
+});
 static UBUNTU_FLAVOUR: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"-([a-zA-Z]+)(-.*)?$").expect("valid"));
 static MINIKUBE_VERSION: LazyLock<Regex> =
@@ -144,6 +147,36 @@ pub fn name(s: &System) -> Name {
         target_id,
         kernel_release,
         kernel_version,
+    }
+}
+
+/// The kernel release in the file name of a Debian kernel: its package version and flavour
+/// (`6.1.0-47-amd64` at `6.1.170-3` -> `6.1.170-3-amd64`), as Falco's own driver repository
+/// names it (kernel-crawler's `kernelrelease`). For every kernel of a release's own line this
+/// is what the loader asks for ([`debian_release`]); a backport or security rebuild for an
+/// older release (`6.12.95-1~bpo12+1`, `6.1.170-3~deb11u1`) keeps its own name, where the
+/// loader asks for the native kernel's file (it cannot tell the two apart). `None` when the
+/// release has no Debian flavour.
+pub fn debian_file_release(uname_r: &str, package_version: &str) -> Option<String> {
+    let flavour = DEBIAN_FLAVOUR.captures(uname_r)?;
+    let version = package_version
+        .split_once(':')
+        .map_or(package_version, |(_, v)| v);
+    Some(format!("{version}-{}", &flavour[1]))
+}
+
+/// The kernel release in the file name of a kernel built for `target_id`, from the kernel's
+/// own `uname -r` and `uname -v`: Debian's names carry the package version `uname -v` states
+/// (`#1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2026-05-08)`); every other target's is `uname -r`.
+pub fn file_release(target_id: &str, uname_r: &str, uname_v: Option<&str>) -> String {
+    let package_version = uname_v
+        .and_then(|v| v.split_once(" Debian "))
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    match (target_id, package_version) {
+        ("debian", Some(v)) => {
+            debian_file_release(uname_r, v).unwrap_or_else(|| uname_r.to_owned())
+        }
+        _ => uname_r.to_owned(),
     }
 }
 
@@ -271,6 +304,60 @@ mod tests {
             t("arch", "6.7.2-arch1-2", "1")
         );
         assert_eq!(n(sys("rhel", "5.14.0-1.el9", "malformed")).2, "malformed");
+    }
+
+    /// Debian's file names are Falco's repository's (package version and flavour): what the
+    /// loader asks for on every kernel of a release's own line.
+    #[test]
+    fn debian_file_names_are_what_the_loader_asks_for_on_native_kernels() {
+        let cases = [
+            ("6.1.0-47-amd64", "6.1.170-3", "6.1.170-3-amd64"),
+            ("6.1.0-47-cloud-amd64", "6.1.170-3", "6.1.170-3-cloud-amd64"),
+            ("5.10.0-32-rt-arm64", "5.10.223-1", "5.10.223-1-rt-arm64"),
+            ("6.12.57+deb13-amd64", "6.12.57-1", "6.12.57-1-amd64"),
+            ("4.19.0-23-amd64", "4.19.269-1", "4.19.269-1-amd64"),
+        ];
+        for (r, pv, want) in cases {
+            let uname_v = format!("#1 SMP PREEMPT_DYNAMIC Debian {pv} (2026-05-08)");
+            assert_eq!(file_release("debian", r, Some(&uname_v)), want);
+            let n = name(&sys("debian", r, &uname_v));
+            assert_eq!(
+                (n.kernel_release.as_str(), n.kernel_version.as_str()),
+                (want, "1")
+            );
+        }
+        // Rebuilds for an older release keep their own name (the loader asks for the native
+        // kernel's file: `6.1.170-3-amd64`).
+        let v = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3~deb11u1 (2026-05-08)";
+        assert_eq!(
+            file_release("debian", "6.1.0-0.deb11.47-amd64", Some(v)),
+            "6.1.170-3~deb11u1-amd64"
+        );
+        assert_eq!(
+            name(&sys("debian", "6.1.0-0.deb11.47-amd64", v)).kernel_release,
+            "6.1.170-3-amd64"
+        );
+        assert_eq!(
+            file_release(
+                "debian",
+                "7.3.4+deb13-arm64-16k",
+                Some("#1 SMP Debian 7.3.4-1~bpo13+1 (2026-11-15)")
+            ),
+            "7.3.4-1~bpo13+1-arm64-16k"
+        );
+        // Without Debian's version in uname -v, or for another target: uname -r.
+        assert_eq!(
+            file_release("debian", "6.1.0-47-amd64", Some("#1 SMP")),
+            "6.1.0-47-amd64"
+        );
+        assert_eq!(
+            file_release("debian", "6.1.0-47-amd64", None),
+            "6.1.0-47-amd64"
+        );
+        assert_eq!(
+            file_release("ubuntu-generic", "6.8.0-45-generic", Some("#45-Ubuntu SMP")),
+            "6.8.0-45-generic"
+        );
     }
 
     #[test]

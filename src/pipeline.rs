@@ -445,7 +445,12 @@ impl Prepared {
     }
     /// What a build of these inputs records, for bytes compiled now or taken from a cache.
     pub fn output(&self, tc: &Toolchain, bytes: &[u8], probe: Timing) -> Output {
-        let file_name = probe_file_name(&self.target_id, &self.k.release, &self.kernel_version);
+        let release = crate::loader::file_release(
+            &self.target_id,
+            &self.k.release,
+            self.k.uname_v.as_deref(),
+        );
+        let file_name = probe_file_name(&self.target_id, &release, &self.kernel_version);
         Output {
             path: self.out_dir.join(&file_name),
             file_name,

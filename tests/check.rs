@@ -69,7 +69,7 @@ fn a_damaged_cache_entry_heals_online_and_is_named_offline() {
             a.push("--offline");
         }
         let r = run_in(&cache, &a);
-        (r, o.join(format!("falco_debian_{}_1.o", k.release)))
+        (r, o.join(falco_file(&k, "o")))
     };
     // The reference: the same build from an intact cache.
     let ((code, _, err), reference) = build("ref", false);
@@ -208,7 +208,7 @@ fn check_names_each_mismatch_repair_restores_and_signatures_verify_with_gpg() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["kernels"][0]["status"], "built", "{v}");
     let dir = repo.join("8.0.0+driver/x86_64");
-    let name = format!("8.0.0+driver/x86_64/falco_debian_{}_1.o", k.release);
+    let name = format!("8.0.0+driver/x86_64/{}", falco_file(&k, "o"));
     let probe = repo.join(&name);
     let original = fs::read(&probe).unwrap();
     let keyring = key.public.to_str().unwrap();

@@ -168,12 +168,7 @@ fn configs_written_build_through_c_and_the_grid_into_build_alls_bytes() {
         for k in [&amd, &arm] {
             let (_, c) = written(&all, k, v);
             let p = root.join(c.output.probe.as_ref().unwrap());
-            let name = format!(
-                "{v}/{}/falco_debian_{}_{}.o",
-                k.arch.uname_m(),
-                k.release,
-                k.kernel_version
-            );
+            let name = format!("{v}/{}/{}", k.arch.uname_m(), falco_file(k, "o"));
             let expected = &want.iter().find(|(n, _)| *n == name).unwrap().1;
             assert_eq!(&sha256_file(&p), expected, "{}", p.display());
         }
@@ -194,10 +189,7 @@ fn configs_written_build_through_c_and_the_grid_into_build_alls_bytes() {
     write_config(&one, &c);
     let (code, out, err) = run(&["build", "-c", &one.display().to_string()]);
     assert_eq!(code, 0, "{}\n{out}\n{err}", p.display());
-    let name = format!(
-        "{V8}/x86_64/falco_debian_{}_{}.o",
-        amd.release, amd.kernel_version
-    );
+    let name = format!("{V8}/x86_64/{}", falco_file(&amd, "o"));
     let expected = &want.iter().find(|(n, _)| *n == name).unwrap().1;
     assert_eq!(&sha256_file(&dest), expected);
     assert!(out.contains(&dest.display().to_string()), "{out}");

@@ -406,11 +406,11 @@ fn github_releases_repository_over_its_rest_api() {
     {
         let s = gh.state.lock().unwrap();
         let (_, assets) = &s.releases["8.0.0+driver"];
-        let name = format!("x86_64_falco_debian_{}_1.o", k.release);
+        let name = format!("x86_64_{}", falco_file(&k, "o"));
         let staged = t
             .path()
             .join("staging/8.0.0+driver/x86_64")
-            .join(format!("falco_debian_{}_1.o", k.release));
+            .join(falco_file(&k, "o"));
         assert_eq!(assets[&name], fs::read(staged).unwrap());
     }
     // Published there: the next run skips it.

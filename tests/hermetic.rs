@@ -14,7 +14,8 @@ use probeforge::kernel::Arch;
 
 fn inputs() -> (String, Vec<PathBuf>, PathBuf) {
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
-    (k.release.clone(), header_files(&k, &files), libs_0_20_0())
+    // The release in Falco's file name (on Debian: package version and flavour).
+    (k.file_release(), header_files(&k, &files), libs_0_20_0())
 }
 
 fn sha_of_only_file(dir: &Path) -> String {
@@ -36,8 +37,8 @@ fn bazel_genrule_twice_gives_identical_digests() {
     let build = fs::read_to_string(example.join("BUILD.bazel"))
         .unwrap()
         .replace(
-            "KERNEL_RELEASE = \"6.1.0-50-amd64\"",
-            &format!("KERNEL_RELEASE = \"{release}\""),
+            "FILE_RELEASE = \"6.1.176-1-amd64\"",
+            &format!("FILE_RELEASE = \"{release}\""),
         );
     fs::write(ws.join("BUILD.bazel"), build).unwrap();
     // Cached packages are named by digest; in the workspace they get their .deb names.
@@ -107,7 +108,7 @@ fn please_genrule_command_builds_the_same_probe_in_its_sandbox() {
     };
     let driver_version = constant("DRIVER_VERSION");
     let expand = |s: &str| {
-        s.replace("{KERNEL_RELEASE}", &release)
+        s.replace("{FILE_RELEASE}", &release)
             .replace("{DRIVER_VERSION}", &driver_version)
     };
     // cmd = " ".join([ "<piece>", f"<piece>", ... ]),

@@ -112,6 +112,7 @@ fn dkms_0_23_2(scratch: &Path) -> probeforge::driver::DriverSource {
 
 struct Built {
     _dir: tempfile::TempDir,
+    record: KernelRecord,
     tree: KernelTree,
     module: kmod::Module,
     secs: f64,
@@ -121,7 +122,7 @@ struct Built {
 fn built_9_1_0() -> &'static Built {
     static B: OnceLock<Built> = OnceLock::new();
     B.get_or_init(|| {
-        let (_, files) = debian_set("bookworm", "6.1.", "amd64");
+        let (record, files) = debian_set("bookworm", "6.1.", "amd64");
         let dir = tmpdir();
         let tree = staged(&files, dir.path());
         let want = KernelCompiler::of(&tree).unwrap();
@@ -148,6 +149,7 @@ fn built_9_1_0() -> &'static Built {
         );
         Built {
             _dir: dir,
+            record,
             tree,
             module,
             secs,
@@ -231,8 +233,8 @@ fn dkms_0_23_2_builds_as_9_1_0_for_bookworm_6_1_and_validates() {
     let m = &b.module;
     assert_eq!(
         m.file_name,
-        format!("falco_debian_{}_1.ko", b.tree.release),
-        "Falco's name"
+        falco_file(&b.record, "ko"),
+        "Falco's name (the loader's: package version and flavour)"
     );
     assert_eq!(m.compiler, "pinned gcc-12-debian12");
     assert_eq!(m.compiler_text, KernelCompiler::of(&b.tree).unwrap().text);

@@ -304,7 +304,7 @@ fn build_all_publishes_the_probe_and_the_module_then_skips_both() {
             matches!(r["status"].as_str(), Some("built" | "cached")),
             "{r}"
         );
-        let file = format!("falco_debian_{}_{}.{ext}", k.release, k.kernel_version);
+        let file = falco_file(k, ext);
         assert_eq!(r["file"], file.as_str(), "{r}");
         let digest = sha256_file(&dir.join(&file));
         assert_eq!(r["sha256"], digest.as_str(), "{r}");
@@ -408,10 +408,7 @@ fn build_all_keeps_a_failed_module_with_its_reason() {
     let failures = index["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{index:#}");
     let f = &failures[0];
-    assert_eq!(
-        f["file"],
-        format!("falco_debian_{}_{}.ko", k.release, k.kernel_version).as_str()
-    );
+    assert_eq!(f["file"], falco_file(&k, "ko").as_str());
     assert_eq!(f["driver"], "kmod");
     assert_eq!(f["driver_version"], "8.0.0+driver");
     let reason = f["reason"].as_str().unwrap();

@@ -237,10 +237,7 @@ fn build_from_a_target_fetches_verifies_and_builds() {
     let t = tmpdir();
     let (code, out, err) = run(&build_target_args("debian-bullseye", &k.release, t.path()));
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains(&format!("falco_debian_{}_1.o", k.release)),
-        "{out}"
-    );
+    assert!(out.contains(&falco_file(&k, "o")), "{out}");
 }
 
 /// A catalog whose targets trust only `keyring` (as `--keyring` does).
@@ -1521,9 +1518,7 @@ fn build_all_from_a_kernel_crawler_list() {
         ["built", "cached"].contains(&ks[0]["status"].as_str().unwrap()),
         "{out}"
     );
-    let probe = repo
-        .join("8.0.0+driver/x86_64")
-        .join(format!("falco_debian_{}_1.o", k.release));
+    let probe = repo.join("8.0.0+driver/x86_64").join(falco_file(&k, "o"));
     assert_eq!(Some(sha256_file(&probe).as_str()), ks[0]["sha256"].as_str());
     let index: serde_json::Value =
         serde_json::from_slice(&fs::read(repo.join("index.json")).unwrap()).unwrap();

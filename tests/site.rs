@@ -127,14 +127,8 @@ fn site_shows_published_failed_and_not_built_in_a_real_browser() {
     let data = std::fs::read_to_string(r.join("site/data.js")).unwrap();
     assert!(data.contains("\"times\":{\"run\":"), "{data}");
 
-    let probe = format!(
-        "falco_debian_{}_{}.o",
-        published.release, published.kernel_version
-    );
-    let module = format!(
-        "falco_debian_{}_{}.ko",
-        failed.release, failed.kernel_version
-    );
+    let probe = falco_file(&published, "o");
+    let module = falco_file(&failed, "ko");
     let base = serve(r);
     for (how, page) in [
         ("http", format!("{base}/index.html")),
@@ -188,10 +182,7 @@ fn site_shows_published_failed_and_not_built_in_a_real_browser() {
         );
         // The one not built, by its release.
         let d = dump_dom(&format!("{page}?q={}", not_built.release));
-        let hit = format!(
-            "falco_debian_{}_{}.o: not built yet",
-            not_built.release, not_built.kernel_version
-        );
+        let hit = format!("{}: not built yet", falco_file(&not_built, "o"));
         assert!(d.dom.contains(&hit), "{how}: no `{hit}` in\n{}", d.dom);
     }
 

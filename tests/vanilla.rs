@@ -81,7 +81,12 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
         err.contains(&format!("kernel tree of {} prepared", k.release)),
         "{err}"
     );
-    let probe = out.join(format!("falco_debian_{}_1.o", k.release));
+    // One probe, named by the prepared tree (which states no `uname -v`: its uname -r).
+    let probe = out.join(probeforge::pipeline::probe_file_name(
+        "debian",
+        &probeforge::loader::file_release("debian", &k.release, None),
+        "1",
+    ));
     let first = sha256_file(&probe);
     // Again: the tree from the cache, the same bytes.
     fs::remove_file(&probe).unwrap();

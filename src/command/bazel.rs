@@ -421,7 +421,7 @@ impl Plan {
             .map(|(k, name)| {
                 let file = crate::pipeline::Driver::Ebpf.file_name(
                     &k.target_id,
-                    &k.release,
+                    &k.file_release(),
                     &k.kernel_version,
                 );
                 let mut headers: Vec<String> = k

@@ -576,8 +576,14 @@ pub fn config_for(k: &KernelRecord, driver_version: &str) -> Config {
         kernelurls: k.packages.iter().map(|p| p.url.clone()).collect(),
         ..Config::default()
     };
-    c.output.probe = Some(driverkit::grid_output(&c, driver_version, k.arch, "o"));
-    c.output.module = Some(driverkit::grid_output(&c, driver_version, k.arch, "ko"));
+    // The outputs carry the name Falco's loader asks for (on Debian: package version and
+    // flavour); `kernelrelease` stays the kernel's `uname -r`, which selects its headers.
+    let named = Config {
+        kernelrelease: k.file_release(),
+        ..c.clone()
+    };
+    c.output.probe = Some(driverkit::grid_output(&named, driver_version, k.arch, "o"));
+    c.output.module = Some(driverkit::grid_output(&named, driver_version, k.arch, "ko"));
     c
 }
 

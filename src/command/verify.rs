@@ -224,8 +224,9 @@ fn attach_tables(
 }
 
 /// The kernel image for probes given without one: the release and target id from Falco's file
-/// name (`falco_<target-id>_<release>_<version>.o`; all probes for one kernel), the arch from
-/// the release's flavour, the image from `target` or each catalog target with that id.
+/// name (`falco_<target-id>_<release>_<version>.o`; all probes for one kernel; the listed
+/// kernel of that file name), the arch from the release's flavour, the image from `target` or
+/// each catalog target with that id.
 pub fn image_for_probe_names(
     probes: &[PathBuf],
     target: Option<&str>,
@@ -270,6 +271,15 @@ pub fn image_for_probe_names(
     };
     let mut errors = Vec::new();
     for t in &targets {
+        // Debian's names carry the package version (`6.1.170-3-amd64`): the kernel is the
+        // listed one of that name (`6.1.0-47-amd64`).
+        let release = match s.lister().list(t, &[arch]) {
+            Ok(ks) => ks
+                .into_iter()
+                .find(|k| k.file_release() == release && k.release != release)
+                .map_or_else(|| release.clone(), |k| k.release),
+            Err(_) => release.clone(),
+        };
         match kernel_image_for(&s, t, arch, &release) {
             Ok(p) => {
                 rep.note(&format!(

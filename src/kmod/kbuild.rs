@@ -536,7 +536,11 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
     Ok(Module {
         sha256: crate::base::sha256(&bytes),
         bytes,
-        file_name: super::module_file_name(req.target_id, &tree.release, &kernel_version),
+        file_name: super::module_file_name(
+            req.target_id,
+            &crate::loader::file_release(req.target_id, &tree.release, tree.uname_v.as_deref()),
+            &kernel_version,
+        ),
         driver_version: version,
         kernel_release: tree.release.clone(),
         vermagic: report.vermagic,

@@ -49,7 +49,8 @@ pub fn write(records: &[KernelRecord]) -> serde_json::Value {
     for r in records {
         by.entry(distro_key(&r.target_id)).or_default().push(Entry {
             kernelversion: r.kernel_version.clone(),
-            kernelrelease: r.release.clone(),
+            // kernel-crawler's name: on Debian the package version and flavour.
+            kernelrelease: r.file_release(),
             target: r.target_id.clone(),
             headers: r.packages.iter().map(|p| p.url.clone()).collect(),
         });
@@ -81,28 +82,63 @@ pub fn read(text: &str, default_arch: Arch) -> Result<Vec<KernelRecord>, ParseEr
     };
     Ok(entries
         .into_iter()
-        .map(|e| KernelRecord {
-            // A kernel-crawler list carries no signatures and no digests.
-            unsigned_metadata: true,
-            target: e.target.clone(),
-            target_id: e.target.clone(),
-            arch: arch_of_release(&e.kernelrelease).unwrap_or(default_arch),
-            release: e.kernelrelease,
-            kernel_version: e.kernelversion,
-            origin: "kernel-crawler".into(),
-            packages: e
-                .headers
-                .iter()
-                .map(|u| PackageRef {
-                    name: u.rsplit('/').next().unwrap_or(u).to_owned(),
-                    version: String::new(),
-                    url: u.clone(),
-                    size: 0,
-                    sha256: String::new(),
-                })
-                .collect(),
+        .map(|e| {
+            let packages: Vec<PackageRef> = e.headers.iter().map(|u| package_of_url(u)).collect();
+            KernelRecord {
+                // A kernel-crawler list carries no signatures and no digests.
+                unsigned_metadata: true,
+                target: e.target.clone(),
+                target_id: e.target.clone(),
+                arch: arch_of_release(&e.kernelrelease).unwrap_or(default_arch),
+                release: uname_r(&e, &packages).unwrap_or(e.kernelrelease),
+                kernel_version: e.kernelversion,
+                origin: "kernel-crawler".into(),
+                packages,
+            }
         })
         .collect())
+}
+
+/// A package as its URL names it: a `.deb`'s file name is `<name>_<version>_<arch>.deb`.
+fn package_of_url(url: &str) -> PackageRef {
+    let file = url.rsplit('/').next().unwrap_or(url);
+    let decoded = file
+        .replace("%2B", "+")
+        .replace("%2b", "+")
+        .replace("%7E", "~")
+        .replace("%7e", "~")
+        .replace("%3A", ":")
+        .replace("%3a", ":");
+    let parts: Vec<&str> = decoded
+        .strip_suffix(".deb")
+        .map(|s| s.split('_').collect())
+        .unwrap_or_default();
+    let (name, version) = match parts[..] {
+        [name, version, _arch] => (name.to_owned(), version.to_owned()),
+        _ => (file.to_owned(), String::new()),
+    };
+    PackageRef {
+        name,
+        version,
+        url: url.to_owned(),
+        size: 0,
+        sha256: String::new(),
+    }
+}
+
+/// A Debian entry's `uname -r`: kernel-crawler names Debian kernels by package version and
+/// flavour (`6.1.170-3-amd64`); the kernel is the headers package of that version whose name
+/// gives that flavour (`linux-headers-6.1.0-47-amd64`).
+fn uname_r(e: &Entry, packages: &[PackageRef]) -> Option<String> {
+    if e.target != "debian" {
+        return None;
+    }
+    packages.iter().find_map(|p| {
+        let release = p.name.strip_prefix("linux-headers-")?;
+        (crate::loader::debian_file_release(release, &p.version).as_deref()
+            == Some(e.kernelrelease.as_str()))
+        .then(|| release.to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -125,5 +161,31 @@ mod tests {
             "http://x/kernel-devel.rpm"
         );
         assert_eq!(arch_of_release("6.1.0-50-arm64"), Some(Arch::Aarch64));
+    }
+
+    /// kernel-crawler names Debian kernels by package version and flavour, as Falco's
+    /// repository does; read back, the kernel is its `uname -r` again.
+    #[test]
+    fn debian_names_are_kernel_crawlers_both_ways() {
+        let text = r#"{"Debian": [{"kernelversion": "1", "kernelrelease": "7.3.4-1~bpo13+1-cloud-amd64", "target": "debian", "headers": [
+            "http://m/pool/main/l/linux/linux-headers-7.3.4+deb13-common_7.3.4-1~bpo13+1_all.deb",
+            "http://m/pool/main/l/linux/linux-headers-7.3.4+deb13-cloud-amd64_7.3.4-1%7Ebpo13%2B1_amd64.deb",
+            "http://m/pool/main/l/linux/linux-kbuild-7.3.4+deb13_7.3.4-1~bpo13+1_amd64.deb"]}]}"#;
+        let r = read(text, Arch::X86_64).unwrap();
+        assert_eq!(r[0].release, "7.3.4+deb13-cloud-amd64");
+        assert_eq!(r[0].arch, Arch::X86_64);
+        assert_eq!(r[0].packages[1].version, "7.3.4-1~bpo13+1");
+        assert_eq!(r[0].file_release(), "7.3.4-1~bpo13+1-cloud-amd64");
+        let back = write(&r);
+        assert_eq!(
+            back["Debian"][0]["kernelrelease"],
+            "7.3.4-1~bpo13+1-cloud-amd64"
+        );
+        // Not Debian, or no package of that name: the list's release as it is.
+        let other = text.replace("\"target\": \"debian\"", "\"target\": \"x\"");
+        assert_eq!(
+            read(&other, Arch::X86_64).unwrap()[0].release,
+            "7.3.4-1~bpo13+1-cloud-amd64"
+        );
     }
 }

@@ -276,6 +276,23 @@ pub struct KernelRecord {
     pub unsigned_metadata: bool,
 }
 
+impl KernelRecord {
+    /// The kernel release in Falco's file name for this kernel
+    /// ([`crate::loader::file_release`]): on Debian its header package's version and flavour
+    /// (the version `uname -v` states), elsewhere `uname -r`.
+    pub fn file_release(&self) -> String {
+        let headers = format!("linux-headers-{}", self.release);
+        let version = self.packages.iter().find(|p| p.name == headers);
+        match version {
+            Some(p) if self.target_id == "debian" => {
+                crate::loader::debian_file_release(&self.release, &p.version)
+                    .unwrap_or_else(|| self.release.clone())
+            }
+            _ => self.release.clone(),
+        }
+    }
+}
+
 /// Lists kernels of catalog targets.
 pub struct Lister<'a> {
     pub client: &'a Client,

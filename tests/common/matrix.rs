@@ -147,7 +147,7 @@ pub fn same_as_kbuild(suite: &str, arch: Arch, dkms: bool) {
         .flatten()
         .map(|e| e.file_name().into_string().unwrap())
         .collect();
-    assert_eq!(names, [format!("falco_debian_{}_1.o", k.release)]);
+    assert_eq!(names, [falco_file(&k, "o")]);
     all_checks_ok(&v);
 }
 

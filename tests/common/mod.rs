@@ -430,3 +430,14 @@ pub fn tree(repo: &Path) -> Vec<(String, String)> {
     v.sort();
     v
 }
+
+/// Falco's file name for a listed kernel, as Falco's repository names it and its loader asks
+/// for it (`probeforge::loader`: on Debian the release is the package version and flavour).
+pub fn falco_file(k: &KernelRecord, ext: &str) -> String {
+    format!(
+        "falco_{}_{}_{}.{ext}",
+        k.target_id,
+        k.file_release(),
+        k.kernel_version
+    )
+}
