@@ -37,6 +37,7 @@ fn input(entries: usize) -> Input {
                     arch: arch.into(),
                     release: format!("{base}-{n}-{flavour}"),
                     kernel_version: "1".into(),
+                    file_release: None,
                 });
             }
         }

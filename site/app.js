@@ -23,7 +23,8 @@
   D.f.forEach(function (f) { cell[f[0] * nc + f[1]] = ["failed", f]; });
   function file(r, c) {
     var k = K[r];
-    return "falco_" + T[k[0]][1] + "_" + k[2] + "_" + k[3] + (C[c][1] === "kmod" ? ".ko" : ".o");
+    // k[5]: the release in Falco's file name where it is not uname -r (Debian's package version).
+    return "falco_" + T[k[0]][1] + "_" + (k[5] || k[2]) + "_" + k[3] + (C[c][1] === "kmod" ? ".ko" : ".o");
   }
   function path(r, c) { return seg(C[c][0]) + "/" + C[c][2] + "/" + seg(file(r, c)); }
   function state(r, c) { return cell[r * nc + c] || ["missing"]; }
@@ -147,8 +148,8 @@
     var hits = [];
     K.forEach(function (k, r) {
       if ((t && T[k[0]][0] !== t && T[k[0]][1] !== t) || (ver && k[3] !== ver)) return;
-      if (k[2] === q) hits.push(r);
-      else if (near.length < 20 && k[2].indexOf(q) >= 0) near.push(r);
+      if (k[2] === q || k[5] === q) hits.push(r);
+      else if (near.length < 20 && (k[2].indexOf(q) >= 0 || (k[5] || "").indexOf(q) >= 0)) near.push(r);
     });
     hits.forEach(function (r) {
       var k = K[r], cols = colsOf(k[1]);

@@ -727,7 +727,23 @@ fn kernel_of(env: &RepairEnv, r: &ProbeMeta) -> Result<crate::repo::KernelRecord
         packages: Vec::new(),
         unsigned_metadata: r.unsigned_metadata,
     };
-    if let Some(packages) = cached.filter(|p| !p.is_empty()) {
+    if let Some(mut packages) = cached.filter(|p| !p.is_empty()) {
+        // The recorded file name states what the listing would (Debian: the package version
+        // in `<version>-<flavour>`), so the kernel is named as it was.
+        let headers = format!("linux-headers-{}", r.kernel_release);
+        let named = r
+            .file
+            .strip_prefix(&format!("falco_{}_", r.target_id))
+            .and_then(|f| f.rsplit_once('_'))
+            .map(|(release, _)| release);
+        let flavour = crate::loader::debian_file_release(&r.kernel_release, "");
+        if let (Some(named), Some(flavour)) = (named, flavour) {
+            for p in packages.iter_mut().filter(|p| p.name == headers) {
+                if let Some(v) = named.strip_suffix(flavour.as_str()) {
+                    p.version = v.to_owned();
+                }
+            }
+        }
         return Ok(KernelRecord { packages, ..base });
     }
     let mut tried = Vec::new();

@@ -46,6 +46,9 @@ pub struct Shipped {
     pub release: String,
     /// The number after `#` in `uname -v`.
     pub kernel_version: String,
+    /// The release in Falco's file name (Debian: package version and flavour), where it is
+    /// not `release`.
+    pub file_release: Option<String>,
 }
 
 impl From<&crate::repo::KernelRecord> for Shipped {
@@ -56,8 +59,26 @@ impl From<&crate::repo::KernelRecord> for Shipped {
             arch: k.arch.uname_m().to_owned(),
             release: k.release.clone(),
             kernel_version: k.kernel_version.clone(),
+            file_release: Some(k.file_release()).filter(|r| *r != k.release),
         }
     }
+}
+
+/// The release part of a recorded file name (`falco_<target-id>_<release>_<version>.o`), where
+/// it is not the kernel's `uname -r`.
+fn named_release(
+    file: &str,
+    target_id: &str,
+    kernel_version: &str,
+    release: &str,
+) -> Option<String> {
+    let stem = file
+        .strip_suffix(".ko")
+        .or_else(|| file.strip_suffix(".o"))?;
+    let named = stem
+        .strip_prefix(&format!("falco_{target_id}_"))?
+        .strip_suffix(&format!("_{kernel_version}"))?;
+    (named != release).then(|| named.to_owned())
 }
 
 /// The build times of the run that writes the site (never stored in the repository's
@@ -151,6 +172,7 @@ struct Row {
     release: String,
     kernel_version: String,
     listed: bool,
+    file_release: Option<String>,
 }
 
 /// A column: driver version x kind x arch.
@@ -213,6 +235,7 @@ impl<'a> Model<'a> {
                 release: s.release.clone(),
                 kernel_version: s.kernel_version.clone(),
                 listed: true,
+                file_release: s.file_release.clone(),
             };
             match rows.get(&key) {
                 Some(r) if r.target <= row.target => {}
@@ -221,7 +244,7 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        let mut known = |target_id: &str, arch: &str, release: &str, version: &str| {
+        let mut known = |target_id: &str, arch: &str, release: &str, version: &str, file: &str| {
             let key = (
                 target_id.to_owned(),
                 arch.to_owned(),
@@ -236,13 +259,26 @@ impl<'a> Model<'a> {
                 release: release.to_owned(),
                 kernel_version: version.to_owned(),
                 listed: false,
+                file_release: named_release(file, target_id, version, release),
             });
         };
         for p in &input.probes {
-            known(&p.target_id, &p.arch, &p.kernel_release, &p.kernel_version);
+            known(
+                &p.target_id,
+                &p.arch,
+                &p.kernel_release,
+                &p.kernel_version,
+                &p.file,
+            );
         }
         for f in &input.failures {
-            known(&f.target_id, &f.arch, &f.kernel_release, &f.kernel_version);
+            known(
+                &f.target_id,
+                &f.arch,
+                &f.kernel_release,
+                &f.kernel_version,
+                &f.file,
+            );
         }
         let mut kernels: Vec<Row> = rows.into_values().collect();
         kernels.sort_by(|a, b| {
@@ -357,7 +393,18 @@ fn data_js(input: &Input) -> String {
         .kernels
         .iter()
         .zip(&target_of)
-        .map(|(k, t)| json!([t, k.arch, k.release, k.kernel_version, u8::from(k.listed)]))
+        .map(|(k, t)| match &k.file_release {
+            // The release in Falco's file name, where it is not uname -r (Debian).
+            Some(f) => json!([
+                t,
+                k.arch,
+                k.release,
+                k.kernel_version,
+                u8::from(k.listed),
+                f
+            ]),
+            None => json!([t, k.arch, k.release, k.kernel_version, u8::from(k.listed)]),
+        })
         .collect();
     let cols: Vec<Value> = m.cols.iter().map(|(d, k, a)| json!([d, k, a])).collect();
     let published: Vec<Value> = m
@@ -434,6 +481,7 @@ mod tests {
             arch: "x86_64".into(),
             release: release.into(),
             kernel_version: "1".into(),
+            file_release: None,
         }
     }
 
