@@ -223,7 +223,8 @@ fn build_latest_for_every_debian_release_target() {
         } else {
             assert!(!err.contains("passed over"), "{target}: {err}");
         }
-        let o = t.path().join(format!("falco_debian_{built}_1.o"));
+        let listed = newest.iter().find(|k| k.release == built).expect("built is listed");
+        let o = t.path().join(falco_file(listed, "o"));
         assert!(out.contains(o.to_str().unwrap()), "{target}: {out}");
         let (code, vout, verr) =
             run(&["validate", o.to_str().unwrap(), "--kernel-release", &built]);

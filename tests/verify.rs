@@ -352,7 +352,7 @@ fn build_and_build_all_verify_before_publishing() {
     let probe = t
         .path()
         .join("one")
-        .join(format!("falco_debian_{}_1.o", k.release));
+        .join(falco_file(&k, "o"));
     let (code, out, err) = run(&[
         "verify",
         probe.to_str().unwrap(),
