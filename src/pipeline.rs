@@ -188,7 +188,14 @@ pub fn default_target_id(k: &KernelTree) -> Option<String> {
         ("debian", _) => "debian".into(),
         ("ubuntu", _) => format!("ubuntu-{}", k.release.rsplit('-').next()?),
         ("amzn", Some("2")) => "amazonlinux2".into(),
+        ("amzn", Some("2022")) => "amazonlinux2022".into(),
         ("amzn", Some("2023")) => "amazonlinux2023".into(),
+        // Falco's loader: every other Amazon Linux (1, 2018.03) is `amazonlinux`.
+        ("amzn", _) => "amazonlinux".into(),
+        // os-release IDs Falco's loader uses verbatim (no distro of its own for them).
+        (id @ ("photon" | "alinux" | "opensuse-tumbleweed" | "opensuse-leap" | "sles"), _) => {
+            id.into()
+        }
         ("fedora", _) => "fedora".into(),
         ("rhel", _) => "centos".into(),
         _ => return None,
