@@ -367,9 +367,16 @@ pub fn find_srctree(root: &Path, objtree: &Path) -> Result<PathBuf> {
             }
         }
     }
+    // SUSE's objtree Makefile (deeper than a probe build unpacks) includes the srctree's.
+    let suse = suse_srctree(objtree).and_then(|d| {
+        Some(format!(
+            "/{}/Makefile",
+            d.strip_prefix(root).ok()?.display()
+        ))
+    });
     Err(Error::NoSrctree {
         objtree: objtree.to_owned(),
-        named: includes.into_iter().next(),
+        named: includes.into_iter().next().or(suse),
     })
 }
 

@@ -61,6 +61,10 @@ pub enum Error {
     Trust(#[source] crate::trust::Error),
     #[error("target `{target}`: {what}")]
     Keys { target: String, what: String },
+    /// A distribution that signs its packages but not its repositories' metadata (Photon OS):
+    /// there is nothing probeforge can check the listing against.
+    #[error("target `{target}`: `{repo}` has no signed metadata (the distribution signs its packages only, which probeforge does not check); pass --allow-unsigned to use it unverified")]
+    MetadataUnsigned { target: String, repo: String },
     #[error("kernel `{release}`: its kbuild package `{package}` is version {kernel_version}, but the {host} one is {host_version}")]
     KbuildVersion {
         release: String,
@@ -712,26 +716,35 @@ impl Lister<'_> {
         let md_url = format!("{base}/repodata/repomd.xml");
         let md = self.fetch_meta(&md_url)?;
         let repo = http::redact(base);
-        let unsigned = |detail: &str| crate::trust::Error::Unsigned {
-            repo: repo.clone(),
-            file: "repodata/repomd.xml".into(),
-            detail: Some(detail.into()),
-        };
-        let checked = if !t.signed_metadata {
-            // Nothing to check: never reported as verified.
-            Err(unsigned(
-                "the distribution signs its packages, not its repository metadata",
-            ))
-        } else {
-            match self.fetch_meta(&format!("{md_url}.asc")) {
-                Ok(sig) => {
-                    crate::trust::verify_detached(&md, &sig, &t.keyring()?, &repo, "repomd.xml")
-                }
-                Err(e) if e.is_not_found() => Err(unsigned("no repomd.xml.asc")),
-                Err(e) => return Err(e),
+        let signed = match t.signed_metadata {
+            // Nothing to check: used only when asked to, and never reported as verified.
+            false if t.allow_unsigned => {
+                tracing::warn!(
+                    "`{repo}`: the distribution does not sign its repository metadata; used unverified (--allow-unsigned)"
+                );
+                false
+            }
+            false => {
+                return Err(Error::MetadataUnsigned {
+                    target: t.name.clone(),
+                    repo,
+                })
+            }
+            true => {
+                let checked = match self.fetch_meta(&format!("{md_url}.asc")) {
+                    Ok(sig) => {
+                        crate::trust::verify_detached(&md, &sig, &t.keyring()?, &repo, "repomd.xml")
+                    }
+                    Err(e) if e.is_not_found() => Err(crate::trust::Error::Unsigned {
+                        repo: repo.clone(),
+                        file: "repodata/repomd.xml".into(),
+                        detail: Some("no repomd.xml.asc".into()),
+                    }),
+                    Err(e) => return Err(e),
+                };
+                t.accept(checked)?
             }
         };
-        let signed = t.accept(checked)?;
         let data = yum::parse_repomd(&md).map_err(|what| Error::Index {
             url: http::redact(&md_url),
             what: what.to_string(),
