@@ -98,14 +98,14 @@ fn names(record: &serde_json::Value) -> Vec<&str> {
 }
 
 /// A package with one small file: a kernel that is listed, never built.
-fn tiny(t: &Path, name: &str, version: &str, release: &str, path: String) -> PathBuf {
+fn tiny(t: &Path, name: &str, arch: &str, version: &str, release: &str, path: String) -> PathBuf {
     rpmbuild(
         t,
         &Spec {
             name,
             version,
             release,
-            arch: "x86_64",
+            arch,
             trees: vec![],
             files: vec![(path, "#define UTS_RELEASE \"listed only\"\n".into())],
             links: vec![],
@@ -176,6 +176,7 @@ fn opensuse_two_package_kernels_list_build_and_a_missing_srctree_is_named() {
     let lone = tiny(
         t.path(),
         "kernel-default-devel",
+        "x86_64",
         &v,
         lone_rel,
         format!("usr/src/linux-{v}-150500.55.44-obj/x86_64/default/include/generated/utsrelease.h"),
@@ -317,7 +318,7 @@ fn photon_flavours_list_unsigned_and_build() {
             version: &v,
             release: rel,
             arch: "x86_64",
-            trees: vec![(tree, format!("usr/src/linux-headers-{kr}"))],
+            trees: vec![(tree.clone(), format!("usr/src/linux-headers-{kr}"))],
             files: vec![],
             links: vec![],
             preamble: vec![],
@@ -326,6 +327,7 @@ fn photon_flavours_list_unsigned_and_build() {
     let aws = tiny(
         t.path(),
         "linux-aws-devel",
+        "x86_64",
         &v,
         rel,
         format!("usr/src/linux-aws-headers-{kr}-aws/include/generated/utsrelease.h"),
@@ -333,14 +335,35 @@ fn photon_flavours_list_unsigned_and_build() {
     let esx = tiny(
         t.path(),
         "linux-esx-devel",
+        "x86_64",
         &v,
         rel,
         format!("usr/src/linux-esx-headers-{kr}-esx/include/generated/utsrelease.h"),
     );
+    // A package whose tree is another kernel than its name says: `-rt` by its name, the
+    // plain kernel by its `UTS_RELEASE`.
+    let rt = rpmbuild(
+        t.path(),
+        &Spec {
+            name: "linux-rt-devel",
+            version: &v,
+            release: rel,
+            arch: "x86_64",
+            trees: vec![(tree.clone(), format!("usr/src/linux-rt-headers-{kr}-rt"))],
+            files: vec![],
+            links: vec![],
+            preamble: vec![],
+        },
+    );
     let srv = t.path().join("srv");
     yum_repo(
         &srv.join("photon/5.0/photon_updates_5.0_x86_64"),
-        &[(&devel, "x86_64"), (&aws, "x86_64"), (&esx, "x86_64")],
+        &[
+            (&devel, "x86_64"),
+            (&aws, "x86_64"),
+            (&esx, "x86_64"),
+            (&rt, "x86_64"),
+        ],
         &[],
         None,
     );
@@ -362,7 +385,11 @@ fn photon_flavours_list_unsigned_and_build() {
     g.push("--allow-unsigned".into());
     let (ks, err) = list(&g, "photon-5.0");
     let releases: Vec<&str> = ks.iter().map(|r| r["release"].as_str().unwrap()).collect();
-    assert_eq!(releases, [kr.clone(), format!("{kr}-aws")], "{ks:#?}");
+    assert_eq!(
+        releases,
+        [kr.clone(), format!("{kr}-aws"), format!("{kr}-rt")],
+        "{ks:#?}"
+    );
     for r in &ks {
         assert_eq!(r["target_id"], "photon");
         assert_eq!(r["unsigned_metadata"], true, "{r}");
@@ -382,6 +409,17 @@ fn photon_flavours_list_unsigned_and_build() {
     let (code, _, err) = build(&g, "photon-5.0", &kr, &out);
     assert_eq!(code, 0, "{err}");
     assert_probe_for(&out.join(format!("falco_photon_{kr}_1.o")), &kr);
+
+    // The release a listing derives is checked against the tree before anything is built.
+    let out3 = t.path().join("out3");
+    let (code, _, err) = build(&g, "photon-5.0", &format!("{kr}-rt"), &out3);
+    assert_ne!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("kernel `{kr}-rt` not found"))
+            && err.contains(&format!("found: {kr}")),
+        "{err}"
+    );
+    assert!(!out3.exists());
 
     // The package alone: its tree names the distribution (`.ph5`) and `#1-photon` the version.
     let (code, out, err) = probeforge(&[], &["inspect", devel.to_str().unwrap(), "--json"]);
@@ -414,6 +452,7 @@ fn alinux_amazon_linux_1_and_2022_layouts_list() {
         let rpm = tiny(
             t.path(),
             "kernel-devel",
+            "x86_64",
             version,
             release,
             format!("usr/src/kernels/{kr}/include/generated/utsrelease.h"),
@@ -550,6 +589,77 @@ fn alinux_amazon_linux_1_and_2022_layouts_list() {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v[target_id][0]["kernelrelease"], kr.as_str(), "{out}");
     }
+    // openSUSE Tumbleweed: x86_64 from `tumbleweed/repo/oss/`, aarch64 from the ports tree
+    // (`ports/aarch64/tumbleweed/repo/oss/`), each repository with its own noarch srctree.
+    let (v, rel) = ("6.8.1", "1.1");
+    let obj = |arch: &str| {
+        tiny(
+            t.path(),
+            "kernel-default-devel",
+            arch,
+            v,
+            rel,
+            format!("usr/src/linux-{v}-1-obj/{arch}/default/include/generated/utsrelease.h"),
+        )
+    };
+    let src = tiny(
+        t.path(),
+        "kernel-devel",
+        "noarch",
+        v,
+        rel,
+        format!("usr/src/linux-{v}-1/include/linux/kconfig.h"),
+    );
+    let (x86, arm) = (obj("x86_64"), obj("aarch64"));
+    yum_repo(
+        &srv.join("tumbleweed/repo/oss"),
+        &[(&x86, "x86_64"), (&src, "noarch")],
+        &[],
+        Some(&key),
+    );
+    yum_repo(
+        &srv.join("ports/aarch64/tumbleweed/repo/oss"),
+        &[(&arm, "aarch64"), (&src, "noarch")],
+        &[],
+        Some(&key),
+    );
+    let mut g = global("opensuse", &server.base, &t.path().join("c-tw"), Some(&key));
+    g.extend([
+        "--mirror".into(),
+        format!("opensuse-ports-aarch64={}/ports/aarch64", server.base),
+    ]);
+    let (code, out, err) = probeforge(&g, &["list-kernels", "opensuse-tumbleweed", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let ks: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let got: Vec<(&str, &str, &str)> = ks
+        .iter()
+        .map(|r| {
+            (
+                r["arch"].as_str().unwrap(),
+                r["release"].as_str().unwrap(),
+                r["packages"][1]["url"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let noarch = format!("noarch/kernel-devel-{v}-{rel}.noarch.rpm");
+    assert_eq!(
+        got,
+        [
+            (
+                "x86_64",
+                "6.8.1-1-default",
+                format!("{}/tumbleweed/repo/oss/{noarch}", server.base).as_str()
+            ),
+            (
+                "aarch64",
+                "6.8.1-1-default",
+                format!("{}/ports/aarch64/tumbleweed/repo/oss/{noarch}", server.base).as_str()
+            ),
+        ],
+        "{out}"
+    );
+    assert!(ks.iter().all(|r| r["target_id"] == "opensuse-tumbleweed"));
+
     // Amazon Linux 1 was read from its database: no primary.xml was asked for.
     assert!(server
         .all_hits()

@@ -31,7 +31,10 @@ pub struct Spec<'a> {
 
 /// Builds one package with rpmbuild under `t`; returns the `.rpm`.
 pub fn rpmbuild(t: &Path, s: &Spec) -> PathBuf {
-    let top = t.join(format!("rpmbuild-{}-{}-{}", s.name, s.version, s.release));
+    let top = t.join(format!(
+        "rpmbuild-{}-{}-{}.{}",
+        s.name, s.version, s.release, s.arch
+    ));
     fs::create_dir_all(top.join("SPECS")).unwrap();
     let mut install = String::new();
     let mut files = String::new();
