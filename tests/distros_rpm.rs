@@ -259,6 +259,14 @@ fn opensuse_two_package_kernels_list_build_and_a_missing_srctree_is_named() {
         .hits("/update/leap/15.6/oss/repodata/repomd.xml")
         .contains(&404));
 
+    // What was read of each index is kept, by the index's digest, for the next listing.
+    let memos = walkdir::WalkDir::new(&cache)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".yum-headers."))
+        .count();
+    assert_eq!(memos, 2, "one per repository");
+
     // SLES runs the same SLE kernels: the same set, under Falco's `sles`.
     let (sles, _) = list(&g, "sles-15-sp6");
     assert_eq!(sles.len(), 1, "{sles:#?}");

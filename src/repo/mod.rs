@@ -766,6 +766,21 @@ impl Lister<'_> {
                 ),
             });
         }
+        // The packages a rule reads of an index are cached by the index's digest and the
+        // names read: a warm listing reads a few KB of JSON instead of parsing the whole
+        // primary (openSUSE's is hundreds of MB of XML). Checked on every read.
+        let memo = format!(
+            "{}.yum-headers.{}.v1.json",
+            pick.checksum,
+            rule.names_digest()
+        );
+        if let Some(v) = self
+            .client
+            .memo_get(&memo)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            return Ok((v, signed));
+        }
         let url = format!("{base}/{}", pick.href);
         let file = match self.client.fetch_verified(&url, &pick.checksum, pick.size) {
             Ok((f, _)) => f,
@@ -809,6 +824,9 @@ impl Lister<'_> {
                     r.href, r.checksum_type
                 )));
             }
+        }
+        if let Ok(json) = serde_json::to_vec(&rpms) {
+            self.client.memo_put(&memo, &json);
         }
         Ok((rpms, signed))
     }

@@ -178,6 +178,16 @@ impl HeaderRule {
         self.packages.contains_key(name) || self.srctree_package.as_deref() == Some(name)
     }
 
+    /// A short digest of the package names the rule reads: what a parsed index's memo depends
+    /// on besides the index itself.
+    pub fn names_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut names: Vec<&str> = self.packages.keys().map(String::as_str).collect();
+        names.extend(self.srctree_package.as_deref());
+        names.sort_unstable();
+        hex::encode(&Sha256::digest(names.join("\n").as_bytes())[..8])
+    }
+
     /// `uname -r` of an objtree package's kernel; `None` for other packages, and for a
     /// release the template cannot be filled from (`{release_base}` of a release without `.`).
     pub fn kernel_release(&self, rpm: &Rpm) -> Option<String> {
@@ -471,6 +481,8 @@ mod tests {
             "Tumbleweed"
         );
         assert!(rule.wants("kernel-devel") && !rule.wants("kernel-devel-matched"));
+        // A memo of what this rule read is not what RHEL's rule reads of the same index.
+        assert_ne!(rule.names_digest(), HeaderRule::default().names_digest());
         // A release without a rebuild counter cannot give `{release_base}`.
         assert_eq!(
             rule.kernel_release(&rpm("kernel-default-devel", "x86_64", "6.8.1", "1", "")),
