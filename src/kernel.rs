@@ -735,6 +735,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn suse_objtrees_name_their_srctree() {
+        assert_eq!(
+            suse_srctree(Path::new(
+                "/r/usr/src/linux-5.14.21-150500.55.39-obj/x86_64/default"
+            )),
+            Some(PathBuf::from("/r/usr/src/linux-5.14.21-150500.55.39"))
+        );
+        assert_eq!(
+            suse_srctree(Path::new("/r/usr/src/linux-headers-6.1.0-50-amd64")),
+            None
+        );
+    }
+
     /// The distributions whose kernels name themselves in `uname -r` (or in their compiler),
     /// with releases as those distributions write them.
     #[test]
