@@ -458,14 +458,24 @@ fn os_release(uname_v: Option<&str>, compiler: Option<&str>, release: &str) -> O
             },
         });
     }
-    // SUSE builds say so in their compiler (`gcc (SUSE Linux) 7.5.0`). A release carrying a
-    // SLE code stream (`-150500.55.39-default`: SLE 15 SP5) runs on openSUSE Leap and on SLES
-    // alike, which the tree cannot tell apart; a plain one (`6.8.1-1-default`) is Tumbleweed.
+    // SUSE builds say so in their compiler (`gcc (SUSE Linux) 7.5.0`); the first part of the
+    // package release says for what. A SLE code stream (`-150500.55.39-default`: SLE 15 SP5)
+    // runs on openSUSE Leap and on SLES alike, which the tree cannot tell apart; `lp155` is
+    // built for Leap 15.5; a plain counter (`6.8.1-1-default`) is Tumbleweed's.
     if compiler.is_some_and(|c| c.contains("SUSE Linux")) {
-        let stream = release.split('-').nth(1).and_then(|r| r.split('.').next());
-        let sle = stream.is_some_and(|s| s.len() == 6 && s.bytes().all(|b| b.is_ascii_digit()));
-        return (!sle).then(|| OsRelease {
-            id: "opensuse-tumbleweed".into(),
+        let stream = release
+            .split('-')
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+            .unwrap_or("");
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let id = match stream.strip_prefix("lp") {
+            Some(leap) if digits(leap) => "opensuse-leap",
+            _ if digits(stream) && stream.len() <= 3 => "opensuse-tumbleweed",
+            _ => return None,
+        };
+        return Some(OsRelease {
+            id: id.into(),
             version_id: None,
         });
     }
@@ -787,6 +797,10 @@ mod tests {
         );
         // Leap 15.5 or SLES 15 SP5: the same kernel; the tree does not say which.
         assert_eq!(id("5.14.21-150500.55.39-default", suse), None);
+        assert_eq!(
+            id("6.4.0-lp155.2.1-default", suse),
+            some("opensuse-leap", None)
+        );
         assert_eq!(id("6.8.1-1-default", None), None);
     }
 }
