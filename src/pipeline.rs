@@ -591,6 +591,12 @@ mod tests {
                 None,
                 "opensuse-tumbleweed",
             ),
+            (
+                "6.4.0-lp155.2.1-default",
+                "opensuse-leap",
+                None,
+                "opensuse-leap",
+            ),
         ] {
             let k = tree(release, id, version_id);
             assert_eq!(default_target_id(&k).as_deref(), Some(want), "{release}");
