@@ -155,7 +155,8 @@ fn opensuse_two_package_kernels_list_build_and_a_missing_srctree_is_named() {
             trees: vec![(objtree, format!("{src_dir}-obj/x86_64/default"))],
             files: vec![],
             links: vec![],
-            preamble: vec![format!("Requires: kernel-devel = {v}-{rel}")],
+            // SUSE's: the srctree of the same source release (the release without `.N`).
+            preamble: vec![format!("Requires: kernel-devel = {v}-{base}")],
         },
     );
     let devel = rpmbuild(

@@ -208,7 +208,9 @@ impl HeaderRule {
 
     /// The header sets of `arch` among `rpms` (any repositories of one target), and the objtree
     /// packages whose srctree package is missing. A srctree package matches by name, epoch,
-    /// version and release; `noarch` or `arch`.
+    /// version and the release without its rebuild counter (SUSE's objtree package requires
+    /// `kernel-devel = <version>-<source release>`, and the two are rebuilt apart: their last
+    /// `.N` can differ), `noarch` or `arch`; the same release first, else the highest counter.
     pub fn header_sets(&self, rpms: &[Rpm], arch: &str) -> (Vec<HeaderSet>, Vec<Incomplete>) {
         let mut sets = Vec::new();
         let mut incomplete = Vec::new();
@@ -221,13 +223,27 @@ impl HeaderRule {
             };
             let mut packages = vec![i];
             if let Some(src) = &self.srctree_package {
-                let found = rpms.iter().position(|s| {
-                    s.name == *src
-                        && (s.arch == "noarch" || s.arch == arch)
-                        && s.epoch == r.epoch
-                        && s.version == r.version
-                        && s.release == r.release
-                });
+                let base = |rel: &str| {
+                    rel.rsplit_once('.')
+                        .map_or(rel.to_owned(), |b| b.0.to_owned())
+                };
+                let counter = |rel: &str| {
+                    rel.rsplit_once('.')
+                        .and_then(|(_, n)| n.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let found = rpms
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| {
+                        s.name == *src
+                            && (s.arch == "noarch" || s.arch == arch)
+                            && s.epoch == r.epoch
+                            && s.version == r.version
+                            && base(&s.release) == base(&r.release)
+                    })
+                    .max_by_key(|(j, s)| (s.release == r.release, counter(&s.release), *j))
+                    .map(|(j, _)| j);
                 match found {
                     Some(j) => packages.push(j),
                     None => {
@@ -467,6 +483,18 @@ mod tests {
                 packages: vec![0, 1]
             }]
         );
+        // Rebuilt apart: the srctree package of the same source release, another counter.
+        let mut rebuilt = rpms.clone();
+        rebuilt[1].release = "150500.55.39.2".into();
+        rebuilt.push(rpm(
+            "kernel-devel",
+            "noarch",
+            "5.14.21",
+            "150500.55.3.1",
+            "noarch/kernel-devel-5.14.21-150500.55.3.1.noarch.rpm",
+        ));
+        let (sets, _) = rule.header_sets(&rebuilt, "x86_64");
+        assert_eq!(sets[0].packages, [0, 1]);
         assert_eq!(
             incomplete,
             [Incomplete {
