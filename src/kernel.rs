@@ -317,8 +317,18 @@ pub fn makefile_includes(objtree: &Path) -> Vec<String> {
         .collect()
 }
 
+/// SUSE's srctree of an objtree `<dir>/linux-<kr>-obj/<arch>/<flavour>`: `<dir>/linux-<kr>`
+/// (the `kernel-devel` package), read from the path alone: the objtree's `Makefile`, which
+/// names it too, lies deeper than a probe build unpacks.
+fn suse_srctree(objtree: &Path) -> Option<PathBuf> {
+    let obj = objtree.parent()?.parent()?;
+    let name = obj.file_name()?.to_str()?.strip_suffix("-obj")?;
+    Some(obj.with_file_name(name))
+}
+
 /// Finds the srctree of an objtree: itself, the tree its Makefile includes (Debian, Ubuntu),
-/// or a sibling whose name is the objtree's without its flavour (`-common`, Ubuntu's base).
+/// SUSE's `linux-<kr>` beside `linux-<kr>-obj/<arch>/<flavour>`, or a sibling whose name is
+/// the objtree's without its flavour (`-common`, Ubuntu's base).
 pub fn find_srctree(root: &Path, objtree: &Path) -> Result<PathBuf> {
     if is_srctree(objtree) {
         return Ok(objtree.to_owned());
@@ -335,6 +345,9 @@ pub fn find_srctree(root: &Path, objtree: &Path) -> Result<PathBuf> {
                 return Ok(dir.to_owned());
             }
         }
+    }
+    if let Some(d) = suse_srctree(objtree).filter(|d| is_srctree(d)) {
+        return Ok(d);
     }
     if let (Some(parent), Some(name)) = (
         objtree.parent(),
@@ -354,9 +367,16 @@ pub fn find_srctree(root: &Path, objtree: &Path) -> Result<PathBuf> {
             }
         }
     }
+    // SUSE's objtree Makefile (deeper than a probe build unpacks) includes the srctree's.
+    let suse = suse_srctree(objtree).and_then(|d| {
+        Some(format!(
+            "/{}/Makefile",
+            d.strip_prefix(root).ok()?.display()
+        ))
+    });
     Err(Error::NoSrctree {
         objtree: objtree.to_owned(),
-        named: includes.into_iter().next(),
+        named: includes.into_iter().next().or(suse),
     })
 }
 
@@ -420,7 +440,51 @@ fn os_release(uname_v: Option<&str>, compiler: Option<&str>, release: &str) -> O
             version_id: None,
         });
     }
-    let id = if release.contains(".amzn2") {
+    // Photon OS (`4.19.283-3.ph3`, `-aws`...): the release names its major version.
+    if let Some(n) = dist_tag(release, ".ph") {
+        return Some(OsRelease {
+            id: "photon".into(),
+            version_id: Some(format!("{n}.0")),
+        });
+    }
+    // Alibaba Cloud Linux: `.al7` is Alibaba Cloud Linux 2 (2.1903), `.al8` is 3.
+    if let Some(n) = dist_tag(release, ".al") {
+        return Some(OsRelease {
+            id: "alinux".into(),
+            version_id: match n {
+                7 => Some("2.1903".into()),
+                8 => Some("3".into()),
+                _ => None,
+            },
+        });
+    }
+    // SUSE builds say so in their compiler (`gcc (SUSE Linux) 7.5.0`); the first part of the
+    // package release says for what. A SLE code stream (`-150500.55.39-default`: SLE 15 SP5)
+    // runs on openSUSE Leap and on SLES alike, which the tree cannot tell apart; `lp155` is
+    // built for Leap 15.5; a plain counter (`6.8.1-1-default`) is Tumbleweed's.
+    if compiler.is_some_and(|c| c.contains("SUSE Linux")) {
+        let stream = release
+            .split('-')
+            .nth(1)
+            .and_then(|r| r.split('.').next())
+            .unwrap_or("");
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let id = match stream.strip_prefix("lp") {
+            Some(leap) if digits(leap) => "opensuse-leap",
+            _ if digits(stream) && stream.len() <= 3 => "opensuse-tumbleweed",
+            _ => return None,
+        };
+        return Some(OsRelease {
+            id: id.into(),
+            version_id: None,
+        });
+    }
+    // Amazon Linux 1 (`.amzn1`) has no VERSION_ID the tree knows; Falco's loader names every
+    // Amazon Linux that is not 2, 2022 or 2023 `amazonlinux`.
+    let amzn = [".amzn2023", ".amzn2022", ".amzn2", ".amzn1"]
+        .into_iter()
+        .find(|m| release.contains(m));
+    let id = if amzn.is_some() {
         "amzn"
     } else if release.contains(".el") {
         "rhel"
@@ -431,13 +495,26 @@ fn os_release(uname_v: Option<&str>, compiler: Option<&str>, release: &str) -> O
     };
     Some(OsRelease {
         id: id.into(),
-        version_id: if release.contains(".amzn2023") {
-            Some("2023".into())
-        } else if release.contains(".amzn2") {
-            Some("2".into())
-        } else {
-            None
+        version_id: match amzn {
+            Some(".amzn2023") => Some("2023".into()),
+            Some(".amzn2022") => Some("2022".into()),
+            Some(".amzn2") => Some("2".into()),
+            _ => None,
         },
+    })
+}
+
+/// The number of a distribution tag in a release (`.ph3` -> 3, `.al8` -> 8), where the tag is
+/// followed by digits and then the end, `.`, `-` or `_`.
+fn dist_tag(release: &str, tag: &str) -> Option<u32> {
+    release.match_indices(tag).find_map(|(i, _)| {
+        let rest = &release[i + tag.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let next = rest[digits.len()..].chars().next();
+        match (digits.parse().ok(), next) {
+            (Some(n), None | Some('.' | '-' | '_')) => Some(n),
+            _ => None,
+        }
     })
 }
 
@@ -666,5 +743,64 @@ mod tests {
                 .version_id,
             Some("2023".into())
         );
+    }
+
+    #[test]
+    fn suse_objtrees_name_their_srctree() {
+        assert_eq!(
+            suse_srctree(Path::new(
+                "/r/usr/src/linux-5.14.21-150500.55.39-obj/x86_64/default"
+            )),
+            Some(PathBuf::from("/r/usr/src/linux-5.14.21-150500.55.39"))
+        );
+        assert_eq!(
+            suse_srctree(Path::new("/r/usr/src/linux-headers-6.1.0-50-amd64")),
+            None
+        );
+    }
+
+    /// The distributions whose kernels name themselves in `uname -r` (or in their compiler),
+    /// with releases as those distributions write them.
+    #[test]
+    fn os_release_of_photon_alinux_amazon_linux_1_and_2022_and_suse() {
+        let id = |r: &str, cc: Option<&str>| {
+            os_release(Some("#1 SMP PREEMPT_DYNAMIC"), cc, r).map(|o| (o.id, o.version_id))
+        };
+        let some = |id: &str, v: Option<&str>| Some((id.to_owned(), v.map(str::to_owned)));
+        assert_eq!(id("4.19.283-3.ph3", None), some("photon", Some("3.0")));
+        assert_eq!(id("6.1.83-4.ph5-aws", None), some("photon", Some("5.0")));
+        assert_eq!(
+            id("4.19.91-26.al7.x86_64", None),
+            some("alinux", Some("2.1903"))
+        );
+        assert_eq!(
+            id("5.10.84-10.4.al8.x86_64", None),
+            some("alinux", Some("3"))
+        );
+        assert_eq!(id("4.14.26-46.32.amzn1.x86_64", None), some("amzn", None));
+        assert_eq!(
+            id("5.15.25-14.106.amzn2022.x86_64", None),
+            some("amzn", Some("2022"))
+        );
+        assert_eq!(
+            id("5.10.210-201.852.amzn2.x86_64", None),
+            some("amzn", Some("2"))
+        );
+        // Not a tag: `.alpha`, `.phone`.
+        assert_eq!(id("6.1.0-1.alpha", None), None);
+        let suse = Some(
+            "gcc (SUSE Linux) 13.2.1 20240206 [revision 67ac78caf31f7cb3202177e6428a46d829b70f23]",
+        );
+        assert_eq!(
+            id("6.8.1-1-default", suse),
+            some("opensuse-tumbleweed", None)
+        );
+        // Leap 15.5 or SLES 15 SP5: the same kernel; the tree does not say which.
+        assert_eq!(id("5.14.21-150500.55.39-default", suse), None);
+        assert_eq!(
+            id("6.4.0-lp155.2.1-default", suse),
+            some("opensuse-leap", None)
+        );
+        assert_eq!(id("6.8.1-1-default", None), None);
     }
 }

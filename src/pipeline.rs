@@ -188,7 +188,14 @@ pub fn default_target_id(k: &KernelTree) -> Option<String> {
         ("debian", _) => "debian".into(),
         ("ubuntu", _) => format!("ubuntu-{}", k.release.rsplit('-').next()?),
         ("amzn", Some("2")) => "amazonlinux2".into(),
+        ("amzn", Some("2022")) => "amazonlinux2022".into(),
         ("amzn", Some("2023")) => "amazonlinux2023".into(),
+        // Falco's loader: every other Amazon Linux (1, 2018.03) is `amazonlinux`.
+        ("amzn", _) => "amazonlinux".into(),
+        // os-release IDs Falco's loader uses verbatim (no distro of its own for them).
+        (id @ ("photon" | "alinux" | "opensuse-tumbleweed" | "opensuse-leap" | "sles"), _) => {
+            id.into()
+        }
         ("fedora", _) => "fedora".into(),
         ("rhel", _) => "centos".into(),
         _ => return None,
@@ -546,6 +553,60 @@ pub fn provenance(out: &Output, tc: &Toolchain) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Falco's loader's target ids, from what the trees of each distribution say.
+    #[test]
+    fn target_ids_of_rpm_distros_from_the_tree() {
+        let tree = |release: &str, id: &str, version_id: Option<&str>| KernelTree {
+            root: PathBuf::new(),
+            objtree: PathBuf::new(),
+            srctree: PathBuf::new(),
+            release: release.into(),
+            uname_v: None,
+            kernel_version: None,
+            arch: Arch::X86_64,
+            big_endian: false,
+            version: kernel::parse_version(release),
+            os_release: Some(kernel::OsRelease {
+                id: id.into(),
+                version_id: version_id.map(str::to_owned),
+            }),
+            compiler: None,
+            config: Default::default(),
+        };
+        for (release, id, version_id, want) in [
+            ("4.19.283-3.ph3", "photon", Some("3.0"), "photon"),
+            ("5.10.84-10.4.al8.x86_64", "alinux", Some("3"), "alinux"),
+            ("4.14.26-46.32.amzn1.x86_64", "amzn", None, "amazonlinux"),
+            (
+                "5.15.25-14.106.amzn2022.x86_64",
+                "amzn",
+                Some("2022"),
+                "amazonlinux2022",
+            ),
+            (
+                "5.10.210-201.852.amzn2.x86_64",
+                "amzn",
+                Some("2"),
+                "amazonlinux2",
+            ),
+            (
+                "6.8.1-1-default",
+                "opensuse-tumbleweed",
+                None,
+                "opensuse-tumbleweed",
+            ),
+            (
+                "6.4.0-lp155.2.1-default",
+                "opensuse-leap",
+                None,
+                "opensuse-leap",
+            ),
+        ] {
+            let k = tree(release, id, version_id);
+            assert_eq!(default_target_id(&k).as_deref(), Some(want), "{release}");
+        }
+    }
 
     /// Every part of what the compiler sees changes the compile-cache key; the order of the
     /// header packages does not.

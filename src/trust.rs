@@ -154,6 +154,18 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         "RPM-GPG-KEY-fedora-41-primary",
         include_bytes!("../catalog/keys/RPM-GPG-KEY-fedora-41-primary"),
     ),
+    (
+        "RPM-GPG-KEY-openSUSE-2022",
+        include_bytes!("../catalog/keys/RPM-GPG-KEY-openSUSE-2022"),
+    ),
+    (
+        "RPM-GPG-KEY-SuSE-SLE-15",
+        include_bytes!("../catalog/keys/RPM-GPG-KEY-SuSE-SLE-15"),
+    ),
+    (
+        "RPM-GPG-KEY-SuSE-SLE-Main-2023",
+        include_bytes!("../catalog/keys/RPM-GPG-KEY-SuSE-SLE-Main-2023"),
+    ),
 ];
 
 impl Keyring {

@@ -270,18 +270,10 @@ fn amazon_linux_style_yum_repo_lists_fetches_and_builds() {
     let srv_root = t.path().join("srv");
     let (rpm, uts) = build_kernel_devel_rpm_as(t.path(), Some(("6.1.176", "50.amzn2")));
     let repo = srv_root.join("2/core/2.0/x86_64/0123abcd");
-    fs::create_dir_all(repo.join("Packages")).unwrap();
-    fs::copy(&rpm, repo.join("Packages").join(rpm.file_name().unwrap())).unwrap();
-    let o = Command::new("createrepo_c")
-        .arg("--quiet")
-        .arg(&repo)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Signed as the repository's owner signs it, with a key made here.
     let key = test_key(t.path(), "yum-owner");
+    common::rpm::yum_repo(&repo, &[(&rpm, "Packages")], &[], Some(&key));
     let repomd = repo.join("repodata/repomd.xml");
-    key.detach(&repomd, &repo.join("repodata/repomd.xml.asc"), true);
     let server = Server::start(srv_root.clone());
     fs::write(
         srv_root.join("2/core/2.0/x86_64/mirror.list"),

@@ -17,8 +17,19 @@ fuzz_target!(|data: &[u8]| {
         let _ = apt::compare_versions(a, b);
     }
     let _ = yum::parse_repomd(data);
-    let _ = yum::parse_primary(data, |_| true);
+    if let Ok(rpms) = yum::parse_primary(data, |_| true) {
+        // RHEL's rule and openSUSE's (a srctree package and a `{release_base}` template).
+        let suse = yum::HeaderRule {
+            packages: [("kernel-default-devel".to_owned(), "-default".to_owned())].into(),
+            release: "{version}-{release_base}{flavour}".into(),
+            srctree_package: Some("kernel-devel".into()),
+        };
+        for rule in [yum::HeaderRule::default(), suse] {
+            let _ = rule.header_sets(&rpms, "x86_64");
+        }
+    }
     let _ = yum::parse_mirror_list(&text);
+    let _ = yum::mirror_list_base(&text, "x86_64");
     let _ = crawler::read(&text, probeforge::Arch::X86_64);
     let _ = sources::mirrors(&sources::parse(&text));
 });

@@ -27,9 +27,13 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
 
 use serde::Deserialize;
 
-/// kernel-crawler's distro key for a target id.
+/// kernel-crawler's distro key for a target id. The distros added since kernel-crawler renamed
+/// its keys to os-release names (2023) use those: one `opensuse` for Leap, Tumbleweed and SLES
+/// (it has no other), `photon`, `alinux`, `amazonlinux` (Amazon Linux 1), `amazonlinux2022`.
 fn distro_key(target_id: &str) -> String {
     match target_id {
+        "opensuse-leap" | "opensuse-tumbleweed" | "sles" => "opensuse".into(),
+        "photon" | "alinux" | "amazonlinux" | "amazonlinux2022" => target_id.into(),
         "debian" => "Debian".into(),
         "amazonlinux2" => "AmazonLinux2".into(),
         "amazonlinux2023" => "AmazonLinux2023".into(),
@@ -187,5 +191,20 @@ mod tests {
             read(&other, Arch::X86_64).unwrap()[0].release,
             "7.3.4-1~bpo13+1-cloud-amd64"
         );
+    }
+
+    #[test]
+    fn rpm_distros_take_kernel_crawlers_keys() {
+        for (id, key) in [
+            ("opensuse-leap", "opensuse"),
+            ("opensuse-tumbleweed", "opensuse"),
+            ("sles", "opensuse"),
+            ("photon", "photon"),
+            ("alinux", "alinux"),
+            ("amazonlinux", "amazonlinux"),
+            ("amazonlinux2022", "amazonlinux2022"),
+        ] {
+            assert_eq!(distro_key(id), key, "{id}");
+        }
     }
 }

@@ -61,6 +61,10 @@ pub enum Error {
     Trust(#[source] crate::trust::Error),
     #[error("target `{target}`: {what}")]
     Keys { target: String, what: String },
+    /// A distribution that signs its packages but not its repositories' metadata (Photon OS):
+    /// there is nothing probeforge can check the listing against.
+    #[error("target `{target}`: `{repo}` has no signed metadata (the distribution signs its packages only, which probeforge does not check); pass --allow-unsigned to use it unverified")]
+    MetadataUnsigned { target: String, repo: String },
     #[error("kernel `{release}`: its kbuild package `{package}` is version {kernel_version}, but the {host} one is {host_version}")]
     KbuildVersion {
         release: String,
@@ -143,6 +147,18 @@ pub struct Target {
     /// what is listed from it is marked `unsigned_metadata`.
     #[serde(default)]
     pub allow_unsigned: bool,
+    /// YUM: which packages make one kernel's headers and what `uname -r` they give (see
+    /// [`yum::HeaderRule`]); RHEL's `kernel-devel` when absent.
+    #[serde(default)]
+    pub headers: Option<yum::HeaderRule>,
+    /// YUM: `false` where the distribution signs its packages but not its repository metadata
+    /// (Photon OS): there is no `repomd.xml.asc` to check, and its listing is unsigned.
+    #[serde(default = "signed_by_default")]
+    pub signed_metadata: bool,
+}
+
+fn signed_by_default() -> bool {
+    true
 }
 
 impl Target {
@@ -500,12 +516,21 @@ impl Lister<'_> {
     }
 
     fn list_yum(&self, t: &Target, arches: &[Arch]) -> Result<Vec<KernelRecord>> {
-        let mirror = self.mirrors.resolve(self.catalog, &t.mirror)?;
+        let rule = t.headers.clone().unwrap_or_default();
         let mut by_key: BTreeMap<(Arch, String), KernelRecord> = BTreeMap::new();
         for &arch in arches {
             if !t.arches.iter().any(|a| Arch::parse(a) == Some(arch)) {
                 continue;
             }
+            let mname = match (arch, &t.mirror_aarch64) {
+                (Arch::Aarch64, Some(m)) => m,
+                _ => &t.mirror,
+            };
+            let mirror = self.mirrors.resolve(self.catalog, mname)?;
+            // Every repository of the target together: a kernel's srctree package may come
+            // from another repository than its objtree package.
+            let mut rpms: Vec<yum::Rpm> = Vec::new();
+            let mut from: Vec<(String, String, bool)> = Vec::new();
             for path in &t.repos {
                 let path = path.replace("{arch}", arch.uname_m());
                 let url = format!("{mirror}/{path}");
@@ -519,16 +544,15 @@ impl Lister<'_> {
                         }
                         Err(e) => return Err(e),
                     };
-                    yum::parse_mirror_list(&String::from_utf8_lossy(&text)).ok_or_else(|| {
-                        Error::Index {
+                    yum::mirror_list_base(&String::from_utf8_lossy(&text), arch.uname_m())
+                        .ok_or_else(|| Error::Index {
                             url: http::redact(&url),
                             what: "empty mirror list".into(),
-                        }
-                    })?
+                        })?
                 } else {
                     url.clone()
                 };
-                let (rpms, signed) = match self.yum_kernels(t, &base) {
+                let (found, signed) = match self.yum_kernels(t, &rule, &base) {
                     Ok(r) => r,
                     Err(e) if e.is_not_found() => {
                         tracing::info!("{} has no repodata; skipped", http::redact(&base));
@@ -536,29 +560,48 @@ impl Lister<'_> {
                     }
                     Err(e) => return Err(e),
                 };
-                for rpm in rpms {
-                    if Arch::parse(&rpm.arch) != Some(arch) {
-                        continue;
-                    }
-                    let release = rpm.kernel_release();
-                    let rec = KernelRecord {
-                        unsigned_metadata: !signed,
-                        target: t.name.clone(),
-                        target_id: t.target_id.clone(),
-                        release: release.clone(),
-                        kernel_version: "1".into(),
-                        arch,
-                        origin: path.trim_end_matches("/mirror.list").to_owned(),
-                        packages: vec![PackageRef {
-                            name: rpm.name.clone(),
-                            version: format!("{}-{}", rpm.version, rpm.release),
-                            url: format!("{base}/{}", rpm.href),
-                            size: rpm.size,
-                            sha256: rpm.checksum.clone(),
-                        }],
-                    };
-                    by_key.entry((arch, release)).or_insert(rec);
+                let origin = path.trim_end_matches("/mirror.list").to_owned();
+                for rpm in found {
+                    from.push((base.clone(), origin.clone(), signed));
+                    rpms.push(rpm);
                 }
+            }
+            let (sets, incomplete) = rule.header_sets(&rpms, arch.uname_m());
+            for i in incomplete {
+                tracing::warn!(
+                    "{}: kernel `{}` not listed: `{}` needs `{}`, which none of the target's repositories lists",
+                    t.name,
+                    i.release,
+                    i.package,
+                    i.missing
+                );
+            }
+            for set in sets {
+                let origin = &from[set.packages[0]].1;
+                let rec = KernelRecord {
+                    unsigned_metadata: set.packages.iter().any(|&i| !from[i].2),
+                    target: t.name.clone(),
+                    target_id: t.target_id.clone(),
+                    release: set.release.clone(),
+                    kernel_version: "1".into(),
+                    arch,
+                    origin: origin.clone(),
+                    packages: set
+                        .packages
+                        .iter()
+                        .map(|&i| {
+                            let (rpm, (base, _, _)) = (&rpms[i], &from[i]);
+                            PackageRef {
+                                name: rpm.name.clone(),
+                                version: format!("{}-{}", rpm.version, rpm.release),
+                                url: format!("{base}/{}", rpm.href),
+                                size: rpm.size,
+                                sha256: rpm.checksum.clone(),
+                            }
+                        })
+                        .collect(),
+                };
+                by_key.entry((arch, set.release)).or_insert(rec);
             }
         }
         Ok(by_key.into_values().collect())
@@ -678,23 +721,47 @@ impl Lister<'_> {
         Ok(out)
     }
 
-    /// `kernel-devel` packages of one YUM repository (its base URL), from a `repomd.xml`
-    /// checked against `repomd.xml.asc` with the target's keys; the bool says whether it was
-    /// signed by a trusted key (false only with `allow_unsigned`).
-    fn yum_kernels(&self, t: &Target, base: &str) -> Result<(Vec<yum::Rpm>, bool)> {
+    /// The header packages `rule` reads of one YUM repository (its base URL), from a
+    /// `repomd.xml` checked against `repomd.xml.asc` with the target's keys; the bool says
+    /// whether it was signed by a trusted key (false only with `allow_unsigned`).
+    fn yum_kernels(
+        &self,
+        t: &Target,
+        rule: &yum::HeaderRule,
+        base: &str,
+    ) -> Result<(Vec<yum::Rpm>, bool)> {
         let md_url = format!("{base}/repodata/repomd.xml");
         let md = self.fetch_meta(&md_url)?;
         let repo = http::redact(base);
-        let checked = match self.fetch_meta(&format!("{md_url}.asc")) {
-            Ok(sig) => crate::trust::verify_detached(&md, &sig, &t.keyring()?, &repo, "repomd.xml"),
-            Err(e) if e.is_not_found() => Err(crate::trust::Error::Unsigned {
-                repo: repo.clone(),
-                file: "repodata/repomd.xml".into(),
-                detail: Some("no repomd.xml.asc".into()),
-            }),
-            Err(e) => return Err(e),
+        let signed = match t.signed_metadata {
+            // Nothing to check: used only when asked to, and never reported as verified.
+            false if t.allow_unsigned => {
+                tracing::warn!(
+                    "`{repo}`: the distribution does not sign its repository metadata; used unverified (--allow-unsigned)"
+                );
+                false
+            }
+            false => {
+                return Err(Error::MetadataUnsigned {
+                    target: t.name.clone(),
+                    repo,
+                })
+            }
+            true => {
+                let checked = match self.fetch_meta(&format!("{md_url}.asc")) {
+                    Ok(sig) => {
+                        crate::trust::verify_detached(&md, &sig, &t.keyring()?, &repo, "repomd.xml")
+                    }
+                    Err(e) if e.is_not_found() => Err(crate::trust::Error::Unsigned {
+                        repo: repo.clone(),
+                        file: "repodata/repomd.xml".into(),
+                        detail: Some("no repomd.xml.asc".into()),
+                    }),
+                    Err(e) => return Err(e),
+                };
+                t.accept(checked)?
+            }
         };
-        let signed = t.accept(checked)?;
         let data = yum::parse_repomd(&md).map_err(|what| Error::Index {
             url: http::redact(&md_url),
             what: what.to_string(),
@@ -715,6 +782,21 @@ impl Lister<'_> {
                     pick.kind, pick.checksum_type
                 ),
             });
+        }
+        // The packages a rule reads of an index are cached by the index's digest and the
+        // names read: a warm listing reads a few KB of JSON instead of parsing the whole
+        // primary (openSUSE's is hundreds of MB of XML). Checked on every read.
+        let memo = format!(
+            "{}.yum-headers.{}.v1.json",
+            pick.checksum,
+            rule.names_digest()
+        );
+        if let Some(v) = self
+            .client
+            .memo_get(&memo)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            return Ok((v, signed));
         }
         let url = format!("{base}/{}", pick.href);
         let file = match self.client.fetch_verified(&url, &pick.checksum, pick.size) {
@@ -743,7 +825,7 @@ impl Lister<'_> {
             .map_err(|e| idx_err(e.to_string()))?
             .read_to_end(&mut plain)
             .map_err(|e| idx_err(format!("cannot decompress: {e}")))?;
-        let keep = yum::is_kernel_devel;
+        let keep = |name: &str| rule.wants(name);
         let rpms = if pick.kind == "primary" {
             yum::parse_primary(&plain, keep)
         } else {
@@ -759,6 +841,9 @@ impl Lister<'_> {
                     r.href, r.checksum_type
                 )));
             }
+        }
+        if let Ok(json) = serde_json::to_vec(&rpms) {
+            self.client.memo_put(&memo, &json);
         }
         Ok((rpms, signed))
     }
@@ -1132,6 +1217,81 @@ mod tests {
                 size: 0,
                 sha256: String::new(),
             }],
+        }
+    }
+
+    /// The catalog's rules, applied to package names and versions as each distribution
+    /// publishes them, give the `uname -r` of its kernels.
+    #[test]
+    fn catalog_header_rules_give_each_distros_uname_r() {
+        let c = Catalog::embedded();
+        let rpm = |name: &str, arch: &str, v: &str, r: &str| yum::Rpm {
+            name: name.into(),
+            arch: arch.into(),
+            version: v.into(),
+            release: r.into(),
+            ..yum::Rpm::default()
+        };
+        let cases = [
+            (
+                "opensuse-leap-15.6",
+                rpm(
+                    "kernel-default-devel",
+                    "x86_64",
+                    "5.14.21",
+                    "150500.55.39.1",
+                ),
+                "5.14.21-150500.55.39-default",
+            ),
+            (
+                "opensuse-tumbleweed",
+                rpm("kernel-default-devel", "x86_64", "6.8.1", "1.1"),
+                "6.8.1-1-default",
+            ),
+            (
+                "sles-15-sp6",
+                rpm("kernel-default-devel", "aarch64", "6.4.0", "150600.23.25.1"),
+                "6.4.0-150600.23.25-default",
+            ),
+            (
+                "photon-3.0",
+                rpm("linux-devel", "x86_64", "4.19.283", "3.ph3"),
+                "4.19.283-3.ph3",
+            ),
+            (
+                "photon-5.0",
+                rpm("linux-rt-devel", "x86_64", "6.1.83", "4.ph5"),
+                "6.1.83-4.ph5-rt",
+            ),
+            (
+                "alinux-3",
+                rpm("kernel-devel", "x86_64", "5.10.84", "10.4.al8"),
+                "5.10.84-10.4.al8.x86_64",
+            ),
+            (
+                "amazonlinux",
+                rpm("kernel-devel", "x86_64", "4.14.26", "46.32.amzn1"),
+                "4.14.26-46.32.amzn1.x86_64",
+            ),
+            (
+                "amazonlinux2022",
+                rpm("kernel-devel", "aarch64", "5.15.25", "14.106.amzn2022"),
+                "5.15.25-14.106.amzn2022.aarch64",
+            ),
+        ];
+        for (target, p, want) in cases {
+            let t = c.target(target).unwrap();
+            let rule = t.headers.clone().unwrap_or_default();
+            assert_eq!(rule.kernel_release(&p).as_deref(), Some(want), "{target}");
+        }
+        let photon = c.target("photon-4.0").unwrap();
+        assert!(!photon.signed_metadata && photon.keys.is_empty());
+        let esx = rpm("linux-esx-devel", "x86_64", "4.19.283", "3.ph3");
+        assert_eq!(photon.headers.clone().unwrap().kernel_release(&esx), None);
+        for t in &c.targets {
+            for k in &t.keys {
+                crate::trust::Keyring::embedded(k).unwrap_or_else(|e| panic!("{}: {e}", t.name));
+            }
         }
     }
 

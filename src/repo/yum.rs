@@ -1,6 +1,10 @@
 //! YUM/DNF repositories: `repodata/repomd.xml` -> `primary.xml.gz` (or `primary.sqlite.*`) ->
-//! `kernel-devel` packages with their checksums. Amazon Linux's `mirror.list` indirection is
-//! resolved by the caller. Parsers take bytes.
+//! kernel header packages with their checksums, grouped into one set per kernel by a target's
+//! [`HeaderRule`] (RHEL's single `kernel-devel`, openSUSE's objtree + srctree pair, Photon's
+//! flavoured `linux-*-devel`). Amazon Linux's `mirror.list` indirection is resolved by the
+//! caller. Parsers take bytes; nothing here does IO.
+
+use std::collections::BTreeMap;
 
 use quick_xml::events::Event;
 use quick_xml::Reader;
@@ -117,11 +121,151 @@ impl Rpm {
     }
 }
 
-/// Is this package one kernel's headers tree (`/usr/src/kernels/<release>`)? Only the package
-/// named `kernel-devel` is: `kernel-devel-matched` installs nothing and requires a kernel-devel,
-/// and a package that merely provides `kernel-devel` (a virtual provide) is not that kernel's.
-pub fn is_kernel_devel(name: &str) -> bool {
-    name == "kernel-devel"
+/// How a distribution packages one kernel's headers, and what `uname -r` its packages give:
+/// data in `catalog/targets.json` (a yum target's `headers`), RHEL's layout when absent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRule {
+    /// The packages holding a kernel's objtree (`include/generated`), each with the suffix its
+    /// kernels' `uname -r` carries (`kernel-devel`: none; openSUSE's `kernel-default-devel`:
+    /// `-default`; Photon's `linux-aws-devel`: `-aws`). Other names are not kernels.
+    pub packages: BTreeMap<String, String>,
+    /// `uname -r` from the objtree package's fields: `{version}`, `{release}`, `{release_base}`
+    /// (the release without its last `.N`: openSUSE's rebuild counter), `{arch}`, `{flavour}`
+    /// (the package's suffix above).
+    pub release: String,
+    /// The package of the same version and release holding the srctree the objtree package
+    /// needs (openSUSE's noarch `kernel-devel`); none when the objtree package is one tree.
+    #[serde(default)]
+    pub srctree_package: Option<String>,
+}
+
+impl Default for HeaderRule {
+    /// RHEL's: one `kernel-devel` tree under `/usr/src/kernels/<version>-<release>.<arch>`.
+    /// Only the package named `kernel-devel` is a kernel: `kernel-devel-matched` installs
+    /// nothing and requires a kernel-devel, and a package that merely provides `kernel-devel`
+    /// (a virtual provide) is not that kernel's.
+    fn default() -> Self {
+        HeaderRule {
+            packages: BTreeMap::from([("kernel-devel".to_owned(), String::new())]),
+            release: "{version}-{release}.{arch}".into(),
+            srctree_package: None,
+        }
+    }
+}
+
+/// One kernel's header packages, as indices into the list they were formed from: the objtree
+/// package first, then its srctree package where the rule has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderSet {
+    pub release: String,
+    pub packages: Vec<usize>,
+}
+
+/// An objtree package whose srctree package is not in the list: not a buildable kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incomplete {
+    pub release: String,
+    /// The objtree package's file name (`kernel-default-devel-<v>-<r>.x86_64.rpm`).
+    pub package: String,
+    /// What is missing, as `name-version-release` (`kernel-devel-<v>-<r>`).
+    pub missing: String,
+}
+
+impl HeaderRule {
+    /// Whether the rule reads this package (an objtree or a srctree package).
+    pub fn wants(&self, name: &str) -> bool {
+        self.packages.contains_key(name) || self.srctree_package.as_deref() == Some(name)
+    }
+
+    /// A short digest of the package names the rule reads: what a parsed index's memo depends
+    /// on besides the index itself.
+    pub fn names_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut names: Vec<&str> = self.packages.keys().map(String::as_str).collect();
+        names.extend(self.srctree_package.as_deref());
+        names.sort_unstable();
+        hex::encode(&Sha256::digest(names.join("\n").as_bytes())[..8])
+    }
+
+    /// `uname -r` of an objtree package's kernel; `None` for other packages, and for a
+    /// release the template cannot be filled from (`{release_base}` of a release without `.`).
+    pub fn kernel_release(&self, rpm: &Rpm) -> Option<String> {
+        let flavour = self.packages.get(&rpm.name)?;
+        let base = match self.release.contains("{release_base}") {
+            true => rpm.release.rsplit_once('.')?.0,
+            false => "",
+        };
+        Some(
+            self.release
+                .replace("{version}", &rpm.version)
+                .replace("{release_base}", base)
+                .replace("{release}", &rpm.release)
+                .replace("{arch}", &rpm.arch)
+                .replace("{flavour}", flavour),
+        )
+    }
+
+    /// The header sets of `arch` among `rpms` (any repositories of one target), and the objtree
+    /// packages whose srctree package is missing. A srctree package matches by name, epoch,
+    /// version and the release without its rebuild counter (SUSE's objtree package requires
+    /// `kernel-devel = <version>-<source release>`, and the two are rebuilt apart: their last
+    /// `.N` can differ), `noarch` or `arch`; the same release first, else the highest counter.
+    pub fn header_sets(&self, rpms: &[Rpm], arch: &str) -> (Vec<HeaderSet>, Vec<Incomplete>) {
+        let mut sets = Vec::new();
+        let mut incomplete = Vec::new();
+        for (i, r) in rpms.iter().enumerate() {
+            if r.arch != arch {
+                continue;
+            }
+            let Some(release) = self.kernel_release(r) else {
+                continue;
+            };
+            let mut packages = vec![i];
+            if let Some(src) = &self.srctree_package {
+                let base = |rel: &str| {
+                    rel.rsplit_once('.')
+                        .map_or(rel.to_owned(), |b| b.0.to_owned())
+                };
+                let counter = |rel: &str| {
+                    rel.rsplit_once('.')
+                        .and_then(|(_, n)| n.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                let found = rpms
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| {
+                        s.name == *src
+                            && (s.arch == "noarch" || s.arch == arch)
+                            && s.epoch == r.epoch
+                            && s.version == r.version
+                            && base(&s.release) == base(&r.release)
+                    })
+                    .max_by_key(|(j, s)| (s.release == r.release, counter(&s.release), *j))
+                    .map(|(j, _)| j);
+                match found {
+                    Some(j) => packages.push(j),
+                    None => {
+                        incomplete.push(Incomplete {
+                            release,
+                            package: r.href.rsplit('/').next().unwrap_or(&r.href).to_owned(),
+                            missing: format!("{src}-{}-{}", r.version, r.release),
+                        });
+                        continue;
+                    }
+                }
+            }
+            sets.push(HeaderSet { release, packages });
+        }
+        (sets, incomplete)
+    }
+}
+
+/// The repository base URL an Amazon Linux `mirror.list` names, with yum's `$basearch` (Amazon
+/// Linux 1 writes it there) replaced by the architecture.
+pub fn mirror_list_base(text: &str, basearch: &str) -> Option<String> {
+    parse_mirror_list(text).map(|u| u.replace("$basearch", basearch))
 }
 
 /// Parses `primary.xml`, keeping packages whose name satisfies `keep`.
@@ -268,13 +412,157 @@ mod tests {
 </metadata>"#;
         let all = parse_primary(xml, |_| true).unwrap();
         assert_eq!(all.len(), 3);
-        let kernels = parse_primary(xml, is_kernel_devel).unwrap();
+        let rule = HeaderRule::default();
+        let kernels = parse_primary(xml, |n| rule.wants(n)).unwrap();
         assert_eq!(kernels.len(), 1, "{kernels:?}");
         assert_eq!(kernels[0].kernel_release(), "5.14.0-570.12.1.el9_6.x86_64");
         assert_eq!(kernels[0].checksum, "aa11");
         assert_eq!(
             kernels[0].href,
             "Packages/kernel-devel-5.14.0-570.12.1.el9_6.x86_64.rpm"
+        );
+    }
+
+    fn rpm(name: &str, arch: &str, ver: &str, rel: &str, href: &str) -> Rpm {
+        Rpm {
+            name: name.into(),
+            arch: arch.into(),
+            version: ver.into(),
+            release: rel.into(),
+            epoch: "0".into(),
+            href: href.into(),
+            ..Rpm::default()
+        }
+    }
+
+    /// openSUSE: the arch objtree package and the noarch srctree package of the same
+    /// version-release make one kernel; `uname -r` drops the rebuild counter and adds the
+    /// flavour. An objtree package without its srctree package is reported, not listed.
+    #[test]
+    fn opensuse_pairs_objtree_and_noarch_srctree_packages() {
+        let rule = HeaderRule {
+            packages: BTreeMap::from([("kernel-default-devel".into(), "-default".into())]),
+            release: "{version}-{release_base}{flavour}".into(),
+            srctree_package: Some("kernel-devel".into()),
+        };
+        let rpms = vec![
+            rpm(
+                "kernel-default-devel",
+                "x86_64",
+                "5.14.21",
+                "150500.55.39.1",
+                "x86_64/kernel-default-devel-5.14.21-150500.55.39.1.x86_64.rpm",
+            ),
+            rpm(
+                "kernel-devel",
+                "noarch",
+                "5.14.21",
+                "150500.55.39.1",
+                "noarch/kernel-devel-5.14.21-150500.55.39.1.noarch.rpm",
+            ),
+            rpm(
+                "kernel-default-devel",
+                "x86_64",
+                "5.14.21",
+                "150500.55.44.1",
+                "x86_64/kernel-default-devel-5.14.21-150500.55.44.1.x86_64.rpm",
+            ),
+            rpm(
+                "kernel-default-devel",
+                "aarch64",
+                "6.8.1",
+                "1.1",
+                "aarch64/kernel-default-devel-6.8.1-1.1.aarch64.rpm",
+            ),
+        ];
+        let (sets, incomplete) = rule.header_sets(&rpms, "x86_64");
+        assert_eq!(
+            sets,
+            [HeaderSet {
+                release: "5.14.21-150500.55.39-default".into(),
+                packages: vec![0, 1]
+            }]
+        );
+        // Rebuilt apart: the srctree package of the same source release, another counter.
+        let mut rebuilt = rpms.clone();
+        rebuilt[1].release = "150500.55.39.2".into();
+        rebuilt.push(rpm(
+            "kernel-devel",
+            "noarch",
+            "5.14.21",
+            "150500.55.3.1",
+            "noarch/kernel-devel-5.14.21-150500.55.3.1.noarch.rpm",
+        ));
+        let (sets, _) = rule.header_sets(&rebuilt, "x86_64");
+        assert_eq!(sets[0].packages, [0, 1]);
+        assert_eq!(
+            incomplete,
+            [Incomplete {
+                release: "5.14.21-150500.55.44-default".into(),
+                package: "kernel-default-devel-5.14.21-150500.55.44.1.x86_64.rpm".into(),
+                missing: "kernel-devel-5.14.21-150500.55.44.1".into(),
+            }]
+        );
+        assert_eq!(
+            rule.kernel_release(&rpms[3]).unwrap(),
+            "6.8.1-1-default",
+            "Tumbleweed"
+        );
+        assert!(rule.wants("kernel-devel") && !rule.wants("kernel-devel-matched"));
+        // A memo of what this rule read is not what RHEL's rule reads of the same index.
+        assert_ne!(rule.names_digest(), HeaderRule::default().names_digest());
+        // A release without a rebuild counter cannot give `{release_base}`.
+        assert_eq!(
+            rule.kernel_release(&rpm("kernel-default-devel", "x86_64", "6.8.1", "1", "")),
+            None
+        );
+    }
+
+    /// Photon OS: each flavour's devel package is its own kernel, `uname -r` suffixed with the
+    /// flavour; `linux-esx-devel` is not in the rule (no tracepoints), so it is no kernel.
+    #[test]
+    fn photon_flavours_are_kernels_of_their_own() {
+        let rule = HeaderRule {
+            packages: BTreeMap::from([
+                ("linux-devel".into(), String::new()),
+                ("linux-aws-devel".into(), "-aws".into()),
+            ]),
+            release: "{version}-{release}{flavour}".into(),
+            srctree_package: None,
+        };
+        let rpms = vec![
+            rpm("linux-devel", "x86_64", "4.19.283", "3.ph3", "x86_64/a.rpm"),
+            rpm(
+                "linux-aws-devel",
+                "x86_64",
+                "4.19.283",
+                "3.ph3",
+                "x86_64/b.rpm",
+            ),
+            rpm(
+                "linux-esx-devel",
+                "x86_64",
+                "4.19.283",
+                "3.ph3",
+                "x86_64/c.rpm",
+            ),
+        ];
+        let (sets, incomplete) = rule.header_sets(&rpms, "x86_64");
+        let releases: Vec<&str> = sets.iter().map(|s| s.release.as_str()).collect();
+        assert_eq!(releases, ["4.19.283-3.ph3", "4.19.283-3.ph3-aws"]);
+        assert!(incomplete.is_empty());
+        assert!(!rule.wants("linux-esx-devel"));
+    }
+
+    #[test]
+    fn amazon_linux_1_mirror_lists_name_basearch() {
+        assert_eq!(
+            mirror_list_base(
+                "http://packages.us-east-1.amazonaws.com/2018.03/updates/e0ea2d9a2b8a/$basearch\n",
+                "x86_64"
+            )
+            .unwrap(),
+            "http://packages.us-east-1.amazonaws.com/2018.03/updates/e0ea2d9a2b8a/x86_64"
         );
     }
 

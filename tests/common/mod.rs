@@ -13,6 +13,8 @@ pub mod gpg;
 pub mod kbuild;
 /// The probe against kbuild, cell by cell.
 pub mod matrix;
+/// RPM packages and repositories made by rpmbuild and createrepo_c.
+pub mod rpm;
 pub mod server;
 
 #[allow(unused_imports)]
@@ -264,32 +266,11 @@ pub fn build_kernel_devel_rpm(t: &Path) -> (PathBuf, String) {
     build_kernel_devel_rpm_as(t, None)
 }
 
-/// Same, optionally renaming the kernel Amazon/RHEL-style: (version, release) makes
-/// `uname -r` `version-release.x86_64` and the package `kernel-devel-version-release`.
 /// The newest bookworm amd64 kernel's headers as one tree (the -common srctree with the
 /// objtree's generated files over it, no links, no include-Makefile): the single-tree layout of
 /// RPM kernel-devel and COS headers. Returns the kernel and the tree (created at `tree`).
 pub fn single_tree(t: &Path, tree: &Path) -> KernelRecord {
-    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
-    let deb = t.join("deb");
-    for p in header_files(&k, &files) {
-        assert!(Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(&p)
-            .arg(&deb)
-            .status()
-            .unwrap()
-            .success());
-    }
-    let common = fs::read_dir(deb.join("usr/src"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with("-common"))
-        .unwrap();
-    let obj = deb
-        .join("usr/src")
-        .join(format!("linux-headers-{}", k.release));
+    let (k, common, obj) = rpm::debian_headers(t);
     if let Some(parent) = tree.parent() {
         fs::create_dir_all(parent).unwrap();
     }
@@ -300,21 +281,12 @@ pub fn single_tree(t: &Path, tree: &Path) -> KernelRecord {
         .status()
         .unwrap()
         .success());
-    for e in fs::read_dir(&obj).unwrap().flatten() {
-        if e.file_type().unwrap().is_symlink() || e.file_name() == "Makefile" {
-            continue;
-        }
-        assert!(Command::new("cp")
-            .arg("-a")
-            .arg(e.path())
-            .arg(tree)
-            .status()
-            .unwrap()
-            .success());
-    }
+    rpm::copy_objtree(&obj, tree);
     k
 }
 
+/// Same, optionally renaming the kernel Amazon/RHEL-style: (version, release) makes
+/// `uname -r` `version-release.x86_64` and the package `kernel-devel-version-release`.
 pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (PathBuf, String) {
     let tree = t.join("tree");
     let k = single_tree(t, &tree);
@@ -323,65 +295,25 @@ pub fn build_kernel_devel_rpm_as(t: &Path, rename: Option<(&str, &str)>) -> (Pat
         None => ("6.1.0".to_owned(), "1".to_owned(), k.release.clone()),
     };
     if rename.is_some() {
-        let h = tree.join("include/generated/utsrelease.h");
-        fs::write(&h, format!("#define UTS_RELEASE \"{uts}\"\n")).unwrap();
-        let _ = fs::write(
-            tree.join("include/config/kernel.release"),
-            format!("{uts}\n"),
-        );
+        rpm::rename_kernel(&tree, &uts, None, None);
     }
-    let top = t.join("rpmbuild");
-    fs::create_dir_all(top.join("SPECS")).unwrap();
-    let spec = top.join("SPECS/kernel-devel.spec");
-    fs::write(
-        &spec,
-        format!(
-            r#"
-Name: kernel-devel
-Version: {version}
-Release: {release}
-Summary: Debian headers repackaged as a RHEL-style kernel-devel (probeforge tests)
-License: GPL-2.0
-%global debug_package %{{nil}}
-%define __os_install_post %{{nil}}
-%define _build_id_links none
-%define _binary_payload w2.xzdio
-%description
-test package
-%install
-mkdir -p %{{buildroot}}/usr/src/kernels
-cp -a {tree} %{{buildroot}}/usr/src/kernels/{rel}
-ln -s ../../../usr/src/kernels/{rel} %{{buildroot}}/usr/src/kernels/{rel}/source-link
-%files
-/usr/src/kernels/{rel}
-"#,
-            tree = tree.display(),
-            rel = uts
-        ),
-    )
-    .unwrap();
-    let out = Command::new("rpmbuild")
-        .arg("-bb")
-        .arg(&spec)
-        .arg("--define")
-        .arg(format!("_topdir {}", top.display()))
-        .arg("--target")
-        .arg("x86_64")
-        .env("HOME", t)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rpmbuild: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let dest = format!("usr/src/kernels/{uts}");
+    let rpm = rpm::rpmbuild(
+        t,
+        &rpm::Spec {
+            name: "kernel-devel",
+            version: &version,
+            release: &release,
+            arch: "x86_64",
+            trees: vec![(tree, dest.clone())],
+            files: vec![],
+            links: vec![(
+                format!("{dest}/source-link"),
+                format!("../../../usr/src/kernels/{uts}"),
+            )],
+            preamble: vec![],
+        },
     );
-    let rpm = walkdir::WalkDir::new(top.join("RPMS"))
-        .into_iter()
-        .flatten()
-        .find(|e| e.path().extension().is_some_and(|x| x == "rpm"))
-        .unwrap()
-        .path()
-        .to_owned();
     (rpm, uts)
 }
 

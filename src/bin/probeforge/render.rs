@@ -411,9 +411,17 @@ pub fn validate(report: &probeforge::validate::Report) {
 }
 
 pub fn targets(catalog: &probeforge::repo::Catalog) {
+    let width = catalog
+        .targets
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0);
     for t in &catalog.targets {
-        let suites: Vec<&str> = t.suites.iter().map(|s| s.suite.as_str()).collect();
-        println!("{:<18} {:<4} {}", t.name, t.kind, suites.join(" "));
+        // APT suites, or YUM repository paths.
+        let mut places: Vec<&str> = t.suites.iter().map(|s| s.suite.as_str()).collect();
+        places.extend(t.repos.iter().map(String::as_str));
+        println!("{:<width$} {:<4} {}", t.name, t.kind, places.join(" "));
     }
 }
 
