@@ -408,10 +408,7 @@ impl Unpacker {
         let res = match format {
             Format::Deb => deb::unpack(r, self),
             Format::Rpm => rpm::unpack(r, self),
-            Format::Tar => tarball::unpack(r, self).map(|()| PackageInfo {
-                format,
-                ..Default::default()
-            }),
+            Format::Tar => tarball::unpack(r, self),
         }
         .and_then(|info| {
             self.guard
