@@ -74,14 +74,16 @@ impl Lister<'_> {
                 Err(e) => return Err(e),
             }
         }
-        if let Some(now) = now {
-            tuf!(tuf::check_root_fresh(&root, "root.json", now));
-        }
         let ts = match self.fetch_meta(&format!("{meta}/timestamp.json")) {
             Ok(b) => b,
+            // No repository for this variant here: nothing to verify.
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
+        if let Some(now) = now {
+            let file = format!("{}.root.json", root.version);
+            tuf!(tuf::check_root_fresh(&root, &file, now));
+        }
         let snap_meta = tuf!(tuf::timestamp(&root, &ts, now));
         let prefixed = |name: &str, m: &tuf::FileMeta| match (root.consistent_snapshot, m.version)
         {

@@ -66,7 +66,7 @@ pub enum Error {
         expected: String,
     },
     /// TUF metadata (Bottlerocket) that does not verify from the trusted root.
-    #[error("`{repo}`: {source} (pass --keyring ROOT.json with the repository's trusted root, or --allow-unsigned to use it anyway)")]
+    #[error("`{repo}`: TUF metadata that does not verify from the trusted root (pass --keyring ROOT.json with the repository's root, or --allow-unsigned to use it anyway)")]
     Tuf {
         repo: String,
         #[source]
