@@ -84,6 +84,30 @@ fn arch_pacman_repository_lists_verifies_and_builds() {
     let other = arch_package(&extra, &small, "pahole", "pahole", "1:1.26-1", Some(&key));
     repo_add(&core, "core", "gz", std::slice::from_ref(&pkg));
     repo_add(&extra, "extra", "xz", &[other]);
+    // pacman's metadata members are read, never written: the package's name and version come
+    // from its .PKGINFO, and the tree holds only what the package installs.
+    let root = t.path().join("unpacked");
+    let (infos, _) = probeforge::extract::unpack_all(
+        std::slice::from_ref(&pkg),
+        &root,
+        probeforge::extract::Selection::Everything,
+        Default::default(),
+    )
+    .unwrap();
+    assert_eq!(infos[0].name.as_deref(), Some("linux-headers"));
+    assert_eq!(infos[0].version.as_deref(), Some(pkgver.as_str()));
+    for meta in [".PKGINFO", ".MTREE", ".BUILDINFO"] {
+        assert!(!root.join(meta).exists(), "{meta} was written");
+    }
+    let tree = probeforge::kernel::KernelTree::find(&root, None).unwrap();
+    assert_eq!(tree.release, release);
+    assert_eq!(
+        tree.objtree,
+        root.join(format!("usr/lib/modules/{release}/build"))
+    );
+    assert_eq!(tree.srctree, tree.objtree);
+    fs::remove_dir_all(&root).unwrap();
+
     let server = Server::start(srv.clone());
     let mirror = format!("arch={}", server.base);
     let keyring = key.public.to_str().unwrap().to_owned();
@@ -158,7 +182,10 @@ fn arch_pacman_repository_lists_verifies_and_builds() {
     assert_eq!(v[0]["unsigned_metadata"], true, "{v}");
 
     // A package whose bytes differ from the database's sha256 is refused, naming it.
-    let path = format!("/core/os/x86_64/{}", pkg.file_name().unwrap().to_str().unwrap());
+    let path = format!(
+        "/core/os/x86_64/{}",
+        pkg.file_name().unwrap().to_str().unwrap()
+    );
     server.fault(&path, Fault::Corrupt);
     let (code, _, err) = list(&["--keyring", &keyring], &t.path().join("c-corrupt"));
     assert_eq!(code, 1, "{err}");
@@ -180,7 +207,12 @@ fn bottlerocket_tuf_repository_lists_verifies_and_builds() {
     let k = debian_tree_as(
         t.path(),
         |_| devel.clone(),
-        |k| (upstream(k), "#1 SMP Thu Oct 10 19:21:57 UTC 2024".to_owned()),
+        |k| {
+            (
+                upstream(k),
+                "#1 SMP Thu Oct 10 19:21:57 UTC 2024".to_owned(),
+            )
+        },
     );
     let release = upstream(&k);
     fs::create_dir_all(stage.join(&kit).join("toolchain/usr/bin")).unwrap();
@@ -251,7 +283,10 @@ with lzma.open(out, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let all = v.as_array().unwrap();
     assert_eq!(all.len(), 2, "{v}");
-    let good = all.iter().find(|r| r["origin"] == variant).expect("the good kit");
+    let good = all
+        .iter()
+        .find(|r| r["origin"] == variant)
+        .expect("the good kit");
     assert_eq!(good["release"], release.as_str());
     assert_eq!(good["target_id"], "bottlerocket");
     assert_eq!(good["kernel_version"], format!("1_{ver}-aws").as_str());
@@ -298,18 +333,64 @@ with lzma.open(out, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
     );
     assert!(!bad_out.exists() || fs::read_dir(&bad_out).unwrap().next().is_none());
 
-    // Bottlerocket's own root (shipped) does not sign this repository.
+    // A root of other keys does not verify this repository's rotation; Bottlerocket's own
+    // (shipped, version 2, expired in 2021) has no rotation here and is refused as expired.
+    let other = tuf_repo(
+        &t.path().join("other-keys"),
+        &t.path().join("other-meta"),
+        &t.path().join("other-targets"),
+        &[],
+    );
+    let (code, _, err) = list(
+        &["--keyring", other.to_str().unwrap()],
+        &t.path().join("c-other"),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("`2.root.json`: 0 valid signature(s) of the `root` role's keys, 1 needed")
+            && err.contains("--allow-unsigned"),
+        "{err}"
+    );
     let (code, _, err) = list(&[], &t.path().join("c-shipped"));
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("2.root.json") && err.contains("--allow-unsigned"),
+        err.contains("`bottlerocket-root.json` expired at 2021-09-22T00:00:00Z"),
         "{err}"
     );
     // A targets.json changed after signing is refused.
     let tj = srv.join(format!("2020-07-07/{variant}/{arch}/1.targets.json"));
     let text = fs::read_to_string(&tj).unwrap();
-    fs::write(&tj, text.replacen("\"custom\": {}", "\"custom\": {\"x\": 1}", 1)).unwrap();
+    fs::write(
+        &tj,
+        text.replacen("\"custom\": {}", "\"custom\": {\"x\": 1}", 1),
+    )
+    .unwrap();
     let (code, _, err) = list(&["--keyring", &trusted_s], &t.path().join("c-tampered"));
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("1.targets.json") || err.contains("targets.json"), "{err}");
+    assert!(
+        err.contains("`targets.json` does not match the length `snapshot.json` lists"),
+        "{err}"
+    );
+    // With --allow-unsigned the signatures are not looked at, the digests still are.
+    let (code, _, err) = list(
+        &["--keyring", other.to_str().unwrap(), "--allow-unsigned"],
+        &t.path().join("c-allowed"),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("`targets.json` does not match"), "{err}");
+    fs::write(&tj, text).unwrap();
+    let (code, out, err) = list(
+        &["--keyring", other.to_str().unwrap(), "--allow-unsigned"],
+        &t.path().join("c-allowed2"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["unsigned_metadata"] == true),
+        "{v}"
+    );
+    assert!(err.contains("used anyway (--allow-unsigned)"), "{err}");
 }

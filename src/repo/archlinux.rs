@@ -75,8 +75,7 @@ impl Lister<'_> {
                 let db_file = format!("{repo}.db");
                 let db_signed = match self.fetch_meta(&format!("{db_url}.sig")) {
                     Ok(sig) => {
-                        match crate::trust::verify_detached(&db, &sig, &keyring, &label, &db_file)
-                        {
+                        match crate::trust::verify_detached(&db, &sig, &keyring, &label, &db_file) {
                             Ok(()) => true,
                             // A signature that is there and wrong is never passed over.
                             Err(e) => t.accept(Err(e))?,

@@ -20,6 +20,10 @@ const SHIPPED_ROOT: (&str, &[u8]) = (
     include_bytes!("../../catalog/keys/bottlerocket-root.json"),
 );
 
+/// A verified (or, with `--allow-unsigned`, only parsed) chain: the final root and the
+/// targets; or why it does not verify.
+type Chain = Result<(tuf::Root, Vec<(String, tuf::FileMeta)>), tuf::Error>;
+
 /// How many minor series (`1.19`, `1.20`, ...) of a variant are listed.
 const MINORS: usize = 3;
 
@@ -28,7 +32,8 @@ fn version_key(v: &str) -> Vec<u64> {
 }
 
 impl Lister<'_> {
-    fn tuf_root(&self, t: &Target) -> Result<tuf::Root> {
+    /// The trusted root and the name it is known by (`--keyring` file or the shipped one).
+    fn tuf_root(&self, t: &Target) -> Result<(tuf::Root, String)> {
         let keys_err = |what: String| Error::Keys {
             target: t.name.clone(),
             what,
@@ -46,7 +51,8 @@ impl Lister<'_> {
             }
             _ => (SHIPPED_ROOT.0.to_owned(), SHIPPED_ROOT.1.to_vec()),
         };
-        tuf::trusted_root(&bytes, &name).map_err(|e| keys_err(e.to_string()))
+        let root = tuf::trusted_root(&bytes, &name).map_err(|e| keys_err(e.to_string()))?;
+        Ok((root, name))
     }
 
     /// The verified (or, with `now` `None`, only parsed) chain of one repository: the final
@@ -54,9 +60,9 @@ impl Lister<'_> {
     fn tuf_chain(
         &self,
         meta: &str,
-        mut root: tuf::Root,
+        (mut root, mut root_name): (tuf::Root, String),
         now: Option<&str>,
-    ) -> Result<Option<Result<(tuf::Root, Vec<(String, tuf::FileMeta)>), tuf::Error>>> {
+    ) -> Result<Option<Chain>> {
         macro_rules! tuf {
             ($e:expr) => {
                 match $e {
@@ -69,7 +75,10 @@ impl Lister<'_> {
         loop {
             let file = format!("{}.root.json", root.version + 1);
             match self.fetch_meta(&format!("{meta}/{file}")) {
-                Ok(b) => root = tuf!(tuf::next_root(&root, &b, &file, now.is_some())),
+                Ok(b) => {
+                    root = tuf!(tuf::next_root(&root, &b, &file, now.is_some()));
+                    root_name = file;
+                }
                 Err(e) if e.is_not_found() => break,
                 Err(e) => return Err(e),
             }
@@ -81,12 +90,10 @@ impl Lister<'_> {
             Err(e) => return Err(e),
         };
         if let Some(now) = now {
-            let file = format!("{}.root.json", root.version);
-            tuf!(tuf::check_root_fresh(&root, &file, now));
+            tuf!(tuf::check_root_fresh(&root, &root_name, now));
         }
         let snap_meta = tuf!(tuf::timestamp(&root, &ts, now));
-        let prefixed = |name: &str, m: &tuf::FileMeta| match (root.consistent_snapshot, m.version)
-        {
+        let prefixed = |name: &str, m: &tuf::FileMeta| match (root.consistent_snapshot, m.version) {
             (true, Some(v)) => format!("{meta}/{v}.{name}"),
             _ => format!("{meta}/{name}"),
         };

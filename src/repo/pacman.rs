@@ -183,7 +183,10 @@ mod tests {
             release_in_path("usr/lib/modules/6.8.1-arch1-1/build/Makefile"),
             Some("6.8.1-arch1-1")
         );
-        assert_eq!(release_in_path("usr/lib/modules/6.8.1-arch1-1/vmlinuz"), None);
+        assert_eq!(
+            release_in_path("usr/lib/modules/6.8.1-arch1-1/vmlinuz"),
+            None
+        );
     }
 
     #[test]

@@ -49,7 +49,10 @@ fn unsupported_note(schemes: &[String]) -> String {
     if schemes.is_empty() {
         String::new()
     } else {
-        format!(" (schemes this build cannot verify: {})", schemes.join(", "))
+        format!(
+            " (schemes this build cannot verify: {})",
+            schemes.join(", ")
+        )
     }
 }
 
@@ -501,9 +504,10 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_and_escapes_only_quote_and_backslash() {
-        let v: Value =
-            serde_json::from_str(r#"{"b": [1, "x\"y\\z"], "a": {"d": true, "c": null}, "e": "\n"}"#)
-                .unwrap();
+        let v: Value = serde_json::from_str(
+            r#"{"b": [1, "x\"y\\z"], "a": {"d": true, "c": null}, "e": "\n"}"#,
+        )
+        .unwrap();
         assert_eq!(
             canonical(&v),
             b"{\"a\":{\"c\":null,\"d\":true},\"b\":[1,\"x\\\"y\\\\z\"],\"e\":\"\n\"}"
@@ -521,15 +525,29 @@ mod tests {
             Some("1.20.0")
         );
         assert_eq!(
-            kmod_kit_version("aws-k8s-1.29-x86_64-kmod-kit-v1.20.0.tar.xz", "aws-k8s-1.2", "x86_64"),
+            kmod_kit_version(
+                "aws-k8s-1.29-x86_64-kmod-kit-v1.20.0.tar.xz",
+                "aws-k8s-1.2",
+                "x86_64"
+            ),
             None
         );
         assert_eq!(
-            kmod_kit_version("aws-k8s-1.29-aarch64-kmod-kit-v1.20.0.tar.xz", "aws-k8s-1.29", "x86_64"),
+            kmod_kit_version(
+                "aws-k8s-1.29-aarch64-kmod-kit-v1.20.0.tar.xz",
+                "aws-k8s-1.29",
+                "x86_64"
+            ),
             None
         );
-        assert_eq!(falco_kernel_version("aws-k8s-1.29", "1.20.0"), "1_1.20.0-aws");
-        assert_eq!(falco_kernel_version("metal-dev", "1.11.0"), "1_1.11.0-metal");
+        assert_eq!(
+            falco_kernel_version("aws-k8s-1.29", "1.20.0"),
+            "1_1.20.0-aws"
+        );
+        assert_eq!(
+            falco_kernel_version("metal-dev", "1.11.0"),
+            "1_1.11.0-metal"
+        );
     }
 
     #[test]

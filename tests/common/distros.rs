@@ -94,7 +94,9 @@ pub fn arch_package(
     .unwrap();
     fs::write(
         root.join(".BUILDINFO"),
-        format!("format = 2\npkgname = {name}\npkgbase = {base}\npkgver = {pkgver}\npkgarch = x86_64\n"),
+        format!(
+            "format = 2\npkgname = {name}\npkgbase = {base}\npkgver = {pkgver}\npkgarch = x86_64\n"
+        ),
     )
     .unwrap();
     let entries: Vec<String> = fs::read_dir(root)
@@ -134,7 +136,10 @@ pub fn repo_add(dir: &Path, repo: &str, ext: &str, packages: &[PathBuf]) {
         .arg(dir.join(format!("{repo}.db.tar.{ext}")))
         .args(packages);
     ok(&mut c);
-    assert!(dir.join(format!("{repo}.db")).exists(), "repo-add made no {repo}.db link");
+    assert!(
+        dir.join(format!("{repo}.db")).exists(),
+        "repo-add made no {repo}.db link"
+    );
 }
 
 /// Writes a signed TUF repository for one Bottlerocket variant: `1.root.json` (trusted; also
