@@ -561,4 +561,26 @@ mod tests {
         assert_eq!(r.roles["root"].threshold, 2);
         assert!(r.keys.values().all(|k| k.scheme == "rsassa-pss-sha256"));
     }
+
+    /// Bottlerocket's real root is signed by its own root keys (and by the previous root's):
+    /// the canonical JSON and RSA-PSS here agree with what its signer (tough) signed, and a
+    /// changed byte of `signed` breaks every signature.
+    #[test]
+    fn bottlerocket_root_verifies_its_own_signatures() {
+        let bytes = include_bytes!("../../catalog/keys/bottlerocket-root.json");
+        let root = trusted_root(bytes, "root.json").unwrap();
+        let env = envelope(bytes, "root.json", "root").unwrap();
+        check_role(&env, &root, "root", "root.json").unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let changed = text.replacen("2021-09-22T00:00:00Z", "2031-09-22T00:00:00Z", 1);
+        let env = envelope(changed.as_bytes(), "root.json", "root").unwrap();
+        match check_role(&env, &root, "root", "root.json") {
+            Err(Error::Threshold {
+                found: 0,
+                threshold: 2,
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }
