@@ -181,6 +181,27 @@ fn arch_pacman_repository_lists_verifies_and_builds() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["unsigned_metadata"], true, "{v}");
 
+    // A database signature, where a mirror has one, is checked: by an unknown key it is
+    // refused; by a trusted key it vouches for the packages (the packager's key not given).
+    let db = core.join("core.db.tar.gz");
+    let stranger = test_key(t.path(), "stranger");
+    stranger.detach(&db, &core.join("core.db.tar.gz.sig"), false);
+    std::os::unix::fs::symlink("core.db.tar.gz.sig", core.join("core.db.sig")).unwrap();
+    let (code, _, err) = list(&["--keyring", &keyring], &t.path().join("c-db-stranger"));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("`core.db` of") && err.contains("no valid signature by a trusted key"),
+        "{err}"
+    );
+    let owner = test_key(t.path(), "db-owner");
+    owner.detach(&db, &core.join("core.db.tar.gz.sig"), false);
+    let owner_ring = owner.public.to_str().unwrap();
+    let (code, out, err) = list(&["--keyring", owner_ring], &t.path().join("c-db-owner"));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v[0].get("unsigned_metadata").is_none(), "{v}");
+    fs::remove_file(core.join("core.db.sig")).unwrap();
+
     // A package whose bytes differ from the database's sha256 is refused, naming it.
     let path = format!(
         "/core/os/x86_64/{}",
