@@ -24,6 +24,25 @@ pub(super) fn hash_number(uname_v: Option<&str>) -> String {
         .unwrap_or_else(|| "1".into())
 }
 
+/// One pacman repository of one architecture, as read so far.
+struct Repo<'a> {
+    t: &'a Target,
+    arch: Arch,
+    /// `core`, `extra`.
+    name: &'a str,
+    /// `<mirror>/<repo>/os/<arch>`.
+    base: String,
+    keyring: &'a crate::trust::Keyring,
+    /// The database's own signature was checked and trusted.
+    db_signed: bool,
+}
+
+impl Repo<'_> {
+    fn db_file(&self) -> String {
+        format!("{}.db", self.name)
+    }
+}
+
 impl Lister<'_> {
     /// (`UTS_RELEASE`, `UTS_VERSION`) of a downloaded headers archive, memoized by its digest.
     pub(super) fn tree_facts(
@@ -88,11 +107,19 @@ impl Lister<'_> {
                     url: http::redact(&db_url),
                     what: what.to_string(),
                 })?;
+                let r = Repo {
+                    t,
+                    arch,
+                    name: repo,
+                    base: base.clone(),
+                    keyring: &keyring,
+                    db_signed,
+                };
                 for p in pkgs {
                     if !pacman::HEADERS.contains(&p.name.as_str()) || p.arch != arch.uname_m() {
                         continue;
                     }
-                    out.push(self.pacman_kernel(t, arch, repo, &base, &db_file, db_signed, &p)?);
+                    out.push(self.pacman_kernel(&r, &p)?);
                 }
             }
         }
@@ -100,19 +127,10 @@ impl Lister<'_> {
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn pacman_kernel(
-        &self,
-        t: &Target,
-        arch: Arch,
-        repo: &str,
-        base: &str,
-        db_file: &str,
-        db_signed: bool,
-        p: &pacman::DbPackage,
-    ) -> Result<KernelRecord> {
-        let url = format!("{base}/{}", p.filename);
-        let label = http::redact(base);
+    fn pacman_kernel(&self, r: &Repo, p: &pacman::DbPackage) -> Result<KernelRecord> {
+        let (t, db_file) = (r.t, r.db_file());
+        let url = format!("{}/{}", r.base, p.filename);
+        let label = http::redact(&r.base);
         if p.sha256.len() != 64 || !p.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::Index {
                 url: format!("{label}/{db_file}"),
@@ -137,7 +155,7 @@ impl Lister<'_> {
                 })
             }
         };
-        let signed = if db_signed {
+        let signed = if r.db_signed {
             true
         } else {
             let sig = match p.pgpsig.as_deref().map(|s| {
@@ -157,7 +175,7 @@ impl Lister<'_> {
                         url: http::redact(&url),
                         what: e.to_string(),
                     })?;
-                    crate::trust::verify_detached(&bytes, &sig, &t.keyring()?, &label, &p.filename)
+                    crate::trust::verify_detached(&bytes, &sig, r.keyring, &label, &p.filename)
                 }
                 None => Err(crate::trust::Error::Unsigned {
                     repo: label.clone(),
@@ -184,8 +202,8 @@ impl Lister<'_> {
             target_id: t.target_id.clone(),
             release: tree_release,
             kernel_version: hash_number(uname_v.as_deref()),
-            arch,
-            origin: repo.to_owned(),
+            arch: r.arch,
+            origin: r.name.to_owned(),
             packages: vec![PackageRef {
                 name: p.name.clone(),
                 version: p.version.clone(),

@@ -146,16 +146,6 @@ pub fn uname_release(name: &str, version: &str) -> Option<String> {
     Some(r)
 }
 
-/// The `uname -r` a headers package's own tree names: the `<release>` of its
-/// `usr/lib/modules/<release>/build/` directory.
-pub fn release_in_path(path: &str) -> Option<&str> {
-    let rest = path
-        .trim_start_matches("./")
-        .strip_prefix("usr/lib/modules/")?;
-    let (release, rest) = rest.split_once('/')?;
-    (rest.starts_with("build/") || rest == "build").then_some(release)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,14 +169,6 @@ mod tests {
         }
         assert_eq!(uname_release("linux-firmware", "20240312-1"), None);
         assert_eq!(uname_release("linux-headers", "garbage"), None);
-        assert_eq!(
-            release_in_path("usr/lib/modules/6.8.1-arch1-1/build/Makefile"),
-            Some("6.8.1-arch1-1")
-        );
-        assert_eq!(
-            release_in_path("usr/lib/modules/6.8.1-arch1-1/vmlinuz"),
-            None
-        );
     }
 
     #[test]
