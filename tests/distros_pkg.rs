@@ -202,6 +202,21 @@ fn arch_pacman_repository_lists_verifies_and_builds() {
     assert!(v[0].get("unsigned_metadata").is_none(), "{v}");
     fs::remove_file(core.join("core.db.sig")).unwrap();
 
+    // A package the database lists but the mirror does not serve (mid-sync) is passed over,
+    // named; the listing goes on.
+    let path = format!(
+        "/core/os/x86_64/{}",
+        pkg.file_name().unwrap().to_str().unwrap()
+    );
+    server.fault(&path, Fault::Status(404, 1));
+    let (code, out, err) = list(&["--keyring", &keyring], &t.path().join("c-404"));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[]", "{out}");
+    assert!(
+        err.contains("is unavailable from this mirror") && err.contains("HTTP 404"),
+        "{err}"
+    );
+
     // A package whose bytes differ from the database's sha256 is refused, naming it.
     let path = format!(
         "/core/os/x86_64/{}",

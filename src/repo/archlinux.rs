@@ -119,7 +119,13 @@ impl Lister<'_> {
                     if !pacman::HEADERS.contains(&p.name.as_str()) || p.arch != arch.uname_m() {
                         continue;
                     }
-                    out.push(self.pacman_kernel(&r, &p)?);
+                    match self.pacman_kernel(&r, &p) {
+                        Ok(k) => out.push(k),
+                        // A database a mirror serves before the packages it lists (mid-sync):
+                        // that kernel cannot be had from here; the others can.
+                        Err(e @ Error::Unavailable { .. }) => tracing::warn!("{e}"),
+                        Err(e) => return Err(e),
+                    }
                 }
             }
         }
@@ -146,6 +152,15 @@ impl Lister<'_> {
                     url: http::redact(&url),
                     index: format!("{label}/{db_file}"),
                     expected: p.sha256.clone(),
+                })
+            }
+            Err(http::Error::Status { url, status }) if status == 404 || status == 410 => {
+                return Err(Error::Unavailable {
+                    release: pacman::uname_release(&p.name, &p.version)
+                        .unwrap_or_else(|| p.version.clone()),
+                    package: p.filename.clone(),
+                    url: http::redact(&url),
+                    status,
                 })
             }
             Err(source) => {
