@@ -338,6 +338,20 @@ with lzma.open(out, "wb") as f, tarfile.open(fileobj=f, mode="w") as tar:
         .hits(&format!("/2020-07-07/{variant}/{arch}/2.root.json"))
         .contains(&200));
 
+    // A kit targets.json lists but the mirror does not serve is passed over, named.
+    server.fault(
+        &format!("/targets/{sha}.{kit}.tar.xz"),
+        Fault::Status(404, 1),
+    );
+    let (code, out, err) = list(&["--keyring", &trusted_s], &t.path().join("c-404"));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert!(
+        err.contains(&format!("kmod kit `{kit}.tar.xz`")) && err.contains("HTTP 404"),
+        "{err}"
+    );
+
     let out_dir = t.path().join("out");
     let src = libs_0_20_0();
     let mut a = vec!["--mirror", mirror.as_str(), "--keyring", trusted_s.as_str()];

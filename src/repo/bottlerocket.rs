@@ -192,6 +192,16 @@ impl Lister<'_> {
                                 expected: sha,
                             })
                         }
+                        // Listed by targets.json, not (yet) served: the other kits still are.
+                        Err(http::Error::Status { status, .. })
+                            if status == 404 || status == 410 =>
+                        {
+                            tracing::warn!(
+                                "kmod kit `{name}` is listed by `{label}/targets.json` but `{}` answers HTTP {status}; passed over",
+                                http::redact(&url)
+                            );
+                            continue;
+                        }
                         Err(source) => {
                             return Err(Error::Fetch {
                                 what: format!("kmod kit `{name}`"),
