@@ -144,7 +144,7 @@ pub fn repo_add(dir: &Path, repo: &str, ext: &str, packages: &[PathBuf]) {
 
 /// Writes a signed TUF repository for one Bottlerocket variant: `1.root.json` (trusted; also
 /// returned), `2.root.json` (a rotated root key, signed by both), `timestamp.json` (Ed25519),
-/// `1.snapshot.json`, `1.targets.json` (RSA-PSS), and each target as
+/// `1.snapshot.json`, `1.targets.json` (ECDSA P-256; roots RSA-PSS), and each target as
 /// `<targets_dir>/<sha256>.<name>` (consistent snapshots). Keys live in `keys` (made once).
 pub fn tuf_repo(keys: &Path, meta: &Path, targets_dir: &Path, targets: &[PathBuf]) -> PathBuf {
     fs::create_dir_all(keys).unwrap();
@@ -187,11 +187,16 @@ def key(name, kind):
     if not os.path.exists(path):
         if kind == "rsa":
             run("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path)
+        elif kind == "ecdsa":
+            run("openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
         else:
             run("openssl", "genpkey", "-algorithm", "ed25519", "-out", path)
     if kind == "rsa":
         pub = run("openssl", "pkey", "-in", path, "-pubout").decode()
         k = {"keytype": "rsa", "scheme": "rsassa-pss-sha256", "keyval": {"public": pub}}
+    elif kind == "ecdsa":
+        pub = run("openssl", "pkey", "-in", path, "-pubout").decode()
+        k = {"keytype": "ecdsa", "scheme": "ecdsa-sha2-nistp256", "keyval": {"public": pub}}
     else:
         der = run("openssl", "pkey", "-in", path, "-pubout", "-outform", "DER")
         k = {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": der[-32:].hex()}}
@@ -205,6 +210,8 @@ def sign(signed, signers):
         if kind == "rsa":
             sig = run("openssl", "dgst", "-sha256", "-sign", path, "-sigopt", "rsa_padding_mode:pss",
                       "-sigopt", "rsa_pss_saltlen:digest", data=msg)
+        elif kind == "ecdsa":
+            sig = run("openssl", "dgst", "-sha256", "-sign", path, data=msg)
         else:
             tmp = os.path.join(keys, "msg")
             open(tmp, "wb").write(msg)
@@ -223,7 +230,7 @@ def desc(body, version=None):
     return d
 
 root1, root2 = key("root1", "rsa"), key("root2", "rsa")
-other, ts = key("targets", "rsa"), key("timestamp", "ed25519")
+other, ts = key("targets", "ecdsa"), key("timestamp", "ed25519")
 
 def root(version, rootkey):
     ks = [rootkey, other, ts]
