@@ -151,6 +151,10 @@ const EMBEDDED: &[(&str, &[u8])] = &[
         include_bytes!("../catalog/keys/RPM-GPG-KEY-oracle-ol9"),
     ),
     (
+        "archlinux.gpg",
+        include_bytes!("../catalog/keys/archlinux.gpg"),
+    ),
+    (
         "RPM-GPG-KEY-fedora-41-primary",
         include_bytes!("../catalog/keys/RPM-GPG-KEY-fedora-41-primary"),
     ),

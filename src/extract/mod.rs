@@ -69,7 +69,14 @@ impl Selection {
         }
         match path.file_name().and_then(|n| n.to_str()) {
             Some(".config" | ".kernelvariables") => true,
-            Some("Makefile") => depth <= 5,
+            // A tree's top-level Makefile (flags.rs derives flags from it): Debian's and RPM's
+            // trees are at most 4 levels down; Arch's `usr/lib/modules/<r>/build/` is 5.
+            Some("Makefile") => {
+                depth <= 5
+                    || (depth == 6
+                        && comps[..3] == ["usr", "lib", "modules"]
+                        && comps[4] == "build")
+            }
             _ => false,
         }
     }
@@ -408,10 +415,7 @@ impl Unpacker {
         let res = match format {
             Format::Deb => deb::unpack(r, self),
             Format::Rpm => rpm::unpack(r, self),
-            Format::Tar => tarball::unpack(r, self).map(|()| PackageInfo {
-                format,
-                ..Default::default()
-            }),
+            Format::Tar => tarball::unpack(r, self),
         }
         .and_then(|info| {
             self.guard
@@ -912,6 +916,21 @@ fn check_headers(inputs: &[PathBuf], packages: &[PackageInfo], root: &Path) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_builds_keep_the_top_makefile_of_every_layout() {
+        let wants = |p: &str| Selection::ProbeBuild.wants(Path::new(p), &Kind::File, None);
+        assert!(wants("usr/src/linux-headers-6.1.0-50-common/Makefile"));
+        assert!(wants("usr/src/kernels/6.1.176-50.amzn2.x86_64/Makefile"));
+        assert!(wants("usr/lib/modules/6.8.1-arch1-1/build/Makefile"));
+        assert!(wants(
+            "aws-k8s-1.33-x86_64-kmod-kit-v1.20.0/kernel-devel/Makefile"
+        ));
+        assert!(!wants(
+            "usr/lib/modules/6.8.1-arch1-1/build/drivers/Makefile"
+        ));
+        assert!(!wants("usr/lib/modules/6.8.1-arch1-1/build/vmlinux"));
+    }
 
     #[test]
     fn depends_names_take_first_alternatives_without_versions() {

@@ -42,6 +42,10 @@ fn distro_key(target_id: &str) -> String {
         "rocky" => "Rocky".into(),
         "almalinux" => "AlmaLinux".into(),
         "ol" => "OracleLinux".into(),
+        // kernel-crawler's keys before it switched to os-release IDs (1dddb06); note the
+        // capital R of `BottleRocket`.
+        "arch" => "ArchLinux".into(),
+        "bottlerocket" => "BottleRocket".into(),
         t if t.starts_with("ubuntu") => "Ubuntu".into(),
         t => t.to_owned(),
     }
@@ -165,6 +169,8 @@ mod tests {
             "http://x/kernel-devel.rpm"
         );
         assert_eq!(arch_of_release("6.1.0-50-arm64"), Some(Arch::Aarch64));
+        assert_eq!(distro_key("arch"), "ArchLinux");
+        assert_eq!(distro_key("bottlerocket"), "BottleRocket");
     }
 
     /// kernel-crawler names Debian kernels by package version and flavour, as Falco's

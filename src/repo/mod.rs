@@ -6,9 +6,13 @@
 //! then the host's APT sources (for Debian and Ubuntu), then the catalog's default.
 
 pub mod apt;
+mod archlinux;
+mod bottlerocket;
 pub mod cos;
 pub mod crawler;
+pub mod pacman;
 pub mod sources;
+pub mod tuf;
 pub mod yum;
 
 use std::collections::BTreeMap;
@@ -54,6 +58,20 @@ pub enum Error {
     IndexDigest { url: String, expected: String },
     #[error("`{url}`: {what}")]
     Index { url: String, what: String },
+    #[error("package `{package}` (`{url}`) does not match the sha256 `{index}` lists ({expected}); refused")]
+    PackageDigest {
+        package: String,
+        url: String,
+        index: String,
+        expected: String,
+    },
+    /// TUF metadata (Bottlerocket) that does not verify from the trusted root.
+    #[error("`{repo}`: TUF metadata that does not verify from the trusted root (pass --keyring ROOT.json with the repository's root, or --allow-unsigned to use it anyway)")]
+    Tuf {
+        repo: String,
+        #[source]
+        source: tuf::Error,
+    },
     /// Metadata that is not signed by a trusted key (see [`crate::trust`]).
     #[error(
         "{0} (pass --keyring FILE with the repository's key, or --allow-unsigned to use it anyway)"
@@ -334,6 +352,8 @@ impl Lister<'_> {
             "apt" => self.list_apt(t, arches),
             "yum" => self.list_yum(t, arches),
             "cos" => self.list_cos(t, arches),
+            "pacman" => self.list_pacman(t, arches),
+            "bottlerocket" => self.list_bottlerocket(t, arches),
             other => Err(Error::Catalog(format!(
                 "target `{}` has kind `{other}`, which this build cannot list",
                 t.name

@@ -6,6 +6,8 @@
 
 /// Headless chromium and a loopback static server, for the site's tests and bench.
 pub mod browser;
+/// Arch packages and repositories, Bottlerocket kits and TUF repositories, from real headers.
+pub mod distros;
 pub mod github;
 /// Throwaway OpenPGP keys made by gpg(1).
 pub mod gpg;
