@@ -223,7 +223,10 @@ fn build_latest_for_every_debian_release_target() {
         } else {
             assert!(!err.contains("passed over"), "{target}: {err}");
         }
-        let listed = newest.iter().find(|k| k.release == built).expect("built is listed");
+        let listed = newest
+            .iter()
+            .find(|k| k.release == built)
+            .expect("built is listed");
         let o = t.path().join(falco_file(listed, "o"));
         assert!(out.contains(o.to_str().unwrap()), "{target}: {out}");
         let (code, vout, verr) =

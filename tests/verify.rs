@@ -349,10 +349,7 @@ fn build_and_build_all_verify_before_publishing() {
     );
     // `verify` finds the kernel image itself from the probe's name (no --kernel-image, no
     // --target: every catalog target with its target id); --no-events and --cmdline too.
-    let probe = t
-        .path()
-        .join("one")
-        .join(falco_file(&k, "o"));
+    let probe = t.path().join("one").join(falco_file(&k, "o"));
     let (code, out, err) = run(&[
         "verify",
         probe.to_str().unwrap(),
