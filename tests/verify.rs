@@ -224,7 +224,7 @@ fn real_probes_load_on_debian_6_1_and_bad_probes_are_named() {
         reports
             .iter()
             .find(|r| r["probe"].as_str().unwrap().contains(p))
-            .unwrap()
+            .unwrap_or_else(|| panic!("no report of a probe named *{p}*: {v:#}"))
     };
     for good in ["0-falco", "1-falco"] {
         let r = by(good);
@@ -248,7 +248,7 @@ fn real_probes_load_on_debian_6_1_and_bad_probes_are_named() {
         "{}",
         failed[0]
     );
-    let o = by(&k510.release);
+    let o = by(&falco_file(&k510, "o"));
     assert!(
         o["error"]
             .as_str()
