@@ -311,6 +311,7 @@ fn main() {
                             scratch: None,
                             driver_digest: None,
                             header_digests: Vec::new(),
+                            file_release: None,
                         };
                         let w = Instant::now();
                         let r = probeforge::pipeline::build_probe(&req, &tc, &patches);

@@ -194,17 +194,34 @@ impl Farm<'_> {
                     let Ok((k, wanted, files, start)) = next else {
                         return;
                     };
+                    // A kernel built from source: its tree prepared once, for every driver.
+                    let tree = match &files {
+                        Ok(f) if k.from_source() => Some(self.source_tree(&k, f, rep)),
+                        _ => None,
+                    };
                     for (driver, file) in wanted {
-                        let r = match &files {
-                            Ok(f) if driver == Driver::Kmod => {
+                        let secs = || start.elapsed().as_secs_f64();
+                        let r = match (&files, &tree) {
+                            (Ok(_), Some(Err(e))) => self.failed(&k, driver, file, e.clone(), secs()),
+                            (Ok(_), Some(Ok(_))) if driver == Driver::Kmod => self.failed(
+                                &k,
+                                driver,
+                                file,
+                                "kernel modules of kernels built from their source are not built yet: only the probe".into(),
+                                secs(),
+                            ),
+                            (Ok(_), Some(Ok(t))) => {
+                                self.one(&Lister::for_build(&k), file, std::slice::from_ref(t), start, rep)
+                            }
+                            (Ok(f), None) if driver == Driver::Kmod => {
                                 self.one_module(&k, file, f, start, rep)
                             }
-                            Ok(f) => {
+                            (Ok(f), None) => {
                                 // The probe reads the headers only, whatever was fetched.
                                 let (probe_k, probe_files) = for_probe(&k, f);
                                 self.one(&probe_k, file, &probe_files, start, rep)
                             }
-                            Err(e) => {
+                            (Err(e), _) => {
                                 let mut r = self.failed(
                                     &k,
                                     driver,
@@ -240,6 +257,46 @@ impl Farm<'_> {
             ))
         });
         results
+    }
+
+    /// The prepared tree of a kernel built from its source (see [`crate::vanilla`]), from
+    /// its fetched source tarball and `.config`.
+    fn source_tree(
+        &self,
+        k: &KernelRecord,
+        files: &[PathBuf],
+        rep: &dyn Reporter,
+    ) -> Result<PathBuf, String> {
+        use crate::repo::kernel_org::{CONFIG, SOURCE};
+        let file = |name: &str| {
+            k.packages
+                .iter()
+                .position(|p| p.name == name)
+                .and_then(|i| files.get(i).cloned())
+        };
+        let (Some(source), Some(config)) = (file(SOURCE), file(CONFIG)) else {
+            return Err(format!(
+                "kernel {} is built from its source and its list gives no .config (build it with `probeforge build --target {} --kernel {} --kernel-config FILE`)",
+                k.release, k.target, k.release
+            ));
+        };
+        let scratch = self
+            .scratch
+            .clone()
+            .unwrap_or_else(pipeline::default_scratch);
+        rep.phase(&k.release, Phase::Unpack);
+        let prepared = crate::vanilla::prepare(
+            &crate::vanilla::Request {
+                source,
+                config,
+                release: Some(k.release.clone()),
+                arch: k.arch,
+                jobs: self.kbuild_jobs,
+            },
+            &self.cache_dir,
+            &scratch,
+        );
+        prepared.map(|p| p.tree).map_err(|e| error_chain(&e))
     }
 
     fn failed(
@@ -284,12 +341,16 @@ impl Farm<'_> {
         };
         // `k` is already what a probe build reads ([`Lister::for_build`], applied before the
         // download): no kbuild package among them.
-        let (headers, header_digests): (Vec<PathBuf>, Vec<Option<String>>) = k
-            .packages
-            .iter()
-            .zip(files)
-            .map(|(p, f)| (f.clone(), p.known_sha256()))
-            .unzip();
+        // A kernel built from source is one prepared tree (no listed digest stands for it).
+        let (headers, header_digests): (Vec<PathBuf>, Vec<Option<String>>) = match k.from_source() {
+            true => (files.to_vec(), vec![None; files.len()]),
+            false => k
+                .packages
+                .iter()
+                .zip(files)
+                .map(|(p, f)| (f.clone(), p.known_sha256()))
+                .unzip(),
+        };
         rep.phase(&k.release, Phase::Unpack);
         let req = Request {
             headers,
@@ -307,6 +368,7 @@ impl Farm<'_> {
             ),
             driver_digest: Some(self.driver_digest.clone()),
             header_digests,
+            file_release: k.from_source().then(|| k.file_release()),
         };
         // The cache key is made of what the compiler will see (command lines, staged driver
         // tree, headers, toolchain): known only once the build is staged and configured.

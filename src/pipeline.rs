@@ -117,6 +117,9 @@ pub struct Request {
     /// The digests of `headers`, in the same order, where already known (from the signed
     /// listing, checked when they were fetched): those are not hashed again. Empty: none known.
     pub header_digests: Vec<Option<String>>,
+    /// The kernel release in Falco's file name when it is not `uname -r`'s (Flatcar names its
+    /// kernels by the Flatcar release); `None`: the loaders' rule ([`crate::loader::file_release`]).
+    pub file_release: Option<String>,
 }
 
 /// Facts about the kernel a probe was built for.
@@ -242,6 +245,7 @@ pub struct Prepared {
     driver_tree_sha256: String,
     target_id: String,
     kernel_version: String,
+    file_release: Option<String>,
     out_dir: PathBuf,
     /// The clang command line, machine-specific paths mapped to what they stand for.
     pub clang_args: Vec<String>,
@@ -398,6 +402,7 @@ pub fn prepare(req: &Request, tc: &Toolchain, patches: &Catalog) -> Result<Prepa
         driver_tree_sha256,
         target_id,
         kernel_version,
+        file_release: req.file_release.clone(),
         out_dir: req.out_dir.clone(),
         clang_args,
         llc_args,
@@ -452,11 +457,9 @@ impl Prepared {
     }
     /// What a build of these inputs records, for bytes compiled now or taken from a cache.
     pub fn output(&self, tc: &Toolchain, bytes: &[u8], probe: Timing) -> Output {
-        let release = crate::loader::file_release(
-            &self.target_id,
-            &self.k.release,
-            self.k.uname_v.as_deref(),
-        );
+        let release = self.file_release.clone().unwrap_or_else(|| {
+            crate::loader::file_release(&self.target_id, &self.k.release, self.k.uname_v.as_deref())
+        });
         let file_name = probe_file_name(&self.target_id, &release, &self.kernel_version);
         Output {
             path: self.out_dir.join(&file_name),

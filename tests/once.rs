@@ -55,6 +55,7 @@ fn each_header_package_is_hashed_once_per_build() {
         scratch: Some(t.path().to_owned()),
         driver_digest: None,
         header_digests: got.header_digests(),
+        file_release: None,
     };
     let prepared =
         probeforge::pipeline::prepare(&req, &tc, &probeforge::patch::Catalog::embedded()).unwrap();

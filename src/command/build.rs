@@ -50,6 +50,9 @@ pub struct Options {
     /// [`crate::vanilla`]) for `kernel_release`.
     pub kernel_source: Option<PathBuf>,
     pub kernel_config: Option<PathBuf>,
+    /// With `kernel_source`: the kernel release in Falco's file name, where it is not
+    /// `uname -r` (a Flatcar kernel is named by its Flatcar release).
+    pub file_release: Option<String>,
     /// driverkit's config and flags (`command::driverkit::build` reads them; `run` only
     /// records the URLs it fetched unauthenticated).
     pub driverkit: super::driverkit::Request,
@@ -103,6 +106,9 @@ pub fn run(
     // Headers from a driverkit config's URLs that no signed listing gave a digest for.
     let mut unsigned_metadata = !o.driverkit.unauthenticated.is_empty();
     let mut header_digests = Vec::new();
+    // Falco's file name of a kernel built from source, where it is not `uname -r` (Flatcar).
+    let mut file_release = None;
+    let mut source_built = false;
     let (headers, kernel_release, target_id, kernel_version) = match &session {
         Some(s) if from_repo => {
             rep.phase(&o.kernel, Phase::Download);
@@ -127,16 +133,31 @@ pub fn run(
                     k.packages.len()
                 ));
             }
+            let (headers, release) = match k.from_source() {
+                true => {
+                    source_built = true;
+                    header_digests.clear();
+                    file_release = Some(k.file_release()).filter(|r| *r != k.release);
+                    let (source, config) = source_and_config(o, &k, &got.headers)?;
+                    let release = o.kernel_release.clone().unwrap_or(k.release);
+                    let tree = prepared_tree(o, &source, &config, Some(release), net, rep)?;
+                    (vec![tree.tree], tree.release)
+                }
+                false => (got.headers, k.release),
+            };
             (
-                got.headers,
-                Some(k.release),
+                headers,
+                Some(release),
                 o.target_id.clone().or(Some(k.target_id)),
                 o.kernel_version.clone().or(Some(k.kernel_version)),
             )
         }
         _ => match (&o.kernel_source, &o.kernel_config) {
             (Some(source), Some(config)) => {
-                let tree = prepared_tree(o, source, config, net, rep)?;
+                let release = o.kernel_release.clone();
+                let tree = prepared_tree(o, source, config, release, net, rep)?;
+                file_release = o.file_release.clone();
+                source_built = true;
                 (
                     vec![tree.tree],
                     Some(tree.release),
@@ -161,6 +182,11 @@ pub fn run(
         )?,
         (None, None) => unreachable!("a session is opened when no driver source is given"),
     };
+    if o.driver == Driver::Kmod && source_built {
+        return Err(Error::Usage(
+            "kernel modules of kernels built from their source are not built yet (the probe is): build the module from the distro's header packages".into(),
+        ));
+    }
     if o.driver == Driver::Kmod {
         let (m, verdict) = module(
             o,
@@ -213,6 +239,7 @@ pub fn run(
         scratch: Some(scratch.clone()),
         driver_digest,
         header_digests,
+        file_release,
     };
     rep.phase(
         req.kernel_release.as_deref().unwrap_or("kernel"),
@@ -399,11 +426,13 @@ fn prepared_tree(
     o: &Options,
     source: &std::path::Path,
     config: &std::path::Path,
+    release: Option<String>,
     net: &session::Options,
     rep: &dyn Reporter,
 ) -> Result<crate::vanilla::Prepared> {
     need_files("kernel source", [&source.to_path_buf()])?;
-    need_files("kernel config", [&config.to_path_buf()])?;
+    let config = &config_file(config, net)?;
+    need_files("kernel config", [config])?;
     let scratch = o
         .scratch
         .clone()
@@ -412,16 +441,13 @@ fn prepared_tree(
         .cache_dir
         .clone()
         .unwrap_or_else(crate::http::default_cache_dir);
-    let what = o
-        .kernel_release
-        .clone()
-        .unwrap_or_else(|| "kernel tree".into());
+    let what = release.clone().unwrap_or_else(|| "kernel tree".into());
     rep.phase(&what, Phase::Unpack);
     let prepared = crate::vanilla::prepare(
         &crate::vanilla::Request {
             source: source.to_owned(),
             config: config.to_owned(),
-            release: o.kernel_release.clone(),
+            release,
             arch: o.arch.or_else(Arch::host).unwrap_or(Arch::X86_64),
             jobs: o.jobs.unwrap_or_else(super::default_jobs),
         },
@@ -441,4 +467,52 @@ fn prepared_tree(
         prepared.tree.display()
     ));
     Ok(prepared)
+}
+
+/// The source tarball and `.config` of a kernel built from source: the record's own config
+/// (Flatcar's, or a list's `kernelconfigdata`), else `--kernel-config` (vanilla kernels).
+fn source_and_config(
+    o: &Options,
+    k: &crate::repo::KernelRecord,
+    files: &[PathBuf],
+) -> Result<(PathBuf, PathBuf)> {
+    use crate::repo::kernel_org::{CONFIG, SOURCE};
+    let file = |name: &str| {
+        k.packages
+            .iter()
+            .position(|p| p.name == name)
+            .and_then(|i| files.get(i).cloned())
+    };
+    let source = file(SOURCE).expect("a kernel built from source has its source package");
+    let config = match (&o.kernel_config, file(CONFIG)) {
+        (Some(c), _) => c.clone(),
+        (None, Some(c)) => c,
+        (None, None) => {
+            return Err(Error::Usage(format!(
+                "kernel {} of `{}` is built from its source: give its .config with --kernel-config (a file, a URL's download, or the kernel image package shipping it)",
+                k.release, k.target
+            )))
+        }
+    };
+    Ok((source, config))
+}
+
+/// `--kernel-config` as a file: an http(s) URL is downloaded into the cache first.
+fn config_file(config: &std::path::Path, net: &session::Options) -> Result<PathBuf> {
+    let text = config.to_string_lossy();
+    if !(text.starts_with("http://") || text.starts_with("https://")) {
+        return Ok(config.to_owned());
+    }
+    let s = Session::open(net)?;
+    let (path, digest) = s.client.fetch_unverified(&text).map_err(|e| {
+        Error::Usage(format!(
+            "--kernel-config `{}`: {e}",
+            crate::http::redact(&text)
+        ))
+    })?;
+    tracing::info!(
+        "kernel config {} (sha256 {digest})",
+        crate::http::redact(&text)
+    );
+    Ok(path)
 }

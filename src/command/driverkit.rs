@@ -125,8 +125,28 @@ pub fn resolve(
         .arch()
         .map_err(|e| Error::Usage(format!("kernel `{}`: {e}", c.kernelrelease)))?;
     if c.kernelurls.is_empty() {
+        // talos, minikube, flatcar, vanilla: kernel.org's source with the config's `.config`.
+        if let Some(config) = c.kernel_config().map_err(|e| Error::Usage(e.to_string()))? {
+            let mut record = crate::repo::kernel_org::source_record(
+                &c.target,
+                &c.kernelrelease,
+                c.kernel_version(),
+                &config,
+                arch,
+            )
+            .map_err(Error::Usage)?;
+            record.origin = "driverkit config".into();
+            record.arch = arch;
+            // The tarball's digest from kernel.org's signed sums (unsigned without its key).
+            let record = s.lister().with_kernel_source(&record)?;
+            return Ok(Resolved {
+                record,
+                unauthenticated: Vec::new(),
+                disagreements: Vec::new(),
+            });
+        }
         return Err(Error::Usage(format!(
-            "kernel `{}`: the config has no `kernelurls` (probeforge does not guess them: `list-kernels --format driverkit` writes configs that have them)",
+            "kernel `{}`: the config has no `kernelurls` and no `kernelconfigdata` (probeforge does not guess header URLs: `list-kernels --format driverkit` writes configs that have them)",
             c.kernelrelease
         )));
     }
@@ -461,7 +481,8 @@ pub fn build(
         let files = fetch(&s, &listings, &mut r, rep);
         rep.done(&c.kernelrelease);
         let files = files?;
-        if let (Some(given), false) = (&given_config, config_checked) {
+        if let (Some(given), false, false) = (&given_config, config_checked, r.record.from_source())
+        {
             config_checked = true;
             match check_kernel_config(given, &files, &c.kernelrelease, o.scratch.as_deref())? {
                 Some(line) => rep.warn(&line),
@@ -482,12 +503,27 @@ pub fn build(
             }
             None => None,
         };
+        // A kernel built from source: its tarball and `.config`, fetched in that order.
+        let (headers, kernel_source, kernel_config, release, file_release) =
+            match r.record.from_source() {
+                true => (
+                    Vec::new(),
+                    files.first().cloned(),
+                    files.get(1).cloned(),
+                    r.record.release.clone(),
+                    Some(r.record.file_release()).filter(|f| *f != r.record.release),
+                ),
+                false => (files, None, None, c.kernelrelease.clone(), None),
+            };
         let one = super::build::Options {
-            headers: files,
+            headers,
+            kernel_source,
+            kernel_config,
+            file_release,
             target: None,
             from: None,
             kernel: c.kernelrelease.clone(),
-            kernel_release: Some(c.kernelrelease.clone()),
+            kernel_release: Some(release),
             target_id: Some(r.record.target_id.clone()),
             kernel_version: Some(r.record.kernel_version.clone()),
             arch: Some(r.record.arch),

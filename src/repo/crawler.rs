@@ -1,10 +1,14 @@
 //! falcosecurity/kernel-crawler's JSON list, read and written, so driverkit pipelines can feed
 //! probeforge and be fed by it: `{"<Distro>": [{"kernelversion", "kernelrelease", "target",
-//! "headers": [url...]}]}` (one file per architecture).
+//! "headers": [url...]}]}` (one file per architecture). Kernels built from their source (talos,
+//! minikube, flatcar) carry no headers but `kernelconfigdata`, their `.config` in base64; their
+//! source is kernel.org's tarball of the config's kernel version (see [`super::kernel_org`]).
 
 use std::collections::BTreeMap;
 
-use super::{KernelRecord, PackageRef, ParseError};
+use base64::Engine;
+
+use super::{kernel_org, KernelRecord, PackageRef, ParseError};
 use crate::kernel::Arch;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -13,8 +17,18 @@ pub struct Entry {
     pub kernelversion: String,
     pub kernelrelease: String,
     pub target: String,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "list_or_null",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub headers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernelconfigdata: Option<String>,
+}
+
+fn list_or_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    Ok(Option::<Vec<String>>::deserialize(d)?.unwrap_or_default())
 }
 
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -55,12 +69,23 @@ fn distro_key(target_id: &str) -> String {
 pub fn write(records: &[KernelRecord]) -> serde_json::Value {
     let mut by: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
     for r in records {
+        let config = r.packages.iter().find(|p| p.name == kernel_org::CONFIG);
+        let kernelconfigdata = config
+            .and_then(|p| kernel_org::data_url_bytes(&p.url))
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+        let headers = match r.from_source() {
+            // The source tarball is found again from the config's kernel version.
+            true => Vec::new(),
+            false => r.packages.iter().map(|p| p.url.clone()).collect(),
+        };
         by.entry(distro_key(&r.target_id)).or_default().push(Entry {
             kernelversion: r.kernel_version.clone(),
-            // kernel-crawler's name: on Debian the package version and flavour.
+            // kernel-crawler's name: on Debian the package version and flavour, on Flatcar
+            // the Flatcar release.
             kernelrelease: r.file_release(),
             target: r.target_id.clone(),
-            headers: r.packages.iter().map(|p| p.url.clone()).collect(),
+            headers,
+            kernelconfigdata,
         });
     }
     serde_json::to_value(by).expect("serializable")
@@ -88,11 +113,14 @@ pub fn read(text: &str, default_arch: Arch) -> Result<Vec<KernelRecord>, ParseEr
         }
         _ => return Err(ParseError::Shape("expected an object or an array")),
     };
-    Ok(entries
+    entries
         .into_iter()
         .map(|e| {
+            if let Some(data) = &e.kernelconfigdata {
+                return from_source(&e, data, default_arch);
+            }
             let packages: Vec<PackageRef> = e.headers.iter().map(|u| package_of_url(u)).collect();
-            KernelRecord {
+            Ok(KernelRecord {
                 // A kernel-crawler list carries no signatures and no digests.
                 unsigned_metadata: true,
                 target: e.target.clone(),
@@ -102,9 +130,31 @@ pub fn read(text: &str, default_arch: Arch) -> Result<Vec<KernelRecord>, ParseEr
                 kernel_version: e.kernelversion,
                 origin: "kernel-crawler".into(),
                 packages,
-            }
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// A kernel built from its source: kernel-crawler's `kernelconfigdata` entries.
+fn from_source(e: &Entry, data: &str, default_arch: Arch) -> Result<KernelRecord, ParseError> {
+    let config = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|err| {
+            ParseError::Entry(format!(
+                "{} kernel `{}`: kernelconfigdata is not base64 ({err})",
+                e.target, e.kernelrelease
+            ))
+        })?;
+    let mut k = kernel_org::source_record(
+        &e.target,
+        &e.kernelrelease,
+        &e.kernelversion,
+        &config,
+        default_arch,
+    )
+    .map_err(ParseError::Entry)?;
+    k.origin = "kernel-crawler".into();
+    Ok(k)
 }
 
 /// A package as its URL names it: a `.deb`'s file name is `<name>_<version>_<arch>.deb`.

@@ -10,6 +10,7 @@ mod archlinux;
 mod bottlerocket;
 pub mod cos;
 pub mod crawler;
+pub mod kernel_org;
 pub mod pacman;
 pub mod sources;
 pub mod tuf;
@@ -38,6 +39,9 @@ pub enum ParseError {
     /// Well-formed, but not what this format holds (which part is missing, or is wrong).
     #[error("{0}")]
     Shape(&'static str),
+    /// One entry of a list that cannot be used, named.
+    #[error("{0}")]
+    Entry(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,12 @@ pub enum Error {
     Trust(#[source] crate::trust::Error),
     #[error("target `{target}`: {what}")]
     Keys { target: String, what: String },
+    #[error("cannot write `{}` into the cache", path.display())]
+    Cache {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A distribution that signs its packages but not its repositories' metadata (Photon OS):
     /// there is nothing probeforge can check the listing against.
     #[error("target `{target}`: `{repo}` has no signed metadata (the distribution signs its packages only, which probeforge does not check); pass --allow-unsigned to use it unverified")]
@@ -318,6 +328,10 @@ impl KernelRecord {
         let headers = format!("linux-headers-{}", self.release);
         let version = self.packages.iter().find(|p| p.name == headers);
         match version {
+            // Falco names a Flatcar kernel by the Flatcar release (its config's version).
+            None if self.target_id == "flatcar" && !self.config_version().is_empty() => {
+                self.config_version().to_owned()
+            }
             Some(p) if self.target_id == "debian" => {
                 crate::loader::debian_file_release(&self.release, &p.version)
                     .unwrap_or_else(|| self.release.clone())
@@ -354,6 +368,8 @@ impl Lister<'_> {
             "cos" => self.list_cos(t, arches),
             "pacman" => self.list_pacman(t, arches),
             "bottlerocket" => self.list_bottlerocket(t, arches),
+            "kernel-org" => self.list_kernel_org(t, arches),
+            "flatcar" => self.list_flatcar(t, arches),
             other => Err(Error::Catalog(format!(
                 "target `{}` has kind `{other}`, which this build cannot list",
                 t.name
@@ -1074,16 +1090,23 @@ impl Lister<'_> {
     }
 
     /// Downloads and verifies a kernel's packages; returns their cached paths in set order.
+    /// A kernel built from source whose list gave no tarball URL gets it from kernel.org's
+    /// signed sums first (see [`kernel_org`]); a `.config` carried inline is stored by digest.
     pub fn fetch(&self, k: &KernelRecord) -> Result<Vec<std::path::PathBuf>> {
+        let k = &self.with_kernel_source(k)?;
         k.packages
             .iter()
             .map(|p| {
+                if let Some(bytes) = kernel_org::data_url_bytes(&p.url) {
+                    return self.store_inline(k, p, &bytes);
+                }
                 // From a kernel-crawler list, digests are unknown: fetched as they come.
                 let r = if p.sha256.is_empty() {
                     self.client.fetch_unverified(&p.url).map(|(path, _)| path)
                 } else {
+                    let size = Some(p.size).filter(|&s| s > 0);
                     self.client
-                        .fetch_verified(&p.url, &p.sha256, Some(p.size))
+                        .fetch_verified(&p.url, &p.sha256, size)
                         .map(|(path, _)| path)
                 };
                 r.map_err(|source| match source {
@@ -1102,6 +1125,34 @@ impl Lister<'_> {
                 })
             })
             .collect()
+    }
+
+    /// A package carried inline (a `data:` URL): checked against its digest when the list
+    /// gives one, stored in the cache by digest like a download.
+    fn store_inline(
+        &self,
+        k: &KernelRecord,
+        p: &PackageRef,
+        bytes: &[u8],
+    ) -> Result<std::path::PathBuf> {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(bytes));
+        if let Some(want) = p.known_sha256().filter(|w| *w != digest) {
+            return Err(Error::PackageDigest {
+                package: format!("{} of kernel `{}`", p.name, k.release),
+                url: "(inline data)".into(),
+                index: "the list".into(),
+                expected: want,
+            });
+        }
+        let path = self.client.cache().blob(&digest);
+        if !path.is_file() {
+            crate::base::write_atomic(&path, bytes).map_err(|source| Error::Cache {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        Ok(path)
     }
 }
 
@@ -1308,7 +1359,8 @@ mod tests {
         assert!(!photon.signed_metadata && photon.keys.is_empty());
         let esx = rpm("linux-esx-devel", "x86_64", "4.19.283", "3.ph3");
         assert_eq!(photon.headers.clone().unwrap().kernel_release(&esx), None);
-        for t in &c.targets {
+        // A TUF target's key is its trusted root (checked in `tuf`), every other one a keyring.
+        for t in c.targets.iter().filter(|t| t.kind != "bottlerocket") {
             for k in &t.keys {
                 crate::trust::Keyring::embedded(k).unwrap_or_else(|e| panic!("{}: {e}", t.name));
             }

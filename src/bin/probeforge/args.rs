@@ -595,9 +595,11 @@ pub struct BuildArgs {
     /// flex, bison, bc, libelf and libssl headers) and kept in the cache by digest.
     #[arg(long, requires = "kernel_config", conflicts_with_all = ["headers", "target", "from"])]
     pub kernel_source: Option<PathBuf>,
-    /// The kernel's `.config`: a file, or the kernel image package that ships it
-    /// (`boot/config-<release>`, which also names the release).
-    #[arg(long, requires = "kernel_source")]
+    /// The kernel's `.config`: a file, an http(s) URL (fetched, its digest recorded), or the
+    /// kernel image package that ships it (`boot/config-<release>`, which also names the
+    /// release). With --kernel-source, or with --target vanilla (kernel.org's source) and any
+    /// kernel built from its source, replacing the config its list carries.
+    #[arg(long, conflicts_with = "headers")]
     pub kernel_config: Option<PathBuf>,
     /// Fetch the headers from this catalog target's repositories instead (with --kernel):
     /// `debian` (every supported release), `debian-bookworm`, `ubuntu-jammy`, ...
@@ -754,6 +756,7 @@ impl BuildArgs {
             module_name: self.module_name.clone(),
             kernel_source: self.kernel_source.clone(),
             kernel_config: self.kernel_config.clone(),
+            file_release: None,
             driverkit: self.driverkit.request(),
         })
     }
