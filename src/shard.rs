@@ -94,7 +94,8 @@ impl Item {
             release: k.release.clone(),
             kernel_version: k.kernel_version.clone(),
             driver,
-            file: driver.file_name(&k.target_id, &k.release, &k.kernel_version),
+            // Falco's name: on Debian the package version, on Flatcar its release.
+            file: driver.file_name(&k.target_id, &k.file_release(), &k.kernel_version),
             cost_seconds: estimate(k, driver),
         }
     }
