@@ -799,11 +799,11 @@ fn ubuntu_layout_apt_repo_on_loopback() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
-        v["Ubuntu"].as_array().unwrap().len(),
+        v["ubuntu"].as_array().unwrap().len(),
         1,
         "metas listed as kernels: {v}"
     );
-    let e = &v["Ubuntu"][0];
+    let e = &v["ubuntu"][0];
     assert_eq!(e["kernelrelease"], rel.as_str());
     assert_eq!(e["kernelversion"], upload);
     assert_eq!(e["target"], "ubuntu-generic");

@@ -1,7 +1,10 @@
 //! Kernels from their source: Debian's own `linux-source-6.1` tarball and the `.config` of
-//! the matching `linux-image` package (both picked from the live bookworm index at run time)
-//! prepared by `make olddefconfig modules_prepare` with the release set as `uname -r` says it,
-//! a probe built from that tree, and the probe loaded and capturing in that kernel's VM.
+//! the matching `linux-image` package (both picked from the live bookworm index at run time).
+//! The tarball is served on loopback as kernel.org serves a release (its signed sums) and
+//! built with `--target vanilla`; the tree is prepared by `make olddefconfig modules_prepare`
+//! with the release set as `uname -r` says it, a probe built from it, the same tarball given as
+//! a file takes the tree from the cache, and the probe is loaded and capturing in that
+//! kernel's VM.
 
 mod common;
 
@@ -47,26 +50,58 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
         &format!("linux-image-{}-unsigned", k.release),
     );
     let source_version = source.version.clone();
-    let source = net()
+    let source_deb = net()
         .client
         .fetch_verified(&source.url, &source.sha256, Some(source.size))
         .expect("linux-source")
         .0;
     let t = tmpdir();
+    // The tarball inside Debian's package (dpkg-deb, the reference unpacker), served as
+    // kernel.org serves a release: `v6.x/linux-<upstream>.tar.xz`, listed in a clear-signed
+    // `sha256sums.asc` (signed here by a test key: kernel.org's is not shipped).
+    let deb = t.path().join("deb");
+    let ok = std::process::Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&source_deb)
+        .arg(&deb)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "dpkg-deb -x {}", source_deb.display());
+    let tarball = fs::read_dir(deb.join("usr/src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.xz"))
+        .expect("usr/src/linux-source-*.tar.xz");
+    let upstream = source_version.split('-').next().unwrap().to_owned();
+    let key = common::gpg::test_key(t.path(), "kernel-org");
+    let www = t.path().join("www/v6.x");
+    fs::create_dir_all(&www).unwrap();
+    fs::rename(&tarball, www.join(format!("linux-{upstream}.tar.xz"))).unwrap();
+    let source = www.join(format!("linux-{upstream}.tar.xz"));
+    fs::write(
+        www.join("sha256sums"),
+        format!("{}  linux-{upstream}.tar.xz\n", sha256_file(&source)),
+    )
+    .unwrap();
+    key.clearsign(&www.join("sha256sums"), &www.join("sha256sums.asc"));
+    let server = common::server::Server::start(t.path().join("www"));
     // Its own cache for the tree (1.4 GB, prepared once, then taken from the cache); the
     // packages and the driver from the test cache.
     let cache = fresh_cache(&t.path().join("cache"));
     let out = t.path().join("out");
-    let build = |extra: &[&str]| {
+    let build = |how: &[&str]| {
         let o = std::process::Command::new(bin())
-            .args(["build", "--kernel-source"])
-            .arg(&source)
+            .args(["--mirror", &format!("kernel-org={}", server.base)])
+            .arg("--keyring")
+            .arg(&key.public)
+            .arg("build")
+            .args(how)
             .arg("--kernel-config")
             .arg(&image)
             .args(["--target-id", "debian", "--kernel-version", "1", "-o"])
             .arg(&out)
             .args(driver_8_args())
-            .args(extra)
             .env("PROBEFORGE_CACHE", &cache)
             .output()
             .unwrap();
@@ -75,11 +110,24 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     };
-    let (code, err) = build(&[]);
+    // `--target vanilla`: the source from the kernel.org layout, checked against its sums;
+    // the release `uname -r` says of Debian's build of it.
+    let (code, err) = build(&[
+        "--target",
+        "vanilla",
+        "--kernel",
+        &upstream,
+        "--kernel-release",
+        &k.release,
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(
         err.contains(&format!("kernel tree of {} prepared", k.release)),
         "{err}"
+    );
+    assert_eq!(
+        server.hits(&format!("/v6.x/linux-{upstream}.tar.xz")),
+        [200]
     );
     // One probe, named by the prepared tree (which states no `uname -v`: its uname -r).
     let probe = out.join(probeforge::pipeline::probe_file_name(
@@ -88,9 +136,10 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
         "1",
     ));
     let first = sha256_file(&probe);
-    // Again: the tree from the cache, the same bytes.
+    // The same tarball as a file (`--kernel-source`): the same tree, from the cache, and the
+    // same bytes.
     fs::remove_file(&probe).unwrap();
-    let (code, err) = build(&[]);
+    let (code, err) = build(&["--kernel-source", source.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("from the cache"), "{err}");
     assert_eq!(sha256_file(&probe), first);
@@ -119,9 +168,11 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
         Arch::X86_64,
         &format!("linux-image-{}-unsigned", other.release),
     );
+    // Debian's source package with another kernel's image package: one build's packages carry
+    // one version, so these two are not one kernel.
     let o = std::process::Command::new(bin())
         .args(["build", "--kernel-source"])
-        .arg(&source)
+        .arg(&source_deb)
         .arg("--kernel-config")
         .arg(&other_image)
         .args(["--target-id", "debian", "--kernel-version", "1", "-o"])

@@ -41,26 +41,14 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
 
 use serde::Deserialize;
 
-/// kernel-crawler's distro key for a target id. The distros added since kernel-crawler renamed
-/// its keys to os-release names (2023) use those: one `opensuse` for Leap, Tumbleweed and SLES
-/// (it has no other), `photon`, `alinux`, `amazonlinux` (Amazon Linux 1), `amazonlinux2022`.
+/// kernel-crawler's distro key for a target id: its os-release names (since 1dddb06), one
+/// `opensuse` for Leap, Tumbleweed and SLES (it has no other), one `ubuntu` for every flavour;
+/// every other target id is its own key (`debian`, `amazonlinux2`, `centos`, `ol`, `arch`,
+/// `bottlerocket`, `talos`, `minikube`, `flatcar`, ...). Reading takes any key.
 fn distro_key(target_id: &str) -> String {
     match target_id {
         "opensuse-leap" | "opensuse-tumbleweed" | "sles" => "opensuse".into(),
-        "photon" | "alinux" | "amazonlinux" | "amazonlinux2022" => target_id.into(),
-        "debian" => "Debian".into(),
-        "amazonlinux2" => "AmazonLinux2".into(),
-        "amazonlinux2023" => "AmazonLinux2023".into(),
-        "centos" => "CentOS".into(),
-        "fedora" => "Fedora".into(),
-        "rocky" => "Rocky".into(),
-        "almalinux" => "AlmaLinux".into(),
-        "ol" => "OracleLinux".into(),
-        // kernel-crawler's keys before it switched to os-release IDs (1dddb06); note the
-        // capital R of `BottleRocket`.
-        "arch" => "ArchLinux".into(),
-        "bottlerocket" => "BottleRocket".into(),
-        t if t.starts_with("ubuntu") => "Ubuntu".into(),
+        t if t.starts_with("ubuntu") => "ubuntu".into(),
         t => t.to_owned(),
     }
 }
@@ -213,14 +201,14 @@ mod tests {
         assert_eq!(r[0].arch, Arch::X86_64);
         assert_eq!(r[1].packages.len(), 2);
         let back = write(&r);
-        assert_eq!(back["Ubuntu"][0]["kernelversion"], "101");
+        assert_eq!(back["ubuntu"][0]["kernelversion"], "101");
         assert_eq!(
-            back["AmazonLinux2"][0]["headers"][0],
+            back["amazonlinux2"][0]["headers"][0],
             "http://x/kernel-devel.rpm"
         );
         assert_eq!(arch_of_release("6.1.0-50-arm64"), Some(Arch::Aarch64));
-        assert_eq!(distro_key("arch"), "ArchLinux");
-        assert_eq!(distro_key("bottlerocket"), "BottleRocket");
+        assert_eq!(distro_key("arch"), "arch");
+        assert_eq!(distro_key("ubuntu-aws"), "ubuntu");
     }
 
     /// kernel-crawler names Debian kernels by package version and flavour, as Falco's
@@ -238,7 +226,7 @@ mod tests {
         assert_eq!(r[0].file_release(), "7.3.4-1~bpo13+1-cloud-amd64");
         let back = write(&r);
         assert_eq!(
-            back["Debian"][0]["kernelrelease"],
+            back["debian"][0]["kernelrelease"],
             "7.3.4-1~bpo13+1-cloud-amd64"
         );
         // Not Debian, or no package of that name: the list's release as it is.

@@ -266,7 +266,15 @@ impl Lister<'_> {
         let mut out = Vec::new();
         for major in &t.repos {
             let series = format!("v{major}.x");
-            let (sums, signed) = self.series_sums(t, &series)?;
+            let (sums, signed) = match self.series_sums(t, &series) {
+                Ok(s) => s,
+                // A mirror carrying some series only (a local one): the others passed over.
+                Err(e) if e.is_not_found() => {
+                    tracing::warn!("{e}: series {series} passed over");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             for &arch in arches {
                 if !t.arches.iter().any(|a| Arch::parse(a) == Some(arch)) {
                     continue;
