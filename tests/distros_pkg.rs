@@ -14,21 +14,6 @@ use common::gpg::test_key;
 use common::server::{Fault, Server};
 use common::*;
 
-/// Runs the binary with a private cache: (exit code, stdout, stderr).
-fn cli(args: &[&str], cache: &Path) -> (i32, String, String) {
-    let o = Command::new(bin())
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 fn build_args<'a>(target: &'a str, kernel: &'a str, src: &'a str, out: &'a str) -> Vec<&'a str> {
     vec![
         "build",

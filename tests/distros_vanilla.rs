@@ -19,21 +19,6 @@ use common::server::Server;
 use common::*;
 use probeforge::kernel::Arch;
 
-/// Runs the binary with a private cache: (exit code, stdout, stderr).
-fn cli(args: &[&str], cache: &Path) -> (i32, String, String) {
-    let o = Command::new(bin())
-        .arg("--cache-dir")
-        .arg(cache)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 /// A small real `.tar.xz` holding `linux-<version>/Makefile` (not a kernel: enough to list,
 /// fetch and check a digest).
 fn small_tarball(t: &Path, version: &str) -> PathBuf {

@@ -206,4 +206,72 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains(junk.to_str().unwrap()), "{err}");
+
+    // A distro whose config lives in git (talos), the nightly's way: a kernel-crawler list
+    // with `kernelconfigdata` and no headers. build-all takes the source from the kernel.org
+    // mirror (checked against its signed sums), prepares the tree once (the farm's path), and
+    // publishes the probe under Falco's name; a second run builds nothing.
+    use base64::Engine;
+    let config = probeforge::vanilla::read_config(&image, Some(&k.release), t.path())
+        .unwrap()
+        .bytes;
+    let talos_config: String = String::from_utf8(config)
+        .unwrap()
+        .lines()
+        .map(|l| match l.starts_with("CONFIG_LOCALVERSION=") {
+            true => "CONFIG_LOCALVERSION=\"-talos\"\n".to_owned(),
+            false => format!("{l}\n"),
+        })
+        .collect();
+    let release = format!("{upstream}-talos");
+    let list = t.path().join("talos.json");
+    fs::write(
+        &list,
+        serde_json::json!({"talos": [{
+            "kernelversion": "1_v1.8.3",
+            "kernelrelease": release,
+            "target": "talos",
+            "kernelconfigdata": base64::engine::general_purpose::STANDARD.encode(&talos_config),
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let repo = t.path().join("repo");
+    let build_all = || {
+        let o = std::process::Command::new(bin())
+            .args(["--mirror", &format!("kernel-org={}", server.base)])
+            .arg("--keyring")
+            .arg(&key.public)
+            .args(["build-all", "--from"])
+            .arg(&list)
+            .arg("--repo")
+            .arg(&repo)
+            .args(["--arch", "x86_64", "--json"])
+            .args(driver_8_args())
+            .env("PROBEFORGE_CACHE", &cache)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, err) = build_all();
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let talos_probe = repo.join(format!(
+        "8.0.0+driver/x86_64/falco_talos_{release}_1_v1.8.3.o"
+    ));
+    assert!(talos_probe.is_file(), "{stdout}\n{err}");
+    let (code, stdout, err) = run(&[
+        "validate".to_owned(),
+        talos_probe.display().to_string(),
+        "--kernel-release".into(),
+        release.clone(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{err}");
+    let (code, stdout, err) = build_all();
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["built"], 0, "{v:#}");
 }

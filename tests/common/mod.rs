@@ -234,6 +234,14 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_probeforge"))
 }
 
+/// Runs the probeforge binary with a private cache (`--cache-dir`): (exit code, stdout,
+/// stderr).
+pub fn cli(args: &[&str], cache: &Path) -> (i32, String, String) {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["--cache-dir".as_ref(), cache.as_os_str()];
+    all.extend(args.iter().map(std::ffi::OsStr::new));
+    run(&all)
+}
+
 /// Runs the probeforge binary with the test cache; returns (status code, stdout, stderr).
 pub fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
     let out = Command::new(bin())
