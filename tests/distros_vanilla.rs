@@ -304,6 +304,28 @@ fn flatcar_releases_list_by_channel_and_are_named_by_release() {
         assert_eq!(e["target"], "flatcar");
         assert!(e.get("headers").is_none(), "{e}");
     }
+    // driverkit's grid: Flatcar's configs carry the release and the config, no URLs.
+    let grid = t.path().join("grid");
+    let (code, _, err) = list(
+        &[
+            "--allow-unsigned",
+            "--format",
+            "driverkit",
+            "--driver-version",
+            "8.0.0+driver",
+            "-o",
+            grid.to_str().unwrap(),
+        ],
+        "c2b",
+    );
+    assert_eq!(code, 0, "{err}");
+    let yaml = fs::read_to_string(grid.join("8.0.0+driver/x86_64/flatcar_4081.2.0_1.yaml"))
+        .unwrap_or_else(|e| panic!("{e}: {err}"));
+    assert!(yaml.contains("kernelrelease: 4081.2.0"), "{yaml}");
+    assert!(yaml.contains("falco_flatcar_4081.2.0_1.o"), "{yaml}");
+    assert!(!yaml.contains("kernelurls"), "{yaml}");
+    let (_, _, config) = configs.iter().find(|c| c.0 == "4081.2.0").unwrap();
+    assert!(yaml.contains(&b64(config)[..64]), "{yaml}");
     // Read back, the list plans the same kernels under Falco's names.
     let list_file = t.path().join("flatcar.json");
     fs::write(&list_file, &out).unwrap();

@@ -618,6 +618,22 @@ pub fn config_for(k: &KernelRecord, driver_version: &str) -> Config {
         kernelrelease: k.file_release(),
         ..c.clone()
     };
+    // A kernel built from its source: its `.config` inline, as kernel-crawler writes it, and
+    // no URLs (the source is kernel.org's tarball of the config's version); Flatcar's
+    // `kernelrelease` is its release, as driverkit reads it.
+    if k.from_source() {
+        use base64::Engine;
+        c.kernelurls = Vec::new();
+        c.kernelconfigdata = k
+            .packages
+            .iter()
+            .find(|p| p.name == crate::repo::kernel_org::CONFIG)
+            .and_then(|p| crate::repo::kernel_org::data_url_bytes(&p.url))
+            .map(|b| base64::engine::general_purpose::STANDARD.encode(b));
+        if k.target_id == "flatcar" {
+            c.kernelrelease = k.file_release();
+        }
+    }
     c.output.probe = Some(driverkit::grid_output(&named, driver_version, k.arch, "o"));
     c.output.module = Some(driverkit::grid_output(&named, driver_version, k.arch, "ko"));
     c
@@ -632,7 +648,11 @@ pub fn write_grid(
 ) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for v in driver_versions {
-        for k in kernels {
+        // A vanilla kernel has no `.config` of its own: no config of it can build.
+        for k in kernels
+            .iter()
+            .filter(|k| !k.from_source() || !k.config_version().is_empty())
+        {
             let c = config_for(k, v);
             let path = dir.join(driverkit::grid_path(&c, v, k.arch));
             let parent = path.parent().expect("a grid path has folders");

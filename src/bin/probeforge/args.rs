@@ -602,7 +602,8 @@ pub struct BuildArgs {
     #[arg(long, conflicts_with = "headers")]
     pub kernel_config: Option<PathBuf>,
     /// Fetch the headers from this catalog target's repositories instead (with --kernel):
-    /// `debian` (every supported release), `debian-bookworm`, `ubuntu-jammy`, ...
+    /// `debian` (every supported release), `debian-bookworm`, `ubuntu-jammy`, ...; `vanilla`
+    /// (kernel.org's source, with --kernel-config) and `flatcar` are built from their source.
     #[arg(long)]
     pub target: Option<String>,
     /// With --target or --from: the kernel release, or `latest`.
