@@ -4,7 +4,9 @@
 //! built with `--target vanilla`; the tree is prepared by `make olddefconfig modules_prepare`
 //! with the release set as `uname -r` says it, a probe built from it, the same tarball given as
 //! a file takes the tree from the cache, and the probe is loaded and capturing in that
-//! kernel's VM.
+//! kernel's VM. Then the same source as a Flatcar release (its release server on loopback,
+//! the config its release folder serves) through `build-all`: listed, prepared by the farm,
+//! published under Falco's Flatcar name.
 
 mod common;
 
@@ -207,44 +209,41 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains(junk.to_str().unwrap()), "{err}");
 
-    // A distro whose config lives in git (talos), the nightly's way: a kernel-crawler list
-    // with `kernelconfigdata` and no headers. build-all takes the source from the kernel.org
-    // mirror (checked against its signed sums), prepares the tree once (the farm's path), and
-    // publishes the probe under Falco's name; a second run builds nothing.
-    use base64::Engine;
+    // Flatcar, the nightly's way: its release server (one channel on loopback, laid out as
+    // Flatcar's: a directory index, the release's `flatcar_production_image_kernel_config.txt`,
+    // here this kernel's config). build-all lists it, takes the source from the kernel.org
+    // mirror (checked against its signed sums), prepares the tree once (the farm's path) with
+    // `uname -r` `<version>-flatcar`, and publishes the probe under Falco's name, the Flatcar
+    // release; a second run builds nothing.
     let config = probeforge::vanilla::read_config(&image, Some(&k.release), t.path())
         .unwrap()
         .bytes;
-    let talos_config: String = String::from_utf8(config)
-        .unwrap()
-        .lines()
-        .map(|l| match l.starts_with("CONFIG_LOCALVERSION=") {
-            true => "CONFIG_LOCALVERSION=\"-talos\"\n".to_owned(),
-            false => format!("{l}\n"),
-        })
-        .collect();
-    let release = format!("{upstream}-talos");
-    let list = t.path().join("talos.json");
+    let header = format!("# Linux/x86 {upstream} Kernel Configuration");
+    assert!(
+        String::from_utf8_lossy(&config).contains(&header),
+        "the image's config names its kernel version"
+    );
+    let flatcar = t.path().join("www/stable/amd64-usr");
+    fs::create_dir_all(flatcar.join("4081.2.0")).unwrap();
     fs::write(
-        &list,
-        serde_json::json!({"talos": [{
-            "kernelversion": "1_v1.8.3",
-            "kernelrelease": release,
-            "target": "talos",
-            "kernelconfigdata": base64::engine::general_purpose::STANDARD.encode(&talos_config),
-        }]})
-        .to_string(),
+        flatcar.join("4081.2.0/flatcar_production_image_kernel_config.txt"),
+        &config,
+    )
+    .unwrap();
+    // The test server answers a folder with its `index.xml`.
+    fs::write(
+        flatcar.join("index.xml"),
+        "<html><body><pre><a href=\"../\">../</a>\n<a href=\"./4081.2.0/\">4081.2.0/</a>\n<a href=\"./current/\">current/</a>\n</pre></body></html>\n",
     )
     .unwrap();
     let repo = t.path().join("repo");
     let build_all = || {
         let o = std::process::Command::new(bin())
             .args(["--mirror", &format!("kernel-org={}", server.base)])
+            .args(["--mirror", &format!("flatcar={}/{{channel}}", server.base)])
             .arg("--keyring")
             .arg(&key.public)
-            .args(["build-all", "--from"])
-            .arg(&list)
-            .arg("--repo")
+            .args(["--allow-unsigned", "build-all", "flatcar", "--repo"])
             .arg(&repo)
             .args(["--arch", "x86_64", "--json"])
             .args(driver_8_args())
@@ -259,15 +258,13 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     };
     let (code, stdout, err) = build_all();
     assert_eq!(code, 0, "{stdout}\n{err}");
-    let talos_probe = repo.join(format!(
-        "8.0.0+driver/x86_64/falco_talos_{release}_1_v1.8.3.o"
-    ));
-    assert!(talos_probe.is_file(), "{stdout}\n{err}");
+    let flatcar_probe = repo.join("8.0.0+driver/x86_64/falco_flatcar_4081.2.0_1.o");
+    assert!(flatcar_probe.is_file(), "{stdout}\n{err}");
     let (code, stdout, err) = run(&[
         "validate".to_owned(),
-        talos_probe.display().to_string(),
+        flatcar_probe.display().to_string(),
         "--kernel-release".into(),
-        release.clone(),
+        format!("{upstream}-flatcar"),
     ]);
     assert_eq!(code, 0, "{stdout}\n{err}");
     let (code, stdout, err) = build_all();

@@ -328,7 +328,15 @@ impl Lister<'_> {
                         repo: http::redact(&base),
                     });
                 }
-                let index = self.fetch_meta(&format!("{base}/"))?;
+                let index = match self.fetch_meta(&format!("{base}/")) {
+                    Ok(i) => i,
+                    // A mirror carrying some channels only (a local one): the others passed over.
+                    Err(e) if e.is_not_found() => {
+                        tracing::warn!("{e}: channel {channel} passed over");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let mut releases = index_releases(&String::from_utf8_lossy(&index));
                 releases.sort_by_key(|v| std::cmp::Reverse(version_key(v)));
                 releases.truncate(FLATCAR_RELEASES);
