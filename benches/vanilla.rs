@@ -21,6 +21,15 @@ fn sh(cmd: &mut Command) {
     assert!(st.success(), "{cmd:?}: {st}");
 }
 
+/// `tar -xJf TARBALL -C DIR`, as driverkit's scripts unpack a kernel source.
+fn tar_x(tarball: &Path, dir: &Path) {
+    sh(Command::new("tar")
+        .arg("-xJf")
+        .arg(tarball)
+        .arg("-C")
+        .arg(dir));
+}
+
 fn main() {
     let lister = common::lister();
     let source = lister
@@ -77,11 +86,7 @@ fn main() {
         std::fs::create_dir_all(&dir).unwrap();
         settle();
         let start = Instant::now();
-        sh(Command::new("tar")
-            .arg("-xJf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(&dir));
+        tar_x(&tarball, &dir);
         let top = std::fs::read_dir(&dir)
             .unwrap()
             .next()
@@ -141,11 +146,7 @@ fn main() {
         std::fs::create_dir_all(&root).unwrap();
         settle();
         let start = Instant::now();
-        sh(Command::new("tar")
-            .arg("-xJf")
-            .arg(&tarball)
-            .arg("-C")
-            .arg(&root));
+        tar_x(&tarball, &root);
         let d = start.elapsed();
         std::fs::remove_dir_all(&root).unwrap();
         d

@@ -267,14 +267,7 @@ impl Farm<'_> {
         files: &[PathBuf],
         rep: &dyn Reporter,
     ) -> Result<PathBuf, String> {
-        use crate::repo::kernel_org::{CONFIG, SOURCE};
-        let file = |name: &str| {
-            k.packages
-                .iter()
-                .position(|p| p.name == name)
-                .and_then(|i| files.get(i).cloned())
-        };
-        let (Some(source), Some(config)) = (file(SOURCE), file(CONFIG)) else {
+        let (Some(source), Some(config)) = k.source_files(files) else {
             return Err(format!(
                 "kernel {} is built from its source and its list gives no .config (build it with `probeforge build --target {} --kernel {} --kernel-config FILE`)",
                 k.release, k.target, k.release

@@ -476,15 +476,9 @@ fn source_and_config(
     k: &crate::repo::KernelRecord,
     files: &[PathBuf],
 ) -> Result<(PathBuf, PathBuf)> {
-    use crate::repo::kernel_org::{CONFIG, SOURCE};
-    let file = |name: &str| {
-        k.packages
-            .iter()
-            .position(|p| p.name == name)
-            .and_then(|i| files.get(i).cloned())
-    };
-    let source = file(SOURCE).expect("a kernel built from source has its source package");
-    let config = match (&o.kernel_config, file(CONFIG)) {
+    let (source, config) = k.source_files(files);
+    let source = source.expect("a kernel built from source has its source package");
+    let config = match (&o.kernel_config, config) {
         (Some(c), _) => c.clone(),
         (None, Some(c)) => c,
         (None, None) => {

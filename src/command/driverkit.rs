@@ -503,13 +503,14 @@ pub fn build(
             }
             None => None,
         };
-        // A kernel built from source: its tarball and `.config`, fetched in that order.
+        // A kernel built from source: its tarball and `.config`.
+        let (source, config) = r.record.source_files(&files);
         let (headers, kernel_source, kernel_config, release, file_release) =
             match r.record.from_source() {
                 true => (
                     Vec::new(),
-                    files.first().cloned(),
-                    files.get(1).cloned(),
+                    source,
+                    config,
                     r.record.release.clone(),
                     Some(r.record.file_release()).filter(|f| *f != r.record.release),
                 ),

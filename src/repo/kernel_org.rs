@@ -121,6 +121,11 @@ pub fn config_package(bytes: &[u8], version: &str) -> PackageRef {
     }
 }
 
+/// A release version as kernel.org numbers them: `6.6`, `6.6.60` (no `-rc`, no suffix).
+fn plain_version(v: &str) -> bool {
+    v.split('.').count() >= 2 && v.split('.').all(|n| n.parse::<u32>().is_ok())
+}
+
 /// The kernel version a `.config`'s header names (`# Linux/x86 6.6.60 Kernel Configuration`).
 pub fn config_kernel_version(config: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(&config[..config.len().min(4096)]);
@@ -129,8 +134,7 @@ pub fn config_kernel_version(config: &[u8]) -> Option<String> {
         let mut words = rest.split_whitespace();
         let _arch = words.next()?;
         let v = words.next()?;
-        let ok = v.split('.').count() >= 2 && v.split('.').all(|n| n.parse::<u32>().is_ok());
-        (ok && words.next() == Some("Kernel")).then(|| v.to_owned())
+        (plain_version(v) && words.next() == Some("Kernel")).then(|| v.to_owned())
     })
 }
 
@@ -176,8 +180,7 @@ fn tarballs(text: &str) -> BTreeMap<String, String> {
         else {
             continue;
         };
-        let plain = v.split('.').count() >= 2 && v.split('.').all(|n| n.parse::<u32>().is_ok());
-        if plain && sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if plain_version(v) && sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) {
             out.insert(v.to_owned(), sum.to_ascii_lowercase());
         }
     }
@@ -424,6 +427,21 @@ impl KernelRecord {
     /// Built from its source (a [`SOURCE`] package) rather than from header packages.
     pub fn from_source(&self) -> bool {
         self.packages.iter().any(|p| p.name == SOURCE)
+    }
+
+    /// The fetched files (in package order, as [`Lister::fetch`] returns them) of this
+    /// kernel's source tarball and `.config`, where it has them.
+    pub fn source_files(
+        &self,
+        files: &[std::path::PathBuf],
+    ) -> (Option<std::path::PathBuf>, Option<std::path::PathBuf>) {
+        let file = |name: &str| {
+            self.packages
+                .iter()
+                .position(|p| p.name == name)
+                .and_then(|i| files.get(i).cloned())
+        };
+        (file(SOURCE), file(CONFIG))
     }
 }
 

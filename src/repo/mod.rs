@@ -724,16 +724,7 @@ impl Lister<'_> {
             if !arches.contains(&arch) {
                 continue;
             }
-            let kernel_version = uname_v
-                .as_deref()
-                .and_then(|v| v.strip_prefix('#'))
-                .map(|v| {
-                    v.chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect::<String>()
-                })
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| "1".into());
+            let kernel_version = archlinux::hash_number(uname_v.as_deref());
             let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
             out.push(KernelRecord {
                 // The bucket listing carries no signatures (only the transport's TLS).
