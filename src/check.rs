@@ -613,6 +613,7 @@ fn rebuild_all(
             drivers: vec![crate::pipeline::Driver::Ebpf],
             module_source: None,
             kbuild_jobs: 1,
+            compilers: &crate::kmod::resolve::IndexCompilers::new(*env.lister, false),
             jobs: env.jobs,
             scratch: env.scratch.clone(),
             cache_dir: env.lister.client.config().cache_dir.clone(),

@@ -84,6 +84,8 @@ pub struct Farm<'a> {
     pub module_source: Option<&'a crate::driver::DriverSource>,
     /// `make -j` of each module build (the farm runs `jobs` builds at once).
     pub kbuild_jobs: usize,
+    /// Where modules' compilers come from (shared: each is resolved and fetched once).
+    pub compilers: &'a dyn crate::kmod::resolve::FindCompiler,
     pub jobs: usize,
     pub scratch: Option<PathBuf>,
     pub cache_dir: PathBuf,
@@ -563,22 +565,21 @@ impl Farm<'_> {
                     Ok(w) => w,
                     Err(e) => return fail(format!("scratch `{}`: {e}", scratch.display())),
                 };
-                let l = self.lister;
-                let fetch = |m: &crate::kmod::GccManifest| {
-                    crate::kmod::gcc::fetch(m, l.client, l.catalog, l.mirrors)
-                };
+
                 let built = crate::kmod::package::build(
                     &crate::kmod::package::FromPackages {
                         packages: files,
                         driver: src,
                         driver_version: Some(&self.driver_version),
                         target_id: Some(&k.target_id),
+                        kernel_version: Some(&k.kernel_version),
                         module_name: crate::kmod::kbuild::MODULE_NAME,
                         release: Some(&k.release),
                         arch: Some(k.arch),
                         scratch: work.path(),
                         jobs: self.kbuild_jobs,
-                        fetch: &fetch,
+                        compilers: self.compilers,
+                        target: Some(&k.target),
                     },
                     rep,
                 );

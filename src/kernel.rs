@@ -99,6 +99,17 @@ impl Arch {
             _ => return None,
         })
     }
+    /// glibc's dynamic loader for this architecture, as Debian and Ubuntu install it
+    /// (relative to the root; usr-merged releases ship it below `usr/`).
+    pub fn loader(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "lib64/ld-linux-x86-64.so.2",
+            Arch::Aarch64 => "lib/ld-linux-aarch64.so.1",
+            Arch::S390x => "lib/ld64.so.1",
+            Arch::Ppc64le => "lib64/ld64.so.2",
+            Arch::Riscv64 => "lib/ld-linux-riscv64-lp64d.so.1",
+        }
+    }
     /// Debian's architecture name.
     pub fn debian(self) -> &'static str {
         match self {

@@ -60,6 +60,9 @@ pub struct Options {
     /// Keyrings replacing each target's shipped keys.
     pub keyrings: Vec<PathBuf>,
     pub allow_unsigned: bool,
+    /// A kernel module only with the exact compiler build the kernel names: never the
+    /// nearest build of its major version (`--exact-compiler`).
+    pub exact_compiler: bool,
 }
 
 /// What commands that reach repositories share.
@@ -67,6 +70,7 @@ pub struct Session {
     pub client: Client,
     pub catalog: Catalog,
     pub mirrors: Mirrors,
+    pub exact_compiler: bool,
 }
 
 /// Which kernel to build for: from a target's listing, or a kernel-crawler file.
@@ -126,7 +130,14 @@ impl Session {
             client: Client::new(cfg),
             catalog,
             mirrors: Mirrors::from_env_and_host(&o.mirrors),
+            exact_compiler: o.exact_compiler,
         })
+    }
+
+    /// Where kernel modules' compilers come from: pinned, the host's, or the kernel's own
+    /// distribution's indexes (each resolved once for the life of the value).
+    pub fn compilers(&self) -> crate::kmod::resolve::IndexCompilers<'_> {
+        crate::kmod::resolve::IndexCompilers::new(self.lister(), self.exact_compiler)
     }
 
     pub fn lister(&self) -> Lister<'_> {

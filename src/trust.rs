@@ -172,6 +172,60 @@ const EMBEDDED: &[(&str, &[u8])] = &[
     ),
 ];
 
+/// A binary OpenPGP packet stream without its Trust packets (tag 12, RFC 4880 5.10: "only
+/// used within keyrings and not normally exported"). A stream whose framing this does not
+/// follow to the end (partial lengths: never in a keyring) is returned as it is.
+fn without_trust_packets(bytes: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b & 0x80 == 0 {
+            return bytes.into();
+        }
+        let (tag, header, len) = if b & 0x40 == 0 {
+            // Old format: length type in the low two bits.
+            let n = match b & 3 {
+                0 => 1,
+                1 => 2,
+                2 => 4,
+                _ => return bytes.into(),
+            };
+            let Some(l) = bytes.get(i + 1..i + 1 + n) else {
+                return bytes.into();
+            };
+            let len = l.iter().fold(0usize, |a, &x| (a << 8) | x as usize);
+            ((b >> 2) & 0xf, 1 + n, len)
+        } else {
+            let Some(&o1) = bytes.get(i + 1) else {
+                return bytes.into();
+            };
+            let (n, len) = match o1 {
+                0..=191 => (1, o1 as usize),
+                192..=223 => match bytes.get(i + 2) {
+                    Some(&o2) => (2, ((o1 as usize - 192) << 8) + o2 as usize + 192),
+                    None => return bytes.into(),
+                },
+                255 => match bytes.get(i + 2..i + 6) {
+                    Some(l) => (5, l.iter().fold(0usize, |a, &x| (a << 8) | x as usize)),
+                    None => return bytes.into(),
+                },
+                _ => return bytes.into(),
+            };
+            (b & 0x3f, 1 + n, len)
+        };
+        let end = i + header + len;
+        if end > bytes.len() {
+            return bytes.into();
+        }
+        if tag != 12 {
+            out.extend_from_slice(&bytes[i..end]);
+        }
+        i = end;
+    }
+    out.into()
+}
+
 impl Keyring {
     /// Every key in `bytes`: a binary keyring (`.gpg`, as Debian ships) or ASCII-armored keys.
     pub fn parse(bytes: &[u8], source_name: &str) -> Result<Keyring, Error> {
@@ -186,9 +240,14 @@ impl Keyring {
                 .0
                 .collect::<Result<_, _>>()
         } else {
-            SignedPublicKey::from_bytes_many(bytes)
+            // A keyring exported by gpg (Ubuntu's) carries its owner's trust packets: local
+            // to that owner's trust database, meaningless here, and each one logged by the
+            // parser. They are dropped unread.
+            let bytes = without_trust_packets(bytes);
+            let keys: Result<Vec<SignedPublicKey>, _> = SignedPublicKey::from_bytes_many(&bytes[..])
                 .map_err(|e| err(e.to_string()))?
-                .collect::<Result<_, _>>()
+                .collect();
+            keys
         }
         .map_err(|e| err(e.to_string()))?;
         if keys.is_empty() {
@@ -364,5 +423,35 @@ mod tests {
             assert!(!k.is_empty(), "{name}");
         }
         assert!(Keyring::embedded("nope.gpg").is_err());
+    }
+
+    /// Ubuntu's keyring carries gpg's trust packets (the pgp crate logged a warning for
+    /// each on every Ubuntu command): they are dropped, every key and fingerprint kept.
+    #[test]
+    fn trust_packets_are_dropped_and_nothing_else() {
+        let (_, bytes) = EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == "ubuntu-archive-keyring.gpg")
+            .unwrap();
+        let stripped = without_trust_packets(bytes);
+        assert!(stripped.len() < bytes.len(), "the keyring has trust packets");
+        // Stripping again finds none: every packet boundary was followed.
+        assert_eq!(without_trust_packets(&stripped).len(), stripped.len());
+        let kept: Vec<SignedPublicKey> = SignedPublicKey::from_bytes_many(&stripped[..])
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let all: Vec<SignedPublicKey> = SignedPublicKey::from_bytes_many(&bytes[..])
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(kept.len(), all.len());
+        assert_eq!(kept, all);
+        // Debian's has none: unchanged bytes.
+        let (_, deb) = EMBEDDED
+            .iter()
+            .find(|(n, _)| *n == "debian-archive-keyring.gpg")
+            .unwrap();
+        assert_eq!(&without_trust_packets(deb)[..], &deb[..]);
     }
 }

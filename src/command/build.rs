@@ -109,6 +109,8 @@ pub fn run(
     // Falco's file name of a kernel built from source, where it is not `uname -r` (Flatcar).
     let mut file_release = None;
     let mut source_built = false;
+    // The catalog target that listed the kernel: its indexes hold the kernel's compiler.
+    let mut catalog_target = None;
     let (headers, kernel_release, target_id, kernel_version) = match &session {
         Some(s) if from_repo => {
             rep.phase(&o.kernel, Phase::Download);
@@ -124,6 +126,7 @@ pub fn run(
             header_digests = got.header_digests();
             let k = got.record;
             unsigned_metadata |= k.unsigned_metadata;
+            catalog_target = Some(k.target.clone());
             if o.target.is_some() {
                 rep.note(&format!(
                     "kernel {} ({}) from {}: {} header packages",
@@ -200,6 +203,8 @@ pub fn run(
                 driver_version: driver_version.as_deref(),
                 target_id: target_id.as_deref(),
                 kernel_release: kernel_release.as_deref(),
+                catalog_target: catalog_target.as_deref(),
+                kernel_version: kernel_version.as_deref(),
             },
         )?;
         return Ok(Built {
@@ -324,6 +329,8 @@ struct ModuleFacts<'a> {
     driver_version: Option<&'a str>,
     target_id: Option<&'a str>,
     kernel_release: Option<&'a str>,
+    catalog_target: Option<&'a str>,
+    kernel_version: Option<&'a str>,
 }
 
 /// Builds the kernel module: the kernel's packages unpacked whole (kbuild's tools included),
@@ -355,9 +362,7 @@ fn module(
             &opened
         }
     };
-    let fetch = |m: &crate::kmod::GccManifest| {
-        crate::kmod::gcc::fetch(m, &s.client, &s.catalog, &s.mirrors)
-    };
+    let compilers = s.compilers();
     let crate::kmod::package::Built {
         module,
         tree,
@@ -368,6 +373,7 @@ fn module(
             driver: &driver,
             driver_version: facts.driver_version,
             target_id: facts.target_id,
+            kernel_version: facts.kernel_version,
             module_name: o
                 .module_name
                 .as_deref()
@@ -376,7 +382,8 @@ fn module(
             arch: o.arch,
             scratch: work.path(),
             jobs: o.jobs.unwrap_or_else(super::default_jobs),
-            fetch: &fetch,
+            compilers: &compilers,
+            target: facts.catalog_target,
         },
         rep,
     )?;

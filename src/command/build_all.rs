@@ -197,7 +197,9 @@ pub fn run(
         }
     };
     let jobs = o.jobs.unwrap_or_else(super::default_jobs).max(1);
+    let compilers = s.compilers();
     let farm = Farm {
+        compilers: &compilers,
         verify: if o.verify { Some(&verifier) } else { None },
         lister: &lister,
         repo: &repo,

@@ -81,6 +81,11 @@ pub struct GccManifest {
     pub loader: String,
     pub library_path: Vec<String>,
     pub packages: Vec<GccPackage>,
+    /// Not the kernel's exact build but the nearest of the same major version its
+    /// distribution still carries ([`super::resolve`]): said, recorded, and accepted only as
+    /// that.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nearest: bool,
 }
 
 const EMBEDDED: &[&str] = &[
@@ -103,6 +108,12 @@ impl GccManifest {
     /// The driver's file name (`gcc-12`).
     pub fn gcc_program(&self) -> &str {
         self.gcc.rsplit('/').next().unwrap_or(&self.gcc)
+    }
+
+    /// Made at run time from a distribution's indexes ([`super::resolve`]), not shipped in
+    /// `toolchain/`: such names say where from (`gcc-13-x86-64-linux-gnu_<version>@<target>`).
+    pub fn is_resolved(&self) -> bool {
+        self.name.contains('@')
     }
 
     /// The cache directory's identity: the digests of its packages.
@@ -201,6 +212,16 @@ pub fn same_release(kernel: &str, found: &str, arch: Arch) -> bool {
     }
 }
 
+/// Whether two `--version` lines name one program of one gcc major version (the nearest
+/// build of a compiler the archive no longer carries).
+pub fn same_major(kernel: &str, found: &str) -> bool {
+    use super::resolve::VersionText;
+    match (VersionText::parse(kernel), VersionText::parse(found)) {
+        (Some(a), Some(b)) => a.program == b.program && a.vendor == b.vendor && a.major == b.major,
+        _ => false,
+    }
+}
+
 /// A `--version` line as (program name without `prefix`, the rest).
 fn unprefixed<'t>(text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
     let (prog, rest) = text.split_once(' ')?;
@@ -233,6 +254,9 @@ pub struct Compiler {
     pub origin: String,
     /// The machine it compiles for: a cross compiler's differs from this host's.
     pub target_arch: Arch,
+    /// Not the kernel's exact build: the nearest of its major version (see
+    /// [`GccManifest::nearest`]).
+    pub nearest: bool,
     /// The arguments that start the driver (`CC`), through the pinned loader when pinned.
     cc: Vec<String>,
     /// Pinned only: make variable -> command, and the programs `gcc -B` must find (`as`).
@@ -256,7 +280,13 @@ impl Compiler {
     ) -> Result<Compiler, Error> {
         // kbuild runs it from other directories.
         let root = &fs::canonicalize(root).map_err(|e| super::io_err(root, e))?;
-        let loader = root.join(&m.loader).display().to_string();
+        // A usr-merged release ships its loader below `usr/` only.
+        let loader = [root.join(&m.loader), root.join("usr").join(&m.loader)]
+            .into_iter()
+            .find(|p| p.exists())
+            .unwrap_or_else(|| root.join(&m.loader))
+            .display()
+            .to_string();
         let lp: Vec<String> = m
             .library_path
             .iter()
@@ -275,7 +305,7 @@ impl Compiler {
         let named = gcc.with_file_name(kernel.program());
         let gcc = match m.host_arch == m.target_arch
             && kernel.program() != m.gcc_program()
-            && same_release(&kernel.text, &m.version_text, m.target_arch)
+            && (m.nearest || same_release(&kernel.text, &m.version_text, m.target_arch))
             && named.is_file()
         {
             true => named,
@@ -295,8 +325,12 @@ impl Compiler {
         let as_path = root.join(format!("{}as", m.binutils_prefix));
         let c = Compiler {
             version_text: m.version_text.clone(),
-            origin: format!("pinned {}", m.name),
+            origin: match m.is_resolved() {
+                true => format!("resolved {}", m.name),
+                false => format!("pinned {}", m.name),
+            },
             target_arch: m.target_arch,
+            nearest: m.nearest,
             cc,
             binutils,
             as_path: Some(as_path),
@@ -312,9 +346,14 @@ impl Compiler {
             compiler: c.origin.clone(),
             source,
         })?;
-        if !same_release(&m.version_text, &found, m.target_arch)
-            || !same_release(&kernel.text, &found, m.target_arch)
-        {
+        let same = match m.nearest {
+            true => same_major(&kernel.text, &found),
+            false => {
+                same_release(&m.version_text, &found, m.target_arch)
+                    && same_release(&kernel.text, &found, m.target_arch)
+            }
+        };
+        if !same {
             return Err(Error::CompilerMismatch {
                 kernel: kernel.text.clone(),
                 found,
@@ -349,6 +388,7 @@ impl Compiler {
             version_text: found,
             origin,
             target_arch,
+            nearest: false,
             cc: vec![path.display().to_string()],
             binutils: BTreeMap::new(),
             as_path: None,
@@ -560,6 +600,7 @@ pub fn pin(lister: &crate::repo::Lister, spec: &PinSpec) -> Result<GccManifest, 
         loader: spec.loader.clone(),
         library_path: spec.library_path.clone(),
         packages,
+        nearest: false,
     })
 }
 

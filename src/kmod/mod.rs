@@ -18,6 +18,9 @@
 //! - [`validate`]: a module's ELF machine, `.modinfo`, undefined symbols and `__versions` CRCs
 //!   against the kernel's `Module.symvers` (pure over bytes).
 //!
+//! - [`resolve`]: a compiler no manifest pins, found in the kernel's own distribution's signed
+//!   indexes (the exact build its headers name, with its dependency closure) and made a
+//!   manifest like the pinned ones.
 //! - [`package`]: from a kernel's packages to a validated module (unpack, compiler, kbuild).
 //!
 //! The entry points: [`package::build`], [`build`] and [`validate::validate`]. This module never prints, never
@@ -26,6 +29,7 @@
 pub mod gcc;
 pub mod kbuild;
 pub mod package;
+pub mod resolve;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -83,6 +87,18 @@ pub enum Error {
         what: String,
         #[source]
         source: Box<crate::extract::Error>,
+    },
+    #[error("`{kernel}` is not in {target}'s indexes: {why}")]
+    NotInIndex {
+        kernel: String,
+        target: String,
+        why: String,
+    },
+    #[error("reading {target}'s indexes for the kernel's compiler")]
+    Index {
+        target: String,
+        #[source]
+        source: Box<crate::repo::Error>,
     },
     #[error("pinning `{package}`")]
     Pin {

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{gcc, Compiler, CompilerSource, Error, GccManifest, KernelCompiler, Module};
+use super::resolve::FindCompiler;
+use super::{Compiler, CompilerSource, Error, KernelCompiler, Module};
 use crate::driver::DriverSource;
 use crate::kernel::{Arch, KernelTree};
 use crate::report::{Phase, Reporter};
@@ -20,6 +21,9 @@ pub struct FromPackages<'a> {
     pub driver_version: Option<&'a str>,
     /// Falco's target id; `None`: read from the headers' os-release.
     pub target_id: Option<&'a str>,
+    /// Falco's kernel version (`#N` of `uname -v`, Ubuntu's `37~24.04.1`), as the listing
+    /// says it; `None`: what the headers say (Debian's do, Ubuntu's do not).
+    pub kernel_version: Option<&'a str>,
     /// The module's name (see [`super::KmodRequest::module_name`]).
     pub module_name: &'a str,
     /// What the caller expects the packages to be (a mismatch is an error naming both).
@@ -29,8 +33,10 @@ pub struct FromPackages<'a> {
     pub scratch: &'a Path,
     /// `make -j`.
     pub jobs: usize,
-    /// Fetches a pinned compiler into the cache: its root.
-    pub fetch: &'a (dyn Fn(&GccManifest) -> Result<PathBuf, Error> + Sync),
+    /// Where the kernel's compiler comes from, and how it is fetched into the cache.
+    pub compilers: &'a dyn FindCompiler,
+    /// The catalog target that listed the kernel, whose indexes hold its compiler.
+    pub target: Option<&'a str>,
 }
 
 /// A module built from packages, and the kernel it was built for.
@@ -47,7 +53,10 @@ pub fn build(r: &FromPackages, rep: &dyn Reporter) -> Result<Built, Error> {
     rep.phase(&subject, Phase::Unpack);
     let staged = super::kbuild::stage_kernel(r.packages, &r.scratch.join("root"));
     rep.done(&subject);
-    let tree = staged?;
+    let mut tree = staged?;
+    if let Some(kv) = r.kernel_version {
+        tree.kernel_version = Some(kv.to_owned());
+    }
     if let Some(want) = r.release.filter(|w| **w != tree.release) {
         return Err(Error::OtherKernel {
             want: want.to_owned(),
@@ -68,11 +77,11 @@ pub fn build(r: &FromPackages, rep: &dyn Reporter) -> Result<Built, Error> {
         })?,
     };
     let want = KernelCompiler::of(&tree)?;
-    let compiler = match gcc::choose(&want, tree.arch, &GccManifest::embedded())? {
+    let compiler = match r.compilers.find(&tree, r.target)? {
         CompilerSource::Host(path) => Compiler::host(&path, &want)?,
         CompilerSource::Pinned(m) => {
             rep.phase(&m.name, Phase::Download);
-            let root = (r.fetch)(&m);
+            let root = r.compilers.fetch(&m);
             rep.done(&m.name);
             Compiler::pinned(&m, &root?, &want)?
         }

@@ -1,8 +1,10 @@
 //! APT repositories: `Release` -> `Packages.{xz,gz}` -> kernel header sets.
 //!
 //! Parsers take bytes; the fetching is in [`super::Lister`]. A kernel's header set is the
-//! dependency closure of its flavour package over `linux-headers-*` and `linux-kbuild-*`
-//! (Debian: flavour -> `-common` -> `linux-kbuild-X`; Ubuntu: flavour -> base headers).
+//! dependency closure of its flavour package over header parts ([`is_header_part`]): Debian:
+//! flavour -> `-common` -> `linux-kbuild-X`; Ubuntu: flavour -> the shared headers its source
+//! package names (`linux-headers-6.8.0-N`, `linux-hwe-6.14-headers-6.14.0-N`,
+//! `linux-aws-headers-6.8.0-N`), found through the flavour's own `Depends`, never by name.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -106,7 +108,11 @@ pub fn parse_packages(text: &str, keep: impl Fn(&str) -> bool) -> Vec<Package> {
             match k {
                 "Version" => p.version = v,
                 "Architecture" => p.arch = v,
-                "Depends" => p.depends = v,
+                // Pre-Depends are dependencies too (a library's closure needs them).
+                "Depends" | "Pre-Depends" if !p.depends.is_empty() => {
+                    p.depends = format!("{}, {v}", p.depends)
+                }
+                "Depends" | "Pre-Depends" => p.depends = v,
                 "Filename" => p.filename = v,
                 "Size" => p.size = v.parse().unwrap_or(0),
                 "SHA256" => p.sha256 = v,
@@ -200,7 +206,8 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
         .then_with(|| part(ra, rb))
 }
 
-fn satisfies(v: &str, c: &Option<(String, String)>) -> bool {
+/// Does version `v` satisfy the constraint `c` (`None`: any version)?
+pub fn satisfies(v: &str, c: &Option<(String, String)>) -> bool {
     let Some((op, want)) = c else { return true };
     let o = compare_versions(v, want);
     match op.as_str() {
@@ -228,12 +235,24 @@ fn is_headers_shaped(p: &Package) -> bool {
         && header_deps(p).next().is_some()
 }
 
-/// The `linux-headers-*` and `linux-kbuild-*` names a package depends on.
+/// Is this package name a part of some kernel's header set: `linux-headers-*`,
+/// `linux-kbuild-*`, or an Ubuntu source's shared headers `linux-<source>-headers-<abi>`
+/// (`linux-hwe-6.14-headers-6.14.0-37`, `linux-aws-headers-6.8.0-1040`)?
+pub fn is_header_part(name: &str) -> bool {
+    name.starts_with("linux-headers-")
+        || name.starts_with("linux-kbuild-")
+        || name
+            .strip_prefix("linux-")
+            .and_then(|r| r.split_once("-headers-"))
+            .is_some_and(|(_, abi)| abi.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+/// The header-part names ([`is_header_part`]) a package depends on.
 fn header_deps(p: &Package) -> impl Iterator<Item = String> + '_ {
     parse_depends(&p.depends)
         .into_iter()
         .map(|(n, _)| n)
-        .filter(|n| n.starts_with("linux-headers-") || n.starts_with("linux-kbuild-"))
+        .filter(|n| is_header_part(n))
 }
 
 /// Does the synopsis call the package a meta-package or a transitional one?
@@ -278,7 +297,7 @@ pub fn closure<'a>(flavour: &'a Package, all: &'a [Package]) -> Result<Vec<&'a P
     let mut i = 0;
     while i < set.len() {
         for (name, c) in parse_depends(&set[i].depends) {
-            if !(name.starts_with("linux-headers-") || name.starts_with("linux-kbuild-")) {
+            if !is_header_part(&name) {
                 continue;
             }
             if set.iter().any(|p| p.name == name) {
@@ -307,11 +326,16 @@ pub fn closure<'a>(flavour: &'a Package, all: &'a [Package]) -> Result<Vec<&'a P
     Ok(set)
 }
 
-/// Ubuntu's `uname -v` number from its package version: `5.15.0-91.101~20.04.1` -> `101`.
+/// What Ubuntu's `uname -v` says after `#` (up to `-Ubuntu`), from the kernel's package
+/// version: the part after `X.Y.Z-ABI.`: `6.8.0-55.57` -> `57`; an HWE or backported kernel
+/// keeps its suffix, `6.14.0-37.37~24.04.1` -> `37~24.04.1` (`#37~24.04.1-Ubuntu SMP ...`),
+/// which falcoctl puts in the file name as it reads it.
 pub fn ubuntu_kernel_version(pkg_version: &str) -> Option<String> {
-    let v = pkg_version.split('~').next()?;
-    let n = v.rsplit_once('.')?.1;
-    n.chars().all(|c| c.is_ascii_digit()).then(|| n.to_owned())
+    let (_, rest) = pkg_version.split_once('-')?;
+    let (abi, update) = rest.split_once('.')?;
+    (abi.chars().all(|c| c.is_ascii_digit())
+        && update.starts_with(|c: char| c.is_ascii_digit()))
+    .then(|| update.to_owned())
 }
 
 #[cfg(test)]
@@ -362,8 +386,10 @@ mod tests {
         );
         assert_eq!(
             ubuntu_kernel_version("5.15.0-91.101~20.04.1").as_deref(),
-            Some("101")
+            Some("101~20.04.1")
         );
+        assert_eq!(ubuntu_kernel_version("6.8.0-55.57").as_deref(), Some("57"));
+        assert_eq!(ubuntu_kernel_version("6.1.176-1"), None);
     }
 
     /// Real index excerpts (bookworm-security and bullseye-security, amd64, 2026-11-30): the

@@ -342,6 +342,7 @@ impl KernelRecord {
 }
 
 /// Lists kernels of catalog targets.
+#[derive(Clone, Copy)]
 pub struct Lister<'a> {
     pub client: &'a Client,
     pub catalog: &'a Catalog,
@@ -465,11 +466,18 @@ impl Lister<'_> {
                 };
                 let release = p.name["linux-headers-".len()..].to_owned();
                 let (target_id, kernel_version) = if t.target_id == "ubuntu" {
-                    let flavour = release.rsplit('-').next().unwrap_or("generic");
-                    (
-                        format!("ubuntu-{flavour}"),
-                        apt::ubuntu_kernel_version(&p.version).unwrap_or_else(|| "1".into()),
-                    )
+                    // As falcoctl names it on that machine: the flavour from `uname -r`
+                    // (`6.8.0-1030-azure-fde` is `ubuntu-azure`), the version from `uname -v`
+                    // (`#37~24.04.1-Ubuntu SMP ...`), which the package version carries.
+                    let kv = apt::ubuntu_kernel_version(&p.version).unwrap_or_else(|| "1".into());
+                    let uname_v = format!("#{kv}-Ubuntu SMP");
+                    let n = crate::loader::name(&crate::loader::System {
+                        os_id: "ubuntu",
+                        uname_r: &release,
+                        uname_v: &uname_v,
+                        ..Default::default()
+                    });
+                    (n.target_id, n.kernel_version)
                 } else {
                     (t.target_id.clone(), "1".to_owned())
                 };
@@ -510,6 +518,43 @@ impl Lister<'_> {
         let mut v: Vec<KernelRecord> = by_key.into_values().collect();
         v.sort_by(|a, b| (a.arch, &a.release).cmp(&(b.arch, &b.release)));
         Ok(v)
+    }
+
+    /// Every binary package of an APT target's suites for `arch` (and `all`) whose name
+    /// `keep` accepts, each with the catalog mirror name it is under, from indexes checked
+    /// against their signed `Release` (the dependency closure of a kernel's compiler is read
+    /// from here). Suites the mirror lacks are passed over.
+    pub fn apt_index(
+        &self,
+        target: &str,
+        arch: Arch,
+        keep: impl Fn(&str) -> bool + Copy,
+    ) -> Result<Vec<(String, apt::Package)>> {
+        let t = self.catalog.target(target)?;
+        if t.kind != "apt" {
+            return Err(Error::Index {
+                url: target.to_owned(),
+                what: format!("target `{target}` is not an APT repository"),
+            });
+        }
+        let mut out = Vec::new();
+        for s in &t.suites {
+            let mname = s.mirror.clone().unwrap_or_else(|| match arch {
+                Arch::Aarch64 => t.mirror_aarch64.clone().unwrap_or_else(|| t.mirror.clone()),
+                _ => t.mirror.clone(),
+            });
+            let mirror = self.mirrors.resolve(self.catalog, &mname)?;
+            let base = format!("{mirror}/dists/{}", s.suite);
+            let Some((rel, _)) = self.release(t, &base)? else {
+                continue;
+            };
+            for comp in &t.components {
+                for p in self.packages_where(&base, &rel, comp, arch.debian(), keep)? {
+                    out.push((mname.clone(), p));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Any binary package by name from an APT target's suites (highest version), e.g. a
@@ -890,7 +935,7 @@ impl Lister<'_> {
                 .get(&format!("{comp}/binary-{debarch}/Packages.{ext}"))
         });
         // Checked on every read like any cache entry (see `Client::memo_get`).
-        let memo = listed.map(|l| format!("{}.kernel-packages.v3.json", l.sha256));
+        let memo = listed.map(|l| format!("{}.kernel-packages.v4.json", l.sha256));
         if let Some(m) = &memo {
             if let Some(v) = self
                 .client
@@ -900,9 +945,7 @@ impl Lister<'_> {
                 return Ok(v);
             }
         }
-        let v = self.packages_where(base, rel, comp, debarch, |n| {
-            n.starts_with("linux-headers-") || n.starts_with("linux-kbuild-")
-        })?;
+        let v = self.packages_where(base, rel, comp, debarch, apt::is_header_part)?;
         if let Some(m) = memo {
             if let Ok(json) = serde_json::to_vec(&v) {
                 self.client.memo_put(&m, &json);
@@ -1158,7 +1201,9 @@ pub struct Fetched {
 
 /// The one definition of "newer": the higher package version (dpkg's order; a kernel-crawler
 /// entry without one compares by release), and among flavours of one version the plainest
-/// (shorter release: `-amd64` before `-cloud-amd64` and `-rt-amd64`).
+/// (shorter release: `-amd64` before `-cloud-amd64` and `-rt-amd64`). Ubuntu numbers each
+/// flavour's builds on its own (`7.0.0-1027` nvidia, `7.0.0-44` generic): its kernels compare
+/// by upstream version first, then `generic` before the other flavours.
 pub fn newer(a: &KernelRecord, b: &KernelRecord) -> std::cmp::Ordering {
     fn version(k: &KernelRecord) -> &str {
         k.packages
@@ -1167,7 +1212,16 @@ pub fn newer(a: &KernelRecord, b: &KernelRecord) -> std::cmp::Ordering {
             .filter(|v| !v.is_empty())
             .unwrap_or(&k.release)
     }
-    apt::compare_versions(version(a), version(b))
+    let ubuntu = |k: &KernelRecord| k.target_id.starts_with("ubuntu-");
+    let upstream = |k: &KernelRecord| version(k).split('-').next().unwrap_or("").to_owned();
+    let first = match ubuntu(a) && ubuntu(b) {
+        true => apt::compare_versions(&upstream(a), &upstream(b)).then_with(|| {
+            (a.target_id == "ubuntu-generic").cmp(&(b.target_id == "ubuntu-generic"))
+        }),
+        false => std::cmp::Ordering::Equal,
+    };
+    first
+        .then_with(|| apt::compare_versions(version(a), version(b)))
         .then_with(|| b.release.len().cmp(&a.release.len()))
         .then_with(|| b.release.cmp(&a.release))
 }

@@ -49,6 +49,11 @@ pub struct NetArgs {
     /// time); what is built from it says so in --provenance and index.json.
     #[arg(long, global = true)]
     pub allow_unsigned: bool,
+    /// Build kernel modules only with the exact compiler build the kernel's headers name.
+    /// Without it, when the distribution no longer serves that build, the newest build of
+    /// the same gcc major version from the same distribution is used, said and recorded.
+    #[arg(long, global = true)]
+    pub exact_compiler: bool,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -66,6 +71,7 @@ impl NetArgs {
             catalog: self.catalog.clone(),
             keyrings: self.keyrings.clone(),
             allow_unsigned: self.allow_unsigned,
+            exact_compiler: self.exact_compiler,
         }
     }
 }

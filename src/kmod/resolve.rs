@@ -1,0 +1,596 @@
+//! The kernel's compiler found in its own distribution's signed indexes.
+//!
+//! A kernel's headers name the compiler that built it (`CONFIG_CC_VERSION_TEXT`, e.g.
+//! `x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0`). The parentheses hold the
+//! distribution's package version of that gcc, so the archive that shipped the kernel also
+//! says which package it is: `gcc-<major>-<triplet>` (split packages: Debian 13, Ubuntu 24.04)
+//! or `gcc-<major>` at exactly that version. Its dependency closure (cpp, binutils, the
+//! libraries they load, and the C library whose loader starts them) is read from the same
+//! indexes, every package later fetched by the sha256 the signed index lists, and the whole is
+//! a [`GccManifest`] like the ones `toolchain/` pins: one mechanism, and adding a distribution
+//! is adding its catalog target.
+//!
+//! When the archive no longer serves that exact build, the newest build of the same major
+//! version from the same indexes is taken, said in one line and recorded (`nearest`), unless
+//! the caller requires the exact one. Never a compiler of another major version, never the
+//! host's under another name.
+//!
+//! Resolution is pure over the index ([`resolve`]); [`IndexCompilers`] reads the indexes once
+//! per target and arch and resolves each compiler text once per process.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use super::gcc::{self, CompilerSource, GccManifest, GccPackage, KernelCompiler};
+use super::Error;
+use crate::kernel::{Arch, KernelTree};
+use crate::repo::apt::{self, Package};
+
+/// What `gcc --version` says first, in parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionText {
+    /// `x86_64-linux-gnu-gcc-13`, `gcc-12`, `gcc`.
+    pub program: String,
+    /// `Ubuntu`, `Debian`.
+    pub vendor: String,
+    /// The distribution's package version: `13.3.0-6ubuntu2~24.04.1`.
+    pub package_version: String,
+    /// gcc's own version: `13.3.0`.
+    pub upstream: String,
+    /// 13.
+    pub major: u32,
+}
+
+impl VersionText {
+    /// Parses `<program> (<vendor> <package version>) <version>[ <date>]`; `None` for any other
+    /// shape (clang, a compiler built without a vendor string).
+    pub fn parse(text: &str) -> Option<VersionText> {
+        let (program, rest) = text.trim().split_once(" (")?;
+        let (inside, after) = rest.split_once(") ")?;
+        let (vendor, package_version) = inside.split_once(' ')?;
+        let upstream = after.split_whitespace().next()?.to_owned();
+        if !program.ends_with("gcc") && !program.contains("gcc-") {
+            return None;
+        }
+        // `gcc-13`, `x86_64-linux-gnu-gcc-13`: the name's own number; a plain `gcc` is the
+        // release's default, whose major is gcc's own version's first number.
+        let major = program
+            .rsplit_once("gcc-")
+            .map(|(_, n)| n)
+            .unwrap_or(&upstream)
+            .split('.')
+            .next()?
+            .parse()
+            .ok()?;
+        Some(VersionText {
+            program: program.to_owned(),
+            vendor: vendor.to_owned(),
+            package_version: package_version.to_owned(),
+            upstream,
+            major,
+        })
+    }
+}
+
+/// A compiler resolved from an index.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub manifest: GccManifest,
+    /// The package that ships the compiler driver, and its version.
+    pub driver_package: String,
+    pub version: String,
+    /// The kernel's exact build (false: the nearest of the same major version).
+    pub exact: bool,
+}
+
+/// Packages a compiler never needs to run, though its libraries name them (configuration and
+/// package-management tools).
+const NEVER: &[&str] = &[
+    "debconf",
+    "debconf-2.0",
+    "perl-base",
+    "dpkg",
+    "install-info",
+    "libc-bin",
+];
+
+/// Runtime libraries of the kernel's own kbuild tools (`fixdep`, `modpost`, `objtool`,
+/// `sign-file`, shipped in the header packages and built on the kernel's release), so they
+/// start through the same loader as the compiler: the first name of each group the index has.
+const KBUILD_TOOL_LIBS: &[&[&str]] = &[
+    &["libelf1t64", "libelf1"],
+    &["libssl3t64", "libssl3", "libssl1.1"],
+    &["zlib1g"],
+    &["libc6"],
+];
+
+/// The kernel's compiler and its closure from `index` (each package with the catalog mirror
+/// it is under). `host` is where it will run; `kernel` what it compiles for. `target` names
+/// the index for messages and records.
+pub fn resolve(
+    want: &KernelCompiler,
+    kernel: Arch,
+    host: Arch,
+    index: &[(String, Package)],
+    exact_only: bool,
+    target: &str,
+) -> Result<Resolved, Error> {
+    let text = VersionText::parse(&want.text).ok_or_else(|| Error::NotInIndex {
+        kernel: want.text.clone(),
+        target: target.to_owned(),
+        why: "the text names no gcc and package version".into(),
+    })?;
+    let host_arch = host.debian();
+    let on_host = |p: &Package| p.arch == host_arch || p.arch == "all";
+    let triplet = kernel.triple().replace('_', "-");
+    // The package that ships `<triplet>-gcc-<major>`: split out on Debian 13 and Ubuntu 24.04,
+    // inside `gcc-<major>` before; a cross compiler is always `gcc-<major>-<triplet>`.
+    let names = [
+        format!("gcc-{}-{triplet}", text.major),
+        format!("gcc-{}", text.major),
+    ];
+    let cross = Some(kernel) != Some(host);
+    let candidates: Vec<&(String, Package)> = names
+        .iter()
+        .take(if cross { 1 } else { 2 })
+        .flat_map(|n| index.iter().filter(move |(_, p)| &p.name == n && on_host(p)))
+        .collect();
+    // A cross compiler's package version adds `cross<N>` to the gcc build it is made from.
+    let same_build = |v: &str| {
+        v == text.package_version
+            || v.strip_prefix(text.package_version.as_str())
+                .and_then(|r| r.strip_prefix("cross"))
+                .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()))
+    };
+    let newest = |it: &mut dyn Iterator<Item = &&(String, Package)>| {
+        it.max_by(|a, b| apt::compare_versions(&a.1.version, &b.1.version))
+            .map(|x| (*x).clone())
+    };
+    // The exact build under the first name that has it (the split package, whose name says
+    // what it ships), else the nearest.
+    let exact_build = names.iter().find_map(|n| {
+        newest(
+            &mut candidates
+                .iter()
+                .filter(|(_, p)| &p.name == n && same_build(&p.version)),
+        )
+    });
+    let (exact, driver) = match exact_build {
+        Some(d) => (true, d),
+        None if exact_only => {
+            return Err(Error::NotInIndex {
+                kernel: want.text.clone(),
+                target: target.to_owned(),
+                why: format!(
+                    "no `{}` {} (exact build required){}",
+                    names[0],
+                    text.package_version,
+                    offered(&candidates)
+                ),
+            })
+        }
+        None => match newest(&mut candidates.iter()) {
+            Some(d) => (false, d),
+            None => {
+                return Err(Error::NotInIndex {
+                    kernel: want.text.clone(),
+                    target: target.to_owned(),
+                    why: format!("no package `{}` for {host_arch}", names.join("` or `")),
+                })
+            }
+        },
+    };
+    let mut roots: Vec<&(String, Package)> = vec![candidates
+        .iter()
+        .copied()
+        .find(|c| c.1 == driver.1)
+        .expect("the driver is a candidate")];
+    // A kernel built by plain `gcc` (Ubuntu 22.04: `gcc (Ubuntu 11.4.0-...) 11.4.0`) ran the
+    // release's default `gcc`, a link to `gcc-<major>`: that package gives the very name.
+    if text.program == "gcc" {
+        let link = index.iter().find(|(_, p)| {
+            p.name == "gcc"
+                && on_host(p)
+                && apt::parse_depends(&p.depends)
+                    .iter()
+                    .any(|(n, _)| *n == format!("gcc-{}", text.major))
+        });
+        roots.extend(link);
+    }
+    for group in KBUILD_TOOL_LIBS {
+        roots.extend(
+            group
+                .iter()
+                .find_map(|n| index.iter().find(|(_, p)| p.name == *n && on_host(p))),
+        );
+    }
+    let closure = closure(&roots, index, on_host);
+    let packages = closure
+        .iter()
+        .map(|(mirror, p)| GccPackage {
+            name: p.name.clone(),
+            version: p.version.clone(),
+            mirror: mirror.clone(),
+            filename: p.filename.clone(),
+            size: p.size,
+            sha256: p.sha256.clone(),
+        })
+        .collect();
+    let host_triplet = host.triple();
+    let (_, d) = &driver;
+    let version_text = if exact {
+        want.text.clone()
+    } else {
+        // What the nearest build will say: its own package and gcc versions.
+        let v = d
+            .version
+            .rsplit_once("cross")
+            .map_or(d.version.as_str(), |(v, _)| v);
+        let upstream = v.split('-').next().unwrap_or(v);
+        format!("{} ({} {v}) {upstream}", text.program, text.vendor)
+    };
+    let manifest = GccManifest {
+        name: format!("{}_{}@{target}", d.name, d.version),
+        version_text,
+        host_arch: host,
+        target_arch: kernel,
+        pinned_from: target.to_owned(),
+        note: match exact {
+            true => format!(
+                "resolved from {target}'s signed indexes: `{}` {} and its dependency closure",
+                d.name, d.version
+            ),
+            false => format!(
+                "resolved from {target}'s signed indexes: the kernel names {} {}, which they no \
+                 longer carry; the nearest build of gcc {}, `{}` {}, is used",
+                text.program, text.package_version, text.major, d.name, d.version
+            ),
+        },
+        gcc: format!("usr/bin/{}-gcc-{}", kernel.triple(), text.major),
+        binutils_prefix: format!("usr/bin/{}-", kernel.triple()),
+        loader: host.loader().to_owned(),
+        library_path: vec![
+            format!("lib/{host_triplet}"),
+            format!("usr/lib/{host_triplet}"),
+        ],
+        packages,
+        nearest: !exact,
+    };
+    Ok(Resolved {
+        manifest,
+        driver_package: d.name.clone(),
+        version: d.version.clone(),
+        exact,
+    })
+}
+
+fn offered(c: &[&(String, Package)]) -> String {
+    if c.is_empty() {
+        return String::new();
+    }
+    let mut v: Vec<&str> = c.iter().map(|(_, p)| p.version.as_str()).collect();
+    v.sort();
+    v.dedup();
+    format!("; the index offers {}", v.join(", "))
+}
+
+/// The dependency closure of `roots` over `index`: each dependency (`Depends` and
+/// `Pre-Depends`, the first alternative the index has) resolved to the highest version that
+/// satisfies it; a name already chosen is kept. Sorted by name, so the manifest's digest is
+/// stable.
+fn closure(
+    roots: &[&(String, Package)],
+    index: &[(String, Package)],
+    on_host: impl Fn(&Package) -> bool,
+) -> Vec<(String, Package)> {
+    let mut set: Vec<(String, Package)> = Vec::new();
+    let mut queue: Vec<(String, Package)> = roots.iter().map(|r| (*r).clone()).collect();
+    while let Some(next) = queue.pop() {
+        if set.iter().any(|(_, p)| p.name == next.1.name) {
+            continue;
+        }
+        for alternatives in next.1.depends.split(',') {
+            let pick = alternatives.split('|').find_map(|alt| {
+                let (name, c) = apt::parse_depends(alt).into_iter().next()?;
+                if NEVER.contains(&name.as_str()) {
+                    return Some(None);
+                }
+                if set.iter().chain(queue.iter()).any(|(_, p)| p.name == name) {
+                    return Some(None);
+                }
+                index
+                    .iter()
+                    .filter(|(_, p)| p.name == name && on_host(p) && apt::satisfies(&p.version, &c))
+                    .max_by(|a, b| apt::compare_versions(&a.1.version, &b.1.version))
+                    .map(|x| Some(x.clone()))
+            });
+            if let Some(Some(dep)) = pick {
+                queue.push(dep);
+            }
+        }
+        set.push(next);
+    }
+    set.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    set
+}
+
+/// Where a build's compilers come from: the pinned manifests and the host ([`gcc::choose`]),
+/// else the kernel's own distribution's indexes. Shared by every kernel of a run: each
+/// target's indexes are read once, each compiler resolved once.
+pub struct IndexCompilers<'a> {
+    pub lister: crate::repo::Lister<'a>,
+    /// Refuse the nearest build when the exact one is gone (`--exact-compiler`).
+    pub exact_only: bool,
+    indexes: Mutex<BTreeMap<(String, Arch), Arc<Vec<(String, Package)>>>>,
+    resolved: Mutex<BTreeMap<(String, Arch, String), Result<GccManifest, String>>>,
+}
+
+/// What a module build asks of its compilers.
+pub trait FindCompiler: Sync {
+    /// The compiler of `tree`, a kernel listed by catalog target `target` (when known).
+    fn find(&self, tree: &KernelTree, target: Option<&str>) -> Result<CompilerSource, Error>;
+    /// Fetches a manifest's packages into the cache: its root.
+    fn fetch(&self, m: &GccManifest) -> Result<PathBuf, Error>;
+}
+
+impl<'a> IndexCompilers<'a> {
+    pub fn new(lister: crate::repo::Lister<'a>, exact_only: bool) -> IndexCompilers<'a> {
+        IndexCompilers {
+            lister,
+            exact_only,
+            indexes: Mutex::default(),
+            resolved: Mutex::default(),
+        }
+    }
+
+    /// The catalog target whose indexes hold a kernel's compiler: the one that listed it,
+    /// else the distribution its headers name (`ubuntu`, `debian`), where the catalog has an
+    /// APT target of that name.
+    fn compiler_target(&self, tree: &KernelTree, target: Option<&str>) -> Option<String> {
+        let apt = |name: &str| {
+            self.lister
+                .catalog
+                .target(name)
+                .is_ok_and(|t| t.kind == "apt")
+        };
+        target
+            .filter(|t| apt(t))
+            .map(str::to_owned)
+            .or_else(|| {
+                let id = &tree.os_release.as_ref()?.id;
+                apt(id).then(|| id.clone())
+            })
+    }
+
+    fn index(&self, target: &str, host: Arch) -> Result<Arc<Vec<(String, Package)>>, Error> {
+        let key = (target.to_owned(), host);
+        let mut memo = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = memo.get(&key) {
+            return Ok(i.clone());
+        }
+        let all = self
+            .lister
+            .apt_index(target, host, |_| true)
+            .map_err(|source| Error::Index {
+                target: target.to_owned(),
+                source: Box::new(source),
+            })?;
+        let all = Arc::new(all);
+        memo.insert(key, all.clone());
+        Ok(all)
+    }
+
+    /// The compiler `want` from `target`'s indexes, resolved once.
+    pub fn resolve(
+        &self,
+        want: &KernelCompiler,
+        kernel: Arch,
+        target: &str,
+    ) -> Result<GccManifest, Error> {
+        let host = Arch::host().ok_or_else(|| Error::NotInIndex {
+            kernel: want.text.clone(),
+            target: target.to_owned(),
+            why: "this host's architecture is not one probeforge knows".into(),
+        })?;
+        let key = (target.to_owned(), kernel, want.text.clone());
+        if let Some(r) = self
+            .resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return r.clone().map_err(|why| Error::NotInIndex {
+                kernel: want.text.clone(),
+                target: target.to_owned(),
+                why,
+            });
+        }
+        let index = self.index(target, host)?;
+        let r = resolve(want, kernel, host, &index, self.exact_only, target);
+        match &r {
+            Ok(r) if !r.exact => tracing::warn!("{}", r.manifest.note),
+            Ok(r) => tracing::info!("{}", r.manifest.note),
+            Err(_) => {}
+        }
+        let stored = r.as_ref().map(|r| r.manifest.clone()).map_err(|e| match e {
+            Error::NotInIndex { why, .. } => why.clone(),
+            e => e.to_string(),
+        });
+        self.resolved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, stored);
+        r.map(|r| r.manifest)
+    }
+}
+
+impl FindCompiler for IndexCompilers<'_> {
+    fn find(&self, tree: &KernelTree, target: Option<&str>) -> Result<CompilerSource, Error> {
+        let want = KernelCompiler::of(tree)?;
+        let pinned = gcc::choose(&want, tree.arch, &GccManifest::embedded());
+        let Err(Error::NoCompiler {
+            kernel,
+            arch,
+            mut available,
+        }) = pinned
+        else {
+            return pinned;
+        };
+        let Some(t) = self.compiler_target(tree, target) else {
+            return Err(Error::NoCompiler {
+                kernel,
+                arch,
+                available,
+            });
+        };
+        match self.resolve(&want, tree.arch, &t) {
+            Ok(m) => Ok(CompilerSource::Pinned(Box::new(m))),
+            Err(Error::NotInIndex { why, target, .. }) => {
+                available.push(format!("{target}'s indexes: {why}"));
+                Err(Error::NoCompiler {
+                    kernel,
+                    arch,
+                    available,
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn fetch(&self, m: &GccManifest) -> Result<PathBuf, Error> {
+        gcc::fetch(
+            m,
+            self.lister.client,
+            self.lister.catalog,
+            self.lister.mirrors,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_texts_in_their_parts() {
+        let t = VersionText::parse("x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0")
+            .unwrap();
+        assert_eq!(t.program, "x86_64-linux-gnu-gcc-13");
+        assert_eq!(t.vendor, "Ubuntu");
+        assert_eq!(t.package_version, "13.3.0-6ubuntu2~24.04.1");
+        assert_eq!(t.major, 13);
+        let t = VersionText::parse("gcc (Ubuntu 11.4.0-1ubuntu1~22.04.3) 11.4.0").unwrap();
+        assert_eq!((t.program.as_str(), t.major), ("gcc", 11));
+        let t = VersionText::parse("gcc-10 (Debian 10.2.1-6) 10.2.1 20210110").unwrap();
+        assert_eq!((t.package_version.as_str(), t.major), ("10.2.1-6", 10));
+        assert!(VersionText::parse("Ubuntu clang version 18.1.3 (1ubuntu1)").is_none());
+        assert!(VersionText::parse("").is_none());
+    }
+
+    fn pkg(name: &str, version: &str, arch: &str, depends: &str) -> (String, Package) {
+        (
+            "ubuntu".into(),
+            Package {
+                name: name.into(),
+                version: version.into(),
+                arch: arch.into(),
+                depends: depends.into(),
+                filename: format!("pool/{name}_{version}_{arch}.deb"),
+                size: 1,
+                sha256: format!("{:0>64}", name.len()),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn index() -> Vec<(String, Package)> {
+        vec![
+            pkg("gcc-13", "13.2.0-23ubuntu4", "amd64", "gcc-13-x86-64-linux-gnu (= 13.2.0-23ubuntu4)"),
+            pkg("gcc-13-x86-64-linux-gnu", "13.2.0-23ubuntu4", "amd64", "cpp-13-x86-64-linux-gnu (= 13.2.0-23ubuntu4), binutils-x86-64-linux-gnu (>= 2.42), libc6 (>= 2.38)"),
+            pkg("gcc-13-x86-64-linux-gnu", "13.3.0-6ubuntu2~24.04.1", "amd64", "cpp-13-x86-64-linux-gnu (= 13.3.0-6ubuntu2~24.04.1), binutils-x86-64-linux-gnu (>= 2.39), libc6 (>= 2.38) | libc6-udeb, debconf"),
+            pkg("cpp-13-x86-64-linux-gnu", "13.2.0-23ubuntu4", "amd64", "libc6"),
+            pkg("cpp-13-x86-64-linux-gnu", "13.3.0-6ubuntu2~24.04.1", "amd64", "libc6"),
+            pkg("binutils-x86-64-linux-gnu", "2.42-4ubuntu2", "amd64", "libc6, libzstd1"),
+            pkg("libc6", "2.39-0ubuntu8", "amd64", "libgcc-s1"),
+            pkg("libgcc-s1", "14.2.0-4ubuntu2~24.04", "amd64", "libc6 (>= 2.35)"),
+            pkg("libzstd1", "1.5.5+dfsg2-2build1", "amd64", ""),
+            pkg("libelf1t64", "0.190-1.1build4", "amd64", "libc6, zlib1g"),
+            pkg("zlib1g", "1:1.3.dfsg-3.1ubuntu2", "amd64", "libc6"),
+            pkg("libssl3t64", "3.0.13-0ubuntu3", "amd64", "libc6"),
+            pkg("gcc-13-aarch64-linux-gnu", "13.3.0-6ubuntu2~24.04.1cross1", "amd64", "libc6"),
+        ]
+    }
+
+    #[test]
+    fn the_exact_build_and_its_closure_sorted() {
+        let want = KernelCompiler {
+            text: "x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0".into(),
+            gcc_version: 130300,
+        };
+        let r = resolve(&want, Arch::X86_64, Arch::X86_64, &index(), true, "ubuntu-noble").unwrap();
+        assert!(r.exact);
+        assert_eq!(r.version, "13.3.0-6ubuntu2~24.04.1");
+        let names: Vec<(&str, &str)> = r
+            .manifest
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.version.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("binutils-x86-64-linux-gnu", "2.42-4ubuntu2"),
+                ("cpp-13-x86-64-linux-gnu", "13.3.0-6ubuntu2~24.04.1"),
+                ("gcc-13-x86-64-linux-gnu", "13.3.0-6ubuntu2~24.04.1"),
+                ("libc6", "2.39-0ubuntu8"),
+                ("libelf1t64", "0.190-1.1build4"),
+                ("libgcc-s1", "14.2.0-4ubuntu2~24.04"),
+                ("libssl3t64", "3.0.13-0ubuntu3"),
+                ("libzstd1", "1.5.5+dfsg2-2build1"),
+                ("zlib1g", "1:1.3.dfsg-3.1ubuntu2"),
+            ]
+        );
+        assert_eq!(r.manifest.version_text, want.text);
+        assert_eq!(r.manifest.gcc, "usr/bin/x86_64-linux-gnu-gcc-13");
+        assert!(!r.manifest.nearest);
+    }
+
+    #[test]
+    fn a_build_gone_from_the_archive_takes_the_nearest_unless_exact_is_required() {
+        let want = KernelCompiler {
+            text: "x86_64-linux-gnu-gcc-13 (Ubuntu 13.2.0-4ubuntu3) 13.2.0".into(),
+            gcc_version: 130200,
+        };
+        let err = resolve(&want, Arch::X86_64, Arch::X86_64, &index(), true, "ubuntu-noble")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("13.2.0-4ubuntu3") && err.contains("13.3.0-6ubuntu2~24.04.1"), "{err}");
+        let r = resolve(&want, Arch::X86_64, Arch::X86_64, &index(), false, "ubuntu-noble").unwrap();
+        assert!(!r.exact && r.manifest.nearest);
+        assert_eq!(r.version, "13.3.0-6ubuntu2~24.04.1");
+        assert!(r.manifest.note.contains("13.2.0-4ubuntu3"), "{}", r.manifest.note);
+        // Another major version is never near.
+        let want = KernelCompiler {
+            text: "x86_64-linux-gnu-gcc-14 (Ubuntu 14.2.0-4ubuntu2~24.04) 14.2.0".into(),
+            gcc_version: 140200,
+        };
+        let err = resolve(&want, Arch::X86_64, Arch::X86_64, &index(), false, "ubuntu-noble")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gcc-14-x86-64-linux-gnu"), "{err}");
+    }
+
+    #[test]
+    fn a_cross_compiler_is_its_gcc_build_plus_cross() {
+        let want = KernelCompiler {
+            text: "aarch64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0".into(),
+            gcc_version: 130300,
+        };
+        let r = resolve(&want, Arch::Aarch64, Arch::X86_64, &index(), true, "ubuntu-noble").unwrap();
+        assert!(r.exact);
+        assert_eq!(r.driver_package, "gcc-13-aarch64-linux-gnu");
+        assert_eq!(r.manifest.gcc, "usr/bin/aarch64-linux-gnu-gcc-13");
+        assert_eq!(r.manifest.binutils_prefix, "usr/bin/aarch64-linux-gnu-");
+    }
+}
