@@ -558,14 +558,6 @@ impl Farm<'_> {
                     .scratch
                     .clone()
                     .unwrap_or_else(pipeline::default_scratch);
-                let work = match tempfile::Builder::new()
-                    .prefix("probeforge-kmod-")
-                    .tempdir_in(&scratch)
-                {
-                    Ok(w) => w,
-                    Err(e) => return fail(format!("scratch `{}`: {e}", scratch.display())),
-                };
-
                 let built = crate::kmod::package::build(
                     &crate::kmod::package::FromPackages {
                         packages: files,
@@ -576,7 +568,7 @@ impl Farm<'_> {
                         module_name: crate::kmod::kbuild::MODULE_NAME,
                         release: Some(&k.release),
                         arch: Some(k.arch),
-                        scratch: work.path(),
+                        scratch: &scratch,
                         jobs: self.kbuild_jobs,
                         compilers: self.compilers,
                         target: Some(&k.target),

@@ -380,7 +380,7 @@ fn module(
                 .unwrap_or(crate::kmod::kbuild::MODULE_NAME),
             release: facts.kernel_release,
             arch: o.arch,
-            scratch: work.path(),
+            scratch: &scratch,
             jobs: o.jobs.unwrap_or_else(super::default_jobs),
             compilers: &compilers,
             target: facts.catalog_target,

@@ -29,7 +29,8 @@ pub struct FromPackages<'a> {
     /// What the caller expects the packages to be (a mismatch is an error naming both).
     pub release: Option<&'a str>,
     pub arch: Option<Arch>,
-    /// A private directory for this build (the unpacked kernel and kbuild's work).
+    /// Where the build's own directory is made (see [`Workdir`]): the unpacked kernel and
+    /// kbuild's work.
     pub scratch: &'a Path,
     /// `make -j`.
     pub jobs: usize,
@@ -50,8 +51,10 @@ pub struct Built {
 /// Builds and validates one module; `rep` hears each phase under the kernel's release.
 pub fn build(r: &FromPackages, rep: &dyn Reporter) -> Result<Built, Error> {
     let subject = r.release.unwrap_or("kernel").to_owned();
+    let work = Workdir::acquire(r.scratch, &workdir_key(r.release, r.packages))?;
+    let scratch = work.path();
     rep.phase(&subject, Phase::Unpack);
-    let staged = super::kbuild::stage_kernel(r.packages, &r.scratch.join("root"));
+    let staged = super::kbuild::stage_kernel(r.packages, &scratch.join("root"));
     rep.done(&subject);
     let mut tree = staged?;
     if let Some(kv) = r.kernel_version {
@@ -94,7 +97,7 @@ pub fn build(r: &FromPackages, rep: &dyn Reporter) -> Result<Built, Error> {
         compiler: &compiler,
         target_id: &target_id,
         module_name: r.module_name,
-        scratch: &r.scratch.join("build"),
+        scratch: &scratch.join("build"),
         jobs: r.jobs,
     });
     rep.done(&tree.release);
@@ -107,4 +110,72 @@ pub fn build(r: &FromPackages, rep: &dyn Reporter) -> Result<Built, Error> {
         module,
         tree,
     })
+}
+
+/// The name of a build's directory: the kernel's release when the caller knows it, else a
+/// digest of the packages' names and sizes. A function of the inputs, never random.
+fn workdir_key(release: Option<&str>, packages: &[PathBuf]) -> String {
+    if let Some(r) = release.filter(|r| {
+        !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+' | '~'))
+    }) {
+        return r.to_owned();
+    }
+    let mut all = String::new();
+    for p in packages {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+        let size = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        all.push_str(&format!("{}\0{size}\0", name.unwrap_or_default()));
+    }
+    crate::base::sha256(all.as_bytes())[..16].to_owned()
+}
+
+/// A module build's directory at a path that depends only on its inputs:
+/// `<scratch>/probeforge-kmod-<release>`, held under an exclusive lock
+/// (`probeforge-kmod-<release>.lock` beside it, kept) and removed when dropped.
+///
+/// Why not a random temporary name: kernels built with UBSAN (Ubuntu's) have gcc record the
+/// path of every header it instruments in the module's `.rodata` (its source locations), and
+/// gcc 13 applies no `-ffile-prefix-map` to them (measured: two builds of one Ubuntu kernel in
+/// two random directories differed in exactly that string). A build in the same place gives
+/// the same bytes; another process building the same kernel waits for the lock.
+pub struct Workdir {
+    dir: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl Workdir {
+    pub fn acquire(scratch: &Path, key: &str) -> Result<Workdir, Error> {
+        std::fs::create_dir_all(scratch).map_err(|e| super::io_err(scratch, e))?;
+        let dir = scratch.join(format!("probeforge-kmod-{key}"));
+        let lock_path = scratch.join(format!("probeforge-kmod-{key}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| super::io_err(&lock_path, e))?;
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(super::io_err(&lock_path, std::io::Error::last_os_error()));
+        }
+        // Whatever a killed build left there is no one's now.
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| super::io_err(&dir, e))?;
+        }
+        std::fs::create_dir(&dir).map_err(|e| super::io_err(&dir, e))?;
+        Ok(Workdir { dir, _lock: lock })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
