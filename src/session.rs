@@ -63,6 +63,8 @@ pub struct Options {
     /// A kernel module only with the exact compiler build the kernel names: never the
     /// nearest build of its major version (`--exact-compiler`).
     pub exact_compiler: bool,
+    /// Only kernels of these flavours (and their variants) are listed (`--flavour`).
+    pub flavours: Vec<String>,
 }
 
 /// What commands that reach repositories share.
@@ -71,6 +73,7 @@ pub struct Session {
     pub catalog: Catalog,
     pub mirrors: Mirrors,
     pub exact_compiler: bool,
+    pub flavours: Vec<String>,
 }
 
 /// Which kernel to build for: from a target's listing, or a kernel-crawler file.
@@ -131,6 +134,7 @@ impl Session {
             catalog,
             mirrors: Mirrors::from_env_and_host(&o.mirrors),
             exact_compiler: o.exact_compiler,
+            flavours: o.flavours.clone(),
         })
     }
 

@@ -21,7 +21,7 @@ pub fn list_targets(
     let mut failed = false;
     for t in targets {
         match s.lister().list(t, arches) {
-            Ok(v) => all.extend(v),
+            Ok(v) => all.extend(v.into_iter().filter(|k| k.has_flavour(&s.flavours))),
             Err(e @ (repo::Error::UnknownTarget(_) | repo::Error::Keys { .. })) => {
                 return Err(Error::Usage(e.to_string()))
             }

@@ -321,6 +321,33 @@ pub struct KernelRecord {
 }
 
 impl KernelRecord {
+    /// The flavour its release names after the version and build number: Ubuntu's `aws`,
+    /// `azure-fde`, `generic`; Debian's `amd64`, `cloud-amd64`, `rt-arm64`. `None` for a
+    /// release that names none (RPM's `5.14.0-427.el9.x86_64`, vanilla's `6.6.60`).
+    pub fn flavour(&self) -> Option<&str> {
+        static FLAVOUR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(
+                r"^\d+\.\d+(?:\.\d+)?(?:-\d+|-0\.deb\d+\.\d+|\+deb\d+|\+bpo)-([a-z][a-z0-9-]*)$",
+            )
+            .expect("valid")
+        });
+        FLAVOUR
+            .captures(&self.release)
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str())
+    }
+
+    /// Whether its flavour is one of `flavours` or a variant of one (`azure` keeps
+    /// `azure-fde`, `cloud` keeps `cloud-amd64`); every kernel when `flavours` is empty.
+    pub fn has_flavour(&self, flavours: &[String]) -> bool {
+        flavours.is_empty()
+            || self.flavour().is_some_and(|f| {
+                flavours
+                    .iter()
+                    .any(|w| f == w || f.starts_with(&format!("{w}-")))
+            })
+    }
+
     /// The kernel release in Falco's file name for this kernel
     /// ([`crate::loader::file_release`]): on Debian its header package's version and flavour
     /// (the version `uname -v` states), elsewhere `uname -r`.
@@ -1439,5 +1466,54 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Ubuntu numbers each flavour's builds on its own: `latest` is the newest upstream
+    /// version, and of it the generic kernel, not the flavour with the highest build number.
+    #[test]
+    fn ubuntus_latest_is_the_newest_upstream_then_generic() {
+        let u = |release: &str, version: &str, id: &str| KernelRecord {
+            target_id: id.into(),
+            ..k(release, version)
+        };
+        let all = vec![
+            u("7.0.0-1027-nvidia", "7.0.0-1027.27~24.04.1", "ubuntu-nvidia"),
+            u("7.0.0-44-generic", "7.0.0-44.44~24.04.1", "ubuntu-generic"),
+            u("6.8.0-1050-aws", "6.8.0-1050.53", "ubuntu-aws"),
+            u("7.0.0-43-generic", "7.0.0-43.43~24.04.1", "ubuntu-generic"),
+        ];
+        let order: Vec<String> = newest_first(all).into_iter().map(|k| k.release).collect();
+        assert_eq!(
+            order,
+            [
+                "7.0.0-44-generic",
+                "7.0.0-43-generic",
+                "7.0.0-1027-nvidia",
+                "6.8.0-1050-aws"
+            ]
+        );
+    }
+
+    #[test]
+    fn flavours_as_releases_name_them() {
+        for (release, flavour) in [
+            ("6.8.0-1040-aws", Some("aws")),
+            ("7.0.0-1023-azure-fde", Some("azure-fde")),
+            ("6.8.0-1020-nvidia-lowlatency", Some("nvidia-lowlatency")),
+            ("6.1.0-50-cloud-amd64", Some("cloud-amd64")),
+            ("6.12.117+deb12-rt-amd64", Some("rt-amd64")),
+            ("6.1.0-0.deb11.52-amd64", Some("amd64")),
+            ("5.14.0-427.el9.x86_64", None),
+            ("6.6.60", None),
+        ] {
+            assert_eq!(k(release, "1").flavour(), flavour, "{release}");
+        }
+        let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(k("7.0.0-1023-azure-fde", "1").has_flavour(&f(&["aws", "azure"])));
+        assert!(!k("7.0.0-44-generic", "1").has_flavour(&f(&["aws", "azure"])));
+        assert!(!k("6.8.0-1040-awsx", "1").has_flavour(&f(&["aws"])));
+        assert!(k("6.1.0-50-cloud-amd64", "1").has_flavour(&f(&["cloud"])));
+        assert!(!k("6.1.0-50-amd64", "1").has_flavour(&f(&["cloud"])));
+        assert!(k("5.14.0-427.el9.x86_64", "1").has_flavour(&[]));
     }
 }

@@ -258,16 +258,19 @@ pub fn kbuild_setup(
         .find(|p| p.join(".config").is_file())
         .expect("objtree")
         .clone();
+    // Debian: the `-common` tree. Ubuntu: the objtree is a srctree through relative links
+    // into its shared headers (its Makefile is one), and kbuild runs there as it is.
     let srctree = trees
         .iter()
         .find(|p| p.to_string_lossy().ends_with("-common"))
-        .expect("srctree (-common)")
+        .unwrap_or(&objtree)
         .clone();
     // driverkit's fix of Debian's objtree Makefile: its include of the srctree is absolute (and
     // from 7.x so is its KBUILD_OUTPUT): point them into the root.
     let mk = objtree.join("Makefile");
     let text = fs::read_to_string(&mk).unwrap();
-    assert!(text.contains("include /usr/src/"), "{}", mk.display());
+    let ubuntu = srctree == objtree;
+    assert!(ubuntu || text.contains("include /usr/src/"), "{}", mk.display());
     let inside = format!("{}/usr/src/", root.display());
     let text = text
         .replace("include /usr/src/", &format!("include {inside}"))
@@ -275,7 +278,9 @@ pub fn kbuild_setup(
             "KBUILD_OUTPUT=/usr/src/",
             &format!("KBUILD_OUTPUT={inside}"),
         );
-    fs::write(&mk, text).unwrap();
+    if !ubuntu {
+        fs::write(&mk, text).unwrap();
+    }
     let top = fs::read_to_string(srctree.join("Makefile")).unwrap();
     let num = |k: &str| -> u64 { make_var(&top, k).unwrap().parse().unwrap() };
     let kernel = (num("VERSION"), num("PATCHLEVEL"), num("SUBLEVEL"));

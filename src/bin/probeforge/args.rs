@@ -54,6 +54,12 @@ pub struct NetArgs {
     /// the same gcc major version from the same distribution is used, said and recorded.
     #[arg(long, global = true)]
     pub exact_compiler: bool,
+    /// Only kernels of these flavours, and their variants, from listings (list-kernels,
+    /// build-all, site): e.g. --flavour aws,azure (Ubuntu's azure also keeps azure-fde),
+    /// --flavour cloud (Debian's cloud-amd64 and cloud-arm64). The flavour is what the release
+    /// names after its version: 6.8.0-1040-aws, 6.1.0-50-cloud-amd64.
+    #[arg(long = "flavour", global = true, value_delimiter = ',', value_name = "FLAVOUR,...")]
+    pub flavours: Vec<String>,
 }
 
 fn parse_kv(s: &str) -> Result<(String, String), String> {
@@ -72,6 +78,7 @@ impl NetArgs {
             keyrings: self.keyrings.clone(),
             allow_unsigned: self.allow_unsigned,
             exact_compiler: self.exact_compiler,
+            flavours: self.flavours.clone(),
         }
     }
 }
