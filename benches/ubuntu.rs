@@ -58,9 +58,8 @@ fn main() {
     let out = Command::new(common::bin()).args(&args).output().unwrap();
     let wall = start.elapsed();
     let cpu = children_cpu() - cpu0;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))
-    });
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     let count = |s: &str| {
         v["kernels"]
             .as_array()
@@ -75,7 +74,10 @@ fn main() {
         .unwrap_or_default();
     let limit = cpu.as_secs_f64() / cores as f64;
     println!("ubuntu-noble amd64, probe and module, driver 9.1.0+driver ({cores} cores)");
-    println!("  slice                   {}", only.as_deref().unwrap_or("every kernel"));
+    println!(
+        "  slice                   {}",
+        only.as_deref().unwrap_or("every kernel")
+    );
     println!(
         "  items                   {} built, {} failed, {} unavailable",
         count("built"),
@@ -88,5 +90,8 @@ fn main() {
         "  wall / (CPU / cores)    {:>8.2}    (goal <= 1.05)",
         wall.as_secs_f64() / limit
     );
-    println!("  compilers fetched       {:>8}    {compilers:?}", compilers.len());
+    println!(
+        "  compilers fetched       {:>8}    {compilers:?}",
+        compilers.len()
+    );
 }

@@ -244,9 +244,10 @@ impl Keyring {
             // to that owner's trust database, meaningless here, and each one logged by the
             // parser. They are dropped unread.
             let bytes = without_trust_packets(bytes);
-            let keys: Result<Vec<SignedPublicKey>, _> = SignedPublicKey::from_bytes_many(&bytes[..])
-                .map_err(|e| err(e.to_string()))?
-                .collect();
+            let keys: Result<Vec<SignedPublicKey>, _> =
+                SignedPublicKey::from_bytes_many(&bytes[..])
+                    .map_err(|e| err(e.to_string()))?
+                    .collect();
             keys
         }
         .map_err(|e| err(e.to_string()))?;
@@ -434,7 +435,10 @@ mod tests {
             .find(|(n, _)| *n == "ubuntu-archive-keyring.gpg")
             .unwrap();
         let stripped = without_trust_packets(bytes);
-        assert!(stripped.len() < bytes.len(), "the keyring has trust packets");
+        assert!(
+            stripped.len() < bytes.len(),
+            "the keyring has trust packets"
+        );
         // Stripping again finds none: every packet boundary was followed.
         assert_eq!(without_trust_packets(&stripped).len(), stripped.len());
         let kept: Vec<SignedPublicKey> = SignedPublicKey::from_bytes_many(&stripped[..])

@@ -53,7 +53,11 @@ fn packages(suite: &str) -> Vec<Para> {
         .args(["-sSf", "--retry", "3", &url])
         .output()
         .unwrap();
-    assert!(xz.status.success(), "{url}: {}", String::from_utf8_lossy(&xz.stderr));
+    assert!(
+        xz.status.success(),
+        "{url}: {}",
+        String::from_utf8_lossy(&xz.stderr)
+    );
     let mut child = Command::new("xz")
         .args(["-dc"])
         .stdin(std::process::Stdio::piped())
@@ -130,10 +134,17 @@ fn every_kernel_shaped_header_package_of_noble_and_jammy_is_listed() {
                 }
             }
         }
-        assert!(want.len() > 300, "{target}: only {} kernels in the index", want.len());
+        assert!(
+            want.len() > 300,
+            "{target}: only {} kernels in the index",
+            want.len()
+        );
         let (code, out, err) = run(&["list-kernels", target, "--arch", "x86_64", "--json"]);
         assert_eq!(code, 0, "{err}");
-        assert!(!err.contains("Trust packet"), "the keyring's trust packets are logged: {err}");
+        assert!(
+            !err.contains("Trust packet"),
+            "the keyring's trust packets are logged: {err}"
+        );
         let listed: Vec<KernelRecord> = serde_json::from_str(&out).unwrap();
         let names: BTreeSet<String> = listed
             .iter()
@@ -142,13 +153,21 @@ fn every_kernel_shaped_header_package_of_noble_and_jammy_is_listed() {
         let missing: Vec<&String> = want.keys().filter(|n| !names.contains(*n)).collect();
         let extra: Vec<&String> = names.iter().filter(|n| !want.contains_key(*n)).collect();
         assert!(missing.is_empty(), "{target}: not listed: {missing:?}");
-        assert!(extra.is_empty(), "{target}: listed, not a kernel: {extra:?}");
+        assert!(
+            extra.is_empty(),
+            "{target}: listed, not a kernel: {extra:?}"
+        );
         assert_eq!(listed.len(), want.len(), "{target}: a kernel listed twice");
         let mut flavours = BTreeSet::new();
         for k in &listed {
             let p = &want[&format!("linux-headers-{}", k.release)];
             let (id, kv) = falcoctl_name(&k.release, &p.version);
-            assert_eq!((k.target_id.as_str(), k.kernel_version.as_str()), (id.as_str(), kv.as_str()), "{}", k.release);
+            assert_eq!(
+                (k.target_id.as_str(), k.kernel_version.as_str()),
+                (id.as_str(), kv.as_str()),
+                "{}",
+                k.release
+            );
             flavours.insert(id);
             // Its set: the flavour package at the listed version and the shared headers its
             // Depends names, nothing guessed.
@@ -163,7 +182,12 @@ fn every_kernel_shaped_header_package_of_noble_and_jammy_is_listed() {
                 .iter()
                 .map(|q| (q.name.as_str(), q.version.as_str()))
                 .collect();
-            assert_eq!(set[0], (p.name.as_str(), p.version.as_str()), "{}", k.release);
+            assert_eq!(
+                set[0],
+                (p.name.as_str(), p.version.as_str()),
+                "{}",
+                k.release
+            );
             assert!(
                 set.iter().any(|(n, _)| *n == shared),
                 "{}: {shared} not in {set:?}",
@@ -172,7 +196,10 @@ fn every_kernel_shaped_header_package_of_noble_and_jammy_is_listed() {
             assert_eq!(set.len(), 2, "{}: {set:?}", k.release);
         }
         for f in ["ubuntu-generic", "ubuntu-aws", "ubuntu-azure", "ubuntu-gcp"] {
-            assert!(flavours.contains(f), "{target}: no {f} kernel among {flavours:?}");
+            assert!(
+                flavours.contains(f),
+                "{target}: no {f} kernel among {flavours:?}"
+            );
         }
         // A flavour filter keeps only those flavours (`azure` also keeps `azure-fde`, whose
         // Falco target id is ubuntu-azure).
@@ -192,7 +219,9 @@ fn every_kernel_shaped_header_package_of_noble_and_jammy_is_listed() {
             .filter(|k| ["ubuntu-aws", "ubuntu-azure"].contains(&k.target_id.as_str()))
             .count();
         assert_eq!(some.len(), expect, "{target}");
-        assert!(some.iter().all(|k| k.release.ends_with("-aws") || k.release.contains("-azure")));
+        assert!(some
+            .iter()
+            .all(|k| k.release.ends_with("-aws") || k.release.contains("-azure")));
     }
 }
 
@@ -208,7 +237,8 @@ fn chosen() -> &'static Vec<KernelRecord> {
                 .next()
                 .unwrap_or_else(|| panic!("{target}: no such kernel"))
         };
-        let flavour = |f: &'static str| move |k: &KernelRecord| k.release.ends_with(&format!("-{f}"));
+        let flavour =
+            |f: &'static str| move |k: &KernelRecord| k.release.ends_with(&format!("-{f}"));
         vec![
             newest("ubuntu-noble", &|k| {
                 k.release.starts_with("6.8.0-") && k.release.ends_with("-generic")
@@ -324,7 +354,11 @@ fn modules_are_built_with_ubuntus_own_compiler_for_every_line_and_flavour() {
     }
     // Jammy's 5.15 names plain `gcc`: the module was built by a program of that very name.
     let jammy = &ks[5];
-    assert!(compiler_text(jammy).starts_with("gcc (Ubuntu 11."), "{}", compiler_text(jammy));
+    assert!(
+        compiler_text(jammy).starts_with("gcc (Ubuntu 11."),
+        "{}",
+        compiler_text(jammy)
+    );
 }
 
 /// Ubuntu's `linux-image-<release>` (signed; its `vmlinuz` boots under QEMU).
@@ -376,7 +410,11 @@ fn an_aws_module_loads_and_captures_in_its_kernel() {
     assert_eq!(r["kind"], "kmod", "{r}");
     assert_eq!(r["module"], "falco", "{r}");
     assert_eq!(r["events"]["ok"], true, "{:#}", r["events"]);
-    assert!(r["events"]["decoded"].as_u64().unwrap() >= 10, "{}", r["events"]);
+    assert!(
+        r["events"]["decoded"].as_u64().unwrap() >= 10,
+        "{}",
+        r["events"]
+    );
 }
 
 /// Falco's real userspace on an Ubuntu module: Debian's sysdig 0.41.4 (libscap of libs 0.23.2)

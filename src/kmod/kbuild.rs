@@ -430,8 +430,7 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
     // Never a silent build with another compiler than the kernel's.
     let want = super::KernelCompiler::of(tree)?;
     if !super::gcc::same_release(&want.text, &req.compiler.version_text, tree.arch)
-        && !(req.compiler.nearest
-            && super::gcc::same_major(&want.text, &req.compiler.version_text))
+        && !(req.compiler.nearest && super::gcc::same_major(&want.text, &req.compiler.version_text))
     {
         return Err(Error::CompilerMismatch {
             kernel: want.text,

@@ -134,7 +134,11 @@ pub fn resolve(
     let candidates: Vec<&(String, Package)> = names
         .iter()
         .take(if cross { 1 } else { 2 })
-        .flat_map(|n| index.iter().filter(move |(_, p)| &p.name == n && on_host(p)))
+        .flat_map(|n| {
+            index
+                .iter()
+                .filter(move |(_, p)| &p.name == n && on_host(p))
+        })
         .collect();
     // A cross compiler's package version adds `cross<N>` to the gcc build it is made from.
     let same_build = |v: &str| {
@@ -354,13 +358,10 @@ impl<'a> IndexCompilers<'a> {
                 .target(name)
                 .is_ok_and(|t| t.kind == "apt")
         };
-        target
-            .filter(|t| apt(t))
-            .map(str::to_owned)
-            .or_else(|| {
-                let id = &tree.os_release.as_ref()?.id;
-                apt(id).then(|| id.clone())
-            })
+        target.filter(|t| apt(t)).map(str::to_owned).or_else(|| {
+            let id = &tree.os_release.as_ref()?.id;
+            apt(id).then(|| id.clone())
+        })
     }
 
     fn index(&self, target: &str, host: Arch) -> Result<Arc<Vec<(String, Package)>>, Error> {
@@ -474,8 +475,9 @@ mod tests {
 
     #[test]
     fn version_texts_in_their_parts() {
-        let t = VersionText::parse("x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0")
-            .unwrap();
+        let t =
+            VersionText::parse("x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0")
+                .unwrap();
         assert_eq!(t.program, "x86_64-linux-gnu-gcc-13");
         assert_eq!(t.vendor, "Ubuntu");
         assert_eq!(t.package_version, "13.3.0-6ubuntu2~24.04.1");
@@ -528,7 +530,15 @@ mod tests {
             text: "x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0".into(),
             gcc_version: 130300,
         };
-        let r = resolve(&want, Arch::X86_64, Arch::X86_64, &index(), true, "ubuntu-noble").unwrap();
+        let r = resolve(
+            &want,
+            Arch::X86_64,
+            Arch::X86_64,
+            &index(),
+            true,
+            "ubuntu-noble",
+        )
+        .unwrap();
         assert!(r.exact);
         assert_eq!(r.version, "13.3.0-6ubuntu2~24.04.1");
         let names: Vec<(&str, &str)> = r
@@ -562,22 +572,51 @@ mod tests {
             text: "x86_64-linux-gnu-gcc-13 (Ubuntu 13.2.0-4ubuntu3) 13.2.0".into(),
             gcc_version: 130200,
         };
-        let err = resolve(&want, Arch::X86_64, Arch::X86_64, &index(), true, "ubuntu-noble")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("13.2.0-4ubuntu3") && err.contains("13.3.0-6ubuntu2~24.04.1"), "{err}");
-        let r = resolve(&want, Arch::X86_64, Arch::X86_64, &index(), false, "ubuntu-noble").unwrap();
+        let err = resolve(
+            &want,
+            Arch::X86_64,
+            Arch::X86_64,
+            &index(),
+            true,
+            "ubuntu-noble",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("13.2.0-4ubuntu3") && err.contains("13.3.0-6ubuntu2~24.04.1"),
+            "{err}"
+        );
+        let r = resolve(
+            &want,
+            Arch::X86_64,
+            Arch::X86_64,
+            &index(),
+            false,
+            "ubuntu-noble",
+        )
+        .unwrap();
         assert!(!r.exact && r.manifest.nearest);
         assert_eq!(r.version, "13.3.0-6ubuntu2~24.04.1");
-        assert!(r.manifest.note.contains("13.2.0-4ubuntu3"), "{}", r.manifest.note);
+        assert!(
+            r.manifest.note.contains("13.2.0-4ubuntu3"),
+            "{}",
+            r.manifest.note
+        );
         // Another major version is never near.
         let want = KernelCompiler {
             text: "x86_64-linux-gnu-gcc-14 (Ubuntu 14.2.0-4ubuntu2~24.04) 14.2.0".into(),
             gcc_version: 140200,
         };
-        let err = resolve(&want, Arch::X86_64, Arch::X86_64, &index(), false, "ubuntu-noble")
-            .unwrap_err()
-            .to_string();
+        let err = resolve(
+            &want,
+            Arch::X86_64,
+            Arch::X86_64,
+            &index(),
+            false,
+            "ubuntu-noble",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("gcc-14-x86-64-linux-gnu"), "{err}");
     }
 
@@ -587,7 +626,15 @@ mod tests {
             text: "aarch64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0".into(),
             gcc_version: 130300,
         };
-        let r = resolve(&want, Arch::Aarch64, Arch::X86_64, &index(), true, "ubuntu-noble").unwrap();
+        let r = resolve(
+            &want,
+            Arch::Aarch64,
+            Arch::X86_64,
+            &index(),
+            true,
+            "ubuntu-noble",
+        )
+        .unwrap();
         assert!(r.exact);
         assert_eq!(r.driver_package, "gcc-13-aarch64-linux-gnu");
         assert_eq!(r.manifest.gcc, "usr/bin/aarch64-linux-gnu-gcc-13");

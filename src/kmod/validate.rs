@@ -43,6 +43,8 @@ pub enum ValidateError {
     },
     #[error("kernel `{release}` has MODVERSIONS on but the module has no `__versions`")]
     NoVersions { release: String },
+    #[error("`__versions` entry at offset {offset} is not a whole variable-length entry (`u32 next; u32 crc; char name[]`)")]
+    BadVariableVersions { offset: usize },
     #[error("`__versions` is {0} bytes, not a whole number of 64-byte entries")]
     BadVersions(usize),
 }
@@ -94,6 +96,118 @@ pub struct Report {
     pub crcs_checked: usize,
 }
 
+/// Whether the kernel's `struct modversion_info` is Ubuntu's variable-length one (`u32 next;
+/// u32 crc; char name[];`, from its 6.8 kernels on) rather than upstream's fixed 64 bytes, as
+/// the kernel's own `include/linux/module.h` declares it.
+fn variable_modversions(tree: &KernelTree) -> bool {
+    let h =
+        std::fs::read_to_string(tree.srctree.join("include/linux/module.h")).unwrap_or_default();
+    h.split("struct modversion_info {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .is_some_and(|body| body.contains("u32 next;"))
+}
+
+/// Upstream's `__versions`: `struct modversion_info { unsigned long crc; char name[64 -
+/// sizeof(long)]; }`.
+fn fixed_entries(data: &[u8], le: bool) -> Result<Vec<(u32, String)>, ValidateError> {
+    if data.len() % 64 != 0 {
+        return Err(ValidateError::BadVersions(data.len()));
+    }
+    Ok(data
+        .chunks(64)
+        .map(|e| {
+            let raw: [u8; 8] = e[..8].try_into().expect("8 bytes");
+            let crc = match le {
+                true => u64::from_le_bytes(raw),
+                false => u64::from_be_bytes(raw),
+            } as u32;
+            let name_bytes = &e[8..];
+            let end = name_bytes.iter().position(|b| *b == 0).unwrap_or(56);
+            (
+                crc,
+                String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
+            )
+        })
+        .collect())
+}
+
+/// Ubuntu's variable-length `__versions`: each entry `u32 next` (its own length, padded), `u32
+/// crc`, the NUL-terminated name; entries follow each other to the end of the section.
+fn variable_entries(data: &[u8], le: bool) -> Result<Vec<(u32, String)>, ValidateError> {
+    let u32_at = |i: usize| -> Option<u32> {
+        let raw: [u8; 4] = data.get(i..i + 4)?.try_into().ok()?;
+        Some(match le {
+            true => u32::from_le_bytes(raw),
+            false => u32::from_be_bytes(raw),
+        })
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        let bad = || ValidateError::BadVariableVersions { offset: i };
+        let next = u32_at(i).ok_or_else(bad)? as usize;
+        let crc = u32_at(i + 4).ok_or_else(bad)?;
+        let end = if next == 0 { data.len() } else { i + next };
+        let name = data.get(i + 8..end).ok_or_else(bad)?;
+        let len = name.iter().position(|b| *b == 0).ok_or_else(bad)?;
+        if next != 0 && next < 9 {
+            return Err(bad());
+        }
+        out.push((crc, String::from_utf8_lossy(&name[..len]).into_owned()));
+        if next == 0 {
+            break;
+        }
+        i = end;
+    }
+    Ok(out)
+}
+
+/// The word `include/linux/vermagic.h` puts for preemption, by its own `#ifdef` chain over
+/// `MODULE_VERMAGIC_PREEMPT` (6.12's tests `PREEMPT_BUILD` before `PREEMPT_RT`, so its RT
+/// kernels say `preempt`); `None` when the header cannot be read or has no such chain.
+fn preempt_word(tree: &KernelTree) -> Option<String> {
+    let h = std::fs::read_to_string(tree.srctree.join("include/linux/vermagic.h")).ok()?;
+    preempt_word_of(&h, |name| tree.config.builtin(name))
+}
+
+/// [`preempt_word`] over the header's text, with `builtin` saying which options are on.
+fn preempt_word_of(h: &str, builtin: impl Fn(&str) -> bool) -> Option<String> {
+    // The branch being read (`Some(option)`, `None` for `#else`), and whether this chain
+    // defines the preempt word at all.
+    let mut cond: Option<Option<String>> = None;
+    let mut preempt_chain = false;
+    for line in h.lines() {
+        let l = line.trim();
+        let opened = l
+            .strip_prefix("#ifdef ")
+            .or_else(|| l.strip_prefix("#if defined("));
+        if let Some(c) = opened {
+            cond = Some(Some(c.trim_end_matches(')').trim().to_owned()));
+            preempt_chain = false;
+        } else if let Some(c) = l.strip_prefix("#elif defined(") {
+            cond = Some(Some(c.trim_end_matches(')').trim().to_owned()));
+        } else if l == "#else" && cond.is_some() {
+            cond = Some(None);
+        } else if let Some(word) = l.strip_prefix("#define MODULE_VERMAGIC_PREEMPT") {
+            preempt_chain = true;
+            let word = word.trim().trim_matches('"').to_owned();
+            match cond.clone()? {
+                Some(c) if builtin(c.strip_prefix("CONFIG_")?) => return Some(word),
+                Some(_) => {}
+                None => return Some(word),
+            }
+        } else if l.starts_with("#endif") {
+            if preempt_chain {
+                // The chain ended with no branch taken and no `#else`: no word.
+                return Some(String::new());
+            }
+            cond = None;
+        }
+    }
+    None
+}
+
 /// The `vermagic` a module of this kernel must carry (`include/linux/vermagic.h`): the release,
 /// then `SMP `, `preempt `/`preempt_rt `, `mod_unload `, `modversions ` and the architecture's
 /// own word (arm64's `MODULE_ARCH_VERMAGIC` is `aarch64`, with no space after it), each where
@@ -104,10 +218,11 @@ pub fn expected_vermagic(tree: &KernelTree) -> String {
     if c.builtin("SMP") {
         v.push_str("SMP ");
     }
-    if c.builtin("PREEMPT_RT") {
-        v.push_str("preempt_rt ");
-    } else if c.builtin("PREEMPT_BUILD") || c.builtin("PREEMPT") {
-        v.push_str("preempt ");
+    match preempt_word(tree) {
+        Some(word) => v.push_str(&word),
+        None if c.builtin("PREEMPT_RT") => v.push_str("preempt_rt "),
+        None if c.builtin("PREEMPT_BUILD") || c.builtin("PREEMPT") => v.push_str("preempt "),
+        None => {}
     }
     if c.builtin("MODULE_UNLOAD") {
         v.push_str("mod_unload ");
@@ -314,20 +429,11 @@ pub fn validate(
                 release: tree.release.clone(),
             })?;
         let data = s.data().map_err(|e| ValidateError::Elf(e.to_string()))?;
-        // struct modversion_info { unsigned long crc; char name[64 - sizeof(long)]; }
-        if data.len() % 64 != 0 {
-            return Err(ValidateError::BadVersions(data.len()));
-        }
-        for e in data.chunks(64) {
-            let raw: [u8; 8] = e[..8].try_into().expect("8 bytes");
-            let crc = if f.is_little_endian() {
-                u64::from_le_bytes(raw)
-            } else {
-                u64::from_be_bytes(raw)
-            } as u32;
-            let name_bytes = &e[8..];
-            let end = name_bytes.iter().position(|b| *b == 0).unwrap_or(56);
-            let symbol = String::from_utf8_lossy(&name_bytes[..end]).into_owned();
+        let entries = match variable_modversions(tree) {
+            true => variable_entries(data, f.is_little_endian())?,
+            false => fixed_entries(data, f.is_little_endian())?,
+        };
+        for (crc, symbol) in entries {
             match symvers.crc(&symbol) {
                 Some(k) if k == crc => crcs_checked += 1,
                 Some(k) => {
@@ -355,6 +461,68 @@ pub fn validate(
         imports,
         crcs_checked,
     })
+}
+
+#[cfg(test)]
+mod vermagic_tests {
+    use super::*;
+
+    /// 6.12's header tests PREEMPT_BUILD first: its PREEMPT_RT kernels (which also build
+    /// PREEMPT) say `preempt`; 7.x's says `preempt_rt` for them. Each as its header orders it.
+    #[test]
+    fn the_preempt_word_follows_the_kernels_own_header() {
+        let h612 = "#ifdef CONFIG_SMP\n#define MODULE_VERMAGIC_SMP \"SMP \"\n#else\n#define MODULE_VERMAGIC_SMP \"\"\n#endif\n#ifdef CONFIG_PREEMPT_BUILD\n#define MODULE_VERMAGIC_PREEMPT \"preempt \"\n#elif defined(CONFIG_PREEMPT_RT)\n#define MODULE_VERMAGIC_PREEMPT \"preempt_rt \"\n#else\n#define MODULE_VERMAGIC_PREEMPT \"\"\n#endif\n";
+        let rt = |n: &str| matches!(n, "SMP" | "PREEMPT_BUILD" | "PREEMPT_RT");
+        assert_eq!(preempt_word_of(h612, rt).as_deref(), Some("preempt "));
+        let h7 = h612
+            .replace("CONFIG_PREEMPT_BUILD", "CONFIG_PREEMPT_RTX")
+            .replace(
+                "#elif defined(CONFIG_PREEMPT_RT)",
+                "#elif defined(CONFIG_PREEMPT_RT)",
+            );
+        let h7 = h7.replacen("#ifdef CONFIG_PREEMPT_RTX", "#ifdef CONFIG_PREEMPT_RT", 1);
+        let h7 = h7.replacen("\"preempt \"", "\"preempt_rt \"", 1);
+        assert_eq!(preempt_word_of(&h7, rt).as_deref(), Some("preempt_rt "));
+        assert_eq!(preempt_word_of(h612, |n| n == "SMP").as_deref(), Some(""));
+        let no_else =
+            "#ifdef CONFIG_PREEMPT\n#define MODULE_VERMAGIC_PREEMPT \"preempt \"\n#endif\n";
+        assert_eq!(preempt_word_of(no_else, |_| false).as_deref(), Some(""));
+        assert_eq!(preempt_word_of("", |_| true), None);
+    }
+
+    #[test]
+    fn ubuntus_variable_length_versions_are_read_entry_by_entry() {
+        let mut d = Vec::new();
+        for (crc, name) in [(0x8a35b432u32, "sme_me_mask"), (0x11u32, "module_layout")] {
+            let mut e = Vec::new();
+            e.extend_from_slice(&crc.to_le_bytes());
+            e.extend_from_slice(name.as_bytes());
+            e.push(0);
+            while (e.len() + 4) % 4 != 0 {
+                e.push(0);
+            }
+            d.extend_from_slice(&((e.len() + 4) as u32).to_le_bytes());
+            d.extend_from_slice(&e);
+        }
+        let v = variable_entries(&d, true).unwrap();
+        assert_eq!(
+            v,
+            [
+                (0x8a35b432, "sme_me_mask".to_owned()),
+                (0x11, "module_layout".to_owned())
+            ]
+        );
+        // An entry running past the section, and a name with no NUL, are refused.
+        let mut cut = d.clone();
+        cut.truncate(d.len() - 3);
+        assert!(matches!(
+            variable_entries(&cut, true),
+            Err(ValidateError::BadVariableVersions { .. })
+        ));
+        let mut bad = d.clone();
+        bad[0] = 200;
+        assert!(variable_entries(&bad, true).is_err());
+    }
 }
 
 #[cfg(test)]

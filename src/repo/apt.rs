@@ -333,9 +333,8 @@ pub fn closure<'a>(flavour: &'a Package, all: &'a [Package]) -> Result<Vec<&'a P
 pub fn ubuntu_kernel_version(pkg_version: &str) -> Option<String> {
     let (_, rest) = pkg_version.split_once('-')?;
     let (abi, update) = rest.split_once('.')?;
-    (abi.chars().all(|c| c.is_ascii_digit())
-        && update.starts_with(|c: char| c.is_ascii_digit()))
-    .then(|| update.to_owned())
+    (abi.chars().all(|c| c.is_ascii_digit()) && update.starts_with(|c: char| c.is_ascii_digit()))
+        .then(|| update.to_owned())
 }
 
 #[cfg(test)]

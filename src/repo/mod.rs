@@ -1477,7 +1477,11 @@ mod tests {
             ..k(release, version)
         };
         let all = vec![
-            u("7.0.0-1027-nvidia", "7.0.0-1027.27~24.04.1", "ubuntu-nvidia"),
+            u(
+                "7.0.0-1027-nvidia",
+                "7.0.0-1027.27~24.04.1",
+                "ubuntu-nvidia",
+            ),
             u("7.0.0-44-generic", "7.0.0-44.44~24.04.1", "ubuntu-generic"),
             u("6.8.0-1050-aws", "6.8.0-1050.53", "ubuntu-aws"),
             u("7.0.0-43-generic", "7.0.0-43.43~24.04.1", "ubuntu-generic"),

@@ -270,7 +270,11 @@ pub fn kbuild_setup(
     let mk = objtree.join("Makefile");
     let text = fs::read_to_string(&mk).unwrap();
     let ubuntu = srctree == objtree;
-    assert!(ubuntu || text.contains("include /usr/src/"), "{}", mk.display());
+    assert!(
+        ubuntu || text.contains("include /usr/src/"),
+        "{}",
+        mk.display()
+    );
     let inside = format!("{}/usr/src/", root.display());
     let text = text
         .replace("include /usr/src/", &format!("include {inside}"))

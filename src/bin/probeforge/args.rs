@@ -58,7 +58,12 @@ pub struct NetArgs {
     /// build-all, site): e.g. --flavour aws,azure (Ubuntu's azure also keeps azure-fde),
     /// --flavour cloud (Debian's cloud-amd64 and cloud-arm64). The flavour is what the release
     /// names after its version: 6.8.0-1040-aws, 6.1.0-50-cloud-amd64.
-    #[arg(long = "flavour", global = true, value_delimiter = ',', value_name = "FLAVOUR,...")]
+    #[arg(
+        long = "flavour",
+        global = true,
+        value_delimiter = ',',
+        value_name = "FLAVOUR,..."
+    )]
     pub flavours: Vec<String>,
 }
 
