@@ -926,6 +926,22 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_index_json_is_named_when_file_and_sums_agree() {
+        let f = Fixture::new();
+        let (name, sha, _) = &f.files[1];
+        let zero = "0".repeat(64);
+        f.edit_index(|probes| probes[1]["sha256"] = zero.clone().into());
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::StaleIndex,
+                name.clone(),
+                format!("index.json says sha256 {zero}; the file and SHA256SUMS say {sha}")
+            )]
+        );
+    }
+
+    #[test]
     fn a_file_listed_twice_is_a_duplicate_in_either_index() {
         let f = Fixture::new();
         let (name, _, _) = &f.files[0];
