@@ -378,10 +378,11 @@ fn a_mismatched_or_missing_toolchain_is_an_environment_error() {
 
 /// The compile cache is keyed by what the compiler sees, through the same calls `build-all`
 /// makes (`prepare`, `cache_key`, the cache's path for that key): the same inputs staged again
-/// hit; one more clang flag, with everything else equal, misses; so does a driver tree with
-/// one line patched, whose command lines are the same.
+/// hit; one more clang flag, with everything else equal, misses; so do a driver tree with
+/// one line patched and a header package with one header changed, whose command lines are
+/// the same.
 #[test]
-fn compile_cache_hits_the_same_inputs_and_misses_one_changed_flag_or_patched_driver() {
+fn compile_cache_hits_the_same_inputs_and_misses_one_changed_flag_driver_or_header() {
     use probeforge::pipeline::{prepare, Request};
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     let tc = probeforge::toolchain::Toolchain::find(None, None).expect("clang and llc");
@@ -464,5 +465,62 @@ fn compile_cache_hits_the_same_inputs_and_misses_one_changed_flag_or_patched_dri
     assert!(
         !cache.probe(&p.cache_key(&tc)).exists(),
         "a patched driver tree hit the cache"
+    );
+
+    // The same kernel's `-common` package rebuilt by dpkg-deb with one line added to the
+    // header every compile includes first: same release, same paths, same command lines.
+    let common = k
+        .packages
+        .iter()
+        .zip(&files)
+        .find(|(p, _)| p.name.starts_with("linux-headers-") && p.name.ends_with("-common"))
+        .map(|(_, f)| f.clone())
+        .expect("a -common package");
+    let raw = t.path().join("common-raw");
+    let ok = |c: &mut std::process::Command| {
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{c:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(std::process::Command::new("dpkg-deb")
+        .arg("-R")
+        .arg(&common)
+        .arg(&raw));
+    let kconfig = fs::read_dir(raw.join("usr/src"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("include/linux/kconfig.h"))
+        .find(|p| p.is_file())
+        .expect("include/linux/kconfig.h in -common");
+    let text = fs::read_to_string(&kconfig).unwrap();
+    fs::write(&kconfig, format!("{text}/* one line more */\n")).unwrap();
+    let rebuilt = t.path().join("rebuilt").join(common.file_name().unwrap());
+    fs::create_dir_all(rebuilt.parent().unwrap()).unwrap();
+    ok(std::process::Command::new("dpkg-deb")
+        .args(["-Znone", "-b"])
+        .arg(&raw)
+        .arg(&rebuilt));
+    let headers_req = Request {
+        headers: req
+            .headers
+            .iter()
+            .map(|h| {
+                if *h == common {
+                    rebuilt.clone()
+                } else {
+                    h.clone()
+                }
+            })
+            .collect(),
+        ..req.clone()
+    };
+    let h = prepare(&headers_req, &tc, &patches).unwrap();
+    assert_eq!(h.clang_args, first.clang_args);
+    assert!(
+        !cache.probe(&h.cache_key(&tc)).exists(),
+        "a header package with one header changed hit the cache"
     );
 }
