@@ -926,6 +926,46 @@ mod tests {
     }
 
     #[test]
+    fn an_absent_probe_is_missing_and_a_stray_one_unlisted() {
+        let f = Fixture::new();
+        let (name, _, _) = &f.files[0];
+        fs::remove_file(f.path(name)).unwrap();
+        let r = check(f.dir.path().to_str().unwrap(), None, None).unwrap();
+        assert_eq!(r.probes, 1);
+        let got: Vec<_> = r
+            .problems
+            .into_iter()
+            .map(|p| (p.kind, p.path, p.detail))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                Kind::Missing,
+                name.clone(),
+                "listed in SHA256SUMS and index.json, but absent".to_owned()
+            )]
+        );
+        let f = Fixture::new();
+        let stray = format!("{DIR}/falco_debian_9.9.9-stray_1.o");
+        fs::write(f.path(&stray), b"stray").unwrap();
+        let r = check(f.dir.path().to_str().unwrap(), None, None).unwrap();
+        let got: Vec<_> = r
+            .problems
+            .into_iter()
+            .map(|p| (p.kind, p.path, p.detail))
+            .collect();
+        let sha = crate::base::sha256(b"stray");
+        assert_eq!(
+            got,
+            [(
+                Kind::Unlisted,
+                stray,
+                format!("sha256 {sha}: listed in neither SHA256SUMS nor index.json")
+            )]
+        );
+    }
+
+    #[test]
     fn a_stale_index_json_is_named_when_file_and_sums_agree() {
         let f = Fixture::new();
         let (name, sha, _) = &f.files[1];

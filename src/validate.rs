@@ -909,6 +909,21 @@ mod tests {
         assert_eq!(fails_x86(&e), one("relocations", &want));
     }
 
+    /// A `.rel` section whose data lies outside the file: named, the others still checked.
+    #[test]
+    fn relocations_fail_for_an_unreadable_rel_section() {
+        let e = probe(Arch::X86_64);
+        let mut b = e.bytes();
+        let shoff = u64::from_le_bytes(b[40..48].try_into().unwrap()) as usize;
+        // The first `.rel` section follows the null section and the others.
+        let rel = shoff + (1 + e.sections.len()) * 64;
+        b[rel + 24..rel + 32].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        assert_eq!(
+            failures(&b, &expect(Arch::X86_64)),
+            one("relocations", ".relraw_tracepoint/sys_enter: unreadable")
+        );
+    }
+
     #[test]
     fn arch_programs_fails_both_ways() {
         let arm = probe(Arch::Aarch64).bytes();
