@@ -821,4 +821,324 @@ mod tests {
         );
         assert_eq!(bad, [4, 5]);
     }
+
+    /// A repository published by [`LocalRepo`] (two probes in one directory), for each test
+    /// to damage one way. The bytes are the repository's business, not the check's: any will do.
+    struct Fixture {
+        dir: tempfile::TempDir,
+        files: Vec<(String, String, Vec<u8>)>,
+    }
+
+    const DIR: &str = "8.0.0+driver/x86_64";
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = LocalRepo::new(dir.path());
+            let mut files = Vec::new();
+            for (release, bytes) in [
+                ("6.1.0-98-amd64", b"probe one".to_vec()),
+                ("6.1.0-99-amd64", b"probe two, longer".to_vec()),
+            ] {
+                let file = format!("falco_debian_{release}_1.o");
+                let sha = crate::base::sha256(&bytes);
+                let meta = ProbeMeta {
+                    driver_version: "8.0.0+driver".into(),
+                    arch: "x86_64".into(),
+                    target_id: "debian".into(),
+                    kernel_release: release.into(),
+                    kernel_version: "1".into(),
+                    file: file.clone(),
+                    size: bytes.len() as u64,
+                    sha256: sha.clone(),
+                    inputs: Vec::new(),
+                    driver_source_sha256: "d".repeat(64),
+                    patches: Vec::new(),
+                    toolchain: "clang 14 / llc 14".into(),
+                    flags_sha256: "f".repeat(64),
+                    built_at: "2026-12-06T00:00:00Z".into(),
+                    unsigned_metadata: false,
+                    verified: None,
+                };
+                repo.publish(&meta, &bytes).unwrap();
+                files.push((format!("{DIR}/{file}"), sha, bytes));
+            }
+            Fixture { dir, files }
+        }
+        fn path(&self, rel: &str) -> PathBuf {
+            self.dir.path().join(rel)
+        }
+        fn problems(&self, keyring: Option<&Keyring>) -> Vec<(Kind, String, String)> {
+            let r = check(self.dir.path().to_str().unwrap(), None, keyring).unwrap();
+            assert_eq!(r.probes, 2);
+            r.problems
+                .into_iter()
+                .map(|p| (p.kind, p.path, p.detail))
+                .collect()
+        }
+        fn edit_index(&self, f: impl FnOnce(&mut Vec<serde_json::Value>)) {
+            let p = self.path("index.json");
+            let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+            f(v["probes"].as_array_mut().unwrap());
+            fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        }
+        fn edit_sums(&self, f: impl FnOnce(String) -> String) {
+            let p = self.path(&format!("{DIR}/SHA256SUMS"));
+            fs::write(&p, f(fs::read_to_string(&p).unwrap())).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_published_repository_has_no_problems() {
+        let f = Fixture::new();
+        assert_eq!(f.problems(None), []);
+    }
+
+    #[test]
+    fn a_size_other_than_index_json_says_is_named() {
+        let f = Fixture::new();
+        f.edit_index(|probes| probes[1]["size"] = 18.into());
+        let (name, _, bytes) = &f.files[1];
+        assert_eq!(bytes.len(), 17);
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::Size,
+                name.clone(),
+                "17 bytes; index.json says 18".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn stale_sums_are_named_when_file_and_index_agree() {
+        let f = Fixture::new();
+        let (name, sha, _) = &f.files[0];
+        let zero = "0".repeat(64);
+        f.edit_sums(|s| s.replace(sha.as_str(), &zero));
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::StaleSums,
+                name.clone(),
+                format!("SHA256SUMS says sha256 {zero}; the file and index.json say {sha}")
+            )]
+        );
+    }
+
+    #[test]
+    fn an_absent_probe_is_missing_and_a_stray_one_unlisted() {
+        let f = Fixture::new();
+        let (name, _, _) = &f.files[0];
+        fs::remove_file(f.path(name)).unwrap();
+        let r = check(f.dir.path().to_str().unwrap(), None, None).unwrap();
+        assert_eq!(r.probes, 1);
+        let got: Vec<_> = r
+            .problems
+            .into_iter()
+            .map(|p| (p.kind, p.path, p.detail))
+            .collect();
+        assert_eq!(
+            got,
+            [(
+                Kind::Missing,
+                name.clone(),
+                "listed in SHA256SUMS and index.json, but absent".to_owned()
+            )]
+        );
+        let f = Fixture::new();
+        let stray = format!("{DIR}/falco_debian_9.9.9-stray_1.o");
+        fs::write(f.path(&stray), b"stray").unwrap();
+        let r = check(f.dir.path().to_str().unwrap(), None, None).unwrap();
+        let got: Vec<_> = r
+            .problems
+            .into_iter()
+            .map(|p| (p.kind, p.path, p.detail))
+            .collect();
+        let sha = crate::base::sha256(b"stray");
+        assert_eq!(
+            got,
+            [(
+                Kind::Unlisted,
+                stray,
+                format!("sha256 {sha}: listed in neither SHA256SUMS nor index.json")
+            )]
+        );
+    }
+
+    #[test]
+    fn a_stale_index_json_is_named_when_file_and_sums_agree() {
+        let f = Fixture::new();
+        let (name, sha, _) = &f.files[1];
+        let zero = "0".repeat(64);
+        f.edit_index(|probes| probes[1]["sha256"] = zero.clone().into());
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::StaleIndex,
+                name.clone(),
+                format!("index.json says sha256 {zero}; the file and SHA256SUMS say {sha}")
+            )]
+        );
+    }
+
+    #[test]
+    fn a_file_listed_twice_is_a_duplicate_in_either_index() {
+        let f = Fixture::new();
+        let (name, _, _) = &f.files[0];
+        f.edit_sums(|s| {
+            let first = s.lines().next().unwrap().to_owned();
+            format!("{s}{first}\n")
+        });
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::Duplicate,
+                name.clone(),
+                "listed 2 times in SHA256SUMS".into()
+            )]
+        );
+        let f = Fixture::new();
+        f.edit_index(|probes| {
+            let first = probes[0].clone();
+            probes.push(first);
+        });
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::Duplicate,
+                name.clone(),
+                "listed 2 times in index.json".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_file_in_index_json_only_is_not_in_sums() {
+        let f = Fixture::new();
+        let (name, sha, _) = &f.files[0];
+        f.edit_sums(|s| {
+            s.lines()
+                .filter(|l| !l.starts_with(sha.as_str()))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        });
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::NotInSums,
+                name.clone(),
+                "not in its directory's SHA256SUMS".into()
+            )]
+        );
+        fs::remove_file(f.path(&format!("{DIR}/SHA256SUMS"))).unwrap();
+        let want: Vec<_> = f
+            .files
+            .iter()
+            .map(|(n, _, _)| {
+                (
+                    Kind::NotInSums,
+                    n.clone(),
+                    "its directory has no SHA256SUMS".to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(f.problems(None), want);
+    }
+
+    #[test]
+    fn malformed_sums_lines_and_index_are_named() {
+        let f = Fixture::new();
+        f.edit_sums(|s| format!("{s}not a sums line\n"));
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::Malformed,
+                format!("{DIR}/SHA256SUMS"),
+                "line 3 is not `<sha256>  <file>`".into()
+            )]
+        );
+        let f = Fixture::new();
+        fs::write(f.path("index.json"), b"{\"probes\": 3}").unwrap();
+        let mut want = vec![(
+            Kind::Malformed,
+            "index.json".to_owned(),
+            "not a probeforge index (no `probes` of recorded probes)".to_owned(),
+        )];
+        want.extend(
+            f.files
+                .iter()
+                .map(|(n, _, _)| (Kind::NotInIndex, n.clone(), "not in index.json".to_owned())),
+        );
+        // Problems come sorted by path.
+        want.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+        assert_eq!(f.problems(None), want);
+    }
+
+    #[test]
+    fn an_absent_index_json_is_missing() {
+        let f = Fixture::new();
+        fs::remove_file(f.path("index.json")).unwrap();
+        let mut want = vec![(
+            Kind::Missing,
+            "index.json".to_owned(),
+            "index.json is absent".to_owned(),
+        )];
+        want.extend(
+            f.files
+                .iter()
+                .map(|(n, _, _)| (Kind::NotInIndex, n.clone(), "not in index.json".to_owned())),
+        );
+        // Problems come sorted by path.
+        want.sort_by(|a, b| (&a.1, a.0).cmp(&(&b.1, b.0)));
+        assert_eq!(f.problems(None), want);
+    }
+
+    #[test]
+    fn other_bytes_than_both_indexes_say_are_a_digest_problem() {
+        let f = Fixture::new();
+        let (name, sha, bytes) = &f.files[0];
+        let mut other = bytes.clone();
+        other[0] ^= 1;
+        fs::write(f.path(name), &other).unwrap();
+        let now = crate::base::sha256(&other);
+        assert_eq!(
+            f.problems(None),
+            [(
+                Kind::Digest,
+                name.clone(),
+                format!("sha256 is {now}; SHA256SUMS says {sha}, index.json says {sha}")
+            )]
+        );
+    }
+
+    #[test]
+    fn unsigned_or_badly_signed_sums_are_named_when_a_keyring_is_given() {
+        let f = Fixture::new();
+        let k = Keyring::embedded("archlinux.gpg").unwrap();
+        let p = f.problems(Some(&k));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(
+            (p[0].0, p[0].1.as_str()),
+            (Kind::Signature, format!("{DIR}/SHA256SUMS").as_str())
+        );
+        assert!(
+            p[0].2
+                .starts_with("not signed: no SHA256SUMS.asc (trusted: "),
+            "{p:?}"
+        );
+        fs::write(
+            f.path(&format!("{DIR}/{SIGNATURE_FILE}")),
+            b"not a signature",
+        )
+        .unwrap();
+        let p = f.problems(Some(&k));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(
+            (p[0].0, p[0].1.as_str()),
+            (Kind::Signature, format!("{DIR}/{SIGNATURE_FILE}").as_str())
+        );
+        // Without a keyring the signature is not looked at.
+        assert_eq!(f.problems(None), []);
+    }
 }

@@ -155,7 +155,97 @@ fn validation_rejects_other_kernels_and_corruption() {
     fs::write(&junk, b"not an object").unwrap();
     let (code, out, _) = run(&["validate", junk.to_str().unwrap(), "--json"]);
     assert_eq!(code, 1);
-    assert!(out.contains("elf-header"), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["checks"],
+        serde_json::json!([{"name": "elf-header", "ok": false, "detail": "not an ELF64 little-endian object"}]),
+        "{out}"
+    );
+
+    // One thing changed in the real probe: a section renamed in the string table. Each is
+    // refused by its own check, and by no other.
+    let args = [
+        "--kernel-release",
+        &k.release,
+        "--driver-version",
+        "8.0.0+driver",
+    ];
+    for (from, to, want) in [
+        (
+            "raw_tracepoint/sys_enter",
+            "raw_tracepoint/sys_entex",
+            (
+                "program-present",
+                "program `raw_tracepoint/sys_enter` missing",
+            ),
+        ),
+        (
+            "kernel_version",
+            "kernel_versioX",
+            ("kernel-version", "no kernel_version section"),
+        ),
+        (
+            "license",
+            "licensX",
+            (
+                "license",
+                "license section: None (the kernel needs a GPL-compatible one)",
+            ),
+        ),
+    ] {
+        let renamed = t.path().join(format!("{to}.o").replace('/', "_"));
+        fs::write(&renamed, rename_section(&bytes, from, to)).unwrap();
+        let mut a = vec!["validate", renamed.to_str().unwrap()];
+        a.extend(args);
+        let (code, out, _) = run(&a);
+        assert_eq!(code, 1, "{from}: {out}");
+        assert_eq!(
+            fail_lines(&out),
+            [fail_line(want.0, want.1)],
+            "{from}: {out}"
+        );
+    }
+}
+
+/// The `FAIL` lines of `validate`'s text output.
+fn fail_lines(out: &str) -> Vec<&str> {
+    out.lines().filter(|l| l.starts_with("FAIL ")).collect()
+}
+
+/// `validate`'s line for a failed check.
+fn fail_line(name: &str, detail: &str) -> String {
+    format!("FAIL {name:<22} {detail}")
+}
+
+/// The probe with section `from` named `to` (same length), changed in the string table the
+/// section names are read from; nothing else moves.
+fn rename_section(probe: &[u8], from: &str, to: &str) -> Vec<u8> {
+    use object::read::elf::{ElfFile64, FileHeader, SectionHeader};
+    use object::LittleEndian as LE;
+    assert_eq!(from.len(), to.len());
+    let f = ElfFile64::<LE>::parse(probe).unwrap();
+    let eh = f.elf_header();
+    let sections = eh.sections(LE, probe).unwrap();
+    let strtab = sections
+        .section(object::SectionIndex(eh.e_shstrndx(LE) as usize))
+        .unwrap();
+    let (off, size) = strtab.file_range(LE).unwrap();
+    let (off, size) = (off as usize, size as usize);
+    let (needle, with) = (format!("{from}\0"), format!("{to}\0"));
+    let mut out = probe.to_vec();
+    let table = &mut out[off..off + size];
+    let hits: Vec<usize> = (0..table.len())
+        .filter(|&i| table[i..].starts_with(needle.as_bytes()))
+        .collect();
+    assert!(!hits.is_empty(), "no `{from}` in the section names");
+    for i in hits {
+        table[i..i + with.len()].copy_from_slice(with.as_bytes());
+    }
+    let renamed = ElfFile64::<LE>::parse(&out[..]).unwrap();
+    use object::Object;
+    assert!(renamed.section_by_name(from).is_none());
+    assert!(renamed.section_by_name(to).is_some());
+    out
 }
 
 #[test]
@@ -284,4 +374,153 @@ fn a_mismatched_or_missing_toolchain_is_an_environment_error() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("pinned to LLVM 99"), "{err}");
+}
+
+/// The compile cache is keyed by what the compiler sees, through the same calls `build-all`
+/// makes (`prepare`, `cache_key`, the cache's path for that key): the same inputs staged again
+/// hit; one more clang flag, with everything else equal, misses; so do a driver tree with
+/// one line patched and a header package with one header changed, whose command lines are
+/// the same.
+#[test]
+fn compile_cache_hits_the_same_inputs_and_misses_one_changed_flag_driver_or_header() {
+    use probeforge::pipeline::{prepare, Request};
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let tc = probeforge::toolchain::Toolchain::find(None, None).expect("clang and llc");
+    let patches = probeforge::patch::Catalog::embedded();
+    let t = tmpdir();
+    let unpack = |name: &str| {
+        let dir = t.path().join(name);
+        probeforge::extract::unpack_all(
+            &[libs_0_20_0()],
+            &dir,
+            probeforge::extract::Selection::Driver,
+            Default::default(),
+        )
+        .unwrap();
+        dir
+    };
+    let (driver, patched) = (unpack("driver"), unpack("patched"));
+    let probe_c = fs::read_dir(&patched)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+        .join("driver/bpf/probe.c");
+    let text = fs::read_to_string(&probe_c).unwrap();
+    fs::write(&probe_c, format!("{text}\n/* one line more */\n")).unwrap();
+    let req = Request {
+        headers: header_files(&k, &files),
+        kernel_release: Some(k.release.clone()),
+        driver_source: driver,
+        driver_version: Some("8.0.0+driver".into()),
+        target_id: Some("debian".into()),
+        kernel_version: Some("1".into()),
+        arch: Some(Arch::X86_64),
+        out_dir: t.path().join("out"),
+        scratch: Some(t.path().to_owned()),
+        driver_digest: None,
+        header_digests: Vec::new(),
+        file_release: None,
+    };
+    let cache_dir = t.path().join("cache");
+    let cache = probeforge::base::Cache(&cache_dir);
+    let first = prepare(&req, &tc, &patches).unwrap();
+    let key = first.cache_key(&tc);
+    // What a compile would leave there; the lookup, not the bytes, is under test.
+    let entry = cache.probe(&key);
+    fs::create_dir_all(entry.parent().unwrap()).unwrap();
+    fs::write(&entry, b"cached probe").unwrap();
+
+    let again = prepare(&req, &tc, &patches).unwrap();
+    assert_eq!(again.clang_args, first.clang_args);
+    assert!(
+        cache.probe(&again.cache_key(&tc)).is_file(),
+        "the same inputs staged again missed the cache"
+    );
+
+    let mut flagged = tc.clone();
+    flagged
+        .clang_prefix_args
+        .push("-DPROBEFORGE_ONE_MORE_FLAG".into());
+    let other = prepare(&req, &flagged, &patches).unwrap();
+    assert_eq!(flagged.identity(), tc.identity());
+    // The flag goes after the toolchain's own leading arguments; all else is as it was.
+    let n = tc.clang_prefix_args.len();
+    let mut expected = first.clang_args.clone();
+    expected.insert(n, "-DPROBEFORGE_ONE_MORE_FLAG".into());
+    assert_eq!(other.clang_args, expected, "only the one flag differs");
+    assert!(
+        !cache.probe(&other.cache_key(&flagged)).exists(),
+        "a clang command line with one more flag hit the cache"
+    );
+
+    let patched_req = Request {
+        driver_source: patched,
+        ..req.clone()
+    };
+    let p = prepare(&patched_req, &tc, &patches).unwrap();
+    assert_eq!(p.clang_args, first.clang_args);
+    assert_eq!(p.llc_args, first.llc_args);
+    assert!(
+        !cache.probe(&p.cache_key(&tc)).exists(),
+        "a patched driver tree hit the cache"
+    );
+
+    // The same kernel's `-common` package rebuilt by dpkg-deb with one line added to the
+    // header every compile includes first: same release, same paths, same command lines.
+    let common = k
+        .packages
+        .iter()
+        .zip(&files)
+        .find(|(p, _)| p.name.starts_with("linux-headers-") && p.name.ends_with("-common"))
+        .map(|(_, f)| f.clone())
+        .expect("a -common package");
+    let raw = t.path().join("common-raw");
+    let ok = |c: &mut std::process::Command| {
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{c:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(std::process::Command::new("dpkg-deb")
+        .arg("-R")
+        .arg(&common)
+        .arg(&raw));
+    let kconfig = fs::read_dir(raw.join("usr/src"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("include/linux/kconfig.h"))
+        .find(|p| p.is_file())
+        .expect("include/linux/kconfig.h in -common");
+    let text = fs::read_to_string(&kconfig).unwrap();
+    fs::write(&kconfig, format!("{text}/* one line more */\n")).unwrap();
+    let rebuilt = t.path().join("rebuilt").join(common.file_name().unwrap());
+    fs::create_dir_all(rebuilt.parent().unwrap()).unwrap();
+    ok(std::process::Command::new("dpkg-deb")
+        .args(["-Znone", "-b"])
+        .arg(&raw)
+        .arg(&rebuilt));
+    let headers_req = Request {
+        headers: req
+            .headers
+            .iter()
+            .map(|h| {
+                if *h == common {
+                    rebuilt.clone()
+                } else {
+                    h.clone()
+                }
+            })
+            .collect(),
+        ..req.clone()
+    };
+    let h = prepare(&headers_req, &tc, &patches).unwrap();
+    assert_eq!(h.clang_args, first.clang_args);
+    assert!(
+        !cache.probe(&h.cache_key(&tc)).exists(),
+        "a header package with one header changed hit the cache"
+    );
 }

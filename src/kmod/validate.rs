@@ -538,4 +538,359 @@ mod tests {
         assert_eq!(s.crc("phys_base"), Some(0x4c9d28b0));
         assert_eq!(s.crc("nope"), None);
     }
+
+    use crate::validate::test_elf::Elf;
+    use object::elf::{
+        EM_AARCH64, EM_BPF, EM_X86_64, ET_EXEC, SHF_ALLOC, SHF_EXECINSTR, SHT_PROGBITS,
+    };
+
+    const RELEASE: &str = "6.1.0-99-amd64";
+    const VERMAGIC: &str = "6.1.0-99-amd64 SMP preempt mod_unload modversions ";
+    const MODINFO: [(&str, &str); 5] = [
+        ("version", "8.0.0+driver"),
+        ("license", "Dual MIT/GPL"),
+        ("srcversion", "4D2A3A5C1E3F6B7A8C9D0E1"),
+        ("name", "falco"),
+        ("vermagic", VERMAGIC),
+    ];
+
+    fn modinfo_bytes(pairs: &[(&str, &str)]) -> Vec<u8> {
+        pairs
+            .iter()
+            .flat_map(|(k, v)| format!("{k}={v}\0").into_bytes())
+            .collect()
+    }
+
+    /// `struct modversion_info` entries: u64 CRC, 56-byte name.
+    fn versions(entries: &[(u32, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (crc, name) in entries {
+            out.extend_from_slice(&(*crc as u64).to_le_bytes());
+            let mut n = name.as_bytes().to_vec();
+            n.resize(56, 0);
+            out.extend_from_slice(&n);
+        }
+        out
+    }
+
+    /// A module as kbuild makes one for `RELEASE`: code calling `_printk`, `.modinfo`, and
+    /// `__versions` with the kernel's CRCs.
+    fn module() -> Elf {
+        let mut e = Elf::new(EM_X86_64);
+        let exec = (SHF_ALLOC | SHF_EXECINSTR) as u64;
+        e.section(".text", SHT_PROGBITS, exec, &[0xc3]);
+        e.section(
+            ".modinfo",
+            SHT_PROGBITS,
+            SHF_ALLOC as u64,
+            &modinfo_bytes(&MODINFO),
+        );
+        let v = versions(&[(0x1234_5678, "module_layout"), (0x9abc_def0, "_printk")]);
+        e.section("__versions", SHT_PROGBITS, SHF_ALLOC as u64, &v);
+        e.symbol("_printk", None, 0, 0);
+        e
+    }
+
+    fn tree() -> KernelTree {
+        KernelTree {
+            root: Default::default(),
+            objtree: Default::default(),
+            srctree: Default::default(),
+            release: RELEASE.into(),
+            uname_v: None,
+            kernel_version: None,
+            arch: Arch::X86_64,
+            big_endian: false,
+            version: (6, 1, 0),
+            os_release: None,
+            compiler: None,
+            config: crate::kernel::Config::parse_dotconfig(
+                "CONFIG_SMP=y\nCONFIG_PREEMPT=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_MODVERSIONS=y\n",
+            ),
+        }
+    }
+
+    fn symvers() -> Symvers {
+        Symvers::parse(
+            "0x12345678\tmodule_layout\tvmlinux\tEXPORT_SYMBOL\t\n0x9abcdef0\t_printk\tvmlinux\tEXPORT_SYMBOL\t\n",
+        )
+    }
+
+    fn check(e: &Elf) -> Result<Report, ValidateError> {
+        validate(&e.bytes(), &tree(), &symvers())
+    }
+
+    fn set_modinfo(e: &mut Elf, pairs: &[(&str, &str)]) {
+        *e.data_mut(".modinfo") = modinfo_bytes(pairs);
+    }
+
+    #[test]
+    fn a_module_of_the_kernel_validates() {
+        assert_eq!(expected_vermagic(&tree()), VERMAGIC);
+        let r = check(&module()).unwrap();
+        assert_eq!(
+            r,
+            Report {
+                name: "falco".into(),
+                vermagic: VERMAGIC.into(),
+                srcversion: MODINFO[2].1.into(),
+                license: "Dual MIT/GPL".into(),
+                imports: 1,
+                crcs_checked: 2,
+            }
+        );
+        let expect = crate::validate::Expect {
+            kernel_release: Some(RELEASE.into()),
+            driver_version: Some("8.0.0+driver".into()),
+            arch: Some(Arch::X86_64),
+            ..Default::default()
+        };
+        let r = headerless(&module().bytes(), &expect);
+        assert!(r.ok(), "{:?}", r.failures());
+        let names: Vec<&str> = r.checks.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            ["elf-machine", "modinfo", "vermagic", "driver-version"]
+        );
+    }
+
+    #[test]
+    fn not_a_relocatable_elf_is_refused() {
+        match validate(b"not an object", &tree(), &symvers()) {
+            Err(ValidateError::Elf(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        let mut e = module();
+        e.e_type = ET_EXEC;
+        let err = check(&e).unwrap_err();
+        assert!(matches!(err, ValidateError::Elf(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "not an ELF relocatable object: Executable object"
+        );
+    }
+
+    #[test]
+    fn a_module_for_another_machine_is_refused() {
+        let mut e = module();
+        e.machine = EM_AARCH64;
+        let err = check(&e).unwrap_err();
+        assert!(matches!(err, ValidateError::Machine { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("the module is for Aarch64 (little), the kernel `{RELEASE}` is X86_64")
+        );
+    }
+
+    #[test]
+    fn no_modinfo_and_each_missing_key_are_refused() {
+        let mut e = module();
+        e.drop_section(".modinfo");
+        let err = check(&e).unwrap_err();
+        assert!(matches!(err, ValidateError::NoModinfo), "{err:?}");
+        for key in ["vermagic", "name", "srcversion", "license"] {
+            let mut e = module();
+            let pairs: Vec<(&str, &str)> =
+                MODINFO.iter().copied().filter(|(k, _)| *k != key).collect();
+            set_modinfo(&mut e, &pairs);
+            let err = check(&e).unwrap_err();
+            assert!(
+                matches!(err, ValidateError::MissingModinfo(k) if k == key),
+                "{key}: {err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("the module's `.modinfo` has no `{key}`")
+            );
+        }
+    }
+
+    #[test]
+    fn another_vermagic_is_refused() {
+        let mut e = module();
+        let mut pairs = MODINFO;
+        pairs[4].1 = "6.1.0-99-amd64 SMP preempt mod_unload ";
+        set_modinfo(&mut e, &pairs);
+        let err = check(&e).unwrap_err();
+        assert!(matches!(err, ValidateError::Vermagic { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("vermagic `6.1.0-99-amd64 SMP preempt mod_unload ` does not match kernel `{RELEASE}`'s `{VERMAGIC}`")
+        );
+    }
+
+    #[test]
+    fn a_symbol_the_kernel_does_not_export_is_refused() {
+        let mut e = module();
+        e.symbol("not_exported_anywhere", None, 0, 0);
+        let err = check(&e).unwrap_err();
+        assert!(
+            matches!(&err, ValidateError::Unexported { symbols, .. } if symbols == &["not_exported_anywhere"]),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("kernel `{RELEASE}` does not export 1 symbol(s) the module uses: not_exported_anywhere")
+        );
+        // Named in `__versions` only.
+        let mut e = module();
+        e.data_mut("__versions")
+            .extend_from_slice(&versions(&[(1, "not_in_symvers")]));
+        let err = check(&e).unwrap_err();
+        assert!(
+            matches!(&err, ValidateError::Unexported { symbols, .. } if symbols == &["not_in_symvers"]),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn another_crc_is_refused() {
+        let mut e = module();
+        *e.data_mut("__versions") =
+            versions(&[(0x1234_5678, "module_layout"), (0x9abc_def1, "_printk")]);
+        let err = check(&e).unwrap_err();
+        assert!(matches!(err, ValidateError::Crc { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("kernel `{RELEASE}` has CRC 0x9abcdef0 for `_printk`, the module was built against 0x9abcdef1")
+        );
+    }
+
+    #[test]
+    fn modversions_without_versions_and_torn_versions_are_refused() {
+        let mut e = module();
+        e.drop_section("__versions");
+        let err = check(&e).unwrap_err();
+        assert!(matches!(err, ValidateError::NoVersions { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("kernel `{RELEASE}` has MODVERSIONS on but the module has no `__versions`")
+        );
+        let mut e = module();
+        e.data_mut("__versions").pop();
+        let err = check(&e).unwrap_err();
+        assert!(matches!(err, ValidateError::BadVersions(127)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "`__versions` is 127 bytes, not a whole number of 64-byte entries"
+        );
+    }
+
+    fn headerless_fails(
+        bytes: &[u8],
+        expect: &crate::validate::Expect,
+    ) -> Vec<(&'static str, String)> {
+        headerless(bytes, expect)
+            .failures()
+            .into_iter()
+            .map(|c| (c.name, c.detail.clone()))
+            .collect()
+    }
+
+    fn full_expect() -> crate::validate::Expect {
+        crate::validate::Expect {
+            kernel_release: Some(RELEASE.into()),
+            driver_version: Some("8.0.0+driver".into()),
+            arch: Some(Arch::X86_64),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn headerless_elf_type_and_parse_fail() {
+        let mut e = module();
+        e.e_type = ET_EXEC;
+        assert_eq!(
+            headerless_fails(&e.bytes(), &full_expect()),
+            [(
+                "elf-type",
+                "Executable object (want relocatable)".to_owned()
+            )]
+        );
+        let f = headerless_fails(b"not an object", &full_expect());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].0, "elf-parse");
+        assert!(f[0].1.starts_with("not an ELF object: "), "{f:?}");
+    }
+
+    #[test]
+    fn headerless_elf_machine_fails_for_another_or_an_unknown_machine() {
+        let mut e = module();
+        e.machine = EM_AARCH64;
+        assert_eq!(
+            headerless_fails(&e.bytes(), &full_expect()),
+            [("elf-machine", "Aarch64 (want x86_64)".to_owned())]
+        );
+        let mut e = module();
+        e.machine = EM_BPF;
+        assert_eq!(
+            headerless_fails(&e.bytes(), &Default::default()),
+            [("elf-machine", "Bpf".to_owned())]
+        );
+    }
+
+    #[test]
+    fn headerless_modinfo_fails_when_absent_or_lacking_keys() {
+        let mut e = module();
+        e.drop_section(".modinfo");
+        assert_eq!(
+            headerless_fails(&e.bytes(), &full_expect()),
+            [("modinfo", "the module has no `.modinfo` section".to_owned())]
+        );
+        let mut e = module();
+        let pairs: Vec<(&str, &str)> = MODINFO
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "srcversion" && *k != "license")
+            .collect();
+        set_modinfo(&mut e, &pairs);
+        assert_eq!(
+            headerless_fails(&e.bytes(), &full_expect()),
+            [("modinfo", "`.modinfo` lacks srcversion, license".to_owned())]
+        );
+    }
+
+    #[test]
+    fn headerless_vermagic_fails_for_another_release_or_none() {
+        let other = crate::validate::Expect {
+            kernel_release: Some("6.1.0-98-amd64".into()),
+            ..full_expect()
+        };
+        assert_eq!(
+            headerless_fails(&module().bytes(), &other),
+            [(
+                "vermagic",
+                format!("vermagic `{}`, kernel release `6.1.0-98-amd64` (the kernel refuses a module of another)", VERMAGIC.trim())
+            )]
+        );
+        let mut e = module();
+        let pairs: Vec<(&str, &str)> = MODINFO
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "vermagic")
+            .collect();
+        set_modinfo(&mut e, &pairs);
+        assert_eq!(
+            headerless_fails(&e.bytes(), &Default::default()),
+            [
+                ("modinfo", "`.modinfo` lacks vermagic".to_owned()),
+                ("vermagic", "vermagic ``".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn headerless_driver_version_fails_for_another_driver() {
+        let expect = crate::validate::Expect {
+            driver_version: Some("9.1.0+driver".into()),
+            ..full_expect()
+        };
+        assert_eq!(
+            headerless_fails(&module().bytes(), &expect),
+            [(
+                "driver-version",
+                "version `8.0.0+driver`, driver version `9.1.0+driver`".to_owned()
+            )]
+        );
+    }
 }

@@ -583,4 +583,153 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// A TUF repository signed by one Ed25519 key holding every role, as a publisher makes
+    /// one: each `signed` part canonicalized and signed, each parent listing its child's
+    /// version, length and sha256.
+    mod chain {
+        use super::*;
+        use ed25519_dalek::{Signer, SigningKey};
+        use serde_json::json;
+
+        pub const NOW: &str = "2026-12-06T12:00:00Z";
+        pub const FRESH: &str = "2030-01-01T00:00:00Z";
+        pub const PAST: &str = "2026-12-06T11:59:59Z";
+
+        pub struct Repo {
+            pub root: Vec<u8>,
+            pub timestamp: Vec<u8>,
+            pub snapshot: Vec<u8>,
+            pub targets: Vec<u8>,
+        }
+
+        fn sign(key: &SigningKey, keyid: &str, signed: Value) -> Vec<u8> {
+            let sig = key.sign(&canonical(&signed));
+            serde_json::to_vec(&json!({
+                "signed": signed,
+                "signatures": [{"keyid": keyid, "sig": hex::encode(sig.to_bytes())}],
+            }))
+            .unwrap()
+        }
+
+        fn listed(version: u64, bytes: &[u8]) -> Value {
+            json!({
+                "version": version,
+                "length": bytes.len(),
+                "hashes": {"sha256": crate::base::sha256(bytes)},
+            })
+        }
+
+        /// Every role expiring at `FRESH`, except `expired`'s at `PAST`.
+        pub fn repo(expired: Option<&str>) -> Repo {
+            let key = SigningKey::from_bytes(&[7u8; 32]);
+            let public = hex::encode(key.verifying_key().to_bytes());
+            let keyid = crate::base::sha256(public.as_bytes());
+            let expires = |role: &str| if expired == Some(role) { PAST } else { FRESH };
+            let role = json!({"keyids": [keyid], "threshold": 1});
+            let root = sign(
+                &key,
+                &keyid,
+                json!({
+                    "_type": "root",
+                    "spec_version": "1.0.0",
+                    "version": 1,
+                    "expires": expires("root"),
+                    "consistent_snapshot": true,
+                    "keys": {&keyid: {"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": public}}},
+                    "roles": {"root": role, "timestamp": role, "snapshot": role, "targets": role},
+                }),
+            );
+            let kit = b"kit";
+            let targets = sign(
+                &key,
+                &keyid,
+                json!({
+                    "_type": "targets",
+                    "version": 3,
+                    "expires": expires("targets"),
+                    "targets": {"aws-k8s-1.29-x86_64-kmod-kit-v1.20.0.tar.xz": {
+                        "length": kit.len(),
+                        "hashes": {"sha256": crate::base::sha256(kit)},
+                    }},
+                }),
+            );
+            let snapshot = sign(
+                &key,
+                &keyid,
+                json!({
+                    "_type": "snapshot",
+                    "version": 2,
+                    "expires": expires("snapshot"),
+                    "meta": {"targets.json": listed(3, &targets)},
+                }),
+            );
+            let timestamp = sign(
+                &key,
+                &keyid,
+                json!({
+                    "_type": "timestamp",
+                    "version": 5,
+                    "expires": expires("timestamp"),
+                    "meta": {"snapshot.json": listed(2, &snapshot)},
+                }),
+            );
+            Repo {
+                root,
+                timestamp,
+                snapshot,
+                targets,
+            }
+        }
+
+        /// Verifies the chain as a lister does: root, timestamp, snapshot, targets.
+        pub fn verify(r: &Repo, now: Option<&str>) -> Result<BTreeMap<String, FileMeta>, Error> {
+            let root = trusted_root(&r.root, "root.json")?;
+            if let Some(now) = now {
+                check_root_fresh(&root, "root.json", now)?;
+            }
+            let snap = timestamp(&root, &r.timestamp, now)?;
+            let tgt = snapshot(&root, &r.snapshot, &snap, now)?;
+            targets(&root, &r.targets, &tgt, now)
+        }
+    }
+
+    #[test]
+    fn a_fresh_signed_chain_verifies() {
+        let t = chain::verify(&chain::repo(None), Some(chain::NOW)).unwrap();
+        assert_eq!(
+            t.keys().collect::<Vec<_>>(),
+            ["aws-k8s-1.29-x86_64-kmod-kit-v1.20.0.tar.xz"]
+        );
+    }
+
+    /// Each role's metadata past its `expires` is refused, naming its file, though every
+    /// signature on it is good.
+    #[test]
+    fn every_expired_role_is_refused_naming_it() {
+        for role in ["root", "timestamp", "snapshot", "targets"] {
+            let r = chain::repo(Some(role));
+            match chain::verify(&r, Some(chain::NOW)) {
+                Err(e @ Error::Expired { .. }) => assert_eq!(
+                    e.to_string(),
+                    format!(
+                        "`{role}.json` expired at {} (now {})",
+                        chain::PAST,
+                        chain::NOW
+                    )
+                ),
+                other => panic!("{role}: {other:?}"),
+            }
+            // The same metadata an instant before it expired is good.
+            chain::verify(&r, Some("2026-12-06T11:59:58Z")).unwrap();
+        }
+    }
+
+    /// Without `now` (`--allow-unsigned` after a failed check) expiry is not looked at.
+    #[test]
+    fn expiry_is_not_checked_without_now() {
+        for role in ["timestamp", "snapshot", "targets"] {
+            chain::verify(&chain::repo(Some(role)), None).unwrap();
+        }
+    }
 }
