@@ -217,7 +217,11 @@ pub fn same_release(kernel: &str, found: &str, arch: Arch) -> bool {
 pub fn same_major(kernel: &str, found: &str) -> bool {
     use super::resolve::VersionText;
     match (VersionText::parse(kernel), VersionText::parse(found)) {
-        (Some(a), Some(b)) => a.program == b.program && a.vendor == b.vendor && a.major == b.major,
+        (Some(a), Some(b)) => {
+            // `gcc-12` and `aarch64-linux-gnu-gcc-12`: one program under its triplet name.
+            let bare = |p: &str| p.rsplit("-linux-gnu-").next().unwrap_or(p).to_owned();
+            bare(&a.program) == bare(&b.program) && a.vendor == b.vendor && a.major == b.major
+        }
         _ => false,
     }
 }

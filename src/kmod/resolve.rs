@@ -105,6 +105,17 @@ const KBUILD_TOOL_LIBS: &[&[&str]] = &[
     &["libc6"],
 ];
 
+/// Programs kbuild runs for a kernel of this configuration besides the compiler: `pahole`
+/// where modules get BTF (`CONFIG_DEBUG_INFO_BTF_MODULES`; Debian and Ubuntu 24.04 name its
+/// package `pahole`, Ubuntu 22.04 `dwarves`).
+pub fn kbuild_tools(tree: &KernelTree) -> Vec<&'static [&'static str]> {
+    let mut v: Vec<&'static [&'static str]> = Vec::new();
+    if tree.config.builtin("DEBUG_INFO_BTF_MODULES") {
+        v.push(&["pahole", "dwarves"]);
+    }
+    v
+}
+
 /// The kernel's compiler and its closure from `index` (each package with the catalog mirror
 /// it is under). `host` is where it will run; `kernel` what it compiles for. `target` names
 /// the index for messages and records.
@@ -115,6 +126,7 @@ pub fn resolve(
     index: &[(String, Package)],
     exact_only: bool,
     target: &str,
+    tools: &[&[&str]],
 ) -> Result<Resolved, Error> {
     let text = VersionText::parse(&want.text).ok_or_else(|| Error::NotInIndex {
         kernel: want.text.clone(),
@@ -202,7 +214,7 @@ pub fn resolve(
         });
         roots.extend(link);
     }
-    for group in KBUILD_TOOL_LIBS {
+    for group in KBUILD_TOOL_LIBS.iter().chain(tools) {
         roots.extend(
             group
                 .iter()
@@ -246,9 +258,9 @@ pub fn resolve(
                 d.name, d.version
             ),
             false => format!(
-                "resolved from {target}'s signed indexes: the kernel names {} {}, which they no \
-                 longer carry; the nearest build of gcc {}, `{}` {}, is used",
-                text.program, text.package_version, text.major, d.name, d.version
+                "resolved from {target}'s signed indexes: the kernel names {} {}, a build they do \
+                 not carry as `{}`; the nearest build of gcc {}, `{}` {}, is used",
+                text.program, text.package_version, names[0], text.major, d.name, d.version
             ),
         },
         gcc: format!("usr/bin/{}-gcc-{}", kernel.triple(), text.major),
@@ -382,19 +394,25 @@ impl<'a> IndexCompilers<'a> {
         Ok(all)
     }
 
-    /// The compiler `want` from `target`'s indexes, resolved once.
+    /// The compiler `want` from `target`'s indexes, with the kbuild `tools` groups it needs,
+    /// resolved once.
     pub fn resolve(
         &self,
         want: &KernelCompiler,
         kernel: Arch,
         target: &str,
+        tools: &[&[&str]],
     ) -> Result<GccManifest, Error> {
         let host = Arch::host().ok_or_else(|| Error::NotInIndex {
             kernel: want.text.clone(),
             target: target.to_owned(),
             why: "this host's architecture is not one probeforge knows".into(),
         })?;
-        let key = (target.to_owned(), kernel, want.text.clone());
+        let key = (
+            target.to_owned(),
+            kernel,
+            format!("{}\0{tools:?}", want.text),
+        );
         if let Some(r) = self
             .resolved
             .lock()
@@ -408,7 +426,7 @@ impl<'a> IndexCompilers<'a> {
             });
         }
         let index = self.index(target, host)?;
-        let r = resolve(want, kernel, host, &index, self.exact_only, target);
+        let r = resolve(want, kernel, host, &index, self.exact_only, target, tools);
         match &r {
             Ok(r) if !r.exact => tracing::warn!("{}", r.manifest.note),
             Ok(r) => tracing::info!("{}", r.manifest.note),
@@ -445,7 +463,7 @@ impl FindCompiler for IndexCompilers<'_> {
                 available,
             });
         };
-        match self.resolve(&want, tree.arch, &t) {
+        match self.resolve(&want, tree.arch, &t, &kbuild_tools(tree)) {
             Ok(m) => Ok(CompilerSource::Pinned(Box::new(m))),
             Err(Error::NotInIndex { why, target, .. }) => {
                 available.push(format!("{target}'s indexes: {why}"));

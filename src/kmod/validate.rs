@@ -144,7 +144,8 @@ fn variable_entries(data: &[u8], le: bool) -> Result<Vec<(u32, String)>, Validat
     };
     let mut out = Vec::new();
     let mut i = 0;
-    while i < data.len() {
+    // The section is padded to its alignment with zeros after the last entry.
+    while i < data.len() && data[i..].iter().any(|b| *b != 0) {
         let bad = || ValidateError::BadVariableVersions { offset: i };
         let next = u32_at(i).ok_or_else(bad)? as usize;
         let crc = u32_at(i + 4).ok_or_else(bad)?;
@@ -504,6 +505,10 @@ mod vermagic_tests {
             d.extend_from_slice(&((e.len() + 4) as u32).to_le_bytes());
             d.extend_from_slice(&e);
         }
+        // Zeros after the last entry are the section's alignment.
+        let mut padded = d.clone();
+        padded.extend_from_slice(&[0; 12]);
+        assert_eq!(variable_entries(&padded, true).unwrap().len(), 2);
         let v = variable_entries(&d, true).unwrap();
         assert_eq!(
             v,
