@@ -10,7 +10,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/common/drivers.rs"]
-#[allow(dead_code)]
 mod drivers;
 
 use std::process::Command;

@@ -429,9 +429,9 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
     let version = req.driver.version(req.driver_version)?;
     // Never a silent build with another compiler than the kernel's.
     let want = super::KernelCompiler::of(tree)?;
-    if !super::gcc::same_release(&want.text, &req.compiler.version_text, tree.arch)
-        && !(req.compiler.nearest && super::gcc::same_major(&want.text, &req.compiler.version_text))
-    {
+    let same = super::gcc::same_release(&want.text, &req.compiler.version_text, tree.arch)
+        || req.compiler.nearest && super::gcc::same_major(&want.text, &req.compiler.version_text);
+    if !same {
         return Err(Error::CompilerMismatch {
             kernel: want.text,
             found: req.compiler.version_text.clone(),

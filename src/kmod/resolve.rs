@@ -331,6 +331,11 @@ fn closure(
     set
 }
 
+/// A target's packages for one arch, each with the catalog mirror it is under.
+type Index = Vec<(String, Package)>;
+/// A compiler text resolved, or why not.
+type Resolution = Result<GccManifest, String>;
+
 /// Where a build's compilers come from: the pinned manifests and the host ([`gcc::choose`]),
 /// else the kernel's own distribution's indexes. Shared by every kernel of a run: each
 /// target's indexes are read once, each compiler resolved once.
@@ -338,8 +343,8 @@ pub struct IndexCompilers<'a> {
     pub lister: crate::repo::Lister<'a>,
     /// Refuse the nearest build when the exact one is gone (`--exact-compiler`).
     pub exact_only: bool,
-    indexes: Mutex<BTreeMap<(String, Arch), Arc<Vec<(String, Package)>>>>,
-    resolved: Mutex<BTreeMap<(String, Arch, String), Result<GccManifest, String>>>,
+    indexes: Mutex<BTreeMap<(String, Arch), Arc<Index>>>,
+    resolved: Mutex<BTreeMap<(String, Arch, String), Resolution>>,
 }
 
 /// What a module build asks of its compilers.
@@ -376,7 +381,7 @@ impl<'a> IndexCompilers<'a> {
         })
     }
 
-    fn index(&self, target: &str, host: Arch) -> Result<Arc<Vec<(String, Package)>>, Error> {
+    fn index(&self, target: &str, host: Arch) -> Result<Arc<Index>, Error> {
         let key = (target.to_owned(), host);
         let mut memo = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = memo.get(&key) {
@@ -555,6 +560,7 @@ mod tests {
             &index(),
             true,
             "ubuntu-noble",
+            &[],
         )
         .unwrap();
         assert!(r.exact);
@@ -597,6 +603,7 @@ mod tests {
             &index(),
             true,
             "ubuntu-noble",
+            &[],
         )
         .unwrap_err()
         .to_string();
@@ -611,6 +618,7 @@ mod tests {
             &index(),
             false,
             "ubuntu-noble",
+            &[],
         )
         .unwrap();
         assert!(!r.exact && r.manifest.nearest);
@@ -632,6 +640,7 @@ mod tests {
             &index(),
             false,
             "ubuntu-noble",
+            &[],
         )
         .unwrap_err()
         .to_string();
@@ -651,6 +660,7 @@ mod tests {
             &index(),
             true,
             "ubuntu-noble",
+            &[],
         )
         .unwrap();
         assert!(r.exact);

@@ -111,7 +111,7 @@ fn variable_modversions(tree: &KernelTree) -> bool {
 /// Upstream's `__versions`: `struct modversion_info { unsigned long crc; char name[64 -
 /// sizeof(long)]; }`.
 fn fixed_entries(data: &[u8], le: bool) -> Result<Vec<(u32, String)>, ValidateError> {
-    if data.len() % 64 != 0 {
+    if !data.len().is_multiple_of(64) {
         return Err(ValidateError::BadVersions(data.len()));
     }
     Ok(data
@@ -475,12 +475,7 @@ mod vermagic_tests {
         let h612 = "#ifdef CONFIG_SMP\n#define MODULE_VERMAGIC_SMP \"SMP \"\n#else\n#define MODULE_VERMAGIC_SMP \"\"\n#endif\n#ifdef CONFIG_PREEMPT_BUILD\n#define MODULE_VERMAGIC_PREEMPT \"preempt \"\n#elif defined(CONFIG_PREEMPT_RT)\n#define MODULE_VERMAGIC_PREEMPT \"preempt_rt \"\n#else\n#define MODULE_VERMAGIC_PREEMPT \"\"\n#endif\n";
         let rt = |n: &str| matches!(n, "SMP" | "PREEMPT_BUILD" | "PREEMPT_RT");
         assert_eq!(preempt_word_of(h612, rt).as_deref(), Some("preempt "));
-        let h7 = h612
-            .replace("CONFIG_PREEMPT_BUILD", "CONFIG_PREEMPT_RTX")
-            .replace(
-                "#elif defined(CONFIG_PREEMPT_RT)",
-                "#elif defined(CONFIG_PREEMPT_RT)",
-            );
+        let h7 = h612.replace("CONFIG_PREEMPT_BUILD", "CONFIG_PREEMPT_RTX");
         let h7 = h7.replacen("#ifdef CONFIG_PREEMPT_RTX", "#ifdef CONFIG_PREEMPT_RT", 1);
         let h7 = h7.replacen("\"preempt \"", "\"preempt_rt \"", 1);
         assert_eq!(preempt_word_of(&h7, rt).as_deref(), Some("preempt_rt "));
