@@ -1,10 +1,11 @@
 //! APT repositories: `Release` -> `Packages.{xz,gz}` -> kernel header sets.
 //!
-//! Parsers take bytes; the fetching is in [`super::Lister`]. A kernel's header set is the
-//! dependency closure of its flavour package over header parts ([`is_header_part`]): Debian:
-//! flavour -> `-common` -> `linux-kbuild-X`; Ubuntu: flavour -> the shared headers its source
-//! package names (`linux-headers-6.8.0-N`, `linux-hwe-6.14-headers-6.14.0-N`,
-//! `linux-aws-headers-6.8.0-N`), found through the flavour's own `Depends`, never by name.
+//! Parsers take bytes; the fetching is in `apt_list.rs` (methods of [`super::Lister`]). A
+//! kernel's header set is the dependency closure of its flavour package over header parts
+//! ([`is_header_part`]): Debian: flavour -> `-common` -> `linux-kbuild-X`; Ubuntu: flavour ->
+//! the shared headers its source package names (`linux-headers-6.8.0-N`,
+//! `linux-hwe-6.14-headers-6.14.0-N`, `linux-aws-headers-6.8.0-N`), found through the
+//! flavour's own `Depends`, never by name.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
