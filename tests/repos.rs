@@ -632,7 +632,8 @@ fn a_dead_mirror_fails_the_command_with_its_address() {
         ])
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(1));
+    // A request the cache cannot meet (README, exit codes): 2.
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("offline") && err.contains("Release"), "{err}");
 }

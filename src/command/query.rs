@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::kernel::Arch;
-use crate::repo::{self, KernelRecord};
+use crate::repo::KernelRecord;
 use crate::report::{Phase, Reporter};
 use crate::session::{self, Session};
 
@@ -22,9 +22,9 @@ pub fn list_targets(
     for t in targets {
         match s.lister().list(t, arches) {
             Ok(v) => all.extend(v),
-            Err(e @ (repo::Error::UnknownTarget(_) | repo::Error::Keys { .. })) => {
-                return Err(Error::Usage(e.to_string()))
-            }
+            // What the request got wrong (an unknown target, unreadable keys, a listing
+            // `--offline` does not have) stops the command; a repository that fails is said.
+            Err(e) if super::repo_usage(&e) => return Err(Error::Usage(super::chain(&e))),
             Err(e) => {
                 rep.warn(&format!("{t}: {}", super::chain(&e)));
                 failed = true;
@@ -58,6 +58,9 @@ pub fn fetch(
     output: Option<&std::path::Path>,
     rep: &dyn Reporter,
 ) -> Result<Fetched> {
+    if let Some(dir) = output {
+        super::writable_dir("output directory", dir)?;
+    }
     let s = Session::open(net)?;
     rep.phase(kernel, Phase::Download);
     let got = s.lister().fetch_kernel(target, arch, kernel, false);
@@ -98,6 +101,14 @@ pub fn exists(
     file: &str,
 ) -> Result<bool> {
     let repo = crate::publish::Repo::parse(repo);
+    if let crate::publish::Repo::Local(l) = &repo {
+        if !l.root.is_dir() {
+            return Err(Error::Usage(format!(
+                "repository `{}` is not a directory",
+                l.root.display()
+            )));
+        }
+    }
     let s = Session::open(net)?;
     repo.exists(Some(&s.client), driver_version, arch.uname_m(), file)
         .map_err(|e| Error::Usage(super::chain(&e)))

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
+    render::set_quiet(cli.quiet);
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -105,19 +106,32 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(ok)
         }
+        // One driver, or several for one kernel (`--driver ebpf,kmod`: the second build takes
+        // the kernel's packages from the cache).
         Command::Build(a) => {
             let rep = Progress::new(a.json);
             let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep)?;
-            let built = command::build::run(&a.options()?, &net, &tc, &rep);
-            rep.finish();
-            let built = built?;
-            // A probe that failed its proof is reported, not printed as built.
-            if a.json && built.ok() {
-                render::build_json(&built);
-            } else {
-                render::build(&built);
+            let mut drivers = a.driver.clone();
+            drivers.sort();
+            drivers.dedup();
+            let mut ok = true;
+            for d in drivers {
+                let o = command::build::Options {
+                    driver: d,
+                    ..a.options()?
+                };
+                let built = command::build::run(&o, &net, &tc, &rep);
+                rep.finish();
+                let built = built?;
+                // A probe that failed its proof is reported, not printed as built.
+                if a.json && built.ok() {
+                    render::build_json(&built);
+                } else {
+                    render::build(&built);
+                }
+                ok &= built.ok();
             }
-            Ok(built.ok())
+            Ok(ok)
         }
         Command::Validate(a) => {
             command::need_files("probe", [&a.probe])?;

@@ -1,0 +1,506 @@
+//! The command line's exit-code contract (README, "Exit codes"), command by command: 0 done,
+//! 1 the work failed (a check found a problem, a probe is absent), 2 the request was wrong (an
+//! unknown target, kernel, file, flag or architecture; a filter matching nothing; an output
+//! that cannot be written, found before any work; `--offline` without what it needs), each
+//! with one `error:` line naming the thing at fault.
+//!
+//! Every row runs the real binary. The first table needs no network at all (an empty cache,
+//! `--offline` where the command would reach a repository); the second reads real Debian
+//! listings, fetched once into the test cache and then read `--offline`.
+
+mod common;
+
+use std::path::Path;
+
+/// One row: the arguments, the exit code, and what the `error:` line must name (empty: the
+/// run must not fail with an error line; what else it must say is in `says`).
+struct Row {
+    args: Vec<String>,
+    code: i32,
+    names: &'static str,
+}
+
+fn row(args: &[&str], code: i32, names: &'static str) -> Row {
+    Row {
+        args: args.iter().map(|s| s.to_string()).collect(),
+        code,
+        names,
+    }
+}
+
+/// Runs every row; collects every broken promise before failing, so one run shows them all.
+fn check(rows: &[Row], cache: &Path) {
+    let mut broken = Vec::new();
+    for r in rows {
+        let args: Vec<&str> = r.args.iter().map(String::as_str).collect();
+        let (code, _out, err) = common::cli(&args, cache);
+        let error_lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+        let named = match r.names {
+            "" => error_lines.is_empty(),
+            n => error_lines.len() == 1 && error_lines[0].contains(n),
+        };
+        if code != r.code || !named {
+            broken.push(format!(
+                "probeforge {}\n  exit {code} (want {}), error lines {error_lines:?} (want one naming {:?})\n  stderr: {}",
+                r.args.join(" "),
+                r.code,
+                r.names,
+                err.trim_end()
+            ));
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n\n"));
+}
+
+#[test]
+fn every_command_exits_by_the_contract_without_network() {
+    let t = common::tmpdir();
+    let d = t.path();
+    let p = |name: &str| d.join(name).display().to_string();
+    // An empty cache: nothing in it, and every row that would reach a repository is --offline.
+    let cache = d.join("empty-cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let empty = p("empty.tar.gz");
+    std::fs::write(&empty, b"").unwrap();
+    let some_file = p("some-file");
+    std::fs::write(&some_file, b"not a package").unwrap();
+    // Below a regular file nothing can be created: an output that cannot be written (the
+    // tests may run as root, for whom permissions do not stop a write).
+    let unwritable = format!("{some_file}/out");
+    let missing = p("no-such-file");
+    let repo = p("repo");
+    std::fs::create_dir_all(d.join("repo")).unwrap();
+    let shard = p("shard");
+    std::fs::create_dir_all(d.join("shard")).unwrap();
+    // A published probe (the bytes do not matter to `exists`), and a repository whose
+    // SHA256SUMS names a file that is not there (`check` finds a problem).
+    let published = d.join("repo/8.0.0+driver/x86_64/falco_debian_6.1.176-1-amd64_1.o");
+    std::fs::create_dir_all(published.parent().unwrap()).unwrap();
+    std::fs::write(&published, b"probe").unwrap();
+    let damaged = d.join("damaged/8.0.0+driver/x86_64");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::write(
+        damaged.join("SHA256SUMS"),
+        format!("{}  falco_debian_6.1.176-1-amd64_1.o\n", "0".repeat(64)),
+    )
+    .unwrap();
+    let out = p("out");
+    let exists = |repo: &str, release: &str, arch: &str| -> Vec<String> {
+        [
+            "exists",
+            "--repo",
+            repo,
+            "--driver-version",
+            "8.0.0+driver",
+            "--target-id",
+            "debian",
+            "--kernel-release",
+            release,
+            "--kernel-version",
+            "1",
+            "--arch",
+            arch,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let exists = |repo: &str, release: &str, arch: &str, code: i32, names: &'static str| Row {
+        args: exists(repo, release, arch),
+        code,
+        names,
+    };
+    let rows = vec![
+        // An unknown flag, for every command.
+        row(&["inspect", &some_file, "--bogus"], 2, "--bogus"),
+        row(&["build", "--bogus"], 2, "--bogus"),
+        row(&["validate", &some_file, "--bogus"], 2, "--bogus"),
+        row(&["list-kernels", "--bogus"], 2, "--bogus"),
+        row(&["build-all", "--bogus"], 2, "--bogus"),
+        row(&["merge", &out, &shard, "--bogus"], 2, "--bogus"),
+        row(&["site", "--repo", &repo, "--bogus"], 2, "--bogus"),
+        row(&["exists", "--bogus"], 2, "--bogus"),
+        row(&["verify", &some_file, "--bogus"], 2, "--bogus"),
+        row(&["toolchain", "list", "--bogus"], 2, "--bogus"),
+        row(&["check", "--repo", &repo, "--bogus"], 2, "--bogus"),
+        row(&["fetch", "debian", "latest", "--bogus"], 2, "--bogus"),
+        row(&["drivers", "--bogus"], 2, "--bogus"),
+        row(&["bazel", "debian", "-o", &out, "--bogus"], 2, "--bogus"),
+        row(&["no-such-command"], 2, "no-such-command"),
+        // An unknown target.
+        row(
+            &["--offline", "build", "--target", "debain", "-o", &out],
+            2,
+            "`debain`",
+        ),
+        row(&["--offline", "fetch", "debain", "latest"], 2, "`debain`"),
+        row(&["--offline", "list-kernels", "debain"], 2, "`debain`"),
+        row(
+            &["--offline", "build-all", "debain", "--repo", &repo],
+            2,
+            "`debain`",
+        ),
+        row(&["--offline", "bazel", "debain", "-o", &out], 2, "`debain`"),
+        row(
+            &["--offline", "site", "--repo", &repo, "debain"],
+            2,
+            "`debain`",
+        ),
+        // An unknown architecture.
+        row(
+            &["--offline", "list-kernels", "debian", "--arch", "sparc"],
+            2,
+            "`sparc`",
+        ),
+        row(
+            &["--offline", "fetch", "debian", "latest", "--arch", "sparc"],
+            2,
+            "`sparc`",
+        ),
+        row(
+            &[
+                "--offline",
+                "build-all",
+                "debian",
+                "--repo",
+                &repo,
+                "--arch",
+                "sparc",
+            ],
+            2,
+            "`sparc`",
+        ),
+        row(&["validate", &some_file, "--arch", "sparc"], 2, "`sparc`"),
+        // A file that is not there.
+        row(&["inspect", &missing], 2, "no-such-file"),
+        row(&["validate", &missing], 2, "no-such-file"),
+        row(&["verify", &missing], 2, "no-such-file"),
+        row(
+            &[
+                "build",
+                "--headers",
+                &missing,
+                "--driver-source",
+                &some_file,
+                "-o",
+                &out,
+            ],
+            2,
+            "no-such-file",
+        ),
+        row(
+            &[
+                "build",
+                "--headers",
+                &some_file,
+                "--driver-source",
+                &missing,
+                "-o",
+                &out,
+            ],
+            2,
+            "no-such-file",
+        ),
+        row(
+            &["build-all", "--from", &missing, "--repo", &repo],
+            2,
+            "no-such-file",
+        ),
+        row(
+            &["bazel", "--from", &missing, "-o", &out],
+            2,
+            "no-such-file",
+        ),
+        row(
+            &["site", "--repo", &repo, "--from", &missing],
+            2,
+            "no-such-file",
+        ),
+        row(&["merge", &out, &missing], 2, "no-such-file"),
+        row(&["check", "--repo", &missing], 2, "no-such-file"),
+        row(
+            &["toolchain", "show", "no-such-toolchain"],
+            2,
+            "no-such-toolchain",
+        ),
+        // An empty file is named as empty, not as an unknown package format.
+        row(
+            &[
+                "build",
+                "--headers",
+                &some_file,
+                "--driver-source",
+                &empty,
+                "-o",
+                &out,
+            ],
+            2,
+            "empty.tar.gz` is empty",
+        ),
+        row(&["inspect", &empty], 2, "empty.tar.gz` is empty"),
+        // An output that cannot be written, found before any work.
+        row(
+            &[
+                "build",
+                "--headers",
+                &some_file,
+                "--driver-source",
+                &some_file,
+                "-o",
+                &unwritable,
+            ],
+            2,
+            "some-file/out",
+        ),
+        row(
+            &[
+                "build",
+                "--headers",
+                &some_file,
+                "--driver-source",
+                &some_file,
+                "-o",
+                &some_file,
+            ],
+            2,
+            "is not a directory",
+        ),
+        row(
+            &["--offline", "fetch", "debian", "latest", "-o", &unwritable],
+            2,
+            "some-file/out",
+        ),
+        row(
+            &["--offline", "build-all", "debian", "--repo", &unwritable],
+            2,
+            "some-file/out",
+        ),
+        row(
+            &["--offline", "bazel", "debian", "-o", &unwritable],
+            2,
+            "some-file/out",
+        ),
+        row(&["merge", &unwritable, &shard], 2, "some-file/out"),
+        // --offline with nothing in the cache: the request cannot be met here.
+        row(
+            &[
+                "--offline",
+                "list-kernels",
+                "debian-bookworm",
+                "--arch",
+                "x86_64",
+            ],
+            2,
+            "offline",
+        ),
+        row(
+            &["--offline", "fetch", "debian-bookworm", "latest"],
+            2,
+            "offline",
+        ),
+        row(
+            &[
+                "--offline",
+                "build",
+                "--target",
+                "debian-bookworm",
+                "-o",
+                &out,
+            ],
+            2,
+            "offline",
+        ),
+        row(
+            &[
+                "--offline",
+                "build-all",
+                "debian-bookworm",
+                "--repo",
+                &repo,
+                "--arch",
+                "x86_64",
+            ],
+            2,
+            "offline",
+        ),
+        // A filter that is no regular expression.
+        row(
+            &[
+                "--offline",
+                "build-all",
+                "debian",
+                "--repo",
+                &repo,
+                "--only",
+                "(",
+            ],
+            2,
+            "--only",
+        ),
+        row(
+            &["--offline", "bazel", "debian", "-o", &out, "--only", "("],
+            2,
+            "--only",
+        ),
+        // A repository that is not there, and a published probe present or absent.
+        exists(&repo, "6.1.176-1-amd64", "x86_64", 0, ""),
+        exists(&repo, "6.1.999-1-amd64", "x86_64", 1, ""),
+        exists(&repo, "6.1.176-1-amd64", "sparc", 2, "`sparc`"),
+        exists(&missing, "6.1.176-1-amd64", "x86_64", 2, "no-such-file"),
+        // The work failed: a check that finds a problem, an object that is no probe.
+        row(&["check", "--repo", &p("damaged")], 1, ""),
+        row(&["validate", &some_file], 1, ""),
+        // Done.
+        row(&["drivers"], 0, ""),
+        row(&["toolchain", "list"], 0, ""),
+        row(&["--offline", "list-kernels", "--targets-only"], 0, ""),
+    ];
+    check(&rows, &cache);
+}
+
+#[test]
+fn kernel_names_and_filters_exit_by_the_contract_on_real_listings() {
+    let t = common::tmpdir();
+    let d = t.path();
+    let p = |name: &str| d.join(name).display().to_string();
+    let cache = common::cache_dir();
+    // The listings, fetched once (online); every row then reads them --offline.
+    for target in ["debian-bookworm", "debian-trixie"] {
+        let (code, _, err) = common::cli(&["list-kernels", target, "--arch", "x86_64"], &cache);
+        assert_eq!(code, 0, "listing {target}: {err}");
+    }
+    let dkms = common::scap_dkms().display().to_string();
+    let (repo, out) = (p("repo"), p("out"));
+    let rows = vec![
+        // A kernel the target does not have.
+        row(
+            &["--offline", "fetch", "debian-bookworm", "9.9.9-1-amd64"],
+            2,
+            "`9.9.9-1-amd64`",
+        ),
+        row(
+            &[
+                "--offline",
+                "build",
+                "--target",
+                "debian-bookworm",
+                "--kernel",
+                "9.9.9-1-amd64",
+                "--driver-source",
+                &dkms,
+                "-o",
+                &out,
+            ],
+            2,
+            "`9.9.9-1-amd64`",
+        ),
+        // A filter matching no kernel of any target.
+        row(
+            &[
+                "--offline",
+                "build-all",
+                "debian-bookworm",
+                "--arch",
+                "x86_64",
+                "--only",
+                r"^9\.9\.",
+                "--repo",
+                &repo,
+                "--driver-source",
+                &dkms,
+            ],
+            2,
+            "debian-bookworm",
+        ),
+        row(
+            &[
+                "--offline",
+                "build-all",
+                "debian-bookworm",
+                "debian-trixie",
+                "--arch",
+                "x86_64",
+                "--only",
+                r"^9\.9\.",
+                "--repo",
+                &repo,
+                "--driver-source",
+                &dkms,
+                "--plan",
+            ],
+            2,
+            "debian-trixie",
+        ),
+        row(
+            &[
+                "--offline",
+                "bazel",
+                "debian-bookworm",
+                "--arch",
+                "x86_64",
+                "--only",
+                r"^9\.9\.",
+                "-o",
+                &out,
+            ],
+            2,
+            "--only",
+        ),
+        // A filter matching the kernels of one target of two: the other is said, not an error.
+        row(
+            &[
+                "--offline",
+                "build-all",
+                "debian-bookworm",
+                "debian-trixie",
+                "--arch",
+                "x86_64",
+                "--only",
+                r"^6\.1\.0-",
+                "--repo",
+                &repo,
+                "--driver-source",
+                &dkms,
+                "--plan",
+            ],
+            0,
+            "",
+        ),
+        row(
+            &[
+                "--offline",
+                "list-kernels",
+                "debian-bookworm",
+                "--arch",
+                "x86_64",
+            ],
+            0,
+            "",
+        ),
+    ];
+    check(&rows, &cache);
+    // ... and the target without a match is named.
+    let (code, _, err) = common::cli(
+        &[
+            "--offline",
+            "build-all",
+            "debian-bookworm",
+            "debian-trixie",
+            "--arch",
+            "x86_64",
+            "--only",
+            r"^6\.1\.0-",
+            "--repo",
+            &repo,
+            "--driver-source",
+            &dkms,
+            "--plan",
+        ],
+        &cache,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("matches none of the") && l.contains("`debian-trixie`")),
+        "{err}"
+    );
+}
