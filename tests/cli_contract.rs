@@ -9,6 +9,8 @@
 //! listings, fetched once into the test cache and then read `--offline`.
 
 mod common;
+#[path = "common/drivers.rs"]
+mod drivers;
 
 use std::path::Path;
 
@@ -503,4 +505,76 @@ fn kernel_names_and_filters_exit_by_the_contract_on_real_listings() {
             .any(|l| l.contains("matches none of the") && l.contains("`debian-trixie`")),
         "{err}"
     );
+}
+
+/// `build --driver ebpf,kmod` makes both for one kernel; `build -o` never replaces a different
+/// file under the probe's name (exit 1, both digests named) unless `--force`, and leaves the
+/// same bytes be; `-q` leaves stderr empty.
+#[test]
+fn build_makes_both_drivers_and_never_replaces_other_bytes() {
+    let (k, _) = common::debian_kernel("bookworm", probeforge::kernel::Arch::X86_64);
+    let src = drivers::scap_dkms_0_23_2();
+    let out = common::tmpdir();
+    let build = |extra: &[&str]| {
+        let mut a = vec![
+            "build",
+            "--target",
+            "debian-bookworm",
+            "--kernel",
+            &k.release,
+            "--driver-source",
+            src.to_str().unwrap(),
+            "-o",
+            out.path().to_str().unwrap(),
+        ];
+        a.extend(extra);
+        common::cli(&a, &common::cache_dir())
+    };
+    let (probe, module) = (
+        out.path().join(common::falco_file(&k, "o")),
+        out.path().join(common::falco_file(&k, "ko")),
+    );
+
+    // Both drivers of one kernel, one report each.
+    let (code, stdout, err) = build(&["--driver", "ebpf,kmod", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON array");
+    let names: Vec<&str> = v
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| r["file_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [common::falco_file(&k, "o"), common::falco_file(&k, "ko")]
+    );
+    assert!(probe.is_file() && module.is_file(), "{stdout}");
+    let built = std::fs::read(&probe).unwrap();
+
+    // Other bytes under the probe's name: refused, named, left as they are.
+    std::fs::write(&probe, b"another driver's probe").unwrap();
+    let other = common::sha256_file(&probe);
+    let (code, _, err) = build(&[]);
+    assert_eq!(code, 1, "{err}");
+    let line: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert!(
+        line.len() == 1
+            && line[0].contains(&probe.display().to_string())
+            && line[0].contains(&other)
+            && line[0].contains(&probeforge::base::sha256(&built))
+            && line[0].contains("--force"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&probe).unwrap(), b"another driver's probe");
+
+    // --force replaces them; the same bytes again are fine, and -q says nothing on stderr.
+    let (code, _, err) = build(&["--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("built for"), "{err}");
+    assert_eq!(std::fs::read(&probe).unwrap(), built);
+    let (code, stdout, err) = build(&["-q"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "", "-q");
+    assert!(stdout.contains(&common::falco_file(&k, "o")), "{stdout}");
 }

@@ -114,7 +114,9 @@ fn run(cli: Cli) -> Result<bool> {
             let mut drivers = a.driver.clone();
             drivers.sort();
             drivers.dedup();
+            let several = drivers.len() > 1;
             let mut ok = true;
+            let mut reports = Vec::new();
             for d in drivers {
                 let o = command::build::Options {
                     driver: d,
@@ -124,12 +126,16 @@ fn run(cli: Cli) -> Result<bool> {
                 rep.finish();
                 let built = built?;
                 // A probe that failed its proof is reported, not printed as built.
-                if a.json && built.ok() {
-                    render::build_json(&built);
-                } else {
-                    render::build(&built);
+                match (a.json && built.ok(), several) {
+                    (true, true) => reports.push(render::build_value(&built)),
+                    (true, false) => render::build_json(&built),
+                    (false, _) => render::build(&built),
                 }
                 ok &= built.ok();
+            }
+            // Several drivers under --json: one array, one report per driver.
+            if several && a.json {
+                render::json(&reports);
             }
             Ok(ok)
         }

@@ -211,6 +211,11 @@ pub fn build(b: &build::Built) {
 /// What `build --json` prints: the probe's build report, or the module's, with the VM's
 /// `verdict` where it was proven (`--verify`).
 pub fn build_json(b: &build::Built) {
+    json(&build_value(b));
+}
+
+/// One build's JSON report (`build --json`; an array of them for `--driver ebpf,kmod`).
+pub fn build_value(b: &build::Built) -> serde_json::Value {
     let mut v = match &b.product {
         build::Product::Probe(out) => serde_json::to_value(out),
         build::Product::Module(m) => serde_json::to_value(m),
@@ -222,7 +227,7 @@ pub fn build_json(b: &build::Built) {
             serde_json::to_value(verdict).expect("JSON values serialize"),
         );
     }
-    json(&v);
+    v
 }
 
 pub fn build_all(o: &build_all::Outcome) {
