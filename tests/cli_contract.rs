@@ -89,6 +89,7 @@ fn every_command_exits_by_the_contract_without_network() {
     let out = p("out");
     let exists = |repo: &str, release: &str, arch: &str| -> Vec<String> {
         [
+            "--offline",
             "exists",
             "--repo",
             repo,
@@ -577,4 +578,121 @@ fn build_makes_both_drivers_and_never_replaces_other_bytes() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(err, "", "-q");
     assert!(stdout.contains(&common::falco_file(&k, "o")), "{stdout}");
+}
+
+/// Every name of a kernel (`uname -r`, Falco's file release as kernel-crawler and driverkit
+/// write it, its header package and that package's file name) resolves, in every command that
+/// takes a kernel, to the same kernel, and the command says which.
+#[test]
+fn every_name_of_a_kernel_resolves_to_it() {
+    let (k, files) = common::debian_kernel("bookworm", probeforge::kernel::Arch::X86_64);
+    let file_release = k.file_release();
+    assert_ne!(file_release, k.release, "a Debian kernel has two names");
+    let headers = format!("linux-headers-{}", k.release);
+    let deb = files
+        .iter()
+        .zip(&k.packages)
+        .find(|(_, p)| p.name == headers)
+        .map(|(_, p)| p.url.rsplit('/').next().unwrap().to_owned())
+        .unwrap();
+    let cache = common::cache_dir();
+    for name in [&k.release, &file_release, &headers, &deb] {
+        let (code, out, err) = common::cli(&["fetch", "debian-bookworm", name, "--json"], &cache);
+        assert_eq!(code, 0, "fetch {name}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["kernel"]["release"], k.release.as_str(), "fetch {name}");
+        let form = match name {
+            n if *n == k.release => None,
+            n if *n == file_release => Some("file_release"),
+            _ => Some("header_package"),
+        };
+        assert_eq!(v["named_as"]["form"].as_str(), form, "fetch {name}: {out}");
+    }
+    // build --kernel with Falco's name writes the probe under that name.
+    let src = drivers::scap_dkms_0_23_2();
+    let out = common::tmpdir();
+    let (code, _, err) = common::cli(
+        &[
+            "build",
+            "--target",
+            "debian-bookworm",
+            "--kernel",
+            &file_release,
+            "--driver-source",
+            src.to_str().unwrap(),
+            "-o",
+            out.path().to_str().unwrap(),
+        ],
+        &cache,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains(&format!("is kernel {}", k.release)), "{err}");
+    let probe = common::falco_file(&k, "o");
+    assert!(out.path().join(&probe).is_file(), "{probe}");
+
+    // exists: Falco's name directly, uname -r through the listing (said).
+    let repo = common::tmpdir();
+    let dir = repo.path().join("9.1.0+driver/x86_64");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(out.path().join(&probe), dir.join(&probe)).unwrap();
+    for name in [&file_release, &k.release] {
+        let (code, _, err) = common::cli(
+            &[
+                "exists",
+                "--repo",
+                repo.path().to_str().unwrap(),
+                "--driver-version",
+                "9.1.0+driver",
+                "--target-id",
+                "debian",
+                "--kernel-release",
+                name,
+                "--kernel-version",
+                "1",
+            ],
+            &cache,
+        );
+        assert_eq!(code, 0, "exists {name}: {err}");
+        if *name == k.release {
+            assert!(
+                err.contains(&format!("is Falco's `{file_release}`")),
+                "{err}"
+            );
+        }
+    }
+
+    // --only matches Falco's name as well as uname -r.
+    for only in [&k.release, &file_release] {
+        let re = format!("^{}$", regex::escape(only));
+        let (code, out, err) = common::cli(
+            &[
+                "build-all",
+                "debian-bookworm",
+                "--arch",
+                "x86_64",
+                "--only",
+                &re,
+                "--repo",
+                repo.path().to_str().unwrap(),
+                "--driver-source",
+                src.to_str().unwrap(),
+                "--plan",
+                "--json",
+            ],
+            &cache,
+        );
+        assert_eq!(code, 0, "--only {re}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let releases: std::collections::BTreeSet<&str> = v["kernels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["release"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            releases.into_iter().collect::<Vec<_>>(),
+            [k.release.as_str()],
+            "--only {re}"
+        );
+    }
 }

@@ -130,6 +130,7 @@ pub fn run(
             })?;
             rep.done(&o.kernel);
             super::report_passed_over(&got.passed_over, rep);
+            super::report_named_as(&got, rep);
             header_digests = got.header_digests();
             let k = got.record;
             unsigned_metadata |= k.unsigned_metadata;

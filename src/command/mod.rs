@@ -265,6 +265,16 @@ fn report_passed_over(passed_over: &[crate::repo::Error], rep: &dyn Reporter) {
     }
 }
 
+/// Says which kernel a name other than its `uname -r` resolved to.
+fn report_named_as(k: &crate::session::Kernel, rep: &dyn Reporter) {
+    if let Some((name, form)) = &k.named_as {
+        rep.note(&format!(
+            "`{name}` ({form}) is kernel {} of `{}`",
+            k.record.release, k.record.target
+        ));
+    }
+}
+
 /// An architecture as users spell it; anything else is a usage error.
 pub fn parse_arch(s: Option<&str>) -> Result<Option<crate::kernel::Arch>> {
     s.map(|a| {

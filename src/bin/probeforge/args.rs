@@ -550,7 +550,8 @@ pub struct ExistsArgs {
     #[arg(long)]
     pub target_id: String,
     /// The kernel release in Falco's file name (on Debian the package version and flavour,
-    /// `6.1.176-1-amd64`).
+    /// `6.1.176-1-amd64`), or another name of the kernel (`uname -r`, its header package),
+    /// found in the listing of the catalog's targets of --target-id.
     #[arg(long)]
     pub kernel_release: String,
     /// The number after `#` in `uname -v` (Debian: 1).

@@ -245,12 +245,13 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::Exists(a) => {
             let arch = command::parse_arch(Some(&a.arch))?.unwrap_or(Arch::X86_64);
-            let file = probeforge::pipeline::probe_file_name(
-                &a.target_id,
-                &a.kernel_release,
-                &a.kernel_version,
-            );
-            command::query::exists(&net, &a.repo, &a.driver_version, arch, &file)
+            let probe = command::query::Probe {
+                target_id: &a.target_id,
+                kernel_release: &a.kernel_release,
+                kernel_version: &a.kernel_version,
+            };
+            let rep = Progress::new(false);
+            command::query::exists(&net, &a.repo, &a.driver_version, arch, &probe, &rep)
         }
         Command::Toolchain(c) => toolchain(c, &cli.net),
         Command::Verify(a) => {
