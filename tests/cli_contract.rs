@@ -696,3 +696,49 @@ fn every_name_of_a_kernel_resolves_to_it() {
         );
     }
 }
+
+/// On a terminal (a pty from script(1)), a batch's progress bar appears only once it knows
+/// its total: nothing to build shows no `0/0` bar, and the count is worded as people write it.
+#[test]
+fn a_batch_on_a_terminal_never_shows_an_empty_progress_bar() {
+    let (k, _) = common::debian_kernel("bookworm", probeforge::kernel::Arch::X86_64);
+    let src = drivers::scap_dkms_0_23_2();
+    let repo = common::tmpdir();
+    // Published already (the farm looks the name up; the bytes do not matter here).
+    let dir = repo.path().join("9.1.0+driver/x86_64");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(common::falco_file(&k, "o")), b"published").unwrap();
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let only = format!("^{}$", regex::escape(&k.release));
+    let line = [
+        common::bin().display().to_string(),
+        "--offline".into(),
+        "--cache-dir".into(),
+        common::cache_dir().display().to_string(),
+        "build-all".into(),
+        "debian-bookworm".into(),
+        "--arch".into(),
+        "x86_64".into(),
+        "--only".into(),
+        only,
+        "--repo".into(),
+        repo.path().display().to_string(),
+        "--driver-source".into(),
+        src.display().to_string(),
+    ]
+    .iter()
+    .map(|a| quote(a))
+    .collect::<Vec<_>>()
+    .join(" ");
+    let o = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script(1)");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("0 kernels to build, 1 already published"),
+        "{text}"
+    );
+    assert!(!text.contains("0/0"), "an empty progress bar: {text}");
+}
