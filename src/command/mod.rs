@@ -256,9 +256,13 @@ fn report_passed_over(passed_over: &[crate::repo::Error], rep: &dyn Reporter) {
         return;
     };
     rep.warn(&format!(
-        "`latest` passed over {} newer kernel(s) that this mirror does not serve; the newest: {first}{}",
-        passed_over.len(),
-        if passed_over.len() > 1 { " (-v names each)" } else { "" }
+        "`latest` passed over {} that this mirror does not serve; the newest: {first}{}",
+        crate::report::count(passed_over.len(), "newer kernel"),
+        if passed_over.len() > 1 {
+            " (-v names each)"
+        } else {
+            ""
+        }
     ));
     for e in &passed_over[1..] {
         tracing::info!("passed over: {e}");
