@@ -162,12 +162,18 @@ pub fn resolve(
     // The signed listing's packages of this kernel, by file name.
     let mut listed: Option<KernelRecord> = None;
     let mut by_file: BTreeMap<String, PackageRef> = BTreeMap::new();
+    // The kernel's `uname -r`: the config's `kernelrelease` may be Falco's name for it (the
+    // public grid's Debian configs say `5.10.223-1-amd64` for `5.10.0-32-amd64`).
+    let mut release = c.kernelrelease.clone();
     if let Some(t) = &catalog {
         let all = listings.get(s, t, arch)?;
-        let mut same: Vec<KernelRecord> = all
-            .into_iter()
-            .filter(|k| k.release == c.kernelrelease)
-            .collect();
+        if let Some((r, _)) = crate::names::resolve(&all, &c.kernelrelease)
+            .map_err(|e| Error::Usage(e.to_string()))?
+        {
+            release = r;
+        }
+        let mut same: Vec<KernelRecord> =
+            all.into_iter().filter(|k| k.release == release).collect();
         // The record whose files the config names most (a release can be in several suites).
         same.sort_by_key(|k| {
             std::cmp::Reverse(
@@ -251,7 +257,7 @@ pub fn resolve(
     let mut record = KernelRecord {
         target: catalog.clone().unwrap_or_else(|| c.target.clone()),
         target_id,
-        release: c.kernelrelease.clone(),
+        release,
         kernel_version: c.kernel_version().to_owned(),
         arch,
         origin: "driverkit config".into(),
@@ -514,7 +520,8 @@ pub fn build(
                     r.record.release.clone(),
                     Some(r.record.file_release()).filter(|f| *f != r.record.release),
                 ),
-                false => (files, None, None, c.kernelrelease.clone(), None),
+                // The headers' own `uname -r` (the config may name the kernel otherwise).
+                false => (files, None, None, r.record.release.clone(), None),
             };
         let one = super::build::Options {
             headers,
