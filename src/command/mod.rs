@@ -157,6 +157,7 @@ impl Error {
         }
         top || deep
     }
+
     fn read(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         move |source| Error::Read {
             path: path.to_owned(),
