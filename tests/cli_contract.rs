@@ -87,6 +87,13 @@ fn every_command_exits_by_the_contract_without_network() {
     )
     .unwrap();
     let out = p("out");
+    // A driverkit config naming a target no one has (a typo of `debian`).
+    let misspelt = p("debain.yaml");
+    std::fs::write(
+        &misspelt,
+        "kernelrelease: 6.1.0-50-amd64\nkernelversion: \"1\"\ntarget: debain\nkernelurls:\n  - http://127.0.0.1:1/linux-headers-6.1.0-50-amd64_6.1.176-1_amd64.deb\n",
+    )
+    .unwrap();
     let exists = |repo: &str, release: &str, arch: &str| -> Vec<String> {
         [
             "--offline",
@@ -137,6 +144,7 @@ fn every_command_exits_by_the_contract_without_network() {
         row(&["--offline", "build-all", "debain", "--repo", &repo], 2, "`debain`"),
         row(&["--offline", "bazel", "debain", "-o", &out], 2, "`debain`"),
         row(&["--offline", "site", "--repo", &repo, "debain"], 2, "`debain`"),
+        row(&["--offline", "build", "-c", &misspelt, "-o", &out], 2, "`debain` (closest: debian"),
         // An unknown architecture.
         row(&["--offline", "list-kernels", "debian", "--arch", "sparc"], 2, "`sparc`"),
         row(&["--offline", "fetch", "debian", "latest", "--arch", "sparc"], 2, "`sparc`"),

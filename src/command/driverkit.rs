@@ -65,6 +65,48 @@ pub fn falco_target_id(target: &str, release: &str) -> String {
     target.to_owned()
 }
 
+/// The target names driverkit itself builds for (its `--target`).
+const DRIVERKIT_TARGETS: &[&str] = &[
+    "almalinux",
+    "alinux",
+    "amazonlinux",
+    "amazonlinux2",
+    "amazonlinux2022",
+    "amazonlinux2023",
+    "arch",
+    "bottlerocket",
+    "centos",
+    "debian",
+    "fedora",
+    "flatcar",
+    "minikube",
+    "ol",
+    "opensuse",
+    "photon",
+    "redhat",
+    "rocky",
+    "sles",
+    "talos",
+    "ubuntu",
+    "vanilla",
+];
+
+/// A config's `target` must be one driverkit or the catalog knows: a misspelt one (`debain`)
+/// is refused, naming the closest, instead of building under a name no loader asks for.
+fn known_target(s: &Session, target: &str) -> Result<()> {
+    let mut known: Vec<&str> = DRIVERKIT_TARGETS.to_vec();
+    known.extend(s.catalog.targets.iter().map(|t| t.target_id.as_str()));
+    if known.contains(&target) || target.starts_with("ubuntu-") {
+        return Ok(());
+    }
+    known.sort_unstable();
+    known.dedup();
+    Err(Error::Usage(format!(
+        "unknown target `{target}` (closest: {}; driverkit's targets and the catalog's target ids are known)",
+        crate::repo::closest(target, &known, 3).join(", ")
+    )))
+}
+
 /// The catalog target whose signed listing authenticates a Falco target id's URLs: the one
 /// named as the id (Debian's union of releases), else the first with that id.
 fn catalog_target(s: &Session, target_id: &str) -> Option<String> {
@@ -451,6 +493,7 @@ pub fn build(
     }
     let c = config_of(o, rep)?;
     let s = Session::open(net)?;
+    known_target(&s, &c.target)?;
     let listings = Listings::default();
     let mut wanted: Vec<(Driver, Option<PathBuf>)> = Vec::new();
     if let Some(p) = &c.output.probe {
