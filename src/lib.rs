@@ -21,6 +21,7 @@ pub mod farm;
 pub mod flags;
 pub mod http;
 pub mod merge;
+pub mod names;
 pub mod patch;
 pub mod pipeline;
 pub mod publish;

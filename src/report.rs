@@ -53,3 +53,21 @@ pub trait Reporter: Sync {
 /// Reports nothing.
 pub struct Silent;
 impl Reporter for Silent {}
+
+/// `1 kernel`, `2 kernels`, `0 kernels`: a count with its noun, as people write it.
+pub fn count(n: usize, one: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        _ => format!("{n} {one}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_is_singular_every_other_count_plural() {
+        assert_eq!(super::count(1, "kernel"), "1 kernel");
+        assert_eq!(super::count(0, "kernel"), "0 kernels");
+        assert_eq!(super::count(2, "problem"), "2 problems");
+    }
+}

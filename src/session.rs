@@ -31,6 +31,8 @@ pub enum Error {
     Repo(#[from] repo::Error),
     #[error(transparent)]
     Driver(#[from] crate::driver::Error),
+    #[error(transparent)]
+    Name(#[from] crate::names::Error),
 }
 
 impl Error {
@@ -39,6 +41,7 @@ impl Error {
         matches!(
             self,
             Error::Usage(_)
+                | Error::Name(_)
                 | Error::Repo(repo::Error::NoSuchKernel { .. } | repo::Error::Keys { .. })
         )
     }
@@ -99,6 +102,9 @@ pub struct Kernel {
     pub headers: Vec<PathBuf>,
     /// Newer kernels `latest` passed over because the mirror does not serve them.
     pub passed_over: Vec<repo::Error>,
+    /// The name asked for, when it was not the kernel's `uname -r` (Falco's file release, a
+    /// header package), and which of its names it was.
+    pub named_as: Option<(String, crate::names::Form)>,
 }
 
 impl Kernel {
@@ -160,10 +166,18 @@ impl Session {
         if let Some(f) = &spec.from {
             let all = repo::crawler::read(&read(f)?, arch)
                 .map_err(|e| Error::Usage(format!("`{}`: {e}", f.display())))?;
+            let mut named_as = None;
             let k = if spec.kernel == "latest" {
                 repo::newest_first(all).into_iter().next()
             } else {
-                all.into_iter().find(|k| k.release == spec.kernel)
+                let release = match crate::names::resolve(&all, &spec.kernel)? {
+                    Some((r, f)) if f != crate::names::Form::Release => {
+                        named_as = Some((spec.kernel.clone(), f));
+                        r
+                    }
+                    _ => spec.kernel.clone(),
+                };
+                all.into_iter().find(|k| k.release == release)
             };
             let k = k.ok_or_else(|| {
                 Error::Usage(format!(
@@ -181,6 +195,7 @@ impl Session {
                 record,
                 headers,
                 passed_over: Vec::new(),
+                named_as,
             });
         }
         let Some(t) = &spec.target else {
@@ -188,13 +203,30 @@ impl Session {
                 "a kernel needs --target or --from (or its header packages as files)".into(),
             ));
         };
-        let got = self
-            .lister()
-            .fetch_kernel(t, arch, &spec.kernel, !spec.with_kbuild)?;
+        let fetch = |release: &str| {
+            self.lister()
+                .fetch_kernel(t, arch, release, !spec.with_kbuild)
+        };
+        let mut named_as = None;
+        let got = match fetch(&spec.kernel) {
+            // Not a `uname -r`: any other of a kernel's names (Falco's file release, its header
+            // package) the listing knows; else the error names the closest releases.
+            Err(e @ repo::Error::NoSuchKernel { .. }) => {
+                match crate::names::resolve(&self.lister().list(t, &[arch])?, &spec.kernel)? {
+                    Some((release, form)) => {
+                        named_as = Some((spec.kernel.clone(), form));
+                        fetch(&release)?
+                    }
+                    None => return Err(e.into()),
+                }
+            }
+            got => got?,
+        };
         Ok(Kernel {
             record: got.kernel,
             headers: got.files,
             passed_over: got.unavailable,
+            named_as,
         })
     }
 

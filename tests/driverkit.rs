@@ -422,3 +422,30 @@ fn bytes_that_differ_from_the_signed_listing_are_refused_and_unknown_urls_need_c
         "{v}"
     );
 }
+
+/// The public grid's Debian configs name the kernel as Falco's files do (`kernelrelease:
+/// 6.1.176-1-amd64` for `uname -r` 6.1.0-50-amd64): such a config builds, for its kernel.
+#[test]
+fn a_config_naming_the_kernel_by_falcos_release_builds_it() {
+    let t = tmpdir();
+    let (k, _) = debian_kernel("bookworm", Arch::X86_64);
+    assert_ne!(k.file_release(), k.release);
+    let dest = t.path().join("out/falco.o");
+    let mut c = config_of(&k, &dest);
+    c.kernelrelease = k.file_release();
+    let p = t.path().join("k.yaml");
+    write_config(&p, &c);
+    let mut args = vec!["build".to_owned(), "-c".into(), p.display().to_string()];
+    args.extend(driver_8_args());
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (code, out, err) = run(&[
+        "validate",
+        dest.to_str().unwrap(),
+        "--kernel-release",
+        &k.release,
+        "--driver-version",
+        V8,
+    ]);
+    assert_eq!(code, 0, "the probe of {}: {out}\n{err}", k.release);
+}

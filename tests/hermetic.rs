@@ -302,7 +302,8 @@ fn sandbox_contract_no_network_empty_env_read_only_inputs() {
         ],
         "022",
     );
-    assert_eq!(o.status.code(), Some(1));
+    // What --offline needs and the cache lacks is a request problem (exit 2).
+    assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("offline") && err.contains("not in the cache") && err.contains("Release"),

@@ -96,17 +96,13 @@ pub struct Download {
 pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Written> {
     need_files("kernel list", &o.from)?;
     need_files("driver source", &o.driver_source)?;
+    super::writable_dir("package directory", &o.output)?;
     if o.targets.is_empty() && o.from.is_none() {
         return Err(Error::Usage(
             "give catalog targets or --from a kernel-crawler list".into(),
         ));
     }
-    let only = o
-        .only
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .map_err(|e| Error::Usage(format!("--only: {e}")))?;
+    let only = o.only.as_deref().map(super::only_regex).transpose()?;
     let m = Manifest::named(&o.toolchain).ok_or_else(|| {
         let names: Vec<String> = Manifest::embedded().into_iter().map(|m| m.name).collect();
         Error::Usage(format!(
@@ -119,7 +115,7 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Wr
 
     let (mut kernels, complete) = listed_kernels(o, &s, rep)?;
     if let Some(re) = &only {
-        kernels.retain(|k| re.is_match(&k.release));
+        kernels.retain(|k| re.is_match(&k.release) || re.is_match(&k.file_release()));
     }
     if kernels.is_empty() {
         return Err(Error::Usage(

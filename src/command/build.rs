@@ -56,6 +56,8 @@ pub struct Options {
     /// driverkit's config and flags (`command::driverkit::build` reads them; `run` only
     /// records the URLs it fetched unauthenticated).
     pub driverkit: super::driverkit::Request,
+    /// Replace a different file already under the output's name (without it: refused).
+    pub force: bool,
 }
 
 pub use crate::pipeline::Driver;
@@ -97,6 +99,13 @@ pub fn run(
     need_files("driver source", &o.driver_source)?;
     need_files("kernel list", &o.from)?;
     need_files("kernel image", &o.kernel_image)?;
+    // An output that cannot be written is found before anything is downloaded or compiled.
+    super::writable_dir("output directory", &o.output)?;
+    if let Some(dir) = o.provenance.as_deref().and_then(std::path::Path::parent) {
+        if !dir.as_os_str().is_empty() {
+            super::writable_dir("provenance directory", dir)?;
+        }
+    }
     let from_repo = o.target.is_some() || o.from.is_some();
     let session = if from_repo || o.driver_source.is_none() {
         Some(Session::open(net)?)
@@ -123,6 +132,7 @@ pub fn run(
             })?;
             rep.done(&o.kernel);
             super::report_passed_over(&got.passed_over, rep);
+            super::report_named_as(&got, rep);
             header_digests = got.header_digests();
             let k = got.record;
             unsigned_metadata |= k.unsigned_metadata;
@@ -250,9 +260,10 @@ pub fn run(
         req.kernel_release.as_deref().unwrap_or("kernel"),
         Phase::Compile,
     );
-    let out = pipeline::build(&req, tc, &patches);
+    let out = pipeline::build_probe(&req, tc, &patches);
     rep.done(req.kernel_release.as_deref().unwrap_or("kernel"));
-    let out = out?;
+    let (out, bytes) = out?;
+    write_new(&out.path, &bytes, o.force)?;
     let mut verdict = None;
     if o.verify {
         let image = image_to_verify(o, session.as_ref(), out.kernel.arch, &out.kernel.release)?;
@@ -298,6 +309,24 @@ pub fn run(
         product: Product::Probe(Box::new(out)),
         verdict,
     })
+}
+
+/// Writes a built file, unless a different file is already there: never replaced silently
+/// (`force` replaces it). The same bytes are left as they are.
+fn write_new(path: &std::path::Path, bytes: &[u8], force: bool) -> Result<()> {
+    if let Ok(old) = std::fs::read(path) {
+        if old == bytes {
+            return Ok(());
+        }
+        if !force {
+            return Err(Error::WouldReplace {
+                path: path.to_owned(),
+                old: crate::base::sha256(&old),
+                new: crate::base::sha256(bytes),
+            });
+        }
+    }
+    crate::base::write_atomic(path, bytes).map_err(Error::write(path))
 }
 
 /// The kernel image `--verify` boots: `--kernel-image`, else the kernel's own from the
@@ -388,7 +417,7 @@ fn module(
         rep,
     )?;
     let path = o.output.join(&module.file_name);
-    crate::base::write_atomic(&path, &module.bytes).map_err(Error::write(&path))?;
+    write_new(&path, &module.bytes, o.force)?;
     let mut verdict = None;
     if o.verify {
         let image = image_to_verify(o, session, tree.arch, &tree.release)?;

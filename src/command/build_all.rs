@@ -128,6 +128,8 @@ pub fn run(
             ))
         }
     };
+    // Found before anything is listed or compiled.
+    super::writable_dir("repository", publish_to)?;
     let publish_to = super::local_repo(publish_to, o.sign_key.as_deref(), &o.sign_passphrase)?;
     let Prepared {
         kernels,
@@ -499,12 +501,7 @@ fn kernels(
     s: &Session,
     rep: &dyn farm::Reporter,
 ) -> Result<(Vec<KernelRecord>, bool)> {
-    let only = o
-        .only
-        .as_deref()
-        .map(regex::Regex::new)
-        .transpose()
-        .map_err(|e| Error::Usage(format!("--only: {e}")))?;
+    let only = o.only.as_deref().map(super::only_regex).transpose()?;
     let arches = match o.arch {
         Some(a) => vec![a],
         None => vec![Arch::X86_64, Arch::Aarch64],
@@ -521,27 +518,38 @@ fn kernels(
     kernels.extend(listed);
     kernels.extend(o.kernels.iter().cloned());
     if let Some(re) = &only {
-        // A filter that matches nothing of a source is a mistake to name, not "0 to build".
+        // A kernel matches by its `uname -r` or by the release in Falco's file name (a
+        // kernel-crawler list's own `kernelrelease`: `6.1.176-1-amd64` for `6.1.0-50-amd64`).
+        let matches = |k: &KernelRecord| re.is_match(&k.release) || re.is_match(&k.file_release());
+        // A filter that matches nothing at all is a mistake to name, not "0 to build"; a
+        // source (of several) it matches nothing of is said, and the others go on.
         let from = o.from.iter().map(|f| (f.display().to_string(), true));
+        let mut empty = Vec::new();
         for (source, is_file) in from.chain(o.targets.iter().map(|t| (t.clone(), false))) {
-            let releases: Vec<&str> = kernels
+            let of_source: Vec<&KernelRecord> = kernels
                 .iter()
                 .filter(|k| match is_file {
                     true => !o.targets.contains(&k.target),
                     false => k.target == source,
                 })
-                .map(|k| k.release.as_str())
                 .collect();
-            if !releases.is_empty() && !releases.iter().any(|r| re.is_match(r)) {
+            if !of_source.is_empty() && !of_source.iter().any(|k| matches(k)) {
+                let releases: Vec<&str> = of_source.iter().map(|k| k.release.as_str()).collect();
                 let closest = crate::repo::closest(&regex_text(re.as_str()), &releases, 3);
-                return Err(Error::Usage(format!(
-                    "--only `{re}` matches none of the {} kernels of `{source}` (closest: {})",
-                    releases.len(),
+                empty.push(format!(
+                    "--only `{re}` matches none of the {} of `{source}` (closest: {})",
+                    crate::report::count(releases.len(), "kernel"),
                     closest.join(", ")
-                )));
+                ));
             }
         }
-        kernels.retain(|k| re.is_match(&k.release));
+        kernels.retain(|k| matches(k));
+        if kernels.is_empty() && !empty.is_empty() {
+            return Err(Error::Usage(empty.join("; ")));
+        }
+        for e in empty {
+            rep.note(&e);
+        }
     }
     Ok((kernels, list_failed))
 }

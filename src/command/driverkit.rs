@@ -65,6 +65,48 @@ pub fn falco_target_id(target: &str, release: &str) -> String {
     target.to_owned()
 }
 
+/// The target names driverkit itself builds for (its `--target`).
+const DRIVERKIT_TARGETS: &[&str] = &[
+    "almalinux",
+    "alinux",
+    "amazonlinux",
+    "amazonlinux2",
+    "amazonlinux2022",
+    "amazonlinux2023",
+    "arch",
+    "bottlerocket",
+    "centos",
+    "debian",
+    "fedora",
+    "flatcar",
+    "minikube",
+    "ol",
+    "opensuse",
+    "photon",
+    "redhat",
+    "rocky",
+    "sles",
+    "talos",
+    "ubuntu",
+    "vanilla",
+];
+
+/// A config's `target` must be one driverkit or the catalog knows: a misspelt one (`debain`)
+/// is refused, naming the closest, instead of building under a name no loader asks for.
+fn known_target(s: &Session, target: &str) -> Result<()> {
+    let mut known: Vec<&str> = DRIVERKIT_TARGETS.to_vec();
+    known.extend(s.catalog.targets.iter().map(|t| t.target_id.as_str()));
+    if known.contains(&target) || target.starts_with("ubuntu-") {
+        return Ok(());
+    }
+    known.sort_unstable();
+    known.dedup();
+    Err(Error::Usage(format!(
+        "unknown target `{target}` (closest: {}; driverkit's targets and the catalog's target ids are known)",
+        crate::repo::closest(target, &known, 3).join(", ")
+    )))
+}
+
 /// The catalog target whose signed listing authenticates a Falco target id's URLs: the one
 /// named as the id (Debian's union of releases), else the first with that id.
 fn catalog_target(s: &Session, target_id: &str) -> Option<String> {
@@ -162,12 +204,18 @@ pub fn resolve(
     // The signed listing's packages of this kernel, by file name.
     let mut listed: Option<KernelRecord> = None;
     let mut by_file: BTreeMap<String, PackageRef> = BTreeMap::new();
+    // The kernel's `uname -r`: the config's `kernelrelease` may be Falco's name for it (the
+    // public grid's Debian configs say `5.10.223-1-amd64` for `5.10.0-32-amd64`).
+    let mut release = c.kernelrelease.clone();
     if let Some(t) = &catalog {
         let all = listings.get(s, t, arch)?;
-        let mut same: Vec<KernelRecord> = all
-            .into_iter()
-            .filter(|k| k.release == c.kernelrelease)
-            .collect();
+        if let Some((r, _)) = crate::names::resolve(&all, &c.kernelrelease)
+            .map_err(|e| Error::Usage(e.to_string()))?
+        {
+            release = r;
+        }
+        let mut same: Vec<KernelRecord> =
+            all.into_iter().filter(|k| k.release == release).collect();
         // The record whose files the config names most (a release can be in several suites).
         same.sort_by_key(|k| {
             std::cmp::Reverse(
@@ -251,7 +299,7 @@ pub fn resolve(
     let mut record = KernelRecord {
         target: catalog.clone().unwrap_or_else(|| c.target.clone()),
         target_id,
-        release: c.kernelrelease.clone(),
+        release,
         kernel_version: c.kernel_version().to_owned(),
         arch,
         origin: "driverkit config".into(),
@@ -445,6 +493,7 @@ pub fn build(
     }
     let c = config_of(o, rep)?;
     let s = Session::open(net)?;
+    known_target(&s, &c.target)?;
     let listings = Listings::default();
     let mut wanted: Vec<(Driver, Option<PathBuf>)> = Vec::new();
     if let Some(p) = &c.output.probe {
@@ -514,7 +563,8 @@ pub fn build(
                     r.record.release.clone(),
                     Some(r.record.file_release()).filter(|f| *f != r.record.release),
                 ),
-                false => (files, None, None, c.kernelrelease.clone(), None),
+                // The headers' own `uname -r` (the config may name the kernel otherwise).
+                false => (files, None, None, r.record.release.clone(), None),
             };
         let one = super::build::Options {
             headers,

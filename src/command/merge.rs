@@ -17,6 +17,8 @@ pub struct Options {
 }
 
 pub fn run(o: &Options) -> Result<Merged> {
+    super::need_files("shard repository", &o.inputs)?;
+    super::writable_dir("output repository", &o.output)?;
     let out = super::local_repo(&o.output, o.sign_key.as_deref(), &o.sign_passphrase)?;
     crate::merge::merge(&out, &o.inputs).map_err(|e| match e {
         // What the user named is not what it must be: not a failed build.

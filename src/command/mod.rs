@@ -85,6 +85,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{}` is already there with other bytes (sha256 {old}); this build's are sha256 {new}: not replaced (--force replaces it)", path.display())]
+    WouldReplace {
+        path: PathBuf,
+        old: String,
+        new: String,
+    },
     #[error("no kernel image for `{release}` in `{target}`")]
     NoImage {
         release: String,
@@ -118,22 +124,38 @@ impl Error {
         Error::Tables(Box::new(e))
     }
 
-    /// Whether the fault is in what the user asked for (usage or environment: exit 2).
+    /// Whether the fault is in what the user asked for (usage or environment: exit 2): an
+    /// unknown target, kernel or file, keys that cannot be read, something `--offline` cannot
+    /// have because the cache lacks it. The contract is the README's "Exit codes".
     pub fn is_usage(&self) -> bool {
-        match self {
+        let top = match self {
             Error::Usage(_) => true,
-            Error::Session(e) => e.is_usage(),
-            Error::Repo(e) => matches!(
-                e,
-                crate::repo::Error::NoSuchKernel { .. } | crate::repo::Error::Keys { .. }
-            ),
+            Error::Session(e) => match &**e {
+                crate::session::Error::Repo(r) => repo_usage(r),
+                e => e.is_usage(),
+            },
+            Error::Repo(e) => repo_usage(e),
+            Error::Http(e) => http_usage(e),
             // What was given is not what it must be, or the machine lacks a tool.
             Error::Vanilla(e) => !matches!(
                 **e,
                 crate::vanilla::Error::Make { .. } | crate::vanilla::Error::WrongRelease { .. }
             ),
             _ => false,
+        };
+        // Deeper causes (a kernel's packages not in the cache under `--offline`, wrapped in
+        // the stage that wanted them) decide as well.
+        let mut cause = std::error::Error::source(self);
+        let mut deep = false;
+        while let Some(c) = cause {
+            deep |= c
+                .downcast_ref::<crate::repo::Error>()
+                .is_some_and(repo_usage)
+                || c.downcast_ref::<crate::http::Error>()
+                    .is_some_and(http_usage);
+            cause = c.source();
         }
+        top || deep
     }
 
     fn read(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -151,11 +173,66 @@ impl Error {
     }
 }
 
+/// A repository error that is the request's fault.
+fn repo_usage(e: &crate::repo::Error) -> bool {
+    use crate::repo::Error as E;
+    match e {
+        E::UnknownTarget(_) | E::NoSuchKernel { .. } | E::Keys { .. } => true,
+        E::Fetch { source, .. } => http_usage(source),
+        _ => false,
+    }
+}
+
+/// An HTTP error that is the request's fault: `--offline` asked for what the cache lacks.
+fn http_usage(e: &crate::http::Error) -> bool {
+    matches!(e, crate::http::Error::Offline { .. })
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Input files named by the user must exist: a missing one is a usage error naming it.
+/// Input files named by the user must exist, and a file must not be empty: a missing or empty
+/// one is a usage error naming it.
 pub fn need_files<'a>(what: &str, paths: impl IntoIterator<Item = &'a PathBuf>) -> Result<()> {
-    Ok(crate::session::need_files(what, paths)?)
+    for p in paths {
+        crate::session::need_files(what, [p])?;
+        if std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) {
+            return Err(Error::Usage(format!("{what} `{}` is empty", p.display())));
+        }
+    }
+    Ok(())
+}
+
+/// `--only`'s regular expression; one that does not parse is a usage error on one line.
+pub fn only_regex(re: &str) -> Result<regex::Regex> {
+    regex::Regex::new(re).map_err(|e| {
+        // regex's message draws the pattern over several lines; its last line says why.
+        let text = e.to_string();
+        let why = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let why = why.trim().trim_start_matches("error: ");
+        Error::Usage(format!("--only `{re}` is not a regular expression: {why}"))
+    })
+}
+
+/// An output directory must be writable before any work starts: created when missing, and a
+/// file made and removed in it. A directory that cannot be is a usage error naming it.
+pub fn writable_dir(what: &str, dir: &std::path::Path) -> Result<()> {
+    let refused = |e: std::io::Error| Error::Usage(format!("{what} `{}`: {e}", dir.display()));
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::Usage(format!(
+            "{what} `{}` is not a directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(refused)?;
+    tempfile::Builder::new()
+        .prefix(".probeforge-write-test-")
+        .tempfile_in(dir)
+        .map_err(refused)?;
+    Ok(())
 }
 
 /// The number of kernels compiled at once when none is given: every CPU.
@@ -180,12 +257,26 @@ fn report_passed_over(passed_over: &[crate::repo::Error], rep: &dyn Reporter) {
         return;
     };
     rep.warn(&format!(
-        "`latest` passed over {} newer kernel(s) that this mirror does not serve; the newest: {first}{}",
-        passed_over.len(),
-        if passed_over.len() > 1 { " (-v names each)" } else { "" }
+        "`latest` passed over {} that this mirror does not serve; the newest: {first}{}",
+        crate::report::count(passed_over.len(), "newer kernel"),
+        if passed_over.len() > 1 {
+            " (-v names each)"
+        } else {
+            ""
+        }
     ));
     for e in &passed_over[1..] {
         tracing::info!("passed over: {e}");
+    }
+}
+
+/// Says which kernel a name other than its `uname -r` resolved to.
+fn report_named_as(k: &crate::session::Kernel, rep: &dyn Reporter) {
+    if let Some((name, form)) = &k.named_as {
+        rep.note(&format!(
+            "`{name}` ({form}) is kernel {} of `{}`",
+            k.record.release, k.record.target
+        ));
     }
 }
 

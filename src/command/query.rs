@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::kernel::Arch;
-use crate::repo::{self, KernelRecord};
+use crate::repo::KernelRecord;
 use crate::report::{Phase, Reporter};
 use crate::session::{self, Session};
 
@@ -22,9 +22,9 @@ pub fn list_targets(
     for t in targets {
         match s.lister().list(t, arches) {
             Ok(v) => all.extend(v.into_iter().filter(|k| k.has_flavour(&s.flavours))),
-            Err(e @ (repo::Error::UnknownTarget(_) | repo::Error::Keys { .. })) => {
-                return Err(Error::Usage(e.to_string()))
-            }
+            // What the request got wrong (an unknown target, unreadable keys, a listing
+            // `--offline` does not have) stops the command; a repository that fails is said.
+            Err(e) if super::repo_usage(&e) => return Err(Error::Usage(super::chain(&e))),
             Err(e) => {
                 rep.warn(&format!("{t}: {}", super::chain(&e)));
                 failed = true;
@@ -39,6 +39,15 @@ pub fn list_targets(
 pub struct Fetched {
     pub kernel: KernelRecord,
     pub files: Vec<FetchedFile>,
+    /// The name asked for, when it was not the kernel's `uname -r`, and which of its names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub named_as: Option<NamedAs>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct NamedAs {
+    pub name: String,
+    pub form: crate::names::Form,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -58,14 +67,25 @@ pub fn fetch(
     output: Option<&std::path::Path>,
     rep: &dyn Reporter,
 ) -> Result<Fetched> {
+    if let Some(dir) = output {
+        super::writable_dir("output directory", dir)?;
+    }
     let s = Session::open(net)?;
     rep.phase(kernel, Phase::Download);
-    let got = s.lister().fetch_kernel(target, arch, kernel, false);
+    // The whole set, kbuild's package included (the host's build of it).
+    let got = s.kernel(&session::KernelSpec {
+        target: Some(target.to_owned()),
+        from: None,
+        kernel: kernel.to_owned(),
+        arch: Some(arch),
+        with_kbuild: true,
+    });
     rep.done(kernel);
     let got = got?;
-    super::report_passed_over(&got.unavailable, rep);
+    super::report_passed_over(&got.passed_over, rep);
+    super::report_named_as(&got, rep);
     let mut files = Vec::new();
-    for (p, f) in got.kernel.packages.iter().zip(&got.files) {
+    for (p, f) in got.record.packages.iter().zip(&got.headers) {
         let path = match output {
             Some(dir) => {
                 let name = p.url.rsplit('/').next().unwrap_or(&p.name);
@@ -84,21 +104,88 @@ pub fn fetch(
         });
     }
     Ok(Fetched {
-        kernel: got.kernel,
+        named_as: got.named_as.map(|(name, form)| NamedAs { name, form }),
+        kernel: got.record,
         files,
     })
 }
 
-/// Whether a repository has a probe. A repository that cannot be asked is a usage error.
+/// The probe `exists` asks about: Falco's three parts of its file name.
+#[derive(Debug, Clone)]
+pub struct Probe<'a> {
+    pub target_id: &'a str,
+    /// Falco's file release, or any other name of the kernel (`uname -r`, its header package).
+    pub kernel_release: &'a str,
+    pub kernel_version: &'a str,
+}
+
+/// Whether a repository has a probe. A repository that cannot be asked is a usage error. A
+/// kernel named otherwise than Falco's file names it (`uname -r` of a Debian kernel) is looked
+/// up under its file name too, found in the listing of the catalog's targets of that target id
+/// (said on the reporter).
 pub fn exists(
     net: &session::Options,
     repo: &str,
     driver_version: &str,
     arch: Arch,
-    file: &str,
+    probe: &Probe,
+    rep: &dyn Reporter,
 ) -> Result<bool> {
     let repo = crate::publish::Repo::parse(repo);
+    if let crate::publish::Repo::Local(l) = &repo {
+        if !l.root.is_dir() {
+            return Err(Error::Usage(format!(
+                "repository `{}` is not a directory",
+                l.root.display()
+            )));
+        }
+    }
     let s = Session::open(net)?;
-    repo.exists(Some(&s.client), driver_version, arch.uname_m(), file)
-        .map_err(|e| Error::Usage(super::chain(&e)))
+    let look = |release: &str| {
+        let file = crate::pipeline::probe_file_name(probe.target_id, release, probe.kernel_version);
+        repo.exists(Some(&s.client), driver_version, arch.uname_m(), &file)
+            .map_err(|e| Error::Usage(super::chain(&e)))
+    };
+    if look(probe.kernel_release)? {
+        return Ok(true);
+    }
+    // The catalog's targets of this target id (`ubuntu` for `ubuntu-generic`), the one named
+    // as the id first (`debian`: every Debian release).
+    let mut targets: Vec<&str> = s
+        .catalog
+        .targets
+        .iter()
+        .filter(|t| probe.target_id.starts_with(t.target_id.as_str()))
+        .map(|t| t.name.as_str())
+        .collect();
+    targets.sort_by_key(|t| *t != probe.target_id);
+    for t in targets {
+        let listed = match s.lister().list(t, &[arch]) {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::info!("{t}: {}", super::chain(&e));
+                continue;
+            }
+        };
+        let listed: Vec<KernelRecord> = listed
+            .into_iter()
+            .filter(|k| k.target_id == probe.target_id)
+            .collect();
+        let Some((release, form)) = crate::names::resolve(&listed, probe.kernel_release)
+            .map_err(|e| Error::Usage(e.to_string()))?
+        else {
+            continue;
+        };
+        let k = listed.iter().find(|k| k.release == release);
+        let file_release = k.map(KernelRecord::file_release).unwrap_or(release);
+        if file_release == probe.kernel_release {
+            return Ok(false);
+        }
+        rep.note(&format!(
+            "`{}` ({form}) is Falco's `{file_release}` in `{t}`",
+            probe.kernel_release
+        ));
+        return look(&file_release);
+    }
+    Ok(false)
 }

@@ -38,6 +38,7 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<si
             o.repo.display()
         )));
     }
+    super::writable_dir("repository", &o.repo)?;
     let arches = match o.arch {
         Some(a) => vec![a],
         None => vec![Arch::X86_64, Arch::Aarch64],

@@ -102,11 +102,11 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Ve
             let s = Session::open(net)?;
             let u = userspace::prepare(&s.lister(), req, &probes, arch)?;
             rep.note(&format!(
-                "userspace: sysdig {} from {} ({} packages; {} files, {:.1} MB in the VM)",
+                "userspace: sysdig {} from {} ({}; {}, {:.1} MB in the VM)",
                 u.sysdig_version,
                 u.suite.name,
-                u.packages.len(),
-                u.files,
+                crate::report::count(u.packages.len(), "package"),
+                crate::report::count(u.files, "file"),
                 u.bytes as f64 / 1e6
             ));
             Some(u)

@@ -17,8 +17,8 @@ pub struct Cli {
     /// More log output (-v, -vv); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Only errors.
-    #[arg(short, long, global = true)]
+    /// Only errors: no progress, notes or warnings on stderr (results still go to stdout).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
     #[command(flatten)]
     pub net: NetArgs,
@@ -465,10 +465,14 @@ pub struct CheckArgs {
     /// With --repair: kernels compiled at once.
     #[arg(short, long)]
     pub jobs: Option<usize>,
+    /// With --repair: directory for temporary trees (default: $TMPDIR, else /dev/shm when it
+    /// has room, else /tmp).
     #[arg(long)]
     pub scratch: Option<PathBuf>,
     #[command(flatten)]
     pub toolchain: ToolchainArgs,
+    /// Print JSON (the probes, each problem, the signatures; with --repair what was found and
+    /// repaired) instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -528,6 +532,8 @@ pub struct VerifyArgs {
     pub userspace: Option<probeforge::verify::userspace::Request>,
     #[command(flatten)]
     pub toolchain: ToolchainArgs,
+    /// Print the VM's verdict as JSON (per probe: programs, maps, decoded events) instead of
+    /// text.
     #[arg(long)]
     pub json: bool,
 }
@@ -537,9 +543,13 @@ pub enum ToolchainCmd {
     /// The pinned toolchains this probeforge knows.
     List,
     /// A toolchain's packages and digests, and whether it is in the cache.
-    Show { name: String },
+    Show {
+        /// The pinned toolchain (see `probeforge toolchain list`).
+        name: String,
+    },
     /// Download, verify and unpack a pinned toolchain into the cache.
     Fetch {
+        /// The pinned toolchain (see `probeforge toolchain list`).
         #[arg(default_value = "llvm-14-debian12")]
         name: String,
     },
@@ -547,30 +557,43 @@ pub enum ToolchainCmd {
 
 #[derive(clap::Args)]
 pub struct ExistsArgs {
+    /// The repository: a directory, an HTTP base URL (looked up with HEAD) or
+    /// `github:OWNER/REPO` (GitHub Releases).
     #[arg(long)]
     pub repo: String,
+    /// The driver version the probe was built from (e.g. 8.0.0+driver).
     #[arg(long)]
     pub driver_version: String,
+    /// Falco's target id, as in the file name (debian, ubuntu-generic, amazonlinux2, ...).
     #[arg(long)]
     pub target_id: String,
+    /// The kernel release in Falco's file name (on Debian the package version and flavour,
+    /// `6.1.176-1-amd64`), or another name of the kernel (`uname -r`, its header package),
+    /// found in the listing of the catalog's targets of --target-id.
     #[arg(long)]
     pub kernel_release: String,
+    /// The number after `#` in `uname -v` (Debian: 1).
     #[arg(long)]
     pub kernel_version: String,
+    /// The probe's architecture (x86_64, aarch64).
     #[arg(long, default_value = "x86_64")]
     pub arch: String,
 }
 
 #[derive(clap::Args)]
 pub struct FetchArgs {
+    /// The catalog target to fetch from (debian, debian-bookworm, ubuntu-jammy, ...).
     pub target: String,
     /// A kernel release (`uname -r`), or `latest`.
     pub kernel: String,
+    /// The kernel's architecture (x86_64, aarch64).
     #[arg(long, default_value = "x86_64")]
     pub arch: String,
     /// Copy the verified packages here (default: just report their cache paths).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Print JSON (the kernel and each package's name, version, sha256 and path) instead of
+    /// text.
     #[arg(long)]
     pub json: bool,
 }
@@ -683,8 +706,19 @@ pub struct BuildArgs {
     /// Debian's own gcc, pinned by digest and fetched into the cache once, or the host's when
     /// its `--version` is exactly the kernel's; any other compiler is refused, naming both).
     /// The module is validated against the kernel's Module.symvers (vermagic, symbols, CRCs).
-    #[arg(long, default_value = "ebpf", value_name = "ebpf|kmod")]
-    pub driver: command::build::Driver,
+    /// `ebpf,kmod` builds both for the kernel (one download serves both).
+    #[arg(
+        long,
+        default_value = "ebpf",
+        value_name = "ebpf,kmod",
+        value_delimiter = ','
+    )]
+    pub driver: Vec<command::build::Driver>,
+    /// Replace a different file already in the output directory under the same name
+    /// (without it, the build refuses, naming both digests; the same bytes are left as they
+    /// are).
+    #[arg(long)]
+    pub force: bool,
     /// kbuild jobs for --driver kmod (default: the number of CPUs).
     #[arg(short, long)]
     pub jobs: Option<usize>,
@@ -770,7 +804,8 @@ impl BuildArgs {
             provenance: self.provenance.clone(),
             verify: self.verify,
             kernel_image: self.kernel_image.clone(),
-            driver: self.driver,
+            driver: self.driver.first().copied().unwrap_or_default(),
+            force: self.force,
             jobs: self.jobs,
             module_name: self.module_name.clone(),
             kernel_source: self.kernel_source.clone(),
@@ -896,5 +931,36 @@ impl BuildArgs {
             }
             _ => self.kernel.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand says what it is for in `--help`.
+    fn undocumented(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let builtin = matches!(a.get_id().as_str(), "help" | "version");
+            if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                out.push(format!("{path} {}", a.get_id()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_about().is_none()
+                && sub.get_long_about().is_none()
+                && sub.get_name() != "help"
+            {
+                out.push(format!("{path} {} (the subcommand)", sub.get_name()));
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_of_every_subcommand_has_help() {
+        let mut missing = Vec::new();
+        undocumented(&super::Cli::command(), "probeforge", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
     }
 }

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose, cli.quiet);
+    render::set_quiet(cli.quiet);
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -105,19 +106,38 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(ok)
         }
+        // One driver, or several for one kernel (`--driver ebpf,kmod`: the second build takes
+        // the kernel's packages from the cache).
         Command::Build(a) => {
             let rep = Progress::new(a.json);
             let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep)?;
-            let built = command::build::run(&a.options()?, &net, &tc, &rep);
-            rep.finish();
-            let built = built?;
-            // A probe that failed its proof is reported, not printed as built.
-            if a.json && built.ok() {
-                render::build_json(&built);
-            } else {
-                render::build(&built);
+            let mut drivers = a.driver.clone();
+            drivers.sort();
+            drivers.dedup();
+            let several = drivers.len() > 1;
+            let mut ok = true;
+            let mut reports = Vec::new();
+            for d in drivers {
+                let o = command::build::Options {
+                    driver: d,
+                    ..a.options()?
+                };
+                let built = command::build::run(&o, &net, &tc, &rep);
+                rep.finish();
+                let built = built?;
+                // A probe that failed its proof is reported, not printed as built.
+                match (a.json && built.ok(), several) {
+                    (true, true) => reports.push(render::build_value(&built)),
+                    (true, false) => render::build_json(&built),
+                    (false, _) => render::build(&built),
+                }
+                ok &= built.ok();
             }
-            Ok(built.ok())
+            // Several drivers under --json: one array, one report per driver.
+            if several && a.json {
+                render::json(&reports);
+            }
+            Ok(ok)
         }
         Command::Validate(a) => {
             command::need_files("probe", [&a.probe])?;
@@ -225,12 +245,13 @@ fn run(cli: Cli) -> Result<bool> {
         }
         Command::Exists(a) => {
             let arch = command::parse_arch(Some(&a.arch))?.unwrap_or(Arch::X86_64);
-            let file = probeforge::pipeline::probe_file_name(
-                &a.target_id,
-                &a.kernel_release,
-                &a.kernel_version,
-            );
-            command::query::exists(&net, &a.repo, &a.driver_version, arch, &file)
+            let probe = command::query::Probe {
+                target_id: &a.target_id,
+                kernel_release: &a.kernel_release,
+                kernel_version: &a.kernel_version,
+            };
+            let rep = Progress::new(false);
+            command::query::exists(&net, &a.repo, &a.driver_version, arch, &probe, &rep)
         }
         Command::Toolchain(c) => toolchain(c, &cli.net),
         Command::Verify(a) => {

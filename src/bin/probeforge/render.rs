@@ -9,10 +9,34 @@ use probeforge::farm::{KernelResult, Status};
 use probeforge::kernel::{Arch, KernelTree};
 use probeforge::report::{Phase, Reporter};
 
+/// `-q`: nothing on stderr but errors and failures (results on stdout stay).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A line for the person watching (stderr), unless `-q`.
+macro_rules! say {
+    ($($t:tt)*) => {
+        if !quiet() {
+            eprintln!($($t)*);
+        }
+    };
+}
+
+use probeforge::report::count;
+
 /// Progress on stderr: a bar for a batch and spinners for long phases on a terminal, plain
-/// lines otherwise; `quiet` (under `--json`) keeps only warnings.
+/// lines otherwise; `quiet` (`--json`, `-q`) keeps only warnings (`-q`: not even those).
 pub struct Progress {
-    bar: Option<indicatif::ProgressBar>,
+    /// The batch's bar, made once the batch knows its size (never an empty `0/0` bar).
+    bar: std::sync::OnceLock<indicatif::ProgressBar>,
+    batch: bool,
     spinner: Mutex<Option<indicatif::ProgressBar>>,
     tty: bool,
     quiet: bool,
@@ -21,40 +45,31 @@ pub struct Progress {
 impl Progress {
     pub fn new(json: bool) -> Progress {
         Progress {
-            bar: None,
+            bar: std::sync::OnceLock::new(),
+            batch: false,
             spinner: Mutex::new(None),
-            tty: std::io::stderr().is_terminal() && !json,
-            quiet: json,
+            tty: std::io::stderr().is_terminal() && !json && !quiet(),
+            quiet: json || quiet(),
         }
     }
 
-    /// With a progress bar for a batch (on a terminal).
+    /// With a progress bar for a batch (on a terminal), shown once its size is known.
     pub fn batch(json: bool) -> Progress {
-        let mut p = Progress::new(json);
-        p.bar = p.tty.then(|| {
-            let b = indicatif::ProgressBar::new(0);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
-            b.enable_steady_tick(std::time::Duration::from_millis(200));
-            b
-        });
-        p
+        Progress {
+            batch: true,
+            ..Progress::new(json)
+        }
     }
 
     fn line(&self, text: &str) {
-        match &self.bar {
+        match self.bar.get() {
             Some(b) => b.println(text),
             None => eprintln!("{text}"),
         }
     }
 
     pub fn finish(&self) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = self.bar.get() {
             b.finish_and_clear();
         }
         self.done("");
@@ -63,17 +78,30 @@ impl Progress {
 
 impl Reporter for Progress {
     fn planned(&self, to_build: usize, skipped: usize) {
-        if let Some(b) = &self.bar {
+        if self.batch && self.tty && to_build > 0 {
+            let b = self.bar.get_or_init(|| {
+                let b = indicatif::ProgressBar::new(to_build as u64);
+                b.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{elapsed_precise} [{bar:30}] {pos}/{len} {msg}",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
+                );
+                b.enable_steady_tick(std::time::Duration::from_millis(200));
+                b
+            });
             b.set_length(to_build as u64);
         }
         if !self.quiet {
             self.line(&format!(
-                "{to_build} kernels to build, {skipped} already published"
+                "{} to build, {skipped} already published",
+                count(to_build, "kernel")
             ));
         }
     }
     fn phase(&self, subject: &str, phase: Phase) {
-        if let Some(b) = &self.bar {
+        if let Some(b) = self.bar.get() {
             b.set_message(format!("{phase} {subject}"));
         } else if self.tty {
             let s = indicatif::ProgressBar::new_spinner();
@@ -95,7 +123,9 @@ impl Reporter for Progress {
         }
     }
     fn warn(&self, text: &str) {
-        self.line(&format!("warning: {text}"));
+        if !quiet() {
+            self.line(&format!("warning: {text}"));
+        }
     }
 }
 
@@ -118,7 +148,7 @@ impl probeforge::farm::Reporter for Progress {
                 r.seconds
             ),
         };
-        if let Some(b) = &self.bar {
+        if let Some(b) = self.bar.get() {
             b.println(line);
             b.inc(1);
         } else if !self.quiet {
@@ -146,7 +176,7 @@ pub fn build(b: &build::Built) {
         build::Product::Module(m) => {
             let k = &m.module;
             println!("{}  {}", k.sha256, m.path.display());
-            eprintln!(
+            say!(
                 "built for {}, driver {}, with {} ({}); configure: [{}]; vermagic `{}`, {} kernel symbols checked",
                 k.kernel_release,
                 k.driver_version,
@@ -166,7 +196,7 @@ pub fn build(b: &build::Built) {
         .filter(|c| c.passed)
         .map(|c| c.module.as_str())
         .collect();
-    eprintln!(
+    say!(
         "built for {} ({}), driver {}, configure: [{}], patches: [{}], clang {:.1}s + llc {:.1}s CPU",
         out.kernel.release,
         out.kernel.arch,
@@ -181,6 +211,11 @@ pub fn build(b: &build::Built) {
 /// What `build --json` prints: the probe's build report, or the module's, with the VM's
 /// `verdict` where it was proven (`--verify`).
 pub fn build_json(b: &build::Built) {
+    json(&build_value(b));
+}
+
+/// One build's JSON report (`build --json`; an array of them for `--driver ebpf,kmod`).
+pub fn build_value(b: &build::Built) -> serde_json::Value {
     let mut v = match &b.product {
         build::Product::Probe(out) => serde_json::to_value(out),
         build::Product::Module(m) => serde_json::to_value(m),
@@ -192,7 +227,7 @@ pub fn build_json(b: &build::Built) {
             serde_json::to_value(verdict).expect("JSON values serialize"),
         );
     }
-    json(&v);
+    v
 }
 
 pub fn build_all(o: &build_all::Outcome) {
@@ -204,7 +239,7 @@ pub fn build_all(o: &build_all::Outcome) {
     }
     let error = |r: &KernelResult| r.error.clone().unwrap_or_default();
     for r in rs.iter().filter(|r| r.status == Status::Unavailable) {
-        eprintln!("unavailable: {} {}: {}", r.arch, r.release, error(r));
+        say!("unavailable: {} {}: {}", r.arch, r.release, error(r));
     }
     for r in rs.iter().filter(|r| r.status == Status::Failed) {
         eprintln!(
@@ -241,8 +276,10 @@ pub fn plan(p: &build_all::Plan) {
     if p.shards.len() > 1 {
         for l in &p.shards {
             println!(
-                "  shard {}: {} items, ~{:.0} s",
-                l.shard, l.items, l.cost_seconds
+                "  shard {}: {}, ~{:.0} s",
+                l.shard,
+                count(l.items, "item"),
+                l.cost_seconds
             );
         }
         println!("  heaviest / mean: {:.3}", p.max_over_mean);
@@ -272,9 +309,9 @@ pub fn check(c: &check::Checked, repair: bool) {
         }
     }
     println!(
-        "{} probes, {} problems{}",
-        c.report.probes,
-        c.report.problems.len(),
+        "{}, {}{}",
+        count(c.report.probes, "probe"),
+        count(c.report.problems.len(), "problem"),
         if repair { " left after --repair" } else { "" }
     );
 }
@@ -402,9 +439,9 @@ pub fn validate(report: &probeforge::validate::Report) {
         return;
     }
     println!(
-        "{} programs, {} maps, kernel_version {:?}, probe_version {:?}",
-        report.programs.len(),
-        report.maps.len(),
+        "{}, {}, kernel_version {:?}, probe_version {:?}",
+        count(report.programs.len(), "program"),
+        count(report.maps.len(), "map"),
         report.kernel_version.clone().unwrap_or_default(),
         report.probe_version.clone().unwrap_or_default()
     );
@@ -429,13 +466,13 @@ pub fn kernels(all: &[probeforge::repo::KernelRecord]) {
     for k in all {
         let size: u64 = k.packages.iter().map(|p| p.size).sum();
         println!(
-            "{:<16} {:<8} {:<32} #{:<4} {:<22} {} packages, {:.1} MiB",
+            "{:<16} {:<8} {:<32} #{:<4} {:<22} {}, {:.1} MiB",
             k.target,
             k.arch,
             k.release,
             k.kernel_version,
             k.origin,
-            k.packages.len(),
+            count(k.packages.len(), "package"),
             size as f64 / 1048576.0
         );
     }
@@ -466,8 +503,8 @@ pub fn verified(v: &verify::Verified) {
     }
     if vd.reports.len() != v.sent {
         println!(
-            "FAIL {} probes sent, {} reports back\n{}",
-            v.sent,
+            "FAIL {} sent, {} reports back\n{}",
+            count(v.sent, "probe"),
             vd.reports.len(),
             vd.console_tail
         );
@@ -508,11 +545,11 @@ pub fn toolchains(cache: &std::path::Path) {
     for m in Manifest::embedded() {
         let there = root_in_cache(&m, cache).join(".complete").is_file();
         println!(
-            "{:<20} LLVM {:<8} {:<7} {} packages{}",
+            "{:<20} LLVM {:<8} {:<7} {}{}",
             m.name,
             m.llvm_version,
             m.host_arch,
-            m.packages.len(),
+            count(m.packages.len(), "package"),
             if there { ", in cache" } else { "" }
         );
     }
@@ -544,10 +581,10 @@ pub fn bazel(w: &bazel::Written) {
         println!("//:{:<32} {:<8} {}", k.name, k.arch, k.file);
     }
     println!(
-        "{}: {} kernels, {} header packages{}, driver {}{}, toolchain {}",
+        "{}: {}, {}{}, driver {}{}, toolchain {}",
         w.package.display(),
-        w.kernels.len(),
-        w.header_packages,
+        count(w.kernels.len(), "kernel"),
+        count(w.header_packages, "header package"),
         match w.pinned_by_download {
             0 => String::new(),
             n => format!(" ({n} pinned by downloading)"),
@@ -568,8 +605,8 @@ pub fn bazel(w: &bazel::Written) {
 /// What `probeforge site` (or `build-all --site`) wrote.
 pub fn site(w: &probeforge::site::Written) {
     println!(
-        "site: {} kernels; {} published ({} verified in a VM), {} failed, {} not built yet; page code {} bytes, data {} bytes -> {}",
-        w.kernels,
+        "site: {}; {} published ({} verified in a VM), {} failed, {} not built yet; page code {} bytes, data {} bytes -> {}",
+        count(w.kernels, "kernel"),
         w.published,
         w.verified,
         w.failed,
@@ -588,9 +625,9 @@ pub fn driverkit_grid(written: &[std::path::PathBuf], dir: &std::path::Path, as_
             for p in written {
                 println!("{}", p.display());
             }
-            eprintln!(
-                "{} driverkit configs under {}",
-                written.len(),
+            say!(
+                "{} under {}",
+                count(written.len(), "driverkit config"),
                 dir.display()
             );
         }
