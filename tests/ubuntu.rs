@@ -499,3 +499,164 @@ fn a_jammy_probe_is_byte_identical_to_kbuilds() {
         .unwrap_or_else(|| panic!("no probe: {stdout}"));
     assert_eq!(sha256_file(&built), reference, "{}", k.release);
 }
+
+/// The ports archive (arm64), which this machine cannot reach, in its real layout on loopback:
+/// `ubuntu-ports/dists/noble-updates/main/binary-arm64/Packages.xz` in a clear-signed
+/// `InRelease` (apt-ftparchive, gpg), packages made by dpkg-deb and indexed by
+/// dpkg-scanpackages: an HWE flavour paired through its `Depends` with
+/// `linux-hwe-6.14-headers-<abi>`, an `aws` flavour with `linux-aws-headers-<abi>`, and the
+/// metas that point at them. arm64 is listed from the ports mirror only (the main archive's
+/// mirror is a dead address here), every kernel under falcoctl's name, no meta.
+#[test]
+fn the_ports_archive_is_listed_for_arm64_in_its_layout() {
+    let t = tmpdir();
+    let root = t.path().join("srv/ubuntu-ports");
+    let pool = root.join("pool/main/l");
+    std::fs::create_dir_all(&pool).unwrap();
+    let deb = |name: &str, version: &str, arch: &str, depends: &str| {
+        let d = t.path().join("pkg").join(name);
+        std::fs::create_dir_all(d.join("DEBIAN")).unwrap();
+        std::fs::create_dir_all(d.join("usr/share/doc").join(name)).unwrap();
+        std::fs::write(
+            d.join("DEBIAN/control"),
+            format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: t <t@t>\n{depends}Description: Linux kernel headers\n"
+            ),
+        )
+        .unwrap();
+        let out = pool.join(format!("{name}_{version}_{arch}.deb"));
+        let o = Command::new("dpkg-deb")
+            .args(["--root-owner-group", "-Zxz", "-b"])
+            .arg(&d)
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let (hwe, hwe_v) = ("6.14.0-37", "6.14.0-37.37~24.04.1");
+    let (aws, aws_v) = ("6.8.0-1040", "6.8.0-1040.42");
+    deb(&format!("linux-hwe-6.14-headers-{hwe}"), hwe_v, "all", "");
+    deb(
+        &format!("linux-headers-{hwe}-generic"),
+        hwe_v,
+        "arm64",
+        &format!("Depends: linux-hwe-6.14-headers-{hwe}, libc6 (>= 2.38), libelf1t64\n"),
+    );
+    deb(&format!("linux-aws-headers-{aws}"), aws_v, "all", "");
+    deb(
+        &format!("linux-headers-{aws}-aws"),
+        aws_v,
+        "arm64",
+        &format!("Depends: linux-aws-headers-{aws}, libc6 (>= 2.38)\n"),
+    );
+    deb(
+        "linux-headers-generic-hwe-24.04",
+        hwe_v,
+        "arm64",
+        &format!("Depends: linux-headers-{hwe}-generic\n"),
+    );
+    deb(
+        "linux-headers-aws",
+        aws_v,
+        "arm64",
+        &format!("Depends: linux-headers-{aws}-aws\n"),
+    );
+    let dists = root.join("dists/noble-updates");
+    let bin_dir = dists.join("main/binary-arm64");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let o = Command::new("dpkg-scanpackages")
+        .args(["--multiversion", "pool"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let mut xz = Command::new("xz")
+        .args(["-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut xz.stdin.take().unwrap(), &o.stdout).unwrap();
+    let packed = xz.wait_with_output().unwrap();
+    std::fs::write(bin_dir.join("Packages.xz"), packed.stdout).unwrap();
+    let o = Command::new("apt-ftparchive")
+        .args([
+            "-o",
+            "APT::FTPArchive::Release::Codename=noble",
+            "-o",
+            "APT::FTPArchive::Release::Suite=noble-updates",
+            "release",
+            "dists/noble-updates",
+        ])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    std::fs::write(dists.join("Release"), &o.stdout).unwrap();
+    let key = common::gpg::test_key(t.path(), "ports");
+    key.clearsign(&dists.join("Release"), &dists.join("InRelease"));
+    let server = common::server::Server::start(t.path().join("srv"));
+    let cache = t.path().join("cache");
+    let ports = format!("ubuntu-ports={}/ubuntu-ports", server.base);
+    let (code, out, err) = cli(
+        &[
+            "--keyring",
+            key.public.to_str().unwrap(),
+            "--mirror",
+            &ports,
+            // arm64 never reads the main archive: a dead address proves it.
+            "--mirror",
+            "ubuntu=http://127.0.0.1:9/ubuntu",
+            "list-kernels",
+            "ubuntu-noble",
+            "--arch",
+            "aarch64",
+            "--json",
+        ],
+        &cache,
+    );
+    assert_eq!(code, 0, "{err}");
+    let listed: Vec<KernelRecord> = serde_json::from_str(&out).unwrap();
+    let got: Vec<(String, String, String, Vec<String>)> = listed
+        .iter()
+        .map(|k| {
+            (
+                k.release.clone(),
+                k.target_id.clone(),
+                k.kernel_version.clone(),
+                k.packages.iter().map(|p| p.name.clone()).collect(),
+            )
+        })
+        .collect();
+    let want = |r: &str, id: &str, kv: &str, shared: &str| {
+        (
+            r.to_owned(),
+            id.to_owned(),
+            kv.to_owned(),
+            vec![format!("linux-headers-{r}"), shared.to_owned()],
+        )
+    };
+    assert_eq!(
+        got,
+        [
+            want(
+                &format!("{hwe}-generic"),
+                "ubuntu-generic",
+                "37~24.04.1",
+                &format!("linux-hwe-6.14-headers-{hwe}")
+            ),
+            want(
+                &format!("{aws}-aws"),
+                "ubuntu-aws",
+                "42",
+                &format!("linux-aws-headers-{aws}")
+            ),
+        ],
+        "{out}"
+    );
+    assert!(listed.iter().all(|k| k.arch == Arch::Aarch64));
+    assert!(listed.iter().all(|k| k
+        .packages
+        .iter()
+        .all(|p| p.url.contains("/ubuntu-ports/pool/"))));
+}
