@@ -660,3 +660,60 @@ fn the_ports_archive_is_listed_for_arm64_in_its_layout() {
         .iter()
         .all(|p| p.url.contains("/ubuntu-ports/pool/"))));
 }
+
+/// Pre-release pockets are targets (`ubuntu-noble-proposed`, `debian-bookworm-proposed-updates`):
+/// they list what the pocket carries and nothing else, and a kernel of noble-proposed gets its
+/// module with the compiler from noble's own indexes (a pocket carries kernels, not compilers).
+#[test]
+fn a_pre_release_pocket_is_listed_and_its_newest_kernel_gets_a_module() {
+    let (code, out, err) = run(&[
+        "list-kernels",
+        "ubuntu-noble-proposed",
+        "--arch",
+        "x86_64",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let listed: Vec<KernelRecord> = serde_json::from_str(&out).unwrap();
+    assert!(!listed.is_empty(), "noble-proposed carries no kernel now");
+    assert!(listed.iter().all(|k| k.origin == "noble-proposed"), "{out}");
+    let proposed: BTreeSet<String> = packages("noble-proposed")
+        .into_iter()
+        .filter_map(|p| kernel_shaped(&p.name).map(str::to_owned))
+        .collect();
+    let got: BTreeSet<String> = listed.iter().map(|k| k.release.clone()).collect();
+    assert_eq!(got, proposed);
+    // Debian's pocket lists whatever it carries (between point releases: nothing), signed.
+    let (code, _, err) = run(&[
+        "list-kernels",
+        "debian-bookworm-proposed-updates",
+        "--arch",
+        "x86_64",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let dir = tmpdir();
+    let src = drivers::scap_dkms_0_23_2();
+    let (code, out, err) = run(&[
+        "build",
+        "--target",
+        "ubuntu-noble-proposed",
+        "--kernel",
+        "latest",
+        "--driver",
+        "kmod",
+        "--driver-source",
+        src.to_str().unwrap(),
+        "--driver-version",
+        "9.1.0+driver",
+        "-o",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let compiler = v.to_string();
+    assert!(compiler.contains("@ubuntu-noble"), "{v}");
+    let ko = PathBuf::from(v["path"].as_str().unwrap());
+    assert!(ko.is_file());
+}

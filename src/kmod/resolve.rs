@@ -375,7 +375,12 @@ impl<'a> IndexCompilers<'a> {
                 .target(name)
                 .is_ok_and(|t| t.kind == "apt")
         };
-        target.filter(|t| apt(t)).map(str::to_owned).or_else(|| {
+        // A pre-release pocket names the release whose indexes hold its compilers.
+        let from = |t: &str| {
+            let own = self.lister.catalog.target(t).ok()?;
+            Some(own.compilers_from.clone().unwrap_or_else(|| t.to_owned()))
+        };
+        target.and_then(from).filter(|t| apt(t)).or_else(|| {
             let id = &tree.os_release.as_ref()?.id;
             apt(id).then(|| id.clone())
         })

@@ -190,6 +190,10 @@ pub struct Target {
     /// (Photon OS): there is no `repomd.xml.asc` to check, and its listing is unsigned.
     #[serde(default = "signed_by_default")]
     pub signed_metadata: bool,
+    /// The APT target whose indexes hold this target's kernels' compilers, where not its own:
+    /// a pre-release pocket (`ubuntu-noble-proposed`) carries kernels, not compilers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compilers_from: Option<String>,
 }
 
 fn signed_by_default() -> bool {
