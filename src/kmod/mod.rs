@@ -30,6 +30,7 @@ pub mod gcc;
 pub mod kbuild;
 pub mod package;
 pub mod resolve;
+pub mod sign;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -209,6 +210,9 @@ pub struct Module {
     pub compiler_text: String,
     /// The full kbuild log.
     pub log: PathBuf,
+    /// Who signed it (`--sign-key`/`--sign-cert`) and with which hash; never the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<sign::Signed>,
 }
 
 /// Falco's module file name, as its loaders download it.

@@ -692,6 +692,15 @@ pub struct BuildArgs {
     /// Debian's sysdig opens `scap`). driverkit's `moduledrivername`/`moduledevicename`.
     #[arg(long, value_name = "NAME", visible_aliases = ["moduledrivername", "moduledevicename"])]
     pub module_name: Option<String>,
+    /// Kernel modules: sign each with this private key, as the kernel's `scripts/sign-file`
+    /// does (PKCS#7 appended, the kernel's CONFIG_MODULE_SIG_HASH) so a Secure Boot node that
+    /// enrolled --sign-cert (its MOK) loads it. An unencrypted RSA key, PEM or DER, PKCS#8 or
+    /// PKCS#1; it is never logged nor recorded (the provenance names the certificate).
+    #[arg(long, value_name = "KEY", requires = "sign_cert")]
+    pub sign_key: Option<PathBuf>,
+    /// The X.509 certificate (PEM or DER) of --sign-key.
+    #[arg(long, value_name = "CERT", requires = "sign_key")]
+    pub sign_cert: Option<PathBuf>,
     #[command(flatten)]
     pub driverkit: DriverkitBuildArgs,
     #[command(flatten)]
@@ -714,6 +723,10 @@ pub struct ValidateArgs {
     /// The architecture the probe must be for.
     #[arg(long)]
     pub arch: Option<String>,
+    /// A kernel module: verify its signature against this X.509 certificate (PEM or DER), as
+    /// the kernel does (signer, then RSA over the module's bytes); unsigned fails.
+    #[arg(long, value_name = "CERT")]
+    pub sign_cert: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -752,6 +765,16 @@ impl ToolchainArgs {
 
 impl BuildArgs {
     pub fn options(&self) -> command::Result<command::build::Options> {
+        // A driverkit build may make a module beside the probe: the module is what is signed.
+        if self.sign_key.is_some()
+            && self.driver != command::build::Driver::Kmod
+            && self.driverkit.config.is_none()
+            && self.driverkit.output_module.is_none()
+        {
+            return Err(command::Error::Usage(
+                "--sign-key signs kernel modules: pass --driver kmod".into(),
+            ));
+        }
         Ok(command::build::Options {
             headers: self.headers.clone(),
             target: self.target.clone(),
@@ -773,6 +796,8 @@ impl BuildArgs {
             driver: self.driver,
             jobs: self.jobs,
             module_name: self.module_name.clone(),
+            module_sign_key: self.sign_key.clone(),
+            module_sign_cert: self.sign_cert.clone(),
             kernel_source: self.kernel_source.clone(),
             kernel_config: self.kernel_config.clone(),
             file_release: None,

@@ -1,0 +1,271 @@
+//! Modules signed with the user's key (Secure Boot), as a user runs probeforge: `build --driver
+//! kmod --sign-key --sign-cert` of Debian's `falcosecurity-scap-dkms` 0.23.2 for the newest
+//! bookworm 6.1 amd64 kernel of the live index, with an RSA key and self-signed certificate
+//! made by openssl. The signature must be byte for byte what the kernel's own `sign-file` (from
+//! that kernel's `linux-kbuild-6.1`) appends with the same key and certificate; `validate`
+//! names the signer and, given a certificate, verifies it as the kernel would.
+
+mod common;
+#[path = "common/drivers.rs"]
+mod drivers;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::*;
+use probeforge::kernel::Arch;
+use probeforge::kmod::sign;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    kernel: probeforge::repo::KernelRecord,
+    key: PathBuf,
+    cert: PathBuf,
+    other_cert: PathBuf,
+    /// probeforge's signed module.
+    signed: PathBuf,
+    /// `build --json` of it.
+    json: serde_json::Value,
+    provenance: PathBuf,
+}
+
+/// An RSA key and a self-signed certificate, by openssl (as the README tells a user to make
+/// them).
+fn openssl_cert(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let (key, cert) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.pem")),
+    );
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-sha256"])
+        .args([
+            "-days",
+            "3650",
+            "-subj",
+            &format!("/CN={cn}/O=probeforge test"),
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (key, cert)
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let (kernel, _) = drivers::kernel_line("6.1", Arch::X86_64);
+        let dir = tmpdir();
+        let (key, cert) = openssl_cert(dir.path(), "mok", "probeforge module signing");
+        let (_, other_cert) = openssl_cert(dir.path(), "other", "another signer");
+        let out = dir.path().join("out");
+        let provenance = dir.path().join("provenance.json");
+        let (code, stdout, err) = run(&[
+            "build",
+            "--target",
+            &kernel.target,
+            "--kernel",
+            &kernel.release,
+            "--driver",
+            "kmod",
+            "--driver-source",
+            drivers::scap_dkms_0_23_2().to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--sign-key",
+            key.to_str().unwrap(),
+            "--sign-cert",
+            cert.to_str().unwrap(),
+            "--provenance",
+            provenance.to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let signed = PathBuf::from(json["path"].as_str().unwrap());
+        Fixture {
+            dir,
+            kernel,
+            key,
+            cert,
+            other_cert,
+            signed,
+            json,
+            provenance,
+        }
+    })
+}
+
+/// The kernel's own `sign-file`, from the kbuild package of the fixture's kernel.
+fn sign_file(f: &Fixture) -> PathBuf {
+    let name = kbuild_name("bookworm", Arch::X86_64, &f.kernel.release);
+    let deb = debian_package(&f.kernel.target, Arch::X86_64, &name);
+    let root = f.dir.path().join("kbuild");
+    let out = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let series = name.trim_start_matches("linux-kbuild-");
+    root.join(format!("usr/lib/linux-kbuild-{series}/scripts/sign-file"))
+}
+
+fn validate(module: &Path, cert: Option<&Path>) -> (i32, serde_json::Value) {
+    let mut a = vec!["validate".to_owned(), "--json".to_owned()];
+    if let Some(c) = cert {
+        a.extend(["--sign-cert".into(), c.display().to_string()]);
+    }
+    a.push(module.display().to_string());
+    let (code, out, err) = run(&a);
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    (code, v)
+}
+
+fn check<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {v:#}"))
+}
+
+/// The done-when of #33: probeforge's signed module equals sign-file's, byte for byte.
+#[test]
+fn the_signature_is_byte_identical_to_the_kernels_sign_file() {
+    let f = fixture();
+    let signed = std::fs::read(&f.signed).unwrap();
+    assert!(signed.ends_with(sign::MAGIC));
+    let unsigned = sign::unsigned_part(&signed);
+    assert!(unsigned.len() < signed.len());
+    let copy = f.dir.path().join("by-sign-file.ko");
+    std::fs::write(&copy, unsigned).unwrap();
+    let out = Command::new(sign_file(f))
+        .args(["sha256"])
+        .arg(&f.key)
+        .arg(&f.cert)
+        .arg(&copy)
+        .output()
+        .expect("sign-file");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs = std::fs::read(&copy).unwrap();
+    assert_eq!(theirs.len(), signed.len(), "lengths differ");
+    assert!(
+        theirs == signed,
+        "probeforge's signed module differs from sign-file's"
+    );
+    // The build says who signed it, and with the kernel's hash; the key is nowhere.
+    assert_eq!(f.json["signed_by"]["hash"], "sha256", "{}", f.json);
+    let subject = f.json["signed_by"]["subject"].as_str().unwrap();
+    assert!(
+        subject.contains("CN=probeforge module signing"),
+        "{subject}"
+    );
+    assert_eq!(f.json["sha256"], probeforge::base::sha256(&signed));
+    let prov = std::fs::read_to_string(&f.provenance).unwrap();
+    assert!(prov.contains("probeforge module signing"), "{prov}");
+    assert!(!prov.contains("PRIVATE KEY"), "{prov}");
+    let key = std::fs::read_to_string(&f.key).unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    assert!(!prov.contains(key_body));
+}
+
+/// validate names the signer and hash, verifies with the right certificate, and with another
+/// one fails naming both.
+#[test]
+fn validate_reports_the_signer_and_verifies_against_a_certificate() {
+    let f = fixture();
+    let (code, v) = validate(&f.signed, None);
+    assert_eq!(code, 0, "{v:#}");
+    let s = check(&v, "signature")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(s.contains("sha256"), "{s}");
+    assert!(s.contains("CN=probeforge module signing"), "{s}");
+
+    let (code, v) = validate(&f.signed, Some(&f.cert));
+    assert_eq!(code, 0, "{v:#}");
+    let c = check(&v, "signature-verify");
+    assert_eq!(c["ok"], true, "{c}");
+
+    let (code, v) = validate(&f.signed, Some(&f.other_cert));
+    assert_eq!(code, 1, "{v:#}");
+    let d = check(&v, "signature-verify")["detail"].as_str().unwrap();
+    assert!(d.contains("CN=probeforge module signing"), "{d}");
+    assert!(d.contains("CN=another signer"), "{d}");
+
+    // The unsigned module: reported unsigned, and verification fails.
+    let unsigned = f.dir.path().join("unsigned.ko");
+    let bytes = std::fs::read(&f.signed).unwrap();
+    std::fs::write(&unsigned, sign::unsigned_part(&bytes)).unwrap();
+    let (code, v) = validate(&unsigned, None);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(check(&v, "signature")["detail"], "unsigned");
+    let (code, v) = validate(&unsigned, Some(&f.cert));
+    assert_eq!(code, 1, "{v:#}");
+    let d = check(&v, "signature-verify")["detail"].as_str().unwrap();
+    assert!(d.contains("not signed"), "{d}");
+}
+
+/// One flipped byte of the module after signing fails verification.
+#[test]
+fn a_flipped_byte_in_a_signed_module_fails_verification() {
+    let f = fixture();
+    let mut bytes = std::fs::read(&f.signed).unwrap();
+    // Inside `.modinfo`'s text would still parse; any byte the signature covers will do:
+    // one in the middle of the module.
+    let at = sign::unsigned_part(&bytes).len() / 2;
+    bytes[at] ^= 0x01;
+    let flipped = f.dir.path().join("flipped.ko");
+    std::fs::write(&flipped, &bytes).unwrap();
+    let (code, v) = validate(&flipped, Some(&f.cert));
+    assert_eq!(code, 1, "{v:#}");
+    let d = check(&v, "signature-verify")["detail"].as_str().unwrap();
+    assert!(d.contains("does not verify"), "{d}");
+}
+
+/// A key that is not the certificate's is refused before anything is built.
+#[test]
+fn a_key_of_another_certificate_is_refused_at_once() {
+    let f = fixture();
+    let out = f.dir.path().join("mismatch");
+    let (code, _, err) = run(&[
+        "build",
+        "--target",
+        &f.kernel.target,
+        "--kernel",
+        &f.kernel.release,
+        "--driver",
+        "kmod",
+        "--driver-source",
+        drivers::scap_dkms_0_23_2().to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--sign-key",
+        f.key.to_str().unwrap(),
+        "--sign-cert",
+        f.other_cert.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("does not belong to the certificate"), "{err}");
+    assert!(!err.contains("PRIVATE KEY"), "{err}");
+}
