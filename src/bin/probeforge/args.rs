@@ -372,6 +372,13 @@ pub struct BuildAllArgs {
     /// from PROBEFORGE_SIGN_PASSPHRASE): a detached, armored `SHA256SUMS.asc` beside it.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Sign every kernel module with this RSA private key, as the kernel's `sign-file` does
+    /// (not --sign-key, which signs SHA256SUMS with OpenPGP). Needs --module-sign-cert.
+    #[arg(long, value_name = "KEY", requires = "module_sign_cert")]
+    pub module_sign_key: Option<PathBuf>,
+    /// The X.509 certificate (PEM or DER) of --module-sign-key.
+    #[arg(long, value_name = "CERT", requires = "module_sign_key")]
+    pub module_sign_cert: Option<PathBuf>,
     /// Build only shard K of N: the drivers of the kernels whose key (target id, arch,
     /// release, kernel version, driver version, driver) falls in it. N runners of one CI
     /// matrix, each with its own K, split the list with no coordination and no overlap; each
@@ -467,6 +474,10 @@ pub struct CheckArgs {
     pub jobs: Option<usize>,
     #[arg(long)]
     pub scratch: Option<PathBuf>,
+    /// Verify every kernel module's signature against this X.509 certificate (PEM or DER):
+    /// an unsigned module, or one signed by another key, is a problem.
+    #[arg(long, value_name = "CERT")]
+    pub sign_cert: Option<PathBuf>,
     #[command(flatten)]
     pub toolchain: ToolchainArgs,
     #[arg(long)]
@@ -823,6 +834,8 @@ impl BuildAllArgs {
             scratch: self.scratch.clone(),
             sign_key: self.sign_key.clone(),
             sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
+            module_sign_key: self.module_sign_key.clone(),
+            module_sign_cert: self.module_sign_cert.clone(),
             shard: self.shard,
             balance: self.balance,
             site: self.site,
@@ -854,6 +867,7 @@ impl CheckArgs {
             jobs: self.jobs,
             scratch: self.scratch.clone(),
             toolchain: self.toolchain.options(),
+            sign_cert: self.sign_cert.clone(),
         }
     }
 }

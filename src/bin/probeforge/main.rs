@@ -147,8 +147,7 @@ fn run(cli: Cli) -> Result<bool> {
                 false if cert.is_some() => {
                     return Err(command::Error::Usage(
                         "--sign-cert verifies kernel modules; this is not one".into(),
-                    )
-                    .into())
+                    ))
                 }
                 false => probeforge::validate::validate(&bytes, &expect),
             };
