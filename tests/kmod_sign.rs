@@ -22,6 +22,7 @@ struct Fixture {
     kernel: probeforge::repo::KernelRecord,
     key: PathBuf,
     cert: PathBuf,
+    other_key: PathBuf,
     other_cert: PathBuf,
     /// probeforge's signed module.
     signed: PathBuf,
@@ -65,7 +66,7 @@ fn fixture() -> &'static Fixture {
         let (kernel, _) = drivers::kernel_line("6.1", Arch::X86_64);
         let dir = tmpdir();
         let (key, cert) = openssl_cert(dir.path(), "mok", "probeforge module signing");
-        let (_, other_cert) = openssl_cert(dir.path(), "other", "another signer");
+        let (other_key, other_cert) = openssl_cert(dir.path(), "other", "another signer");
         let out = dir.path().join("out");
         let provenance = dir.path().join("provenance.json");
         let (code, stdout, err) = run(&[
@@ -96,6 +97,7 @@ fn fixture() -> &'static Fixture {
             kernel,
             key,
             cert,
+            other_key,
             other_cert,
             signed,
             json,
@@ -349,4 +351,81 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Under `module.sig_enforce=1` the kernel itself refuses, with its own error (EKEYREJECTED,
+/// "Loading of ... is rejected"), the module unsigned, signed by another key, and signed by
+/// the user's key it was not made to trust (Debian's kernel trusts only its built-in keys
+/// without shim's MOK list): the refusal is the kernel's, not probeforge's.
+#[test]
+fn under_sig_enforce_the_kernel_refuses_unsigned_and_untrusted_modules() {
+    let f = fixture();
+    let dir = f.dir.path().join("enforce");
+    std::fs::create_dir_all(&dir).unwrap();
+    let signed = std::fs::read(&f.signed).unwrap();
+    let unsigned = sign::unsigned_part(&signed).to_vec();
+    let other = sign::Signer::from_files(&f.other_key, &f.other_cert)
+        .unwrap()
+        .sign(&unsigned, sign::Hash::Sha256)
+        .unwrap();
+    let modules = [
+        (
+            "unsigned.ko",
+            unsigned,
+            "Loading of unsigned module is rejected",
+        ),
+        (
+            "other-key.ko",
+            other,
+            "Loading of module with unavailable key is rejected",
+        ),
+        (
+            "user-key.ko",
+            signed,
+            "Loading of module with unavailable key is rejected",
+        ),
+    ];
+    for (name, bytes, _) in &modules {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    let image = debian_package(
+        &f.kernel.target,
+        Arch::X86_64,
+        &format!("linux-image-{}-unsigned", f.kernel.release),
+    );
+    let mut a = vec![
+        "verify".to_owned(),
+        "--json".into(),
+        "--no-events".into(),
+        "--kernel-image".into(),
+        image.display().to_string(),
+        "--cmdline".into(),
+        "module.sig_enforce=1".into(),
+    ];
+    a.extend(
+        modules
+            .iter()
+            .map(|(n, _, _)| dir.join(n).display().to_string()),
+    );
+    let (code, out, err) = run(&a);
+    assert_eq!(code, 1, "{err}\n{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["booted_release"], f.kernel.release.as_str(), "{v}");
+    for (name, _, said) in &modules {
+        let r = v["reports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["probe"] == *name)
+            .unwrap_or_else(|| panic!("no report for {name}: {v:#}"));
+        assert_eq!(r["sig_enforce"], "Y", "{r:#}");
+        assert_eq!(r["load_errno"], libc_ekeyrejected(), "{name}: {r:#}");
+        let log = r["kernel_log"].to_string();
+        assert!(log.contains(said), "{name}: the kernel's own words: {log}");
+    }
+}
+
+/// EKEYREJECTED on Linux.
+fn libc_ekeyrejected() -> i64 {
+    129
 }
