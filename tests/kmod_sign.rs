@@ -353,7 +353,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Under `module.sig_enforce=1` the kernel itself refuses, with its own error (EKEYREJECTED,
+/// Under `module.sig_enforce=1` (`verify --sig-enforce`) the kernel itself refuses, with its own error (EKEYREJECTED,
 /// "Loading of ... is rejected"), the module unsigned, signed by another key, and signed by
 /// the user's key it was not made to trust (Debian's kernel trusts only its built-in keys
 /// without shim's MOK list): the refusal is the kernel's, not probeforge's.
@@ -399,8 +399,7 @@ fn under_sig_enforce_the_kernel_refuses_unsigned_and_untrusted_modules() {
         "--no-events".into(),
         "--kernel-image".into(),
         image.display().to_string(),
-        "--cmdline".into(),
-        "module.sig_enforce=1".into(),
+        "--sig-enforce".into(),
     ];
     a.extend(
         modules

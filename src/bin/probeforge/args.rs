@@ -504,6 +504,11 @@ pub struct VerifyArgs {
     /// Extra kernel command line (use the target's own: lockdown changes what loads).
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// Boot with module signature enforcement (`module.sig_enforce=1`, as Secure Boot's
+    /// lockdown enforces it): a module not signed by a key the kernel trusts is refused with
+    /// the kernel's own EKEYREJECTED and its "Loading of ... is rejected".
+    #[arg(long)]
+    pub sig_enforce: bool,
     /// Kernel lockdown mode in the VM, as the target runs (Secure Boot machines often run
     /// `integrity`; `confidentiality` forbids reading kernel memory, which the probe needs).
     #[arg(long, value_parser = ["none", "integrity", "confidentiality"])]
@@ -878,7 +883,12 @@ impl VerifyArgs {
             probes: self.probes.clone(),
             kernel_image: self.kernel_image.clone(),
             target: self.target.clone(),
-            cmdline: self.cmdline.clone(),
+            cmdline: match self.sig_enforce {
+                true => format!("{} module.sig_enforce=1", self.cmdline)
+                    .trim()
+                    .to_owned(),
+                false => self.cmdline.clone(),
+            },
             lockdown: self.lockdown.clone(),
             timeout: std::time::Duration::from_secs(self.timeout),
             accel: self.accel.clone(),
