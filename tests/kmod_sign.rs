@@ -428,3 +428,31 @@ fn under_sig_enforce_the_kernel_refuses_unsigned_and_untrusted_modules() {
 fn libc_ekeyrejected() -> i64 {
     129
 }
+
+/// driverkit's way (`build` with its flag names, `--output-module`): the module written where
+/// driverkit says is signed too, the same bytes as `build --sign-key`'s.
+#[test]
+fn a_driverkit_build_signs_the_module_it_writes() {
+    let f = fixture();
+    let dest = f.dir.path().join("driverkit/module.ko");
+    let (code, out, err) = run(&[
+        "build",
+        "--target",
+        &f.kernel.target,
+        "--kernelrelease",
+        &f.kernel.release,
+        "--output-module",
+        dest.to_str().unwrap(),
+        "--driver-source",
+        drivers::scap_dkms_0_23_2().to_str().unwrap(),
+        "--sign-key",
+        f.key.to_str().unwrap(),
+        "--sign-cert",
+        f.cert.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let bytes = std::fs::read(&dest).unwrap();
+    let cert = sign::Cert::from_file(&f.cert).unwrap();
+    sign::verify(&bytes, &cert).expect("signed by the user's key");
+    assert_eq!(bytes, std::fs::read(&f.signed).unwrap());
+}
