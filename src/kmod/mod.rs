@@ -22,6 +22,8 @@
 //!   indexes (the exact build its headers name, with its dependency closure) and made a
 //!   manifest like the pinned ones.
 //! - [`package`]: from a kernel's packages to a validated module (unpack, compiler, kbuild).
+//! - [`sign`]: a module signed with the user's key and certificate exactly as the kernel's
+//!   `scripts/sign-file` signs it (Secure Boot), and its signature read and verified.
 //!
 //! The entry points: [`package::build`], [`build`] and [`validate::validate`]. This module never prints, never
 //! publishes and never decides which kernel or driver is meant.
