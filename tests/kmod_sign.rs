@@ -174,6 +174,33 @@ fn the_signature_is_byte_identical_to_the_kernels_sign_file() {
         theirs == signed,
         "probeforge's signed module differs from sign-file's"
     );
+    // The other hashes a kernel may name (CONFIG_MODULE_SIG_HASH), through the library.
+    let signer = sign::Signer::from_files(&f.key, &f.cert).unwrap();
+    for (name, hash) in [
+        ("sha384", sign::Hash::Sha384),
+        ("sha512", sign::Hash::Sha512),
+    ] {
+        let copy = f.dir.path().join(format!("by-sign-file-{name}.ko"));
+        std::fs::write(&copy, unsigned).unwrap();
+        let out = Command::new(sign_file(f))
+            .arg(name)
+            .arg(&f.key)
+            .arg(&f.cert)
+            .arg(&copy)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ours = signer.sign(unsigned, hash).unwrap();
+        assert!(
+            std::fs::read(&copy).unwrap() == ours,
+            "{name}: differs from sign-file's"
+        );
+        assert_eq!(sign::read(&ours).unwrap().unwrap().hash, hash);
+    }
     // The build says who signed it, and with the kernel's hash; the key is nowhere.
     assert_eq!(f.json["signed_by"]["hash"], "sha256", "{}", f.json);
     let subject = f.json["signed_by"]["subject"].as_str().unwrap();
