@@ -436,6 +436,50 @@ pub fn check(repo: &str, client: Option<&Client>, keyring: Option<&Keyring>) -> 
     })
 }
 
+/// Verifies the signature of every kernel module (`<dv>/<arch>/*.ko`) of a local repository
+/// against `cert`, as the kernel would (`check --sign-cert`): an unsigned module, one signed by
+/// another signer and one whose signature does not verify are each a [`Kind::Signature`]
+/// problem. Returns how many modules were verified.
+pub fn module_signatures(
+    root: &Path,
+    cert: &crate::kmod::sign::Cert,
+    report: &mut Report,
+) -> Result<usize> {
+    let mut modules = Vec::new();
+    for dv in std::fs::read_dir(root).map_err(io(root))?.flatten() {
+        let Ok(arches) = std::fs::read_dir(dv.path()) else {
+            continue;
+        };
+        for arch in arches.flatten() {
+            let Ok(files) = std::fs::read_dir(arch.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                if f.path().extension().is_some_and(|e| e == "ko") {
+                    modules.push(f.path());
+                }
+            }
+        }
+    }
+    modules.sort();
+    for m in &modules {
+        let bytes = std::fs::read(m).map_err(io(m))?;
+        if let Err(e) = crate::kmod::sign::verify(&bytes, cert) {
+            report.problems.push(Problem {
+                path: m
+                    .strip_prefix(root)
+                    .unwrap_or(m)
+                    .to_string_lossy()
+                    .into_owned(),
+                kind: Kind::Signature,
+                detail: e.to_string(),
+            });
+        }
+    }
+    report.problems.sort();
+    Ok(modules.len())
+}
+
 /// What `--repair` did about one probe.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Repair {
@@ -619,6 +663,7 @@ fn rebuild_all(
             cache_dir: env.lister.client.config().cache_dir.clone(),
             verify: None,
             select: None,
+            module_signer: None,
         };
         let results = farm.run(kernels, &crate::farm::NoReport);
         for (name, r) in wanted {

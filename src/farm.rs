@@ -97,6 +97,9 @@ pub struct Farm<'a> {
     /// at, not even in the repository, and have no result.
     #[allow(clippy::type_complexity)]
     pub select: Option<&'a (dyn Fn(&KernelRecord, Driver) -> bool + Sync)>,
+    /// Signs every module (cached or built) before it is validated and published
+    /// (`build-all --module-sign-key`); the cache keeps modules unsigned.
+    pub module_signer: Option<&'a crate::kmod::sign::Signer>,
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -549,10 +552,13 @@ impl Farm<'_> {
             vermagic
                 .1
                 .starts_with(&format!("{} ", k.release))
-                .then_some((b, toolchain))
+                .then_some((b, toolchain, meta["sig_hash"].as_str().map(str::to_owned)))
         });
-        let (bytes, toolchain, status) = match cached {
-            Some((b, t)) => (b, t, Status::Cached),
+        // A cached module from before the cache recorded the kernel's signature hash is built
+        // again when it must be signed.
+        let cached = cached.filter(|c| self.module_signer.is_none() || c.2.is_some());
+        let (bytes, toolchain, status, sig_hash) = match cached {
+            Some((b, t, h)) => (b, t, Status::Cached, h),
             None => {
                 let scratch = self
                     .scratch
@@ -579,12 +585,30 @@ impl Farm<'_> {
                     Ok(b) => {
                         let toolchain =
                             format!("{} ({})", b.module.compiler, b.module.compiler_text);
-                        let meta = serde_json::json!({ "toolchain": toolchain });
+                        // The kernel's CONFIG_MODULE_SIG_HASH, for signing a cached module.
+                        let sig_hash = b
+                            .tree
+                            .config
+                            .get("MODULE_SIG_HASH")
+                            .map(|h| h.trim_matches('"').to_owned());
+                        let meta =
+                            serde_json::json!({ "toolchain": toolchain, "sig_hash": sig_hash });
                         let _ = write_atomic(&cache_meta, meta.to_string().as_bytes());
                         let _ = write_atomic(&cache_ko, &b.module.bytes);
-                        (b.module.bytes, toolchain, Status::Built)
+                        (b.module.bytes, toolchain, Status::Built, sig_hash)
                     }
                     Err(e) => return fail(error_chain(&e)),
+                }
+            }
+        };
+        let bytes = match self.module_signer {
+            None => bytes,
+            Some(signer) => {
+                let signed = crate::kmod::sign::Hash::parse(sig_hash.as_deref().unwrap_or(""))
+                    .and_then(|h| signer.sign_checked(&bytes, h));
+                match signed {
+                    Ok(b) => b,
+                    Err(e) => return fail(format!("signing the module: {}", error_chain(&e))),
                 }
             }
         };

@@ -45,6 +45,10 @@ pub struct Options {
     pub jobs: Option<usize>,
     /// The module's and its devices' name (`None`: Falco's, `falco`).
     pub module_name: Option<String>,
+    /// `--driver kmod`: sign the module with this key and certificate, as the kernel's
+    /// `sign-file` does, with the kernel's `CONFIG_MODULE_SIG_HASH`.
+    pub module_sign_key: Option<PathBuf>,
+    pub module_sign_cert: Option<PathBuf>,
     /// A kernel source tarball (or a package holding one) and a `.config` (or the kernel image
     /// package shipping one), instead of headers: the tree is prepared from them (see
     /// [`crate::vanilla`]) for `kernel_release`.
@@ -377,6 +381,7 @@ fn module(
     rep: &dyn Reporter,
     facts: ModuleFacts,
 ) -> Result<(BuiltModule, Option<super::verify::OneVerdict>)> {
+    let signer = module_signer(o)?;
     let scratch = o.scratch.clone().unwrap_or_else(pipeline::default_scratch);
     let work = tempfile::Builder::new()
         .prefix("probeforge-kmod-")
@@ -393,7 +398,7 @@ fn module(
     };
     let compilers = s.compilers();
     let crate::kmod::package::Built {
-        module,
+        mut module,
         tree,
         symbols_checked,
     } = crate::kmod::package::build(
@@ -416,6 +421,9 @@ fn module(
         },
         rep,
     )?;
+    if let Some(s) = &signer {
+        crate::kmod::sign::sign_module(s, &mut module, &tree)?;
+    }
     let path = o.output.join(&module.file_name);
     write_new(&path, &module.bytes, o.force)?;
     let mut verdict = None;
@@ -443,6 +451,7 @@ fn module(
             "builder": {"compiler": module.compiler, "compiler_text": module.compiler_text},
             "kernel": {"release": module.kernel_release, "vermagic": module.vermagic},
             "driver": {"version": module.driver_version, "sha256": driver.sha256},
+            "signature": module.signed_by,
         });
         let text = serde_json::to_vec_pretty(&v).expect("JSON values serialize");
         crate::base::write_atomic(p, &text).map_err(Error::write(p))?;
@@ -455,6 +464,18 @@ fn module(
         },
         verdict,
     ))
+}
+
+/// The module signer of `--sign-key` and `--sign-cert` (both or neither), loaded before any
+/// work so a wrong key or a key of another certificate fails at once.
+fn module_signer(o: &Options) -> Result<Option<crate::kmod::sign::Signer>> {
+    match (&o.module_sign_key, &o.module_sign_cert) {
+        (None, None) => Ok(None),
+        (Some(k), Some(c)) => Ok(Some(crate::kmod::sign::Signer::from_files(k, c)?)),
+        _ => Err(Error::Usage(
+            "module signing needs both a key and a certificate (--sign-key and --sign-cert)".into(),
+        )),
+    }
 }
 
 /// The kernel tree of `--kernel-source` and `--kernel-config`, prepared once into the cache.

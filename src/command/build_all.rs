@@ -45,6 +45,10 @@ pub struct Options {
     /// An OpenPGP secret key signing every `SHA256SUMS`, and its passphrase.
     pub sign_key: Option<PathBuf>,
     pub sign_passphrase: String,
+    /// Signs every kernel module with this key and certificate, as the kernel's `sign-file`
+    /// does (`--module-sign-key`, `--module-sign-cert`).
+    pub module_sign_key: Option<PathBuf>,
+    pub module_sign_cert: Option<PathBuf>,
     /// Only the items of this shard (`--shard K/N`).
     pub shard: Option<Shard>,
     pub balance: Balance,
@@ -200,6 +204,10 @@ pub fn run(
     };
     let jobs = o.jobs.unwrap_or_else(super::default_jobs).max(1);
     let compilers = s.compilers();
+    let module_signer = match (&o.module_sign_key, &o.module_sign_cert) {
+        (Some(k), Some(c)) => Some(crate::kmod::sign::Signer::from_files(k, c)?),
+        _ => None,
+    };
     let farm = Farm {
         compilers: &compilers,
         verify: if o.verify { Some(&verifier) } else { None },
@@ -219,6 +227,7 @@ pub fn run(
         scratch: o.scratch.clone(),
         cache_dir: s.client.config().cache_dir.clone(),
         select: Some(&keep),
+        module_signer: module_signer.as_ref(),
     };
     let started = Instant::now();
     let shipped: Vec<crate::site::Shipped> = match o.site {

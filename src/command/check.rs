@@ -21,6 +21,8 @@ pub struct Options {
     pub scratch: Option<PathBuf>,
     /// With `repair`: the clang/llc to rebuild with.
     pub toolchain: super::toolchain::Options,
+    /// Verify every kernel module's signature against this certificate (a local repository).
+    pub sign_cert: Option<PathBuf>,
 }
 
 /// What was found, what was repaired, and what is left.
@@ -57,8 +59,32 @@ pub fn run(
             .map_err(|e| Error::Usage(e.to_string()))?;
         keyring.get_or_insert_with(Default::default).extend(one);
     }
+    let cert = match &o.sign_cert {
+        Some(_) if url => {
+            return Err(Error::Usage(
+                "--sign-cert verifies the modules of a local repository".into(),
+            ))
+        }
+        Some(c) => Some(crate::kmod::sign::Cert::from_file(c)?),
+        None => None,
+    };
     let s = Session::open(net)?;
-    let found = check::check(&o.repo, Some(&s.client), keyring.as_ref())?;
+    // Every module's signature, with --sign-cert.
+    let signatures = |r: &mut Report| -> Result<()> {
+        let Some(c) = &cert else { return Ok(()) };
+        let n = check::module_signatures(Path::new(&o.repo), c, r)?;
+        let said = format!(
+            "{n} module signature(s) checked against `{}`",
+            c.identity.subject
+        );
+        r.note = Some(match r.note.take() {
+            Some(n) => format!("{n}; {said}"),
+            None => said,
+        });
+        Ok(())
+    };
+    let mut found = check::check(&o.repo, Some(&s.client), keyring.as_ref())?;
+    signatures(&mut found)?;
     if !o.repair || found.problems.is_empty() {
         return Ok(Checked {
             report: found.clone(),
@@ -76,7 +102,8 @@ pub fn run(
         scratch: o.scratch.clone(),
     };
     let repairs = check::repair(Path::new(&o.repo), &found, &env)?;
-    let report = check::check(&o.repo, Some(&s.client), keyring.as_ref())?;
+    let mut report = check::check(&o.repo, Some(&s.client), keyring.as_ref())?;
+    signatures(&mut report)?;
     Ok(Checked {
         found,
         repairs,

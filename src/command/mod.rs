@@ -67,6 +67,8 @@ pub enum Error {
     Kmod(Box<crate::kmod::Error>),
     #[error(transparent)]
     Module(#[from] crate::kmod::ValidateError),
+    #[error("module signing")]
+    ModuleSign(#[from] crate::kmod::sign::SignError),
     #[error("patch directory `{}`", path.display())]
     Patches {
         path: PathBuf,

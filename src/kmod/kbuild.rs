@@ -550,6 +550,7 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
         compiler: req.compiler.origin.clone(),
         compiler_text: req.compiler.version_text.clone(),
         log: log_path,
+        signed_by: None,
     })
 }
 

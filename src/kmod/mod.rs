@@ -22,6 +22,8 @@
 //!   indexes (the exact build its headers name, with its dependency closure) and made a
 //!   manifest like the pinned ones.
 //! - [`package`]: from a kernel's packages to a validated module (unpack, compiler, kbuild).
+//! - [`sign`]: a module signed with the user's key and certificate exactly as the kernel's
+//!   `scripts/sign-file` signs it (Secure Boot), and its signature read and verified.
 //!
 //! The entry points: [`package::build`], [`build`] and [`validate::validate`]. This module never prints, never
 //! publishes and never decides which kernel or driver is meant.
@@ -30,6 +32,7 @@ pub mod gcc;
 pub mod kbuild;
 pub mod package;
 pub mod resolve;
+pub mod sign;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -209,6 +212,9 @@ pub struct Module {
     pub compiler_text: String,
     /// The full kbuild log.
     pub log: PathBuf,
+    /// Who signed it (`--sign-key`/`--sign-cert`) and with which hash; never the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<sign::Signed>,
 }
 
 /// Falco's module file name, as its loaders download it.

@@ -362,6 +362,54 @@ pub fn headerless(bytes: &[u8], expect: &crate::validate::Expect) -> crate::vali
     r
 }
 
+/// The module's signature as a check: `signature` says who signed it with which hash (or that
+/// it is unsigned, which is no failure by itself); with `cert`, `signature-verify` checks it
+/// against that certificate as the kernel would, and an unsigned module fails it.
+pub fn signature_checks(
+    r: &mut crate::validate::Report,
+    bytes: &[u8],
+    cert: Option<&super::sign::Cert>,
+) {
+    use super::sign;
+    let read = sign::read(bytes);
+    match &read {
+        Ok(None) => r.check("signature", true, "unsigned"),
+        Ok(Some(s)) => r.check("signature", true, describe(s)),
+        Err(e) => r.check("signature", false, e.to_string()),
+    }
+    let Some(cert) = cert else { return };
+    let id = &cert.identity;
+    match sign::verify(bytes, cert) {
+        Ok(_) => r.check(
+            "signature-verify",
+            true,
+            format!(
+                "verified by `{}` (serial {}{})",
+                id.subject,
+                id.serial,
+                id.key_id
+                    .as_ref()
+                    .map(|k| format!(", key id {k}"))
+                    .unwrap_or_default()
+            ),
+        ),
+        Err(e) => r.check("signature-verify", false, e.to_string()),
+    }
+}
+
+fn describe(s: &super::sign::Signature) -> String {
+    let who = match (&s.issuer, &s.serial, &s.key_id) {
+        (Some(i), Some(n), _) => format!("issuer `{i}` serial {n}"),
+        (_, _, Some(k)) => format!("key id {k}"),
+        _ => "an unnamed signer".into(),
+    };
+    format!(
+        "signed ({}, PKCS#7, {} bytes) by {who}",
+        s.hash.name(),
+        s.length
+    )
+}
+
 /// Checks a module against the kernel it is meant for and that kernel's `Module.symvers`.
 pub fn validate(
     bytes: &[u8],

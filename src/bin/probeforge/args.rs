@@ -372,6 +372,13 @@ pub struct BuildAllArgs {
     /// from PROBEFORGE_SIGN_PASSPHRASE): a detached, armored `SHA256SUMS.asc` beside it.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Sign every kernel module with this RSA private key, as the kernel's `sign-file` does
+    /// (not --sign-key, which signs SHA256SUMS with OpenPGP). Needs --module-sign-cert.
+    #[arg(long, value_name = "KEY", requires = "module_sign_cert")]
+    pub module_sign_key: Option<PathBuf>,
+    /// The X.509 certificate (PEM or DER) of --module-sign-key.
+    #[arg(long, value_name = "CERT", requires = "module_sign_key")]
+    pub module_sign_cert: Option<PathBuf>,
     /// Build only shard K of N: the drivers of the kernels whose key (target id, arch,
     /// release, kernel version, driver version, driver) falls in it. N runners of one CI
     /// matrix, each with its own K, split the list with no coordination and no overlap; each
@@ -469,6 +476,10 @@ pub struct CheckArgs {
     /// has room, else /tmp).
     #[arg(long)]
     pub scratch: Option<PathBuf>,
+    /// Verify every kernel module's signature against this X.509 certificate (PEM or DER):
+    /// an unsigned module, or one signed by another key, is a problem.
+    #[arg(long, value_name = "CERT")]
+    pub sign_cert: Option<PathBuf>,
     #[command(flatten)]
     pub toolchain: ToolchainArgs,
     /// Print JSON (the probes, each problem, the signatures; with --repair what was found and
@@ -497,6 +508,11 @@ pub struct VerifyArgs {
     /// Extra kernel command line (use the target's own: lockdown changes what loads).
     #[arg(long, default_value = "")]
     pub cmdline: String,
+    /// Boot with module signature enforcement (`module.sig_enforce=1`, as Secure Boot's
+    /// lockdown enforces it): a module not signed by a key the kernel trusts is refused with
+    /// the kernel's own EKEYREJECTED and its "Loading of ... is rejected".
+    #[arg(long)]
+    pub sig_enforce: bool,
     /// Kernel lockdown mode in the VM, as the target runs (Secure Boot machines often run
     /// `integrity`; `confidentiality` forbids reading kernel memory, which the probe needs).
     #[arg(long, value_parser = ["none", "integrity", "confidentiality"])]
@@ -726,6 +742,15 @@ pub struct BuildArgs {
     /// Debian's sysdig opens `scap`). driverkit's `moduledrivername`/`moduledevicename`.
     #[arg(long, value_name = "NAME", visible_aliases = ["moduledrivername", "moduledevicename"])]
     pub module_name: Option<String>,
+    /// Kernel modules: sign each with this private key, as the kernel's `scripts/sign-file`
+    /// does (PKCS#7 appended, the kernel's CONFIG_MODULE_SIG_HASH) so a Secure Boot node that
+    /// enrolled --sign-cert (its MOK) loads it. An unencrypted RSA key, PEM or DER, PKCS#8 or
+    /// PKCS#1; it is never logged nor recorded (the provenance names the certificate).
+    #[arg(long, value_name = "KEY", requires = "sign_cert")]
+    pub sign_key: Option<PathBuf>,
+    /// The X.509 certificate (PEM or DER) of --sign-key.
+    #[arg(long, value_name = "CERT", requires = "sign_key")]
+    pub sign_cert: Option<PathBuf>,
     #[command(flatten)]
     pub driverkit: DriverkitBuildArgs,
     #[command(flatten)]
@@ -748,6 +773,10 @@ pub struct ValidateArgs {
     /// The architecture the probe must be for.
     #[arg(long)]
     pub arch: Option<String>,
+    /// A kernel module: verify its signature against this X.509 certificate (PEM or DER), as
+    /// the kernel does (signer, then RSA over the module's bytes); unsigned fails.
+    #[arg(long, value_name = "CERT")]
+    pub sign_cert: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -786,6 +815,16 @@ impl ToolchainArgs {
 
 impl BuildArgs {
     pub fn options(&self) -> command::Result<command::build::Options> {
+        // A driverkit build may make a module beside the probe: the module is what is signed.
+        if self.sign_key.is_some()
+            && self.driver != command::build::Driver::Kmod
+            && self.driverkit.config.is_none()
+            && self.driverkit.output_module.is_none()
+        {
+            return Err(command::Error::Usage(
+                "--sign-key signs kernel modules: pass --driver kmod".into(),
+            ));
+        }
         Ok(command::build::Options {
             headers: self.headers.clone(),
             target: self.target.clone(),
@@ -808,6 +847,8 @@ impl BuildArgs {
             force: self.force,
             jobs: self.jobs,
             module_name: self.module_name.clone(),
+            module_sign_key: self.sign_key.clone(),
+            module_sign_cert: self.sign_cert.clone(),
             kernel_source: self.kernel_source.clone(),
             kernel_config: self.kernel_config.clone(),
             file_release: None,
@@ -833,6 +874,8 @@ impl BuildAllArgs {
             scratch: self.scratch.clone(),
             sign_key: self.sign_key.clone(),
             sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
+            module_sign_key: self.module_sign_key.clone(),
+            module_sign_cert: self.module_sign_cert.clone(),
             shard: self.shard,
             balance: self.balance,
             site: self.site,
@@ -864,6 +907,7 @@ impl CheckArgs {
             jobs: self.jobs,
             scratch: self.scratch.clone(),
             toolchain: self.toolchain.options(),
+            sign_cert: self.sign_cert.clone(),
         }
     }
 }
@@ -874,7 +918,12 @@ impl VerifyArgs {
             probes: self.probes.clone(),
             kernel_image: self.kernel_image.clone(),
             target: self.target.clone(),
-            cmdline: self.cmdline.clone(),
+            cmdline: match self.sig_enforce {
+                true => format!("{} module.sig_enforce=1", self.cmdline)
+                    .trim()
+                    .to_owned(),
+                false => self.cmdline.clone(),
+            },
             lockdown: self.lockdown.clone(),
             timeout: std::time::Duration::from_secs(self.timeout),
             accel: self.accel.clone(),

@@ -154,8 +154,21 @@ fn run(cli: Cli) -> Result<bool> {
             // A kernel module by its name, or by its `.modinfo`.
             let is_module = a.probe.extension().is_some_and(|e| e == "ko")
                 || probeforge::kmod::validate::modinfo(&bytes).is_ok();
+            let cert = match &a.sign_cert {
+                Some(p) => Some(probeforge::kmod::sign::Cert::from_file(p)?),
+                None => None,
+            };
             let report = match is_module {
-                true => probeforge::kmod::validate::headerless(&bytes, &expect),
+                true => {
+                    let mut r = probeforge::kmod::validate::headerless(&bytes, &expect);
+                    probeforge::kmod::validate::signature_checks(&mut r, &bytes, cert.as_ref());
+                    r
+                }
+                false if cert.is_some() => {
+                    return Err(command::Error::Usage(
+                        "--sign-cert verifies kernel modules; this is not one".into(),
+                    ))
+                }
                 false => probeforge::validate::validate(&bytes, &expect),
             };
             match a.json {
