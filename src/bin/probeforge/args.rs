@@ -817,7 +817,7 @@ impl BuildArgs {
     pub fn options(&self) -> command::Result<command::build::Options> {
         // A driverkit build may make a module beside the probe: the module is what is signed.
         if self.sign_key.is_some()
-            && self.driver != command::build::Driver::Kmod
+            && !self.driver.contains(&command::build::Driver::Kmod)
             && self.driverkit.config.is_none()
             && self.driverkit.output_module.is_none()
         {
