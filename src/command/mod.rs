@@ -219,20 +219,32 @@ pub fn only_regex(re: &str) -> Result<regex::Regex> {
     })
 }
 
-/// An output directory must be writable before any work starts: created when missing, and a
-/// file made and removed in it. A directory that cannot be is a usage error naming it.
+/// An output directory must be writable before any work starts: a file is made and removed
+/// in it, or, while it does not exist yet, in the nearest directory above it that does (the
+/// directory itself is made by whatever writes into it, so a request that fails later leaves
+/// nothing behind). One that cannot be written is a usage error naming it.
 pub fn writable_dir(what: &str, dir: &std::path::Path) -> Result<()> {
     let refused = |e: std::io::Error| Error::Usage(format!("{what} `{}`: {e}", dir.display()));
-    if dir.exists() && !dir.is_dir() {
+    let mut existing = dir;
+    while !existing.exists() {
+        existing = match existing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+    }
+    if !existing.is_dir() {
         return Err(Error::Usage(format!(
-            "{what} `{}` is not a directory",
-            dir.display()
+            "{what} `{}` is not a directory{}",
+            dir.display(),
+            match existing == dir {
+                true => String::new(),
+                false => format!(" (`{}` is a file)", existing.display()),
+            }
         )));
     }
-    std::fs::create_dir_all(dir).map_err(refused)?;
     tempfile::Builder::new()
         .prefix(".probeforge-write-test-")
-        .tempfile_in(dir)
+        .tempfile_in(existing)
         .map_err(refused)?;
     Ok(())
 }
