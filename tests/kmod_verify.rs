@@ -381,25 +381,34 @@ fn signature_enforcement_and_lockdown_refuse_an_unsigned_module_plainly() {
     }
 }
 
-/// A kernel whose compiler nothing here has (forky's gcc is newer than every pin and than the
-/// host's): `build-all --driver kmod` fails it, exits 1, and the repository keeps the failure
+/// A kernel whose exact compiler nothing here has (bookworm's arm64 kernels under
+/// `--exact-compiler`; forky's, which this test used, now resolve from forky's own indexes):
+/// `build-all --driver kmod` fails it, exits 1, and the repository keeps the failure
 /// (driver, kernel, the one-line reason, the whole error, the packages) in `index.json` and
 /// `INDEX.md`, where a later successful run would drop it.
 #[test]
 fn build_all_keeps_a_failed_module_with_its_reason() {
+    // Bookworm's arm64 kernels name `gcc-12 (Debian 12.2.0-14+deb12u1)`; its only arm64
+    // compiler on this x86_64 host is the cross build of 12.2.0-14: `--exact-compiler` refuses
+    // the nearest build, so no compiler builds this module.
     let k = lister()
-        .list("debian-forky", &[Arch::X86_64])
-        .expect("listing debian-forky")
+        .list("debian-bookworm", &[Arch::Aarch64])
+        .expect("listing debian-bookworm")
         .into_iter()
-        .filter(|k| k.origin == "forky" && k.release.ends_with("-amd64"))
+        .filter(|k| k.origin == "bookworm" && k.release.ends_with("-arm64"))
         .filter(|k| !k.release.contains("-cloud-") && !k.release.contains("-rt-"))
         .max_by(|a, b| {
             probeforge::repo::apt::compare_versions(&a.packages[0].version, &b.packages[0].version)
         })
-        .expect("an amd64 kernel in forky");
+        .expect("an arm64 kernel in bookworm");
     let repo = tmpdir();
     let only = format!("^{}$", regex::escape(&k.release));
-    let mut a = build_all_args(&["debian-forky", "--arch", "x86_64"], &only, repo.path());
+    let mut a = vec!["--exact-compiler".to_owned()];
+    a.extend(build_all_args(
+        &["debian-bookworm", "--arch", "aarch64"],
+        &only,
+        repo.path(),
+    ));
     a.extend(["--driver".into(), "kmod".into()]);
     let (code, out, err) = run(&a);
     assert_eq!(code, 1, "{err}\n{out}");
