@@ -361,6 +361,34 @@ fn modules_are_built_with_ubuntus_own_compiler_for_every_line_and_flavour() {
     );
 }
 
+/// `probeforge build --driver kmod` of 9.1.0+driver (Debian's scap-dkms 0.23.2) for `kernel`
+/// of `target`, with `extra` arguments: its directory (kept while the caller holds it) and the
+/// `--json` it printed.
+fn module_of(target: &str, kernel: &str, extra: &[&str]) -> (tempfile::TempDir, serde_json::Value) {
+    let dir = tmpdir();
+    let src = drivers::scap_dkms_0_23_2();
+    let mut a = vec![
+        "build",
+        "--target",
+        target,
+        "--kernel",
+        kernel,
+        "--driver",
+        "kmod",
+        "--driver-source",
+        src.to_str().unwrap(),
+        "--driver-version",
+        "9.1.0+driver",
+        "-o",
+        dir.path().to_str().unwrap(),
+        "--json",
+    ];
+    a.extend_from_slice(extra);
+    let (code, out, err) = run(&a);
+    assert_eq!(code, 0, "{target} {kernel}: {err}");
+    (dir, serde_json::from_str(&out).unwrap())
+}
+
 /// Ubuntu's `linux-image-<release>` (signed; its `vmlinuz` boots under QEMU).
 fn image(k: &KernelRecord) -> PathBuf {
     debian_package(&k.target, k.arch, &format!("linux-image-{}", k.release))
@@ -371,26 +399,8 @@ fn image(k: &KernelRecord) -> PathBuf {
 #[test]
 fn an_aws_module_loads_and_captures_in_its_kernel() {
     let k = &chosen()[2];
-    let dir = tmpdir();
     let src = drivers::scap_dkms_0_23_2();
-    let (code, out, err) = run(&[
-        "build",
-        "--target",
-        &k.target,
-        "--kernel",
-        &k.release,
-        "--driver",
-        "kmod",
-        "--driver-source",
-        src.to_str().unwrap(),
-        "--driver-version",
-        "9.1.0+driver",
-        "-o",
-        dir.path().to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (_dir, v) = module_of(&k.target, &k.release, &[]);
     let ko = v["path"].as_str().unwrap().to_owned();
     let (code, out, err) = run(&[
         "verify",
@@ -423,28 +433,7 @@ fn an_aws_module_loads_and_captures_in_its_kernel() {
 #[test]
 fn debians_sysdig_reads_a_noble_generic_module_in_its_kernel() {
     let k = &chosen()[0];
-    let dir = tmpdir();
-    let src = drivers::scap_dkms_0_23_2();
-    let (code, out, err) = run(&[
-        "build",
-        "--target",
-        &k.target,
-        "--kernel",
-        &k.release,
-        "--driver",
-        "kmod",
-        "--driver-source",
-        src.to_str().unwrap(),
-        "--driver-version",
-        "9.1.0+driver",
-        "--module-name",
-        "scap",
-        "-o",
-        dir.path().to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (_dir, v) = module_of(&k.target, &k.release, &["--module-name", "scap"]);
     let ko = v["path"].as_str().unwrap().to_owned();
     assert_eq!(modinfo(Path::new(&ko), "name"), "scap");
     let (code, out, err) = run(&[
@@ -692,26 +681,7 @@ fn a_pre_release_pocket_is_listed_and_its_newest_kernel_gets_a_module() {
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
-    let dir = tmpdir();
-    let src = drivers::scap_dkms_0_23_2();
-    let (code, out, err) = run(&[
-        "build",
-        "--target",
-        "ubuntu-noble-proposed",
-        "--kernel",
-        "latest",
-        "--driver",
-        "kmod",
-        "--driver-source",
-        src.to_str().unwrap(),
-        "--driver-version",
-        "9.1.0+driver",
-        "-o",
-        dir.path().to_str().unwrap(),
-        "--json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (_dir, v) = module_of("ubuntu-noble-proposed", "latest", &[]);
     let compiler = v.to_string();
     assert!(compiler.contains("@ubuntu-noble"), "{v}");
     let ko = PathBuf::from(v["path"].as_str().unwrap());

@@ -186,7 +186,17 @@ pub fn resolve(
                 ),
             })
         }
-        None => match newest(&mut candidates.iter()) {
+        // The newest build under either name; on a tie the split package, as for the exact
+        // build (one root in the cache for one compiler).
+        None => match names
+            .iter()
+            .filter_map(|n| newest(&mut candidates.iter().filter(|(_, p)| &p.name == n)))
+            .reduce(
+                |a, b| match apt::compare_versions(&b.1.version, &a.1.version) {
+                    std::cmp::Ordering::Greater => b,
+                    _ => a,
+                },
+            ) {
             Some(d) => (false, d),
             None => {
                 return Err(Error::NotInIndex {
