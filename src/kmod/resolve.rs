@@ -562,22 +562,30 @@ mod tests {
         ]
     }
 
+    /// `text`'s compiler for a `kernel` kernel on an x86_64 host, from [`index`].
+    fn from_index(text: &str, kernel: Arch, exact_only: bool) -> Result<Resolved, Error> {
+        let want = KernelCompiler {
+            text: text.into(),
+            gcc_version: 0,
+        };
+        resolve(
+            &want,
+            kernel,
+            Arch::X86_64,
+            &index(),
+            exact_only,
+            "ubuntu-noble",
+            &[],
+        )
+    }
+
     #[test]
     fn the_exact_build_and_its_closure_sorted() {
         let want = KernelCompiler {
             text: "x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0".into(),
             gcc_version: 130300,
         };
-        let r = resolve(
-            &want,
-            Arch::X86_64,
-            Arch::X86_64,
-            &index(),
-            true,
-            "ubuntu-noble",
-            &[],
-        )
-        .unwrap();
+        let r = from_index(&want.text, Arch::X86_64, true).unwrap();
         assert!(r.exact);
         assert_eq!(r.version, "13.3.0-6ubuntu2~24.04.1");
         let names: Vec<(&str, &str)> = r
@@ -611,31 +619,14 @@ mod tests {
             text: "x86_64-linux-gnu-gcc-13 (Ubuntu 13.2.0-4ubuntu3) 13.2.0".into(),
             gcc_version: 130200,
         };
-        let err = resolve(
-            &want,
-            Arch::X86_64,
-            Arch::X86_64,
-            &index(),
-            true,
-            "ubuntu-noble",
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
+        let err = from_index(&want.text, Arch::X86_64, true)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("13.2.0-4ubuntu3") && err.contains("13.3.0-6ubuntu2~24.04.1"),
             "{err}"
         );
-        let r = resolve(
-            &want,
-            Arch::X86_64,
-            Arch::X86_64,
-            &index(),
-            false,
-            "ubuntu-noble",
-            &[],
-        )
-        .unwrap();
+        let r = from_index(&want.text, Arch::X86_64, false).unwrap();
         assert!(!r.exact && r.manifest.nearest);
         assert_eq!(r.version, "13.3.0-6ubuntu2~24.04.1");
         assert!(
@@ -648,17 +639,9 @@ mod tests {
             text: "x86_64-linux-gnu-gcc-14 (Ubuntu 14.2.0-4ubuntu2~24.04) 14.2.0".into(),
             gcc_version: 140200,
         };
-        let err = resolve(
-            &want,
-            Arch::X86_64,
-            Arch::X86_64,
-            &index(),
-            false,
-            "ubuntu-noble",
-            &[],
-        )
-        .unwrap_err()
-        .to_string();
+        let err = from_index(&want.text, Arch::X86_64, false)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gcc-14-x86-64-linux-gnu"), "{err}");
     }
 
@@ -668,16 +651,7 @@ mod tests {
             text: "aarch64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0".into(),
             gcc_version: 130300,
         };
-        let r = resolve(
-            &want,
-            Arch::Aarch64,
-            Arch::X86_64,
-            &index(),
-            true,
-            "ubuntu-noble",
-            &[],
-        )
-        .unwrap();
+        let r = from_index(&want.text, Arch::Aarch64, true).unwrap();
         assert!(r.exact);
         assert_eq!(r.driver_package, "gcc-13-aarch64-linux-gnu");
         assert_eq!(r.manifest.gcc, "usr/bin/aarch64-linux-gnu-gcc-13");
