@@ -388,6 +388,70 @@ fn a_kernel_whose_compiler_is_unavailable_is_refused_naming_both() {
     }
 }
 
+/// `inspect --compiler` of a kernel's header set: what its module needs and where that comes
+/// from.
+fn module_compiler(files: &[PathBuf], global: &[&str]) -> serde_json::Value {
+    let mut args: Vec<String> = global.iter().map(|s| s.to_string()).collect();
+    args.extend(["inspect".into(), "--compiler".into(), "--json".into()]);
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["module_compiler"].clone()
+}
+
+/// Each kernel's compiler is looked up in its own release's indexes, whatever target listed it
+/// (the header set alone names the release): forky's gcc-16 from debian-forky, bookworm's arm64
+/// cross gcc-12 from debian-bookworm (its nearest build there, not trixie's 12.4). Before, a
+/// kernel without a single-release target was resolved against the whole `debian` umbrella:
+/// forky's gcc-16 was "not in the index" and bookworm's arm64 module got trixie's gcc-12.
+#[test]
+fn inspect_names_each_kernels_module_compiler_from_its_own_release() {
+    let (_, bookworm) = debian_set("bookworm", "6.1.", "amd64");
+    let m = module_compiler(&bookworm, &[]);
+    assert_eq!(
+        (m["source"].as_str(), m["name"].as_str()),
+        (Some("pinned"), Some("gcc-12-debian12")),
+        "{m:#}"
+    );
+
+    let (_, forky) = debian_set_from("forky", &["forky"], "", "amd64", Arch::X86_64);
+    let m = module_compiler(&forky, &[]);
+    let name = m["name"].as_str().unwrap_or_default();
+    assert_eq!(m["source"], "index", "{m:#}");
+    assert!(
+        name.starts_with("gcc-1") && name.ends_with("@debian-forky"),
+        "{m:#}"
+    );
+
+    let (_, arm) = debian_set_from(
+        "bookworm",
+        &["bookworm-backports"],
+        "6.12.",
+        "arm64",
+        Arch::Aarch64,
+    );
+    let m = module_compiler(&arm, &[]);
+    let name = m["name"].as_str().unwrap_or_default();
+    assert_eq!(
+        (m["source"].as_str(), m["nearest"].as_bool()),
+        (Some("index"), Some(true)),
+        "{m:#}"
+    );
+    assert!(
+        name.starts_with("gcc-12-aarch64-linux-gnu_12.2.0-") && name.ends_with("@debian-bookworm"),
+        "{m:#}"
+    );
+    // The exact build is required: none, and why, in the index's own words.
+    let m = module_compiler(&arm, &["--exact-compiler"]);
+    assert_eq!(m["source"], "none", "{m:#}");
+    let note = m["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("debian-bookworm's indexes: no `gcc-12-aarch64-linux-gnu` 12.2.0-14+deb12u1 (exact build required)"),
+        "{note}"
+    );
+}
+
 #[test]
 fn a_driver_without_main_c_is_refused() {
     let dir = tmpdir();

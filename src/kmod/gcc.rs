@@ -132,6 +132,78 @@ pub enum CompilerSource {
     Host(PathBuf),
 }
 
+/// Where a kernel's module compiler comes from, as `inspect --compiler` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Origin {
+    /// `pinned` (a manifest of `toolchain/`), `index` (resolved from the kernel's own
+    /// distribution's signed indexes), `host` or `none`.
+    pub source: &'static str,
+    /// The manifest's name (`gcc-12_12.2.0-14+deb12u1@debian-bookworm`) or the host program.
+    pub name: String,
+    /// What the compiler will say (`gcc --version`'s first line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_text: Option<String>,
+    /// Not the kernel's exact build: the nearest of the same major version.
+    pub nearest: bool,
+    /// Packages fetched to run it (0 for the host's).
+    pub packages: usize,
+    /// The manifest's note, or why there is no compiler.
+    pub note: String,
+}
+
+impl CompilerSource {
+    /// Where this compiler comes from, in words a report can carry.
+    pub fn origin(&self) -> Origin {
+        match self {
+            CompilerSource::Pinned(m) => Origin {
+                // A manifest resolved from an index is named `<package>_<version>@<target>`;
+                // the embedded ones by their file.
+                source: match m.name.contains('@') {
+                    true => "index",
+                    false => "pinned",
+                },
+                name: m.name.clone(),
+                version_text: Some(m.version_text.clone()),
+                nearest: m.nearest,
+                packages: m.packages.len(),
+                note: m.note.clone(),
+            },
+            CompilerSource::Host(p) => Origin {
+                source: "host",
+                name: p.display().to_string(),
+                version_text: None,
+                nearest: false,
+                packages: 0,
+                note: "this host's program of the kernel's compiler's name says exactly its text"
+                    .into(),
+            },
+        }
+    }
+
+    /// The origin of a search's outcome: `none` with the reason when there is no compiler.
+    pub fn origin_of(found: &Result<CompilerSource, Error>) -> Origin {
+        match found {
+            Ok(c) => c.origin(),
+            Err(e) => Origin {
+                source: "none",
+                name: String::new(),
+                version_text: None,
+                nearest: false,
+                packages: 0,
+                note: {
+                    let mut words = e.to_string();
+                    let mut at: Option<&dyn std::error::Error> = std::error::Error::source(e);
+                    while let Some(c) = at {
+                        words = format!("{words}: {c}");
+                        at = c.source();
+                    }
+                    words
+                },
+            },
+        }
+    }
+}
+
 /// binutils programs kbuild calls (make variable, program suffix).
 const BINUTILS: &[(&str, &str)] = &[
     ("LD", "ld"),

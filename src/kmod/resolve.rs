@@ -375,25 +375,44 @@ impl<'a> IndexCompilers<'a> {
         }
     }
 
-    /// The catalog target whose indexes hold a kernel's compiler: the one that listed it,
-    /// else the distribution its headers name (`ubuntu`, `debian`), where the catalog has an
-    /// APT target of that name.
+    /// The catalog target whose indexes hold a kernel's compiler: the one release that listed
+    /// it (a pre-release pocket names its release in `compilers_from`); else, for a target
+    /// spanning several releases (`debian`) or none (`inspect`), the APT target of the release
+    /// the kernel says it is for (os-release's id and `VERSION_ID`, or for Ubuntu the `~24.04`
+    /// its compiler's package version carries); else the distribution's own target.
     fn compiler_target(&self, tree: &KernelTree, target: Option<&str>) -> Option<String> {
-        let apt = |name: &str| {
-            self.lister
-                .catalog
-                .target(name)
-                .is_ok_and(|t| t.kind == "apt")
-        };
-        // A pre-release pocket names the release whose indexes hold its compilers.
-        let from = |t: &str| {
-            let own = self.lister.catalog.target(t).ok()?;
-            Some(own.compilers_from.clone().unwrap_or_else(|| t.to_owned()))
-        };
-        target.and_then(from).filter(|t| apt(t)).or_else(|| {
-            let id = &tree.os_release.as_ref()?.id;
-            apt(id).then(|| id.clone())
-        })
+        let catalog = self.lister.catalog;
+        let apt = |name: &str| catalog.target(name).is_ok_and(|t| t.kind == "apt");
+        if let Some(own) = target.and_then(|t| catalog.target(t).ok()) {
+            if let Some(from) = &own.compilers_from {
+                return apt(from).then(|| from.clone());
+            }
+            if own.version_id.is_some() && own.kind == "apt" {
+                return Some(own.name.clone());
+            }
+        }
+        let os = tree.os_release.as_ref()?;
+        let version = os.version_id.clone().or_else(|| {
+            // `x86_64-linux-gnu-gcc-13 (Ubuntu 13.3.0-6ubuntu2~24.04.1) 13.3.0` -> `24.04`.
+            let text = VersionText::parse(&KernelCompiler::of(tree).ok()?.text)?;
+            let (_, after) = text.package_version.rsplit_once('~')?;
+            let v: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.')
+                .collect();
+            Some(v.trim_end_matches('.').to_owned())
+        });
+        let release = catalog.targets.iter().find(|t| {
+            t.kind == "apt"
+                && t.target_id == os.id
+                && t.compilers_from.is_none()
+                && t.version_id.is_some()
+                && t.version_id == version
+        });
+        match release {
+            Some(t) => Some(t.name.clone()),
+            None => apt(&os.id).then(|| os.id.clone()),
+        }
     }
 
     fn index(&self, target: &str, host: Arch) -> Result<Arc<Index>, Error> {

@@ -194,6 +194,11 @@ pub struct Target {
     /// a pre-release pocket (`ubuntu-noble-proposed`) carries kernels, not compilers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compilers_from: Option<String>,
+    /// The one release this target is (os-release's `VERSION_ID`: `12`, `24.04`); absent for
+    /// a target spanning several (`debian`, `ubuntu`). A kernel's compiler is looked up in its
+    /// own release's indexes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }
 
 fn signed_by_default() -> bool {

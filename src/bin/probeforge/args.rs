@@ -796,6 +796,12 @@ pub struct InspectArgs {
     /// Unpack every file, not only what a probe build reads (slower; for a full tree).
     #[arg(long)]
     pub all_files: bool,
+    /// Also say which compiler the kernel module needs and where it would come from: a
+    /// pinned manifest, this host's program of the same name, or the kernel's own
+    /// distribution's signed indexes (read over the network, as `build --driver kmod` does;
+    /// `--exact-compiler` refuses a nearest build). Nothing is downloaded but the indexes.
+    #[arg(long)]
+    pub compiler: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,

@@ -81,7 +81,18 @@ fn run(cli: Cli) -> Result<bool> {
             };
             let staged = extract::Staged::new(&a.inputs, selection, None)?;
             let k = KernelTree::find(staged.root(), a.kernel_release.as_deref())?;
-            render::inspect(&k, &a.configs, a.json);
+            let compiler = match a.compiler {
+                true => {
+                    let s = probeforge::session::Session::open(&net)?;
+                    Some(probeforge::kmod::resolve::FindCompiler::find(
+                        &s.compilers(),
+                        &k,
+                        None,
+                    ))
+                }
+                false => None,
+            };
+            render::inspect(&k, &a.configs, compiler.as_ref(), a.json);
             Ok(true)
         }
         // driverkit's config or flags, or exact output paths: one build per output named.

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use probeforge::command::{bazel, build, build_all, check, query, verify};
 use probeforge::farm::{KernelResult, Status};
 use probeforge::kernel::{Arch, KernelTree};
+use probeforge::kmod::gcc::CompilerSource;
+use probeforge::kmod::Error as KmodError;
 use probeforge::report::{Phase, Reporter};
 
 /// `-q`: nothing on stderr but errors and failures (results on stdout stay).
@@ -325,8 +327,14 @@ pub fn check_json(c: &check::Checked, repair: bool) {
     json(&v);
 }
 
-pub fn inspect(k: &KernelTree, configs: &[String], as_json: bool) {
+pub fn inspect(
+    k: &KernelTree,
+    configs: &[String],
+    compiler: Option<&Result<CompilerSource, KmodError>>,
+    as_json: bool,
+) {
     let support = k.driver_support();
+    let origin = compiler.map(CompilerSource::origin_of);
     if as_json {
         let config: serde_json::Map<String, serde_json::Value> = configs
             .iter()
@@ -344,6 +352,7 @@ pub fn inspect(k: &KernelTree, configs: &[String], as_json: bool) {
             "uname": {"r": k.release, "v": k.uname_v, "m": k.uname_m()},
             "drivers": support,
             "config": config,
+            "module_compiler": origin,
         }));
     }
     let rel = |p: &std::path::Path| p.strip_prefix(&k.root).unwrap_or(p).display().to_string();
@@ -368,6 +377,15 @@ pub fn inspect(k: &KernelTree, configs: &[String], as_json: bool) {
     }
     if let Some(c) = &k.compiler {
         println!("built with      {c}");
+    }
+    match &origin {
+        Some(o) if o.source == "none" => println!("module compiler none: {}", o.note),
+        Some(o) => {
+            let nearest = if o.nearest { ", the nearest build" } else { "" };
+            println!("module compiler {} `{}`{nearest}", o.source, o.name);
+            println!("                {}", o.note);
+        }
+        None => {}
     }
     println!("objtree         {}", rel(&k.objtree));
     println!("srctree         {}", rel(&k.srctree));
