@@ -200,6 +200,74 @@ pub struct OsRelease {
     pub version_id: Option<String>,
 }
 
+/// What the kernel's own headers say a module of it must look like, beyond its configuration
+/// (read once with the tree, so module validation stays pure over bytes).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleAbi {
+    /// `struct modversion_info` is Ubuntu's variable-length one (`u32 next; u32 crc; char
+    /// name[];`, from its 6.8 kernels on) rather than upstream's fixed 64 bytes, as
+    /// `include/linux/module.h` declares it.
+    pub variable_modversions: bool,
+    /// The preemption word of `vermagic` by `include/linux/vermagic.h`'s own chain
+    /// ([`preempt_word_of`]); `None` when the header is absent or has no such chain.
+    pub vermagic_preempt: Option<String>,
+}
+
+impl ModuleAbi {
+    /// From the texts of `include/linux/module.h` and `include/linux/vermagic.h` (empty when
+    /// absent) and the kernel's configuration.
+    pub fn of(module_h: &str, vermagic_h: &str, config: &Config) -> ModuleAbi {
+        ModuleAbi {
+            variable_modversions: module_h
+                .split("struct modversion_info {")
+                .nth(1)
+                .and_then(|rest| rest.split('}').next())
+                .is_some_and(|body| body.contains("u32 next;")),
+            vermagic_preempt: preempt_word_of(vermagic_h, |name| config.builtin(name)),
+        }
+    }
+}
+
+/// The word `include/linux/vermagic.h` puts for preemption, by its own `#ifdef` chain over
+/// `MODULE_VERMAGIC_PREEMPT` (6.12's tests `PREEMPT_BUILD` before `PREEMPT_RT`, so its RT
+/// kernels say `preempt`), with `builtin` saying which options are on; `None` when the header
+/// has no such chain.
+pub fn preempt_word_of(h: &str, builtin: impl Fn(&str) -> bool) -> Option<String> {
+    // The branch being read (`Some(option)`, `None` for `#else`), and whether this chain
+    // defines the preempt word at all.
+    let mut cond: Option<Option<String>> = None;
+    let mut preempt_chain = false;
+    for line in h.lines() {
+        let l = line.trim();
+        let opened = l
+            .strip_prefix("#ifdef ")
+            .or_else(|| l.strip_prefix("#if defined("));
+        if let Some(c) = opened {
+            cond = Some(Some(c.trim_end_matches(')').trim().to_owned()));
+            preempt_chain = false;
+        } else if let Some(c) = l.strip_prefix("#elif defined(") {
+            cond = Some(Some(c.trim_end_matches(')').trim().to_owned()));
+        } else if l == "#else" && cond.is_some() {
+            cond = Some(None);
+        } else if let Some(word) = l.strip_prefix("#define MODULE_VERMAGIC_PREEMPT") {
+            preempt_chain = true;
+            let word = word.trim().trim_matches('"').to_owned();
+            match cond.clone()? {
+                Some(c) if builtin(c.strip_prefix("CONFIG_")?) => return Some(word),
+                Some(_) => {}
+                None => return Some(word),
+            }
+        } else if l.starts_with("#endif") {
+            if preempt_chain {
+                // The chain ended with no branch taken and no `#else`: no word.
+                return Some(String::new());
+            }
+            cond = None;
+        }
+    }
+    None
+}
+
 /// A kernel header tree inside an unpacked root.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KernelTree {
@@ -222,6 +290,8 @@ pub struct KernelTree {
     pub os_release: Option<OsRelease>,
     /// The compiler the kernel was built with (`LINUX_COMPILER`), when recorded.
     pub compiler: Option<String>,
+    #[serde(skip)]
+    pub module_abi: ModuleAbi,
     #[serde(skip)]
     pub config: Config,
 }
@@ -571,6 +641,12 @@ impl KernelTree {
                 what: "cannot tell the architecture (no .config, autoconf.h or UTS_MACHINE)".into(),
             })?;
         let os_release = os_release(uname_v.as_deref(), compiler.as_deref(), &release);
+        let header = |p: &str| fs::read_to_string(srctree.join(p)).unwrap_or_default();
+        let module_abi = ModuleAbi::of(
+            &header("include/linux/module.h"),
+            &header("include/linux/vermagic.h"),
+            &config,
+        );
         Ok(KernelTree {
             root: root.to_owned(),
             objtree: objtree.to_owned(),
@@ -583,6 +659,7 @@ impl KernelTree {
             big_endian,
             os_release,
             compiler,
+            module_abi,
             config,
         })
     }
@@ -711,6 +788,36 @@ impl DriverSupport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 6.12's header tests PREEMPT_BUILD first: its PREEMPT_RT kernels (which also build
+    /// PREEMPT) say `preempt`; 7.x's says `preempt_rt` for them. Each as its header orders it.
+    #[test]
+    fn the_preempt_word_follows_the_kernels_own_header() {
+        let h612 = "#ifdef CONFIG_SMP\n#define MODULE_VERMAGIC_SMP \"SMP \"\n#else\n#define MODULE_VERMAGIC_SMP \"\"\n#endif\n#ifdef CONFIG_PREEMPT_BUILD\n#define MODULE_VERMAGIC_PREEMPT \"preempt \"\n#elif defined(CONFIG_PREEMPT_RT)\n#define MODULE_VERMAGIC_PREEMPT \"preempt_rt \"\n#else\n#define MODULE_VERMAGIC_PREEMPT \"\"\n#endif\n";
+        let rt = |n: &str| matches!(n, "SMP" | "PREEMPT_BUILD" | "PREEMPT_RT");
+        assert_eq!(preempt_word_of(h612, rt).as_deref(), Some("preempt "));
+        let h7 = h612.replace("CONFIG_PREEMPT_BUILD", "CONFIG_PREEMPT_RTX");
+        let h7 = h7.replacen("#ifdef CONFIG_PREEMPT_RTX", "#ifdef CONFIG_PREEMPT_RT", 1);
+        let h7 = h7.replacen("\"preempt \"", "\"preempt_rt \"", 1);
+        assert_eq!(preempt_word_of(&h7, rt).as_deref(), Some("preempt_rt "));
+        assert_eq!(preempt_word_of(h612, |n| n == "SMP").as_deref(), Some(""));
+        let no_else =
+            "#ifdef CONFIG_PREEMPT\n#define MODULE_VERMAGIC_PREEMPT \"preempt \"\n#endif\n";
+        assert_eq!(preempt_word_of(no_else, |_| false).as_deref(), Some(""));
+        assert_eq!(preempt_word_of("", |_| true), None);
+    }
+
+    /// Ubuntu's `struct modversion_info` (from its 6.8 kernels on) against upstream's.
+    #[test]
+    fn the_modversions_layout_follows_the_kernels_own_module_h() {
+        let config = Config::default();
+        let ubuntu = "struct modversion_info {\n\tu32 next;\n\tu32 crc;\n\tchar name[0];\n};\n";
+        let upstream =
+            "struct modversion_info {\n\tunsigned long crc;\n\tchar name[MODULE_NAME_LEN];\n};\n";
+        assert!(ModuleAbi::of(ubuntu, "", &config).variable_modversions);
+        assert!(!ModuleAbi::of(upstream, "", &config).variable_modversions);
+        assert_eq!(ModuleAbi::of("", "", &config), ModuleAbi::default());
+    }
 
     #[test]
     fn defines_and_versions() {

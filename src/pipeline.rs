@@ -575,6 +575,7 @@ mod tests {
                 version_id: version_id.map(str::to_owned),
             }),
             compiler: None,
+            module_abi: Default::default(),
             config: Default::default(),
         };
         for (release, id, version_id, want) in [

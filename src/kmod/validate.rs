@@ -96,18 +96,6 @@ pub struct Report {
     pub crcs_checked: usize,
 }
 
-/// Whether the kernel's `struct modversion_info` is Ubuntu's variable-length one (`u32 next;
-/// u32 crc; char name[];`, from its 6.8 kernels on) rather than upstream's fixed 64 bytes, as
-/// the kernel's own `include/linux/module.h` declares it.
-fn variable_modversions(tree: &KernelTree) -> bool {
-    let h =
-        std::fs::read_to_string(tree.srctree.join("include/linux/module.h")).unwrap_or_default();
-    h.split("struct modversion_info {")
-        .nth(1)
-        .and_then(|rest| rest.split('}').next())
-        .is_some_and(|body| body.contains("u32 next;"))
-}
-
 /// Upstream's `__versions`: `struct modversion_info { unsigned long crc; char name[64 -
 /// sizeof(long)]; }`.
 fn fixed_entries(data: &[u8], le: bool) -> Result<Vec<(u32, String)>, ValidateError> {
@@ -164,51 +152,6 @@ fn variable_entries(data: &[u8], le: bool) -> Result<Vec<(u32, String)>, Validat
     Ok(out)
 }
 
-/// The word `include/linux/vermagic.h` puts for preemption, by its own `#ifdef` chain over
-/// `MODULE_VERMAGIC_PREEMPT` (6.12's tests `PREEMPT_BUILD` before `PREEMPT_RT`, so its RT
-/// kernels say `preempt`); `None` when the header cannot be read or has no such chain.
-fn preempt_word(tree: &KernelTree) -> Option<String> {
-    let h = std::fs::read_to_string(tree.srctree.join("include/linux/vermagic.h")).ok()?;
-    preempt_word_of(&h, |name| tree.config.builtin(name))
-}
-
-/// [`preempt_word`] over the header's text, with `builtin` saying which options are on.
-fn preempt_word_of(h: &str, builtin: impl Fn(&str) -> bool) -> Option<String> {
-    // The branch being read (`Some(option)`, `None` for `#else`), and whether this chain
-    // defines the preempt word at all.
-    let mut cond: Option<Option<String>> = None;
-    let mut preempt_chain = false;
-    for line in h.lines() {
-        let l = line.trim();
-        let opened = l
-            .strip_prefix("#ifdef ")
-            .or_else(|| l.strip_prefix("#if defined("));
-        if let Some(c) = opened {
-            cond = Some(Some(c.trim_end_matches(')').trim().to_owned()));
-            preempt_chain = false;
-        } else if let Some(c) = l.strip_prefix("#elif defined(") {
-            cond = Some(Some(c.trim_end_matches(')').trim().to_owned()));
-        } else if l == "#else" && cond.is_some() {
-            cond = Some(None);
-        } else if let Some(word) = l.strip_prefix("#define MODULE_VERMAGIC_PREEMPT") {
-            preempt_chain = true;
-            let word = word.trim().trim_matches('"').to_owned();
-            match cond.clone()? {
-                Some(c) if builtin(c.strip_prefix("CONFIG_")?) => return Some(word),
-                Some(_) => {}
-                None => return Some(word),
-            }
-        } else if l.starts_with("#endif") {
-            if preempt_chain {
-                // The chain ended with no branch taken and no `#else`: no word.
-                return Some(String::new());
-            }
-            cond = None;
-        }
-    }
-    None
-}
-
 /// The `vermagic` a module of this kernel must carry (`include/linux/vermagic.h`): the release,
 /// then `SMP `, `preempt `/`preempt_rt `, `mod_unload `, `modversions ` and the architecture's
 /// own word (arm64's `MODULE_ARCH_VERMAGIC` is `aarch64`, with no space after it), each where
@@ -219,8 +162,8 @@ pub fn expected_vermagic(tree: &KernelTree) -> String {
     if c.builtin("SMP") {
         v.push_str("SMP ");
     }
-    match preempt_word(tree) {
-        Some(word) => v.push_str(&word),
+    match &tree.module_abi.vermagic_preempt {
+        Some(word) => v.push_str(word),
         None if c.builtin("PREEMPT_RT") => v.push_str("preempt_rt "),
         None if c.builtin("PREEMPT_BUILD") || c.builtin("PREEMPT") => v.push_str("preempt "),
         None => {}
@@ -478,7 +421,7 @@ pub fn validate(
                 release: tree.release.clone(),
             })?;
         let data = s.data().map_err(|e| ValidateError::Elf(e.to_string()))?;
-        let entries = match variable_modversions(tree) {
+        let entries = match tree.module_abi.variable_modversions {
             true => variable_entries(data, f.is_little_endian())?,
             false => fixed_entries(data, f.is_little_endian())?,
         };
@@ -515,24 +458,6 @@ pub fn validate(
 #[cfg(test)]
 mod vermagic_tests {
     use super::*;
-
-    /// 6.12's header tests PREEMPT_BUILD first: its PREEMPT_RT kernels (which also build
-    /// PREEMPT) say `preempt`; 7.x's says `preempt_rt` for them. Each as its header orders it.
-    #[test]
-    fn the_preempt_word_follows_the_kernels_own_header() {
-        let h612 = "#ifdef CONFIG_SMP\n#define MODULE_VERMAGIC_SMP \"SMP \"\n#else\n#define MODULE_VERMAGIC_SMP \"\"\n#endif\n#ifdef CONFIG_PREEMPT_BUILD\n#define MODULE_VERMAGIC_PREEMPT \"preempt \"\n#elif defined(CONFIG_PREEMPT_RT)\n#define MODULE_VERMAGIC_PREEMPT \"preempt_rt \"\n#else\n#define MODULE_VERMAGIC_PREEMPT \"\"\n#endif\n";
-        let rt = |n: &str| matches!(n, "SMP" | "PREEMPT_BUILD" | "PREEMPT_RT");
-        assert_eq!(preempt_word_of(h612, rt).as_deref(), Some("preempt "));
-        let h7 = h612.replace("CONFIG_PREEMPT_BUILD", "CONFIG_PREEMPT_RTX");
-        let h7 = h7.replacen("#ifdef CONFIG_PREEMPT_RTX", "#ifdef CONFIG_PREEMPT_RT", 1);
-        let h7 = h7.replacen("\"preempt \"", "\"preempt_rt \"", 1);
-        assert_eq!(preempt_word_of(&h7, rt).as_deref(), Some("preempt_rt "));
-        assert_eq!(preempt_word_of(h612, |n| n == "SMP").as_deref(), Some(""));
-        let no_else =
-            "#ifdef CONFIG_PREEMPT\n#define MODULE_VERMAGIC_PREEMPT \"preempt \"\n#endif\n";
-        assert_eq!(preempt_word_of(no_else, |_| false).as_deref(), Some(""));
-        assert_eq!(preempt_word_of("", |_| true), None);
-    }
 
     #[test]
     fn ubuntus_variable_length_versions_are_read_entry_by_entry() {
@@ -652,6 +577,7 @@ mod tests {
             version: (6, 1, 0),
             os_release: None,
             compiler: None,
+            module_abi: Default::default(),
             config: crate::kernel::Config::parse_dotconfig(
                 "CONFIG_SMP=y\nCONFIG_PREEMPT=y\nCONFIG_MODULE_UNLOAD=y\nCONFIG_MODVERSIONS=y\n",
             ),
