@@ -348,8 +348,10 @@ pub fn resolve(
     if driver == Driver::Ebpf {
         record = crate::repo::Lister::for_build(&record);
     }
-    // What is fetched: a URL the probe does not read is not fetched, so not said.
+    // What is fetched: a package the probe does not read is not fetched, so not said.
     let unauthenticated = unauthenticated_of(&record.packages);
+    let mut replaced = replaced;
+    replaced.retain(|x: &Replacement| record.packages.iter().any(|p| p.name == x.package));
     record.unsigned_metadata = !unauthenticated.is_empty();
     if require_verified && !unauthenticated.is_empty() {
         return Err(Error::Usage(format!(
@@ -1195,7 +1197,10 @@ pub fn grid(
             Err(e) => {
                 // This batch could not start (e.g. its driver's source is not to be had): each
                 // of its configs failed, naming why; the other batches go on.
-                let why = format!("driver version `{version}`: {}", super::chain(&e));
+                let why = format!(
+                    "the batch of `{version}` did not start: {}",
+                    super::chain(&e)
+                );
                 rep.warn(&why);
                 for (_, c, path) in &members {
                     for &d in &drivers {
