@@ -350,7 +350,6 @@ pub fn resolve(
     }
     // What is fetched: a package the probe does not read is not fetched, so not said.
     let unauthenticated = unauthenticated_of(&record.packages);
-    let mut replaced = replaced;
     replaced.retain(|x: &Replacement| record.packages.iter().any(|p| p.name == x.package));
     record.unsigned_metadata = !unauthenticated.is_empty();
     if require_verified && !unauthenticated.is_empty() {
