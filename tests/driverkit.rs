@@ -391,7 +391,10 @@ fn a_url_naming_the_listings_file_is_fetched_from_its_mirror_and_unknown_urls_ne
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out_file.is_file());
     assert!(srv.hits(&format!("/pool/{name}")).is_empty(), "{err}");
-    let line = err.lines().find(|l| l.contains(&other_url)).unwrap_or_default();
+    let line = err
+        .lines()
+        .find(|l| l.contains(&other_url))
+        .unwrap_or_default();
     assert!(line.contains(&k.packages[headers].url), "{err}");
     assert!(!err.contains("unauthenticated"), "{err}");
     // The blob the build fetched is the listing's bytes.

@@ -402,3 +402,48 @@ fn a_driverversion_that_contradicts_its_folder_is_refused_naming_both() {
         .iter()
         .any(|c| c["config"].as_str().unwrap().ends_with(rel)));
 }
+
+/// Into a repository a file is published under Falco's name for its kernel: a config whose
+/// output names another file is refused naming both, the others planned.
+#[test]
+fn into_a_repository_an_output_name_that_is_not_falcos_is_refused_naming_both() {
+    let t = tmpdir();
+    let (grid, files) = moved_grid(t.path());
+    let rel = "8.0.0+driver/x86_64/debian_5.10.223-1-amd64_1.yaml";
+    let path = grid.join(rel);
+    let text = fs::read_to_string(&path).unwrap();
+    // `uname -r` where Falco's loader asks for the package version.
+    let renamed = text.replace(
+        "falco_debian_5.10.223-1-amd64_1.o",
+        "falco_debian_5.10.0-32-amd64_1.o",
+    );
+    assert_ne!(renamed, text);
+    fs::write(&path, renamed).unwrap();
+    let (code, out, err) = run(&[
+        "build-all",
+        "--driverkit-configs",
+        grid.to_str().unwrap(),
+        "--repo",
+        t.path().join("repo").to_str().unwrap(),
+        "--plan",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let refused = v["refused"].as_array().unwrap();
+    assert!(!refused.is_empty(), "{v}");
+    for r in refused {
+        let e = r["error"].as_str().unwrap();
+        assert!(r["file"].as_str().unwrap().ends_with(rel), "{r}");
+        assert!(
+            e.contains("`falco_debian_5.10.0-32-amd64_1.o`")
+                && e.contains("`falco_debian_5.10.223-1-amd64_1.o`"),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        v["configs"].as_array().unwrap().len(),
+        files.len() - 1,
+        "{v}"
+    );
+}
