@@ -213,6 +213,79 @@ impl Config {
     }
 }
 
+/// driverkit's part of a `build` request: a config file and driverkit's flags (which win over
+/// its keys, as in driverkit).
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `-c FILE.yaml`.
+    pub config: Option<PathBuf>,
+    /// `--kernelurls`.
+    pub kernelurls: Vec<String>,
+    /// `--output-probe`, `--output-module`: written exactly there.
+    pub output_probe: Option<PathBuf>,
+    pub output_module: Option<PathBuf>,
+    /// Refuse a URL no signed metadata gives a digest for.
+    pub require_verified: bool,
+    /// Set for the build a config runs: the header URLs fetched unverified (recorded in the
+    /// provenance statement).
+    pub unauthenticated: Vec<String>,
+}
+
+impl Request {
+    /// Whether the build is driverkit-shaped: a config, or its URLs given as flags.
+    pub fn is_config(&self) -> bool {
+        self.config.is_some() || !self.kernelurls.is_empty()
+    }
+}
+
+/// A package a config pins that the signed listing no longer names (the mirror dropped that
+/// version), replaced by the listing's package of the same name (its series: `linux-kbuild-6.1`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Replacement {
+    /// The config file (empty for driverkit's flags).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub config: String,
+    pub package: String,
+    pub pinned_version: String,
+    pub pinned_url: String,
+    pub version: String,
+    pub url: String,
+}
+
+impl std::fmt::Display for Replacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` {} ({}) is not in the signed listing any more: replaced by its {} ({})",
+            self.package, self.pinned_version, self.pinned_url, self.version, self.url
+        )
+    }
+}
+
+/// A Debian package file's name and version (`linux-kbuild-6.1_6.1.94-1~bpo11+1_arm64.deb` ->
+/// (`linux-kbuild-6.1`, `6.1.94-1~bpo11+1`)); the version's epoch colon may be URL-escaped.
+pub fn deb_name_version(file: &str) -> Option<(&str, String)> {
+    let stem = file.strip_suffix(".deb")?;
+    let mut parts = stem.splitn(3, '_');
+    let (name, version, _arch) = (parts.next()?, parts.next()?, parts.next()?);
+    if name.is_empty() || version.is_empty() {
+        return None;
+    }
+    Some((name, version.replace("%3a", ":").replace("%3A", ":")))
+}
+
+/// The driver version a config's place in a grid says: `<driver-version>/<arch>/<file>.yaml`,
+/// where the folder is a driver version (`8.0.0+driver`, or a 40-hex commit of the older
+/// drivers) and its child an architecture.
+pub fn grid_version(config: &Path) -> Option<String> {
+    let arch = config.parent()?;
+    let version = arch.parent()?;
+    Arch::parse(&arch.file_name()?.to_string_lossy())?;
+    let v = version.file_name()?.to_string_lossy().into_owned();
+    let hex = v.len() == 40 && v.chars().all(|c| c.is_ascii_hexdigit());
+    (v.ends_with("+driver") || hex).then_some(v)
+}
+
 /// driverkit's name of an architecture (`architecture:` values).
 pub fn arch_name(a: Arch) -> &'static str {
     a.debian()
@@ -312,5 +385,24 @@ mod tests {
             .arch()
             .unwrap_err();
         assert!(e.to_string().contains("`s390x`"), "{e}");
+    }
+
+    #[test]
+    fn debian_file_names_and_grid_folders() {
+        assert_eq!(
+            deb_name_version("linux-kbuild-6.1_6.1.94-1~bpo11+1_arm64.deb"),
+            Some(("linux-kbuild-6.1", "6.1.94-1~bpo11+1".to_owned()))
+        );
+        assert_eq!(deb_name_version("kernel-devel-6.1.rpm"), None);
+        assert_eq!(deb_name_version("a_b.deb"), None);
+        assert_eq!(
+            grid_version(Path::new(
+                "g/8.0.0+driver/aarch64/debian_6.1.176-1-arm64_1.yaml"
+            ))
+            .as_deref(),
+            Some("8.0.0+driver")
+        );
+        assert_eq!(grid_version(Path::new("configs/k.yaml")), None);
+        assert_eq!(grid_version(Path::new("8.0.0+driver/misc/k.yaml")), None);
     }
 }

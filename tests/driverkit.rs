@@ -2,9 +2,10 @@
 //! mirror): configs written by `list-kernels --format driverkit`, built one by one
 //! (`build -c`) and as a grid of two driver versions and both arches (`build-all
 //! --driverkit-configs`), into the same bytes as `build-all` over the same kernels; output
-//! paths as written; `kernelconfigdata`; driverkit's flag names; and the refusals: a missing
-//! `-common`, bytes that differ from the signed listing, an unauthenticated URL under
-//! `--require-verified`.
+//! paths as written; `kernelconfigdata`; driverkit's flag names; a URL on another host naming
+//! the listing's file (fetched from the listing's mirror); and the refusals: a missing
+//! `-common`, an unauthenticated URL under `--require-verified`. Falco's own grid as written:
+//! `tests/driverkit_grid.rs`.
 
 mod common;
 #[path = "common/drivers.rs"]
@@ -341,8 +342,11 @@ fn cache_without(at: &Path, sha256: &str) -> PathBuf {
     at.to_owned()
 }
 
+/// A URL on another host naming a file the signed listing names is the listing's package:
+/// fetched from the listing's mirror and checked against its digest, whatever that host
+/// serves (here: the file with one byte changed, never read).
 #[test]
-fn bytes_that_differ_from_the_signed_listing_are_refused_and_unknown_urls_need_consent() {
+fn a_url_naming_the_listings_file_is_fetched_from_its_mirror_and_unknown_urls_need_consent() {
     let t = tmpdir();
     let (k, files) = debian_kernel("bookworm", Arch::X86_64);
     let headers = k
@@ -368,10 +372,11 @@ fn bytes_that_differ_from_the_signed_listing_are_refused_and_unknown_urls_need_c
         fs::copy(f, served.join(format!("unknown-{i}.deb"))).unwrap();
     }
     let srv = Server::start(served.clone());
-    let mut c = config_of(&k, &t.path().join("x.o"));
-    let bad_url = format!("{}/pool/{name}", srv.base);
-    c.kernelurls[headers] = bad_url.clone();
-    let p = t.path().join("tampered.yaml");
+    let out_file = t.path().join("x.o");
+    let mut c = config_of(&k, &out_file);
+    let other_url = format!("{}/pool/{name}", srv.base);
+    c.kernelurls[headers] = other_url.clone();
+    let p = t.path().join("elsewhere.yaml");
     write_config(&p, &c);
     let cache = cache_without(&t.path().join("cache"), &k.packages[headers].sha256);
     let mut args = vec![
@@ -382,11 +387,22 @@ fn bytes_that_differ_from_the_signed_listing_are_refused_and_unknown_urls_need_c
         p.display().to_string(),
     ];
     args.extend(driver_8_args());
-    let (code, _, err) = run(&args);
-    assert_ne!(code, 0, "{err}");
-    assert!(err.contains(&bad_url), "{err}");
-    assert!(err.contains(&k.packages[headers].sha256), "{err}");
-    assert!(!t.path().join("x.o").exists());
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out_file.is_file());
+    assert!(srv.hits(&format!("/pool/{name}")).is_empty(), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.contains(&other_url))
+        .unwrap_or_default();
+    assert!(line.contains(&k.packages[headers].url), "{err}");
+    assert!(!err.contains("unauthenticated"), "{err}");
+    // The blob the build fetched is the listing's bytes.
+    let blob = cache
+        .join("sha256")
+        .join(&k.packages[headers].sha256[..2])
+        .join(&k.packages[headers].sha256);
+    assert_eq!(sha256_file(&blob), k.packages[headers].sha256);
 
     // URLs no catalog repository knows: refused with --require-verified...
     c.kernelurls = (0..files.len())

@@ -59,7 +59,7 @@ pub struct Options {
     pub file_release: Option<String>,
     /// driverkit's config and flags (`command::driverkit::build` reads them; `run` only
     /// records the URLs it fetched unauthenticated).
-    pub driverkit: super::driverkit::Request,
+    pub driverkit: crate::driverkit::Request,
     /// Replace a different file already under the output's name (without it: refused).
     pub force: bool,
 }
@@ -72,6 +72,8 @@ pub struct Built {
     pub product: Product,
     /// The VM's verdict, with `verify`.
     pub verdict: Option<super::verify::OneVerdict>,
+    /// A driverkit config's pinned packages that the signed listing replaced.
+    pub replaced: Vec<crate::driverkit::Replacement>,
 }
 
 /// A probe, or a kernel module.
@@ -224,6 +226,7 @@ pub fn run(
         return Ok(Built {
             product: Product::Module(Box::new(m)),
             verdict,
+            replaced: Vec::new(),
         });
     }
     let patches = match &o.patches {
@@ -292,6 +295,7 @@ pub fn run(
             return Ok(Built {
                 product: Product::Probe(Box::new(out)),
                 verdict,
+                replaced: Vec::new(),
             });
         }
     }
@@ -312,6 +316,7 @@ pub fn run(
     Ok(Built {
         product: Product::Probe(Box::new(out)),
         verdict,
+        replaced: Vec::new(),
     })
 }
 

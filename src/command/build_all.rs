@@ -58,7 +58,7 @@ pub struct Options {
     /// `targets`.
     pub kernels: Vec<KernelRecord>,
     /// `build-all --driverkit-configs DIR`: a tree of driverkit configs, instead of kernels
-    /// (see `command::driverkit::grid`).
+    /// (`command::driverkit::grid` runs it; `run` refuses it).
     pub driverkit_configs: Option<PathBuf>,
     /// With `driverkit_configs`: write each config's own output paths under this root,
     /// instead of publishing into `repo`.
@@ -92,6 +92,9 @@ pub struct Outcome {
     /// The site written after the batch (`--site`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub site: Option<crate::site::Written>,
+    /// A driverkit grid's pinned packages that the signed listing replaced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<crate::driverkit::Replacement>,
 }
 
 impl Outcome {
@@ -108,7 +111,9 @@ pub fn run(
     rep: &dyn farm::Reporter,
 ) -> Result<Outcome> {
     if o.driverkit_configs.is_some() {
-        return super::driverkit::grid(o, net, tc, rep);
+        return Err(Error::Usage(
+            "a driverkit grid is built by `command::driverkit::grid`".into(),
+        ));
     }
     need_files("driver source", &o.driver_source)?;
     need_files("kernel list", &o.from)?;
@@ -275,6 +280,7 @@ pub fn run(
         list_failed,
         published_to: publish_to.root.clone(),
         site,
+        replaced: Vec::new(),
     })
 }
 

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::driverkit::{self, Config};
+use crate::driverkit::{self, Config, Replacement};
+
+pub use crate::driverkit::Request;
 use crate::kernel::Arch;
 use crate::pipeline::Driver;
 use crate::repo::{KernelRecord, PackageRef};
@@ -131,6 +133,12 @@ pub struct Resolved {
     pub unauthenticated: Vec<String>,
     /// Where driverkit's reading and probeforge's differ: one line each.
     pub disagreements: Vec<String>,
+    /// Pinned packages the signed listing no longer names, replaced by its package of the
+    /// same name.
+    pub replaced: Vec<Replacement>,
+    /// URLs on another host than the listing's whose file the listing names: fetched from the
+    /// listing's mirror, checked against its digest (one line each).
+    pub moved: Vec<String>,
 }
 
 /// Listings by (catalog target, arch), listed once per run.
@@ -185,6 +193,8 @@ pub fn resolve(
                 record,
                 unauthenticated: Vec::new(),
                 disagreements: Vec::new(),
+                replaced: Vec::new(),
+                moved: Vec::new(),
             });
         }
         return Err(Error::Usage(format!(
@@ -238,26 +248,62 @@ pub fn resolve(
         }
         listed = same.into_iter().next();
     }
-    let mut packages = Vec::new();
-    let mut unauthenticated = Vec::new();
+    // Each URL: the listing's package of that file, whatever the host (fetched from the
+    // listing's mirror, checked against its digest); else, a package of a name the listed
+    // kernel has at another version (a pinned kbuild the mirror dropped): the listing's;
+    // else unauthenticated.
+    let mut packages: Vec<PackageRef> = Vec::new();
+    let mut replaced = Vec::new();
+    let mut moved = Vec::new();
     for u in &c.kernelurls {
-        match by_file.get(file_name(u)) {
-            Some(p) => packages.push(PackageRef {
-                url: u.clone(),
-                ..p.clone()
-            }),
-            None => {
-                unauthenticated.push(crate::http::redact(u));
-                packages.push(PackageRef {
-                    name: file_name(u).to_owned(),
-                    version: String::new(),
-                    url: u.clone(),
-                    size: 0,
-                    sha256: String::new(),
-                });
+        let file = file_name(u);
+        if let Some(p) = by_file.get(file) {
+            if p.url != *u {
+                moved.push(format!(
+                    "`{}`: the signed listing's file, fetched from `{}` and checked against its digest",
+                    crate::http::redact(u),
+                    crate::http::redact(&p.url)
+                ));
             }
+            packages.push(p.clone());
+            continue;
+        }
+        let same_name = driverkit::deb_name_version(file).and_then(|(name, version)| {
+            let p = listed.as_ref()?.packages.iter().find(|p| p.name == name)?;
+            Some((p.clone(), version))
+        });
+        match same_name {
+            Some((p, pinned_version)) => {
+                replaced.push(Replacement {
+                    config: String::new(),
+                    package: p.name.clone(),
+                    pinned_version,
+                    pinned_url: crate::http::redact(u),
+                    version: p.version.clone(),
+                    url: crate::http::redact(&p.url),
+                });
+                packages.push(p);
+            }
+            None => packages.push(PackageRef {
+                name: driverkit::deb_name_version(file)
+                    .map_or(file, |(n, _)| n)
+                    .to_owned(),
+                version: String::new(),
+                url: u.clone(),
+                size: 0,
+                sha256: String::new(),
+            }),
         }
     }
+    packages.dedup_by(|a, b| a.url == b.url);
+    // Unauthenticated: what no signed listing gives a digest for.
+    let unauthenticated_of = |ps: &[PackageRef]| -> Vec<String> {
+        ps.iter()
+            .filter(|p| p.sha256.is_empty())
+            .map(|p| crate::http::redact(&p.url))
+            .collect()
+    };
+    let unauthenticated = unauthenticated_of(&packages);
     if let Some(k) = &listed {
         if k.kernel_version != c.kernel_version() {
             disagreements.push(format!(
@@ -288,13 +334,6 @@ pub fn resolve(
             )));
         }
     }
-    if require_verified && !unauthenticated.is_empty() {
-        return Err(Error::Usage(format!(
-            "kernel `{}`: no signed metadata gives a digest for {} (--require-verified)",
-            c.kernelrelease,
-            unauthenticated.join(", ")
-        )));
-    }
     // A probe never reads kbuild's tools: leave them out, as a listed kernel would.
     let mut record = KernelRecord {
         target: catalog.clone().unwrap_or_else(|| c.target.clone()),
@@ -309,10 +348,23 @@ pub fn resolve(
     if driver == Driver::Ebpf {
         record = crate::repo::Lister::for_build(&record);
     }
+    // What is fetched: a package the probe does not read is not fetched, so not said.
+    let unauthenticated = unauthenticated_of(&record.packages);
+    replaced.retain(|x: &Replacement| record.packages.iter().any(|p| p.name == x.package));
+    record.unsigned_metadata = !unauthenticated.is_empty();
+    if require_verified && !unauthenticated.is_empty() {
+        return Err(Error::Usage(format!(
+            "kernel `{}`: no signed metadata gives a digest for {} (--require-verified)",
+            c.kernelrelease,
+            unauthenticated.join(", ")
+        )));
+    }
     Ok(Resolved {
         record,
         unauthenticated,
         disagreements,
+        replaced,
+        moved,
     })
 }
 
@@ -407,29 +459,36 @@ pub fn check_kernel_config(
     )))
 }
 
-/// driverkit's part of a `build` request: a config file and driverkit's flags (which win over
-/// its keys, as in driverkit).
-#[derive(Debug, Clone, Default)]
-pub struct Request {
-    /// `-c FILE.yaml`.
-    pub config: Option<PathBuf>,
-    /// `--kernelurls`.
-    pub kernelurls: Vec<String>,
-    /// `--output-probe`, `--output-module`: written exactly there.
-    pub output_probe: Option<PathBuf>,
-    pub output_module: Option<PathBuf>,
-    /// Refuse a URL no signed metadata gives a digest for.
-    pub require_verified: bool,
-    /// Set by [`build`] for the build it runs: the header URLs fetched unverified (recorded
-    /// in the provenance statement).
-    pub unauthenticated: Vec<String>,
+/// A grid config's driver version: its `driverversion`, else its folder's
+/// (`<driver-version>/<arch>/<file>.yaml`, as Falco's grid leaves the key out); a
+/// `driverversion` its folder contradicts is refused, naming both.
+pub fn version_in_grid(c: &Config, path: &Path) -> Result<Option<String>> {
+    let folder = driverkit::grid_version(path);
+    match (&c.driverversion, folder) {
+        (Some(v), Some(f)) if *v != f => Err(Error::Usage(format!(
+            "`{}`: driverversion `{v}` contradicts its folder's `{f}`",
+            path.display()
+        ))),
+        (Some(v), _) => Ok(Some(v.clone())),
+        (None, f) => Ok(f),
+    }
 }
 
-impl Request {
-    /// Whether the build is driverkit-shaped: a config, or its URLs given as flags.
-    pub fn is_config(&self) -> bool {
-        self.config.is_some() || !self.kernelurls.is_empty()
+/// An output path that names a driver version (`output/8.0.0+driver/x86_64/...`) names the
+/// one built: another is refused, naming both (a 9.1.0 probe is never written under 8.0.0).
+fn outputs_of_version(c: &Config, version: &str) -> Result<()> {
+    for p in [&c.output.probe, &c.output.module].into_iter().flatten() {
+        let named = Path::new(p)
+            .components()
+            .filter_map(|c| c.as_os_str().to_str())
+            .find(|c| c.ends_with("+driver"));
+        if let Some(n) = named.filter(|n| *n != version) {
+            return Err(Error::Usage(format!(
+                "output `{p}` names driver version `{n}`, the build is of `{version}`"
+            )));
+        }
     }
+    Ok(())
 }
 
 /// The config a `build` means: the file's keys, with driverkit's flags over them. `--target`
@@ -439,7 +498,9 @@ pub fn config_of(o: &super::build::Options, rep: &dyn Reporter) -> Result<Config
     let mut c = match &d.config {
         Some(p) => {
             super::need_files("driverkit config", [p])?;
-            read(p, rep)?
+            let mut c = read(p, rep)?;
+            c.driverversion = version_in_grid(&c, p)?;
+            c
         }
         None => Config::default(),
     };
@@ -469,6 +530,9 @@ pub fn config_of(o: &super::build::Options, rep: &dyn Reporter) -> Result<Config
     }
     if let Some(n) = &o.module_name {
         c.moduledrivername = Some(n.clone());
+    }
+    if let Some(v) = &c.driverversion {
+        outputs_of_version(&c, v)?;
     }
     for (key, v) in [("kernelrelease", &c.kernelrelease), ("target", &c.target)] {
         if v.is_empty() {
@@ -518,6 +582,19 @@ pub fn build(
         }
         for d in &r.disagreements {
             rep.warn(d);
+        }
+        for m in &r.moved {
+            rep.note(m);
+        }
+        let config_path = o
+            .driverkit
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        for x in &mut r.replaced {
+            x.config = config_path.clone();
+            rep.warn(&format!("kernel `{}`: {x}", c.kernelrelease));
         }
         if !r.unauthenticated.is_empty() {
             rep.warn(&format!(
@@ -578,7 +655,7 @@ pub fn build(
             target_id: Some(r.record.target_id.clone()),
             kernel_version: Some(r.record.kernel_version.clone()),
             arch: Some(r.record.arch),
-            driver_version: o.driver_version.clone().or(c.driverversion.clone()),
+            driver_version: c.driverversion.clone(),
             output: staging
                 .as_ref()
                 .map_or(o.output.clone(), |t| t.path().to_owned()),
@@ -594,6 +671,7 @@ pub fn build(
         if let Some(dest) = &dest {
             place(&mut built, dest)?;
         }
+        built.replaced = r.replaced;
         out.push(built);
     }
     Ok(out)
@@ -718,18 +796,64 @@ pub fn write_grid(
     Ok(written)
 }
 
-/// `build-all --driverkit-configs DIR`: every config of a grid tree, as one batch per driver
-/// version (and set of drivers its outputs name), with `build-all`'s skipping, reporting and
-/// outcome. Into `o.repo` (Falco's layout), or with `o.output_root`, each config's own output
-/// paths under that root (a config whose outputs are all there is skipped). A config that
-/// cannot be read or resolved is a failed item naming why; the others go on.
-pub fn grid(
-    o: &super::build_all::Options,
-    net: &crate::session::Options,
-    tc: &crate::toolchain::Toolchain,
-    rep: &dyn crate::farm::Reporter,
-) -> Result<super::build_all::Outcome> {
+/// One config of a grid, read and resolved: its kernel, the driver version its folder (or key)
+/// says, the drivers its outputs name.
+#[derive(Debug)]
+pub struct GridConfig {
+    pub path: PathBuf,
+    pub config: Config,
+    pub version: String,
+    pub drivers: Vec<Driver>,
+    pub record: KernelRecord,
+}
+
+/// A grid read: the configs to build, the items already decided (failed or skipped, each
+/// naming why), and the pinned packages the listing replaced.
+#[derive(Debug, Default)]
+pub struct GridRead {
+    pub configs: Vec<GridConfig>,
+    pub done: Vec<crate::farm::KernelResult>,
+    pub replaced: Vec<Replacement>,
+}
+
+/// A grid item that failed (or was skipped) before any build, naming its config.
+fn grid_item(
+    c: Option<&Config>,
+    path: &Path,
+    d: Driver,
+    error: Option<String>,
+) -> crate::farm::KernelResult {
     use crate::farm::{KernelResult, Status};
+    KernelResult {
+        driver: d,
+        target_id: c.map(|c| c.target.clone()).unwrap_or_default(),
+        release: c
+            .map(|c| c.kernelrelease.clone())
+            .unwrap_or_else(|| path.display().to_string()),
+        arch: c.and_then(|c| c.arch().ok()).unwrap_or(Arch::X86_64),
+        file: path.display().to_string(),
+        status: match error {
+            Some(_) => Status::Failed,
+            None => Status::Skipped,
+        },
+        sha256: None,
+        error,
+        seconds: 0.0,
+        clang_llc_cpu: 0.0,
+        verified: None,
+    }
+}
+
+/// Reads and resolves every config of a grid tree (`DIR/<driver-version>/<arch>/*.yaml`),
+/// keeping `o.arch`, `o.only` (a config's `kernelrelease` or its kernel's `uname -r`) and
+/// `o.drivers` (of the outputs a config names). A config that cannot be read, contradicts its
+/// folder, or cannot be resolved is a failed item naming why; the others go on.
+pub fn read_grid(
+    o: &super::build_all::Options,
+    s: &Session,
+    listings: &Listings,
+    rep: &dyn Reporter,
+) -> Result<GridRead> {
     let dir = o.driverkit_configs.as_ref().expect("called for a grid");
     super::need_files("driverkit config tree", [dir])?;
     let files = driverkit::walk(dir).map_err(Error::read(dir))?;
@@ -739,51 +863,58 @@ pub fn grid(
             dir.display()
         )));
     }
-    if o.repo.is_empty() && o.output_root.is_none() {
-        return Err(Error::Usage(
-            "give --repo DIR, or --output-root ROOT for the configs' own output paths".into(),
-        ));
-    }
-    let started = std::time::Instant::now();
-    let s = Session::open(net)?;
-    let listings = Listings::default();
-    type Group = Vec<(KernelRecord, Config)>;
-    let mut groups: BTreeMap<(String, Vec<Driver>), Group> = BTreeMap::new();
-    let mut done: Vec<KernelResult> = Vec::new();
-    let failed = |c: Option<&Config>, path: &Path, d: Driver, e: String| KernelResult {
-        driver: d,
-        target_id: c.map(|c| c.target.clone()).unwrap_or_default(),
-        release: c
-            .map(|c| c.kernelrelease.clone())
-            .unwrap_or_else(|| path.display().to_string()),
-        arch: c.and_then(|c| c.arch().ok()).unwrap_or(Arch::X86_64),
-        file: path.display().to_string(),
-        status: Status::Failed,
-        sha256: None,
-        error: Some(e),
-        seconds: 0.0,
-        clang_llc_cpu: 0.0,
-        verified: None,
-    };
+    let only = o.only.as_deref().map(super::only_regex).transpose()?;
+    let mut out = GridRead::default();
     for (vdir, adir, path) in files {
         let c = match read(&path, rep) {
             Ok(c) => c,
             Err(e) => {
-                done.push(failed(None, &path, Driver::Ebpf, super::chain(&e)));
+                let e = Some(super::chain(&e));
+                out.done.push(grid_item(None, &path, Driver::Ebpf, e));
                 continue;
             }
         };
-        let version = c.driverversion.clone().unwrap_or_else(|| vdir.clone());
-        if version != vdir {
-            rep.warn(&format!(
-                "`{}`: driverversion: the config's `{version}`, its folder's `{vdir}` (the config's is used)",
-                path.display()
-            ));
+        let mut drivers = Vec::new();
+        if c.output.probe.is_some() {
+            drivers.push(Driver::Ebpf);
+        }
+        if c.output.module.is_some() {
+            drivers.push(Driver::Kmod);
+        }
+        match (drivers.is_empty(), o.drivers.is_empty()) {
+            (true, true) => drivers = vec![Driver::Ebpf],
+            (true, false) => drivers = o.drivers.clone(),
+            // --driver keeps those of the config's outputs it names.
+            (false, false) => drivers.retain(|d| o.drivers.contains(d)),
+            (false, true) => {}
+        }
+        drivers.sort();
+        drivers.dedup();
+        if drivers.is_empty() {
+            continue;
+        }
+        let fail = |out: &mut GridRead, e: String| {
+            for &d in &drivers {
+                out.done
+                    .push(grid_item(Some(&c), &path, d, Some(e.clone())));
+            }
+        };
+        // The folder's driver version when the config has none; a contradiction is refused.
+        let version = match version_in_grid(&c, &path) {
+            Ok(v) => v.unwrap_or_else(|| vdir.clone()),
+            Err(e) => {
+                fail(&mut out, e.to_string());
+                continue;
+            }
+        };
+        if let Err(e) = outputs_of_version(&c, &version) {
+            fail(&mut out, format!("`{}`: {e}", path.display()));
+            continue;
         }
         let arch = match c.arch() {
             Ok(a) => a,
             Err(e) => {
-                done.push(failed(Some(&c), &path, Driver::Ebpf, e.to_string()));
+                fail(&mut out, e.to_string());
                 continue;
             }
         };
@@ -797,21 +928,6 @@ pub fn grid(
         if o.arch.is_some_and(|a| a != arch) {
             continue;
         }
-        let mut drivers = Vec::new();
-        if c.output.probe.is_some() {
-            drivers.push(Driver::Ebpf);
-        }
-        if c.output.module.is_some() {
-            drivers.push(Driver::Kmod);
-        }
-        if drivers.is_empty() {
-            drivers = match o.drivers.is_empty() {
-                true => vec![Driver::Ebpf],
-                false => o.drivers.clone(),
-            };
-        }
-        drivers.sort();
-        drivers.dedup();
         if let Some(root) = &o.output_root {
             let outs = [&c.output.probe, &c.output.module];
             let all_there = outs
@@ -820,11 +936,7 @@ pub fn grid(
                 .all(|p| root.join(p).is_file());
             if all_there && outs.iter().any(|p| p.is_some()) {
                 for &d in &drivers {
-                    done.push(KernelResult {
-                        status: Status::Skipped,
-                        error: None,
-                        ..failed(Some(&c), &path, d, String::new())
-                    });
+                    out.done.push(grid_item(Some(&c), &path, d, None));
                 }
                 continue;
             }
@@ -833,29 +945,212 @@ pub fn grid(
             true => Driver::Kmod,
             false => Driver::Ebpf,
         };
-        match resolve(&s, &listings, &c, widest, o.require_verified) {
-            Ok(r) => {
-                for d in &r.disagreements {
-                    rep.warn(&format!("`{}`: {d}", path.display()));
-                }
-                if !r.unauthenticated.is_empty() {
-                    rep.warn(&format!(
-                        "`{}`: fetched unauthenticated (no signed metadata gives a digest): {}",
-                        path.display(),
-                        r.unauthenticated.join(", ")
-                    ));
-                }
-                groups
-                    .entry((version, drivers))
-                    .or_default()
-                    .push((r.record, c));
-            }
+        let r = match resolve(s, listings, &c, widest, o.require_verified) {
+            Ok(r) => r,
             Err(e) => {
-                for &d in &drivers {
-                    done.push(failed(Some(&c), &path, d, super::chain(&e)));
+                if only.as_ref().is_none_or(|re| re.is_match(&c.kernelrelease)) {
+                    fail(&mut out, super::chain(&e));
                 }
+                continue;
+            }
+        };
+        if only
+            .as_ref()
+            .is_some_and(|re| !re.is_match(&c.kernelrelease) && !re.is_match(&r.record.release))
+        {
+            continue;
+        }
+        for d in &r.disagreements {
+            rep.warn(&format!("`{}`: {d}", path.display()));
+        }
+        for m in &r.moved {
+            rep.note(&format!("`{}`: {m}", path.display()));
+        }
+        for x in r.replaced {
+            rep.warn(&format!("`{}`: {x}", path.display()));
+            out.replaced.push(Replacement {
+                config: path.display().to_string(),
+                ..x
+            });
+        }
+        if !r.unauthenticated.is_empty() {
+            rep.warn(&format!(
+                "`{}`: fetched unauthenticated (no signed metadata gives a digest): {}",
+                path.display(),
+                r.unauthenticated.join(", ")
+            ));
+        }
+        // Into a repository, the file is published under Falco's name for the kernel: it must
+        // be the name the config's output gives, or the config is refused naming both.
+        if o.output_root.is_none() {
+            let k = &r.record;
+            let named = drivers.iter().find_map(|&d| {
+                let want = d.file_name(&k.target_id, &k.file_release(), &k.kernel_version);
+                let given = match d {
+                    Driver::Ebpf => &c.output.probe,
+                    Driver::Kmod => &c.output.module,
+                };
+                let given = given.as_deref().map(file_name)?;
+                (given != want).then(|| format!(
+                    "`{}`: the output names `{given}`, the repository would publish `{want}` (give --output-root for the config's own names)",
+                    path.display()
+                ))
+            });
+            if let Some(e) = named {
+                fail(&mut out, e);
+                continue;
             }
         }
+        out.configs.push(GridConfig {
+            path,
+            config: c,
+            version,
+            drivers,
+            record: r.record,
+        });
+    }
+    Ok(out)
+}
+
+/// `build-all --driverkit-configs DIR --plan`: what each config would build, resolved against
+/// the signed listings (kernel, packages, replacements), building nothing.
+#[derive(Debug, serde::Serialize)]
+pub struct GridPlan {
+    pub configs: Vec<GridPlanItem>,
+    /// Configs refused before any build, each naming why.
+    pub refused: Vec<crate::farm::KernelResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<Replacement>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct GridPlanItem {
+    pub config: String,
+    pub driver_version: String,
+    pub drivers: Vec<Driver>,
+    /// The kernel's `uname -r`, and the release in Falco's file name.
+    pub release: String,
+    pub file_release: String,
+    pub arch: Arch,
+    pub outputs: Vec<String>,
+    /// The packages fetched: the signed listing's URLs and digests.
+    pub packages: Vec<PackageRef>,
+}
+
+impl GridPlan {
+    pub fn ok(&self) -> bool {
+        self.refused.is_empty()
+    }
+}
+
+impl std::fmt::Display for GridPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for i in &self.configs {
+            let drivers: Vec<String> = i.drivers.iter().map(|d| d.to_string()).collect();
+            writeln!(
+                f,
+                "{} {} {} ({}) {}: {}",
+                i.driver_version,
+                i.arch,
+                i.release,
+                i.file_release,
+                drivers.join(","),
+                i.outputs.join(", ")
+            )?;
+        }
+        for r in &self.replaced {
+            writeln!(f, "replaced: `{}`: {r}", r.config)?;
+        }
+        for r in &self.refused {
+            writeln!(
+                f,
+                "refused: {}: {}",
+                r.file,
+                r.error.as_deref().unwrap_or_default()
+            )?;
+        }
+        write!(
+            f,
+            "{} to build, {} refused",
+            crate::report::count(self.configs.len(), "config"),
+            self.refused.len()
+        )
+    }
+}
+
+/// The plan of a grid: every config read and resolved, nothing downloaded but the listings.
+pub fn grid_plan(
+    o: &super::build_all::Options,
+    net: &crate::session::Options,
+    rep: &dyn Reporter,
+) -> Result<GridPlan> {
+    let s = Session::open(net)?;
+    let read = read_grid(o, &s, &Listings::default(), rep)?;
+    let configs = read
+        .configs
+        .into_iter()
+        .map(|g| GridPlanItem {
+            config: g.path.display().to_string(),
+            outputs: g
+                .drivers
+                .iter()
+                .filter_map(|d| match d {
+                    Driver::Ebpf => g.config.output.probe.clone(),
+                    Driver::Kmod => g.config.output.module.clone(),
+                })
+                .collect(),
+            driver_version: g.version,
+            drivers: g.drivers,
+            release: g.record.release.clone(),
+            file_release: g.record.file_release(),
+            arch: g.record.arch,
+            packages: g.record.packages,
+        })
+        .collect();
+    Ok(GridPlan {
+        configs,
+        refused: read
+            .done
+            .into_iter()
+            .filter(|r| r.error.is_some())
+            .collect(),
+        replaced: read.replaced,
+    })
+}
+
+/// `build-all --driverkit-configs DIR`: every config of a grid tree, as one batch per driver
+/// version (and set of drivers its outputs name), with `build-all`'s skipping, reporting and
+/// outcome. Into `o.repo` (Falco's layout), or with `o.output_root`, each config's own output
+/// paths under that root (a config whose outputs are all there is skipped). A config that
+/// cannot be read or resolved, and a batch that cannot start (its driver's source not to be
+/// had), are failed items naming why; the others go on.
+pub fn grid(
+    o: &super::build_all::Options,
+    net: &crate::session::Options,
+    tc: &crate::toolchain::Toolchain,
+    rep: &dyn crate::farm::Reporter,
+) -> Result<super::build_all::Outcome> {
+    use crate::farm::Status;
+    if o.repo.is_empty() && o.output_root.is_none() {
+        return Err(Error::Usage(
+            "give --repo DIR, or --output-root ROOT for the configs' own output paths".into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let s = Session::open(net)?;
+    let listings = Listings::default();
+    let GridRead {
+        configs,
+        mut done,
+        replaced,
+    } = read_grid(o, &s, &listings, rep)?;
+    type Group = Vec<(KernelRecord, Config, PathBuf)>;
+    let mut groups: BTreeMap<(String, Vec<Driver>), Group> = BTreeMap::new();
+    for g in configs {
+        groups
+            .entry((g.version, g.drivers))
+            .or_default()
+            .push((g.record, g.config, g.path));
     }
     let versions: std::collections::BTreeSet<&String> = groups.keys().map(|(v, _)| v).collect();
     if o.driver_source.is_some() && versions.len() > 1 {
@@ -884,18 +1179,36 @@ pub fn grid(
         let sub = super::build_all::Options {
             targets: Vec::new(),
             from: None,
+            only: None,
             repo: match &staging {
                 Some(t) => t.path().display().to_string(),
                 None => o.repo.clone(),
             },
             driver_version: Some(version.clone()),
             drivers: drivers.clone(),
-            kernels: members.iter().map(|(k, _)| k.clone()).collect(),
+            kernels: members.iter().map(|(k, _, _)| k.clone()).collect(),
             driverkit_configs: None,
             output_root: None,
             ..o.clone()
         };
-        let out = super::build_all::run(&sub, net, tc, rep)?;
+        let out = match super::build_all::run(&sub, net, tc, rep) {
+            Ok(out) => out,
+            Err(e) => {
+                // This batch could not start (e.g. its driver's source is not to be had): each
+                // of its configs failed, naming why; the other batches go on.
+                let why = format!(
+                    "the batch of `{version}` did not start: {}",
+                    super::chain(&e)
+                );
+                rep.warn(&why);
+                for (_, c, path) in &members {
+                    for &d in &drivers {
+                        done.push(grid_item(Some(c), path, d, Some(why.clone())));
+                    }
+                }
+                continue;
+            }
+        };
         list_failed |= out.list_failed;
         if staging.is_none() {
             published_to = out.published_to.clone();
@@ -907,7 +1220,7 @@ pub fn grid(
                 matches!(r.status, Status::Built | Status::Cached | Status::Unchanged),
             ) {
                 // The config's own output path for this item.
-                let dest = members.iter().find_map(|(k, c)| {
+                let dest = members.iter().find_map(|(k, c, _)| {
                     let same = k.release == r.release && k.arch == r.arch;
                     let p = match r.driver {
                         Driver::Ebpf => &c.output.probe,
@@ -961,5 +1274,6 @@ pub fn grid(
         list_failed,
         published_to,
         site: None,
+        replaced,
     })
 }

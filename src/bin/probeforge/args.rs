@@ -342,15 +342,11 @@ pub struct BuildAllArgs {
     /// The driver source (default: downloaded for --driver-version).
     #[arg(long)]
     pub driver_source: Option<PathBuf>,
-    /// Which drivers each kernel gets: `ebpf` (the probe, `falco_*.o`), `kmod` (the kernel
-    /// module, `falco_*.ko`, built by kbuild with the kernel's own compiler), or both
-    /// (`ebpf,kmod`): one download serves both, each is published (or fails) on its own.
-    #[arg(
-        long,
-        default_value = "ebpf",
-        value_name = "ebpf,kmod",
-        value_delimiter = ','
-    )]
+    /// Which drivers each kernel gets: `ebpf` (the probe, `falco_*.o`; the default), `kmod`
+    /// (the kernel module, `falco_*.ko`, built by kbuild with the kernel's own compiler), or
+    /// both (`ebpf,kmod`): one download serves both, each is published (or fails) on its own.
+    /// With --driverkit-configs: each config's outputs say, --driver keeps those it names.
+    #[arg(long, value_name = "ebpf,kmod", value_delimiter = ',')]
     pub driver: Vec<command::build::Driver>,
     /// Kernels compiled at once (default: the number of CPUs).
     #[arg(short, long)]
@@ -409,7 +405,11 @@ pub struct BuildAllArgs {
 pub struct DriverkitGridArgs {
     /// Build every driverkit config of a tree laid out as the public grid is
     /// (`DIR/<driver-version>/<arch>/<target>_<release>_<version>.yaml`): one batch per driver
-    /// version, the drivers each config's outputs name.
+    /// version (the folder's, when a config has no driverversion), the drivers each config's
+    /// outputs name (--driver keeps some of them; --only and --arch select configs). A pinned
+    /// package the signed listing no longer names is replaced by its package of that name,
+    /// said. A config or batch that fails is recorded and the others go on. With --plan:
+    /// every config resolved, nothing built.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["targets", "from"])]
     pub driverkit_configs: Option<PathBuf>,
     /// With --driverkit-configs: write each config's own output paths under ROOT (instead of

@@ -208,6 +208,18 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(true)
         }
+        // A driverkit grid's plan: every config resolved, nothing built.
+        Command::BuildAll(a) if a.plan && a.driverkit.driverkit_configs.is_some() => {
+            let rep = Progress::new(a.json);
+            let plan = command::driverkit::grid_plan(&a.options()?, &net, &rep);
+            rep.finish();
+            let plan = plan?;
+            match a.json {
+                true => render::json(&plan),
+                false => println!("{plan}"),
+            }
+            Ok(plan.ok())
+        }
         Command::BuildAll(a) if a.plan => {
             let rep = Progress::new(a.json);
             let plan = command::build_all::plan(&a.options()?, &net, &rep);
@@ -244,7 +256,10 @@ fn run(cli: Cli) -> Result<bool> {
             let o = a.options()?;
             let rep = Progress::batch(a.json);
             let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep)?;
-            let done = command::build_all::run(&o, &net, &tc, &rep);
+            let done = match o.driverkit_configs {
+                Some(_) => command::driverkit::grid(&o, &net, &tc, &rep),
+                None => command::build_all::run(&o, &net, &tc, &rep),
+            };
             rep.finish();
             let done = done?;
             match a.json {

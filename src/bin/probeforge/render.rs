@@ -229,6 +229,12 @@ pub fn build_value(b: &build::Built) -> serde_json::Value {
             serde_json::to_value(verdict).expect("JSON values serialize"),
         );
     }
+    if let (false, Some(o)) = (b.replaced.is_empty(), v.as_object_mut()) {
+        o.insert(
+            "replaced".into(),
+            serde_json::to_value(&b.replaced).expect("JSON values serialize"),
+        );
+    }
     v
 }
 
