@@ -1258,7 +1258,7 @@ mod tests {
         let bytes = b"backport probe".to_vec();
         let meta: ProbeMeta = serde_json::from_value(serde_json::json!({
             "driver_version": "9.1.0+driver", "arch": "x86_64", "target_id": "debian",
-            "kernel_release": "7.3.4-1~bpo13+1-amd64", "kernel_version": "1",
+            "kernel_release": "7.3.4+deb13-amd64", "kernel_version": "1",
             "file": "falco_debian_7.3.4-1~bpo13+1-amd64_1.o", "size": bytes.len(),
             "sha256": crate::base::sha256(&bytes), "inputs": [], "driver_source_sha256": "",
             "patches": [], "toolchain": "", "flags_sha256": "",

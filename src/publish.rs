@@ -202,12 +202,23 @@ pub fn aliases(
         .collect();
     let mut wanted: BTreeMap<(String, String, String), Vec<&ProbeMeta>> = BTreeMap::new();
     for e in entries.iter().filter(|e| e.target_id == "debian") {
-        let Some(asked) = crate::loader::debian_alias(&e.kernel_release) else {
+        // The release in the file's name (Debian: package version and flavour; the record's
+        // `kernel_release` is `uname -r`).
+        let Some(named) = e
+            .file
+            .strip_suffix(".ko")
+            .or_else(|| e.file.strip_suffix(".o"))
+            .and_then(|stem| stem.split_once(&format!("_{}_", e.target_id)))
+            .and_then(|(_, rest)| rest.strip_suffix(&format!("_{}", e.kernel_version)))
+        else {
+            continue;
+        };
+        let Some(asked) = crate::loader::debian_alias(named) else {
             continue;
         };
         let file = e
             .file
-            .replacen(&format!("_{}_", e.kernel_release), &format!("_{asked}_"), 1);
+            .replacen(&format!("_{named}_"), &format!("_{asked}_"), 1);
         if file != e.file {
             wanted
                 .entry((e.driver_version.clone(), e.arch.clone(), file))
@@ -1132,14 +1143,14 @@ mod tests {
 
     /// A Debian kernel's record as a build makes it (through serde, so that optional fields
     /// added later need no change here).
-    pub(crate) fn debian_meta(release: &str, bytes: &[u8]) -> ProbeMeta {
+    pub(crate) fn debian_meta(uname_r: &str, named: &str, bytes: &[u8]) -> ProbeMeta {
         serde_json::from_value(serde_json::json!({
             "driver_version": "9.1.0+driver",
             "arch": "x86_64",
             "target_id": "debian",
-            "kernel_release": release,
+            "kernel_release": uname_r,
             "kernel_version": "1",
-            "file": format!("falco_debian_{release}_1.o"),
+            "file": format!("falco_debian_{named}_1.o"),
             "size": bytes.len(),
             "sha256": crate::base::sha256(bytes),
             "inputs": [],
@@ -1162,7 +1173,7 @@ mod tests {
             serde_json::from_slice(&fs::read(dir.path().join("index.json")).unwrap()).unwrap()
         };
         let alias = "falco_debian_7.3.4-1-amd64_1.o";
-        let bpo = debian_meta("7.3.4-1~bpo13+1-amd64", b"backport");
+        let bpo = debian_meta("7.3.4+deb13-amd64", "7.3.4-1~bpo13+1-amd64", b"backport");
         repo.publish(&bpo, b"backport").unwrap();
         let at = repo.probe_path("9.1.0+driver", "x86_64", alias);
         assert_eq!(fs::read(&at).unwrap(), b"backport");
@@ -1181,7 +1192,7 @@ mod tests {
         assert!(!repo.exists("9.1.0+driver", "x86_64", alias));
         assert!(repo.exists("9.1.0+driver", "x86_64", &bpo.file));
 
-        let native = debian_meta("7.3.4-1-amd64", b"native");
+        let native = debian_meta("7.3.4+deb14-amd64", "7.3.4-1-amd64", b"native");
         assert_eq!(repo.publish(&native, b"native").unwrap(), Published::New);
         assert_eq!(fs::read(&at).unwrap(), b"native");
         assert!(index()["aliases"].as_array().unwrap().is_empty());
@@ -1200,9 +1211,13 @@ mod tests {
 
     #[test]
     fn two_backports_the_loader_cannot_tell_apart_get_no_alias() {
-        let a = debian_meta("6.1.170-3~deb11u1-amd64", b"a");
-        let b = debian_meta("6.1.170-3~bpo11+1-amd64", b"b");
-        let c = debian_meta("6.12.57-1~bpo12+1-cloud-amd64", b"c");
+        let a = debian_meta("6.1.0-0.deb11.47-amd64", "6.1.170-3~deb11u1-amd64", b"a");
+        let b = debian_meta("6.1.0-0.deb11.48-amd64", "6.1.170-3~bpo11+1-amd64", b"b");
+        let c = debian_meta(
+            "6.12.57+deb12-cloud-amd64",
+            "6.12.57-1~bpo12+1-cloud-amd64",
+            b"c",
+        );
         let (made, refused) = aliases(&[a.clone(), b.clone(), c.clone()], &[]);
         assert_eq!(made.len(), 1);
         assert_eq!(made[0].file, "falco_debian_6.12.57-1-cloud-amd64_1.o");
