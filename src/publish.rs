@@ -506,7 +506,16 @@ impl LocalRepo {
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
             .map_err(io(dir))?;
-        match fs::hard_link(tmp.path(), &path) {
+        // Under the index lock: a reindex of this run (which writes aliases) sees this probe
+        // either not yet there, or there; an alias written meanwhile under its name gives way.
+        let linked = {
+            let _no_reindex = self.index_lock.lock().unwrap_or_else(|e| e.into_inner());
+            if self.is_alias(&meta.driver_version, &meta.arch, &meta.file) && path.is_file() {
+                fs::remove_file(&path).map_err(io(&path))?;
+            }
+            fs::hard_link(tmp.path(), &path)
+        };
+        match linked {
             Ok(()) => {
                 // The indexes follow each new probe at once: a run killed later leaves every
                 // published probe listed in its SHA256SUMS and index.json.
