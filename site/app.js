@@ -17,6 +17,10 @@
   function seg(s) { return encodeURIComponent(s); }
   function size(n) { return n < 1024 ? n + " B" : n < 1048576 ? (n / 1024).toFixed(1) + " KiB" : (n / 1048576).toFixed(1) + " MiB"; }
   var K = D.k, C = D.c, T = D.t, nc = C.length;
+  // The other catalog targets shipping a row's kernel (debian beside debian-bookworm).
+  var A = {};
+  (D.a || []).forEach(function (x) { A[x[0]] = x[1]; });
+  function targetsOf(r) { return [K[r][0]].concat(A[r] || []); }
   // Each cell's state, by row * columns + column: [state, record].
   var cell = {};
   D.p.forEach(function (p) { cell[p[0] * nc + p[1]] = [p[4] ? "verified" : "published", p]; });
@@ -75,19 +79,30 @@
         esc(K[s.from][2]) + "</a></td><td>" + (ok ? '<span class="ok">yes</span>' : '<span class="flag">no driver yet</span>') + "</td></tr>";
     }).join("") + "</table>";
 
-  // Coverage per target, driver version and kind: kernels with a published file / kernels.
-  var bars = [];
-  T.forEach(function (t, ti) {
-    var rows = [];
-    K.forEach(function (k, r) { if (k[0] === ti) rows.push(r); });
-    var groups = {};
-    C.forEach(function (c, ci) { (groups[c[0] + " " + c[1]] = groups[c[0] + " " + c[1]] || []).push(ci); });
+  // Coverage per catalog target and per Falco target id (the id the file names carry, shared by
+  // debian and debian-bookworm), driver version and kind: kernels with a published file / kernels.
+  var bars = [], groups = {};
+  C.forEach(function (c, ci) { (groups[c[0] + " " + c[1]] = groups[c[0] + " " + c[1]] || []).push(ci); });
+  function bar(label, rows) {
     Object.keys(groups).sort().forEach(function (g) {
       var n = rows.filter(function (r) { return hasDriver(r, groups[g]); }).length, w = Math.round(200 * n / rows.length);
-      bars.push("<tr><td>" + esc(t[0]) + "</td><td>" + esc(g) + '</td><td><svg width="300" height="16" role="img" aria-label="' +
+      bars.push("<tr><td>" + label + "</td><td>" + esc(g) + '</td><td><svg width="300" height="16" role="img" aria-label="' +
         n + " of " + rows.length + '"><rect width="200" height="14" fill="#eee"/><rect width="' + w +
         '" height="14" fill="#3a9a3a"/><text x="206" y="12">' + n + " / " + rows.length + "</text></svg></td></tr>");
     });
+  }
+  var ids = {};
+  T.forEach(function (t, ti) {
+    var rows = [];
+    K.forEach(function (k, r) { if (targetsOf(r).indexOf(ti) >= 0) rows.push(r); });
+    if (rows.length) bar(esc(t[0]), rows);
+    (ids[t[1]] = ids[t[1]] || []).push(t[0]);
+  });
+  Object.keys(ids).sort().forEach(function (id) {
+    if (ids[id].length === 1 && ids[id][0] === id) return;
+    var rows = [];
+    K.forEach(function (k, r) { if (T[k[0]][1] === id) rows.push(r); });
+    bar("target id <b>" + esc(id) + "</b> (" + ids[id].map(esc).join(", ") + ")", rows);
   });
   $("coverage").innerHTML = bars.length ? "<table><tr><th>target</th><th>driver</th><th>published / kernels</th></tr>" + bars.join("") + "</table>" : "Nothing built yet.";
 
@@ -143,17 +158,22 @@
 
   // Search: the file Falco's loaders would download for this uname -r (and target, uname -v),
   // and whether it is here, or why not.
+  // Any name of a kernel: uname -r, the release in Falco's file name (Debian's package version
+  // and flavour), its header package, or that package's file name.
   function find(q, t, v) {
     var ver = (v.match(/#(\d+)/) || v.match(/^(\d+)$/) || [])[1], out = "", near = [];
-    var hits = [];
+    var hits = [], pkg = (q.match(/^linux-headers-([^_]+)(?:_[^_]+_[^_]+\.deb)?$/) || [])[1];
+    function inTarget(r) { return targetsOf(r).some(function (i) { return T[i][0] === t || T[i][1] === t; }); }
     K.forEach(function (k, r) {
-      if ((t && T[k[0]][0] !== t && T[k[0]][1] !== t) || (ver && k[3] !== ver)) return;
-      if (k[2] === q || k[5] === q) hits.push(r);
+      if ((t && !inTarget(r)) || (ver && k[3] !== ver)) return;
+      if (k[2] === q || k[5] === q || k[2] === pkg) hits.push(r);
       else if (near.length < 20 && (k[2].indexOf(q) >= 0 || (k[5] || "").indexOf(q) >= 0)) near.push(r);
     });
     hits.forEach(function (r) {
       var k = K[r], cols = colsOf(k[1]);
-      out += '<div class="hit"><b>' + esc(k[2]) + "</b> #" + esc(k[3]) + " (" + esc(T[k[0]][0]) + ", " + esc(k[1]) + ")" +
+      var form = k[2] === q ? "" : k[5] === q ? "Falco's file release" : "header package";
+      out += '<div class="hit">' + (form ? '<p class="resolved">' + esc(q) + " is " + form + " of uname -r <b>" + esc(k[2]) + "</b></p>" : "") +
+        "<b>" + esc(k[2]) + "</b> #" + esc(k[3]) + " (" + targetsOf(r).map(function (i) { return esc(T[i][0]); }).join(", ") + ", " + esc(k[1]) + ")" +
         (cols.length ? "<ul>" + cols.map(function (c) {
           return '<li class="' + state(r, c)[0] + '">' + esc(C[c][0]) + " " + C[c][1] + ": " + cellHtml(r, c, true) + "</li>";
         }).join("") + "</ul>" : "<p>No driver built for " + esc(k[1]) + " here yet.</p>") + "</div>";

@@ -58,6 +58,8 @@ pub enum Kind {
     Malformed,
     /// A signature that does not verify, or none where a keyring asks for one.
     Signature,
+    /// An alias (index.json's `aliases`) that is not a copy of the probe it names.
+    Alias,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -171,6 +173,9 @@ fn read_remote(client: &Client, base: &str) -> Result<Seen> {
     for e in index_entries(seen.index.as_deref()).unwrap_or_default() {
         names.insert((e.driver_version, e.arch, e.file));
     }
+    for a in index_aliases(seen.index.as_deref()) {
+        names.insert((a.driver_version, a.arch, a.file));
+    }
     let dirs: BTreeSet<(String, String)> = names
         .iter()
         .map(|(d, a, _)| (d.clone(), a.clone()))
@@ -229,6 +234,15 @@ fn index_entries(bytes: Option<&[u8]>) -> Option<Vec<ProbeMeta>> {
         .iter()
         .map(|p| serde_json::from_value::<ProbeMeta>(p.clone()).ok())
         .collect()
+}
+
+/// The aliases an index.json lists (the names Falco's loader asks for on Debian backports;
+/// see [`crate::publish::aliases`]); none when it lists none.
+fn index_aliases(bytes: Option<&[u8]>) -> Vec<crate::publish::Alias> {
+    bytes
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| serde_json::from_value(v["aliases"].clone()).ok())
+        .unwrap_or_default()
 }
 
 /// Where a repository is: a directory or an HTTP(S) base URL.
@@ -292,11 +306,41 @@ pub fn check(repo: &str, client: Option<&Client>, keyring: Option<&Keyring>) -> 
         (None, None) => {}
     }
 
+    // An alias is listed as one: its bytes are those of the probe it names.
+    let mut aliases: BTreeMap<String, Vec<crate::publish::Alias>> = BTreeMap::new();
+    for a in index_aliases(seen.index.as_deref()) {
+        aliases
+            .entry(format!("{}/{}/{}", a.driver_version, a.arch, a.file))
+            .or_default()
+            .push(a);
+    }
+    for (name, list) in &aliases {
+        for a in list {
+            let of = format!("{}/{}/{}", a.driver_version, a.arch, a.of);
+            match index.get(&of).and_then(|v| v.first()) {
+                None => p(
+                    name,
+                    Kind::Alias,
+                    format!("alias of `{of}`, which index.json does not list"),
+                ),
+                Some(e) if e.sha256 != a.sha256 => p(
+                    name,
+                    Kind::Alias,
+                    format!(
+                        "alias of `{of}` says sha256 {}; that probe is sha256 {}",
+                        a.sha256, e.sha256
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
     let names: BTreeSet<&String> = seen
         .files
         .keys()
         .chain(sums.keys())
         .chain(index.keys())
+        .chain(aliases.keys())
         .collect();
     for name in names {
         let dir = name.rsplit_once('/').map_or("", |(d, _)| d);
@@ -310,8 +354,31 @@ pub fn check(repo: &str, client: Option<&Client>, keyring: Option<&Keyring>) -> 
                 p(name, Kind::Duplicate, format!("listed {n} times in {what}"));
             }
         }
+        let in_aliases = aliases.get(name.as_str()).map_or(0, Vec::len);
+        if in_index.is_some() && in_aliases > 0 {
+            p(
+                name,
+                Kind::Duplicate,
+                "listed in index.json both as a probe and as an alias".into(),
+            );
+        } else if in_aliases > 1 {
+            p(
+                name,
+                Kind::Duplicate,
+                format!("listed {in_aliases} times in index.json's aliases"),
+            );
+        }
         let sum = in_sums.and_then(|v| v.first());
-        let idx = in_index.and_then(|v| v.first());
+        // What index.json says of it: a probe's record, or an alias's.
+        let idx = in_index
+            .and_then(|v| v.first())
+            .map(|e| (e.sha256.as_str(), e.size))
+            .or_else(|| {
+                aliases
+                    .get(name.as_str())
+                    .and_then(|v| v.first())
+                    .map(|a| (a.sha256.as_str(), a.size))
+            });
         let Some((sha, size)) = seen.files.get(name.as_str()) else {
             let by: Vec<&str> = [("SHA256SUMS", sum.is_some()), ("index.json", idx.is_some())]
                 .iter()
@@ -344,32 +411,26 @@ pub fn check(repo: &str, client: Option<&Client>, keyring: Option<&Keyring>) -> 
             (Some(_), Some(_)) => {}
         }
         let sum_ok = sum.is_none_or(|h| h == sha);
-        let idx_ok = idx.is_none_or(|e| e.sha256 == *sha);
+        let idx_ok = idx.is_none_or(|(h, _)| h == sha);
         match (sum, idx, sum_ok, idx_ok) {
             (_, _, true, true) => {}
-            (Some(h), Some(e), true, false) => p(
+            (Some(h), Some((e, _)), true, false) => p(
                 name,
                 Kind::StaleIndex,
-                format!(
-                    "index.json says sha256 {}; the file and SHA256SUMS say {h}",
-                    e.sha256
-                ),
+                format!("index.json says sha256 {e}; the file and SHA256SUMS say {h}"),
             ),
-            (Some(h), Some(e), false, true) => p(
+            (Some(h), Some((e, _)), false, true) => p(
                 name,
                 Kind::StaleSums,
-                format!(
-                    "SHA256SUMS says sha256 {h}; the file and index.json say {}",
-                    e.sha256
-                ),
+                format!("SHA256SUMS says sha256 {h}; the file and index.json say {e}"),
             ),
             _ => {
                 let mut said = Vec::new();
                 if let Some(h) = sum.filter(|_| !sum_ok) {
                     said.push(format!("SHA256SUMS says {h}"));
                 }
-                if let Some(e) = idx.filter(|_| !idx_ok) {
-                    said.push(format!("index.json says {}", e.sha256));
+                if let Some((e, _)) = idx.filter(|_| !idx_ok) {
+                    said.push(format!("index.json says {e}"));
                 }
                 p(
                     name,
@@ -378,11 +439,11 @@ pub fn check(repo: &str, client: Option<&Client>, keyring: Option<&Keyring>) -> 
                 );
             }
         }
-        if let Some(e) = idx.filter(|e| e.size != *size) {
+        if let Some((_, want)) = idx.filter(|(_, want)| want != size) {
             p(
                 name,
                 Kind::Size,
-                format!("{size} bytes; index.json says {}", e.size),
+                format!("{size} bytes; index.json says {want}"),
             );
         }
     }
@@ -1185,5 +1246,60 @@ mod tests {
         );
         // Without a keyring the signature is not looked at.
         assert_eq!(f.problems(None), []);
+    }
+
+    /// Issue 31 item 5: the name Falco's loader asks for on a Debian backport is a real file
+    /// with the backport's bytes, listed as an alias; `check` accepts it, and names an alias
+    /// whose bytes or record are not its probe's.
+    #[test]
+    fn an_alias_with_its_probes_bytes_is_accepted_and_one_without_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepo::new(dir.path());
+        let bytes = b"backport probe".to_vec();
+        let meta: ProbeMeta = serde_json::from_value(serde_json::json!({
+            "driver_version": "9.1.0+driver", "arch": "x86_64", "target_id": "debian",
+            "kernel_release": "7.3.4+deb13-amd64", "kernel_version": "1",
+            "file": "falco_debian_7.3.4-1~bpo13+1-amd64_1.o", "size": bytes.len(),
+            "sha256": crate::base::sha256(&bytes), "inputs": [], "driver_source_sha256": "",
+            "patches": [], "toolchain": "", "flags_sha256": "",
+            "built_at": "2026-12-06T00:00:00Z",
+        }))
+        .unwrap();
+        repo.publish(&meta, &bytes).unwrap();
+        let root = dir.path().to_str().unwrap();
+        let problems = || -> Vec<(Kind, String, String)> {
+            check(root, None, None)
+                .unwrap()
+                .problems
+                .into_iter()
+                .map(|p| (p.kind, p.path, p.detail))
+                .collect()
+        };
+        let alias = "9.1.0+driver/x86_64/falco_debian_7.3.4-1-amd64_1.o";
+        assert!(dir.path().join(alias).is_file());
+        assert_eq!(check(root, None, None).unwrap().probes, 2);
+        assert_eq!(problems(), []);
+
+        // Other bytes under the alias's name: SHA256SUMS and index.json both disagree.
+        fs::write(dir.path().join(alias), b"other probe!!!").unwrap();
+        let got = problems();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0, got[0].1.as_str()), (Kind::Digest, alias));
+
+        // An alias whose record names other bytes than its probe's.
+        repo.reindex().unwrap();
+        assert_eq!(problems(), []);
+        let p = dir.path().join("index.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        v["aliases"][0]["of"] = "falco_debian_7.3.4-1~bpo13+2-amd64_1.o".into();
+        fs::write(&p, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        assert_eq!(
+            problems(),
+            [(
+                Kind::Alias,
+                alias.to_owned(),
+                "alias of `9.1.0+driver/x86_64/falco_debian_7.3.4-1~bpo13+2-amd64_1.o`, which index.json does not list".into()
+            )]
+        );
     }
 }

@@ -165,6 +165,27 @@ pub fn debian_file_release(uname_r: &str, package_version: &str) -> Option<Strin
     Some(format!("{version}-{}", &flavour[1]))
 }
 
+/// The release Falco's loader asks for on the Debian kernel that Falco's repository names
+/// `file_release` (package version and flavour), when that is another name: a backport or a
+/// rebuild for an older release (`7.3.4-1~bpo13+1-amd64`) is asked for by the first `X.Y.Z-N`
+/// of its version (`7.3.4-1-amd64`), since the loader reads only that much of `uname -v`.
+/// `None` when the loader asks for `file_release` itself, and when it would ask for another
+/// flavour's name (`-arm64-16k` kernels are asked for as `-arm64`: a name that is not theirs).
+pub fn debian_alias(file_release: &str) -> Option<String> {
+    static SPLIT: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(\d+\.\d+(?:\.\d+)?-[^-]+)-([a-z][a-z0-9-]*)$").expect("valid")
+    });
+    let c = SPLIT.captures(file_release)?;
+    let (version, flavour) = (&c[1], &c[2]);
+    // The loader's own rule, on a system whose `uname -v` states this version and whose
+    // `uname -r` ends in this flavour.
+    let asked = debian_release(
+        &format!("0.0.0-0-{flavour}"),
+        &format!("#1 SMP Debian {version}"),
+    )?;
+    (asked != file_release && asked.ends_with(&format!("-{flavour}"))).then_some(asked)
+}
+
 /// The kernel release in the file name of a kernel built for `target_id`, from the kernel's
 /// own `uname -r` and `uname -v`: Debian's names carry the package version `uname -v` states
 /// (`#1 SMP PREEMPT_DYNAMIC Debian 6.1.170-3 (2026-05-08)`); every other target's is `uname -r`.
@@ -358,6 +379,28 @@ mod tests {
             file_release("ubuntu-generic", "6.8.0-45-generic", Some("#45-Ubuntu SMP")),
             "6.8.0-45-generic"
         );
+    }
+
+    #[test]
+    fn a_backport_is_aliased_under_the_name_the_loader_asks_for() {
+        assert_eq!(
+            debian_alias("7.3.4-1~bpo13+1-amd64").as_deref(),
+            Some("7.3.4-1-amd64")
+        );
+        assert_eq!(
+            debian_alias("6.1.170-3~deb11u1-cloud-amd64").as_deref(),
+            Some("6.1.170-3-cloud-amd64")
+        );
+        assert_eq!(
+            debian_alias("6.12.57-1~bpo12+1-rt-arm64").as_deref(),
+            Some("6.12.57-1-rt-arm64")
+        );
+        // The loader asks for native kernels by their own name: no alias.
+        assert_eq!(debian_alias("6.1.176-1-amd64"), None);
+        // A 16k kernel is asked for as plain `-arm64`: another kernel's name, never aliased.
+        assert_eq!(debian_alias("7.3.4-1~bpo13+1-arm64-16k"), None);
+        assert_eq!(debian_alias("6.1.0-50-amd64-unsigned"), None);
+        assert_eq!(debian_alias("not-a-release"), None);
     }
 
     #[test]

@@ -158,6 +158,121 @@ impl IndexedSizes {
     }
 }
 
+/// A second name of a published file: the name Falco's loader asks for on a Debian backport or
+/// rebuild (`falco_debian_7.3.4-1-amd64_1.o` for `7.3.4-1~bpo13+1`, see
+/// [`crate::loader::debian_alias`]), written as a real file with the same bytes (the loader
+/// downloads a URL: it follows no index) and listed in `SHA256SUMS` and index.json's `aliases`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Alias {
+    pub driver_version: String,
+    pub arch: String,
+    pub file: String,
+    /// The published file whose bytes it carries.
+    pub of: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// An alias the loader would ask for but that is not written, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AliasRefused {
+    pub driver_version: String,
+    pub arch: String,
+    pub file: String,
+    /// The published files it would have been an alias of.
+    pub of: Vec<String>,
+    pub reason: String,
+}
+
+/// The aliases published probes call for (pure): one per Debian backport whose loader name no
+/// other kernel claims. A name a kernel's own file has (published, or kept as a failure) stays
+/// that kernel's: the native kernel wins. A name two backports would share is ambiguous: neither
+/// gets it.
+pub fn aliases(
+    entries: &[ProbeMeta],
+    failures: &[FailureRecord],
+) -> (Vec<Alias>, Vec<AliasRefused>) {
+    let own: std::collections::BTreeSet<(&str, &str, &str)> = entries
+        .iter()
+        .map(|e| (e.driver_version.as_str(), e.arch.as_str(), e.file.as_str()))
+        .collect();
+    let failed: std::collections::BTreeSet<(&str, &str, &str)> = failures
+        .iter()
+        .map(|f| (f.driver_version.as_str(), f.arch.as_str(), f.file.as_str()))
+        .collect();
+    let mut wanted: BTreeMap<(String, String, String), Vec<&ProbeMeta>> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.target_id == "debian") {
+        // The release in the file's name (Debian: package version and flavour; the record's
+        // `kernel_release` is `uname -r`).
+        let Some(named) = e
+            .file
+            .strip_suffix(".ko")
+            .or_else(|| e.file.strip_suffix(".o"))
+            .and_then(|stem| stem.split_once(&format!("_{}_", e.target_id)))
+            .and_then(|(_, rest)| rest.strip_suffix(&format!("_{}", e.kernel_version)))
+        else {
+            continue;
+        };
+        let Some(asked) = crate::loader::debian_alias(named) else {
+            continue;
+        };
+        let file = e
+            .file
+            .replacen(&format!("_{named}_"), &format!("_{asked}_"), 1);
+        if file != e.file {
+            wanted
+                .entry((e.driver_version.clone(), e.arch.clone(), file))
+                .or_default()
+                .push(e);
+        }
+    }
+    let (mut made, mut refused) = (Vec::new(), Vec::new());
+    for ((dv, arch, file), of) in wanted {
+        let key = (dv.as_str(), arch.as_str(), file.as_str());
+        let reason = if own.contains(&key) {
+            Some(format!(
+                "`{file}` is its own kernel's published file (the native kernel wins)"
+            ))
+        } else if failed.contains(&key) {
+            Some(format!(
+                "`{file}` is its own kernel's file (its build failed; the native kernel wins)"
+            ))
+        } else if of.len() > 1 {
+            Some(format!(
+                "ambiguous: the loader asks for `{file}` on {} kernels",
+                of.len()
+            ))
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => refused.push(AliasRefused {
+                of: of.iter().map(|e| e.file.clone()).collect(),
+                driver_version: dv,
+                arch,
+                file,
+                reason,
+            }),
+            None => made.push(Alias {
+                of: of[0].file.clone(),
+                sha256: of[0].sha256.clone(),
+                size: of[0].size,
+                driver_version: dv,
+                arch,
+                file,
+            }),
+        }
+    }
+    (made, refused)
+}
+
+/// What `.probeforge/aliases.json` keeps of the last reindex.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct AliasState {
+    aliases: Vec<Alias>,
+    refused: Vec<AliasRefused>,
+}
+
 /// A repository in a local directory (servable as-is by any static web server).
 #[derive(Debug, Clone)]
 pub struct LocalRepo {
@@ -275,8 +390,29 @@ impl LocalRepo {
         Ok(out)
     }
 
+    /// Whether a probe of its own is published under this name (an alias is not: the kernel
+    /// the name is its own still has to be built).
     pub fn exists(&self, driver_version: &str, arch: &str, file: &str) -> bool {
         self.probe_path(driver_version, arch, file).is_file()
+            && !self.is_alias(driver_version, arch, file)
+    }
+
+    fn alias_state(&self) -> AliasState {
+        fs::read(self.root.join(".probeforge/aliases.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether the file under this name is an alias written by [`LocalRepo::reindex`] (no
+    /// probe of its own was published under it).
+    pub fn is_alias(&self, driver_version: &str, arch: &str, file: &str) -> bool {
+        !self.meta_path(driver_version, arch, file).is_file()
+            && self
+                .alias_state()
+                .aliases
+                .iter()
+                .any(|a| a.driver_version == driver_version && a.arch == arch && a.file == file)
     }
 
     /// Publishes one probe; never replaces different bytes. Call [`LocalRepo::reindex`] after
@@ -328,6 +464,10 @@ impl LocalRepo {
         let recorded = self
             .record(&meta.driver_version, &meta.arch, &meta.file)
             .filter(|r| r.sha256 == meta.sha256);
+        // An alias under this name gives way to the kernel whose own name it is.
+        if self.is_alias(&meta.driver_version, &meta.arch, &meta.file) && path.is_file() {
+            fs::remove_file(&path).map_err(io(&path))?;
+        }
         if let Ok(existing) = fs::read(&path) {
             let old = crate::base::sha256(&existing);
             if old == meta.sha256 {
@@ -366,7 +506,16 @@ impl LocalRepo {
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(0o644))
             .map_err(io(dir))?;
-        match fs::hard_link(tmp.path(), &path) {
+        // Under the index lock: a reindex of this run (which writes aliases) sees this probe
+        // either not yet there, or there; an alias written meanwhile under its name gives way.
+        let linked = {
+            let _no_reindex = self.index_lock.lock().unwrap_or_else(|e| e.into_inner());
+            if self.is_alias(&meta.driver_version, &meta.arch, &meta.file) && path.is_file() {
+                fs::remove_file(&path).map_err(io(&path))?;
+            }
+            fs::hard_link(tmp.path(), &path)
+        };
+        match linked {
             Ok(()) => {
                 // The indexes follow each new probe at once: a run killed later leaves every
                 // published probe listed in its SHA256SUMS and index.json.
@@ -434,6 +583,61 @@ impl LocalRepo {
         Ok(out)
     }
 
+    /// Puts every alias [`aliases`] calls for in place (a copy of its probe's bytes, written
+    /// atomically), removes the aliases no longer called for (never a probe of its own), and
+    /// records them; a refusal is said once, when it first happens.
+    fn write_aliases(
+        &self,
+        entries: &[ProbeMeta],
+        failures: &[FailureRecord],
+    ) -> Result<(Vec<Alias>, Vec<AliasRefused>)> {
+        let (made, refused) = aliases(entries, failures);
+        let before = self.alias_state();
+        for a in &made {
+            let path = self.probe_path(&a.driver_version, &a.arch, &a.file);
+            let there = fs::read(&path).ok().map(|b| crate::base::sha256(&b));
+            if there.as_deref() != Some(a.sha256.as_str()) {
+                let from = self.probe_path(&a.driver_version, &a.arch, &a.of);
+                let bytes = fs::read(&from).map_err(io(&from))?;
+                write_atomic(&path, &bytes).map_err(io(&path))?;
+            }
+        }
+        for old in &before.aliases {
+            let gone = !made.iter().any(|a| {
+                a.driver_version == old.driver_version && a.arch == old.arch && a.file == old.file
+            });
+            let path = self.probe_path(&old.driver_version, &old.arch, &old.file);
+            if gone
+                && !self
+                    .meta_path(&old.driver_version, &old.arch, &old.file)
+                    .is_file()
+                && path.is_file()
+            {
+                fs::remove_file(&path).map_err(io(&path))?;
+            }
+        }
+        for r in refused.iter().filter(|r| !before.refused.contains(r)) {
+            tracing::warn!(
+                "{}/{}: no alias `{}` for {}: {}",
+                r.driver_version,
+                r.arch,
+                r.file,
+                r.of.join(", "),
+                r.reason
+            );
+        }
+        let state = AliasState {
+            aliases: made,
+            refused,
+        };
+        if !state.aliases.is_empty() || !before.aliases.is_empty() || !state.refused.is_empty() {
+            let p = self.root.join(".probeforge/aliases.json");
+            let json = serde_json::to_vec_pretty(&state).expect("serializable");
+            write_atomic(&p, &json).map_err(io(&p))?;
+        }
+        Ok((state.aliases, state.refused))
+    }
+
     /// Keeps `SHA256SUMS.asc` true to `SHA256SUMS`: with a signing key, signed again unless
     /// the one there already verifies; without one, a signature the new list has outdated is
     /// removed (with a warning: it would only make every check fail).
@@ -466,6 +670,8 @@ impl LocalRepo {
     pub fn reindex(&self) -> Result<usize> {
         let _one_at_a_time = self.index_lock.lock().unwrap_or_else(|e| e.into_inner());
         let entries = self.entries()?;
+        let failures = self.failures()?;
+        let (aliases, refused) = self.write_aliases(&entries, &failures)?;
         let mut dirs: BTreeMap<(String, String), Vec<&ProbeMeta>> = BTreeMap::new();
         for e in &entries {
             dirs.entry((e.driver_version.clone(), e.arch.clone()))
@@ -473,9 +679,20 @@ impl LocalRepo {
                 .push(e);
         }
         for ((dv, arch), list) in &dirs {
+            let mut lines: Vec<(&str, &str)> = list
+                .iter()
+                .map(|e| (e.file.as_str(), e.sha256.as_str()))
+                .chain(
+                    aliases
+                        .iter()
+                        .filter(|a| &a.driver_version == dv && &a.arch == arch)
+                        .map(|a| (a.file.as_str(), a.sha256.as_str())),
+                )
+                .collect();
+            lines.sort();
             let mut sums = String::new();
-            for e in list {
-                sums.push_str(&format!("{}  {}\n", e.sha256, e.file));
+            for (file, sha256) in lines {
+                sums.push_str(&format!("{sha256}  {file}\n"));
             }
             let dir = self.root.join(dv).join(arch);
             let p = dir.join("SHA256SUMS");
@@ -489,8 +706,7 @@ impl LocalRepo {
                 before.as_deref() == Some(sums.as_bytes()),
             )?;
         }
-        let failures = self.failures()?;
-        let index = serde_json::json!({
+        let mut index = serde_json::json!({
             "format": "probeforge-index-1",
             "probes": entries.iter().map(|e| {
                 let mut v = serde_json::to_value(e).expect("serializable");
@@ -499,6 +715,17 @@ impl LocalRepo {
             }).collect::<Vec<_>>(),
             "failures": failures,
         });
+        if !aliases.is_empty() || !refused.is_empty() {
+            index["aliases"] = aliases
+                .iter()
+                .map(|a| {
+                    let mut v = serde_json::to_value(a).expect("serializable");
+                    v["path"] = url_path(&a.driver_version, &a.arch, &a.file).into();
+                    v
+                })
+                .collect();
+            index["aliases_refused"] = serde_json::to_value(&refused).expect("serializable");
+        }
         let p = self.root.join("index.json");
         write_atomic(
             &p,
@@ -517,6 +744,21 @@ impl LocalRepo {
                     e.kernel_version,
                     &e.sha256[..16],
                     e.size
+                ));
+            }
+            md.push('\n');
+        }
+        if !aliases.is_empty() {
+            md.push_str(&format!(
+                "## Aliases ({}): the names Falco's loader asks for on Debian backports\n\n| alias | same bytes as |\n|---|---|\n",
+                aliases.len()
+            ));
+            for a in &aliases {
+                md.push_str(&format!(
+                    "| [{}]({}) | {} |\n",
+                    a.file,
+                    url_path(&a.driver_version, &a.arch, &a.file),
+                    a.of
                 ));
             }
             md.push('\n');
@@ -906,5 +1148,96 @@ mod tests {
         assert_eq!(index()["failures"].as_array().unwrap().len(), 0);
         assert_eq!(index()["probes"].as_array().unwrap().len(), 1);
         assert!(repo.failures().unwrap().is_empty());
+    }
+
+    /// A Debian kernel's record as a build makes it (through serde, so that optional fields
+    /// added later need no change here).
+    pub(crate) fn debian_meta(uname_r: &str, named: &str, bytes: &[u8]) -> ProbeMeta {
+        serde_json::from_value(serde_json::json!({
+            "driver_version": "9.1.0+driver",
+            "arch": "x86_64",
+            "target_id": "debian",
+            "kernel_release": uname_r,
+            "kernel_version": "1",
+            "file": format!("falco_debian_{named}_1.o"),
+            "size": bytes.len(),
+            "sha256": crate::base::sha256(bytes),
+            "inputs": [],
+            "driver_source_sha256": "",
+            "patches": [],
+            "toolchain": "",
+            "flags_sha256": "",
+            "built_at": "2026-12-06T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    /// Issue 31 item 5: the loader asks for `falco_debian_7.3.4-1-amd64_1.o` on trixie's
+    /// backport `7.3.4-1~bpo13+1`; forky's native `7.3.4-1` owns that name once published.
+    #[test]
+    fn a_backport_is_published_under_the_loaders_name_until_its_native_kernel_claims_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepo::new(dir.path());
+        let index = || -> serde_json::Value {
+            serde_json::from_slice(&fs::read(dir.path().join("index.json")).unwrap()).unwrap()
+        };
+        let alias = "falco_debian_7.3.4-1-amd64_1.o";
+        let bpo = debian_meta("7.3.4+deb13-amd64", "7.3.4-1~bpo13+1-amd64", b"backport");
+        repo.publish(&bpo, b"backport").unwrap();
+        let at = repo.probe_path("9.1.0+driver", "x86_64", alias);
+        assert_eq!(fs::read(&at).unwrap(), b"backport");
+        let sums = fs::read_to_string(dir.path().join("9.1.0+driver/x86_64/SHA256SUMS")).unwrap();
+        assert!(
+            sums.contains(&format!("{}  {alias}\n", bpo.sha256)),
+            "{sums}"
+        );
+        assert_eq!(index()["aliases"][0]["file"], alias);
+        assert_eq!(index()["aliases"][0]["of"], bpo.file.as_str());
+        assert_eq!(
+            index()["aliases"][0]["path"],
+            "9.1.0%2Bdriver/x86_64/falco_debian_7.3.4-1-amd64_1.o"
+        );
+        // An alias is not a probe of its own: the native kernel is still to be built.
+        assert!(!repo.exists("9.1.0+driver", "x86_64", alias));
+        assert!(repo.exists("9.1.0+driver", "x86_64", &bpo.file));
+
+        let native = debian_meta("7.3.4+deb14-amd64", "7.3.4-1-amd64", b"native");
+        assert_eq!(repo.publish(&native, b"native").unwrap(), Published::New);
+        assert_eq!(fs::read(&at).unwrap(), b"native");
+        assert!(index()["aliases"].as_array().unwrap().is_empty());
+        let refused = &index()["aliases_refused"][0];
+        assert_eq!(refused["file"], alias);
+        assert!(
+            refused["reason"]
+                .as_str()
+                .unwrap()
+                .contains("native kernel wins"),
+            "{refused}"
+        );
+        let sums = fs::read_to_string(dir.path().join("9.1.0+driver/x86_64/SHA256SUMS")).unwrap();
+        assert_eq!(sums.matches(alias).count(), 1, "{sums}");
+    }
+
+    #[test]
+    fn two_backports_the_loader_cannot_tell_apart_get_no_alias() {
+        let a = debian_meta("6.1.0-0.deb11.47-amd64", "6.1.170-3~deb11u1-amd64", b"a");
+        let b = debian_meta("6.1.0-0.deb11.48-amd64", "6.1.170-3~bpo11+1-amd64", b"b");
+        let c = debian_meta(
+            "6.12.57+deb12-cloud-amd64",
+            "6.12.57-1~bpo12+1-cloud-amd64",
+            b"c",
+        );
+        let (made, refused) = aliases(&[a.clone(), b.clone(), c.clone()], &[]);
+        assert_eq!(made.len(), 1);
+        assert_eq!(made[0].file, "falco_debian_6.12.57-1-cloud-amd64_1.o");
+        assert_eq!(made[0].of, c.file);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].file, "falco_debian_6.1.170-3-amd64_1.o");
+        assert_eq!(refused[0].of, vec![a.file.clone(), b.file.clone()]);
+        assert!(
+            refused[0].reason.starts_with("ambiguous"),
+            "{:?}",
+            refused[0]
+        );
     }
 }

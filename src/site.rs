@@ -173,6 +173,9 @@ struct Row {
     kernel_version: String,
     listed: bool,
     file_release: Option<String>,
+    /// The other catalog targets shipping this kernel (`debian` beside `debian-bookworm`):
+    /// the row counts in each one's coverage and search.
+    also: Vec<String>,
 }
 
 /// A column: driver version x kind x arch.
@@ -236,10 +239,24 @@ impl<'a> Model<'a> {
                 kernel_version: s.kernel_version.clone(),
                 listed: true,
                 file_release: s.file_release.clone(),
+                also: Vec::new(),
             };
-            match rows.get(&key) {
-                Some(r) if r.target <= row.target => {}
-                _ => {
+            match rows.get_mut(&key) {
+                Some(r) if r.target == row.target => {}
+                Some(r) if r.target < row.target => {
+                    if !r.also.contains(&row.target) {
+                        r.also.push(row.target);
+                        r.also.sort();
+                    }
+                }
+                Some(r) => {
+                    let first = std::mem::replace(r, row);
+                    r.also = first.also;
+                    r.also.push(first.target);
+                    r.also.sort();
+                    r.also.dedup();
+                }
+                None => {
                     rows.insert(key, row);
                 }
             }
@@ -260,6 +277,7 @@ impl<'a> Model<'a> {
                 kernel_version: version.to_owned(),
                 listed: false,
                 file_release: named_release(file, target_id, version, release),
+                also: Vec::new(),
             });
         };
         for p in &input.probes {
@@ -389,6 +407,29 @@ fn data_js(input: &Input) -> String {
         }
         target_of.push(targets.len() - 1);
     }
+    // Catalog targets that ship only kernels another target's row stands for come after the
+    // rows' own: `a` gives each such row's other targets, by index.
+    let mut also: Vec<Value> = Vec::new();
+    for (r, k) in m.kernels.iter().enumerate() {
+        if k.also.is_empty() {
+            continue;
+        }
+        let mut idx = Vec::new();
+        for t in &k.also {
+            let i = match targets
+                .iter()
+                .position(|(n, id)| *n == t.as_str() && *id == k.target_id.as_str())
+            {
+                Some(i) => i,
+                None => {
+                    targets.push((t, &k.target_id));
+                    targets.len() - 1
+                }
+            };
+            idx.push(i);
+        }
+        also.push(json!([r, idx]));
+    }
     let kernels: Vec<Value> = m
         .kernels
         .iter()
@@ -441,6 +482,7 @@ fn data_js(input: &Input) -> String {
         "c": cols,
         "p": published,
         "f": failed,
+        "a": also,
         "times": times,
     });
     format!(
@@ -492,6 +534,37 @@ mod tests {
             .and_then(|s| s.strip_suffix(";\n"))
             .unwrap();
         serde_json::from_str(json).unwrap()
+    }
+
+    /// One kernel shipped by `debian` and `debian-bookworm` is one row standing for both: the
+    /// data names the other target (`a`), which the page counts in its coverage and search.
+    #[test]
+    fn a_kernel_shipped_by_two_targets_of_one_id_is_one_row_of_both() {
+        let both = |target: &str| Shipped {
+            target: target.into(),
+            ..shipped("6.1.0-50-amd64")
+        };
+        let mut input = Input {
+            probes: vec![probe("6.1.0-50-amd64", None)],
+            shipped: vec![
+                both("debian-bookworm"),
+                both("debian"),
+                shipped("6.1.0-49-amd64"),
+            ],
+            ..Input::default()
+        };
+        // Either order of the listings gives the same data.
+        for _ in 0..2 {
+            let d = data(&input);
+            assert_eq!(d["k"].as_array().unwrap().len(), 2, "{d}");
+            assert_eq!(
+                d["t"],
+                serde_json::json!([["debian", "debian"], ["debian-bookworm", "debian"]])
+            );
+            assert_eq!(d["a"], serde_json::json!([[0, [1]]]));
+            assert_eq!(d["p"][0][0], 0);
+            input.shipped.swap(0, 1);
+        }
     }
 
     /// Rows are the shipped kernels (plus what only the records know), newest release first

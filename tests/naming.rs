@@ -799,3 +799,69 @@ fn issue_16_targets_are_published_under_the_name_the_loader_asks_for() {
     );
     assert!(differ.is_empty(), "names differ for {differ:?}:\n{report}");
 }
+
+/// Issue 31 item 1: `validate --kernel-release` takes any name of the kernel the probe is for
+/// and says which kernel a name other than `uname -r` resolved to: the header package and its
+/// `.deb` file name offline, Falco's file release through a target's listing; Falco's file
+/// release without one is a mismatch (the probe states `uname -r`), an unknown name exit 2.
+#[test]
+fn validate_takes_every_name_of_the_kernel_and_says_which_it_resolved() {
+    let (k, files) = debian_kernel("bookworm", Arch::X86_64);
+    let t = tmpdir();
+    let (code, out, err) = run(&build_args(
+        &header_files(&k, &files),
+        &libs_0_20_0(),
+        t.path(),
+    ));
+    assert_eq!(code, 0, "{err}\n{out}");
+    let probe = t.path().join(falco_file(&k, "o"));
+    assert!(probe.is_file(), "{}: {err}", probe.display());
+    let headers = format!("linux-headers-{}", k.release);
+    let deb = k
+        .packages
+        .iter()
+        .find(|p| p.name == headers)
+        .and_then(|p| p.url.rsplit('/').next())
+        .unwrap()
+        .to_owned();
+    let file_release = k.file_release();
+    assert_ne!(file_release, k.release);
+    let resolved = |name: &str, form: &str| format!("`{name}` ({form}) is kernel `{}`", k.release);
+    let target = ["--target", "debian-bookworm", "--arch", "x86_64"];
+    let rows: Vec<(Vec<&str>, i32, Option<String>)> = vec![
+        (vec![&k.release], 0, None),
+        (
+            vec![&headers],
+            0,
+            Some(resolved(&headers, "header package")),
+        ),
+        (vec![&deb], 0, Some(resolved(&deb, "header package"))),
+        (
+            [&[file_release.as_str()][..], &target[..]].concat(),
+            0,
+            Some(format!(
+                "{} in `debian-bookworm`",
+                resolved(&file_release, "Falco's file release")
+            )),
+        ),
+        ([&[k.release.as_str()][..], &target[..]].concat(), 0, None),
+        // Without a listing, Falco's file release is not what the probe states.
+        (vec![&file_release], 1, Some("FAIL kernel-version".into())),
+        (
+            [&["6.1.999-1-amd64"][..], &target[..]].concat(),
+            2,
+            Some("no kernel `6.1.999-1-amd64` in `debian-bookworm`".into()),
+        ),
+    ];
+    for (args, want_code, said) in rows {
+        let mut a = vec!["validate", probe.to_str().unwrap(), "--kernel-release"];
+        a.extend(&args);
+        let (code, out, err) = run(&a);
+        assert_eq!(code, want_code, "{args:?}: {out}\n{err}");
+        let both = format!("{out}{err}");
+        match said {
+            Some(s) => assert!(both.contains(&s), "{args:?}: no `{s}` in\n{both}"),
+            None => assert!(!both.contains(") is kernel `"), "{args:?}: {both}"),
+        }
+    }
+}

@@ -212,3 +212,99 @@ fn site_shows_published_failed_and_not_built_in_a_real_browser() {
         "{w:#}"
     );
 }
+
+/// Issue 31 items 1 and 6: a kernel shipped by `debian` and `debian-bookworm` (both Falco target
+/// id `debian`) whose probe was built through `debian` counts in both targets' coverage and in
+/// the target id's; `?q=` finds it by every name (uname -r, Falco's file release, its header
+/// package and that package's file name) within either target, and says which kernel a name
+/// resolved to. Offline: records and a kept list written as `build-all` and `site` write them.
+#[test]
+fn site_counts_a_kernel_under_every_target_shipping_it_and_finds_it_by_any_name() {
+    let repo = tmpdir();
+    let r = repo.path();
+    let bytes = b"probe bytes".to_vec();
+    let meta: probeforge::publish::ProbeMeta = serde_json::from_value(serde_json::json!({
+        "driver_version": "8.0.0+driver", "arch": "x86_64", "target_id": "debian",
+        "kernel_release": "6.1.0-50-amd64", "kernel_version": "1",
+        "file": "falco_debian_6.1.176-1-amd64_1.o", "size": bytes.len(),
+        "sha256": probeforge::base::sha256(&bytes), "inputs": [], "driver_source_sha256": "",
+        "patches": [], "toolchain": "", "flags_sha256": "", "built_at": "2026-12-06T00:00:00Z",
+    }))
+    .unwrap();
+    probeforge::publish::LocalRepo::new(r)
+        .publish(&meta, &bytes)
+        .unwrap();
+    let shipped = |target: &str, release: &str, file_release: &str| {
+        serde_json::json!({"target": target, "target_id": "debian", "arch": "x86_64",
+            "release": release, "kernel_version": "1", "file_release": file_release})
+    };
+    let kept = r.join(".probeforge/site/kernels.json");
+    std::fs::create_dir_all(kept.parent().unwrap()).unwrap();
+    std::fs::write(
+        &kept,
+        serde_json::to_vec(&serde_json::json!([
+            shipped("debian", "6.1.0-50-amd64", "6.1.176-1-amd64"),
+            shipped("debian-bookworm", "6.1.0-50-amd64", "6.1.176-1-amd64"),
+            shipped("debian-bookworm", "6.1.0-49-amd64", "6.1.170-1-amd64"),
+        ]))
+        .unwrap(),
+    )
+    .unwrap();
+    let w = site_json(&[
+        "site".into(),
+        "--repo".into(),
+        r.display().to_string(),
+        "--json".into(),
+    ]);
+    assert_eq!(
+        (&w["kernels"], &w["published"], &w["not_built"]),
+        (&2.into(), &1.into(), &1.into()),
+        "{w:#}"
+    );
+    let page = file_url(&r.join("index.html"));
+    let d = dump_dom(&page);
+    assert!(d.console.is_empty(), "{:?}\n{}", d.console, d.stderr);
+    let bar = |label: &str, n: usize, of: usize| {
+        format!(
+            r#"<tr><td>{label}</td><td>8.0.0+driver ebpf</td><td><svg width="300" height="16" role="img" aria-label="{n} of {of}">"#
+        )
+    };
+    for want in [
+        bar("debian", 1, 1),
+        bar("debian-bookworm", 1, 2),
+        bar("target id <b>debian</b> (debian, debian-bookworm)", 1, 2),
+    ] {
+        assert!(d.dom.contains(&want), "no `{want}` in\n{}", d.dom);
+    }
+    let link = r#"<li class="published">8.0.0+driver ebpf: <a href="8.0.0%2Bdriver/x86_64/falco_debian_6.1.176-1-amd64_1.o">falco_debian_6.1.176-1-amd64_1.o</a>"#;
+    for (q, form) in [
+        ("6.1.0-50-amd64", None),
+        ("6.1.176-1-amd64", Some("Falco's file release")),
+        ("linux-headers-6.1.0-50-amd64", Some("header package")),
+        (
+            "linux-headers-6.1.0-50-amd64_6.1.176-1_amd64.deb",
+            Some("header package"),
+        ),
+    ] {
+        for t in ["", "&t=debian-bookworm", "&t=debian"] {
+            let d = dump_dom(&format!("{page}?q={q}{t}"));
+            assert!(d.console.is_empty(), "{q}{t}: {:?}", d.console);
+            assert!(d.dom.contains(link), "{q}{t}: no `{link}` in\n{}", d.dom);
+            // The page escapes the quote of "Falco's" (`&#39;`), which the DOM reads back as `'`.
+            let said = form.map(|f| {
+                format!(r#"<p class="resolved">{q} is {f} of uname -r <b>6.1.0-50-amd64</b></p>"#)
+            });
+            match said {
+                Some(s) => assert!(d.dom.contains(&s), "{q}{t}: no `{s}` in\n{}", d.dom),
+                None => assert!(!d.dom.contains("class=\"resolved\""), "{q}{t}: {}", d.dom),
+            }
+        }
+    }
+    // A name no kernel answers to is not found.
+    let d = dump_dom(&format!("{page}?q=linux-headers-6.1.0-51-amd64"));
+    assert!(
+        d.dom.contains("nothing is built for it") && !d.dom.contains(link),
+        "{}",
+        d.dom
+    );
+}

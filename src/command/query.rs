@@ -189,3 +189,48 @@ pub fn exists(
     }
     Ok(false)
 }
+
+/// The `uname -r` a kernel name means, for a command that holds a file to it (`validate
+/// --kernel-release`). With `target`, any name its listing knows (`uname -r`, Falco's file
+/// release `6.1.176-1-amd64`, the header package or its file name) is that kernel's `uname -r`,
+/// said on the reporter; a name it does not know is a usage error. Without, a header package's
+/// name or file name (`linux-headers-R`, `linux-headers-R_V_amd64.deb`) is `R`, offline, and any
+/// other name is taken as `uname -r`.
+pub fn kernel_release_of(
+    net: &session::Options,
+    name: &str,
+    target: Option<&str>,
+    arch: Option<Arch>,
+    rep: &dyn Reporter,
+) -> Result<String> {
+    if let Some(t) = target {
+        let s = Session::open(net)?;
+        let arches = arch.map_or_else(|| vec![Arch::X86_64, Arch::Aarch64], |a| vec![a]);
+        let (listed, _) = list_targets(&s, &[t.to_owned()], &arches, rep)?;
+        return match crate::names::resolve(&listed, name).map_err(|e| Error::Usage(e.to_string()))? {
+            Some((r, form)) => {
+                if r != name {
+                    rep.note(&format!("`{name}` ({form}) is kernel `{r}` in `{t}`"));
+                }
+                Ok(r)
+            }
+            None => Err(Error::Usage(format!(
+                "no kernel `{name}` in `{t}` (by `uname -r`, Falco's file release or header package)"
+            ))),
+        };
+    }
+    match name
+        .strip_prefix("linux-headers-")
+        .and_then(|rest| rest.split('_').next())
+        .filter(|r| !r.is_empty())
+    {
+        Some(r) => {
+            rep.note(&format!(
+                "`{name}` ({}) is kernel `{r}`",
+                crate::names::Form::HeaderPackage
+            ));
+            Ok(r.to_owned())
+        }
+        None => Ok(name.to_owned()),
+    }
+}

@@ -271,13 +271,22 @@ pub fn image_for_probe_names(
     };
     let mut errors = Vec::new();
     for t in &targets {
-        // Debian's names carry the package version (`6.1.170-3-amd64`): the kernel is the
-        // listed one of that name (`6.1.0-47-amd64`).
+        // Any name of the kernel (Debian's file names carry the package version,
+        // `6.1.170-3-amd64`): the listed kernel it names (`6.1.0-47-amd64`), said.
         let release = match s.lister().list(t, &[arch]) {
-            Ok(ks) => ks
-                .into_iter()
-                .find(|k| k.file_release() == release && k.release != release)
-                .map_or_else(|| release.clone(), |k| k.release),
+            Ok(ks) => match crate::names::resolve(&ks, &release) {
+                Ok(Some((r, form))) => {
+                    if r != release {
+                        rep.note(&format!("`{release}` ({form}) is kernel `{r}` in {t}"));
+                    }
+                    r
+                }
+                Ok(None) => release.clone(),
+                Err(e) => {
+                    errors.push(format!("{t}: {e}"));
+                    continue;
+                }
+            },
             Err(_) => release.clone(),
         };
         match kernel_image_for(&s, t, arch, &release) {

@@ -764,9 +764,14 @@ pub struct BuildArgs {
 pub struct ValidateArgs {
     /// The probe object.
     pub probe: PathBuf,
-    /// The kernel release the probe must be for (`uname -r`).
+    /// The kernel the probe must be for: `uname -r`, its header package (or that package's
+    /// file name), or, with --target, any name the target's listing knows (Falco's file
+    /// release, `6.1.176-1-amd64`).
     #[arg(long)]
     pub kernel_release: Option<String>,
+    /// The catalog target whose listing resolves --kernel-release (lists it: network).
+    #[arg(long, requires = "kernel_release")]
+    pub target: Option<String>,
     /// The driver version the probe must carry.
     #[arg(long)]
     pub driver_version: Option<String>,

@@ -156,10 +156,22 @@ fn run(cli: Cli) -> Result<bool> {
                 path: a.probe.clone(),
                 source,
             })?;
+            let arch = command::parse_arch(a.arch.as_deref())?;
+            // Any name of the kernel: the `uname -r` it means (said when it was another name).
+            let kernel_release = match &a.kernel_release {
+                Some(name) => Some(command::query::kernel_release_of(
+                    &net,
+                    name,
+                    a.target.as_deref(),
+                    arch,
+                    &Progress::new(a.json),
+                )?),
+                None => None,
+            };
             let expect = probeforge::validate::Expect {
-                kernel_release: a.kernel_release,
+                kernel_release,
                 driver_version: a.driver_version,
-                arch: command::parse_arch(a.arch.as_deref())?,
+                arch,
                 ..Default::default()
             };
             // A kernel module by its name, or by its `.modinfo`.
