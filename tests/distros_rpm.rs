@@ -17,7 +17,7 @@ use common::rpm::{
     copy_objtree, debian_headers, rename_kernel, rpmbuild, upstream_version, yum_repo, Spec,
 };
 use common::server::Server;
-use common::{bin, libs_0_20_0, sha256_file, single_tree, tmpdir};
+use common::{bin, driver_8_args, libs_0_20_0, sha256_file, single_tree, tmpdir};
 
 /// Runs probeforge with `args` after the global ones; returns (code, stdout, stderr).
 fn probeforge(global: &[String], args: &[&str]) -> (i32, String, String) {
@@ -597,6 +597,48 @@ fn alinux_amazon_linux_1_and_2022_layouts_list() {
         assert_eq!(code, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v[target_id][0]["kernelrelease"], kr.as_str(), "{out}");
+        // A plan marks the module whose compiler is not available, naming why; the probe is
+        // to build.
+        if target == "alinux-3" {
+            let repo = t.path().join("plan-repo");
+            let mut a = vec![
+                "build-all",
+                target,
+                "--arch",
+                "x86_64",
+                "--driver",
+                "ebpf,kmod",
+            ];
+            let repo_s = repo.display().to_string();
+            a.extend(["--repo", &repo_s, "--plan", "--json"]);
+            let d = driver_8_args();
+            a.extend(d.iter().map(String::as_str));
+            let (code, out, err) = probeforge(&g, &a);
+            assert_eq!(code, 0, "{err}");
+            let p: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let status = |driver: &str| {
+                let i = p["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|i| i["driver"] == driver)
+                    .unwrap_or_else(|| panic!("no {driver} item: {p:#}"));
+                (i["status"].clone(), i["compiler"].clone())
+            };
+            assert_eq!(status("ebpf"), ("build".into(), serde_json::Value::Null));
+            let (st, why) = status("kmod");
+            assert_eq!(st, "no-compiler", "{p:#}");
+            assert!(
+                why.as_str().unwrap_or_default().starts_with(
+                    "none: `alinux-3` (yum): its compilers are not looked up in its own indexes yet"
+                ),
+                "{why}"
+            );
+            assert_eq!(
+                (p["build"].as_u64(), p["no_compiler"].as_u64()),
+                (Some(1), Some(1))
+            );
+        }
     }
     // openSUSE Tumbleweed: x86_64 from `tumbleweed/repo/oss/`, aarch64 from the ports tree
     // (`ports/aarch64/tumbleweed/repo/oss/`), each repository with its own noarch srctree.

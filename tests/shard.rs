@@ -76,6 +76,17 @@ fn shards_partition_a_real_debian_list_exactly() {
     let unique: BTreeSet<&String> = all.iter().collect();
     assert_eq!(unique.len(), all.len(), "an item listed twice");
     assert!(all.len() > 200, "{} items: the archive shrank?", all.len());
+    // Each module's compiler comes from its own release's indexes (or a pinned one there).
+    for i in full["items"].as_array().unwrap() {
+        let want = match i["driver"].as_str() {
+            Some("kmod") => serde_json::Value::from(format!(
+                "resolved from {}'s signed indexes",
+                i["target"].as_str().unwrap()
+            )),
+            _ => serde_json::Value::Null,
+        };
+        assert_eq!(i["compiler"], want, "{i}");
+    }
     assert_eq!(full["build"].as_u64().unwrap() as usize, all.len());
     assert!(full["items"]
         .as_array()

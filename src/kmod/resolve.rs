@@ -526,6 +526,48 @@ impl FindCompiler for IndexCompilers<'_> {
     }
 }
 
+/// Where the module compiler of a listed kernel will come from, known before its headers are
+/// read (`build-all --plan`): `Ok` names the indexes it is resolved from at build time; `Err`
+/// says why no compiler is available for it, so a plan marks it instead of the build failing
+/// it late.
+pub fn planned_source(
+    catalog: &crate::repo::Catalog,
+    k: &crate::repo::KernelRecord,
+) -> Result<String, String> {
+    let Ok(t) = catalog.target(&k.target) else {
+        return Err(format!(
+            "`{}` is not a catalog target: its kernels' compilers cannot be looked up (only a \
+             pinned one or this host's that says exactly the kernel's text)",
+            k.target
+        ));
+    };
+    match t.kind.as_str() {
+        "apt" => {
+            let from = t
+                .compilers_from
+                .clone()
+                .or_else(|| t.version_id.is_some().then(|| t.name.clone()));
+            Ok(match from {
+                Some(r) => format!("{r}'s signed indexes"),
+                None => format!(
+                    "the signed indexes of the {} release its headers name",
+                    t.target_id
+                ),
+            })
+        }
+        "kernel-org" | "flatcar" => Err(format!(
+            "`{}` kernels are built from their source: a prepared tree has no Module.symvers to \
+             check a module against (modules of source-built kernels are not built yet)",
+            t.name
+        )),
+        kind => Err(format!(
+            "`{}` ({kind}): its compilers are not looked up in its own indexes yet; only this \
+             host's program of the kernel's compiler's name, if it says exactly its text",
+            t.name
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

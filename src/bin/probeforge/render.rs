@@ -277,8 +277,22 @@ pub fn plan(p: &build_all::Plan) {
         .as_deref()
         .map(|s| format!("shard {s}: "))
         .unwrap_or_default();
+    for i in p.items.iter().filter(|i| i.status == "no-compiler") {
+        println!(
+            "{:>2}  {:<8} {:<5} {:<40} no compiler: {}",
+            i.shard,
+            i.item.arch,
+            i.item.driver,
+            i.item.release,
+            i.compiler.as_deref().unwrap_or_default()
+        );
+    }
+    let no_compiler = match p.no_compiler {
+        0 => String::new(),
+        n => format!(", {} with no compiler", count(n, "module")),
+    };
     println!(
-        "{shard}{} to build (~{:.0} s of CPU), {} already published; driver {}",
+        "{shard}{} to build (~{:.0} s of CPU), {} already published{no_compiler}; driver {}",
         p.build, p.cost_seconds, p.published, p.driver_version
     );
     if p.shards.len() > 1 {
