@@ -1,0 +1,317 @@
+//! `probeforge watch` against a signed APT mirror on loopback serving real Debian header
+//! packages: a newer kernel added while the watch runs is published within its interval plus
+//! its build time with `first_seen`/`published` in index.json; an idle round reads no index
+//! body (the server answers 304); a second watch on the repository exits 2 naming the first
+//! one's pid; SIGTERM exits 0 with the state written, and a restart resumes from it.
+
+mod common;
+
+use std::fs;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::gpg::{test_key, TestKey};
+use common::server::Server;
+use common::*;
+use probeforge::kernel::Arch;
+use probeforge::repo::KernelRecord;
+
+/// The two newest plain 6.1 amd64 kernels of bookworm whose every package (headers, common,
+/// kbuild) the mirror serves, newest first, with their files.
+fn two_kernels() -> Vec<(KernelRecord, Vec<PathBuf>)> {
+    let mut all: Vec<KernelRecord> = lister()
+        .list("debian-bookworm", &[Arch::X86_64])
+        .expect("listing debian-bookworm")
+        .into_iter()
+        .filter(|k| {
+            k.release.starts_with("6.1.")
+                && k.release.ends_with("-amd64")
+                && !k.release.contains("-cloud-")
+                && !k.release.contains("-rt-")
+        })
+        .collect();
+    all.sort_by(|a, b| {
+        probeforge::repo::apt::compare_versions(&b.packages[0].version, &a.packages[0].version)
+    });
+    let mut out = Vec::new();
+    for k in all {
+        match lister().fetch(&k) {
+            Ok(files) => out.push((k, files)),
+            Err(probeforge::repo::Error::Unavailable { .. }) => continue,
+            Err(e) => panic!("fetch {}: {e:#?}", k.release),
+        }
+        if out.len() == 2 {
+            return out;
+        }
+    }
+    panic!("fewer than two bookworm 6.1 amd64 kernels can be downloaded");
+}
+
+/// Puts a kernel's packages in the loopback pool.
+fn add_to_pool(root: &Path, k: &KernelRecord, files: &[PathBuf]) {
+    let pool = root.join("pool/main/l/linux");
+    fs::create_dir_all(&pool).unwrap();
+    for (p, f) in k.packages.iter().zip(files) {
+        let name = p.url.rsplit('/').next().unwrap();
+        fs::copy(f, pool.join(name)).unwrap();
+    }
+}
+
+/// Indexes the pool (dpkg-scanpackages), writes Release (apt-ftparchive) and signs it into
+/// InRelease, as a mirror publishes a new index.
+fn publish_index(root: &Path, key: &TestKey) {
+    let bin_dir = root.join("dists/bookworm/main/binary-amd64");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let o = Command::new("dpkg-scanpackages")
+        .args(["--multiversion", "pool"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    std::io::Write::write_all(&mut enc, &o.stdout).unwrap();
+    fs::write(bin_dir.join("Packages.xz"), enc.finish().unwrap()).unwrap();
+    let _ = fs::remove_file(root.join("dists/bookworm/Release"));
+    let _ = fs::remove_file(root.join("dists/bookworm/InRelease"));
+    let o = Command::new("apt-ftparchive")
+        .args([
+            "-o",
+            "APT::FTPArchive::Release::Codename=bookworm",
+            "release",
+            "dists/bookworm",
+        ])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let release = root.join("dists/bookworm/Release");
+    fs::write(&release, &o.stdout).unwrap();
+    key.clearsign(&release, &root.join("dists/bookworm/InRelease"));
+}
+
+/// The next round line of the watch's stdout, within `limit`.
+fn next_round(rx: &mpsc::Receiver<String>, limit: Duration) -> serde_json::Value {
+    let line = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|e| panic!("no round within {limit:?}: {e}"));
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
+}
+
+fn probes(repo: &Path) -> Vec<serde_json::Value> {
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.join("index.json")).unwrap()).unwrap();
+    v["probes"].as_array().unwrap().clone()
+}
+
+fn probe<'a>(all: &'a [serde_json::Value], file: &str) -> &'a serde_json::Value {
+    all.iter()
+        .find(|p| p["file"] == file)
+        .unwrap_or_else(|| panic!("{file} not in index.json: {all:?}"))
+}
+
+fn now_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    probeforge::base::utc(secs)
+}
+
+#[test]
+fn a_kernel_added_while_watching_is_published_and_an_idle_round_reads_no_body() {
+    let ks = two_kernels();
+    let ((newer, newer_files), (older, older_files)) = (&ks[0], &ks[1]);
+    let t = tmpdir();
+    let root = t.path().join("srv/debian");
+    add_to_pool(&root, older, older_files);
+    let key = test_key(t.path(), "mirror");
+    publish_index(&root, &key);
+    let server = Server::start(t.path().join("srv"));
+    let cat = t.path().join("catalog.json");
+    fs::write(
+        &cat,
+        format!(
+            r#"{{"mirrors": {{}}, "targets": [{{"name": "bw", "kind": "apt", "target_id": "debian", "mirror": "debian", "suites": [{{"suite": "bookworm"}}], "components": ["main"], "arches": ["x86_64"], "keys": ["{}"]}}]}}"#,
+            key.public.display()
+        ),
+    )
+    .unwrap();
+    let repo = t.path().join("repo");
+    let mirror = format!("debian={}/debian", server.base);
+    let mut args: Vec<String> = [
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--mirror",
+        &mirror,
+        "watch",
+        "bw",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--arch",
+        "x86_64",
+        "--json",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(driver_8_args());
+    let stderr_path = t.path().join("watch.stderr");
+    let mut child = Command::new(bin())
+        .args(&args)
+        .args(["--interval", "2s"])
+        .env("PROBEFORGE_CACHE", cache_dir())
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let stderr = || fs::read_to_string(&stderr_path).unwrap_or_default();
+    let old_file = falco_file(older, "o");
+    let new_file = falco_file(newer, "o");
+
+    // Round 1: the index is new to the watch; the one kernel is built and published.
+    let r1 = next_round(&rx, Duration::from_secs(150));
+    assert_eq!(r1["polls"][0]["status"], "changed", "{r1}\n{}", stderr());
+    assert_eq!(
+        r1["published"],
+        serde_json::json!([old_file]),
+        "{r1}\n{}",
+        stderr()
+    );
+    let p = probes(&repo);
+    let first_old = probe(&p, &old_file);
+    let (seen, published) = (
+        first_old["first_seen"].as_str().unwrap(),
+        first_old["published"].as_str().unwrap(),
+    );
+    assert!(seen <= published, "{first_old}");
+
+    // Round 2: nothing changed: one request, answered 304, no body, nothing listed.
+    let before = server.all_hits();
+    let r2 = next_round(&rx, Duration::from_secs(30));
+    let after = server.all_hits();
+    assert_eq!(r2["polls"][0]["status"], "not-modified", "{r2}");
+    assert_eq!(r2["polls"][0]["bytes"], 0, "{r2}");
+    assert_eq!(r2["listed_targets"], serde_json::json!([]), "{r2}");
+    let mut new_hits: Vec<(String, Vec<u16>)> = after
+        .iter()
+        .map(|(p, h)| (p.clone(), h[before.get(p).map_or(0, Vec::len)..].to_vec()))
+        .filter(|(_, h)| !h.is_empty())
+        .collect();
+    new_hits.sort();
+    // Between two round lines there is exactly one idle round's traffic: InRelease, 304.
+    assert_eq!(
+        new_hits,
+        vec![("/debian/dists/bookworm/InRelease".to_owned(), vec![304])],
+        "an idle round"
+    );
+
+    // A second watch on the same repository: refused (2), naming the first one's pid.
+    let (code, _, err) = run(&[args.clone(), vec!["--once".into()]].concat());
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("pid {}", child.id())) && err.contains("watch.lock"),
+        "{err}"
+    );
+
+    // A newer kernel reaches the mirror: its packages, a new index, signed again.
+    add_to_pool(&root, newer, newer_files);
+    let changed_at = now_utc();
+    let changed = Instant::now();
+    publish_index(&root, &key);
+    let r = loop {
+        let r = next_round(&rx, Duration::from_secs(150));
+        if r["published"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == &*new_file)
+        {
+            break r;
+        }
+        // A round that began before the new index was in place saw nothing new.
+        assert_eq!(r["published"], serde_json::json!([]), "{r}\n{}", stderr());
+    };
+    let took = changed.elapsed().as_secs_f64();
+    let build = r["seconds"].as_f64().unwrap();
+    // Within one interval (2 s) plus the round that built it, and slack for the idle round
+    // that may have been polling as the index changed.
+    assert!(
+        took <= 2.0 + build + 3.0,
+        "published {took:.1}s after the change; its round took {build:.1}s"
+    );
+    assert_eq!(r["polls"][0]["status"], "changed", "{r}");
+    assert_eq!(r["skipped"], 1, "the older kernel is not built again: {r}");
+    let p = probes(&repo);
+    let new = probe(&p, &new_file);
+    let (seen, published) = (
+        new["first_seen"].as_str().unwrap(),
+        new["published"].as_str().unwrap(),
+    );
+    assert!(
+        changed_at.as_str() <= seen && seen <= published,
+        "changed at {changed_at}: {new}"
+    );
+    // The older probe's stamps did not move.
+    assert_eq!(probe(&p, &old_file)["first_seen"], first_old["first_seen"]);
+    assert_eq!(probe(&p, &old_file)["published"], first_old["published"]);
+    // Time stamps live in index.json, not in the built bytes' record.
+    let meta = fs::read_to_string(
+        repo.join(".probeforge/meta/8.0.0+driver/x86_64")
+            .join(format!("{new_file}.json")),
+    )
+    .unwrap();
+    assert!(
+        !meta.contains("first_seen") && !meta.contains("\"published\""),
+        "{meta}"
+    );
+
+    // SIGTERM: exit 0, the state written.
+    // SAFETY: a signal to the child this test spawned.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "watch did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0), "{}", stderr());
+    let state: serde_json::Value =
+        serde_json::from_slice(&fs::read(repo.join(".probeforge/watch.json")).unwrap()).unwrap();
+    assert_eq!(state["format"], "probeforge-watch-1");
+    let url = format!("{}/debian/dists/bookworm/InRelease", server.base);
+    assert!(state["indexes"][&url]["etag"].is_string(), "{state}");
+    let key_of = |k: &KernelRecord| format!("x86_64/debian/{}", k.release);
+    assert_eq!(
+        state["first_seen"][key_of(newer)],
+        new["first_seen"],
+        "{state}"
+    );
+    assert_eq!(
+        state["first_seen"][key_of(older)],
+        first_old["first_seen"],
+        "{state}"
+    );
+    assert!(state["rounds"].as_u64().unwrap() >= 3, "{state}");
+
+    // A restart resumes: its first round revalidates (304) and builds nothing; the lock is
+    // free again.
+    let (code, out, err) = run(&[args, vec!["--once".into()]].concat());
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["polls"][0]["status"], "not-modified", "{r}");
+    assert_eq!(r["published"], serde_json::json!([]), "{r}");
+}
