@@ -62,8 +62,9 @@ fn add_to_pool(root: &Path, k: &KernelRecord, files: &[PathBuf]) {
 
 /// Indexes the pool (dpkg-scanpackages), writes Release (apt-ftparchive) and signs it into
 /// InRelease, as a mirror publishes a new index.
-fn publish_index(root: &Path, key: &TestKey) {
-    let bin_dir = root.join("dists/bookworm/main/binary-amd64");
+fn publish_index(root: &Path, suite: &str, key: &TestKey) {
+    let dists = root.join("dists").join(suite);
+    let bin_dir = dists.join("main/binary-amd64");
     fs::create_dir_all(&bin_dir).unwrap();
     let o = Command::new("dpkg-scanpackages")
         .args(["--multiversion", "pool"])
@@ -74,22 +75,22 @@ fn publish_index(root: &Path, key: &TestKey) {
     let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 6);
     std::io::Write::write_all(&mut enc, &o.stdout).unwrap();
     fs::write(bin_dir.join("Packages.xz"), enc.finish().unwrap()).unwrap();
-    let _ = fs::remove_file(root.join("dists/bookworm/Release"));
-    let _ = fs::remove_file(root.join("dists/bookworm/InRelease"));
+    let _ = fs::remove_file(dists.join("Release"));
+    let _ = fs::remove_file(dists.join("InRelease"));
     let o = Command::new("apt-ftparchive")
         .args([
             "-o",
-            "APT::FTPArchive::Release::Codename=bookworm",
+            &format!("APT::FTPArchive::Release::Codename={suite}"),
             "release",
-            "dists/bookworm",
+            &format!("dists/{suite}"),
         ])
         .current_dir(root)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let release = root.join("dists/bookworm/Release");
+    let release = dists.join("Release");
     fs::write(&release, &o.stdout).unwrap();
-    key.clearsign(&release, &root.join("dists/bookworm/InRelease"));
+    key.clearsign(&release, &dists.join("InRelease"));
 }
 
 /// The next round line of the watch's stdout, within `limit`.
@@ -112,6 +113,25 @@ fn probe<'a>(all: &'a [serde_json::Value], file: &str) -> &'a serde_json::Value 
         .unwrap_or_else(|| panic!("{file} not in index.json: {all:?}"))
 }
 
+/// A catalog of APT targets on the loopback mirror, each one suite, trusting `key`.
+fn catalog(t: &Path, key: &TestKey, targets: &[(&str, &str)]) -> PathBuf {
+    let targets: Vec<serde_json::Value> = targets
+        .iter()
+        .map(|(name, suite)| {
+            serde_json::json!({"name": name, "kind": "apt", "target_id": "debian", "mirror": "debian",
+                "suites": [{"suite": suite}], "components": ["main"], "arches": ["x86_64"],
+                "keys": [key.public.display().to_string()]})
+        })
+        .collect();
+    let cat = t.join("catalog.json");
+    fs::write(
+        &cat,
+        serde_json::to_vec(&serde_json::json!({"mirrors": {}, "targets": targets})).unwrap(),
+    )
+    .unwrap();
+    cat
+}
+
 fn now_utc() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -128,17 +148,9 @@ fn a_kernel_added_while_watching_is_published_and_an_idle_round_reads_no_body() 
     let root = t.path().join("srv/debian");
     add_to_pool(&root, older, older_files);
     let key = test_key(t.path(), "mirror");
-    publish_index(&root, &key);
+    publish_index(&root, "bookworm", &key);
     let server = Server::start(t.path().join("srv"));
-    let cat = t.path().join("catalog.json");
-    fs::write(
-        &cat,
-        format!(
-            r#"{{"mirrors": {{}}, "targets": [{{"name": "bw", "kind": "apt", "target_id": "debian", "mirror": "debian", "suites": [{{"suite": "bookworm"}}], "components": ["main"], "arches": ["x86_64"], "keys": ["{}"]}}]}}"#,
-            key.public.display()
-        ),
-    )
-    .unwrap();
+    let cat = catalog(t.path(), &key, &[("bw", "bookworm")]);
     let repo = t.path().join("repo");
     let mirror = format!("debian={}/debian", server.base);
     let mut args: Vec<String> = [
@@ -226,7 +238,7 @@ fn a_kernel_added_while_watching_is_published_and_an_idle_round_reads_no_body() 
     add_to_pool(&root, newer, newer_files);
     let changed_at = now_utc();
     let changed = Instant::now();
-    publish_index(&root, &key);
+    publish_index(&root, "bookworm", &key);
     let r = loop {
         let r = next_round(&rx, Duration::from_secs(150));
         if r["published"]
@@ -314,4 +326,102 @@ fn a_kernel_added_while_watching_is_published_and_an_idle_round_reads_no_body() 
     let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(r["polls"][0]["status"], "not-modified", "{r}");
     assert_eq!(r["published"], serde_json::json!([]), "{r}");
+
+    // The site shows the target's time to driver over both probes.
+    let (code, _, err) = run(&["site", "--repo", repo.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let delays = fs::read_to_string(repo.join("site/delays.js")).unwrap();
+    let json = delays
+        .strip_prefix("window.PROBEFORGE_DELAYS = ")
+        .and_then(|d| d.trim_end().strip_suffix(';'))
+        .unwrap();
+    let d: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(d["debian"]["n"], 2, "{d}");
+    assert!(d["debian"]["max"].as_f64().unwrap() >= d["debian"]["min"].as_f64().unwrap());
+}
+
+/// Pocket reuse (#34 item 3): a kernel built while it is only in the pre-release pocket is not
+/// built again when the same package reaches the release pocket. The farm skips it by its
+/// file name (target id, release, kernel version: the same in both pockets), so the published
+/// file, its record and its first sighting (the pocket's) stay as they were. Note: the skip is
+/// by name, not by the package digest.
+#[test]
+fn a_kernel_built_from_the_proposed_pocket_is_reused_when_it_reaches_the_release() {
+    let ks = two_kernels();
+    let (k, files) = &ks[1];
+    let t = tmpdir();
+    let root = t.path().join("srv/debian");
+    add_to_pool(&root, k, files);
+    let key = test_key(t.path(), "mirror");
+    publish_index(&root, "bookworm-proposed-updates", &key);
+    let server = Server::start(t.path().join("srv"));
+    let cat = catalog(
+        t.path(),
+        &key,
+        &[
+            ("bw-proposed", "bookworm-proposed-updates"),
+            ("bw", "bookworm"),
+        ],
+    );
+    let repo = t.path().join("repo");
+    let mirror = format!("debian={}/debian", server.base);
+    let mut args: Vec<String> = [
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--mirror",
+        &mirror,
+        "watch",
+        "bw-proposed",
+        "bw",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--arch",
+        "x86_64",
+        "--json",
+        "--once",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(driver_8_args());
+    let file = falco_file(k, "o");
+    // Only the pocket has it (the release suite does not exist yet: nothing listed there).
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r["published"], serde_json::json!([file]), "{r}\n{err}");
+    let path = repo.join("8.0.0+driver/x86_64").join(&file);
+    let before = fs::metadata(&path).unwrap();
+    let p = probes(&repo);
+    let stamped = probe(&p, &file).clone();
+    assert!(stamped["first_seen"].is_string(), "{stamped}");
+
+    // The same package (same digest) reaches the release: listed there, not built again.
+    std::thread::sleep(Duration::from_millis(1100));
+    publish_index(&root, "bookworm", &key);
+    let (code, out, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(
+        r["listed_targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "bw"),
+        "{r}"
+    );
+    assert_eq!(r["published"], serde_json::json!([]), "{r}");
+    assert_eq!(
+        (r["skipped"].as_u64(), r["built"].as_u64()),
+        (Some(1), Some(0)),
+        "{r}"
+    );
+    let after = fs::metadata(&path).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!((before.ino(), before.mtime()), (after.ino(), after.mtime()));
+    let p = probes(&repo);
+    assert_eq!(
+        probe(&p, &file),
+        &stamped,
+        "its record and times are the pocket's"
+    );
 }
