@@ -328,10 +328,14 @@ fn round(
                             ..Default::default()
                         },
                     )?;
-                    if k.status == Status::Built {
-                        r.built += 1;
-                    } else {
-                        r.cached += 1;
+                    match k.status {
+                        Status::Built => r.built += 1,
+                        Status::Cached => r.cached += 1,
+                        // Its bytes were there already: nothing new was published.
+                        _ => {
+                            r.skipped += 1;
+                            continue;
+                        }
                     }
                     r.published.push(k.file.clone());
                 }
