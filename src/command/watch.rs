@@ -42,8 +42,8 @@ pub struct Options {
 pub struct Poll {
     pub target: String,
     pub url: String,
-    /// `not-modified` (304, no body), `changed` (a body: first look or a new version) or
-    /// `error`.
+    /// `not-modified` (304, no body), `changed` (a body: first look or a new version),
+    /// `absent` (404: the suite does not exist there) or `error`.
     pub status: &'static str,
     /// Body bytes received.
     pub bytes: u64,
@@ -220,8 +220,23 @@ fn round(
                         error: None,
                     }
                 }
+                // A suite that does not exist (yet, or any more: an old release's backports)
+                // is remembered as absent: listed when it first goes, or comes, not each round.
+                Err(crate::http::Error::Status { status: 404, .. }) => {
+                    if previous.is_some() || !state.indexes.contains_key(&url) {
+                        changed = true;
+                        staged.push((url.clone(), Default::default()));
+                    }
+                    Poll {
+                        target: t.clone(),
+                        url: crate::http::redact(&url),
+                        status: "absent",
+                        bytes: 0,
+                        error: None,
+                    }
+                }
                 Err(e) => {
-                    // The listing decides: a suite that does not exist is not an error there.
+                    // The listing decides what a mirror that does not answer means.
                     changed = true;
                     Poll {
                         target: t.clone(),
