@@ -49,6 +49,11 @@ pub struct State {
     /// Per signed index URL: what the server said identifies the version last read.
     #[serde(default)]
     pub indexes: BTreeMap<String, Validators>,
+    /// Per signed index URL: the sha256 of the body last read. A server that sends no
+    /// validators (some proxies) answers every poll with the body; the same digest still means
+    /// nothing changed, and nothing is listed.
+    #[serde(default)]
+    pub digests: BTreeMap<String, String>,
     /// Per kernel ([`kernel_key`]): when a signed index first listed it (RFC 3339 UTC). Never
     /// moved later: the earliest sighting is the start of its time to driver.
     #[serde(default)]
@@ -66,6 +71,7 @@ impl Default for State {
         State {
             format: STATE_FORMAT.into(),
             indexes: BTreeMap::new(),
+            digests: BTreeMap::new(),
             first_seen: BTreeMap::new(),
             failures: BTreeMap::new(),
             rounds: 0,

@@ -8,7 +8,7 @@ mod common;
 
 use std::fs;
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,6 @@ use common::gpg::test_key;
 use common::server::Server;
 use common::watch_mirror::{add_to_pool, catalog, publish_index, two_kernels};
 use common::*;
-use probeforge::kernel::Arch;
 use probeforge::repo::KernelRecord;
 
 /// The next round line of the watch's stdout, within `limit`.

@@ -43,7 +43,8 @@ pub struct Poll {
     pub target: String,
     pub url: String,
     /// `not-modified` (304, no body), `changed` (a body: first look or a new version),
-    /// `absent` (404: the suite does not exist there) or `error`.
+    /// `same` (a body, the one last read: the server sent no validators), `absent` (404: the
+    /// suite does not exist there) or `error`.
     pub status: &'static str,
     /// Body bytes received.
     pub bytes: u64,
@@ -210,12 +211,15 @@ fn round(
                     error: None,
                 },
                 Ok(Conditional::Changed { body, validators }) => {
-                    changed = true;
-                    staged.push((url.clone(), validators));
+                    let digest = crate::base::sha256(&body);
+                    let same = state.digests.get(&url) == Some(&digest);
+                    changed |= !same;
+                    staged.push((url.clone(), validators, Some(digest)));
                     Poll {
                         target: t.clone(),
                         url: crate::http::redact(&url),
-                        status: "changed",
+                        // The server sent the body again, but it is the one last read.
+                        status: if same { "same" } else { "changed" },
                         bytes: body.len() as u64,
                         error: None,
                     }
@@ -225,7 +229,7 @@ fn round(
                 Err(crate::http::Error::Status { status: 404, .. }) => {
                     if previous.is_some() || !state.indexes.contains_key(&url) {
                         changed = true;
-                        staged.push((url.clone(), Default::default()));
+                        staged.push((url.clone(), Default::default(), None));
                     }
                     Poll {
                         target: t.clone(),
@@ -374,9 +378,13 @@ fn round(
     // 4. An index's new version counts as read only when its kernels were all taken in hand:
     // after an interrupted round the next one lists it again.
     if !r.interrupted {
-        for (url, v) in staged {
+        for (url, v, digest) in staged {
             if let Some(p) = r.polls.iter().find(|p| p.url == crate::http::redact(&url)) {
-                if listed_ok.contains(&p.target) {
+                if listed_ok.contains(&p.target) || p.status == "same" {
+                    match digest {
+                        Some(d) => state.digests.insert(url.clone(), d),
+                        None => state.digests.remove(&url),
+                    };
                     state.indexes.insert(url, v);
                 }
             }
