@@ -225,6 +225,9 @@ fn a_kernel_added_while_watching_is_published_and_an_idle_round_reads_no_body() 
         "{state}"
     );
     assert!(state["rounds"].as_u64().unwrap() >= 3, "{state}");
+    // The stamps are extra fields of index.json: `check` still reads it as it did.
+    let (code, out, err) = run(&["check", "--repo", repo.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
 
     // A restart resumes: its first round revalidates (304) and builds nothing; the lock is
     // free again.
