@@ -125,14 +125,14 @@ pub fn run(
             o.build.repo
         )));
     }
-    std::fs::create_dir_all(&root).map_err(Error::write(&root))?;
-    let _lock = w::Lock::acquire(&root).map_err(watch_err)?;
-    let mut state = State::load(&root).map_err(watch_err)?;
     let s = Session::open(net)?;
-    // Every target named must exist before the first round.
+    // Every target named must exist before anything is written.
     for t in &o.build.targets {
         s.catalog.target(t)?;
     }
+    std::fs::create_dir_all(&root).map_err(Error::write(&root))?;
+    let _lock = w::Lock::acquire(&root).map_err(watch_err)?;
+    let mut state = State::load(&root).map_err(watch_err)?;
     let mut summary = Summary {
         rounds: 0,
         last_failed: 0,
