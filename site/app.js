@@ -128,6 +128,21 @@
       s[s.length >> 1].toFixed(1) + " s, longest " + max.toFixed(1) + " s; the run took " + t.run.toFixed(1) + " s.</p>";
   })();
 
+  // Time to driver per target: published - first seen in a signed index (probeforge watch).
+  (function () {
+    var d = window.PROBEFORGE_DELAYS || {}, names = Object.keys(d).sort();
+    if (!names.length) {
+      $("delays").textContent = "No times recorded: probeforge watch records when each kernel first appeared and when its driver was published.";
+      return;
+    }
+    var f = function (s) { return s < 120 ? s.toFixed(0) + " s" : s < 7200 ? (s / 60).toFixed(1) + " min" : (s / 3600).toFixed(1) + " h"; };
+    $("delays").innerHTML = "<table><tr><th>target</th><th>drivers</th><th>min</th><th>median</th><th>p90</th><th>max</th></tr>" +
+      names.map(function (n) {
+        var x = d[n];
+        return "<tr><td>" + esc(n) + "</td><td>" + x.n + "</td><td>" + f(x.min) + "</td><td>" + f(x.median) + "</td><td>" + f(x.p90) + "</td><td>" + f(x.max) + "</td></tr>";
+      }).join("") + "</table>";
+  })();
+
   // The matrix, one table per target and arch, a page of rows at a time.
   function rowsHtml(s, cols, from, to) {
     var h = "";

@@ -123,6 +123,34 @@ pub enum Source {
     Cache,
 }
 
+/// What a server said identifies one version of a file: sent back to ask "changed since?".
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Validators {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// Whether there is anything to revalidate with.
+    pub fn is_some(&self) -> bool {
+        self.etag.is_some() || self.last_modified.is_some()
+    }
+}
+
+/// The answer to a conditional GET.
+#[derive(Debug)]
+pub enum Conditional {
+    /// 304: the version the validators name is current; no body was sent.
+    NotModified,
+    /// A new version (or the first look), with its validators.
+    Changed {
+        body: Vec<u8>,
+        validators: Validators,
+    },
+}
+
 fn is_transient_status(s: u16) -> bool {
     matches!(s, 408 | 425 | 429 | 500 | 502 | 503 | 504)
 }
@@ -552,6 +580,53 @@ impl Client {
         }
         let _ = crate::base::write_atomic(&validators, v.as_bytes());
         Ok((bytes, Source::Network))
+    }
+
+    /// A conditional GET outside the cache, for a caller that keeps its own validators
+    /// (`probeforge watch` keeps them in the repository): `If-None-Match` / `If-Modified-Since`
+    /// from `previous`; a 304 reads no body. Retried like every GET.
+    pub fn fetch_conditional(&self, url: &str, previous: &Validators) -> Result<Conditional> {
+        let mut headers = Vec::new();
+        if let Some(e) = &previous.etag {
+            headers.push(("If-None-Match", e.clone()));
+        }
+        if let Some(m) = &previous.last_modified {
+            headers.push(("If-Modified-Since", m.clone()));
+        }
+        let resp = self.get(url, &headers)?;
+        if resp.status() == 304 && previous.is_some() {
+            return Ok(Conditional::NotModified);
+        }
+        let validators = Validators {
+            etag: resp.header("ETag").map(str::to_owned),
+            last_modified: resp.header("Last-Modified").map(str::to_owned),
+        };
+        let expected_len = resp
+            .header("Content-Length")
+            .and_then(|l| l.parse::<u64>().ok());
+        let mut body = Vec::new();
+        resp.into_reader()
+            .take(self.cfg.max_body + 1)
+            .read_to_end(&mut body)
+            .map_err(|source| Error::Body {
+                url: redact(url),
+                got: body.len() as u64,
+                source,
+            })?;
+        if body.len() as u64 > self.cfg.max_body {
+            return Err(Error::TooLarge {
+                url: redact(url),
+                limit: self.cfg.max_body,
+            });
+        }
+        if let Some(l) = expected_len.filter(|&l| l != body.len() as u64) {
+            return Err(Error::Size {
+                url: redact(url),
+                expected: l,
+                found: body.len() as u64,
+            });
+        }
+        Ok(Conditional::Changed { body, validators })
     }
 
     /// One API request (no retries beyond transport errors, no cache): method, URL, headers,

@@ -36,3 +36,4 @@ pub mod trust;
 pub mod validate;
 pub mod vanilla;
 pub mod verify;
+pub mod watch;

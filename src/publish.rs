@@ -98,6 +98,35 @@ pub struct FailureRecord {
     pub at: String,
 }
 
+/// When a published file's kernel first appeared in a signed index (as `watch` saw it), when
+/// the file was published, and when it was proven in its kernel: the time to driver. Kept
+/// beside the probe's record (`.probeforge/times/`), never in it and never in the file, so the
+/// built bytes and their records stay reproducible; `index.json` carries them per probe, each
+/// omitted when unknown. RFC 3339 UTC.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Stamps {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
+}
+
+impl Stamps {
+    fn is_empty(&self) -> bool {
+        *self == Stamps::default()
+    }
+}
+
+/// The earlier of two RFC 3339 UTC stamps of the same shape (they sort as text).
+fn earliest(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Falco's loaders escape the driver version and the file name as URL path segments.
 pub fn url_path(driver_version: &str, arch: &str, file: &str) -> String {
     format!(
@@ -355,6 +384,40 @@ impl LocalRepo {
             .join(format!("{file}.json"))
     }
 
+    fn times_path(&self, driver_version: &str, arch: &str, file: &str) -> PathBuf {
+        self.root
+            .join(".probeforge/times")
+            .join(driver_version)
+            .join(arch)
+            .join(format!("{file}.json"))
+    }
+
+    /// The time stamps recorded for a published file (empty when none are).
+    pub fn stamps(&self, driver_version: &str, arch: &str, file: &str) -> Stamps {
+        fs::read(self.times_path(driver_version, arch, file))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Adds stamps to a file's record: `first_seen` keeps the earliest ever given, the others
+    /// are set only where unknown (a file is published once). Call [`LocalRepo::reindex`] to
+    /// carry them into `index.json`.
+    pub fn stamp(&self, driver_version: &str, arch: &str, file: &str, add: &Stamps) -> Result<()> {
+        let old = self.stamps(driver_version, arch, file);
+        let new = Stamps {
+            first_seen: earliest(old.first_seen.clone(), add.first_seen.clone()),
+            published: old.published.clone().or_else(|| add.published.clone()),
+            verified_at: old.verified_at.clone().or_else(|| add.verified_at.clone()),
+        };
+        if new == old {
+            return Ok(());
+        }
+        let p = self.times_path(driver_version, arch, file);
+        let json = serde_json::to_vec_pretty(&new).expect("serializable");
+        write_atomic(&p, &json).map_err(io(&p))
+    }
+
     fn failure_path(&self, driver_version: &str, arch: &str, file: &str) -> PathBuf {
         self.root
             .join(".probeforge/failures")
@@ -517,6 +580,13 @@ impl LocalRepo {
         };
         match linked {
             Ok(()) => {
+                let now = crate::base::timestamp();
+                let stamps = Stamps {
+                    first_seen: None,
+                    verified_at: meta.verified.as_ref().map(|_| now.clone()),
+                    published: Some(now),
+                };
+                self.stamp(&meta.driver_version, &meta.arch, &meta.file, &stamps)?;
                 // The indexes follow each new probe at once: a run killed later leaves every
                 // published probe listed in its SHA256SUMS and index.json.
                 if reindex {
@@ -711,6 +781,12 @@ impl LocalRepo {
             "probes": entries.iter().map(|e| {
                 let mut v = serde_json::to_value(e).expect("serializable");
                 v["path"] = serde_json::Value::String(url_path(&e.driver_version, &e.arch, &e.file));
+                let stamps = self.stamps(&e.driver_version, &e.arch, &e.file);
+                if !stamps.is_empty() {
+                    if let (Some(o), serde_json::Value::Object(t)) = (v.as_object_mut(), serde_json::to_value(&stamps).expect("serializable")) {
+                        o.extend(t);
+                    }
+                }
                 v
             }).collect::<Vec<_>>(),
             "failures": failures,

@@ -145,6 +145,10 @@ pub fn write(root: &Path, input: &Input) -> Result<Written, Error> {
         ..Written::default()
     };
     let mut files = render(input);
+    files.push((
+        "site/delays.js",
+        delays_js(&time_to_driver(root, &input.probes)).into_bytes(),
+    ));
     // The data after the code: a reader between the two sees old data with new code, which
     // copes (it checks the format), never new data with an old script.
     files.sort_by_key(|(name, _)| *name == "site/data.js");
@@ -155,7 +159,7 @@ pub fn write(root: &Path, input: &Input) -> Result<Written, Error> {
             source,
         })?;
         match name {
-            "site/data.js" => w.data_bytes = bytes.len(),
+            "site/data.js" | "site/delays.js" => w.data_bytes += bytes.len(),
             _ => w.code_bytes += bytes.len(),
         }
         w.files.push(path);
@@ -491,9 +495,133 @@ fn data_js(input: &Input) -> String {
     )
 }
 
+/// Time to driver of one target: how long after a kernel first appeared in a signed index
+/// its driver was published (`published - first_seen`, as `probeforge watch` records them), in
+/// seconds, over every published file that has both.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Delays {
+    pub n: usize,
+    pub min: f64,
+    pub median: f64,
+    pub p90: f64,
+    pub max: f64,
+}
+
+impl Delays {
+    /// `None` for no values. Nearest-rank percentiles (a value that occurred).
+    pub fn of(mut secs: Vec<f64>) -> Option<Delays> {
+        if secs.is_empty() {
+            return None;
+        }
+        secs.sort_by(f64::total_cmp);
+        let rank =
+            |q: f64| secs[((q * secs.len() as f64).ceil() as usize).clamp(1, secs.len()) - 1];
+        Some(Delays {
+            n: secs.len(),
+            min: secs[0],
+            median: rank(0.5),
+            p90: rank(0.9),
+            max: secs[secs.len() - 1],
+        })
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC stamp as probeforge writes them
+/// (`2026-12-06T15:04:05Z`).
+fn epoch(stamp: &str) -> Option<i64> {
+    let b = stamp.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| stamp.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days from the civil date (Howard Hinnant's algorithm, the inverse of `base::utc`).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days * 86400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Per target id, the time to driver of the published files of the repository at `root`.
+pub fn time_to_driver(root: &Path, probes: &[ProbeMeta]) -> BTreeMap<String, Delays> {
+    let repo = crate::publish::LocalRepo::new(root);
+    let mut by_target: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for p in probes {
+        let st = repo.stamps(&p.driver_version, &p.arch, &p.file);
+        let (Some(seen), Some(published)) = (
+            st.first_seen.as_deref().and_then(epoch),
+            st.published.as_deref().and_then(epoch),
+        ) else {
+            continue;
+        };
+        by_target
+            .entry(p.target_id.clone())
+            .or_default()
+            .push((published - seen) as f64);
+    }
+    by_target
+        .into_iter()
+        .filter_map(|(t, s)| Delays::of(s).map(|d| (t, d)))
+        .collect()
+}
+
+/// The delays' script, beside the data (`window.PROBEFORGE_DELAYS`).
+fn delays_js(d: &BTreeMap<String, Delays>) -> String {
+    format!(
+        "window.PROBEFORGE_DELAYS = {};\n",
+        serde_json::to_string(d).expect("serializable")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_to_driver_reads_the_stamps_and_ranks_them() {
+        assert_eq!(epoch("1970-01-01T00:00:00Z"), Some(0));
+        for secs in [951_782_400, 1_700_000_000, 1_796_000_000] {
+            assert_eq!(epoch(&crate::base::utc(secs)), Some(secs));
+        }
+        assert_eq!(epoch("2026-12-06 15:00:00"), None);
+        let d = Delays::of((1..=10).map(|s| s as f64 * 60.0).collect()).unwrap();
+        assert_eq!(
+            (d.n, d.min, d.median, d.p90, d.max),
+            (10, 60.0, 300.0, 540.0, 600.0)
+        );
+        assert_eq!(Delays::of(vec![]), None);
+
+        let t = tempfile::tempdir().unwrap();
+        let repo = crate::publish::LocalRepo::new(t.path());
+        let mut a = probe("6.1.0-1-amd64", None);
+        a.file = "a.o".into();
+        let mut b = probe("6.1.0-2-amd64", None);
+        b.file = "b.o".into();
+        let stamp = |p: &ProbeMeta, seen: &str, published: &str| {
+            let s = crate::publish::Stamps {
+                first_seen: Some(seen.into()),
+                published: Some(published.into()),
+                verified_at: None,
+            };
+            repo.stamp(&p.driver_version, &p.arch, &p.file, &s).unwrap();
+        };
+        stamp(&a, "2026-12-06T10:00:00Z", "2026-12-06T10:02:00Z");
+        stamp(&b, "2026-12-06T10:00:00Z", "2026-12-06T11:00:00Z");
+        let c = probe("6.1.0-3-amd64", None); // no stamps: not counted
+        let d = time_to_driver(t.path(), &[a, b, c]);
+        let deb = &d["debian"];
+        assert_eq!((deb.n, deb.min, deb.max), (2, 120.0, 3600.0));
+        assert!(
+            delays_js(&d).contains("\"median\":120.0"),
+            "{}",
+            delays_js(&d)
+        );
+    }
 
     fn probe(release: &str, verified: Option<&str>) -> ProbeMeta {
         ProbeMeta {

@@ -17,6 +17,7 @@ pub mod query;
 pub mod site;
 pub mod toolchain;
 pub mod verify;
+pub mod watch;
 
 use std::path::PathBuf;
 

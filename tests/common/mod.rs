@@ -18,6 +18,8 @@ pub mod matrix;
 /// RPM packages and repositories made by rpmbuild and createrepo_c.
 pub mod rpm;
 pub mod server;
+/// A signed APT mirror on loopback that changes while `probeforge watch` polls it.
+pub mod watch_mirror;
 
 #[allow(unused_imports)]
 pub use kbuild::{kbuild_setup, KbuildTree};

@@ -211,6 +211,133 @@ pub enum Command {
     /// `bazel build //:all --distdir=DIR --experimental_repository_disable_download`.
     #[command(verbatim_doc_comment)]
     Bazel(BazelArgs),
+    /// Keep a repository current: build each new kernel's driver minutes after its signed
+    /// index lists it.
+    ///
+    /// Each round sends every target's signed index (APT: each suite's InRelease) a
+    /// conditional request with the validators of the last one read (If-None-Match,
+    /// If-Modified-Since): a 304 costs no body and no listing. A changed target is listed, and
+    /// the kernels the repository lacks are built, validated (--verify: proven in their
+    /// kernel) and published as build-all does; then the watch sleeps --interval. A failing
+    /// kernel is retried with exponential backoff and never holds back the others. Each
+    /// published file records in index.json when its kernel was first seen in a signed index
+    /// (first_seen) and when it was published (published; verified_at with --verify).
+    ///
+    /// The state (validators, first sightings, failures with attempts and next retry) is kept
+    /// in <repo>/.probeforge/watch.json, so a restart resumes; one watch per repository (a
+    /// second one exits 2 naming the holder's pid). SIGTERM or SIGINT: the builds in hand
+    /// finish, the state is written, exit 0. --json prints one JSON object per round.
+    ///
+    /// Example: probeforge watch debian-bookworm debian-bookworm-proposed-updates --repo probes/ --interval 10m
+    Watch(WatchArgs),
+}
+
+#[derive(clap::Args)]
+pub struct WatchArgs {
+    /// Catalog targets to watch (debian-bookworm, ubuntu-noble-proposed, ...).
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    /// The repository: a local directory, published into; it also keeps the watch's state.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Time between rounds: `90s`, `10m`, `1h` (a bare number is seconds).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub interval: std::time::Duration,
+    /// Run one round and exit (for a systemd timer or cron): exit 1 if a kernel failed.
+    #[arg(long)]
+    pub once: bool,
+    /// A failing kernel's first retry waits this long; each further failure doubles it.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub retry_after: std::time::Duration,
+    /// The longest wait between retries of a failing kernel.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    pub retry_max: std::time::Duration,
+    /// Only this architecture (x86_64, aarch64); default: both.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// The driver version (default: the --driver-source's own, else the newest driver with a
+    /// legacy probe).
+    #[arg(long)]
+    pub driver_version: Option<String>,
+    /// The driver source (default: downloaded for --driver-version).
+    #[arg(long)]
+    pub driver_source: Option<PathBuf>,
+    /// Which drivers each kernel gets: `ebpf`, `kmod`, or both (`ebpf,kmod`).
+    #[arg(
+        long,
+        default_value = "ebpf",
+        value_name = "ebpf,kmod",
+        value_delimiter = ','
+    )]
+    pub driver: Vec<command::build::Driver>,
+    /// Kernels compiled at once (default: the number of CPUs); a stop waits for at most this
+    /// many builds.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Prove each driver loads in its own kernel (QEMU) before publishing it.
+    #[arg(long)]
+    pub verify: bool,
+    /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
+    /// else /tmp).
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+    /// Sign every SHA256SUMS with this OpenPGP secret key (passphrase from
+    /// PROBEFORGE_SIGN_PASSPHRASE).
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Watch only shard K of N of the kernels (see build-all --shard); `merge` joins shards.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<probeforge::shard::Shard>,
+    #[command(flatten)]
+    pub toolchain: ToolchainArgs,
+    /// One JSON object per round on stdout (one line each), instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `90s`, `10m`, `2h`, `1d`, or seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90s, 10m, 2h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("`{s}`: the unit is s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+impl WatchArgs {
+    pub fn options(&self) -> command::Result<command::watch::Options> {
+        Ok(command::watch::Options {
+            build: command::build_all::Options {
+                targets: self.targets.clone(),
+                repo: self.repo.display().to_string(),
+                arch: command::parse_arch(self.arch.as_deref())?,
+                driver_version: self.driver_version.clone(),
+                driver_source: self.driver_source.clone(),
+                drivers: self.driver.clone(),
+                jobs: self.jobs,
+                verify: self.verify,
+                scratch: self.scratch.clone(),
+                sign_key: self.sign_key.clone(),
+                sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
+                shard: self.shard,
+                ..Default::default()
+            },
+            interval: self.interval,
+            once: self.once,
+            retry_base: self.retry_after,
+            retry_max: self.retry_max,
+        })
+    }
 }
 
 #[derive(clap::Args)]

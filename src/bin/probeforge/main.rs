@@ -283,6 +283,20 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(done.ok())
         }
+        Command::Watch(a) => {
+            let o = a.options()?;
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(sig, stop.clone()).map_err(|e| {
+                    command::Error::Usage(format!("cannot handle signal {sig}: {e}"))
+                })?;
+            }
+            let rep = render::Watching::new(a.json);
+            let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep.progress)?;
+            let done = command::watch::run(&o, &net, &tc, &rep, &stop)?;
+            // A stopped watch is a clean exit; --once says whether its round's work failed.
+            Ok(!o.once || done.last_failed == 0)
+        }
         Command::Site(a) => {
             let rep = Progress::new(a.json);
             let w = command::site::run(&a.options()?, &net, &rep);

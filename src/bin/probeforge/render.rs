@@ -159,6 +159,85 @@ impl probeforge::farm::Reporter for Progress {
     }
 }
 
+/// `watch`'s progress: the farm's lines, and one line per round (JSON with `--json`).
+pub struct Watching {
+    pub progress: Progress,
+    json: bool,
+}
+
+impl Watching {
+    pub fn new(json: bool) -> Watching {
+        Watching {
+            progress: Progress::new(json),
+            json,
+        }
+    }
+}
+
+impl Reporter for Watching {
+    fn planned(&self, to_build: usize, skipped: usize) {
+        self.progress.planned(to_build, skipped)
+    }
+    fn phase(&self, subject: &str, phase: Phase) {
+        self.progress.phase(subject, phase)
+    }
+    fn done(&self, subject: &str) {
+        self.progress.done(subject)
+    }
+    fn note(&self, text: &str) {
+        self.progress.note(text)
+    }
+    fn warn(&self, text: &str) {
+        self.progress.warn(text)
+    }
+}
+
+impl probeforge::farm::Reporter for Watching {
+    fn finished(&self, r: &KernelResult) {
+        self.progress.finished(r)
+    }
+}
+
+impl probeforge::command::watch::Reporter for Watching {
+    fn round(&self, r: &probeforge::command::watch::Round) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let line = match self.json {
+            true => serde_json::to_string(r).expect("JSON values serialize"),
+            false => {
+                let not_modified = r
+                    .polls
+                    .iter()
+                    .filter(|p| p.status == "not-modified")
+                    .count();
+                let bytes: u64 = r.polls.iter().map(|p| p.bytes).sum();
+                let mut l = format!(
+                    "round {} at {}: {} of {} unchanged ({bytes} bytes read), {} listed, {} published, {} failed, {} waiting to retry ({:.1}s)",
+                    r.round,
+                    r.started,
+                    not_modified,
+                    count(r.polls.len(), "index"),
+                    count(r.kernels, "kernel"),
+                    r.published.len(),
+                    r.failed + r.unavailable,
+                    r.deferred,
+                    r.seconds
+                );
+                if r.interrupted {
+                    l.push_str("; stopped: the rest waits for the next run");
+                }
+                for e in &r.errors {
+                    l.push_str(&format!("\n  error: {e}"));
+                }
+                l
+            }
+        };
+        // A closed pipe ends nothing here: the watch goes on, its state is in the repository.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
 pub fn json(v: &impl serde::Serialize) {
     println!(
         "{}",
