@@ -424,9 +424,10 @@ pub struct Plan {
     pub balance: Balance,
     /// This shard's items (every item without `--shard`).
     pub items: Vec<PlanItem>,
-    /// Of those: to build, and already published.
+    /// Of those: to build, already published, and modules with no compiler available.
     pub build: usize,
     pub published: usize,
+    pub no_compiler: usize,
     /// Estimated CPU seconds of what is to build.
     pub cost_seconds: f64,
     /// Every shard's load of items to build (one shard without `--shard`), and the heaviest
@@ -443,8 +444,12 @@ pub struct PlanItem {
     #[serde(flatten)]
     pub item: Item,
     pub shard: u32,
-    /// `build` or `published`.
+    /// `build`, `published`, or `no-compiler` (a module whose kernel's compiler is not
+    /// available: see `compiler`).
     pub status: &'static str,
+    /// A module's compiler: where it is resolved from, or why there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compiler: Option<String>,
 }
 
 /// The plan of `o`: lists, looks every item up in the repository, and builds nothing.
@@ -470,10 +475,31 @@ pub fn plan(o: &Options, net: &session::Options, rep: &dyn farm::Reporter) -> Re
             .map_err(|e| {
                 Error::Usage(format!("looking up `{}`: {}", item.file, super::chain(&e)))
             })?;
+        // A module's compiler, as far as the listing tells: a kernel with none is marked, not
+        // left to fail late.
+        let compiler = (item.driver == Driver::Kmod).then(|| {
+            let k = p.kernels.iter().find(|k| {
+                k.target == item.target
+                    && k.release == item.release
+                    && k.arch.uname_m() == item.arch
+                    && k.kernel_version == item.kernel_version
+            });
+            match k.map(|k| crate::kmod::resolve::planned_source(&s.catalog, k)) {
+                Some(Ok(from)) => Ok(format!("resolved from {from}")),
+                Some(Err(why)) => Err(why),
+                None => Err("the kernel of this item is not in the listing".into()),
+            }
+        });
+        let status = match (&compiler, exists) {
+            (_, true) => "published",
+            (Some(Err(_)), false) => "no-compiler",
+            _ => "build",
+        };
         out.push(PlanItem {
             item,
             shard,
-            status: if exists { "published" } else { "build" },
+            status,
+            compiler: compiler.map(|c| c.unwrap_or_else(|why| format!("none: {why}"))),
         });
     }
     let to_build: Vec<Item> = out
@@ -495,6 +521,7 @@ pub fn plan(o: &Options, net: &session::Options, rep: &dyn farm::Reporter) -> Re
         balance: o.balance,
         build: mine.count(),
         published: out.iter().filter(|i| i.status == "published").count(),
+        no_compiler: out.iter().filter(|i| i.status == "no-compiler").count(),
         cost_seconds: (cost * 10.0).round() / 10.0,
         items: out,
         shards,
