@@ -208,6 +208,11 @@ impl Cert {
             identity,
         })
     }
+
+    /// The certificate in DER, as firmware databases (`db`, shim's `MokList`) hold it.
+    pub fn der(&self) -> Vec<u8> {
+        self.cert.to_der().expect("a parsed certificate encodes")
+    }
 }
 
 /// A private key and its certificate: what signs modules.
