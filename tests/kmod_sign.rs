@@ -383,7 +383,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// Under `module.sig_enforce=1` (`verify --sig-enforce`) the kernel itself refuses, with its own error (EKEYREJECTED,
 /// "Loading of ... is rejected"), the module unsigned, signed by another key, and signed by
 /// the user's key it was not made to trust (Debian's kernel trusts only its built-in keys
-/// without shim's MOK list): the refusal is the kernel's, not probeforge's.
+/// without shim's MOK list): the refusal is the kernel's, not probeforge's. The `--mok` tests
+/// below boot through shim, where the user's key is trusted.
 #[test]
 fn under_sig_enforce_the_kernel_refuses_unsigned_and_untrusted_modules() {
     let f = fixture();

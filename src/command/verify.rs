@@ -63,6 +63,11 @@ impl Verified {
 
 /// Proves the probes in their kernel.
 pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Verified> {
+    if o.mok.is_some() && o.kernel_image.is_none() {
+        return Err(Error::Usage(
+            "--mok needs --kernel-image: the kernel's signed image (Debian's linux-image-R package, not -unsigned), which shim and grub check".into(),
+        ));
+    }
     let kernel_image = match &o.kernel_image {
         Some(i) => i.clone(),
         None => image_for_probe_names(&o.probes, o.target.as_deref(), net, rep)?,

@@ -1130,3 +1130,39 @@ pub fn mok_trusted(
         cert.subject, t["mok_variables"]
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trust judgement reads the loader's report: Secure Boot on and the key in `.machine`
+    /// pass; Secure Boot off, or the key only in `.platform` (shim did not say to trust the
+    /// MOK list), fail and say so.
+    #[test]
+    fn the_mok_is_trusted_only_in_the_machine_keyring_under_secure_boot() {
+        let cert = crate::kmod::sign::CertIdentity {
+            subject: "CN=mok".into(),
+            issuer: "CN=mok".into(),
+            serial: "01".into(),
+            key_id: Some("34f6259f".into()),
+        };
+        let report = |sb: serde_json::Value, ring: &str| {
+            serde_json::json!({"trust": {
+                "secure_boot": sb,
+                "mok_variables": ["MokListRT"],
+                "keyrings": {ring: ["mok: 34f6259f: X509.rsa 34f6259f []"]},
+            }})
+        };
+        let ok = mok_trusted(&report(true.into(), ".machine"), &cert).unwrap();
+        assert!(ok.contains(".machine"), "{ok}");
+        let off = mok_trusted(&report(false.into(), ".machine"), &cert).unwrap_err();
+        assert!(off.contains("Secure Boot"), "{off}");
+        let platform = mok_trusted(&report(true.into(), ".platform"), &cert).unwrap_err();
+        assert!(platform.contains("MokListTrustedRT"), "{platform}");
+        let no_id = crate::kmod::sign::CertIdentity {
+            key_id: None,
+            ..cert.clone()
+        };
+        assert!(mok_trusted(&report(true.into(), ".machine"), &no_id).is_err());
+    }
+}

@@ -62,7 +62,7 @@ pub enum Error {
         source: efi::Error,
     },
     #[error("the MOK certificate")]
-    Cert(#[source] crate::kmod::sign::SignError),
+    Cert(#[source] Box<crate::kmod::sign::SignError>),
     #[error("Secure Boot boots x86_64 kernels here (OVMF for x86_64); this kernel is {0}")]
     Arch(Arch),
     #[error("the kernel image carries no Authenticode signature: shim and grub refuse it under Secure Boot; give the signed image (Debian's linux-image-R, not linux-image-R-unsigned)")]
@@ -207,7 +207,7 @@ pub fn enroll(vars: Vec<u8>, cert_der: &[u8]) -> Result<Vec<u8>, efi::Error> {
 /// boot chain is shim and grub of one release, and bookworm's shim refuses the grub of
 /// bookworm-backports ("Verification failed: (0x1A) Security Violation", seen).
 pub fn prepare(lister: &repo::Lister, target: &str, cert: &[u8]) -> Result<Firmware, Error> {
-    let cert = crate::kmod::sign::Cert::parse(cert).map_err(Error::Cert)?;
+    let cert = crate::kmod::sign::Cert::parse(cert).map_err(|e| Error::Cert(Box::new(e)))?;
     let mut catalog = lister.catalog.clone();
     for t in catalog.targets.iter_mut().filter(|t| t.name == target) {
         t.suites.retain(|s| !s.suite.ends_with("-backports"));
@@ -267,6 +267,18 @@ fn grub_quote(cmdline: &str) -> String {
         .join(" ")
 }
 
+/// A program Debian installs in `/usr/sbin`, which a user's `PATH` may not hold: found there
+/// when `PATH` has none.
+fn sbin(program: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()));
+    ["/usr/sbin", "/sbin"]
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| !on_path && p.is_file())
+        .unwrap_or_else(|| PathBuf::from(program))
+}
+
 fn run(cmd: &mut Command, package: &'static str) -> Result<(), Error> {
     let shown = format!(
         "{} {}",
@@ -322,7 +334,7 @@ pub fn esp(
     // FAT overhead and cluster slack: an eighth more and 8 MiB.
     let kib = (bytes + bytes / 8) / 1024 + 8192;
     run(
-        Command::new("mkfs.vfat")
+        Command::new(sbin("mkfs.vfat"))
             .args(["-C", "-n", "PROBEFORGE"])
             .arg(&img)
             .arg(kib.to_string()),
