@@ -337,6 +337,14 @@ fn build_all_publishes_signed_modules_and_check_verifies_them() {
         std::fs::read(&published[0]).unwrap(),
         std::fs::read(&f.signed).unwrap()
     );
+    // index.json names the signer as `build --json` does (never the key).
+    let index = walk(&repo)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "index.json"))
+        .expect("an index.json");
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+    let entry = &index["probes"][0];
+    assert_eq!(entry["signed_by"], f.json["signed_by"], "{entry:#}");
 
     let (code, out, err) = run(&[
         "check",
