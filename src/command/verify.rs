@@ -86,6 +86,13 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Ve
             f.image
         }
     };
+    if o.mok.is_some() && !verify::uefi::pe_signed(&image) {
+        return Err(Error::Usage(format!(
+            "--mok: `{}` {}",
+            kernel_image.display(),
+            verify::uefi::Error::UnsignedKernel
+        )));
+    }
     let mut probes = Vec::new();
     for p in &o.probes {
         let name = p
