@@ -72,6 +72,7 @@ fn input(entries: usize) -> Input {
                 built_at: "2026-12-01T00:00:00Z".into(),
                 unsigned_metadata: false,
                 verified: (i % 5 == 0).then(|| "ok: 42 programs loaded".into()),
+                signed_by: None,
             });
         } else {
             failures.push(FailureRecord {

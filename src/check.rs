@@ -965,6 +965,7 @@ mod tests {
                     built_at: "2026-12-06T00:00:00Z".into(),
                     unsigned_metadata: false,
                     verified: None,
+                    signed_by: None,
                 };
                 repo.publish(&meta, &bytes).unwrap();
                 files.push((format!("{DIR}/{file}"), sha, bytes));

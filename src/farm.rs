@@ -426,6 +426,7 @@ impl Farm<'_> {
                 toolchain: out.toolchain,
                 flags_sha256: out.flags_sha256,
                 clang_llc_cpu: cpu,
+                signed_by: None,
             },
             start,
             rep,
@@ -471,6 +472,7 @@ impl Farm<'_> {
             built_at: crate::base::timestamp(),
             unsigned_metadata: k.unsigned_metadata,
             verified: verified.clone(),
+            signed_by: made.signed_by,
         };
         rep.phase(&k.release, Phase::Publish);
         match self.publish_to.publish(&pm, &made.bytes) {
@@ -601,13 +603,19 @@ impl Farm<'_> {
                 }
             }
         };
-        let bytes = match self.module_signer {
-            None => bytes,
+        let (bytes, signed_by) = match self.module_signer {
+            None => (bytes, None),
             Some(signer) => {
                 let signed = crate::kmod::sign::Hash::parse(sig_hash.as_deref().unwrap_or(""))
-                    .and_then(|h| signer.sign_checked(&bytes, h));
+                    .and_then(|h| Ok((signer.sign_checked(&bytes, h)?, h)));
                 match signed {
-                    Ok(b) => b,
+                    Ok((b, hash)) => (
+                        b,
+                        Some(crate::kmod::sign::Signed {
+                            hash,
+                            signer: signer.identity().clone(),
+                        }),
+                    ),
                     Err(e) => return fail(format!("signing the module: {}", error_chain(&e))),
                 }
             }
@@ -625,6 +633,7 @@ impl Farm<'_> {
                 toolchain,
                 flags_sha256: String::new(),
                 clang_llc_cpu: 0.0,
+                signed_by,
             },
             start,
             rep,
@@ -671,6 +680,8 @@ struct Made {
     toolchain: String,
     flags_sha256: String,
     clang_llc_cpu: f64,
+    /// A module's signer, recorded in the index.
+    signed_by: Option<crate::kmod::sign::Signed>,
 }
 
 /// The record and files of a probe build out of a kernel's whole set: its headers only.

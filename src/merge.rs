@@ -239,6 +239,7 @@ mod tests {
             built_at: "2026-01-01T00:00:00Z".into(),
             unsigned_metadata: false,
             verified: None,
+            signed_by: None,
         }
     }
 

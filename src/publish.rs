@@ -73,6 +73,10 @@ pub struct ProbeMeta {
     /// The VM's verdict when `--verify` proved the driver in its kernel before publishing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<String>,
+    /// Who signed the module (`build-all --module-sign-key/--module-sign-cert`): the hash and
+    /// the certificate's subject, issuer, serial and key id; never the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<crate::kmod::sign::Signed>,
 }
 
 /// A kernel whose driver failed to build (or to prove itself), as the repository keeps it
@@ -1167,6 +1171,69 @@ mod tests {
         );
     }
 
+    /// A signed module's index entry names its signer (hash, subject, issuer, serial, key id),
+    /// reads back the same, and an unsigned driver's entry has no `signed_by` at all (older
+    /// indexes read as before).
+    #[test]
+    fn a_signed_modules_signer_is_in_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = LocalRepo::new(dir.path());
+        let meta = |file: &str, bytes: &[u8], signed_by| ProbeMeta {
+            driver_version: "9.1.0+driver".into(),
+            arch: "x86_64".into(),
+            target_id: "debian".into(),
+            kernel_release: "6.1.0-57-amd64".into(),
+            kernel_version: "1".into(),
+            file: file.into(),
+            size: bytes.len() as u64,
+            sha256: crate::base::sha256(bytes),
+            inputs: Vec::new(),
+            driver_source_sha256: String::new(),
+            patches: Vec::new(),
+            toolchain: String::new(),
+            flags_sha256: String::new(),
+            built_at: "2026-12-06T00:00:00Z".into(),
+            unsigned_metadata: false,
+            verified: None,
+            signed_by,
+        };
+        let signer = crate::kmod::sign::Signed {
+            hash: crate::kmod::sign::Hash::Sha384,
+            signer: crate::kmod::sign::CertIdentity {
+                subject: "O=probeforge test,CN=module signing".into(),
+                issuer: "CN=probeforge CA".into(),
+                serial: "7393ebdc".into(),
+                key_id: Some("34f6259f5d5d782ea2ea542bee476b76ce7933ad".into()),
+            },
+        };
+        let signed = meta(
+            "falco_debian_6.1.0-57-amd64_1.ko",
+            b"ko",
+            Some(signer.clone()),
+        );
+        let plain = meta("falco_debian_6.1.0-57-amd64_1.o", b"o", None);
+        repo.publish(&signed, b"ko").unwrap();
+        repo.publish(&plain, b"o").unwrap();
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.path().join("index.json")).unwrap()).unwrap();
+        let probes = index["probes"].as_array().unwrap();
+        let entry = |file: &str| probes.iter().find(|p| p["file"] == file).unwrap();
+        let s = &entry(&signed.file)["signed_by"];
+        assert_eq!(s["hash"], "sha384", "{s}");
+        assert_eq!(s["subject"], "O=probeforge test,CN=module signing", "{s}");
+        assert_eq!(s["issuer"], "CN=probeforge CA", "{s}");
+        assert_eq!(s["serial"], "7393ebdc", "{s}");
+        assert_eq!(
+            s["key_id"], "34f6259f5d5d782ea2ea542bee476b76ce7933ad",
+            "{s}"
+        );
+        let back: ProbeMeta = serde_json::from_value(entry(&signed.file).clone()).unwrap();
+        assert_eq!(back.signed_by, Some(signer));
+        assert!(entry(&plain.file).get("signed_by").is_none(), "{probes:?}");
+        let back: ProbeMeta = serde_json::from_value(entry(&plain.file).clone()).unwrap();
+        assert_eq!(back.signed_by, None);
+    }
+
     /// A kept failure is in index.json and INDEX.md until its file is published, then gone;
     /// a newer failure of the same file replaces the older.
     #[test]
@@ -1219,6 +1286,7 @@ mod tests {
             built_at: f.at.clone(),
             unsigned_metadata: false,
             verified: None,
+            signed_by: None,
         };
         assert_eq!(repo.publish(&meta, &bytes).unwrap(), Published::New);
         assert_eq!(index()["failures"].as_array().unwrap().len(), 0);

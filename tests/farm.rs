@@ -288,6 +288,7 @@ fn published_probes_are_never_replaced() {
         built_at: "2023-11-14T22:13:20Z".into(),
         unsigned_metadata: false,
         verified: None,
+        signed_by: None,
     };
     assert_eq!(repo.publish(&meta, b"one").unwrap(), Published::New);
     assert_eq!(repo.publish(&meta, b"one").unwrap(), Published::Unchanged);

@@ -337,6 +337,14 @@ fn build_all_publishes_signed_modules_and_check_verifies_them() {
         std::fs::read(&published[0]).unwrap(),
         std::fs::read(&f.signed).unwrap()
     );
+    // index.json names the signer as `build --json` does (never the key).
+    let index = walk(&repo)
+        .into_iter()
+        .find(|p| p.file_name().is_some_and(|n| n == "index.json"))
+        .expect("an index.json");
+    let index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+    let entry = &index["probes"][0];
+    assert_eq!(entry["signed_by"], f.json["signed_by"], "{entry:#}");
 
     let (code, out, err) = run(&[
         "check",
@@ -383,7 +391,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// Under `module.sig_enforce=1` (`verify --sig-enforce`) the kernel itself refuses, with its own error (EKEYREJECTED,
 /// "Loading of ... is rejected"), the module unsigned, signed by another key, and signed by
 /// the user's key it was not made to trust (Debian's kernel trusts only its built-in keys
-/// without shim's MOK list): the refusal is the kernel's, not probeforge's.
+/// without shim's MOK list): the refusal is the kernel's, not probeforge's. The `--mok` tests
+/// below boot through shim, where the user's key is trusted.
 #[test]
 fn under_sig_enforce_the_kernel_refuses_unsigned_and_untrusted_modules() {
     let f = fixture();
@@ -449,6 +458,155 @@ fn under_sig_enforce_the_kernel_refuses_unsigned_and_untrusted_modules() {
         let log = r["kernel_log"].to_string();
         assert!(log.contains(said), "{name}: the kernel's own words: {log}");
     }
+}
+
+/// The three modules the Secure Boot tests boot: the user's signed module, the same module
+/// unsigned, and signed by another key.
+fn secure_boot_module(f: &Fixture, which: &str) -> PathBuf {
+    let dir = f.dir.path().join("secure-boot");
+    std::fs::create_dir_all(&dir).unwrap();
+    let signed = std::fs::read(&f.signed).unwrap();
+    let unsigned = sign::unsigned_part(&signed).to_vec();
+    let bytes = match which {
+        "user-key" => signed,
+        "unsigned" => unsigned,
+        "other-key" => sign::Signer::from_files(&f.other_key, &f.other_cert)
+            .unwrap()
+            .sign(&unsigned, sign::Hash::Sha256)
+            .unwrap(),
+        other => panic!("no module {other}"),
+    };
+    let path = dir.join(format!("{which}.ko"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// `verify --sig-enforce --mok CERT` of one module: the kernel's signed image (Debian's
+/// `linux-image-R`, which shim and grub check), booted through Debian's OVMF with Secure Boot
+/// on, shim and grub, the user's certificate enrolled in shim's MokList. Returns the exit code
+/// and the module's report; checks, whatever the module's fate, that the guest booted with
+/// Secure Boot on and the kernel put the user's certificate in its `.machine` keyring (so a
+/// refusal is the kernel's judgement of the signature, not a missing key).
+fn secure_boot_verify(f: &Fixture, module: &Path, events: bool) -> (i32, serde_json::Value) {
+    let image = debian_package(
+        &f.kernel.target,
+        Arch::X86_64,
+        &format!("linux-image-{}", f.kernel.release),
+    );
+    let mut a = vec![
+        "verify".to_owned(),
+        "--json".into(),
+        "--accel".into(),
+        "tcg".into(),
+        "--kernel-image".into(),
+        image.display().to_string(),
+        "--sig-enforce".into(),
+        "--mok".into(),
+        f.cert.display().to_string(),
+    ];
+    if events {
+        a.extend([
+            "--driver-source".into(),
+            drivers::scap_dkms_0_23_2().display().to_string(),
+        ]);
+    } else {
+        a.push("--no-events".into());
+    }
+    a.push(module.display().to_string());
+    let (code, out, err) = run(&a);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(v["booted_release"], f.kernel.release.as_str(), "{v}");
+    // What booted, from where: the release's own packages, the user's certificate enrolled.
+    let sb = &v["secure_boot"];
+    let packages: Vec<&str> = sb["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        packages,
+        ["ovmf", "shim-signed", "grub-efi-amd64-signed"],
+        "{sb}"
+    );
+    let key_id = f.json["signed_by"]["key_id"].as_str().unwrap();
+    assert_eq!(sb["mok"]["key_id"], key_id, "{sb}");
+    let r = v["reports"][0].clone();
+    let t = &r["trust"];
+    assert_eq!(t["secure_boot"], true, "{t:#}");
+    assert_eq!(t["secure_boot_said"], "Secure boot enabled", "{t:#}");
+    assert!(
+        t["mok_variables"].to_string().contains("MokListTrustedRT"),
+        "shim told the kernel to trust the MOK list: {t:#}"
+    );
+    let in_ring = |ring: &str| t["keyrings"][ring].to_string().contains(key_id);
+    assert!(in_ring(".machine"), "the user's key in .machine: {t:#}");
+    assert!(!in_ring(".platform"), "{t:#}");
+    assert!(
+        t["keyrings"][".secondary_trusted_keys"]
+            .to_string()
+            .contains(".machine"),
+        "the keyring module signatures are checked against links .machine: {t:#}"
+    );
+    assert_eq!(r["sig_enforce"], "Y", "{r:#}");
+    (code, r)
+}
+
+/// #33 item 3, the node's own route: under Secure Boot (lockdown on, signatures enforced) the
+/// module signed with the user's enrolled key loads, captures the workload's events decoded
+/// with its driver's schema, and unloads.
+#[test]
+fn under_secure_boot_the_module_signed_by_the_enrolled_key_loads_and_captures() {
+    let f = fixture();
+    let (code, r) = secure_boot_verify(f, &secure_boot_module(f, "user-key"), true);
+    let j = probeforge::verify::judge(&r);
+    assert_eq!(code, 0, "{}\n{r:#}", j.line);
+    assert!(j.ok, "{}", j.line);
+    assert_eq!(r["loaded"], true, "{r:#}");
+    assert_eq!(r["unloaded"], true, "{r:#}");
+    // Secure Boot locks the kernel down: the loader ran under it.
+    assert!(
+        r["lockdown"].as_str().unwrap().contains("[integrity]"),
+        "{r:#}"
+    );
+    // Signed by a trusted key: no "unsigned module" taint.
+    let taint = r["taint"]["flags"].to_string();
+    assert!(!taint.contains("unsigned"), "{taint}");
+    let ev = &r["events"];
+    assert_eq!(ev["ok"], true, "{:#}", ev["expectations"]);
+    assert!(ev["decoded"].as_u64().unwrap() >= 10, "{ev}");
+    let proof = ev["proof"].as_array().unwrap();
+    assert_eq!(proof.last().unwrap()["name"], "execve", "{proof:#?}");
+}
+
+/// Under Secure Boot the same module unsigned is refused by the kernel, in its own words.
+#[test]
+fn under_secure_boot_the_unsigned_module_is_refused_by_the_kernel() {
+    let f = fixture();
+    let (code, r) = secure_boot_verify(f, &secure_boot_module(f, "unsigned"), false);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["load_errno"], libc_ekeyrejected(), "{r:#}");
+    let log = r["kernel_log"].to_string();
+    assert!(
+        log.contains("Loading of unsigned module is rejected"),
+        "the kernel's own words: {log}"
+    );
+}
+
+/// Under Secure Boot the module signed by a key not enrolled is refused by the kernel, while
+/// the enrolled one sits in its keyring.
+#[test]
+fn under_secure_boot_a_module_signed_by_another_key_is_refused_by_the_kernel() {
+    let f = fixture();
+    let (code, r) = secure_boot_verify(f, &secure_boot_module(f, "other-key"), false);
+    assert_eq!(code, 1, "{r:#}");
+    assert_eq!(r["load_errno"], libc_ekeyrejected(), "{r:#}");
+    let log = r["kernel_log"].to_string();
+    assert!(
+        log.contains("Loading of module with unavailable key is rejected"),
+        "the kernel's own words: {log}"
+    );
 }
 
 /// EKEYREJECTED on Linux.

@@ -38,6 +38,9 @@ pub struct Options {
     pub userspace: Option<userspace::Request>,
     /// The clang that compiles the driver's event tables.
     pub toolchain: super::toolchain::Options,
+    /// Boot through Secure Boot (OVMF, shim, grub) with this certificate (PEM or DER)
+    /// enrolled in shim's MOK list.
+    pub mok: Option<PathBuf>,
 }
 
 /// What the VM said of the probes.
@@ -60,6 +63,11 @@ impl Verified {
 
 /// Proves the probes in their kernel.
 pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Verified> {
+    if o.mok.is_some() && o.kernel_image.is_none() {
+        return Err(Error::Usage(
+            "--mok needs --kernel-image: the kernel's signed image (Debian's linux-image-R package, not -unsigned), which shim and grub check".into(),
+        ));
+    }
     let kernel_image = match &o.kernel_image {
         Some(i) => i.clone(),
         None => image_for_probe_names(&o.probes, o.target.as_deref(), net, rep)?,
@@ -78,6 +86,13 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Ve
             f.image
         }
     };
+    if o.mok.is_some() && !verify::uefi::pe_signed(&image) {
+        return Err(Error::Usage(format!(
+            "--mok: `{}` {}",
+            kernel_image.display(),
+            verify::uefi::Error::UnsignedKernel
+        )));
+    }
     let mut probes = Vec::new();
     for p in &o.probes {
         let name = p
@@ -136,21 +151,76 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Ve
     );
     rep.phase(&subject, Phase::Boot);
     let scratch = pipeline::default_scratch();
-    let v = match &userspace {
-        Some(u) => {
+    let firmware = match &o.mok {
+        Some(cert) => Some(secure_boot_firmware(cert, o.target.as_deref(), net, rep)?),
+        None => None,
+    };
+    let v = match (&userspace, &firmware) {
+        (Some(_), Some(_)) => {
+            return Err(Error::Usage(
+                "--mok boots with probeforge's loader; it does not combine with --userspace".into(),
+            ))
+        }
+        (Some(u), None) => {
             verify::boot_userspace(&image, &probes, u, &cmdline, o.timeout, &scratch, &o.accel)
         }
-        None => verify::boot(&image, &probes, &cmdline, o.timeout, &scratch, &o.accel),
+        (None, Some(fw)) => {
+            verify::boot_secure(&image, &probes, fw, &cmdline, o.timeout, &scratch, &o.accel)
+        }
+        (None, None) => verify::boot(&image, &probes, &cmdline, o.timeout, &scratch, &o.accel),
     };
     rep.done(&subject);
     let verdict = v?;
+    let mut judged: Vec<Judgement> = verdict.reports.iter().map(verify::judge).collect();
+    if let Some(fw) = &firmware {
+        // A module that loads proves nothing about the MOK unless the kernel took the
+        // certificate the way a node's kernel does.
+        for (r, j) in verdict.reports.iter().zip(&mut judged) {
+            match verify::mok_trusted(r, &fw.report.mok) {
+                Ok(line) => j.line.push_str(&format!("\n  {line}")),
+                Err(why) => {
+                    j.ok = false;
+                    j.line.push_str(&format!("\n  {why}"));
+                }
+            }
+        }
+    }
     Ok(Verified {
-        judged: verdict.reports.iter().map(verify::judge).collect(),
+        judged,
         sent: probes.len(),
         verdict,
         kernel_image,
     })
 }
+
+/// The Secure Boot firmware for `verify --mok`: OVMF, shim and grub from `target` (default
+/// Debian bookworm, whose shim and grub boot its kernels), the certificate enrolled.
+fn secure_boot_firmware(
+    cert: &Path,
+    target: Option<&str>,
+    net: &session::Options,
+    rep: &dyn Reporter,
+) -> Result<verify::uefi::Firmware> {
+    let bytes = std::fs::read(cert).map_err(Error::read(cert))?;
+    let target = target.unwrap_or(SECURE_BOOT_TARGET);
+    let s = Session::open(net)?;
+    let fw = verify::uefi::prepare(&s.lister(), target, &bytes)
+        .map_err(|e| Error::Usage(format!("--mok `{}`: {}", cert.display(), super::chain(&e))))?;
+    rep.note(&format!(
+        "Secure Boot: {} from {target}; `{}` enrolled in shim's MokList",
+        fw.report
+            .packages
+            .iter()
+            .map(|p| format!("{} {}", p.name, p.version))
+            .collect::<Vec<_>>()
+            .join(", "),
+        fw.report.mok.subject
+    ));
+    Ok(fw)
+}
+
+/// Where `verify --mok` takes OVMF, shim and grub from without `--target`.
+const SECURE_BOOT_TARGET: &str = "debian-bookworm";
 
 /// Gives each probe the event tables of the driver source it was built from.
 fn attach_tables(

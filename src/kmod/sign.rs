@@ -79,7 +79,7 @@ pub enum SignError {
 }
 
 /// A module signature's hash (`CONFIG_MODULE_SIG_HASH`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Hash {
     Sha256,
@@ -147,14 +147,14 @@ impl Hash {
 }
 
 /// Who a certificate names: what provenance and reports record of a signer.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertIdentity {
     pub subject: String,
     pub issuer: String,
     /// Hex, as the certificate encodes it.
     pub serial: String,
     /// The subject key identifier (hex), the id the kernel prints when it loads the key.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
 }
 
@@ -207,6 +207,11 @@ impl Cert {
             key,
             identity,
         })
+    }
+
+    /// The certificate in DER, as firmware databases (`db`, shim's `MokList`) hold it.
+    pub fn der(&self) -> Vec<u8> {
+        self.cert.to_der().expect("a parsed certificate encodes")
     }
 }
 
@@ -353,7 +358,7 @@ fn signed_data(cert: &Certificate, hash: Hash, signature: Vec<u8>) -> Result<Vec
 }
 
 /// What signing a module recorded: the hash and the signer's certificate (never the key).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Signed {
     pub hash: Hash,
     #[serde(flatten)]

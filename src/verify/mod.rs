@@ -6,8 +6,10 @@
 //!
 //! A hang, a panic or a missing report is a failure with the console's tail, never a pass.
 
+pub mod efi;
 pub mod events;
 pub mod image;
+pub mod uefi;
 pub mod userspace;
 pub mod workload;
 
@@ -78,6 +80,8 @@ pub enum Error {
     },
     #[error("`{0}`: cannot list the loader's libraries")]
     Libraries(PathBuf),
+    #[error("the Secure Boot VM")]
+    Uefi(#[from] uefi::Error),
 }
 
 impl Error {
@@ -442,6 +446,10 @@ pub struct Verdict {
     /// every package with its digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub userspace: Option<userspace::Userspace>,
+    /// The Secure Boot firmware it booted through (`verify --mok`): packages, the enrolled
+    /// certificate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<uefi::Report>,
 }
 
 /// A probe's report judged: `ok` when it matched the kernel, every map was created, every
@@ -635,7 +643,33 @@ pub fn boot(
     scratch: &Path,
     accel: &str,
 ) -> Result<Verdict, Error> {
-    boot_impl(vmlinuz, probes, None, cmdline, timeout, scratch, accel)
+    boot_impl(
+        vmlinuz, probes, None, cmdline, timeout, scratch, accel, None,
+    )
+}
+
+/// [`boot`] the way a Secure Boot node boots: OVMF with Secure Boot on, shim, grub, the
+/// kernel's signed image and the certificate enrolled in shim's MOK list (see [`uefi`]).
+/// Always TCG-or-KVM as `accel` says; the firmware adds tens of seconds under TCG.
+pub fn boot_secure(
+    vmlinuz: &[u8],
+    probes: &[VmProbe],
+    firmware: &uefi::Firmware,
+    cmdline: &str,
+    timeout: Duration,
+    scratch: &Path,
+    accel: &str,
+) -> Result<Verdict, Error> {
+    boot_impl(
+        vmlinuz,
+        probes,
+        None,
+        cmdline,
+        timeout,
+        scratch,
+        accel,
+        Some(firmware),
+    )
 }
 
 /// [`boot`] with Falco's real userspace: the loader runs `sysdig --bpf=<probe>` (chrooted
@@ -658,9 +692,11 @@ pub fn boot_userspace(
         timeout,
         scratch,
         accel,
+        None,
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 fn boot_impl(
     vmlinuz: &[u8],
     probes: &[VmProbe],
@@ -669,6 +705,7 @@ fn boot_impl(
     timeout: Duration,
     scratch: &Path,
     accel: &str,
+    firmware: Option<&uefi::Firmware>,
 ) -> Result<Verdict, Error> {
     let mut accel = accel;
     if accel == "auto" {
@@ -692,6 +729,7 @@ fn boot_impl(
                 scratch,
                 "kvm",
                 KVM_FIRST_OUTPUT,
+                firmware,
             ) {
                 Ok(v) => {
                     let _ = KVM_WORKS.set(true);
@@ -706,16 +744,16 @@ fn boot_impl(
         }
         accel = "tcg";
     }
-    let first = if accel == "tcg" {
-        TCG_FIRST_OUTPUT
-    } else {
-        KVM_FIRST_OUTPUT
+    let first = match (accel, firmware) {
+        ("tcg", None) => TCG_FIRST_OUTPUT,
+        ("tcg", Some(_)) => TCG_FIRMWARE_FIRST_OUTPUT,
+        _ => KVM_FIRST_OUTPUT,
     }
     .min(timeout);
     let mut silent = 0;
     loop {
         match boot_with(
-            vmlinuz, probes, userspace, cmdline, timeout, scratch, accel, first,
+            vmlinuz, probes, userspace, cmdline, timeout, scratch, accel, first, firmware,
         ) {
             Err(Error::NoKernelOutput { accel, secs, qemu }) => {
                 silent += 1;
@@ -745,6 +783,8 @@ const KVM_FIRST_OUTPUT: Duration = Duration::from_secs(8);
 /// How long TCG takes at most to print the kernel's banner (1-2 s measured on 2 idle cores; the
 /// margin is for a loaded host).
 const TCG_FIRST_OUTPUT: Duration = Duration::from_secs(60);
+/// The same behind OVMF, shim and grub (the kernel's banner came after ~25 s on 2 idle cores).
+const TCG_FIRMWARE_FIRST_OUTPUT: Duration = Duration::from_secs(180);
 
 /// The I/O port of the x86 guest's `isa-debugcon`, the loader's verdict channel there.
 const DEBUGCON_PORT: u16 = 0xe9;
@@ -814,6 +854,7 @@ fn boot_with(
     scratch: &Path,
     accel: &str,
     first_output: Duration,
+    firmware: Option<&uefi::Firmware>,
 ) -> Result<Verdict, Error> {
     let arch = image_arch(vmlinuz).ok_or_else(|| Error::UnknownImage("kernel image".into()))?;
     let init = init_binary_for(arch)?;
@@ -839,30 +880,60 @@ fn boot_with(
     };
     let (machine, channel, console) = qemu_args(arch, accel, &verdict_path);
     let described = format!("{qemu} {}", machine[..machine.len().min(4)].join(" "));
+    let append =
+        format!("console={console} panic=-1 oops=panic probeforge.channel={channel} {cmdline}");
+    let mut cmd = Command::new(&qemu);
+    cmd.args(&machine).args([
+        "-accel",
+        accel,
+        "-m",
+        "1024",
+        "-smp",
+        "2",
+        "-nographic",
+        "-no-reboot",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+    ]);
+    match firmware {
+        None => {
+            cmd.arg("-kernel")
+                .arg(&k)
+                .arg("-initrd")
+                .arg(&i)
+                .arg("-append")
+                .arg(&append);
+        }
+        Some(fw) => {
+            if arch != Arch::X86_64 {
+                return Err(Error::Uefi(uefi::Error::Arch(arch)));
+            }
+            if !uefi::pe_signed(vmlinuz) {
+                return Err(Error::Uefi(uefi::Error::UnsignedKernel));
+            }
+            let initrd = std::fs::read(&i).map_err(io(&i))?;
+            let esp = uefi::esp(dir.path(), fw, vmlinuz, &initrd, &append)?;
+            let (code, vars) = (dir.path().join("code.fd"), dir.path().join("vars.fd"));
+            std::fs::write(&code, &fw.code).map_err(io(&code))?;
+            std::fs::write(&vars, &fw.vars).map_err(io(&vars))?;
+            let file = |p: &Path| p.display().to_string().replace(',', ",,");
+            // The Secure Boot build of OVMF needs SMM (q35), and its flash locked to SMM.
+            cmd.args(["-machine", "q35,smm=on"])
+                .args(["-global", "driver=cfi.pflash01,property=secure,value=on"])
+                .arg("-drive")
+                .arg(format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    file(&code)
+                ))
+                .arg("-drive")
+                .arg(format!("if=pflash,format=raw,unit=1,file={}", file(&vars)))
+                .arg("-drive")
+                .arg(format!("if=virtio,format=raw,file={}", file(&esp)));
+        }
+    }
     let start = Instant::now();
-    let mut child = Command::new(&qemu)
-        .args(&machine)
-        .args([
-            "-accel",
-            accel,
-            "-m",
-            "1024",
-            "-smp",
-            "2",
-            "-nographic",
-            "-no-reboot",
-            "-nodefaults",
-            "-serial",
-            "stdio",
-            "-kernel",
-        ])
-        .arg(&k)
-        .arg("-initrd")
-        .arg(&i)
-        .arg("-append")
-        .arg(format!(
-            "console={console} panic=-1 oops=panic probeforge.channel={channel} {cmdline}"
-        ))
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -905,10 +976,16 @@ fn boot_with(
         if !finished && start.elapsed() > first_output && !started(&console) {
             let _ = child.kill();
             let _ = child.wait();
+            // Firmware and boot loaders print before the kernel: their last words say where
+            // the boot stopped (a refused signature, a missing file).
+            let said = String::from_utf8_lossy(&console).replace('\r', "");
             return Err(Error::NoKernelOutput {
                 accel: accel.to_owned(),
                 secs: first_output.as_secs(),
-                qemu: described,
+                qemu: match firmware {
+                    Some(_) => format!("{described}; the firmware said:\n{}", tail(&said, 8)),
+                    None => described,
+                },
             });
         }
         if finished || exited {
@@ -1006,5 +1083,86 @@ fn boot_with(
         seconds: start.elapsed().as_secs_f64(),
         console_tail: tail(&text, 15),
         userspace: userspace.cloned(),
+        secure_boot: firmware.map(|f| f.report.clone()),
     })
+}
+
+/// Whether the guest's kernel trusts the enrolled certificate as a node's kernel does: booted
+/// with Secure Boot on, the certificate (by its key id, as the kernel names a key) in the
+/// `.machine` keyring, which `.secondary_trusted_keys` links and module signatures are checked
+/// against. `Ok` says where it is; `Err` what is missing, from the loader's `trust` report.
+pub fn mok_trusted(
+    report: &serde_json::Value,
+    cert: &crate::kmod::sign::CertIdentity,
+) -> Result<String, String> {
+    let t = &report["trust"];
+    if t["secure_boot"] != true {
+        return Err(format!(
+            "the guest did not boot with Secure Boot on (SecureBoot: {})",
+            t["secure_boot"]
+        ));
+    }
+    let Some(id) = &cert.key_id else {
+        return Err(format!(
+            "the certificate `{}` has no subject key id to find it by",
+            cert.subject
+        ));
+    };
+    let holds = |ring: &str| {
+        t["keyrings"][ring].as_array().is_some_and(|ks| {
+            ks.iter()
+                .any(|k| k.as_str().is_some_and(|k| k.contains(id.as_str())))
+        })
+    };
+    if holds(".machine") {
+        return Ok(format!(
+            "Secure Boot on; `{}` (key {id}) in the kernel's .machine keyring",
+            cert.subject
+        ));
+    }
+    let elsewhere = if holds(".platform") {
+        " (it is in .platform: the MOK list was not trusted, no MokListTrustedRT)"
+    } else {
+        ""
+    };
+    Err(format!(
+        "`{}` (key {id}) is not in the kernel's .machine keyring{elsewhere}; MOK variables: {}",
+        cert.subject, t["mok_variables"]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The trust judgement reads the loader's report: Secure Boot on and the key in `.machine`
+    /// pass; Secure Boot off, or the key only in `.platform` (shim did not say to trust the
+    /// MOK list), fail and say so.
+    #[test]
+    fn the_mok_is_trusted_only_in_the_machine_keyring_under_secure_boot() {
+        let cert = crate::kmod::sign::CertIdentity {
+            subject: "CN=mok".into(),
+            issuer: "CN=mok".into(),
+            serial: "01".into(),
+            key_id: Some("34f6259f".into()),
+        };
+        let report = |sb: serde_json::Value, ring: &str| {
+            serde_json::json!({"trust": {
+                "secure_boot": sb,
+                "mok_variables": ["MokListRT"],
+                "keyrings": {ring: ["mok: 34f6259f: X509.rsa 34f6259f []"]},
+            }})
+        };
+        let ok = mok_trusted(&report(true.into(), ".machine"), &cert).unwrap();
+        assert!(ok.contains(".machine"), "{ok}");
+        let off = mok_trusted(&report(false.into(), ".machine"), &cert).unwrap_err();
+        assert!(off.contains("Secure Boot"), "{off}");
+        let platform = mok_trusted(&report(true.into(), ".platform"), &cert).unwrap_err();
+        assert!(platform.contains("MokListTrustedRT"), "{platform}");
+        let no_id = crate::kmod::sign::CertIdentity {
+            key_id: None,
+            ..cert.clone()
+        };
+        assert!(mok_trusted(&report(true.into(), ".machine"), &no_id).is_err());
+    }
 }

@@ -368,6 +368,7 @@ pub fn load(
         "kernel": release,
         "sig_enforce": first_line("/sys/module/module/parameters/sig_enforce"),
         "lockdown": first_line("/sys/kernel/security/lockdown"),
+        "trust": trust(),
     });
     let before = char_devices();
     let (_, log_at) = kernel_log(0, &module);
@@ -410,6 +411,89 @@ pub fn load(
     });
     let device = char_devices().into_iter().find(|d| !before.contains(d));
     (Some(Loaded { module, device }), report)
+}
+
+/// The keyrings a module's signature is checked against (the secondary one links `.machine`,
+/// where the kernel puts MOK keys it was told to trust) and `.platform` (firmware and untrusted
+/// MOK keys: never used for modules).
+const KEYRINGS: &[&str] = &[
+    ".builtin_trusted_keys",
+    ".secondary_trusted_keys",
+    ".machine",
+    ".platform",
+];
+
+/// What the kernel trusts, as it says it: whether the firmware booted with Secure Boot on (its
+/// log), the MOK variables shim handed over (the kernel's `mok-variables` in sysfs), and each keyring's
+/// keys by description (`/proc/keys`, members read with `KEYCTL_READ`).
+fn trust() -> serde_json::Value {
+    // The kernel's own line from its EFI setup (`secureboot: Secure boot enabled`); efivarfs
+    // is a module on Debian's kernels, and none can be loaded here before the probe.
+    let mut buf = vec![0u8; 1 << 20];
+    // SAFETY: SYSLOG_ACTION_READ_ALL (3) copies at most `len` bytes into `buf`.
+    let n = unsafe { libc::klogctl(3, buf.as_mut_ptr() as *mut libc::c_char, buf.len() as i32) };
+    let log = String::from_utf8_lossy(&buf[..n.max(0) as usize]).into_owned();
+    let said = log.lines().find_map(|l| {
+        l.split_once("secureboot: ")
+            .map(|(_, r)| r.trim().to_owned())
+    });
+    let secure_boot: serde_json::Value = match said.as_deref() {
+        Some("Secure boot enabled") => true.into(),
+        Some(_) => false.into(),
+        None if !std::path::Path::new("/sys/firmware/efi").exists() => "no EFI".into(),
+        None => serde_json::Value::Null,
+    };
+    let mut mok: Vec<String> = fs::read_dir("/sys/firmware/efi/mok-variables")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    mok.sort();
+    // `<id hex> <flags> <usage> <expiry> <perm> <uid> <gid> <type> <description>: <summary>`
+    let text = fs::read_to_string("/proc/keys").unwrap_or_default();
+    let keys: Vec<(i32, String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let id = i32::from_str_radix(w.first()?, 16).ok()?;
+            let kind = w.get(7)?.to_string();
+            let rest = w.get(8..)?.join(" ");
+            Some((id, kind, rest))
+        })
+        .collect();
+    let mut rings = serde_json::Map::new();
+    for name in KEYRINGS {
+        let Some((id, _, _)) = keys
+            .iter()
+            .find(|(_, kind, d)| kind == "keyring" && d.split(':').next() == Some(name))
+        else {
+            continue;
+        };
+        let mut ids = vec![0i32; 256];
+        // SAFETY: KEYCTL_READ (11) writes at most `len` bytes of key ids into `ids`.
+        let n =
+            unsafe { libc::syscall(libc::SYS_keyctl, 11, *id, ids.as_mut_ptr(), ids.len() * 4) };
+        let members: Vec<String> = if n < 0 {
+            vec![format!("KEYCTL_READ: {}", std::io::Error::last_os_error())]
+        } else {
+            ids.truncate((n as usize / 4).min(ids.len()));
+            ids.iter()
+                .map(|m| {
+                    keys.iter()
+                        .find(|(k, _, _)| k == m)
+                        .map_or_else(|| format!("key {m:08x}"), |(_, _, d)| d.clone())
+                })
+                .collect()
+        };
+        rings.insert((*name).to_owned(), members.into());
+    }
+    serde_json::json!({
+        "secure_boot": secure_boot,
+        "secure_boot_said": said,
+        "mok_variables": mok,
+        "keyrings": rings,
+    })
 }
 
 /// `<dir>/<name><cpu>` for every CPU, made with the driver's major (minor: the CPU).

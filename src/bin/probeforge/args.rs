@@ -640,6 +640,16 @@ pub struct VerifyArgs {
     /// the kernel's own EKEYREJECTED and its "Loading of ... is rejected".
     #[arg(long)]
     pub sig_enforce: bool,
+    /// With --sig-enforce: boot as a Secure Boot node does, with this certificate (PEM or DER,
+    /// the one modules are signed with) enrolled as a MOK: Debian's OVMF with Secure Boot on
+    /// and Microsoft's keys, Debian's signed shim and grub (from --target, default
+    /// debian-bookworm; digests from its signed index, through the cache), the certificate in
+    /// shim's MokList, and the kernel's signed image (linux-image-R, not -unsigned). The VM
+    /// checks Secure Boot is on and the certificate is in the kernel's .machine keyring;
+    /// --json adds `secure_boot` (packages, certificate) and, per module, `trust`. x86_64;
+    /// needs mkfs.vfat (dosfstools) and mtools.
+    #[arg(long, value_name = "CERT", requires = "sig_enforce")]
+    pub mok: Option<PathBuf>,
     /// Kernel lockdown mode in the VM, as the target runs (Secure Boot machines often run
     /// `integrity`; `confidentiality` forbids reading kernel memory, which the probe needs).
     #[arg(long, value_parser = ["none", "integrity", "confidentiality"])]
@@ -1069,6 +1079,7 @@ impl VerifyArgs {
             no_events: self.no_events,
             userspace: self.userspace.clone(),
             toolchain: self.toolchain.options(),
+            mok: self.mok.clone(),
         }
     }
 }
