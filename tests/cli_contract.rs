@@ -179,6 +179,12 @@ fn every_command_exits_by_the_contract_without_network() {
         row(&["--offline", "build-all", "debian-bookworm", "--repo", &repo, "--arch", "x86_64"], 2, "offline"),
         // A filter that is no regular expression.
         row(&["--offline", "build-all", "debian", "--repo", &repo, "--only", "("], 2, "--only"),
+        // A watch: what it cannot take, a duration that is none, an unknown target.
+        row(&["build-all", "debian", "--repo", &repo, "--watch", "10m", "--only", "^6"], 2, "--only"),
+        row(&["build-all", "debian", "--repo", "http://127.0.0.1:9/r", "--watch", "10m"], 2, "local --repo"),
+        row(&["build-all", "debian", "--repo", &repo, "--watch", "ten"], 2, "`ten`"),
+        row(&["watch", "debian", "--repo", &repo, "--interval", "5x"], 2, "`5x`"),
+        row(&["--offline", "watch", "debain", "--repo", &repo, "--once"], 2, "`debain`"),
         row(&["--offline", "bazel", "debian", "-o", &out, "--only", "("], 2, "--only"),
         // A repository that is not there, and a published probe present or absent.
         exists(&repo, "6.1.176-1-amd64", "x86_64", 0, ""),

@@ -140,6 +140,21 @@ fn a_kernel_added_while_watching_is_published_and_an_idle_round_reads_no_body() 
         err.contains(&format!("pid {}", child.id())) && err.contains("watch.lock"),
         "{err}"
     );
+    // `build-all --watch` is the same watch: the same lock refuses it.
+    let as_build_all: Vec<String> = args
+        .iter()
+        .map(|a| match a.as_str() {
+            "watch" => "build-all".to_owned(),
+            _ => a.clone(),
+        })
+        .chain(["--watch".to_owned(), "2s".to_owned()])
+        .collect();
+    let (code, _, err) = run(&as_build_all);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("pid {}", child.id())) && err.contains("watch.lock"),
+        "{err}"
+    );
 
     // A newer kernel reaches the mirror: its packages, a new index, signed again.
     add_to_pool(&root, newer, newer_files);

@@ -523,6 +523,12 @@ pub struct BuildAllArgs {
     /// batch's kernels, with this run's build time per probe.
     #[arg(long)]
     pub site: bool,
+    /// Keep watching: build what is new now, then every D (`90s`, `10m`, `1h`) poll the
+    /// targets' signed indexes and build only new kernels: the same as `probeforge watch
+    /// TARGETS --repo DIR --interval D` (state and lock in the repository; SIGTERM finishes
+    /// the builds in hand and exits 0). Needs targets and a local --repo.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub watch: Option<std::time::Duration>,
     #[command(flatten)]
     pub driverkit: DriverkitGridArgs,
 }
@@ -1006,6 +1012,62 @@ impl BuildArgs {
 }
 
 impl BuildAllArgs {
+    /// `build-all --watch D` as `watch`'s options; what a watch cannot do is a usage error.
+    pub fn watch_options(
+        &self,
+        interval: std::time::Duration,
+    ) -> command::Result<command::watch::Options> {
+        let refused = [
+            (self.from.is_some(), "--from"),
+            (self.only.is_some(), "--only"),
+            (self.plan, "--plan"),
+            (self.site, "--site"),
+            (self.output.is_some(), "--output"),
+            (self.module_sign_key.is_some(), "--module-sign-key"),
+            (
+                self.driverkit.driverkit_configs.is_some(),
+                "--driverkit-configs",
+            ),
+        ];
+        if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
+            return Err(command::Error::Usage(format!(
+                "--watch polls the targets' indexes: it does not take {flag}"
+            )));
+        }
+        if self.targets.is_empty() {
+            return Err(command::Error::Usage("--watch needs targets".into()));
+        }
+        let repo =
+            match self.repo.as_deref() {
+                Some(r) if !r.contains("://") => r.to_owned(),
+                _ => return Err(command::Error::Usage(
+                    "--watch publishes into a local --repo directory (it keeps its state there)"
+                        .into(),
+                )),
+            };
+        Ok(command::watch::Options {
+            build: command::build_all::Options {
+                targets: self.targets.clone(),
+                repo,
+                arch: command::parse_arch(self.arch.as_deref())?,
+                driver_version: self.driver_version.clone(),
+                driver_source: self.driver_source.clone(),
+                drivers: self.driver.clone(),
+                jobs: self.jobs,
+                verify: self.verify,
+                scratch: self.scratch.clone(),
+                sign_key: self.sign_key.clone(),
+                sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
+                shard: self.shard,
+                ..Default::default()
+            },
+            interval,
+            once: false,
+            retry_base: std::time::Duration::from_secs(600),
+            retry_max: std::time::Duration::from_secs(86400),
+        })
+    }
+
     pub fn options(&self) -> command::Result<command::build_all::Options> {
         Ok(command::build_all::Options {
             targets: self.targets.clone(),

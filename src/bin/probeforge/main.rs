@@ -221,6 +221,10 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         // A driverkit grid's plan: every config resolved, nothing built.
+        Command::BuildAll(a) if a.watch.is_some() => {
+            let o = a.watch_options(a.watch.expect("given"))?;
+            watch(o, &a.toolchain, a.json, &net)
+        }
         Command::BuildAll(a) if a.plan && a.driverkit.driverkit_configs.is_some() => {
             let rep = Progress::new(a.json);
             let plan = command::driverkit::grid_plan(&a.options()?, &net, &rep);
@@ -283,20 +287,7 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(done.ok())
         }
-        Command::Watch(a) => {
-            let o = a.options()?;
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                signal_hook::flag::register(sig, stop.clone()).map_err(|e| {
-                    command::Error::Usage(format!("cannot handle signal {sig}: {e}"))
-                })?;
-            }
-            let rep = render::Watching::new(a.json);
-            let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep.progress)?;
-            let done = command::watch::run(&o, &net, &tc, &rep, &stop)?;
-            // A stopped watch is a clean exit; --once says whether its round's work failed.
-            Ok(!o.once || done.last_failed == 0)
-        }
+        Command::Watch(a) => watch(a.options()?, &a.toolchain, a.json, &net),
         Command::Site(a) => {
             let rep = Progress::new(a.json);
             let w = command::site::run(&a.options()?, &net, &rep);
@@ -351,6 +342,25 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(c.report.problems.is_empty())
         }
     }
+}
+
+/// `watch`, and `build-all --watch`: rounds until SIGTERM/SIGINT (or one with `--once`).
+fn watch(
+    o: command::watch::Options,
+    toolchain: &args::ToolchainArgs,
+    json: bool,
+    net: &probeforge::session::Options,
+) -> Result<bool> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|e| command::Error::Usage(format!("cannot handle signal {sig}: {e}")))?;
+    }
+    let rep = render::Watching::new(json);
+    let tc = command::toolchain::resolve(&toolchain.options(), net, &rep.progress)?;
+    let done = command::watch::run(&o, net, &tc, &rep, &stop)?;
+    // A stopped watch is a clean exit; --once says whether its round's work failed.
+    Ok(!o.once || done.last_failed == 0)
 }
 
 fn list_kernels(a: args::ListArgs, net: &probeforge::session::Options) -> Result<bool> {
