@@ -1023,7 +1023,6 @@ impl BuildAllArgs {
             (self.plan, "--plan"),
             (self.site, "--site"),
             (self.output.is_some(), "--output"),
-            (self.module_sign_key.is_some(), "--module-sign-key"),
             (
                 self.driverkit.driverkit_configs.is_some(),
                 "--driverkit-configs",
@@ -1045,22 +1044,11 @@ impl BuildAllArgs {
                         .into(),
                 )),
             };
+        // What each round builds is exactly this build-all's batch, into its repository.
+        let mut build = self.options()?;
+        build.repo = repo;
         Ok(command::watch::Options {
-            build: command::build_all::Options {
-                targets: self.targets.clone(),
-                repo,
-                arch: command::parse_arch(self.arch.as_deref())?,
-                driver_version: self.driver_version.clone(),
-                driver_source: self.driver_source.clone(),
-                drivers: self.driver.clone(),
-                jobs: self.jobs,
-                verify: self.verify,
-                scratch: self.scratch.clone(),
-                sign_key: self.sign_key.clone(),
-                sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
-                shard: self.shard,
-                ..Default::default()
-            },
+            build,
             interval,
             once: false,
             retry_base: std::time::Duration::from_secs(600),
