@@ -354,6 +354,29 @@ fn build_c_builds_a_config_as_written_with_its_rotten_kbuild_replaced_and_named(
     assert_eq!(named["url"], kbuild.url.as_str(), "{named}");
 }
 
+/// `build-all --driverkit-configs GRID <dest_flag> DEST --plan --json`, which must exit 1 and
+/// refuse some configs: the plan and its refusals.
+fn plan_refusing(
+    grid: &Path,
+    dest_flag: &str,
+    dest: &Path,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let (code, out, err) = run(&[
+        "build-all",
+        "--driverkit-configs",
+        grid.to_str().unwrap(),
+        dest_flag,
+        dest.to_str().unwrap(),
+        "--plan",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let refused = v["refused"].as_array().unwrap().clone();
+    assert!(!refused.is_empty(), "{v}");
+    (v, refused)
+}
+
 #[test]
 fn a_driverversion_that_contradicts_its_folder_is_refused_naming_both() {
     let t = tmpdir();
@@ -374,20 +397,8 @@ fn a_driverversion_that_contradicts_its_folder_is_refused_naming_both() {
         "{err}"
     );
     // In the grid: that config refused, naming both; the others planned.
-    let (code, out, err) = run(&[
-        "build-all",
-        "--driverkit-configs",
-        grid.to_str().unwrap(),
-        "--output-root",
-        t.path().join("root").to_str().unwrap(),
-        "--plan",
-        "--json",
-    ]);
-    assert_eq!(code, 1, "{out}\n{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let refused = v["refused"].as_array().unwrap();
-    assert!(!refused.is_empty(), "{v}");
-    for r in refused {
+    let (v, refused) = plan_refusing(&grid, "--output-root", &t.path().join("root"));
+    for r in &refused {
         let e = r["error"].as_str().unwrap();
         assert!(
             r["file"].as_str().unwrap().ends_with(rel)
@@ -419,20 +430,8 @@ fn into_a_repository_an_output_name_that_is_not_falcos_is_refused_naming_both() 
     );
     assert_ne!(renamed, text);
     fs::write(&path, renamed).unwrap();
-    let (code, out, err) = run(&[
-        "build-all",
-        "--driverkit-configs",
-        grid.to_str().unwrap(),
-        "--repo",
-        t.path().join("repo").to_str().unwrap(),
-        "--plan",
-        "--json",
-    ]);
-    assert_eq!(code, 1, "{out}\n{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let refused = v["refused"].as_array().unwrap();
-    assert!(!refused.is_empty(), "{v}");
-    for r in refused {
+    let (v, refused) = plan_refusing(&grid, "--repo", &t.path().join("repo"));
+    for r in &refused {
         let e = r["error"].as_str().unwrap();
         assert!(r["file"].as_str().unwrap().ends_with(rel), "{r}");
         assert!(
