@@ -766,3 +766,85 @@ fn build_driver_kmod_from_a_target_writes_the_same_module_under_falcos_name() {
     assert!(line.contains("module `falco` loaded"), "{line}");
     assert!(line.contains("workload events decoded"), "{line}");
 }
+
+/// A kernel built by a gcc its own distribution's indexes do not give here (RHEL's build of
+/// gcc 12, as Red Hat's `gcc-toolset-12` says it): the real bookworm tree under that compiler
+/// text gets Debian's build of the same major version (bookworm's 12.2.0, the nearest to
+/// 12.2.1 of the Debian releases carrying gcc 12), said and recorded as such; the module is
+/// built with it and validated against the kernel's Module.symvers. `--exact-compiler`
+/// refuses it.
+#[test]
+fn a_kernel_built_by_another_vendors_gcc_gets_debians_build_of_its_major_version() {
+    let t = tmpdir();
+    let root = t.path().join("kernels/rhel-built");
+    let (k, debs) = debian_set("bookworm", "6.1.", "amd64");
+    std::fs::create_dir_all(&root).unwrap();
+    for d in &debs {
+        assert!(std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(d)
+            .arg(&root)
+            .status()
+            .unwrap()
+            .success());
+    }
+    let tree = root.join(format!("usr/src/linux-headers-{}", k.release));
+    let rhel = "gcc (GCC) 12.2.1 20221121 (Red Hat 12.2.1-7)";
+    let config = std::fs::read_to_string(tree.join(".config")).unwrap();
+    let debian = config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_CC_VERSION_TEXT=\""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("the headers name their compiler")
+        .to_owned();
+    for f in [
+        ".config",
+        "include/config/auto.conf",
+        "include/generated/autoconf.h",
+        "include/generated/compile.h",
+    ] {
+        let p = tree.join(f);
+        if let Ok(text) = std::fs::read_to_string(&p) {
+            std::fs::write(&p, text.replace(&debian, rhel)).unwrap();
+        }
+    }
+    let files = vec![root.clone()];
+    let m = module_compiler(&files, &[]);
+    let name = m["name"].as_str().unwrap_or_default();
+    assert_eq!(m["source"], "same-major", "{m:#}");
+    assert!(
+        name.starts_with("gcc-12_12.2.0-") && name.ends_with("@debian-bookworm"),
+        "{m:#}"
+    );
+    let note = m["note"].as_str().unwrap_or_default();
+    assert!(note.contains(rhel) && note.contains("another"), "{note}");
+    let m = module_compiler(&files, &["--exact-compiler"]);
+    assert_eq!(m["source"], "none", "{m:#}");
+    assert!(
+        m["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("exact build required"),
+        "{m:#}"
+    );
+
+    let out = t.path().join("out");
+    let mut args = build_args(&files, &libs_0_20_0(), &out);
+    args.extend(["--driver", "kmod", "--json"].map(String::from));
+    let (code, stdout, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let said = v.to_string();
+    assert!(
+        said.contains("gcc-12_12.2.0-") && said.contains("@debian-bookworm"),
+        "{stdout}"
+    );
+    assert!(
+        v["symbols_checked"].as_u64().unwrap_or(0) > 1000,
+        "{stdout}"
+    );
+    assert!(
+        err.contains(rhel) && err.contains("another distribution's build"),
+        "said in a warning: {err}"
+    );
+}

@@ -86,6 +86,11 @@ pub struct GccManifest {
     /// that.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub nearest: bool,
+    /// Another distribution's build of the kernel's gcc major version (Debian's), because the
+    /// kernel's own distribution does not carry its compiler where probeforge can read it:
+    /// said, recorded, and accepted only as that (implies [`Self::nearest`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub major_only: bool,
 }
 
 const EMBEDDED: &[&str] = &[
@@ -158,9 +163,10 @@ impl CompilerSource {
             CompilerSource::Pinned(m) => Origin {
                 // A manifest resolved from an index is named `<package>_<version>@<target>`;
                 // the embedded ones by their file.
-                source: match m.name.contains('@') {
-                    true => "index",
-                    false => "pinned",
+                source: match (m.major_only, m.name.contains('@')) {
+                    (true, _) => "same-major",
+                    (false, true) => "index",
+                    (false, false) => "pinned",
                 },
                 name: m.name.clone(),
                 version_text: Some(m.version_text.clone()),
@@ -298,6 +304,44 @@ pub fn same_major(kernel: &str, found: &str) -> bool {
     }
 }
 
+/// The gcc major version a `--version` line names, whatever the vendor's shape: `gcc (GCC)
+/// 11.4.1 20231218 (Red Hat 11.4.1-3)`, `gcc (SUSE Linux) 7.5.0`, `x86_64-bottlerocket-linux-
+/// gnu-gcc (Buildroot 2022.11.1) 11.3.0`, `gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0`: the
+/// program is a gcc, and gcc's own version is the first word after the vendor's parentheses.
+/// `None` for clang or any other shape.
+pub fn gcc_major(text: &str) -> Option<u32> {
+    gcc_version(text).map(|v| v[0])
+}
+
+/// gcc's own version in a `--version` line of any vendor's shape ([`gcc_major`]): `[11, 4, 1]`.
+pub fn gcc_version(text: &str) -> Option<Vec<u32>> {
+    let (program, rest) = text.trim().split_once(' ')?;
+    if !program.ends_with("gcc") && !program.contains("gcc-") {
+        return None;
+    }
+    let (_, after) = rest.strip_prefix('(')?.split_once(") ")?;
+    let version = after.split_whitespace().next()?;
+    let v: Vec<u32> = version
+        .split('.')
+        .map(|n| n.parse().ok())
+        .collect::<Option<_>>()?;
+    (v.len() >= 2).then_some(v)
+}
+
+/// Whether a compiler saying `found` is accepted for a kernel built by `kernel`, given what
+/// the compiler was chosen as: the same release, else (nearest) the same program and vendor
+/// of one major version, else (another distribution's build) one gcc major version.
+pub fn accepts(kernel: &str, found: &str, arch: Arch, nearest: bool, major_only: bool) -> bool {
+    if same_release(kernel, found, arch) {
+        return true;
+    }
+    match (major_only, nearest) {
+        (true, _) => gcc_major(kernel).is_some() && gcc_major(kernel) == gcc_major(found),
+        (false, true) => same_major(kernel, found),
+        (false, false) => false,
+    }
+}
+
 /// A `--version` line as (program name without `prefix`, the rest).
 fn unprefixed<'t>(text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
     let (prog, rest) = text.split_once(' ')?;
@@ -333,6 +377,8 @@ pub struct Compiler {
     /// Not the kernel's exact build: the nearest of its major version (see
     /// [`GccManifest::nearest`]).
     pub nearest: bool,
+    /// Another distribution's build of the kernel's gcc major ([`GccManifest::major_only`]).
+    pub major_only: bool,
     /// The arguments that start the driver (`CC`), through the pinned loader when pinned.
     cc: Vec<String>,
     /// Pinned only: make variable -> command, and the programs `gcc -B` must find (`as`).
@@ -407,6 +453,7 @@ impl Compiler {
             },
             target_arch: m.target_arch,
             nearest: m.nearest,
+            major_only: m.major_only,
             cc,
             binutils,
             as_path: Some(as_path),
@@ -422,8 +469,8 @@ impl Compiler {
             compiler: c.origin.clone(),
             source,
         })?;
-        let same = match m.nearest {
-            true => same_major(&kernel.text, &found),
+        let same = match m.nearest || m.major_only {
+            true => accepts(&kernel.text, &found, m.target_arch, m.nearest, m.major_only),
             false => {
                 same_release(&m.version_text, &found, m.target_arch)
                     && same_release(&kernel.text, &found, m.target_arch)
@@ -465,6 +512,7 @@ impl Compiler {
             origin,
             target_arch,
             nearest: false,
+            major_only: false,
             cc: vec![path.display().to_string()],
             binutils: BTreeMap::new(),
             as_path: None,
@@ -677,6 +725,7 @@ pub fn pin(lister: &crate::repo::Lister, spec: &PinSpec) -> Result<GccManifest, 
         library_path: spec.library_path.clone(),
         packages,
         nearest: false,
+        major_only: false,
     })
 }
 
@@ -968,5 +1017,56 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("gcc-99 (Debian 99.1.0-1) 99.1.0"), "{msg}");
         assert!(msg.contains("gcc-12-debian12"), "{msg}");
+    }
+}
+
+#[cfg(test)]
+mod vendor_tests {
+    use super::*;
+
+    #[test]
+    fn gcc_versions_in_every_vendors_shape() {
+        for (text, v) in [
+            (
+                "gcc (GCC) 11.4.1 20231218 (Red Hat 11.4.1-3)",
+                Some(vec![11, 4, 1]),
+            ),
+            (
+                "gcc10-gcc (GCC) 10.5.0 20230707 (Red Hat 10.5.0-1)",
+                Some(vec![10, 5, 0]),
+            ),
+            ("gcc (SUSE Linux) 7.5.0", Some(vec![7, 5, 0])),
+            ("gcc (GCC) 15.1.1 20250425", Some(vec![15, 1, 1])),
+            (
+                "x86_64-bottlerocket-linux-gnu-gcc (Buildroot 2022.11.1) 11.3.0",
+                Some(vec![11, 3, 0]),
+            ),
+            (
+                "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0",
+                Some(vec![12, 2, 0]),
+            ),
+            ("Debian clang version 14.0.6", None),
+            ("gcc", None),
+            ("gcc (GCC) x.y", None),
+        ] {
+            assert_eq!(gcc_version(text), v, "{text}");
+        }
+        assert_eq!(
+            gcc_major("gcc (GCC) 11.4.1 20231218 (Red Hat 11.4.1-3)"),
+            Some(11)
+        );
+    }
+
+    #[test]
+    fn another_vendors_build_is_accepted_only_when_chosen_as_one_and_of_the_same_major() {
+        let rhel = "gcc (GCC) 12.2.1 20221121 (Red Hat 12.2.1-7)";
+        let debian = "gcc-12 (Debian 12.4.0-5) 12.4.0";
+        let other_major = "gcc-13 (Debian 13.3.0-5) 13.3.0";
+        assert!(!accepts(rhel, debian, Arch::X86_64, false, false));
+        // Nearest is the same vendor's program only.
+        assert!(!accepts(rhel, debian, Arch::X86_64, true, false));
+        assert!(accepts(rhel, debian, Arch::X86_64, true, true));
+        assert!(!accepts(rhel, other_major, Arch::X86_64, true, true));
+        assert!(accepts(debian, debian, Arch::X86_64, false, false));
     }
 }

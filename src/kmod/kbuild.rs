@@ -23,6 +23,20 @@ pub const MODULE_NAME: &str = "falco";
 /// Unpacks a kernel's packages (headers, their `-common` tree and the kernel's kbuild
 /// package) whole into `root`, and makes the tree buildable there ([`prepare_tree`]).
 pub fn stage_kernel(packages: &[PathBuf], root: &Path) -> Result<KernelTree, Error> {
+    match packages {
+        // One directory (`--headers DIR`): copied, since staging rewrites files in the tree.
+        [dir] if dir.is_dir() => copy_links_too(dir, root)?,
+        _ => unpack_packages(packages, root)?,
+    }
+    let tree = KernelTree::find(root, None).map_err(|e| Error::Io {
+        path: root.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    prepare_tree(&tree)?;
+    Ok(tree)
+}
+
+fn unpack_packages(packages: &[PathBuf], root: &Path) -> Result<(), Error> {
     crate::extract::unpack_all(
         packages,
         root,
@@ -33,12 +47,26 @@ pub fn stage_kernel(packages: &[PathBuf], root: &Path) -> Result<KernelTree, Err
         what: root.display().to_string(),
         source: Box::new(source),
     })?;
-    let tree = KernelTree::find(root, None).map_err(|e| Error::Io {
-        path: root.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    prepare_tree(&tree)?;
-    Ok(tree)
+    Ok(())
+}
+
+/// A copy of a directory with its symbolic links as links (a header tree's `source`, `build`).
+fn copy_links_too(from: &Path, to: &Path) -> Result<(), Error> {
+    fs::create_dir_all(to).map_err(|e| io_err(to, e))?;
+    for p in sorted_entries(from)? {
+        let t = fs::symlink_metadata(&p).map_err(|e| io_err(&p, e))?;
+        let dest = to.join(p.file_name().unwrap());
+        if t.is_dir() {
+            copy_links_too(&p, &dest)?;
+        } else if t.is_file() {
+            // Modes kept: kbuild runs the tree's own programs.
+            fs::copy(&p, &dest).map_err(|e| io_err(&p, e))?;
+        } else if t.file_type().is_symlink() {
+            let link = fs::read_link(&p).map_err(|e| io_err(&p, e))?;
+            std::os::unix::fs::symlink(&link, &dest).map_err(|e| io_err(&dest, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes an unpacked tree usable by kbuild where it lies: the objtree `Makefile` includes the
@@ -429,8 +457,13 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
     let version = req.driver.version(req.driver_version)?;
     // Never a silent build with another compiler than the kernel's.
     let want = super::KernelCompiler::of(tree)?;
-    let same = super::gcc::same_release(&want.text, &req.compiler.version_text, tree.arch)
-        || req.compiler.nearest && super::gcc::same_major(&want.text, &req.compiler.version_text);
+    let same = super::gcc::accepts(
+        &want.text,
+        &req.compiler.version_text,
+        tree.arch,
+        req.compiler.nearest,
+        req.compiler.major_only,
+    );
     if !same {
         return Err(Error::CompilerMismatch {
             kernel: want.text,

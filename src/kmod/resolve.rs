@@ -282,6 +282,7 @@ pub fn resolve(
         ],
         packages,
         nearest: !exact,
+        major_only: false,
     };
     Ok(Resolved {
         manifest,
@@ -289,6 +290,37 @@ pub fn resolve(
         version: d.version.clone(),
         exact,
     })
+}
+
+/// The newest build of gcc `major` in a Debian release's `index`, for a kernel whose own
+/// distribution does not carry its compiler where probeforge can read it (`want` names another
+/// vendor's build): another distribution's build of the same major version, said in the
+/// manifest's note and recorded (`major_only`).
+pub fn resolve_major(
+    want: &KernelCompiler,
+    major: u32,
+    kernel: Arch,
+    host: Arch,
+    index: &[(String, Package)],
+    target: &str,
+    tools: &[&[&str]],
+) -> Result<Resolved, Error> {
+    // Any build of `gcc-<major>`: a package version no build has is always the nearest.
+    let probe = KernelCompiler {
+        text: format!("gcc-{major} (Debian 0) {major}.0.0"),
+        gcc_version: 0,
+    };
+    let mut r = resolve(&probe, kernel, host, index, false, target, tools)?;
+    let m = &mut r.manifest;
+    m.major_only = true;
+    m.note = format!(
+        "the kernel names `{}`, a build its own distribution's indexes do not give; gcc {major} \
+         from {target}'s signed indexes, `{}` {}, is used (the same major version, another \
+         distribution's build)",
+        want.text, r.driver_package, r.version
+    );
+    r.exact = false;
+    Ok(r)
 }
 
 fn offered(c: &[&(String, Package)]) -> String {
@@ -355,6 +387,8 @@ pub struct IndexCompilers<'a> {
     pub exact_only: bool,
     indexes: Mutex<BTreeMap<(String, Arch), Arc<Index>>>,
     resolved: Mutex<BTreeMap<(String, Arch, String), Resolution>>,
+    /// Manifests already said (another distribution's build: one warning per run).
+    said: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// What a module build asks of its compilers.
@@ -372,6 +406,7 @@ impl<'a> IndexCompilers<'a> {
             exact_only,
             indexes: Mutex::default(),
             resolved: Mutex::default(),
+            said: Mutex::default(),
         }
     }
 
@@ -483,6 +518,109 @@ impl<'a> IndexCompilers<'a> {
     }
 }
 
+impl IndexCompilers<'_> {
+    /// The Debian releases of the catalog, newest first: where another distribution's build
+    /// of a gcc major version is looked for.
+    fn debian_releases(&self) -> Vec<String> {
+        let mut v: Vec<(Vec<u32>, String)> = self
+            .lister
+            .catalog
+            .targets
+            .iter()
+            .filter(|t| t.kind == "apt" && t.target_id == "debian" && t.compilers_from.is_none())
+            .filter_map(|t| {
+                let v = t.version_id.as_ref()?;
+                let key = v.split('.').map(|n| n.parse().unwrap_or(0)).collect();
+                Some((key, t.name.clone()))
+            })
+            .collect();
+        v.sort_by(|a, b| b.cmp(a));
+        v.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// The newest build of the kernel's gcc major version in the newest Debian release that
+    /// carries it, when nothing gave the kernel's own build (`--exact-compiler` refuses); the
+    /// reason when none does.
+    fn same_major(
+        &self,
+        want: &KernelCompiler,
+        kernel: Arch,
+        tools: &[&[&str]],
+    ) -> Result<GccManifest, String> {
+        let Some(major) = gcc::gcc_major(&want.text) else {
+            return Err(format!(
+                "`{}` names no gcc version: no other build of it is looked for",
+                want.text
+            ));
+        };
+        if self.exact_only {
+            return Err(format!(
+                "another distribution's build of gcc {major} is not used (exact build required)"
+            ));
+        }
+        let host = Arch::host().ok_or("this host's architecture is not one probeforge knows")?;
+        let mut found: Vec<GccManifest> = Vec::new();
+        let mut why = Vec::new();
+        for t in &self.debian_releases() {
+            let key = (t.clone(), kernel, format!("major {major}\0{tools:?}"));
+            let memo = self
+                .resolved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&key)
+                .cloned();
+            let r = match memo {
+                Some(r) => r,
+                None => {
+                    let r = match self.index(t, host) {
+                        Ok(index) => resolve_major(want, major, kernel, host, &index, t, tools)
+                            .map(|r| r.manifest)
+                            .map_err(|e| match e {
+                                Error::NotInIndex { why, .. } => why,
+                                e => e.to_string(),
+                            }),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    self.resolved
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key, r.clone());
+                    r
+                }
+            };
+            match r {
+                Ok(m) => found.push(m),
+                Err(e) => why.push(format!("{t}: {e}")),
+            }
+        }
+        // The build nearest the kernel's own gcc version; on a tie the newest release's.
+        let wanted = gcc::gcc_version(&want.text).unwrap_or_default();
+        let distance = |m: &GccManifest| {
+            let v = gcc::gcc_version(&m.version_text).unwrap_or_default();
+            (0..3)
+                .map(|i| {
+                    let (a, b) = (*wanted.get(i).unwrap_or(&0), *v.get(i).unwrap_or(&0));
+                    a.abs_diff(b)
+                })
+                .collect::<Vec<u32>>()
+        };
+        if let Some(m) = found.iter().min_by_key(|m| distance(m)) {
+            let said = &mut self.said.lock().unwrap_or_else(|e| e.into_inner());
+            if said.insert(format!("{}\0{}", want.text, m.name)) {
+                tracing::warn!("{}", m.note);
+            }
+            return Ok(m.clone());
+        }
+        Err(format!(
+            "no Debian release of the catalog carries gcc {major} ({})",
+            match why.is_empty() {
+                true => "no Debian release target".to_owned(),
+                false => why.join("; "),
+            }
+        ))
+    }
+}
+
 impl FindCompiler for IndexCompilers<'_> {
     fn find(&self, tree: &KernelTree, target: Option<&str>) -> Result<CompilerSource, Error> {
         let want = KernelCompiler::of(tree)?;
@@ -495,24 +633,26 @@ impl FindCompiler for IndexCompilers<'_> {
         else {
             return pinned;
         };
-        let Some(t) = self.compiler_target(tree, target) else {
-            return Err(Error::NoCompiler {
-                kernel,
-                arch,
-                available,
-            });
-        };
-        match self.resolve(&want, tree.arch, &t, &kbuild_tools(tree)) {
+        let tools = kbuild_tools(tree);
+        if let Some(t) = self.compiler_target(tree, target) {
+            match self.resolve(&want, tree.arch, &t, &tools) {
+                Ok(m) => return Ok(CompilerSource::Pinned(Box::new(m))),
+                Err(Error::NotInIndex { why, target, .. }) => {
+                    available.push(format!("{target}'s indexes: {why}"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match self.same_major(&want, tree.arch, &tools) {
             Ok(m) => Ok(CompilerSource::Pinned(Box::new(m))),
-            Err(Error::NotInIndex { why, target, .. }) => {
-                available.push(format!("{target}'s indexes: {why}"));
+            Err(why) => {
+                available.push(why);
                 Err(Error::NoCompiler {
                     kernel,
                     arch,
                     available,
                 })
             }
-            Err(e) => Err(e),
         }
     }
 
