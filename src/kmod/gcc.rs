@@ -135,6 +135,9 @@ pub enum CompilerSource {
     Pinned(Box<GccManifest>),
     /// A program on this host whose `--version` says exactly the kernel's text.
     Host(PathBuf),
+    /// The toolchain the kernel's own kit ships beside its tree ([`kit_toolchain`]), as a
+    /// manifest of no packages rooted there, whose driver says exactly the kernel's text.
+    Kit(Box<GccManifest>, PathBuf),
 }
 
 /// Where a kernel's module compiler comes from, as `inspect --compiler` reports it.
@@ -174,6 +177,14 @@ impl CompilerSource {
                 packages: m.packages.len(),
                 note: m.note.clone(),
             },
+            CompilerSource::Kit(m, root) => Origin {
+                source: "kit",
+                name: root.display().to_string(),
+                version_text: Some(m.version_text.clone()),
+                nearest: false,
+                packages: 0,
+                note: m.note.clone(),
+            },
             CompilerSource::Host(p) => Origin {
                 source: "host",
                 name: p.display().to_string(),
@@ -208,6 +219,74 @@ impl CompilerSource {
             },
         }
     }
+}
+
+/// The toolchain a kernel's kit ships beside its tree: Bottlerocket's kmod kit is
+/// `<kit>/kernel-devel` and `<kit>/toolchain/usr/bin/<triplet>-gcc`, the SDK's compiler that
+/// built the kernel.
+pub fn kit_toolchain(tree: &KernelTree) -> Option<PathBuf> {
+    let dir = tree.objtree.parent()?.join("toolchain");
+    dir.join("usr/bin").is_dir().then_some(dir)
+}
+
+/// A kit's toolchain at `root` for a kernel built by `want`: its program of the kernel's
+/// compiler's name (`usr/bin/x86_64-bottlerocket-linux-gnu-gcc`), binutils under the same
+/// prefix, started through the kit's own loader when it ships one, else this host's, with the
+/// kit's libraries first. `None` when the kit has no program of that name. Whether it says the
+/// kernel's text is checked when it is made ready ([`Compiler::pinned`]).
+pub fn kit_manifest(want: &KernelCompiler, kernel: Arch, root: &Path) -> Option<GccManifest> {
+    let program = want.program();
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    let gcc = format!("usr/bin/{program}");
+    if !root.join(&gcc).is_file() {
+        return None;
+    }
+    let host = Arch::host()?;
+    let prefix = program.strip_suffix("gcc").unwrap_or("");
+    let own = [host.loader().to_owned(), format!("usr/{}", host.loader())]
+        .into_iter()
+        .find(|l| root.join(l).exists());
+    let triplet = host.triple();
+    Some(GccManifest {
+        name: format!(
+            "kit toolchain {}",
+            root.parent()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        version_text: want.text.clone(),
+        host_arch: host,
+        target_arch: kernel,
+        pinned_from: String::new(),
+        note: format!(
+            "the kernel's kit ships its compiler: `{gcc}` of its toolchain, {}",
+            match &own {
+                Some(l) => format!("started through the kit's own loader `{l}`"),
+                None => "started through this host's loader with the kit's libraries first".into(),
+            }
+        ),
+        gcc,
+        binutils_prefix: format!("usr/bin/{prefix}"),
+        // Absolute when the kit has none: `root.join` keeps an absolute path as it is.
+        loader: own.unwrap_or_else(|| format!("/{}", host.loader())),
+        library_path: [
+            "lib64".to_owned(),
+            "usr/lib64".to_owned(),
+            "lib".to_owned(),
+            "usr/lib".to_owned(),
+            format!("lib/{triplet}"),
+            format!("usr/lib/{triplet}"),
+        ]
+        .into_iter()
+        .filter(|d| root.join(d).is_dir())
+        .collect(),
+        packages: Vec::new(),
+        nearest: false,
+        major_only: false,
+    })
 }
 
 /// binutils programs kbuild calls (make variable, program suffix).
@@ -447,9 +526,11 @@ impl Compiler {
         let as_path = root.join(format!("{}as", m.binutils_prefix));
         let c = Compiler {
             version_text: m.version_text.clone(),
-            origin: match m.is_resolved() {
-                true => format!("resolved {}", m.name),
-                false => format!("pinned {}", m.name),
+            origin: match (m.is_resolved(), m.packages.is_empty()) {
+                (true, _) => format!("resolved {}", m.name),
+                // A kit's own toolchain: no packages, named by its kit.
+                (false, true) => m.name.clone(),
+                (false, false) => format!("pinned {}", m.name),
             },
             target_arch: m.target_arch,
             nearest: m.nearest,

@@ -82,6 +82,7 @@ pub fn build(r: &FromPackages, rep: &dyn Reporter) -> Result<Built, Error> {
     let want = KernelCompiler::of(&tree)?;
     let compiler = match r.compilers.find(&tree, r.target)? {
         CompilerSource::Host(path) => Compiler::host(&path, &want)?,
+        CompilerSource::Kit(m, root) => Compiler::pinned(&m, &root, &want)?,
         CompilerSource::Pinned(m) => {
             rep.phase(&m.name, Phase::Download);
             let root = r.compilers.fetch(&m);

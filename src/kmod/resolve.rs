@@ -624,6 +624,23 @@ impl IndexCompilers<'_> {
 impl FindCompiler for IndexCompilers<'_> {
     fn find(&self, tree: &KernelTree, target: Option<&str>) -> Result<CompilerSource, Error> {
         let want = KernelCompiler::of(tree)?;
+        // The kernel's own kit's compiler first, when it says exactly the kernel's text.
+        let mut kit_said = None;
+        if let Some(root) = gcc::kit_toolchain(tree) {
+            match gcc::kit_manifest(&want, tree.arch, &root) {
+                Some(m) => match gcc::Compiler::pinned(&m, &root, &want) {
+                    Ok(_) => return Ok(CompilerSource::Kit(Box::new(m), root)),
+                    Err(e) => kit_said = Some(format!("the kit's toolchain: {e}")),
+                },
+                None => {
+                    kit_said = Some(format!(
+                        "the kit's toolchain `{}` has no `usr/bin/{}`",
+                        root.display(),
+                        want.program()
+                    ))
+                }
+            }
+        }
         let pinned = gcc::choose(&want, tree.arch, &GccManifest::embedded());
         let Err(Error::NoCompiler {
             kernel,
@@ -633,6 +650,7 @@ impl FindCompiler for IndexCompilers<'_> {
         else {
             return pinned;
         };
+        available.extend(kit_said);
         let tools = kbuild_tools(tree);
         if let Some(t) = self.compiler_target(tree, target) {
             match self.resolve(&want, tree.arch, &t, &tools) {
@@ -700,9 +718,14 @@ pub fn planned_source(
              check a module against (modules of source-built kernels are not built yet)",
             t.name
         )),
-        kind => Err(format!(
-            "`{}` ({kind}): its compilers are not looked up in its own indexes yet; only this \
-             host's program of the kernel's compiler's name, if it says exactly its text",
+        "bottlerocket" => Ok(
+            "the kit's own toolchain (`toolchain/` beside `kernel-devel`), else Debian's build \
+             of the kernel's gcc major version"
+                .into(),
+        ),
+        kind => Ok(format!(
+            "Debian's build of the kernel's gcc major version (`{}` is {kind}: its own \
+             compilers are not read)",
             t.name
         )),
     }
