@@ -252,44 +252,8 @@ pub struct WatchArgs {
     /// The longest wait between retries of a failing kernel.
     #[arg(long, default_value = "24h", value_parser = parse_duration)]
     pub retry_max: std::time::Duration,
-    /// Only this architecture (x86_64, aarch64); default: both.
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// The driver version (default: the --driver-source's own, else the newest driver with a
-    /// legacy probe).
-    #[arg(long)]
-    pub driver_version: Option<String>,
-    /// The driver source (default: downloaded for --driver-version).
-    #[arg(long)]
-    pub driver_source: Option<PathBuf>,
-    /// Which drivers each kernel gets: `ebpf`, `kmod`, or both (`ebpf,kmod`).
-    #[arg(
-        long,
-        default_value = "ebpf",
-        value_name = "ebpf,kmod",
-        value_delimiter = ','
-    )]
-    pub driver: Vec<command::build::Driver>,
-    /// Kernels compiled at once (default: the number of CPUs); a stop waits for at most this
-    /// many builds.
-    #[arg(short, long)]
-    pub jobs: Option<usize>,
-    /// Prove each driver loads in its own kernel (QEMU) before publishing it.
-    #[arg(long)]
-    pub verify: bool,
-    /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
-    /// else /tmp).
-    #[arg(long)]
-    pub scratch: Option<PathBuf>,
-    /// Sign every SHA256SUMS with this OpenPGP secret key (passphrase from
-    /// PROBEFORGE_SIGN_PASSPHRASE).
-    #[arg(long, value_name = "FILE")]
-    pub sign_key: Option<PathBuf>,
-    /// Watch only shard K of N of the kernels (see build-all --shard); `merge` joins shards.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<probeforge::shard::Shard>,
     #[command(flatten)]
-    pub toolchain: ToolchainArgs,
+    pub farm: FarmArgs,
     /// One JSON object per round on stdout (one line each), instead of text.
     #[arg(long)]
     pub json: bool,
@@ -320,22 +284,85 @@ impl WatchArgs {
             build: command::build_all::Options {
                 targets: self.targets.clone(),
                 repo: self.repo.display().to_string(),
-                arch: command::parse_arch(self.arch.as_deref())?,
-                driver_version: self.driver_version.clone(),
-                driver_source: self.driver_source.clone(),
-                drivers: self.driver.clone(),
-                jobs: self.jobs,
-                verify: self.verify,
-                scratch: self.scratch.clone(),
-                sign_key: self.sign_key.clone(),
-                sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
-                shard: self.shard,
-                ..Default::default()
+                ..self.farm.options()?
             },
             interval: self.interval,
             once: self.once,
             retry_base: self.retry_after,
             retry_max: self.retry_max,
+        })
+    }
+}
+
+/// What every batch of builds takes, in `build-all` and in `watch`.
+#[derive(clap::Args)]
+pub struct FarmArgs {
+    /// Only this architecture (x86_64, aarch64); default: both.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// The driver version (default: the --driver-source's own, else the newest driver with a
+    /// legacy probe, 9.1.0+driver).
+    #[arg(long)]
+    pub driver_version: Option<String>,
+    /// The driver source (default: downloaded for --driver-version).
+    #[arg(long)]
+    pub driver_source: Option<PathBuf>,
+    /// Which drivers each kernel gets: `ebpf` (the probe, `falco_*.o`; the default), `kmod`
+    /// (the kernel module, `falco_*.ko`, built by kbuild with the kernel's own compiler), or
+    /// both (`ebpf,kmod`): one download serves both, each is published (or fails) on its own.
+    /// With --driverkit-configs: each config's outputs say, --driver keeps those it names.
+    #[arg(long, value_name = "ebpf,kmod", value_delimiter = ',')]
+    pub driver: Vec<command::build::Driver>,
+    /// Kernels compiled at once (default: the number of CPUs); a stop waits for at most this
+    /// many builds.
+    #[arg(short, long)]
+    pub jobs: Option<usize>,
+    /// Prove each probe or module loads (and captures) in its own kernel (QEMU) before
+    /// publishing it; the kernel image comes from the target's repository.
+    #[arg(long)]
+    pub verify: bool,
+    /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
+    /// else /tmp).
+    #[arg(long)]
+    pub scratch: Option<PathBuf>,
+    /// Sign every SHA256SUMS with this OpenPGP secret key (binary or armored; a passphrase
+    /// from PROBEFORGE_SIGN_PASSPHRASE): a detached, armored `SHA256SUMS.asc` beside it.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
+    /// Sign every kernel module with this RSA private key, as the kernel's `sign-file` does
+    /// (not --sign-key, which signs SHA256SUMS with OpenPGP). Needs --module-sign-cert.
+    #[arg(long, value_name = "KEY", requires = "module_sign_cert")]
+    pub module_sign_key: Option<PathBuf>,
+    /// The X.509 certificate (PEM or DER) of --module-sign-key.
+    #[arg(long, value_name = "CERT", requires = "module_sign_key")]
+    pub module_sign_cert: Option<PathBuf>,
+    /// Build only shard K of N: the drivers of the kernels whose key (target id, arch,
+    /// release, kernel version, driver version, driver) falls in it. N runners of one CI
+    /// matrix, each with its own K, split the list with no coordination and no overlap; each
+    /// writes a complete repository of its part, and `probeforge merge` joins them.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<probeforge::shard::Shard>,
+    #[command(flatten)]
+    pub toolchain: ToolchainArgs,
+}
+
+impl FarmArgs {
+    /// A batch's options from these (targets, repository and the rest at their defaults).
+    pub fn options(&self) -> command::Result<command::build_all::Options> {
+        Ok(command::build_all::Options {
+            arch: command::parse_arch(self.arch.as_deref())?,
+            driver_version: self.driver_version.clone(),
+            driver_source: self.driver_source.clone(),
+            drivers: self.driver.clone(),
+            jobs: self.jobs,
+            verify: self.verify,
+            scratch: self.scratch.clone(),
+            sign_key: self.sign_key.clone(),
+            sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
+            module_sign_key: self.module_sign_key.clone(),
+            module_sign_cert: self.module_sign_cert.clone(),
+            shard: self.shard,
+            ..Default::default()
         })
     }
 }
@@ -459,55 +486,11 @@ pub struct BuildAllArgs {
     /// Only kernel releases matching this regular expression.
     #[arg(long)]
     pub only: Option<String>,
-    /// Only this architecture (x86_64, aarch64); default: both.
-    #[arg(long)]
-    pub arch: Option<String>,
-    /// The driver version (default: the --driver-source's own, else the newest driver with a
-    /// legacy probe, 9.1.0+driver).
-    #[arg(long)]
-    pub driver_version: Option<String>,
-    /// The driver source (default: downloaded for --driver-version).
-    #[arg(long)]
-    pub driver_source: Option<PathBuf>,
-    /// Which drivers each kernel gets: `ebpf` (the probe, `falco_*.o`; the default), `kmod`
-    /// (the kernel module, `falco_*.ko`, built by kbuild with the kernel's own compiler), or
-    /// both (`ebpf,kmod`): one download serves both, each is published (or fails) on its own.
-    /// With --driverkit-configs: each config's outputs say, --driver keeps those it names.
-    #[arg(long, value_name = "ebpf,kmod", value_delimiter = ',')]
-    pub driver: Vec<command::build::Driver>,
-    /// Kernels compiled at once (default: the number of CPUs).
-    #[arg(short, long)]
-    pub jobs: Option<usize>,
-    /// Prove each probe or module loads (and captures) in its own kernel (QEMU) before
-    /// publishing it; the kernel image comes from the target's repository.
-    #[arg(long)]
-    pub verify: bool,
-    /// Directory for temporary trees (default: $TMPDIR, else /dev/shm when it has room,
-    /// else /tmp).
-    #[arg(long)]
-    pub scratch: Option<PathBuf>,
     #[command(flatten)]
-    pub toolchain: ToolchainArgs,
+    pub farm: FarmArgs,
     /// Print a JSON summary instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Sign every SHA256SUMS with this OpenPGP secret key (binary or armored; a passphrase
-    /// from PROBEFORGE_SIGN_PASSPHRASE): a detached, armored `SHA256SUMS.asc` beside it.
-    #[arg(long, value_name = "FILE")]
-    pub sign_key: Option<PathBuf>,
-    /// Sign every kernel module with this RSA private key, as the kernel's `sign-file` does
-    /// (not --sign-key, which signs SHA256SUMS with OpenPGP). Needs --module-sign-cert.
-    #[arg(long, value_name = "KEY", requires = "module_sign_cert")]
-    pub module_sign_key: Option<PathBuf>,
-    /// The X.509 certificate (PEM or DER) of --module-sign-key.
-    #[arg(long, value_name = "CERT", requires = "module_sign_key")]
-    pub module_sign_cert: Option<PathBuf>,
-    /// Build only shard K of N: the drivers of the kernels whose key (target id, arch,
-    /// release, kernel version, driver version, driver) falls in it. N runners of one CI
-    /// matrix, each with its own K, split the list with no coordination and no overlap; each
-    /// writes a complete repository of its part, and `probeforge merge` joins them.
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<probeforge::shard::Shard>,
     /// How --shard deals the items: `hash` (of each key alone: runners that list at different
     /// moments still agree) or `cost` (estimated cost, heaviest first: every runner must read
     /// the same list, a plan file given with --from).
@@ -1063,24 +1046,13 @@ impl BuildAllArgs {
             repo: self.repo.clone().unwrap_or_default(),
             output: self.output.clone(),
             only: self.only.clone(),
-            arch: command::parse_arch(self.arch.as_deref())?,
-            driver_version: self.driver_version.clone(),
-            driver_source: self.driver_source.clone(),
-            drivers: self.driver.clone(),
-            jobs: self.jobs,
-            verify: self.verify,
-            scratch: self.scratch.clone(),
-            sign_key: self.sign_key.clone(),
-            sign_passphrase: std::env::var("PROBEFORGE_SIGN_PASSPHRASE").unwrap_or_default(),
-            module_sign_key: self.module_sign_key.clone(),
-            module_sign_cert: self.module_sign_cert.clone(),
-            shard: self.shard,
             balance: self.balance,
             site: self.site,
             kernels: Vec::new(),
             driverkit_configs: self.driverkit.driverkit_configs.clone(),
             output_root: self.driverkit.output_root.clone(),
             require_verified: self.driverkit.require_verified,
+            ..self.farm.options()?
         })
     }
 }

@@ -223,7 +223,7 @@ fn run(cli: Cli) -> Result<bool> {
         // A driverkit grid's plan: every config resolved, nothing built.
         Command::BuildAll(a) if a.watch.is_some() => {
             let o = a.watch_options(a.watch.expect("given"))?;
-            watch(o, &a.toolchain, a.json, &net)
+            watch(o, &a.farm.toolchain, a.json, &net)
         }
         Command::BuildAll(a) if a.plan && a.driverkit.driverkit_configs.is_some() => {
             let rep = Progress::new(a.json);
@@ -271,7 +271,7 @@ fn run(cli: Cli) -> Result<bool> {
         Command::BuildAll(a) => {
             let o = a.options()?;
             let rep = Progress::batch(a.json);
-            let tc = command::toolchain::resolve(&a.toolchain.options(), &net, &rep)?;
+            let tc = command::toolchain::resolve(&a.farm.toolchain.options(), &net, &rep)?;
             let done = match o.driverkit_configs {
                 Some(_) => command::driverkit::grid(&o, &net, &tc, &rep),
                 None => command::build_all::run(&o, &net, &tc, &rep),
@@ -287,7 +287,7 @@ fn run(cli: Cli) -> Result<bool> {
             }
             Ok(done.ok())
         }
-        Command::Watch(a) => watch(a.options()?, &a.toolchain, a.json, &net),
+        Command::Watch(a) => watch(a.options()?, &a.farm.toolchain, a.json, &net),
         Command::Site(a) => {
             let rep = Progress::new(a.json);
             let w = command::site::run(&a.options()?, &net, &rep);
