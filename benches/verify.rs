@@ -70,14 +70,14 @@ fn main() {
                 bytes: std::fs::read(&probe).unwrap(),
                 tables: with_events.then(|| tables.clone()),
             };
-            let v = probeforge::verify::boot(
+            let probes = [p];
+            let v = probeforge::verify::boot(&probeforge::verify::Boot::new(
                 &vmlinuz,
-                &[p],
-                "",
+                &probes,
                 std::time::Duration::from_secs(300),
                 t.path(),
                 "tcg",
-            )
+            ))
             .unwrap();
             let r = &v.reports[0];
             let ok = probeforge::verify::judge(r).ok;
@@ -193,15 +193,17 @@ fn sysdig_pairs() {
             &format!("linux-image-{}-unsigned", k.release),
         );
         let vmlinuz = probeforge::verify::kernel_image(&image).unwrap();
-        let v = probeforge::verify::boot_userspace(
-            &vmlinuz,
-            &[p],
-            &u,
-            "",
-            std::time::Duration::from_secs(300),
-            t.path(),
-            "tcg",
-        )
+        let probes = [p];
+        let v = probeforge::verify::boot(&probeforge::verify::Boot {
+            userspace: Some(&u),
+            ..probeforge::verify::Boot::new(
+                &vmlinuz,
+                &probes,
+                std::time::Duration::from_secs(300),
+                t.path(),
+                "tcg",
+            )
+        })
         .unwrap();
         let r = &v.reports[0];
         let probeforge::verify::Judgement { ok, line } = probeforge::verify::judge(r);

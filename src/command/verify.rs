@@ -161,13 +161,12 @@ pub fn run(o: &Options, net: &session::Options, rep: &dyn Reporter) -> Result<Ve
                 "--mok boots with probeforge's loader; it does not combine with --userspace".into(),
             ))
         }
-        (Some(u), None) => {
-            verify::boot_userspace(&image, &probes, u, &cmdline, o.timeout, &scratch, &o.accel)
-        }
-        (None, Some(fw)) => {
-            verify::boot_secure(&image, &probes, fw, &cmdline, o.timeout, &scratch, &o.accel)
-        }
-        (None, None) => verify::boot(&image, &probes, &cmdline, o.timeout, &scratch, &o.accel),
+        (u, fw) => verify::boot(&verify::Boot {
+            cmdline: &cmdline,
+            userspace: u.as_ref(),
+            firmware: fw.as_ref(),
+            ..verify::Boot::new(&image, &probes, o.timeout, &scratch, &o.accel)
+        }),
     };
     rep.done(&subject);
     let verdict = v?;
@@ -448,18 +447,19 @@ pub fn one(
     tables: Option<events::DriverTables>,
 ) -> Result<OneVerdict> {
     let vmlinuz = verify::kernel_image(image)?;
-    let v = verify::boot(
+    let probes = [VmProbe {
+        name: name.to_owned(),
+        bytes,
+        tables,
+    }];
+    let scratch = pipeline::default_scratch();
+    let v = verify::boot(&verify::Boot::new(
         &vmlinuz,
-        &[VmProbe {
-            name: name.to_owned(),
-            bytes,
-            tables,
-        }],
-        "",
+        &probes,
         Duration::from_secs(300),
-        &pipeline::default_scratch(),
+        &scratch,
         "auto",
-    )?;
+    ))?;
     let judgement = match v.reports.first() {
         Some(r) => verify::judge(r),
         None => Judgement {

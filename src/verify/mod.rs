@@ -630,84 +630,58 @@ fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// Boots `vmlinuz` with the probes and collects the loader's reports. `accel` is `tcg`, `kvm`,
-/// or `auto`: KVM when `/dev/kvm` opens and the guest boots under it within a short deadline,
-/// else TCG (some hosts expose a KVM that cannot run a guest). A guest that prints nothing at
-/// all is booted once more (seen under TCG: about one boot in ten hangs before the kernel's
-/// first line); twice silent, the kernel did not start.
-pub fn boot(
-    vmlinuz: &[u8],
-    probes: &[VmProbe],
-    cmdline: &str,
-    timeout: Duration,
-    scratch: &Path,
-    accel: &str,
-) -> Result<Verdict, Error> {
-    boot_impl(
-        vmlinuz, probes, None, cmdline, timeout, scratch, accel, None,
-    )
+/// One guest boot: a kernel image, the drivers to prove in it, and how to boot it.
+#[derive(Clone, Copy)]
+pub struct Boot<'a> {
+    pub vmlinuz: &'a [u8],
+    pub probes: &'a [VmProbe],
+    /// Added to the kernel's command line.
+    pub cmdline: &'a str,
+    pub timeout: Duration,
+    /// Where the guest's files are made.
+    pub scratch: &'a Path,
+    /// `tcg`, `kvm`, or `auto`.
+    pub accel: &'a str,
+    /// Falco's real userspace: the loader runs `sysdig --bpf=<probe>` (chrooted into the
+    /// userspace's own root) for each probe over its workload, instead of loading the probe
+    /// itself; each report carries `sysdig`, a [`userspace::Capture`].
+    pub userspace: Option<&'a userspace::Userspace>,
+    /// Boot the way a Secure Boot node boots: OVMF with Secure Boot on, shim, grub, the
+    /// kernel's signed image and the certificate enrolled in shim's MOK list (see [`uefi`]);
+    /// the firmware adds tens of seconds under TCG.
+    pub firmware: Option<&'a uefi::Firmware>,
 }
 
-/// [`boot`] the way a Secure Boot node boots: OVMF with Secure Boot on, shim, grub, the
-/// kernel's signed image and the certificate enrolled in shim's MOK list (see [`uefi`]).
-/// Always TCG-or-KVM as `accel` says; the firmware adds tens of seconds under TCG.
-pub fn boot_secure(
-    vmlinuz: &[u8],
-    probes: &[VmProbe],
-    firmware: &uefi::Firmware,
-    cmdline: &str,
-    timeout: Duration,
-    scratch: &Path,
-    accel: &str,
-) -> Result<Verdict, Error> {
-    boot_impl(
-        vmlinuz,
-        probes,
-        None,
-        cmdline,
-        timeout,
-        scratch,
-        accel,
-        Some(firmware),
-    )
+impl<'a> Boot<'a> {
+    /// A plain boot: probeforge's loader, QEMU's `-kernel`, as `accel` says.
+    pub fn new(
+        vmlinuz: &'a [u8],
+        probes: &'a [VmProbe],
+        timeout: Duration,
+        scratch: &'a Path,
+        accel: &'a str,
+    ) -> Boot<'a> {
+        Boot {
+            vmlinuz,
+            probes,
+            cmdline: "",
+            timeout,
+            scratch,
+            accel,
+            userspace: None,
+            firmware: None,
+        }
+    }
 }
 
-/// [`boot`] with Falco's real userspace: the loader runs `sysdig --bpf=<probe>` (chrooted
-/// into the userspace's own root) for each probe over its workload, instead of loading the
-/// probe itself; each report carries `sysdig`, a [`userspace::Capture`].
-pub fn boot_userspace(
-    vmlinuz: &[u8],
-    probes: &[VmProbe],
-    userspace: &userspace::Userspace,
-    cmdline: &str,
-    timeout: Duration,
-    scratch: &Path,
-    accel: &str,
-) -> Result<Verdict, Error> {
-    boot_impl(
-        vmlinuz,
-        probes,
-        Some(userspace),
-        cmdline,
-        timeout,
-        scratch,
-        accel,
-        None,
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-fn boot_impl(
-    vmlinuz: &[u8],
-    probes: &[VmProbe],
-    userspace: Option<&userspace::Userspace>,
-    cmdline: &str,
-    timeout: Duration,
-    scratch: &Path,
-    accel: &str,
-    firmware: Option<&uefi::Firmware>,
-) -> Result<Verdict, Error> {
-    let mut accel = accel;
+/// Boots the kernel with the probes and collects the loader's reports. `accel` is `tcg`,
+/// `kvm`, or `auto`: KVM when `/dev/kvm` opens and the guest boots under it within a short
+/// deadline, else TCG (some hosts expose a KVM that cannot run a guest). A guest that prints
+/// nothing at all is booted once more (seen under TCG: about one boot in ten hangs before the
+/// kernel's first line); twice silent, the kernel did not start.
+pub fn boot(b: &Boot) -> Result<Verdict, Error> {
+    let (vmlinuz, timeout, firmware) = (b.vmlinuz, b.timeout, b.firmware);
+    let mut accel = b.accel;
     if accel == "auto" {
         let native = image_arch(vmlinuz).is_some_and(|a| Some(a) == Arch::host());
         let kvm_ok = native
@@ -720,17 +694,7 @@ fn boot_impl(
         if kvm_ok {
             // A KVM that cannot run a guest (nested, or a sandbox's) shows no kernel output at
             // all: give up on it after a few seconds, once per process, and use TCG.
-            match boot_with(
-                vmlinuz,
-                probes,
-                userspace,
-                cmdline,
-                timeout,
-                scratch,
-                "kvm",
-                KVM_FIRST_OUTPUT,
-                firmware,
-            ) {
+            match boot_with(b, "kvm", KVM_FIRST_OUTPUT) {
                 Ok(v) => {
                     let _ = KVM_WORKS.set(true);
                     return Ok(v);
@@ -752,9 +716,7 @@ fn boot_impl(
     .min(timeout);
     let mut silent = 0;
     loop {
-        match boot_with(
-            vmlinuz, probes, userspace, cmdline, timeout, scratch, accel, first, firmware,
-        ) {
+        match boot_with(b, accel, first) {
             Err(Error::NoKernelOutput { accel, secs, qemu }) => {
                 silent += 1;
                 if silent == 2 {
@@ -844,18 +806,17 @@ fn qemu_args(arch: Arch, accel: &str, verdict: &Path) -> (Vec<String>, &'static 
     (a, channel, console)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn boot_with(
-    vmlinuz: &[u8],
-    probes: &[VmProbe],
-    userspace: Option<&userspace::Userspace>,
-    cmdline: &str,
-    timeout: Duration,
-    scratch: &Path,
-    accel: &str,
-    first_output: Duration,
-    firmware: Option<&uefi::Firmware>,
-) -> Result<Verdict, Error> {
+fn boot_with(b: &Boot, accel: &str, first_output: Duration) -> Result<Verdict, Error> {
+    let Boot {
+        vmlinuz,
+        probes,
+        userspace,
+        cmdline,
+        timeout,
+        scratch,
+        firmware,
+        ..
+    } = *b;
     let arch = image_arch(vmlinuz).ok_or_else(|| Error::UnknownImage("kernel image".into()))?;
     let init = init_binary_for(arch)?;
     // The loader stops the userspace's workload rounds well before the host gives up.
