@@ -245,6 +245,18 @@ fn arch_builds_the_module_with_the_compiler_from_its_signed_database() {
         .contains(&200));
     assert!(server.hits("/core/os/x86_64/core.files.sig").contains(&200));
 
+    // A database without its signature cannot vouch for a compiler (the kernel's listing is
+    // still signed by `core.db.sig`).
+    fs::rename(core.join("core.files.sig"), t.path().join("core.files.sig")).unwrap();
+    let (code, stdout, err) = build(&t.path().join("cache-unsigned"), &[]);
+    assert_eq!(code, 1, "{err}\n{stdout}");
+    assert!(
+        err.contains("`core.files`") && err.contains("no `core.files.sig`"),
+        "{err}"
+    );
+    eprintln!("unsigned: {err}");
+    fs::rename(t.path().join("core.files.sig"), core.join("core.files.sig")).unwrap();
+
     // A gcc package whose bytes differ from the signed database's sha256 is refused, naming it.
     server.fault(&format!("/core/os/x86_64/{gcc_file}"), Fault::Corrupt);
     let (code, stdout, err) = build(&t.path().join("cache-tampered"), &[]);
@@ -259,4 +271,5 @@ fn arch_builds_the_module_with_the_compiler_from_its_signed_database() {
         err.contains(&format!("package `{gcc_name}`")) && err.contains("sha256"),
         "{err}"
     );
+    eprintln!("tampered: {err}");
 }
