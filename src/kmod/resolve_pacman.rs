@@ -109,7 +109,7 @@ pub fn resolve(
     let on_host = |p: &DbPackage| p.arch == host.uname_m() || p.arch == "any";
     let ships = |p: &DbPackage, prog: &str| {
         let path = format!("usr/bin/{prog}");
-        p.files.iter().any(|f| *f == path)
+        p.files.contains(&path)
             || p.name == prog
             || p.provides.iter().any(|d| pacman::split_dep(d).0 == prog)
     };
