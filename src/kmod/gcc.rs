@@ -373,6 +373,11 @@ pub fn same_release(kernel: &str, found: &str, arch: Arch) -> bool {
 /// build of a compiler the archive no longer carries).
 pub fn same_major(kernel: &str, found: &str) -> bool {
     use super::resolve::VersionText;
+    use super::resolve_pacman::GccText;
+    // Arch's `gcc (GCC) 14.1.1 ...` and its `gcc-14 (GCC) 14.2.1 ...`: one major version.
+    if let (Some(a), Some(b)) = (GccText::parse(kernel), GccText::parse(found)) {
+        return a.major == b.major;
+    }
     match (VersionText::parse(kernel), VersionText::parse(found)) {
         (Some(a), Some(b)) => {
             // `gcc-12` and `aarch64-linux-gnu-gcc-12`: one program under its triplet name.

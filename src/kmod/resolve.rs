@@ -375,6 +375,8 @@ fn closure(
 
 /// A target's packages for one arch, each with the catalog mirror it is under.
 type Index = Vec<(String, Package)>;
+/// A pacman target's packages for one arch, each with its repository's path.
+type PacIndex = Vec<(String, crate::repo::pacman::DbPackage)>;
 /// A compiler text resolved, or why not.
 type Resolution = Result<GccManifest, String>;
 
@@ -386,6 +388,7 @@ pub struct IndexCompilers<'a> {
     /// Refuse the nearest build when the exact one is gone (`--exact-compiler`).
     pub exact_only: bool,
     indexes: Mutex<BTreeMap<(String, Arch), Arc<Index>>>,
+    pacman: Mutex<BTreeMap<(String, Arch), Arc<PacIndex>>>,
     resolved: Mutex<BTreeMap<(String, Arch, String), Resolution>>,
     /// Manifests already said (another distribution's build: one warning per run).
     said: Mutex<std::collections::BTreeSet<String>>,
@@ -405,6 +408,7 @@ impl<'a> IndexCompilers<'a> {
             lister,
             exact_only,
             indexes: Mutex::default(),
+            pacman: Mutex::default(),
             resolved: Mutex::default(),
             said: Mutex::default(),
         }
@@ -419,6 +423,10 @@ impl<'a> IndexCompilers<'a> {
         let catalog = self.lister.catalog;
         let apt = |name: &str| catalog.target(name).is_ok_and(|t| t.kind == "apt");
         if let Some(own) = target.and_then(|t| catalog.target(t).ok()) {
+            // A pacman target's kernels' compilers are in its own databases.
+            if own.kind == "pacman" {
+                return Some(own.name.clone());
+            }
             if let Some(from) = &own.compilers_from {
                 return apt(from).then(|| from.clone());
             }
@@ -444,9 +452,10 @@ impl<'a> IndexCompilers<'a> {
                 && t.version_id.is_some()
                 && t.version_id == version
         });
+        let pacman = catalog.target(&os.id).is_ok_and(|t| t.kind == "pacman");
         match release {
             Some(t) => Some(t.name.clone()),
-            None => apt(&os.id).then(|| os.id.clone()),
+            None => (apt(&os.id) || pacman).then(|| os.id.clone()),
         }
     }
 
@@ -459,6 +468,25 @@ impl<'a> IndexCompilers<'a> {
         let all = self
             .lister
             .apt_index(target, host, |_| true)
+            .map_err(|source| Error::Index {
+                target: target.to_owned(),
+                source: Box::new(source),
+            })?;
+        let all = Arc::new(all);
+        memo.insert(key, all.clone());
+        Ok(all)
+    }
+
+    /// A pacman target's databases for `host`, read once.
+    fn pacman_index(&self, target: &str, host: Arch) -> Result<Arc<PacIndex>, Error> {
+        let key = (target.to_owned(), host);
+        let mut memo = self.pacman.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = memo.get(&key) {
+            return Ok(i.clone());
+        }
+        let all = self
+            .lister
+            .pacman_index(target, host)
             .map_err(|source| Error::Index {
                 target: target.to_owned(),
                 source: Box::new(source),
@@ -499,8 +527,25 @@ impl<'a> IndexCompilers<'a> {
                 why,
             });
         }
-        let index = self.index(target, host)?;
-        let r = resolve(want, kernel, host, &index, self.exact_only, target, tools);
+        let r = match self.lister.catalog.target(target) {
+            Ok(t) if t.kind == "pacman" => {
+                let index = self.pacman_index(target, host)?;
+                super::resolve_pacman::resolve(
+                    want,
+                    kernel,
+                    host,
+                    &index,
+                    self.exact_only,
+                    target,
+                    &t.mirror,
+                    tools,
+                )
+            }
+            _ => {
+                let index = self.index(target, host)?;
+                resolve(want, kernel, host, &index, self.exact_only, target, tools)
+            }
+        };
         match &r {
             Ok(r) if !r.exact => tracing::warn!("{}", r.manifest.note),
             Ok(r) => tracing::info!("{}", r.manifest.note),
@@ -713,6 +758,7 @@ pub fn planned_source(
                 ),
             })
         }
+        "pacman" => Ok(format!("{}'s signed pacman databases", t.name)),
         "kernel-org" | "flatcar" => Err(format!(
             "`{}` kernels are built from their source: a prepared tree has no Module.symvers to \
              check a module against (modules of source-built kernels are not built yet)",

@@ -71,6 +71,60 @@ impl Lister<'_> {
         Ok(facts)
     }
 
+    /// Every package of a pacman target's repositories for `arch`, each with its repository's
+    /// path below the target's mirror (`core/os/x86_64`): from the `.files` databases (they
+    /// say which package ships which program), a repository without one from its `.db`. A
+    /// database's digests are trusted only through its own signature (`.sig`) by the
+    /// target's keys; an unsigned one is refused unless the target allows unsigned metadata.
+    pub fn pacman_index(
+        &self,
+        target: &str,
+        arch: Arch,
+    ) -> Result<Vec<(String, pacman::DbPackage)>> {
+        let t = self.catalog.target(target)?;
+        let mirror = self.mirrors.resolve(self.catalog, &t.mirror)?;
+        let keyring = t.keyring()?;
+        let mut out = Vec::new();
+        for repo in &t.repos {
+            let path = format!("{repo}/os/{}", arch.uname_m());
+            let base = format!("{mirror}/{path}");
+            let label = http::redact(&base);
+            let mut found = None;
+            for file in [format!("{repo}.files"), format!("{repo}.db")] {
+                match self.fetch_meta(&format!("{base}/{file}")) {
+                    Ok(b) => {
+                        found = Some((file, b));
+                        break;
+                    }
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let Some((file, db)) = found else {
+                tracing::info!("{label}: no {repo}.files or {repo}.db; skipped");
+                continue;
+            };
+            let checked = match self.fetch_meta(&format!("{base}/{file}.sig")) {
+                Ok(sig) => crate::trust::verify_detached(&db, &sig, &keyring, &label, &file),
+                Err(e) if e.is_not_found() => Err(crate::trust::Error::Unsigned {
+                    repo: label.clone(),
+                    file: file.clone(),
+                    detail: Some(format!(
+                        "no `{file}.sig`: its digests cannot vouch for a compiler's packages"
+                    )),
+                }),
+                Err(e) => return Err(e),
+            };
+            t.accept(checked)?;
+            let pkgs = pacman::parse_db(&db).map_err(|what| Error::Index {
+                url: format!("{label}/{file}"),
+                what: what.to_string(),
+            })?;
+            out.extend(pkgs.into_iter().map(|p| (path.clone(), p)));
+        }
+        Ok(out)
+    }
+
     pub(super) fn list_pacman(&self, t: &Target, arches: &[Arch]) -> Result<Vec<KernelRecord>> {
         let mirror = self.mirrors.resolve(self.catalog, &t.mirror)?;
         let keyring = t.keyring()?;

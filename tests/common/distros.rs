@@ -75,6 +75,19 @@ pub fn arch_package(
     pkgver: &str,
     key: Option<&super::gpg::TestKey>,
 ) -> PathBuf {
+    arch_package_with(out_dir, root, name, base, pkgver, key, &["pahole".into()])
+}
+
+/// [`arch_package`] with its own `depend` lines (`name`, `name=version`, `name>=version`).
+pub fn arch_package_with(
+    out_dir: &Path,
+    root: &Path,
+    name: &str,
+    base: &str,
+    pkgver: &str,
+    key: Option<&super::gpg::TestKey>,
+    depends: &[String],
+) -> PathBuf {
     let size: u64 = walkdir::WalkDir::new(root)
         .into_iter()
         .flatten()
@@ -88,7 +101,11 @@ pub fn arch_package(
              pkgdesc = Headers and scripts for building modules for the {base} kernel\n\
              url = https://github.com/archlinux/linux\nbuilddate = 1710000000\n\
              packager = probeforge tests <tests@example.invalid>\nsize = {size}\narch = x86_64\n\
-             license = GPL-2.0-only\ndepend = pahole\n"
+             license = GPL-2.0-only\n{}",
+            depends
+                .iter()
+                .map(|d| format!("depend = {d}\n"))
+                .collect::<String>()
         ),
     )
     .unwrap();
