@@ -276,6 +276,7 @@ pub fn resolve(
         ],
         packages,
         nearest: !exact,
+        major_only: false,
     };
     Ok(Resolved {
         manifest,
