@@ -586,7 +586,11 @@ pub fn fetch(
                 compiler: m.name.clone(),
                 source: Box::new(source),
             })?;
-        let url = format!("{base}/{}", p.filename);
+        // A yum repository a `mirror.list` points to elsewhere is recorded by its whole URL.
+        let url = match p.filename.contains("://") {
+            true => p.filename.clone(),
+            false => format!("{base}/{}", p.filename),
+        };
         let (f, _) = client
             .fetch_verified(&url, &p.sha256, Some(p.size))
             .map_err(|source| Error::Download {

@@ -32,6 +32,7 @@ pub mod gcc;
 pub mod kbuild;
 pub mod package;
 pub mod resolve;
+pub mod resolve_rpm;
 pub mod sign;
 pub mod validate;
 

@@ -354,6 +354,8 @@ pub struct IndexCompilers<'a> {
     /// Refuse the nearest build when the exact one is gone (`--exact-compiler`).
     pub exact_only: bool,
     indexes: Mutex<BTreeMap<(String, Arch), Arc<Index>>>,
+    /// A yum target's packages for one arch ([`super::resolve_rpm`]).
+    yum_indexes: Mutex<BTreeMap<(String, Arch), Arc<Vec<super::resolve_rpm::Listed>>>>,
     resolved: Mutex<BTreeMap<(String, Arch, String), Resolution>>,
 }
 
@@ -371,6 +373,7 @@ impl<'a> IndexCompilers<'a> {
             lister,
             exact_only,
             indexes: Mutex::default(),
+            yum_indexes: Mutex::default(),
             resolved: Mutex::default(),
         }
     }
@@ -388,6 +391,10 @@ impl<'a> IndexCompilers<'a> {
                 return apt(from).then(|| from.clone());
             }
             if own.version_id.is_some() && own.kind == "apt" {
+                return Some(own.name.clone());
+            }
+            // A yum target is one release: its own repositories carry its compiler.
+            if own.kind == "yum" {
                 return Some(own.name.clone());
             }
         }
@@ -433,6 +440,28 @@ impl<'a> IndexCompilers<'a> {
         Ok(all)
     }
 
+    fn yum_index(
+        &self,
+        target: &str,
+        host: Arch,
+    ) -> Result<Arc<Vec<super::resolve_rpm::Listed>>, Error> {
+        let key = (target.to_owned(), host);
+        let mut memo = self.yum_indexes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = memo.get(&key) {
+            return Ok(i.clone());
+        }
+        let all = self
+            .lister
+            .yum_index(target, host)
+            .map_err(|source| Error::Index {
+                target: target.to_owned(),
+                source: Box::new(source),
+            })?;
+        let all = Arc::new(all);
+        memo.insert(key, all.clone());
+        Ok(all)
+    }
+
     /// The compiler `want` from `target`'s indexes, with the kbuild `tools` groups it needs,
     /// resolved once.
     pub fn resolve(
@@ -464,8 +493,29 @@ impl<'a> IndexCompilers<'a> {
                 why,
             });
         }
-        let index = self.index(target, host)?;
-        let r = resolve(want, kernel, host, &index, self.exact_only, target, tools);
+        let is_yum = self
+            .lister
+            .catalog
+            .target(target)
+            .is_ok_and(|t| t.kind == "yum");
+        let r = match is_yum {
+            true => {
+                let index = self.yum_index(target, host)?;
+                super::resolve_rpm::resolve(
+                    want,
+                    kernel,
+                    host,
+                    &index,
+                    self.exact_only,
+                    target,
+                    tools,
+                )
+            }
+            false => {
+                let index = self.index(target, host)?;
+                resolve(want, kernel, host, &index, self.exact_only, target, tools)
+            }
+        };
         match &r {
             Ok(r) if !r.exact => tracing::warn!("{}", r.manifest.note),
             Ok(r) => tracing::info!("{}", r.manifest.note),
@@ -555,6 +605,7 @@ pub fn planned_source(
                 ),
             })
         }
+        "yum" => Ok(format!("{}'s signed indexes", t.name)),
         "kernel-org" | "flatcar" => Err(format!(
             "`{}` kernels are built from their source: a prepared tree has no Module.symvers to \
              check a module against (modules of source-built kernels are not built yet)",
