@@ -294,7 +294,16 @@ pub fn same_major(kernel: &str, found: &str) -> bool {
             let bare = |p: &str| p.rsplit("-linux-gnu-").next().unwrap_or(p).to_owned();
             bare(&a.program) == bare(&b.program) && a.vendor == b.vendor && a.major == b.major
         }
-        _ => false,
+        // RPM distributions' shapes: `gcc (GCC) 11.4.1 20231218 (Red Hat 11.4.1-3)`.
+        _ => {
+            use super::resolve_rpm::RpmText;
+            match (RpmText::parse(kernel), RpmText::parse(found)) {
+                (Some(a), Some(b)) => {
+                    a.program == b.program && a.vendor == b.vendor && a.major == b.major
+                }
+                _ => false,
+            }
+        }
     }
 }
 

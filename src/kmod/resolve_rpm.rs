@@ -803,6 +803,15 @@ mod tests {
         assert!(!r.exact && r.manifest.nearest);
         assert_eq!(r.version, "11.4.1-3.el9");
         assert!(r.manifest.note.contains("11.4.1-1"), "{}", r.manifest.note);
+        // What the nearest build says is accepted as that: the same program and major.
+        assert!(super::super::gcc::same_major(
+            text,
+            "gcc (GCC) 11.5.0 20240719 (Red Hat 11.5.0-2)"
+        ));
+        assert!(!super::super::gcc::same_major(
+            text,
+            "gcc (GCC) 12.2.1 20221121 (Red Hat 12.2.1-7)"
+        ));
         let err = from_index("gcc (GCC) 12.2.1 20221121 (Red Hat 12.2.1-7)", false)
             .unwrap_err()
             .to_string();
