@@ -420,9 +420,12 @@ fn rocky_serves_its_kernels_compiler_and_the_module_is_built_with_it() {
     fs::write(&served_gcc, &bad).unwrap();
     let ((code, out, err), refused_secs) = run("c-bad", "r-bad");
     assert_eq!(code, 1, "{out}\n{err}");
+    // Named as the package whose download does not have the digest the signed index lists.
+    let said = format!("{out}{err}");
     assert!(
-        format!("{out}{err}").contains(&driver_pkg.0),
-        "the refusal names `{}`: {out}\n{err}",
+        said.contains(&format!("package `{}`", driver_pkg.0))
+            && said.contains(&format!("expected {}", sha256_file(&driver_pkg.1))),
+        "the refusal names `{}` and its listed digest: {out}\n{err}",
         driver_pkg.0
     );
     fs::write(&served_gcc, &good).unwrap();
