@@ -343,6 +343,8 @@ fn closure(
 
 /// A target's packages for one arch, each with the catalog mirror it is under.
 type Index = Vec<(String, Package)>;
+/// A yum target's packages for one arch ([`super::resolve_rpm`]).
+type YumIndex = Vec<super::resolve_rpm::Listed>;
 /// A compiler text resolved, or why not.
 type Resolution = Result<GccManifest, String>;
 
@@ -354,8 +356,7 @@ pub struct IndexCompilers<'a> {
     /// Refuse the nearest build when the exact one is gone (`--exact-compiler`).
     pub exact_only: bool,
     indexes: Mutex<BTreeMap<(String, Arch), Arc<Index>>>,
-    /// A yum target's packages for one arch ([`super::resolve_rpm`]).
-    yum_indexes: Mutex<BTreeMap<(String, Arch), Arc<Vec<super::resolve_rpm::Listed>>>>,
+    yum_indexes: Mutex<BTreeMap<(String, Arch), Arc<YumIndex>>>,
     resolved: Mutex<BTreeMap<(String, Arch, String), Resolution>>,
 }
 
@@ -440,11 +441,7 @@ impl<'a> IndexCompilers<'a> {
         Ok(all)
     }
 
-    fn yum_index(
-        &self,
-        target: &str,
-        host: Arch,
-    ) -> Result<Arc<Vec<super::resolve_rpm::Listed>>, Error> {
+    fn yum_index(&self, target: &str, host: Arch) -> Result<Arc<YumIndex>, Error> {
         let key = (target.to_owned(), host);
         let mut memo = self.yum_indexes.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(i) = memo.get(&key) {

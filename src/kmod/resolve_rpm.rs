@@ -212,7 +212,7 @@ fn offers(r: &Rpm, req: &Dep) -> bool {
         pre: false,
     };
     if req.name.starts_with('/') {
-        return r.files.iter().any(|f| *f == req.name);
+        return r.files.contains(&req.name);
     }
     satisfies(&own, req) || r.provides.iter().any(|p| satisfies(p, req))
 }
