@@ -602,6 +602,14 @@ pub fn planned_source(
                 ),
             })
         }
+        // RPM repositories carry no cross compiler of their kernels' gcc.
+        "yum" if Arch::host() != Some(k.arch) => Err(format!(
+            "`{}` {} kernels on this {} host: RPM repositories carry no cross compiler of \
+             their kernels' gcc",
+            t.name,
+            k.arch.uname_m(),
+            Arch::host().map_or("unknown", |a| a.uname_m())
+        )),
         "yum" => Ok(format!("{}'s signed indexes", t.name)),
         "kernel-org" | "flatcar" => Err(format!(
             "`{}` kernels are built from their source: a prepared tree has no Module.symvers to \

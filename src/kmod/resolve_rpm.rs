@@ -833,6 +833,34 @@ mod tests {
         );
     }
 
+    /// A plan knows before any header is read: this host's arch resolves from the target's
+    /// indexes, another arch is marked (no cross compilers in RPM repositories).
+    #[test]
+    fn a_plan_says_where_a_yum_kernels_compiler_comes_from() {
+        let catalog = crate::repo::Catalog::embedded();
+        let k = |arch: Arch| crate::repo::KernelRecord {
+            target: "rocky-9".into(),
+            target_id: "rocky".into(),
+            release: "5.14.0-503.15.1.el9_5.x86_64".into(),
+            kernel_version: "1".into(),
+            arch,
+            origin: "9/BaseOS/x86_64/os".into(),
+            packages: vec![],
+            unsigned_metadata: false,
+        };
+        let host = Arch::host().unwrap();
+        let other = match host {
+            Arch::X86_64 => Arch::Aarch64,
+            _ => Arch::X86_64,
+        };
+        assert_eq!(
+            super::super::resolve::planned_source(&catalog, &k(host)),
+            Ok("rocky-9's signed indexes".to_owned())
+        );
+        let why = super::super::resolve::planned_source(&catalog, &k(other)).unwrap_err();
+        assert!(why.contains("no cross compiler"), "{why}");
+    }
+
     #[test]
     fn primary_requires_provides_and_files_are_read() {
         let xml = br#"<?xml version="1.0" encoding="UTF-8"?>
