@@ -597,8 +597,8 @@ fn alinux_amazon_linux_1_and_2022_layouts_list() {
         assert_eq!(code, 0, "{err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v[target_id][0]["kernelrelease"], kr.as_str(), "{out}");
-        // A plan marks the module whose compiler is not available, naming why; the probe is
-        // to build.
+        // A plan says where the module's compiler comes from: the target's own signed
+        // indexes; the probe is to build.
         if target == "alinux-3" {
             let repo = t.path().join("plan-repo");
             let mut a = vec![
@@ -626,17 +626,12 @@ fn alinux_amazon_linux_1_and_2022_layouts_list() {
                 (i["status"].clone(), i["compiler"].clone())
             };
             assert_eq!(status("ebpf"), ("build".into(), serde_json::Value::Null));
-            let (st, why) = status("kmod");
-            assert_eq!(st, "no-compiler", "{p:#}");
-            assert!(
-                why.as_str().unwrap_or_default().starts_with(
-                    "none: `alinux-3` (yum): its compilers are not looked up in its own indexes yet"
-                ),
-                "{why}"
-            );
+            let (st, from) = status("kmod");
+            assert_eq!(st, "build", "{p:#}");
+            assert_eq!(from, "resolved from alinux-3's signed indexes", "{p:#}");
             assert_eq!(
                 (p["build"].as_u64(), p["no_compiler"].as_u64()),
-                (Some(1), Some(1))
+                (Some(2), Some(0))
             );
         }
     }

@@ -384,7 +384,16 @@ pub fn same_major(kernel: &str, found: &str) -> bool {
             let bare = |p: &str| p.rsplit("-linux-gnu-").next().unwrap_or(p).to_owned();
             bare(&a.program) == bare(&b.program) && a.vendor == b.vendor && a.major == b.major
         }
-        _ => false,
+        // RPM distributions' shapes: `gcc (GCC) 11.4.1 20231218 (Red Hat 11.4.1-3)`.
+        _ => {
+            use super::resolve_rpm::RpmText;
+            match (RpmText::parse(kernel), RpmText::parse(found)) {
+                (Some(a), Some(b)) => {
+                    a.program == b.program && a.vendor == b.vendor && a.major == b.major
+                }
+                _ => false,
+            }
+        }
     }
 }
 
@@ -720,7 +729,11 @@ pub fn fetch(
                 compiler: m.name.clone(),
                 source: Box::new(source),
             })?;
-        let url = format!("{base}/{}", p.filename);
+        // A yum repository a `mirror.list` points to elsewhere is recorded by its whole URL.
+        let url = match p.filename.contains("://") {
+            true => p.filename.clone(),
+            false => format!("{base}/{}", p.filename),
+        };
         let (f, _) = client
             .fetch_verified(&url, &p.sha256, Some(p.size))
             .map_err(|source| Error::Download {

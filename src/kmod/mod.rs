@@ -33,6 +33,7 @@ pub mod kbuild;
 pub mod package;
 pub mod resolve;
 pub mod resolve_pacman;
+pub mod resolve_rpm;
 pub mod sign;
 pub mod validate;
 

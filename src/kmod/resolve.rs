@@ -377,6 +377,8 @@ fn closure(
 type Index = Vec<(String, Package)>;
 /// A pacman target's packages for one arch, each with its repository's path.
 type PacIndex = Vec<(String, crate::repo::pacman::DbPackage)>;
+/// A yum target's packages for one arch ([`super::resolve_rpm`]).
+type YumIndex = Vec<super::resolve_rpm::Listed>;
 /// A compiler text resolved, or why not.
 type Resolution = Result<GccManifest, String>;
 
@@ -389,6 +391,7 @@ pub struct IndexCompilers<'a> {
     pub exact_only: bool,
     indexes: Mutex<BTreeMap<(String, Arch), Arc<Index>>>,
     pacman: Mutex<BTreeMap<(String, Arch), Arc<PacIndex>>>,
+    yum_indexes: Mutex<BTreeMap<(String, Arch), Arc<YumIndex>>>,
     resolved: Mutex<BTreeMap<(String, Arch, String), Resolution>>,
     /// Manifests already said (another distribution's build: one warning per run).
     said: Mutex<std::collections::BTreeSet<String>>,
@@ -409,6 +412,7 @@ impl<'a> IndexCompilers<'a> {
             exact_only,
             indexes: Mutex::default(),
             pacman: Mutex::default(),
+            yum_indexes: Mutex::default(),
             resolved: Mutex::default(),
             said: Mutex::default(),
         }
@@ -431,6 +435,10 @@ impl<'a> IndexCompilers<'a> {
                 return apt(from).then(|| from.clone());
             }
             if own.version_id.is_some() && own.kind == "apt" {
+                return Some(own.name.clone());
+            }
+            // A yum target is one release: its own repositories carry its compiler.
+            if own.kind == "yum" {
                 return Some(own.name.clone());
             }
         }
@@ -496,6 +504,25 @@ impl<'a> IndexCompilers<'a> {
         Ok(all)
     }
 
+    /// A yum target's primary index for `host`, read once.
+    fn yum_index(&self, target: &str, host: Arch) -> Result<Arc<YumIndex>, Error> {
+        let key = (target.to_owned(), host);
+        let mut memo = self.yum_indexes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = memo.get(&key) {
+            return Ok(i.clone());
+        }
+        let all = self
+            .lister
+            .yum_index(target, host)
+            .map_err(|source| Error::Index {
+                target: target.to_owned(),
+                source: Box::new(source),
+            })?;
+        let all = Arc::new(all);
+        memo.insert(key, all.clone());
+        Ok(all)
+    }
+
     /// The compiler `want` from `target`'s indexes, with the kbuild `tools` groups it needs,
     /// resolved once.
     pub fn resolve(
@@ -538,6 +565,18 @@ impl<'a> IndexCompilers<'a> {
                     self.exact_only,
                     target,
                     &t.mirror,
+                    tools,
+                )
+            }
+            Ok(t) if t.kind == "yum" => {
+                let index = self.yum_index(target, host)?;
+                super::resolve_rpm::resolve(
+                    want,
+                    kernel,
+                    host,
+                    &index,
+                    self.exact_only,
+                    target,
                     tools,
                 )
             }
@@ -758,7 +797,23 @@ pub fn planned_source(
                 ),
             })
         }
-        "pacman" => Ok(format!("{}'s signed pacman databases", t.name)),
+        // Neither carries a cross compiler of its kernels' gcc: Debian's cross build of its
+        // major version then.
+        "pacman" | "yum" if Arch::host() != Some(k.arch) => Ok(format!(
+            "Debian's cross build of the kernel's gcc major version (`{}` carries no cross \
+             compiler for {} kernels on this {} host)",
+            t.name,
+            k.arch.uname_m(),
+            Arch::host().map_or("unknown", |a| a.uname_m())
+        )),
+        "pacman" => Ok(format!(
+            "{}'s signed pacman databases, else Debian's build of the kernel's gcc major version",
+            t.name
+        )),
+        "yum" => Ok(format!(
+            "{}'s signed indexes, else Debian's build of the kernel's gcc major version",
+            t.name
+        )),
         "kernel-org" | "flatcar" => Err(format!(
             "`{}` kernels are built from their source: a prepared tree has no Module.symvers to \
              check a module against (modules of source-built kernels are not built yet)",

@@ -112,6 +112,33 @@ pub struct Rpm {
     pub checksum: String,
     pub href: String,
     pub size: u64,
+    /// What it needs (`<rpm:requires>`); read only by [`parse_primary_full`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Dep>,
+    /// What it offers (`<rpm:provides>`: names, sonames such as `libc.so.6()(64bit)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provides: Vec<Dep>,
+    /// The files primary lists (those under a `bin/` directory and `/etc`), absolute.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+}
+
+/// One `<rpm:entry>` of a requires or provides list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Dep {
+    pub name: String,
+    /// `EQ`, `GE`, `LE`, `GT`, `LT`; empty: any version.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub flags: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ver: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rel: String,
+    /// Needed only while installing (`Requires(pre)`), not to run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pre: bool,
 }
 
 impl Rpm {
@@ -270,7 +297,19 @@ pub fn mirror_list_base(text: &str, basearch: &str) -> Option<String> {
 
 /// Parses `primary.xml`, keeping packages whose name satisfies `keep`.
 pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>, ParseError> {
+    primary(xml, keep, false)
+}
+
+/// Parses `primary.xml` with each package's requires, provides and listed files (what a
+/// dependency closure reads).
+pub fn parse_primary_full(xml: &[u8]) -> Result<Vec<Rpm>, ParseError> {
+    primary(xml, |_| true, true)
+}
+
+fn primary(xml: &[u8], keep: impl Fn(&str) -> bool, full: bool) -> Result<Vec<Rpm>, ParseError> {
     let mut r = Reader::from_reader(xml);
+    // Inside `<rpm:requires>` (true) or `<rpm:provides>` (false).
+    let mut list: Option<bool> = None;
     let mut out = Vec::new();
     let mut cur: Option<Rpm> = None;
     let mut field: Option<Vec<u8>> = None;
@@ -310,6 +349,26 @@ pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>
                         }
                     }
                     b"name" | b"arch" if !depth_in_format => field = Some(n),
+                    b"requires" if full && depth_in_format => list = Some(true),
+                    b"provides" if full && depth_in_format => list = Some(false),
+                    b"entry" => {
+                        if let (Some(req), Some(c)) = (list, cur.as_mut()) {
+                            let get = |k: &[u8]| attr(e, k).unwrap_or_default();
+                            let d = Dep {
+                                name: get(b"name"),
+                                flags: get(b"flags"),
+                                epoch: get(b"epoch"),
+                                ver: get(b"ver"),
+                                rel: get(b"rel"),
+                                pre: matches!(get(b"pre").as_str(), "1" | "true"),
+                            };
+                            match req {
+                                true => c.requires.push(d),
+                                false => c.provides.push(d),
+                            }
+                        }
+                    }
+                    b"file" if full && depth_in_format => field = Some(n),
                     _ => {}
                 }
             }
@@ -320,6 +379,7 @@ pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>
                         b"name" => c.name = v,
                         b"arch" => c.arch = v,
                         b"checksum" => c.checksum = v,
+                        b"file" => c.files.push(v),
                         _ => {}
                     }
                 }
@@ -328,6 +388,7 @@ pub fn parse_primary(xml: &[u8], keep: impl Fn(&str) -> bool) -> Result<Vec<Rpm>
                 field = None;
                 match local(e.name().as_ref()) {
                     b"format" => depth_in_format = false,
+                    b"requires" | b"provides" => list = None,
                     b"package" => {
                         if let Some(c) = cur.take() {
                             if keep(&c.name) {
@@ -367,6 +428,7 @@ pub fn parse_primary_sqlite(
             checksum: r.get(6)?,
             href: r.get(7)?,
             size: r.get::<_, i64>(8)? as u64,
+            ..Rpm::default()
         })
     })?;
     let mut out = Vec::new();

@@ -111,6 +111,53 @@ impl Lister<'_> {
         rule: &yum::HeaderRule,
         base: &str,
     ) -> Result<(Vec<yum::Rpm>, bool)> {
+        let (pick, signed) = self.yum_repomd(t, base)?;
+        // The packages a rule reads of an index are cached by the index's digest and the
+        // names read: a warm listing reads a few KB of JSON instead of parsing the whole
+        // primary (openSUSE's is hundreds of MB of XML). Checked on every read.
+        let memo = format!(
+            "{}.yum-headers.{}.v1.json",
+            pick.checksum,
+            rule.names_digest()
+        );
+        if let Some(v) = self
+            .client
+            .memo_get(&memo)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            return Ok((v, signed));
+        }
+        let (url, plain) = self.yum_primary(base, &pick)?;
+        let idx_err = |what: String| Error::Index {
+            url: http::redact(&url),
+            what,
+        };
+        let keep = |name: &str| rule.wants(name);
+        let rpms = if pick.kind == "primary" {
+            yum::parse_primary(&plain, keep)
+        } else {
+            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| idx_err(e.to_string()))?;
+            std::io::Write::write_all(&mut tmp, &plain).map_err(|e| idx_err(e.to_string()))?;
+            yum::parse_primary_sqlite(tmp.path(), keep)
+        }
+        .map_err(|e| idx_err(e.to_string()))?;
+        for r in &rpms {
+            if r.checksum_type != "sha256" {
+                return Err(idx_err(format!(
+                    "`{}` is checksummed with {}, not sha256",
+                    r.href, r.checksum_type
+                )));
+            }
+        }
+        if let Ok(json) = serde_json::to_vec(&rpms) {
+            self.client.memo_put(&memo, &json);
+        }
+        Ok((rpms, signed))
+    }
+
+    /// A YUM repository's `repomd.xml` checked against `repomd.xml.asc` with the target's keys
+    /// (unsigned only with `allow_unsigned`: the bool), and its primary index's entry.
+    fn yum_repomd(&self, t: &Target, base: &str) -> Result<(yum::RepomdData, bool)> {
         let md_url = format!("{base}/repodata/repomd.xml");
         let md = self.fetch_meta(&md_url)?;
         let repo = http::redact(base);
@@ -164,21 +211,12 @@ impl Lister<'_> {
                 ),
             });
         }
-        // The packages a rule reads of an index are cached by the index's digest and the
-        // names read: a warm listing reads a few KB of JSON instead of parsing the whole
-        // primary (openSUSE's is hundreds of MB of XML). Checked on every read.
-        let memo = format!(
-            "{}.yum-headers.{}.v1.json",
-            pick.checksum,
-            rule.names_digest()
-        );
-        if let Some(v) = self
-            .client
-            .memo_get(&memo)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-        {
-            return Ok((v, signed));
-        }
+        Ok((pick.clone(), signed))
+    }
+
+    /// The primary index `pick` names, fetched by its checksum and decompressed: its URL and
+    /// bytes.
+    fn yum_primary(&self, base: &str, pick: &yum::RepomdData) -> Result<(String, Vec<u8>)> {
         let url = format!("{base}/{}", pick.href);
         let file = match self.client.fetch_verified(&url, &pick.checksum, pick.size) {
             Ok((f, _)) => f,
@@ -206,26 +244,74 @@ impl Lister<'_> {
             .map_err(|e| idx_err(e.to_string()))?
             .read_to_end(&mut plain)
             .map_err(|e| idx_err(format!("cannot decompress: {e}")))?;
-        let keep = |name: &str| rule.wants(name);
-        let rpms = if pick.kind == "primary" {
-            yum::parse_primary(&plain, keep)
-        } else {
-            let mut tmp = tempfile::NamedTempFile::new().map_err(|e| idx_err(e.to_string()))?;
-            std::io::Write::write_all(&mut tmp, &plain).map_err(|e| idx_err(e.to_string()))?;
-            yum::parse_primary_sqlite(tmp.path(), keep)
-        }
-        .map_err(|e| idx_err(e.to_string()))?;
-        for r in &rpms {
-            if r.checksum_type != "sha256" {
-                return Err(idx_err(format!(
-                    "`{}` is checksummed with {}, not sha256",
-                    r.href, r.checksum_type
-                )));
+        Ok((url, plain))
+    }
+
+    /// Every package of a yum target's repositories for `arch` with its requires, provides
+    /// and listed files (what a compiler's closure is read from), from signed metadata (or
+    /// unsigned with `allow_unsigned`), each with the catalog mirror and the path below it
+    /// (an absolute URL where a `mirror.list` points elsewhere).
+    pub fn yum_index(&self, target: &str, arch: Arch) -> Result<Vec<(String, String, yum::Rpm)>> {
+        let t = self.catalog.target(target)?;
+        let mname = match (arch, &t.mirror_aarch64) {
+            (Arch::Aarch64, Some(m)) => m,
+            _ => &t.mirror,
+        };
+        let mirror = self.mirrors.resolve(self.catalog, mname)?;
+        let mut out = Vec::new();
+        for path in &t.repos {
+            let path = path.replace("{arch}", arch.uname_m());
+            let url = format!("{mirror}/{path}");
+            let base = if path.ends_with("mirror.list") {
+                let text = match self.fetch_meta(&url) {
+                    Ok(t) => t,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                };
+                yum::mirror_list_base(&String::from_utf8_lossy(&text), arch.uname_m()).ok_or_else(
+                    || Error::Index {
+                        url: http::redact(&url),
+                        what: "empty mirror list".into(),
+                    },
+                )?
+            } else {
+                url.clone()
+            };
+            let (pick, _) = match self.yum_repomd(t, &base) {
+                Ok(r) => r,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            let (url, plain) = self.yum_primary(&base, &pick)?;
+            if pick.kind != "primary" {
+                return Err(Error::Index {
+                    url: http::redact(&url),
+                    what: "only a primary_db (sqlite) index: its requires and provides are not read for compilers yet".into(),
+                });
+            }
+            let rpms = yum::parse_primary_full(&plain).map_err(|e| Error::Index {
+                url: http::redact(&url),
+                what: e.to_string(),
+            })?;
+            // Below the catalog mirror where it is; else the whole URL.
+            let prefix = match base.strip_prefix(mirror.as_str()) {
+                Some(rest) => rest.trim_start_matches('/').to_owned(),
+                None => base.clone(),
+            };
+            for r in rpms {
+                if r.arch != arch.uname_m() && r.arch != "noarch" {
+                    continue;
+                }
+                if r.checksum_type != "sha256" {
+                    continue;
+                }
+                let file = match prefix.is_empty() {
+                    true => r.href.clone(),
+                    false => format!("{prefix}/{}", r.href),
+                };
+                out.push((mname.clone(), file, r));
             }
         }
-        if let Ok(json) = serde_json::to_vec(&rpms) {
-            self.client.memo_put(&memo, &json);
-        }
-        Ok((rpms, signed))
+        Ok(out)
     }
 }
