@@ -778,16 +778,7 @@ fn a_kernel_built_by_another_vendors_gcc_gets_debians_build_of_its_major_version
     let t = tmpdir();
     let root = t.path().join("kernels/rhel-built");
     let (k, debs) = debian_set("bookworm", "6.1.", "amd64");
-    std::fs::create_dir_all(&root).unwrap();
-    for d in &debs {
-        assert!(std::process::Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(d)
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success());
-    }
+    dpkg_x(&debs, &root);
     let tree = root.join(format!("usr/src/linux-headers-{}", k.release));
     let rhel = "gcc (GCC) 12.2.1 20221121 (Red Hat 12.2.1-7)";
     let config = std::fs::read_to_string(tree.join(".config")).unwrap();
@@ -859,16 +850,7 @@ fn a_kits_own_toolchain_builds_its_module() {
     let t = tmpdir();
     let (k, debs) = debian_set("bookworm", "6.1.", "amd64");
     let staged = t.path().join("staged");
-    std::fs::create_dir_all(&staged).unwrap();
-    for d in &debs {
-        assert!(std::process::Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(d)
-            .arg(&staged)
-            .status()
-            .unwrap()
-            .success());
-    }
+    dpkg_x(&debs, &staged);
     let kits = t.path().join("kits");
     let kit = kits.join("aws-k8s-1.33-x86_64-kmod-kit-v1.20.0");
     std::fs::create_dir_all(&kit).unwrap();
@@ -916,4 +898,18 @@ fn a_kits_own_toolchain_builds_its_module() {
         v.to_string().contains(&k.release),
         "the kit's kernel: {stdout}"
     );
+}
+
+/// The packages unpacked into `dir` by dpkg itself, as a user's unpacked headers are.
+fn dpkg_x(debs: &[PathBuf], dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for d in debs {
+        assert!(std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(d)
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success());
+    }
 }
