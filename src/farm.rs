@@ -207,13 +207,19 @@ impl Farm<'_> {
                     for (driver, file) in wanted {
                         let secs = || start.elapsed().as_secs_f64();
                         let r = match (&files, &tree) {
-                            (Ok(_), Some(Err(e))) => self.failed(&k, driver, file, e.clone(), secs()),
+                            (Ok(_), Some(Err(e))) => {
+                                self.failed(&k, driver, file, e.clone(), secs())
+                            }
                             (Ok(f), Some(Ok(t))) if driver == Driver::Kmod => {
                                 self.one_module(&k, file, f, Some(t), start, rep)
                             }
-                            (Ok(_), Some(Ok(t))) => {
-                                self.one(&Lister::for_build(&k), file, std::slice::from_ref(t), start, rep)
-                            }
+                            (Ok(_), Some(Ok(t))) => self.one(
+                                &Lister::for_build(&k),
+                                file,
+                                std::slice::from_ref(t),
+                                start,
+                                rep,
+                            ),
                             (Ok(f), None) if driver == Driver::Kmod => {
                                 self.one_module(&k, file, f, None, start, rep)
                             }

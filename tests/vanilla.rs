@@ -180,10 +180,15 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    eprintln!("module from source: {:.1} s\n{err}", started.elapsed().as_secs_f64());
+    eprintln!(
+        "module from source: {:.1} s\n{err}",
+        started.elapsed().as_secs_f64()
+    );
     assert!(err.contains("from the cache"), "{err}");
     assert!(err.contains("imported symbols computed from"), "{err}");
-    let ko = kmod_out.join(probeforge::kmod::module_file_name("debian", &k.release, "1"));
+    let ko = kmod_out.join(probeforge::kmod::module_file_name(
+        "debian", &k.release, "1",
+    ));
     let bytes = fs::read(&ko).unwrap();
     let debian = lister().fetch(k).expect("the kernel's Debian headers");
     let tree = probeforge::kmod::kbuild::stage_kernel(&debian, &t.path().join("debian-headers"))

@@ -259,6 +259,16 @@ pub fn is_source_tree(tree: &KernelTree) -> bool {
         && tree.objtree.join("Kconfig").is_file()
 }
 
+/// How [`complete`] runs kbuild: the module build's compiler variables, `PATH`, `-j`, and the
+/// log file.
+#[derive(Debug, Clone, Copy)]
+pub struct Make<'a> {
+    pub args: &'a [String],
+    pub path: &'a std::ffi::OsStr,
+    pub jobs: usize,
+    pub log: &'a Path,
+}
+
 /// What [`complete`] did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Completed {
@@ -318,6 +328,10 @@ fn objects_of(tree: &Path, rel: &Path, config: &crate::kernel::Config, depth: u8
     out
 }
 
+/// By symbol: the objects that may export it, with the export type and namespace the source
+/// gives.
+type Candidates = BTreeMap<String, Vec<(PathBuf, &'static str, String)>>;
+
 /// The objects that may export each of `wanted` (by what their sources write), with the export
 /// type and namespace the source gives. C, assembly and headers under `tree`, not tools, docs,
 /// samples, scripts or other architectures.
@@ -326,8 +340,8 @@ fn exporters(
     arch_dir: &str,
     config: &crate::kernel::Config,
     wanted: &BTreeSet<String>,
-) -> Result<BTreeMap<String, Vec<(PathBuf, &'static str, String)>>, Error> {
-    let mut found: BTreeMap<String, Vec<(PathBuf, &'static str, String)>> = BTreeMap::new();
+) -> Result<Candidates, Error> {
+    let mut found = Candidates::new();
     let mut dirs = vec![PathBuf::new()];
     while let Some(rel) = dirs.pop() {
         let dir = tree.join(&rel);
@@ -383,12 +397,15 @@ pub fn complete(
     tree: &KernelTree,
     needed: &[String],
     optional: &[&str],
-    modversions: bool,
-    make_args: &[String],
-    path: &std::ffi::OsStr,
-    jobs: usize,
-    log: &Path,
+    make: &Make,
 ) -> Result<Completed, Error> {
+    let Make {
+        args: make_args,
+        path,
+        jobs,
+        log,
+    } = *make;
+    let modversions = tree.config.builtin("MODVERSIONS");
     let start = std::time::Instant::now();
     let dir = &tree.objtree;
     // One completion at a time per tree: kbuild in the tree, and the file written whole.

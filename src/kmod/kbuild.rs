@@ -547,11 +547,12 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
             tree,
             &needed,
             &["module_layout"],
-            tree.config.builtin("MODVERSIONS"),
-            &vars,
-            &path,
-            req.jobs,
-            &scratch.join("crcs.log"),
+            &super::crcs::Make {
+                args: &vars,
+                path: &path,
+                jobs: req.jobs,
+                log: &scratch.join("crcs.log"),
+            },
         )?;
         crcs = Some(done);
         // modpost again, with those CRCs. Its unresolved-symbol errors become warnings (as in
