@@ -334,3 +334,41 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["built"], 0, "{v:#}");
 }
+
+/// A kernel built with clang (its config says `CONFIG_CC_IS_CLANG=y`): its tree is not
+/// prepared with gcc (olddefconfig would silently make it a gcc kernel's tree); refused before
+/// anything is unpacked or written, naming the config and its compiler.
+#[test]
+fn a_clang_built_kernels_source_is_refused_not_prepared_with_gcc() {
+    let t = tmpdir();
+    let config = t.path().join("config-clang");
+    fs::write(
+        &config,
+        "# Linux/x86 6.1.0 Kernel Configuration\nCONFIG_CC_VERSION_TEXT=\"Debian clang version 14.0.6\"\nCONFIG_CC_IS_CLANG=y\nCONFIG_CLANG_VERSION=140006\nCONFIG_MODVERSIONS=y\n",
+    )
+    .unwrap();
+    let tarball = t.path().join("linux-6.1.tar.xz");
+    fs::write(&tarball, "not read: refused before").unwrap();
+    let out = t.path().join("out");
+    let o = std::process::Command::new(bin())
+        .args(["build", "--driver", "kmod", "--kernel-source"])
+        .arg(&tarball)
+        .arg("--kernel-config")
+        .arg(&config)
+        .args(["--kernel-release", "6.1.0-clang", "--kernel-version", "1"])
+        .args(["--driver-source"])
+        .arg(&tarball)
+        .arg("-o")
+        .arg(&out)
+        .env("PROBEFORGE_CACHE", t.path().join("cache"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("config-clang") && err.contains("Debian clang version 14.0.6"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    assert!(!t.path().join("cache/kernel-trees").exists());
+}
