@@ -349,25 +349,30 @@ fn flatcar_releases_list_by_channel_and_are_named_by_release() {
 
 /// `build-all --plan --json` of a list: what would be built, under which names.
 fn plan_of(list: &Path, cache: &Path) -> serde_json::Value {
+    plan_with(list, cache, &[])
+}
+
+/// [`plan_of`] with more arguments.
+fn plan_with(list: &Path, cache: &Path, extra: &[&str]) -> serde_json::Value {
     let repo = list.with_extension("repo");
-    let (code, out, err) = cli(
-        &[
-            "build-all",
-            "--from",
-            list.to_str().unwrap(),
-            "--arch",
-            "x86_64",
-            "--repo",
-            repo.to_str().unwrap(),
-            "--driver-source",
-            libs_0_20_0().to_str().unwrap(),
-            "--driver-version",
-            "8.0.0+driver",
-            "--plan",
-            "--json",
-        ],
-        cache,
-    );
+    let libs = libs_0_20_0();
+    let mut args = vec![
+        "build-all",
+        "--from",
+        list.to_str().unwrap(),
+        "--arch",
+        "x86_64",
+        "--repo",
+        repo.to_str().unwrap(),
+        "--driver-source",
+        libs.to_str().unwrap(),
+        "--driver-version",
+        "8.0.0+driver",
+        "--plan",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = cli(&args, cache);
     assert_eq!(code, 0, "{err}");
     json(&out)
 }
@@ -383,6 +388,26 @@ fn talos_and_minikube_come_from_kernel_crawler_lists_and_driverkit_configs() {
     });
     let list_file = t.path().join("list.json");
     fs::write(&list_file, list.to_string()).unwrap();
+    // Their modules too: built in the tree prepared from their source, by the compiler that
+    // prepares it; none is marked as having no compiler.
+    let plan = plan_with(&list_file, &t.path().join("c0"), &["--driver", "ebpf,kmod"]);
+    let modules: Vec<&serde_json::Value> = plan["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["driver"] == "kmod")
+        .collect();
+    assert_eq!(modules.len(), 2, "{plan:#}");
+    for m in modules {
+        assert_eq!(m["status"], "build", "{m}");
+        assert!(
+            m["compiler"]
+                .as_str()
+                .is_some_and(|c| c.contains("prepares")),
+            "{m}"
+        );
+    }
+    assert_eq!(plan["no_compiler"], 0, "{plan:#}");
     let plan = plan_of(&list_file, &t.path().join("c0"));
     let mut files: Vec<&str> = plan["items"]
         .as_array()

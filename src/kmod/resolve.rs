@@ -760,6 +760,15 @@ pub fn planned_source(
     catalog: &crate::repo::Catalog,
     k: &crate::repo::KernelRecord,
 ) -> Result<String, String> {
+    // Built from its source (kernel.org, Flatcar, talos and minikube lists): the tree is
+    // prepared by this host's compiler, which then builds its module.
+    if k.from_source() {
+        return Ok(format!(
+            "this host's compiler, which prepares `{}` kernels' trees from their source (the \
+             tree's CONFIG_CC_VERSION_TEXT names it)",
+            k.target
+        ));
+    }
     let Ok(t) = catalog.target(&k.target) else {
         return Ok(format!(
             "a pinned compiler or this host's that says exactly the kernel's text, else \
@@ -797,11 +806,6 @@ pub fn planned_source(
         )),
         "yum" => Ok(format!(
             "{}'s signed indexes, else Debian's build of the kernel's gcc major version",
-            t.name
-        )),
-        "kernel-org" | "flatcar" => Ok(format!(
-            "this host's compiler, which prepares `{}` kernels' trees from their source (the \
-             tree's CONFIG_CC_VERSION_TEXT names it)",
             t.name
         )),
         "bottlerocket" => Ok(
