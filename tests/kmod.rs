@@ -80,7 +80,7 @@ fn pinned(name: &str, kernel: Option<&KernelCompiler>) -> Compiler {
         .find(|m| m.name == name)
         .unwrap_or_else(|| panic!("{name} is shipped"));
     let n = net();
-    let root = gcc::fetch(&m, &n.client, &n.catalog, &n.mirrors)
+    let root = gcc::fetch(&m, &n.client, &n.catalog, &n.mirrors, &|_, _, _| Ok(()))
         .unwrap_or_else(|e| panic!("fetch {name}: {e:#?}"));
     let own = KernelCompiler {
         text: m.version_text.clone(),
