@@ -724,16 +724,20 @@ pub fn root_in_cache(m: &GccManifest, cache_dir: &Path) -> PathBuf {
         .join(format!("{}-{}", m.name, m.digest()))
 }
 
+/// What [`fetch`] asks of each package downloaded (its URL and file) before unpacking.
+pub type PackageCheck<'a> =
+    dyn Fn(&GccPackage, &str, &Path) -> Result<(), Box<crate::repo::Error>> + 'a;
+
 /// Downloads (verified by digest, through the package cache) and unpacks a pinned compiler
 /// without root; a no-op when it is there. The root appears whole or not at all. `check`
-/// sees each package downloaded (its URL and file) before anything is unpacked: an error
-/// stops the fetch.
+/// sees each package downloaded (its URL and file) before anything is unpacked: its error
+/// (a package's own signature refused) stops the fetch.
 pub fn fetch(
     m: &GccManifest,
     client: &crate::http::Client,
     catalog: &crate::repo::Catalog,
     mirrors: &crate::repo::Mirrors,
-    check: &dyn Fn(&GccPackage, &str, &Path) -> Result<(), Error>,
+    check: &PackageCheck<'_>,
 ) -> Result<PathBuf, Error> {
     let root = root_in_cache(m, &client.config().cache_dir);
     if root.join(".complete").is_file() {
@@ -759,7 +763,11 @@ pub fn fetch(
                 package: p.name.clone(),
                 source: Box::new(source),
             })?;
-        check(p, &url, &f)?;
+        check(p, &url, &f).map_err(|source| Error::PackageSignature {
+            compiler: m.name.clone(),
+            package: p.name.clone(),
+            source,
+        })?;
         files.push(f);
     }
     crate::extract::unpack_into_place(&files, &root, &m.digest()).map_err(|e| match e {

@@ -775,11 +775,7 @@ impl FindCompiler for IndexCompilers<'_> {
             self.lister
                 .pacman_package_signed(&m.pinned_from, url, file, pgpsig)
                 .map(drop)
-                .map_err(|source| Error::PackageSignature {
-                    compiler: m.name.clone(),
-                    package: p.name.clone(),
-                    source: Box::new(source),
-                })
+                .map_err(Box::new)
         };
         gcc::fetch(
             m,
@@ -831,7 +827,8 @@ pub fn planned_source(
             Arch::host().map_or("unknown", |a| a.uname_m())
         )),
         "pacman" => Ok(format!(
-            "{}'s signed pacman databases, else Debian's build of the kernel's gcc major version",
+            "{}'s pacman databases (signed, or each package by its own signature), else \
+             Debian's build of the kernel's gcc major version",
             t.name
         )),
         "yum" => Ok(format!(
