@@ -207,19 +207,21 @@ impl Farm<'_> {
                     for (driver, file) in wanted {
                         let secs = || start.elapsed().as_secs_f64();
                         let r = match (&files, &tree) {
-                            (Ok(_), Some(Err(e))) => self.failed(&k, driver, file, e.clone(), secs()),
-                            (Ok(_), Some(Ok(_))) if driver == Driver::Kmod => self.failed(
-                                &k,
-                                driver,
-                                file,
-                                "kernel modules of kernels built from their source are not built yet: only the probe".into(),
-                                secs(),
-                            ),
-                            (Ok(_), Some(Ok(t))) => {
-                                self.one(&Lister::for_build(&k), file, std::slice::from_ref(t), start, rep)
+                            (Ok(_), Some(Err(e))) => {
+                                self.failed(&k, driver, file, e.clone(), secs())
                             }
+                            (Ok(f), Some(Ok(t))) if driver == Driver::Kmod => {
+                                self.one_module(&k, file, f, Some(t), start, rep)
+                            }
+                            (Ok(_), Some(Ok(t))) => self.one(
+                                &Lister::for_build(&k),
+                                file,
+                                std::slice::from_ref(t),
+                                start,
+                                rep,
+                            ),
                             (Ok(f), None) if driver == Driver::Kmod => {
-                                self.one_module(&k, file, f, start, rep)
+                                self.one_module(&k, file, f, None, start, rep)
                             }
                             (Ok(f), None) => {
                                 // The probe reads the headers only, whatever was fetched.
@@ -508,6 +510,8 @@ impl Farm<'_> {
         k: &KernelRecord,
         file: String,
         files: &[PathBuf],
+        // A kernel built from its source: its prepared tree, where the module is built.
+        tree: Option<&PathBuf>,
         start: Instant,
         rep: &dyn Reporter,
     ) -> KernelResult {
@@ -533,7 +537,7 @@ impl Farm<'_> {
             .collect();
         let key = crate::base::sha256(
             serde_json::json!({
-                "kind": "kmod-1",
+                "kind": if tree.is_some() { "kmod-source-1" } else { "kmod-1" },
                 "driver": [&self.driver_digest, &self.driver_version],
                 "kernel": [&k.target_id, &k.release, &k.kernel_version, k.arch.uname_m()],
                 "inputs": inputs,
@@ -566,23 +570,38 @@ impl Farm<'_> {
                     .scratch
                     .clone()
                     .unwrap_or_else(pipeline::default_scratch);
-                let built = crate::kmod::package::build(
-                    &crate::kmod::package::FromPackages {
-                        packages: files,
-                        driver: src,
-                        driver_version: Some(&self.driver_version),
-                        target_id: Some(&k.target_id),
-                        kernel_version: Some(&k.kernel_version),
-                        module_name: crate::kmod::kbuild::MODULE_NAME,
-                        release: Some(&k.release),
-                        arch: Some(k.arch),
-                        scratch: &scratch,
-                        jobs: self.kbuild_jobs,
-                        compilers: self.compilers,
-                        target: Some(&k.target),
-                    },
-                    rep,
-                );
+                let built = match tree {
+                    Some(tree) => crate::kmod::package::build_in_tree(
+                        &crate::kmod::package::InTree {
+                            tree,
+                            driver: src,
+                            driver_version: Some(&self.driver_version),
+                            target_id: &k.target_id,
+                            kernel_version: &k.kernel_version,
+                            module_name: crate::kmod::kbuild::MODULE_NAME,
+                            scratch: &scratch,
+                            jobs: self.kbuild_jobs,
+                        },
+                        rep,
+                    ),
+                    None => crate::kmod::package::build(
+                        &crate::kmod::package::FromPackages {
+                            packages: files,
+                            driver: src,
+                            driver_version: Some(&self.driver_version),
+                            target_id: Some(&k.target_id),
+                            kernel_version: Some(&k.kernel_version),
+                            module_name: crate::kmod::kbuild::MODULE_NAME,
+                            release: Some(&k.release),
+                            arch: Some(k.arch),
+                            scratch: &scratch,
+                            jobs: self.kbuild_jobs,
+                            compilers: self.compilers,
+                            target: Some(&k.target),
+                        },
+                        rep,
+                    ),
+                };
                 match built {
                     Ok(b) => {
                         let toolchain =

@@ -45,6 +45,8 @@ pub enum Error {
     NoRelease,
     #[error("kernel release `{0}` is longer than the 64 bytes uname allows")]
     LongRelease(String),
+    #[error("`{}` is a config of a kernel built with clang (`{text}`): trees of clang-built kernels are not prepared yet (a gcc tree would not be that kernel's)", path.display())]
+    Clang { path: PathBuf, text: String },
     #[error("`{tool}` is needed to prepare a kernel tree{hint}")]
     Missing { tool: String, hint: String },
     #[error("preparing {release} ({step}) failed: {status}\n{tail}\n(kbuild needs make, gcc, flex, bison, bc, and libelf and libssl headers: on Debian `apt-get install make gcc flex bison bc libelf-dev libssl-dev`)")]
@@ -182,6 +184,19 @@ pub fn read_config(path: &Path, release: Option<&str>, scratch: &Path) -> Result
     })
 }
 
+/// The compiler text of a config that says its kernel was built with clang.
+fn clang_built(config: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(config);
+    let clang = text.lines().any(|l| l.trim() == "CONFIG_CC_IS_CLANG=y");
+    clang.then(|| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("CONFIG_CC_VERSION_TEXT="))
+            .unwrap_or("clang")
+            .trim_matches('"')
+            .to_owned()
+    })
+}
+
 /// The host compiler's identity (part of the key: the tree's generated files come from it).
 fn host_compiler(cross: Option<&str>) -> Result<String> {
     let cc = format!("{}gcc", cross.unwrap_or(""));
@@ -209,6 +224,14 @@ fn host_compiler(cross: Option<&str>) -> Result<String> {
 /// the packages.
 pub fn prepare(req: &Request, cache_dir: &Path, scratch: &Path) -> Result<Prepared> {
     let config = read_config(&req.config, req.release.as_deref(), scratch)?;
+    // `make olddefconfig` with gcc would turn a clang-built kernel's config into a gcc one:
+    // a tree whose flags, vermagic and module ABI are not that kernel's.
+    if let Some(text) = clang_built(&config.bytes) {
+        return Err(Error::Clang {
+            path: req.config.clone(),
+            text,
+        });
+    }
     let release = req
         .release
         .clone()
@@ -408,6 +431,18 @@ mod tests {
             read_config(&junk, None, t.path()),
             Err(Error::NoConfig { .. })
         ));
+    }
+
+    #[test]
+    fn a_clang_built_kernels_config_is_told_apart() {
+        let gcc = b"CONFIG_CC_VERSION_TEXT=\"gcc (Debian 12.2.0-14+deb12u1) 12.2.0\"\nCONFIG_CC_IS_GCC=y\n# CONFIG_CC_IS_CLANG is not set\n";
+        assert_eq!(clang_built(gcc), None);
+        let clang =
+            b"CONFIG_CC_VERSION_TEXT=\"Debian clang version 14.0.6\"\nCONFIG_CC_IS_CLANG=y\n";
+        assert_eq!(
+            clang_built(clang).as_deref(),
+            Some("Debian clang version 14.0.6")
+        );
     }
 
     #[test]

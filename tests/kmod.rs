@@ -778,16 +778,7 @@ fn a_kernel_built_by_another_vendors_gcc_gets_debians_build_of_its_major_version
     let t = tmpdir();
     let root = t.path().join("kernels/rhel-built");
     let (k, debs) = debian_set("bookworm", "6.1.", "amd64");
-    std::fs::create_dir_all(&root).unwrap();
-    for d in &debs {
-        assert!(std::process::Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(d)
-            .arg(&root)
-            .status()
-            .unwrap()
-            .success());
-    }
+    dpkg_x(&debs, &root);
     let tree = root.join(format!("usr/src/linux-headers-{}", k.release));
     let rhel = "gcc (GCC) 12.2.1 20221121 (Red Hat 12.2.1-7)";
     let config = std::fs::read_to_string(tree.join(".config")).unwrap();
@@ -847,4 +838,78 @@ fn a_kernel_built_by_another_vendors_gcc_gets_debians_build_of_its_major_version
         err.contains(rhel) && err.contains("another distribution's build"),
         "said in a warning: {err}"
     );
+}
+
+/// Bottlerocket's kmod kit ships the kernel's own compiler beside its tree
+/// (`<kit>/toolchain/usr/bin/...`, `<kit>/kernel-devel`): that toolchain builds the module when
+/// it says exactly the kernel's text, ahead of any pinned one. The kit here is a real bookworm
+/// kernel made one tree with its kbuild programs, and a toolchain of the real gcc-12 that
+/// built it (its pinned packages, unpacked into the kit).
+#[test]
+fn a_kits_own_toolchain_builds_its_module() {
+    let t = tmpdir();
+    let (k, debs) = debian_set("bookworm", "6.1.", "amd64");
+    let staged = t.path().join("staged");
+    dpkg_x(&debs, &staged);
+    let kits = t.path().join("kits");
+    let kit = kits.join("aws-k8s-1.33-x86_64-kmod-kit-v1.20.0");
+    std::fs::create_dir_all(&kit).unwrap();
+    common::rpm::one_tree_with_kbuild(&staged, &kit.join("kernel-devel"));
+    let l = lister();
+    let m = GccManifest::embedded()
+        .into_iter()
+        .find(|m| m.name == "gcc-12-debian12")
+        .unwrap();
+    let root = gcc::fetch(&m, l.client, l.catalog, l.mirrors).expect("gcc-12's packages");
+    assert!(std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", root.display()))
+        .arg(kit.join("toolchain"))
+        .status()
+        .unwrap()
+        .success());
+
+    let files = vec![kits.clone()];
+    let c = module_compiler(&files, &[]);
+    assert_eq!(c["source"], "kit", "{c:#}");
+    assert!(
+        c["name"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("aws-k8s-1.33-x86_64-kmod-kit-v1.20.0/toolchain"),
+        "{c:#}"
+    );
+    let out = t.path().join("out");
+    let mut args = build_args(&files, &libs_0_20_0(), &out);
+    args.extend(["--driver", "kmod", "--json"].map(String::from));
+    let (code, stdout, err) = run(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        v.to_string()
+            .contains("kit toolchain aws-k8s-1.33-x86_64-kmod-kit-v1.20.0"),
+        "{stdout}"
+    );
+    assert!(
+        v["symbols_checked"].as_u64().unwrap_or(0) > 1000,
+        "{stdout}"
+    );
+    assert!(
+        v.to_string().contains(&k.release),
+        "the kit's kernel: {stdout}"
+    );
+}
+
+/// The packages unpacked into `dir` by dpkg itself, as a user's unpacked headers are.
+fn dpkg_x(debs: &[PathBuf], dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    for d in debs {
+        assert!(std::process::Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(d)
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success());
+    }
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::gpg::test_key;
-use common::rpm::{copy_objtree, rename_kernel, yum_repo};
+use common::rpm::{one_tree_with_kbuild, rename_kernel, yum_repo};
 use common::server::Server;
 use common::{bin, cache_dir, lister, net, sha256_file, tmpdir};
 use probeforge::kernel::Arch;
@@ -215,59 +215,8 @@ fn rpmbuild_plain(
 /// `/usr/src/kernels/<uname -r>` (srctree, objtree and kbuild's programs together), renamed to
 /// a Rocky-style release.
 fn kernel_devel(t: &Path, staged: &Path, uts: &str, version: &str, release: &str) -> PathBuf {
-    let src = staged.join("usr/src");
-    let entries: Vec<PathBuf> = fs::read_dir(&src)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    let common = entries
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("-common"))
-        .expect("a -common srctree");
-    let obj = entries
-        .iter()
-        .find(|p| {
-            p.to_string_lossy().ends_with("-amd64") && !p.to_string_lossy().contains("-common")
-        })
-        .expect("an amd64 objtree");
     let tree = t.join("tree");
-    assert!(Command::new("cp")
-        .arg("-a")
-        .arg(common)
-        .arg(&tree)
-        .status()
-        .unwrap()
-        .success());
-    copy_objtree(obj, &tree);
-    // kbuild's programs (fixdep, modpost, objtool) where RHEL's kernel-devel has them.
-    let kb = fs::read_dir(staged.join("usr/lib"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("linux-kbuild-")
-        })
-        .expect("linux-kbuild");
-    for d in ["scripts", "tools"] {
-        if kb.join(d).is_dir() {
-            let at = tree.join(d);
-            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
-                fs::remove_file(&at).unwrap();
-            }
-            fs::create_dir_all(&at).unwrap();
-            assert!(Command::new("cp")
-                .arg("-a")
-                .arg(format!("{}/.", kb.join(d).display()))
-                .arg(tree.join(d))
-                .status()
-                .unwrap()
-                .success());
-        }
-    }
+    one_tree_with_kbuild(staged, &tree);
     rename_kernel(&tree, uts, None, None);
     let dest = t.join("kd/usr/src/kernels");
     fs::create_dir_all(&dest).unwrap();

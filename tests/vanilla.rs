@@ -4,7 +4,8 @@
 //! built with `--target vanilla`; the tree is prepared by `make olddefconfig modules_prepare`
 //! with the release set as `uname -r` says it, a probe built from it, the same tarball given as
 //! a file takes the tree from the cache, and the probe is loaded and capturing in that
-//! kernel's VM. Then the same source as a Flatcar release (its release server on loopback,
+//! kernel's VM. The module is built in the same tree (its imports' CRCs computed there, equal to
+//! those of Debian's own headers), and loads and captures in that kernel too. Then the same source as a Flatcar release (its release server on loopback,
 //! the config its release folder serves) through `build-all`: listed, prepared by the farm,
 //! published under Falco's Flatcar name.
 
@@ -157,6 +158,67 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert!(stdout.contains("programs loaded"), "{stdout}");
     assert!(stdout.contains("workload events decoded"), "{stdout}");
+
+    // The module, built in the same prepared tree (from the cache) with the compiler that
+    // prepared it. The tree has no Module.symvers: the CRCs of the module's imports are
+    // computed in it. The oracle is Debian's own build of this very source and config: its
+    // headers' Module.symvers must give every CRC in the module's `__versions` as is, and its
+    // vermagic must be the kernel's.
+    let kmod_out = t.path().join("kmod");
+    let started = std::time::Instant::now();
+    let o = std::process::Command::new(bin())
+        .args(["build", "--driver", "kmod", "--kernel-source"])
+        .arg(&source)
+        .arg("--kernel-config")
+        .arg(&image)
+        .args(["--kernel-release", &k.release])
+        .args(["--target-id", "debian", "--kernel-version", "1", "-o"])
+        .arg(&kmod_out)
+        .args(driver_8_args())
+        .env("PROBEFORGE_CACHE", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    eprintln!(
+        "module from source: {:.1} s\n{err}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(err.contains("from the cache"), "{err}");
+    assert!(err.contains("imported symbols computed from"), "{err}");
+    let ko = kmod_out.join(probeforge::kmod::module_file_name(
+        "debian", &k.release, "1",
+    ));
+    let bytes = fs::read(&ko).unwrap();
+    let debian = lister().fetch(k).expect("the kernel's Debian headers");
+    let tree = probeforge::kmod::kbuild::stage_kernel(&debian, &t.path().join("debian-headers"))
+        .expect("Debian's headers");
+    let debian_symvers = probeforge::kmod::Symvers::parse(
+        &fs::read_to_string(tree.objtree.join("Module.symvers")).unwrap(),
+    );
+    let report = probeforge::kmod::validate(&bytes, &tree, &debian_symvers)
+        .unwrap_or_else(|e| panic!("the module against Debian's own Module.symvers: {e}"));
+    // Every import, and modpost's `module_layout`, versioned with Debian's CRC.
+    assert!(report.imports > 50, "{report:?}");
+    assert_eq!(report.crcs_checked, report.imports + 1, "{report:?}");
+    // And it loads and captures in the kernel Debian built from that source.
+    let (code, stdout, stderr) = run(&[
+        "verify".to_owned(),
+        "--json".into(),
+        "--kernel-image".into(),
+        image.display().to_string(),
+        "--driver-source".into(),
+        libs_0_20_0().display().to_string(),
+        ko.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["booted_release"], k.release.as_str(), "{v}");
+    let r = &v["reports"][0];
+    assert_eq!(r["kind"], "kmod", "{r}");
+    let j = probeforge::verify::judge(r);
+    assert!(j.ok, "the module from source in its kernel: {}", j.line);
+
     // The config of another kernel than the source's: refused, both versions named.
     let other = kernels
         .iter()
@@ -271,4 +333,42 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["built"], 0, "{v:#}");
+}
+
+/// A kernel built with clang (its config says `CONFIG_CC_IS_CLANG=y`): its tree is not
+/// prepared with gcc (olddefconfig would silently make it a gcc kernel's tree); refused before
+/// anything is unpacked or written, naming the config and its compiler.
+#[test]
+fn a_clang_built_kernels_source_is_refused_not_prepared_with_gcc() {
+    let t = tmpdir();
+    let config = t.path().join("config-clang");
+    fs::write(
+        &config,
+        "# Linux/x86 6.1.0 Kernel Configuration\nCONFIG_CC_VERSION_TEXT=\"Debian clang version 14.0.6\"\nCONFIG_CC_IS_CLANG=y\nCONFIG_CLANG_VERSION=140006\nCONFIG_MODVERSIONS=y\n",
+    )
+    .unwrap();
+    let tarball = t.path().join("linux-6.1.tar.xz");
+    fs::write(&tarball, "not read: refused before").unwrap();
+    let out = t.path().join("out");
+    let o = std::process::Command::new(bin())
+        .args(["build", "--driver", "kmod", "--kernel-source"])
+        .arg(&tarball)
+        .arg("--kernel-config")
+        .arg(&config)
+        .args(["--kernel-release", "6.1.0-clang", "--kernel-version", "1"])
+        .args(["--driver-source"])
+        .arg(&tarball)
+        .arg("-o")
+        .arg(&out)
+        .env("PROBEFORGE_CACHE", t.path().join("cache"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("config-clang") && err.contains("Debian clang version 14.0.6"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    assert!(!t.path().join("cache/kernel-trees").exists());
 }

@@ -201,11 +201,6 @@ pub fn run(
         )?,
         (None, None) => unreachable!("a session is opened when no driver source is given"),
     };
-    if o.driver == Driver::Kmod && source_built {
-        return Err(Error::Usage(
-            "kernel modules of kernels built from their source are not built yet (the probe is): build the module from the distro's header packages".into(),
-        ));
-    }
     if o.driver == Driver::Kmod {
         let (m, verdict) = module(
             o,
@@ -221,6 +216,8 @@ pub fn run(
                 kernel_release: kernel_release.as_deref(),
                 catalog_target: catalog_target.as_deref(),
                 kernel_version: kernel_version.as_deref(),
+                source_tree: source_built,
+                file_release: file_release.as_deref(),
             },
         )?;
         return Ok(Built {
@@ -369,6 +366,10 @@ struct ModuleFacts<'a> {
     kernel_release: Option<&'a str>,
     catalog_target: Option<&'a str>,
     kernel_version: Option<&'a str>,
+    /// `headers` is one tree prepared from its source (see [`crate::vanilla`]).
+    source_tree: bool,
+    /// Falco's name of the kernel where it is not `uname -r` (Flatcar's release).
+    file_release: Option<&'a str>,
 }
 
 /// Builds the kernel module: the kernel's packages unpacked whole (kbuild's tools included),
@@ -393,39 +394,76 @@ fn module(
         .tempdir_in(&scratch)
         .map_err(Error::write(&scratch))?;
     let driver = crate::driver::open(driver_source, work.path())?;
-    let opened;
-    let s = match session {
-        Some(s) => s,
-        None => {
-            opened = Session::open(net)?;
-            &opened
-        }
-    };
-    let compilers = s.compilers();
+    let module_name = o
+        .module_name
+        .as_deref()
+        .unwrap_or(crate::kmod::kbuild::MODULE_NAME);
+    let jobs = o.jobs.unwrap_or_else(super::default_jobs);
     let crate::kmod::package::Built {
         mut module,
         tree,
         symbols_checked,
-    } = crate::kmod::package::build(
-        &crate::kmod::package::FromPackages {
-            packages: headers,
-            driver: &driver,
-            driver_version: facts.driver_version,
-            target_id: facts.target_id,
-            kernel_version: facts.kernel_version,
-            module_name: o
-                .module_name
-                .as_deref()
-                .unwrap_or(crate::kmod::kbuild::MODULE_NAME),
-            release: facts.kernel_release,
-            arch: o.arch,
-            scratch: &scratch,
-            jobs: o.jobs.unwrap_or_else(super::default_jobs),
-            compilers: &compilers,
-            target: facts.catalog_target,
-        },
-        rep,
-    )?;
+    } = match (facts.source_tree, headers) {
+        (true, [tree]) => {
+            let target_id = facts.target_id.unwrap_or("vanilla");
+            let kernel_version = facts.kernel_version.ok_or_else(|| {
+                Error::Usage(
+                    "a kernel tree prepared from its source does not say its version (`#N` of `uname -v`): give --kernel-version".into(),
+                )
+            })?;
+            let mut b = crate::kmod::package::build_in_tree(
+                &crate::kmod::package::InTree {
+                    tree,
+                    driver: &driver,
+                    driver_version: facts.driver_version,
+                    target_id,
+                    kernel_version,
+                    module_name,
+                    scratch: &scratch,
+                    jobs,
+                },
+                rep,
+            )?;
+            if let Some(r) = facts.file_release {
+                b.module.file_name = crate::kmod::module_file_name(target_id, r, kernel_version);
+            }
+            b
+        }
+        _ => {
+            let opened;
+            let s = match session {
+                Some(s) => s,
+                None => {
+                    opened = Session::open(net)?;
+                    &opened
+                }
+            };
+            let compilers = s.compilers();
+            crate::kmod::package::build(
+                &crate::kmod::package::FromPackages {
+                    packages: headers,
+                    driver: &driver,
+                    driver_version: facts.driver_version,
+                    target_id: facts.target_id,
+                    kernel_version: facts.kernel_version,
+                    module_name,
+                    release: facts.kernel_release,
+                    arch: o.arch,
+                    scratch: &scratch,
+                    jobs,
+                    compilers: &compilers,
+                    target: facts.catalog_target,
+                },
+                rep,
+            )?
+        }
+    };
+    if let Some(c) = &module.symvers_computed {
+        rep.note(&format!(
+            "kernel {}: CRCs of {} imported symbols computed from {} objects in {:.1} s (the tree has no Module.symvers)",
+            tree.release, c.computed, c.objects, c.seconds
+        ));
+    }
     if let Some(s) = &signer {
         crate::kmod::sign::sign_module(s, &mut module, &tree)?;
     }

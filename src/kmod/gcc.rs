@@ -259,7 +259,16 @@ pub fn kit_manifest(want: &KernelCompiler, kernel: Arch, root: &Path) -> Option<
         return None;
     }
     let host = Arch::host()?;
-    let prefix = program.strip_suffix("gcc").unwrap_or("");
+    // binutils under the compiler's own prefix (`x86_64-bottlerocket-linux-gnu-ld`), else
+    // the kernel's triplet's, else plain.
+    let prefix = [
+        program.strip_suffix("gcc").unwrap_or("").to_owned(),
+        format!("{}-", kernel.triple()),
+        String::new(),
+    ]
+    .into_iter()
+    .find(|p| root.join(format!("usr/bin/{p}ld")).exists())
+    .unwrap_or_default();
     let own = [host.loader().to_owned(), format!("usr/{}", host.loader())]
         .into_iter()
         .find(|l| root.join(l).exists());

@@ -521,41 +521,79 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
         root.display()
     );
     let log_path = scratch.join("kbuild.log");
-    let log = fs::File::create(&log_path).map_err(|e| io_err(&log_path, e))?;
-    let log2 = log.try_clone().map_err(|e| io_err(&log_path, e))?;
-    let status = Command::new("make")
-        .arg("-C")
-        .arg(&objtree)
-        .arg(format!("M={}", staged.dir.display()))
-        .arg(format!("KERNELDIR={}", objtree.display()))
-        .arg(format!("-j{}", req.jobs.max(1)))
-        .args(&vars)
-        .arg(&kcflags)
-        .arg("modules")
-        .env("LC_ALL", "C")
-        .env("PATH", &path)
-        .env("SOURCE_DATE_EPOCH", "0")
-        .env("KBUILD_BUILD_TIMESTAMP", "1970-01-01")
-        .env("KBUILD_BUILD_USER", "probeforge")
-        .env("KBUILD_BUILD_HOST", "probeforge")
-        .env_remove("MAKEFLAGS")
-        .env_remove("KBUILD_OUTPUT")
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .status()
-        .map_err(|e| io_err(Path::new("make"), e))?;
-    let text = String::from_utf8_lossy(&fs::read(&log_path).unwrap_or_default()).into_owned();
-    if !status.success() {
-        return Err(Error::Compile {
-            driver: version,
-            release: tree.release.clone(),
-            status: status.to_string(),
-            log: log_path,
-            tail: tail(&text, 25),
-        });
-    }
+    let run = |modpost_warn: bool| -> Result<String, Error> {
+        let log = fs::File::create(&log_path).map_err(|e| io_err(&log_path, e))?;
+        let log2 = log.try_clone().map_err(|e| io_err(&log_path, e))?;
+        let status = Command::new("make")
+            .arg("-C")
+            .arg(&objtree)
+            .arg(format!("M={}", staged.dir.display()))
+            .arg(format!("KERNELDIR={}", objtree.display()))
+            .arg(format!("-j{}", req.jobs.max(1)))
+            .args(&vars)
+            .arg(&kcflags)
+            .args(modpost_warn.then_some("KBUILD_MODPOST_WARN=1"))
+            .arg("modules")
+            .env("LC_ALL", "C")
+            .env("PATH", &path)
+            .env("SOURCE_DATE_EPOCH", "0")
+            .env("KBUILD_BUILD_TIMESTAMP", "1970-01-01")
+            .env("KBUILD_BUILD_USER", "probeforge")
+            .env("KBUILD_BUILD_HOST", "probeforge")
+            .env_remove("MAKEFLAGS")
+            .env_remove("KBUILD_OUTPUT")
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .status()
+            .map_err(|e| io_err(Path::new("make"), e))?;
+        let text = String::from_utf8_lossy(&fs::read(&log_path).unwrap_or_default()).into_owned();
+        if !status.success() {
+            return Err(Error::Compile {
+                driver: version.clone(),
+                release: tree.release.clone(),
+                status: status.to_string(),
+                log: log_path.clone(),
+                tail: tail(&text, 25),
+            });
+        }
+        Ok(text)
+    };
+    let mut text = run(false)?;
     let ko = staged.dir.join(format!("{}.ko", staged.name));
+    // A tree prepared from its source has no Module.symvers: the CRCs of exactly the symbols
+    // this module imports are computed in the tree, then kbuild's modpost runs again with them.
+    let mut crcs = None;
+    if super::crcs::is_source_tree(tree) {
+        let first = fs::read(&ko).map_err(|_| Error::NoOutput {
+            driver: version.clone(),
+            release: tree.release.clone(),
+            path: ko.clone(),
+        })?;
+        let needed = super::crcs::undefined_symbols(&first).map_err(|e| Error::Invalid {
+            driver: version.clone(),
+            release: tree.release.clone(),
+            source: super::ValidateError::Elf(e),
+        })?;
+        // modpost versions `module_layout` too (kernels up to 6.2), where the tree exports it.
+        let done = super::crcs::complete(
+            tree,
+            &needed,
+            &["module_layout"],
+            &super::crcs::Make {
+                args: &vars,
+                path: &path,
+                jobs: req.jobs,
+                log: &scratch.join("crcs.log"),
+            },
+        )?;
+        crcs = Some(done);
+        // modpost again, with those CRCs. Its unresolved-symbol errors become warnings (as in
+        // the first run, which had no Module.symvers): the driver's configure tests link
+        // against a file that holds only the module's imports, and validation below refuses
+        // any import the tree does not export with its CRC.
+        text = run(true)?;
+    }
     let bytes = fs::read(&ko).map_err(|_| Error::NoOutput {
         driver: version.clone(),
         release: tree.release.clone(),
@@ -584,6 +622,7 @@ pub fn build(req: &KmodRequest) -> Result<Module, Error> {
         compiler_text: req.compiler.version_text.clone(),
         log: log_path,
         signed_by: None,
+        symvers_computed: crcs,
     })
 }
 

@@ -21,6 +21,8 @@
 //! - [`resolve`]: a compiler no manifest pins, found in the kernel's own distribution's signed
 //!   indexes (the exact build its headers name, with its dependency closure) and made a
 //!   manifest like the pinned ones.
+//! - [`crcs`]: the `Module.symvers` lines a tree prepared from its source lacks, for exactly
+//!   the symbols a module imports: their exporting objects compiled alone, genksyms' CRCs read.
 //! - [`package`]: from a kernel's packages to a validated module (unpack, compiler, kbuild).
 //! - [`sign`]: a module signed with the user's key and certificate exactly as the kernel's
 //!   `scripts/sign-file` signs it (Secure Boot), and its signature read and verified.
@@ -28,6 +30,7 @@
 //! The entry points: [`package::build`], [`build`] and [`validate::validate`]. This module never prints, never
 //! publishes and never decides which kernel or driver is meant.
 
+pub mod crcs;
 pub mod gcc;
 pub mod kbuild;
 pub mod package;
@@ -149,6 +152,12 @@ pub enum Error {
         #[source]
         source: ValidateError,
     },
+    #[error("kernel `{release}`: sources give symbol `{symbol}` several CRCs ({})", .found.join(", "))]
+    AmbiguousCrc {
+        release: String,
+        symbol: String,
+        found: Vec<String>,
+    },
     #[error("the headers are kernel `{found}`, not `{want}`")]
     OtherKernel { want: String, found: String },
     #[error("kernel `{release}` is {found}, but {want} was asked for")]
@@ -224,6 +233,9 @@ pub struct Module {
     /// Who signed it (`--sign-key`/`--sign-cert`) and with which hash; never the key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed_by: Option<sign::Signed>,
+    /// For a tree prepared from its source: the `Module.symvers` lines computed for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub symvers_computed: Option<crcs::Completed>,
 }
 
 /// Falco's module file name, as its loaders download it.

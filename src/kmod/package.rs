@@ -180,3 +180,55 @@ impl Drop for Workdir {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// What one module build in a kernel tree prepared from its source needs (see
+/// [`crate::vanilla`]): the tree, built in place by the compiler that prepared it.
+pub struct InTree<'a> {
+    /// The prepared tree (srctree and objtree in one).
+    pub tree: &'a Path,
+    pub driver: &'a DriverSource,
+    pub driver_version: Option<&'a str>,
+    pub target_id: &'a str,
+    /// Falco's kernel version (`#N` of `uname -v`): a prepared tree does not say it.
+    pub kernel_version: &'a str,
+    pub module_name: &'a str,
+    pub scratch: &'a Path,
+    pub jobs: usize,
+}
+
+/// Builds and validates one module in a prepared tree, with the compiler its
+/// `CONFIG_CC_VERSION_TEXT` names (the one that prepared it: this host's, the very same text),
+/// computing the tree's missing `Module.symvers` lines for exactly the symbols it imports.
+pub fn build_in_tree(r: &InTree, rep: &dyn Reporter) -> Result<Built, Error> {
+    let mut tree = KernelTree::find(r.tree, None).map_err(|e| Error::Io {
+        path: r.tree.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    tree.kernel_version = Some(r.kernel_version.to_owned());
+    let work = Workdir::acquire(
+        r.scratch,
+        &format!("src-{}", workdir_key(Some(&tree.release), &[])),
+    )?;
+    let want = KernelCompiler::of(&tree)?;
+    let compiler = Compiler::host(Path::new(want.program()), &want)?;
+    rep.phase(&tree.release, Phase::Compile);
+    let built = super::build(&super::KmodRequest {
+        tree: &tree,
+        driver: r.driver,
+        driver_version: r.driver_version,
+        compiler: &compiler,
+        target_id: r.target_id,
+        module_name: r.module_name,
+        scratch: &work.path().join("build"),
+        jobs: r.jobs,
+    });
+    rep.done(&tree.release);
+    let module = built?;
+    let symvers_path = tree.objtree.join("Module.symvers");
+    let symvers = std::fs::read_to_string(&symvers_path).unwrap_or_default();
+    Ok(Built {
+        symbols_checked: super::Symvers::parse(&symvers).len(),
+        module,
+        tree,
+    })
+}

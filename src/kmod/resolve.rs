@@ -398,6 +398,26 @@ pub struct IndexCompilers<'a> {
     said: Mutex<std::collections::BTreeSet<String>>,
 }
 
+/// A target's index for one host arch, read by `read` the first time only (per process).
+fn once<T>(
+    memo: &Mutex<BTreeMap<(String, Arch), Arc<T>>>,
+    target: &str,
+    host: Arch,
+    read: impl FnOnce() -> crate::repo::Result<T>,
+) -> Result<Arc<T>, Error> {
+    let key = (target.to_owned(), host);
+    let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = memo.get(&key) {
+        return Ok(i.clone());
+    }
+    let all = Arc::new(read().map_err(|source| Error::Index {
+        target: target.to_owned(),
+        source: Box::new(source),
+    })?);
+    memo.insert(key, all.clone());
+    Ok(all)
+}
+
 /// What a module build asks of its compilers.
 pub trait FindCompiler: Sync {
     /// The compiler of `tree`, a kernel listed by catalog target `target` (when known).
@@ -469,59 +489,23 @@ impl<'a> IndexCompilers<'a> {
     }
 
     fn index(&self, target: &str, host: Arch) -> Result<Arc<Index>, Error> {
-        let key = (target.to_owned(), host);
-        let mut memo = self.indexes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = memo.get(&key) {
-            return Ok(i.clone());
-        }
-        let all = self
-            .lister
-            .apt_index(target, host, |_| true)
-            .map_err(|source| Error::Index {
-                target: target.to_owned(),
-                source: Box::new(source),
-            })?;
-        let all = Arc::new(all);
-        memo.insert(key, all.clone());
-        Ok(all)
+        once(&self.indexes, target, host, || {
+            self.lister.apt_index(target, host, |_| true)
+        })
     }
 
     /// A pacman target's databases for `host`, read once.
     fn pacman_index(&self, target: &str, host: Arch) -> Result<Arc<PacIndex>, Error> {
-        let key = (target.to_owned(), host);
-        let mut memo = self.pacman.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = memo.get(&key) {
-            return Ok(i.clone());
-        }
-        let all = self
-            .lister
-            .pacman_index(target, host)
-            .map_err(|source| Error::Index {
-                target: target.to_owned(),
-                source: Box::new(source),
-            })?;
-        let all = Arc::new(all);
-        memo.insert(key, all.clone());
-        Ok(all)
+        once(&self.pacman, target, host, || {
+            self.lister.pacman_index(target, host)
+        })
     }
 
     /// A yum target's primary index for `host`, read once.
     fn yum_index(&self, target: &str, host: Arch) -> Result<Arc<YumIndex>, Error> {
-        let key = (target.to_owned(), host);
-        let mut memo = self.yum_indexes.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = memo.get(&key) {
-            return Ok(i.clone());
-        }
-        let all = self
-            .lister
-            .yum_index(target, host)
-            .map_err(|source| Error::Index {
-                target: target.to_owned(),
-                source: Box::new(source),
-            })?;
-        let all = Arc::new(all);
-        memo.insert(key, all.clone());
-        Ok(all)
+        once(&self.yum_indexes, target, host, || {
+            self.lister.yum_index(target, host)
+        })
     }
 
     /// The compiler `want` from `target`'s indexes, with the kbuild `tools` groups it needs,
@@ -835,9 +819,9 @@ pub fn planned_source(
             "{}'s signed indexes, else Debian's build of the kernel's gcc major version",
             t.name
         )),
-        "kernel-org" | "flatcar" => Err(format!(
-            "`{}` kernels are built from their source: a prepared tree has no Module.symvers to \
-             check a module against (modules of source-built kernels are not built yet)",
+        "kernel-org" | "flatcar" => Ok(format!(
+            "this host's compiler, which prepares `{}` kernels' trees from their source (the \
+             tree's CONFIG_CC_VERSION_TEXT names it)",
             t.name
         )),
         "bottlerocket" => Ok(

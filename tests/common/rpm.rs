@@ -239,3 +239,62 @@ pub fn copy_objtree(obj: &Path, dest: &Path) {
             .success());
     }
 }
+
+/// A staged Debian kernel set (headers, `-common` and `linux-kbuild` unpacked at `staged`) made
+/// one tree at `tree`, as RPM `kernel-devel` and Bottlerocket's kit ship it: the srctree, the
+/// objtree's own entries over it, and kbuild's programs (fixdep, modpost, objtool) in
+/// `scripts/` and `tools/`.
+pub fn one_tree_with_kbuild(staged: &Path, tree: &Path) {
+    let src = staged.join("usr/src");
+    let entries: Vec<PathBuf> = fs::read_dir(&src)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let common = entries
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("-common"))
+        .expect("a -common srctree");
+    let obj = entries
+        .iter()
+        .find(|p| {
+            let n = p.to_string_lossy();
+            !n.ends_with("-common") && (n.ends_with("-amd64") || n.ends_with("-arm64"))
+        })
+        .expect("an objtree");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(common)
+        .arg(tree)
+        .status()
+        .unwrap()
+        .success());
+    copy_objtree(obj, tree);
+    let kb = fs::read_dir(staged.join("usr/lib"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("linux-kbuild-")
+        })
+        .expect("linux-kbuild");
+    for d in ["scripts", "tools"] {
+        if kb.join(d).is_dir() {
+            let at = tree.join(d);
+            if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                fs::remove_file(&at).unwrap();
+            }
+            fs::create_dir_all(&at).unwrap();
+            assert!(Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", kb.join(d).display()))
+                .arg(&at)
+                .status()
+                .unwrap()
+                .success());
+        }
+    }
+}
