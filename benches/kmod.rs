@@ -26,7 +26,10 @@ fn main() {
         .find(|m| m.name == "gcc-12-debian12")
         .expect("gcc-12-debian12");
     let n = common::net();
-    let gcc_root = gcc::fetch(&manifest, &n.client, &n.catalog, &n.mirrors).expect("gcc-12");
+    let gcc_root = gcc::fetch(&manifest, &n.client, &n.catalog, &n.mirrors, &|_, _, _| {
+        Ok(())
+    })
+    .expect("gcc-12");
     let as_named = KernelCompiler {
         text: manifest.version_text.clone(),
         gcc_version: 120200,

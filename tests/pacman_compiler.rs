@@ -4,6 +4,8 @@
 //! says) and that kernel's real compiler as pacman packages made around the real Debian
 //! packages of its closure. The module is built with the compiler fetched by the database's
 //! digests and validated against the kernel's Module.symvers; a tampered package is refused.
+//! As on real Arch, unsigned databases with every package signed on its own also give the
+//! compiler; a compiler package without its own valid signature is then refused.
 
 mod common;
 #[path = "common/drivers.rs"]
@@ -245,27 +247,76 @@ fn arch_builds_the_module_with_the_compiler_from_its_signed_database() {
         .contains(&200));
     assert!(server.hits("/core/os/x86_64/core.files.sig").contains(&200));
 
-    // A database without its signature cannot vouch for a compiler (the kernel's listing is
-    // still signed by `core.db.sig`).
-    fs::rename(core.join("core.files.sig"), t.path().join("core.files.sig")).unwrap();
-    let (code, stdout, err) = build(&t.path().join("cache-unsigned"), &[]);
-    assert_eq!(code, 1, "{err}\n{stdout}");
-    assert!(
-        err.contains("`core.files`") && err.contains("no `core.files.sig`"),
-        "{err}"
-    );
-    fs::rename(t.path().join("core.files.sig"), core.join("core.files.sig")).unwrap();
-
-    // A gcc package whose bytes differ from the signed database's sha256 is refused, naming it.
-    server.fault(&format!("/core/os/x86_64/{gcc_file}"), Fault::Corrupt);
-    let (code, stdout, err) = build(&t.path().join("cache-tampered"), &[]);
-    assert_eq!(code, 1, "{err}\n{stdout}");
     let gcc_name = m
         .packages
         .iter()
         .find(|p| gcc_file.starts_with(&format!("{}-", p.name)))
         .map(|p| p.name.clone())
         .unwrap();
+
+    // Real Arch: `core.db` and `core.files` unsigned, each package with its own `.sig` (made
+    // after `repo-add`, so the databases carry no %PGPSIG%): the kernel and its compiler are
+    // trusted package by package.
+    let aside = t.path().join("db-sigs");
+    fs::create_dir_all(&aside).unwrap();
+    for db in ["core.db", "core.files"] {
+        for sig in [format!("{db}.sig"), format!("{db}.tar.gz.sig")] {
+            fs::rename(core.join(&sig), aside.join(&sig)).unwrap();
+        }
+    }
+    for p in &packages {
+        let mut sig = p.clone().into_os_string();
+        sig.push(".sig");
+        signer.detach(p, Path::new(&sig), false);
+    }
+    let (code, stdout, err) = build(&t.path().join("cache-unsigned-db"), &[]);
+    assert_eq!(code, 0, "{err}\n{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        v["compiler"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("@arch"),
+        "{v:#}"
+    );
+    assert!(v["symbols_checked"].as_u64().unwrap() > 1000, "{v:#}");
+    assert!(server
+        .hits(&format!("/core/os/x86_64/{gcc_file}.sig"))
+        .contains(&200));
+    assert!(server.hits("/core/os/x86_64/core.files.sig").contains(&404));
+
+    // One compiler package without its own signature, then signed by another key: refused
+    // before anything is unpacked, naming it.
+    let gcc_sig = core.join(format!("{gcc_file}.sig"));
+    fs::rename(&gcc_sig, t.path().join("gcc.sig")).unwrap();
+    let (code, stdout, err) = build(&t.path().join("cache-gcc-unsigned"), &[]);
+    assert_eq!(code, 1, "{err}\n{stdout}");
+    assert!(
+        err.contains(&format!("package `{gcc_name}` is refused"))
+            && err.contains(&format!("`{gcc_file}`"))
+            && err.contains("is not signed"),
+        "{err}"
+    );
+    let other = test_key(t.path(), "not-arch");
+    other.detach(&core.join(&gcc_file), &gcc_sig, false);
+    let (code, stdout, err) = build(&t.path().join("cache-gcc-other-key"), &[]);
+    assert_eq!(code, 1, "{err}\n{stdout}");
+    assert!(
+        err.contains(&format!("package `{gcc_name}` is refused"))
+            && err.contains("no valid signature by a trusted key"),
+        "{err}"
+    );
+    fs::rename(t.path().join("gcc.sig"), &gcc_sig).unwrap();
+    for db in ["core.db", "core.files"] {
+        for sig in [format!("{db}.sig"), format!("{db}.tar.gz.sig")] {
+            fs::rename(aside.join(&sig), core.join(&sig)).unwrap();
+        }
+    }
+
+    // A gcc package whose bytes differ from the signed database's sha256 is refused, naming it.
+    server.fault(&format!("/core/os/x86_64/{gcc_file}"), Fault::Corrupt);
+    let (code, stdout, err) = build(&t.path().join("cache-tampered"), &[]);
+    assert_eq!(code, 1, "{err}\n{stdout}");
     assert!(
         err.contains(&format!("package `{gcc_name}`")) && err.contains("sha256"),
         "{err}"

@@ -59,6 +59,21 @@ pub struct GccPackage {
     pub filename: String,
     pub size: u64,
     pub sha256: String,
+    /// Set where the database listing the package is unsigned (Arch signs packages, not
+    /// databases): the package's own detached signature, checked by the target's keys when
+    /// it is fetched, before it is unpacked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_signature: Option<OwnSignature>,
+}
+
+/// Where a package's own detached signature is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnSignature {
+    /// In the database's entry (`%PGPSIG%`, base64).
+    Pgpsig(String),
+    /// In `<file>.sig` beside the package.
+    Beside,
 }
 
 /// A pinned kernel compiler: the distro's gcc and binutils, with every library they load.
@@ -718,13 +733,20 @@ pub fn root_in_cache(m: &GccManifest, cache_dir: &Path) -> PathBuf {
         .join(format!("{}-{}", m.name, m.digest()))
 }
 
+/// What [`fetch`] asks of each package downloaded (its URL and file) before unpacking.
+pub type PackageCheck<'a> =
+    dyn Fn(&GccPackage, &str, &Path) -> Result<(), Box<crate::repo::Error>> + 'a;
+
 /// Downloads (verified by digest, through the package cache) and unpacks a pinned compiler
-/// without root; a no-op when it is there. The root appears whole or not at all.
+/// without root; a no-op when it is there. The root appears whole or not at all. `check`
+/// sees each package downloaded (its URL and file) before anything is unpacked: its error
+/// (a package's own signature refused) stops the fetch.
 pub fn fetch(
     m: &GccManifest,
     client: &crate::http::Client,
     catalog: &crate::repo::Catalog,
     mirrors: &crate::repo::Mirrors,
+    check: &PackageCheck<'_>,
 ) -> Result<PathBuf, Error> {
     let root = root_in_cache(m, &client.config().cache_dir);
     if root.join(".complete").is_file() {
@@ -750,6 +772,11 @@ pub fn fetch(
                 package: p.name.clone(),
                 source: Box::new(source),
             })?;
+        check(p, &url, &f).map_err(|source| Error::PackageSignature {
+            compiler: m.name.clone(),
+            package: p.name.clone(),
+            source,
+        })?;
         files.push(f);
     }
     crate::extract::unpack_into_place(&files, &root, &m.digest()).map_err(|e| match e {
@@ -818,6 +845,7 @@ pub fn pin(lister: &crate::repo::Lister, spec: &PinSpec) -> Result<GccManifest, 
             filename,
             size: p.size,
             sha256: p.sha256,
+            own_signature: None,
         });
     }
     Ok(GccManifest {

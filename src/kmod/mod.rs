@@ -90,6 +90,13 @@ pub enum Error {
         #[source]
         source: Box<crate::http::Error>,
     },
+    #[error("compiler `{compiler}`: package `{package}` is refused")]
+    PackageSignature {
+        compiler: String,
+        package: String,
+        #[source]
+        source: Box<crate::repo::Error>,
+    },
     #[error("cannot unpack `{what}`")]
     Unpack {
         what: String,

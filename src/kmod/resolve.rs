@@ -241,6 +241,7 @@ pub fn resolve(
             filename: p.filename.clone(),
             size: p.size,
             sha256: p.sha256.clone(),
+            own_signature: None,
         })
         .collect();
     let host_triplet = host.triple();
@@ -376,7 +377,7 @@ fn closure(
 /// A target's packages for one arch, each with the catalog mirror it is under.
 type Index = Vec<(String, Package)>;
 /// A pacman target's packages for one arch, each with its repository's path.
-type PacIndex = Vec<(String, crate::repo::pacman::DbPackage)>;
+type PacIndex = crate::repo::PacmanIndex;
 /// A yum target's packages for one arch ([`super::resolve_rpm`]).
 type YumIndex = Vec<super::resolve_rpm::Listed>;
 /// A compiler text resolved, or why not.
@@ -545,7 +546,8 @@ impl<'a> IndexCompilers<'a> {
                     want,
                     kernel,
                     host,
-                    &index,
+                    &index.packages,
+                    &index.unsigned,
                     self.exact_only,
                     target,
                     &t.mirror,
@@ -742,12 +744,29 @@ impl FindCompiler for IndexCompilers<'_> {
         }
     }
 
+    /// Fetches `m`'s packages; one from an unsigned pacman database must carry its own valid
+    /// signature by the keys of the target it was resolved from (`pinned_from`), checked
+    /// before anything is unpacked.
     fn fetch(&self, m: &GccManifest) -> Result<PathBuf, Error> {
+        let check = |p: &gcc::GccPackage, url: &str, file: &std::path::Path| {
+            let Some(sig) = &p.own_signature else {
+                return Ok(());
+            };
+            let pgpsig = match sig {
+                gcc::OwnSignature::Pgpsig(s) => Some(s.as_str()),
+                gcc::OwnSignature::Beside => None,
+            };
+            self.lister
+                .pacman_package_signed(&m.pinned_from, url, file, pgpsig)
+                .map(drop)
+                .map_err(Box::new)
+        };
         gcc::fetch(
             m,
             self.lister.client,
             self.lister.catalog,
             self.lister.mirrors,
+            &check,
         )
     }
 }
@@ -801,7 +820,8 @@ pub fn planned_source(
             Arch::host().map_or("unknown", |a| a.uname_m())
         )),
         "pacman" => Ok(format!(
-            "{}'s signed pacman databases, else Debian's build of the kernel's gcc major version",
+            "{}'s pacman databases (signed, or each package by its own signature), else \
+             Debian's build of the kernel's gcc major version",
             t.name
         )),
         "yum" => Ok(format!(

@@ -11,10 +11,12 @@
 //! `.files` database, else by name or `%PROVIDES%`) at exactly that package version.
 //!
 //! The closure follows `%DEPENDS%` through names and `%PROVIDES%` with pacman's version
-//! comparison; every package is later fetched by the database's `%SHA256SUM%` and `%CSIZE%`.
-//! Pure over the parsed databases: nothing here fetches or decides trust.
+//! comparison; every package is later fetched by the database's `%SHA256SUM%` and `%CSIZE%`,
+//! and one from an unsigned database (Arch's) carries its own signature to be checked then
+//! ([`GccPackage::own_signature`]). Pure over the parsed databases: nothing here fetches or
+//! decides trust.
 
-use super::gcc::{GccManifest, GccPackage, KernelCompiler};
+use super::gcc::{GccManifest, GccPackage, KernelCompiler, OwnSignature};
 use super::resolve::{Resolved, VersionText};
 use super::Error;
 use crate::kernel::Arch;
@@ -82,14 +84,16 @@ const KBUILD_TOOL_LIBS: &[&[&str]] = &[
 ];
 
 /// The kernel's compiler and its closure from a pacman `index` (each package with its
-/// repository's path below catalog mirror `mirror`). `target` names the databases for
-/// messages and records.
+/// repository's path below catalog mirror `mirror`); a package of a repository in
+/// `unsigned` (its database is unsigned) must carry its own signature. `target` names the
+/// databases for messages and records.
 #[allow(clippy::too_many_arguments)]
 pub fn resolve(
     want: &KernelCompiler,
     kernel: Arch,
     host: Arch,
     index: &PacIndex,
+    unsigned: &[String],
     exact_only: bool,
     target: &str,
     mirror: &str,
@@ -232,8 +236,16 @@ pub fn resolve(
             filename: format!("{repo}/{}", p.filename),
             size: p.csize,
             sha256: p.sha256.clone(),
+            own_signature: unsigned.contains(repo).then(|| match &p.pgpsig {
+                Some(sig) => OwnSignature::Pgpsig(sig.clone()),
+                None => OwnSignature::Beside,
+            }),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let databases = match packages.iter().any(|p| p.own_signature.is_some()) {
+        true => "pacman databases (unsigned: each package by its own signature)",
+        false => "signed pacman databases",
+    };
     let version_text = match exact {
         true => want.text.clone(),
         // What the nearest build will say, but for the date only its binary knows.
@@ -256,13 +268,12 @@ pub fn resolve(
         pinned_from: target.to_owned(),
         note: match exact {
             true => format!(
-                "resolved from {target}'s signed pacman databases: `{}` {} and its dependency \
-                 closure",
+                "resolved from {target}'s {databases}: `{}` {} and its dependency closure",
                 d.name, d.version
             ),
             false => format!(
-                "resolved from {target}'s signed pacman databases: the kernel names `{}`, a \
-                 build they do not carry; the nearest build of gcc {major}, `{}` {}, is used",
+                "resolved from {target}'s {databases}: the kernel names `{}`, a build they do \
+                 not carry; the nearest build of gcc {major}, `{}` {}, is used",
                 want.text, d.name, d.version
             ),
         },
@@ -451,6 +462,7 @@ mod tests {
             Arch::X86_64,
             Arch::X86_64,
             index,
+            &[],
             exact_only,
             "arch",
             "arch",
@@ -517,6 +529,47 @@ mod tests {
             "core/os/x86_64/gcc-15.1.1+r7+gf36ec88aa85a-1-x86_64.pkg.tar.zst"
         );
         assert_eq!(m.name, "gcc_15.1.1+r7+gf36ec88aa85a-1@arch");
+    }
+
+    #[test]
+    fn a_package_of_an_unsigned_database_carries_its_own_signature() {
+        let mut index = arch_index();
+        index[0].1.pgpsig = Some("c2ln".into());
+        let want = KernelCompiler {
+            text: "gcc (GCC) 15.1.1 20250425".into(),
+            gcc_version: 0,
+        };
+        let unsigned = ["core/os/x86_64".to_owned()];
+        let r = resolve(
+            &want,
+            Arch::X86_64,
+            Arch::X86_64,
+            &index,
+            &unsigned,
+            true,
+            "arch",
+            "arch",
+            &[],
+        )
+        .unwrap();
+        let own = |name: &str| {
+            let p = r.manifest.packages.iter().find(|p| p.name == name).unwrap();
+            p.own_signature.clone()
+        };
+        assert_eq!(own("gcc"), Some(OwnSignature::Pgpsig("c2ln".into())));
+        assert_eq!(own("zlib"), Some(OwnSignature::Beside));
+        assert!(
+            r.manifest.note.contains("own signature"),
+            "{}",
+            r.manifest.note
+        );
+        // A signed database's packages are trusted by its digests.
+        let r = from(&index, "gcc (GCC) 15.1.1 20250425", true).unwrap();
+        assert!(r
+            .manifest
+            .packages
+            .iter()
+            .all(|p| p.own_signature.is_none()));
     }
 
     #[test]

@@ -377,6 +377,7 @@ pub fn resolve(
                 filename: file.clone(),
                 size: r.size,
                 sha256: r.checksum.clone(),
+                own_signature: None,
             }
         })
         .collect();

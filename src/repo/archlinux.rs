@@ -1,7 +1,8 @@
 //! Listing Arch Linux's kernels from its pacman repositories (`<mirror>/<repo>/os/<arch>/`).
 //!
 //! Arch signs packages, not databases: a database `.sig` is checked when the mirror has one;
-//! otherwise each headers package is downloaded (the build needs it anyway), checked against
+//! otherwise each package probeforge uses (kernel headers here, a compiler's packages when
+//! fetched, [`Lister::pacman_package_signed`]) is downloaded (the build needs it anyway), checked against
 //! the database's sha256 and size, and its own detached signature (`%PGPSIG%`, else
 //! `<file>.sig`) is checked against the target's keys. A kernel whose package is signed by a
 //! trusted key is trusted; anything else is `unsigned_metadata`, refused without
@@ -22,6 +23,16 @@ pub(super) fn hash_number(uname_v: Option<&str>) -> String {
         })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "1".into())
+}
+
+/// A pacman target's packages for one arch ([`Lister::pacman_index`]).
+#[derive(Debug, Default)]
+pub struct PacmanIndex {
+    /// Each package with its repository's path below the target's mirror (`core/os/x86_64`).
+    pub packages: Vec<(String, pacman::DbPackage)>,
+    /// The repositories (paths as above) whose database is unsigned: each package used from
+    /// one is trusted only by its own signature.
+    pub unsigned: Vec<String>,
 }
 
 /// One pacman repository of one architecture, as read so far.
@@ -74,17 +85,15 @@ impl Lister<'_> {
     /// Every package of a pacman target's repositories for `arch`, each with its repository's
     /// path below the target's mirror (`core/os/x86_64`): from the `.files` databases (they
     /// say which package ships which program), a repository without one from its `.db`. A
-    /// database's digests are trusted only through its own signature (`.sig`) by the
-    /// target's keys; an unsigned one is refused unless the target allows unsigned metadata.
-    pub fn pacman_index(
-        &self,
-        target: &str,
-        arch: Arch,
-    ) -> Result<Vec<(String, pacman::DbPackage)>> {
+    /// database's digests are trusted through its own signature (`.sig`) by the target's
+    /// keys; a database without one (Arch's) is listed in `unsigned`, and each package used
+    /// from it must carry its own signature. A signature that is there and wrong is refused
+    /// unless the target allows unsigned metadata.
+    pub fn pacman_index(&self, target: &str, arch: Arch) -> Result<PacmanIndex> {
         let t = self.catalog.target(target)?;
         let mirror = self.mirrors.resolve(self.catalog, &t.mirror)?;
         let keyring = t.keyring()?;
-        let mut out = Vec::new();
+        let mut out = PacmanIndex::default();
         for repo in &t.repos {
             let path = format!("{repo}/os/{}", arch.uname_m());
             let base = format!("{mirror}/{path}");
@@ -104,25 +113,83 @@ impl Lister<'_> {
                 tracing::info!("{label}: no {repo}.files or {repo}.db; skipped");
                 continue;
             };
-            let checked = match self.fetch_meta(&format!("{base}/{file}.sig")) {
-                Ok(sig) => crate::trust::verify_detached(&db, &sig, &keyring, &label, &file),
-                Err(e) if e.is_not_found() => Err(crate::trust::Error::Unsigned {
-                    repo: label.clone(),
-                    file: file.clone(),
-                    detail: Some(format!(
-                        "no `{file}.sig`: its digests cannot vouch for a compiler's packages"
-                    )),
-                }),
+            let signed = match self.fetch_meta(&format!("{base}/{file}.sig")) {
+                Ok(sig) => t.accept(crate::trust::verify_detached(
+                    &db, &sig, &keyring, &label, &file,
+                ))?,
+                Err(e) if e.is_not_found() => false,
                 Err(e) => return Err(e),
             };
-            t.accept(checked)?;
+            if !signed {
+                tracing::info!("{label}/{file} is unsigned: each package used from it is checked by its own signature");
+                out.unsigned.push(path.clone());
+            }
             let pkgs = pacman::parse_db(&db).map_err(|what| Error::Index {
                 url: format!("{label}/{file}"),
                 what: what.to_string(),
             })?;
-            out.extend(pkgs.into_iter().map(|p| (path.clone(), p)));
+            out.packages
+                .extend(pkgs.into_iter().map(|p| (path.clone(), p)));
         }
         Ok(out)
+    }
+
+    /// Whether a package downloaded from pacman target `target`'s unsigned database (`url`,
+    /// into `file`) carries its own valid signature by the target's keys: `pgpsig` (the
+    /// database's `%PGPSIG%`, base64), else `<url>.sig`. Refused without one unless the
+    /// target allows unsigned metadata (then `false`, warned).
+    pub fn pacman_package_signed(
+        &self,
+        target: &str,
+        url: &str,
+        file: &std::path::Path,
+        pgpsig: Option<&str>,
+    ) -> Result<bool> {
+        let t = self.catalog.target(target)?;
+        self.package_signed(t, &t.keyring()?, url, file, pgpsig, "its database")
+    }
+
+    /// A package's own detached signature over its downloaded `file`, under `t`'s policy; `db`
+    /// names the unsigned database for the message.
+    fn package_signed(
+        &self,
+        t: &Target,
+        keyring: &crate::trust::Keyring,
+        url: &str,
+        file: &std::path::Path,
+        pgpsig: Option<&str>,
+        db: &str,
+    ) -> Result<bool> {
+        let (dir, name) = url.rsplit_once('/').unwrap_or(("", url));
+        let label = http::redact(dir);
+        let sig = match pgpsig.map(|s| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.decode(s)
+        }) {
+            Some(Ok(sig)) => Some(sig),
+            Some(Err(_)) | None => match self.fetch_meta(&format!("{url}.sig")) {
+                Ok(s) => Some(s),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            },
+        };
+        let checked = match sig {
+            Some(sig) => {
+                let bytes = std::fs::read(file).map_err(|e| Error::Index {
+                    url: http::redact(url),
+                    what: e.to_string(),
+                })?;
+                crate::trust::verify_detached(&bytes, &sig, keyring, &label, name)
+            }
+            None => Err(crate::trust::Error::Unsigned {
+                repo: label.clone(),
+                file: name.to_owned(),
+                detail: Some(format!(
+                    "no %PGPSIG% in {db}, no `.sig` beside it, and {db} is unsigned"
+                )),
+            }),
+        };
+        t.accept(checked)
     }
 
     pub(super) fn list_pacman(&self, t: &Target, arches: &[Arch]) -> Result<Vec<KernelRecord>> {
@@ -224,38 +291,15 @@ impl Lister<'_> {
                 })
             }
         };
-        let signed = if r.db_signed {
-            true
-        } else {
-            let sig = match p.pgpsig.as_deref().map(|s| {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD.decode(s)
-            }) {
-                Some(Ok(sig)) => Some(sig),
-                Some(Err(_)) | None => match self.fetch_meta(&format!("{url}.sig")) {
-                    Ok(s) => Some(s),
-                    Err(e) if e.is_not_found() => None,
-                    Err(e) => return Err(e),
-                },
-            };
-            let checked = match sig {
-                Some(sig) => {
-                    let bytes = std::fs::read(&file).map_err(|e| Error::Index {
-                        url: http::redact(&url),
-                        what: e.to_string(),
-                    })?;
-                    crate::trust::verify_detached(&bytes, &sig, r.keyring, &label, &p.filename)
-                }
-                None => Err(crate::trust::Error::Unsigned {
-                    repo: label.clone(),
-                    file: p.filename.clone(),
-                    detail: Some(format!(
-                        "no %PGPSIG% in `{db_file}`, no `.sig` beside it, and `{db_file}` is unsigned"
-                    )),
-                }),
-            };
-            t.accept(checked)?
-        };
+        let signed = r.db_signed
+            || self.package_signed(
+                t,
+                r.keyring,
+                &url,
+                &file,
+                p.pgpsig.as_deref(),
+                &format!("`{db_file}`"),
+            )?;
         let (tree_release, uname_v) = self.tree_facts(&file, &p.sha256, &url)?;
         // The package's own tree is `uname -r`; the name rule is only a cross-check.
         match pacman::uname_release(&p.name, &p.version) {

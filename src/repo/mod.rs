@@ -23,6 +23,8 @@ pub mod tuf;
 pub mod yum;
 mod yum_list;
 
+pub use archlinux::PacmanIndex;
+
 use std::collections::BTreeMap;
 
 use crate::http::{self, Client};
