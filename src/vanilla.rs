@@ -57,7 +57,7 @@ pub enum Error {
     ClangTools {
         path: PathBuf,
         #[source]
-        source: crate::kmod::Error,
+        source: Box<crate::kmod::Error>,
     },
     #[error("`{tool}` is needed to prepare a kernel tree{hint}")]
     Missing { tool: String, hint: String },
@@ -237,7 +237,7 @@ fn host_clang(config: &Path, text: &str, arch: Arch) -> Result<crate::kmod::Comp
     })?;
     crate::kmod::Compiler::host(&path, &want).map_err(|source| Error::ClangTools {
         path: config.to_owned(),
-        source,
+        source: Box::new(source),
     })
 }
 
@@ -323,7 +323,7 @@ pub fn prepare(req: &Request, cache_dir: &Path, scratch: &Path) -> Result<Prepar
                 c.make_vars(&work.path().join("cc"))
                     .map_err(|source| Error::ClangTools {
                         path: req.config.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
             let mut all: Vec<PathBuf> = dir.into_iter().collect();
             all.extend(std::env::split_paths(
