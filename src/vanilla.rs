@@ -4,7 +4,9 @@
 //! through `extract`, the `.config` (a file, or the kernel image package that ships it) put in,
 //! then `make olddefconfig` and `make modules_prepare` with the host's compiler and the kernel
 //! release the target's loaders expect (`KERNELRELEASE`, which is what `uname -r` says of it).
-//! Once per (source, config, release, arch, host compiler): kept in the cache by that digest,
+//! A config of a clang-built kernel (`CONFIG_CC_IS_CLANG=y`) is prepared with `LLVM=1` and
+//! this host's clang of exactly its `CONFIG_CC_VERSION_TEXT` ([`crate::kmod::gcc::host_clang`]),
+//! or refused. Once per (source, config, release, arch, host compiler): kept in the cache by that digest,
 //! appearing whole or not at all. The tree then builds like any header tree.
 //!
 //! Never trusts an archive path (extract decides); never prepares in place of a cached tree.
@@ -45,8 +47,18 @@ pub enum Error {
     NoRelease,
     #[error("kernel release `{0}` is longer than the 64 bytes uname allows")]
     LongRelease(String),
-    #[error("`{}` is a config of a kernel built with clang (`{text}`): trees of clang-built kernels are not prepared yet (a gcc tree would not be that kernel's)", path.display())]
-    Clang { path: PathBuf, text: String },
+    #[error("`{}` is a config of a kernel built with clang (`{text}`): {why} (a tree prepared with another compiler would not be that kernel's)", path.display())]
+    Clang {
+        path: PathBuf,
+        text: String,
+        why: String,
+    },
+    #[error("the clang of `{}`", .path.display())]
+    ClangTools {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::kmod::Error>,
+    },
     #[error("`{tool}` is needed to prepare a kernel tree{hint}")]
     Missing { tool: String, hint: String },
     #[error("preparing {release} ({step}) failed: {status}\n{tail}\n(kbuild needs make, gcc, flex, bison, bc, and libelf and libssl headers: on Debian `apt-get install make gcc flex bison bc libelf-dev libssl-dev`)")]
@@ -197,6 +209,38 @@ fn clang_built(config: &[u8]) -> Option<String> {
     })
 }
 
+/// This host's clang whose `--version` says exactly `text`, ready for kbuild's `LLVM=1`
+/// (for this host's architecture only).
+fn host_clang(config: &Path, text: &str, arch: Arch) -> Result<crate::kmod::Compiler> {
+    let refuse = |why: String| Error::Clang {
+        path: config.to_owned(),
+        text: text.to_owned(),
+        why,
+    };
+    if Arch::host() != Some(arch) {
+        return Err(refuse(format!(
+            "a {arch:?} tree is prepared with clang only on a {arch:?} host"
+        )));
+    }
+    let want = crate::kmod::KernelCompiler {
+        text: text.to_owned(),
+        gcc_version: 0,
+    };
+    let path = crate::kmod::gcc::host_clang(&want).map_err(|seen| {
+        refuse(format!(
+            "no clang here says exactly that (available: {})",
+            match seen.is_empty() {
+                true => "none".to_owned(),
+                false => seen.join(", "),
+            }
+        ))
+    })?;
+    crate::kmod::Compiler::host(&path, &want).map_err(|source| Error::ClangTools {
+        path: config.to_owned(),
+        source: Box::new(source),
+    })
+}
+
 /// The host compiler's identity (part of the key: the tree's generated files come from it).
 fn host_compiler(cross: Option<&str>) -> Result<String> {
     let cc = format!("{}gcc", cross.unwrap_or(""));
@@ -225,13 +269,12 @@ fn host_compiler(cross: Option<&str>) -> Result<String> {
 pub fn prepare(req: &Request, cache_dir: &Path, scratch: &Path) -> Result<Prepared> {
     let config = read_config(&req.config, req.release.as_deref(), scratch)?;
     // `make olddefconfig` with gcc would turn a clang-built kernel's config into a gcc one:
-    // a tree whose flags, vermagic and module ABI are not that kernel's.
-    if let Some(text) = clang_built(&config.bytes) {
-        return Err(Error::Clang {
-            path: req.config.clone(),
-            text,
-        });
-    }
+    // a tree whose flags, vermagic and module ABI are not that kernel's. Such a config is
+    // prepared with `LLVM=1` and this host's clang of exactly its text, or refused.
+    let clang = match clang_built(&config.bytes) {
+        Some(text) => Some(host_clang(&req.config, &text, req.arch)?),
+        None => None,
+    };
     let release = req
         .release
         .clone()
@@ -243,7 +286,11 @@ pub fn prepare(req: &Request, cache_dir: &Path, scratch: &Path) -> Result<Prepar
     // Another architecture's tree needs its cross compiler (`aarch64-linux-gnu-gcc`, ...).
     let prefix = format!("{}-", req.arch.triple());
     let cross = (Arch::host() != Some(req.arch)).then_some(prefix.as_str());
-    let compiler = host_compiler(cross)?;
+    let compiler = match &clang {
+        // Its own key: the same config prepared with gcc is another tree.
+        Some(c) => format!("{}\nLLVM=1", c.version_text),
+        None => host_compiler(cross)?,
+    };
     let source_sha = crate::base::sha256_file(&req.source).map_err(io(&req.source))?;
     let key = crate::base::sha256(
         format!(
@@ -269,6 +316,23 @@ pub fn prepare(req: &Request, cache_dir: &Path, scratch: &Path) -> Result<Prepar
         .tempdir_in(parent)
         .map_err(io(parent))?;
     let staged = work.path().join("place");
+    // clang's `CC=` and `LLVM=1`, its LLVM's programs first on PATH.
+    let (llvm_vars, llvm_path) = match &clang {
+        Some(c) => {
+            let (vars, dir) =
+                c.make_vars(&work.path().join("cc"))
+                    .map_err(|source| Error::ClangTools {
+                        path: req.config.clone(),
+                        source: Box::new(source),
+                    })?;
+            let mut all: Vec<PathBuf> = dir.into_iter().collect();
+            all.extend(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            ));
+            (vars, std::env::join_paths(all).ok())
+        }
+        None => (Vec::new(), None),
+    };
     let (tarball, source_version) = source_tarball(&req.source, work.path())?;
     // A distro's source package and image package of one build carry one version: any other
     // pair gives a tree whose structures are not the running kernel's.
@@ -300,11 +364,15 @@ pub fn prepare(req: &Request, cache_dir: &Path, scratch: &Path) -> Result<Prepar
             .arg(&tree)
             .arg(format!("ARCH={}", req.arch.kernel_dir()))
             .args(cross.map(|c| format!("CROSS_COMPILE={c}")))
+            .args(&llvm_vars)
             .args(args)
             .env("LC_ALL", "C")
             .env("KBUILD_BUILD_TIMESTAMP", "1970-01-01")
             .env("KBUILD_BUILD_USER", "probeforge")
             .env("KBUILD_BUILD_HOST", "probeforge");
+        if let Some(p) = &llvm_path {
+            c.env("PATH", p);
+        }
         let o = c.output().map_err(|_| Error::Missing {
             tool: "make".into(),
             hint: String::new(),

@@ -335,16 +335,169 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     assert_eq!(v["built"], 0, "{v:#}");
 }
 
-/// A kernel built with clang (its config says `CONFIG_CC_IS_CLANG=y`): its tree is not
-/// prepared with gcc (olddefconfig would silently make it a gcc kernel's tree); refused before
-/// anything is unpacked or written, naming the config and its compiler.
+/// The first line of this host's `clang --version` (Debian's: `Debian clang version 14.0.6`).
+fn host_clang_text() -> String {
+    let o = std::process::Command::new("clang")
+        .arg("--version")
+        .output()
+        .expect("clang (.ci/setup)");
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Debian's 6.1 source with Debian's own config made a clang-built kernel's (its compiler
+/// lines say this host's clang, as `make LLVM=1 olddefconfig` makes them): the tree is prepared
+/// with `LLVM=1` and that clang, and the module is built in it with `LLVM=1`, the CRCs of its
+/// imports computed there, and validated against the tree (vermagic, CRCs). The module says
+/// what compiled and linked it: clang and LLD of that version, not gcc and GNU ld.
 #[test]
-fn a_clang_built_kernels_source_is_refused_not_prepared_with_gcc() {
+fn a_clang_built_kernels_source_gets_a_module_built_with_llvm() {
+    let clang = host_clang_text();
+    let version = clang
+        .split("clang version ")
+        .nth(1)
+        .and_then(|v| v.split_whitespace().next())
+        .expect("a clang version")
+        .to_owned();
+    let source = lister()
+        .find_package("debian-bookworm", Arch::X86_64, "linux-source-6.1")
+        .expect("linux-source-6.1 in bookworm");
+    let kernels = lister()
+        .list("debian-bookworm", &[Arch::X86_64])
+        .expect("list bookworm");
+    let k = kernels
+        .iter()
+        .find(|k| plain_headers_version(k) == Some(source.version.as_str()))
+        .expect("the bookworm amd64 kernel of linux-source");
+    let image = debian_package(
+        "debian-bookworm",
+        Arch::X86_64,
+        &format!("linux-image-{}-unsigned", k.release),
+    );
+    let source_deb = net()
+        .client
+        .fetch_verified(&source.url, &source.sha256, Some(source.size))
+        .expect("linux-source")
+        .0;
+    let t = tmpdir();
+    let debian = probeforge::vanilla::read_config(&image, Some(&k.release), t.path())
+        .expect("Debian's config");
+    let debian = String::from_utf8(debian.bytes).unwrap();
+    assert!(debian.contains("CONFIG_CC_IS_GCC=y"));
+    // The compiler lines as clang's olddefconfig writes them; the rest is Debian's.
+    let mut config: String = debian
+        .lines()
+        .map(|l| match l {
+            l if l.starts_with("CONFIG_CC_VERSION_TEXT=") => {
+                format!("CONFIG_CC_VERSION_TEXT=\"{clang}\"")
+            }
+            "CONFIG_CC_IS_GCC=y" => "# CONFIG_CC_IS_GCC is not set".into(),
+            l if l.starts_with("CONFIG_GCC_VERSION=") => "CONFIG_GCC_VERSION=0".into(),
+            "# CONFIG_CC_IS_CLANG is not set" => "CONFIG_CC_IS_CLANG=y".into(),
+            l => l.to_owned(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    // (A symbol without a prompt that is off is not written at all.)
+    if !config.contains("CONFIG_CC_IS_CLANG=y") {
+        config.push_str("CONFIG_CC_IS_CLANG=y\n");
+    }
+    let config_path = t.path().join(format!("config-{}", k.release));
+    fs::write(&config_path, &config).unwrap();
+    let cache = fresh_cache(&t.path().join("cache"));
+    let out = t.path().join("out");
+    let started = std::time::Instant::now();
+    let o = std::process::Command::new(bin())
+        .args(["build", "--driver", "kmod", "--kernel-source"])
+        .arg(&source_deb)
+        .arg("--kernel-config")
+        .arg(&config_path)
+        .args(["--kernel-release", &k.release])
+        .args(["--target-id", "debian", "--kernel-version", "1", "-o"])
+        .arg(&out)
+        .args(driver_8_args())
+        .env("PROBEFORGE_CACHE", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    eprintln!(
+        "clang tree and module: {:.1} s\n{err}",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("imported symbols computed from"), "{err}");
+    // The prepared tree is a clang kernel's: its config names the host clang.
+    let trees = cache.join("kernel-trees");
+    let tree_dir = fs::read_dir(&trees)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("tree"))
+        .find(|p| p.is_dir())
+        .expect("a prepared tree");
+    let prepared = fs::read_to_string(tree_dir.join(".config")).unwrap();
+    assert!(
+        prepared.contains("CONFIG_CC_IS_CLANG=y"),
+        "not a clang tree"
+    );
+    assert!(
+        prepared.contains(&format!("CONFIG_CC_VERSION_TEXT=\"{clang}\"")),
+        "the prepared tree names another compiler"
+    );
+    assert!(prepared.contains("CONFIG_LD_IS_LLD=y"), "not linked by LLD");
+    let v: Vec<u32> = version.split('.').map(|n| n.parse().unwrap()).collect();
+    let lld = format!("CONFIG_LLD_VERSION={}", v[0] * 10000 + v[1] * 100 + v[2]);
+    assert!(prepared.contains(&lld), "not LLD {version}");
+    let ko = out.join(probeforge::kmod::module_file_name(
+        "debian", &k.release, "1",
+    ));
+    let bytes = fs::read(&ko).unwrap();
+    // Compiled by that clang (`.comment`), and linked by LLD: clang's objects start
+    // `.comment` with an empty string, which GNU ld keeps and LLD's merge drops.
+    let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+    assert!(
+        has(&format!("clang version {version}")),
+        "not compiled by clang {version}"
+    );
+    use object::{Object, ObjectSection};
+    let elf = object::File::parse(&*bytes).unwrap();
+    let comment = elf
+        .section_by_name(".comment")
+        .and_then(|s| s.data().ok())
+        .expect("a .comment");
+    assert!(
+        comment.first().is_some_and(|b| *b != 0),
+        "not linked by LLD: {:?}",
+        String::from_utf8_lossy(comment)
+    );
+    assert!(!has("GCC: ("), "gcc compiled part of it");
+    // Validated against the prepared tree: its vermagic, and every import's CRC as the
+    // tree computes it.
+    let tree = probeforge::kernel::KernelTree::find(&tree_dir, None).unwrap();
+    let symvers = probeforge::kmod::Symvers::parse(
+        &fs::read_to_string(tree.objtree.join("Module.symvers")).unwrap(),
+    );
+    let report = probeforge::kmod::validate(&bytes, &tree, &symvers)
+        .unwrap_or_else(|e| panic!("the clang module against its tree: {e}"));
+    assert!(
+        report.vermagic.starts_with(&format!("{} SMP", k.release)),
+        "{report:?}"
+    );
+    assert!(report.imports > 50, "{report:?}");
+    assert_eq!(report.crcs_checked, report.imports + 1, "{report:?}");
+}
+
+/// A kernel built by a clang this host does not have (COS's): refused before anything is
+/// unpacked or written, naming the config, its compiler and the clang there is.
+#[test]
+fn a_clang_built_kernels_source_is_refused_without_its_clang() {
     let t = tmpdir();
     let config = t.path().join("config-clang");
     fs::write(
         &config,
-        "# Linux/x86 6.1.0 Kernel Configuration\nCONFIG_CC_VERSION_TEXT=\"Debian clang version 14.0.6\"\nCONFIG_CC_IS_CLANG=y\nCONFIG_CLANG_VERSION=140006\nCONFIG_MODVERSIONS=y\n",
+        "# Linux/x86 6.1.0 Kernel Configuration\nCONFIG_CC_VERSION_TEXT=\"Chromium OS 17.0_pre498229-r33 clang version 17.0.0\"\nCONFIG_CC_IS_CLANG=y\nCONFIG_CLANG_VERSION=170000\nCONFIG_MODVERSIONS=y\n",
     )
     .unwrap();
     let tarball = t.path().join("linux-6.1.tar.xz");
@@ -366,9 +519,10 @@ fn a_clang_built_kernels_source_is_refused_not_prepared_with_gcc() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("config-clang") && err.contains("Debian clang version 14.0.6"),
+        err.contains("config-clang") && err.contains("Chromium OS 17.0_pre498229-r33"),
         "{err}"
     );
+    assert!(err.contains(&host_clang_text()), "{err}");
     assert!(!out.exists());
     assert!(!t.path().join("cache/kernel-trees").exists());
 }

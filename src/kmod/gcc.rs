@@ -357,6 +357,20 @@ pub fn choose(
             )
         })
         .collect();
+    // A clang-built kernel: this host's clang of exactly its text, with LLVM's binutils.
+    if clang_version(&want.text).is_some() {
+        if host == Some(kernel_arch) {
+            match host_clang(want) {
+                Ok(path) => return Ok(CompilerSource::Host(path)),
+                Err(mut others) => available.append(&mut others),
+            }
+        }
+        return Err(Error::NoCompiler {
+            kernel: want.text.clone(),
+            arch: kernel_arch,
+            available,
+        });
+    }
     let prog = want.program();
     // `gcc-12`, or a triplet-prefixed `x86_64-linux-gnu-gcc-14`: only ever the same name.
     if host == Some(kernel_arch) && prog.contains("gcc") && !prog.contains('/') {
@@ -459,6 +473,99 @@ pub fn accepts(kernel: &str, found: &str, arch: Arch, nearest: bool, major_only:
     }
 }
 
+/// clang's own version in a `--version` line of any vendor's shape: `Debian clang version
+/// 14.0.6`, `Ubuntu clang version 18.1.3 (1ubuntu1)`, COS's `Chromium OS 17.0_pre498229-r33
+/// clang version 17.0.0 (...)`: `[14, 0, 6]`. `None` for gcc or any other shape.
+pub fn clang_version(text: &str) -> Option<Vec<u32>> {
+    let (_, after) = text.split_once("clang version ")?;
+    let version = after.split_whitespace().next()?;
+    let v: Vec<u32> = version
+        .split('.')
+        .map(|n| {
+            let digits: String = n.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect::<Option<_>>()?;
+    (v.len() >= 2).then_some(v)
+}
+
+/// This host's clang whose `--version` says exactly the kernel's text: `clang-<major>`, then
+/// `clang`, on `PATH`. Else every clang the host has, with what it says.
+pub fn host_clang(want: &KernelCompiler) -> Result<PathBuf, Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(v) = clang_version(&want.text) {
+        names.push(format!("clang-{}", v[0]));
+    }
+    names.push("clang".into());
+    // Every other `clang-N` on PATH, to name what there is.
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let numbered = n
+                    .strip_prefix("clang-")
+                    .is_some_and(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_digit()));
+                if numbered && !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+    }
+    let mut seen = Vec::new();
+    for name in names {
+        let Some(path) = which(&name) else { continue };
+        match version_line(&mut Command::new(&path)) {
+            Ok(line) if line == want.text => return Ok(path),
+            Ok(line) => seen.push(format!("host `{}` ({line})", path.display())),
+            Err(_) => seen.push(format!("host `{}` (does not run)", path.display())),
+        }
+    }
+    Err(seen)
+}
+
+/// The LLVM programs `LLVM=1` makes kbuild call by name besides `clang`.
+const LLVM_TOOLS: &[&str] = &[
+    "ld.lld",
+    "llvm-ar",
+    "llvm-nm",
+    "llvm-objcopy",
+    "llvm-objdump",
+    "llvm-readelf",
+    "llvm-strip",
+];
+
+/// The programs of `clang`'s own LLVM installation under the names `LLVM=1` calls (`clang`,
+/// `ld.lld`, `llvm-ar`, ...): beside the real program (Debian's `/usr/lib/llvm-14/bin`),
+/// else on `PATH` with its major version's suffix (`ld.lld-14`). Any missing is an error
+/// naming them: never another LLVM's.
+pub fn llvm_tools(clang: &Path, text: &str) -> Result<Vec<(String, PathBuf)>, Error> {
+    let real = fs::canonicalize(clang).map_err(|e| super::io_err(clang, e))?;
+    let dir = real.parent().map(Path::to_path_buf).unwrap_or_default();
+    let major = clang_version(text).map(|v| v[0]);
+    let mut found = vec![("clang".to_owned(), real.clone())];
+    let mut missing = Vec::new();
+    for tool in LLVM_TOOLS {
+        let beside = dir.join(tool);
+        let suffixed = major.and_then(|m| which(&format!("{tool}-{m}")));
+        match (beside.is_file(), suffixed) {
+            (true, _) => found.push((tool.to_string(), beside)),
+            (false, Some(p)) => found.push((tool.to_string(), p)),
+            (false, None) => missing.push(match major {
+                Some(m) => format!("{tool}-{m}"),
+                None => tool.to_string(),
+            }),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::NoLlvmTools {
+            clang: clang.to_owned(),
+            text: text.to_owned(),
+            missing,
+        });
+    }
+    Ok(found)
+}
+
 /// A `--version` line as (program name without `prefix`, the rest).
 fn unprefixed<'t>(text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
     let (prog, rest) = text.split_once(' ')?;
@@ -505,6 +612,10 @@ pub struct Compiler {
     extra: Vec<(String, Vec<String>)>,
     /// Pinned only: the loader and library path its programs start with.
     launcher: Option<(PathBuf, String)>,
+    /// clang only: its LLVM's programs by the names `LLVM=1` calls, linked into a directory
+    /// first on `PATH` ([`llvm_tools`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    llvm: Vec<(String, PathBuf)>,
 }
 
 impl Compiler {
@@ -583,6 +694,7 @@ impl Compiler {
                 .filter(|(_, p)| p.is_file())
                 .map(|(n, p)| (n, launch(&p)))
                 .collect(),
+            llvm: Vec::new(),
         };
         let found = version_line(&mut c.command()).map_err(|source| Error::RunCompiler {
             compiler: c.origin.clone(),
@@ -626,6 +738,20 @@ impl Compiler {
             compiler: origin.clone(),
             source: std::io::Error::other("this host's architecture is not one probeforge knows"),
         })?;
+        // A clang: kbuild with `LLVM=1` and the binutils of the very same LLVM.
+        let llvm = match clang_version(&found) {
+            Some(_) => llvm_tools(path, &found)?,
+            None => Vec::new(),
+        };
+        let origin = match llvm.iter().find(|(n, _)| n == "ld.lld") {
+            Some((_, ld)) => format!(
+                "{origin} with LLVM=1 ({})",
+                ld.parent()
+                    .map(|d| d.display().to_string())
+                    .unwrap_or_default()
+            ),
+            None => origin,
+        };
         Ok(Compiler {
             version_text: found,
             origin,
@@ -637,6 +763,7 @@ impl Compiler {
             as_path: None,
             extra: Vec::new(),
             launcher: None,
+            llvm,
         })
     }
 
@@ -714,7 +841,22 @@ impl Compiler {
             }
             path_dir = Some(bin);
         }
+        if !self.llvm.is_empty() {
+            // `LLVM=1` calls `clang`, `ld.lld`, `llvm-ar`... by name (kernels before 5.18 know
+            // no suffix or prefix form): this LLVM's, first on PATH.
+            let bin = dir.join("llvm-bin");
+            fs::create_dir_all(&bin).map_err(|e| super::io_err(&bin, e))?;
+            for (name, target) in &self.llvm {
+                let link = bin.join(name);
+                let _ = fs::remove_file(&link);
+                std::os::unix::fs::symlink(target, &link).map_err(|e| super::io_err(&link, e))?;
+            }
+            path_dir = Some(bin);
+        }
         let mut vars = vec![format!("CC={}", cc.join(" "))];
+        if !self.llvm.is_empty() {
+            vars.push("LLVM=1".into());
+        }
         if self.is_cross() {
             vars.push(format!("ARCH={}", self.target_arch.kernel_dir()));
             vars.push(format!("CROSS_COMPILE={}-", self.target_arch.triple()));
@@ -1141,6 +1283,40 @@ mod tests {
             Arch::Aarch64
         ));
         assert!(!same_release(native, "", Arch::X86_64));
+    }
+
+    #[test]
+    fn clang_versions_in_every_vendors_shape() {
+        for (text, v) in [
+            ("Debian clang version 14.0.6", Some(vec![14, 0, 6])),
+            ("Ubuntu clang version 18.1.3 (1ubuntu1)", Some(vec![18, 1, 3])),
+            (
+                "Chromium OS 17.0_pre498229-r33 clang version 17.0.0 (/var/cache/chromeos-cache/distfiles/egit-src/external/github.com/llvm/llvm-project 14f0776550b5a49e1c42f49a00213f7f3fa047bf)",
+                Some(vec![17, 0, 0]),
+            ),
+            ("clang version 19.1.7", Some(vec![19, 1, 7])),
+            ("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0", None),
+            ("clang version x", None),
+        ] {
+            assert_eq!(clang_version(text), v, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_clang_nobody_has_is_refused_naming_what_there_is() {
+        let want = KernelCompiler {
+            text: "Chromium OS 17.0_pre498229-r33 clang version 17.0.0".into(),
+            gcc_version: 0,
+        };
+        let msg = choose(&want, Arch::X86_64, &GccManifest::embedded())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("Chromium OS 17.0_pre498229-r33"), "{msg}");
+        // This host's clang is named with what it says.
+        if let Some(p) = which("clang") {
+            let line = version_line(&mut Command::new(&p)).unwrap();
+            assert!(msg.contains(&line), "{msg}");
+        }
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub enum Error {
         arch: Arch,
         available: Vec<String>,
     },
+    #[error("clang `{}` ({text}) has no LLVM binutils beside it (LLVM=1 needs {}): on Debian `apt-get install lld-N llvm-N` of its major version", .clang.display(), .missing.join(", "))]
+    NoLlvmTools {
+        clang: PathBuf,
+        text: String,
+        missing: Vec<String>,
+    },
     #[error("the kernel was built by `{kernel}` but {compiler} says `{found}`")]
     CompilerMismatch {
         kernel: String,

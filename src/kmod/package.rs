@@ -210,7 +210,16 @@ pub fn build_in_tree(r: &InTree, rep: &dyn Reporter) -> Result<Built, Error> {
         &format!("src-{}", workdir_key(Some(&tree.release), &[])),
     )?;
     let want = KernelCompiler::of(&tree)?;
-    let compiler = Compiler::host(Path::new(want.program()), &want)?;
+    // gcc by the name its text gives; a clang-built tree's clang of exactly its text.
+    let program = match super::gcc::clang_version(&want.text) {
+        Some(_) => super::gcc::host_clang(&want).map_err(|available| Error::NoCompiler {
+            kernel: want.text.clone(),
+            arch: tree.arch,
+            available,
+        })?,
+        None => Path::new(want.program()).to_owned(),
+    };
+    let compiler = Compiler::host(&program, &want)?;
     rep.phase(&tree.release, Phase::Compile);
     let built = super::build(&super::KmodRequest {
         tree: &tree,
