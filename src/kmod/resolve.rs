@@ -828,6 +828,13 @@ pub fn planned_source(
             "{}'s signed indexes, else Debian's build of the kernel's gcc major version",
             t.name
         )),
+        // Chromium OS's clang builds COS kernels: only a host clang of exactly that text.
+        "cos" => Err(format!(
+            "`{}` kernels are built by Chromium OS's clang: only this host's clang of exactly \
+             the kernel's text builds their module (Debian's clang of the same major is not \
+             looked up yet)",
+            t.name
+        )),
         "bottlerocket" => Ok(
             "the kit's own toolchain (`toolchain/` beside `kernel-devel`), else Debian's build \
              of the kernel's gcc major version"
