@@ -166,18 +166,7 @@ fn a_probe_from_debians_kernel_source_loads_in_that_kernel() {
     // vermagic must be the kernel's.
     let kmod_out = t.path().join("kmod");
     let started = std::time::Instant::now();
-    let o = std::process::Command::new(bin())
-        .args(["build", "--driver", "kmod", "--kernel-source"])
-        .arg(&source)
-        .arg("--kernel-config")
-        .arg(&image)
-        .args(["--kernel-release", &k.release])
-        .args(["--target-id", "debian", "--kernel-version", "1", "-o"])
-        .arg(&kmod_out)
-        .args(driver_8_args())
-        .env("PROBEFORGE_CACHE", &cache)
-        .output()
-        .unwrap();
+    let o = module_from_source(&source, &image, &k.release, &kmod_out, &cache);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     eprintln!(
@@ -411,18 +400,7 @@ fn a_clang_built_kernels_source_gets_a_module_built_with_llvm() {
     let cache = fresh_cache(&t.path().join("cache"));
     let out = t.path().join("out");
     let started = std::time::Instant::now();
-    let o = std::process::Command::new(bin())
-        .args(["build", "--driver", "kmod", "--kernel-source"])
-        .arg(&source_deb)
-        .arg("--kernel-config")
-        .arg(&config_path)
-        .args(["--kernel-release", &k.release])
-        .args(["--target-id", "debian", "--kernel-version", "1", "-o"])
-        .arg(&out)
-        .args(driver_8_args())
-        .env("PROBEFORGE_CACHE", &cache)
-        .output()
-        .unwrap();
+    let o = module_from_source(&source_deb, &config_path, &k.release, &out, &cache);
     let err = String::from_utf8_lossy(&o.stderr);
     eprintln!(
         "clang tree and module: {:.1} s\n{err}",
@@ -525,4 +503,27 @@ fn a_clang_built_kernels_source_is_refused_without_its_clang() {
     assert!(err.contains(&host_clang_text()), "{err}");
     assert!(!out.exists());
     assert!(!t.path().join("cache/kernel-trees").exists());
+}
+
+/// `probeforge build --driver kmod` of driver 8.0.0 from a kernel source and config, as
+/// Debian's kernel `release`, into `out`, with `cache`.
+fn module_from_source(
+    source: &std::path::Path,
+    config: &std::path::Path,
+    release: &str,
+    out: &std::path::Path,
+    cache: &std::path::Path,
+) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(["build", "--driver", "kmod", "--kernel-source"])
+        .arg(source)
+        .arg("--kernel-config")
+        .arg(config)
+        .args(["--kernel-release", release])
+        .args(["--target-id", "debian", "--kernel-version", "1", "-o"])
+        .arg(out)
+        .args(driver_8_args())
+        .env("PROBEFORGE_CACHE", cache)
+        .output()
+        .unwrap()
 }
